@@ -1,0 +1,3 @@
+export * from './msat.js';
+export * from './errors.js';
+export * from './hex.js';

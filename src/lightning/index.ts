@@ -1,0 +1,3 @@
+export type * from './types.js';
+export type * from './backend.js';
+export * from './errors.js';

@@ -1,0 +1,51 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { subscribeToPayViaDetails } from 'ln-service';
+import { isPubkey } from '../../domain/hex.js';
+import { LightningError, LightningErrorCode } from '../errors.js';
+import type { KeysendArgs, PaymentOutcome, TlvRecord } from '../types.js';
+import { awaitPayment } from './await-payment.js';
+import type { LndContext } from './context.js';
+import { DEFAULT_PATHFINDING_TIMEOUT_MS } from './pay-invoice.js';
+
+export const KEYSEND_PREIMAGE_TLV = 5482373484n;
+/** Records below this type are reserved for the protocol (BOLT 1 "custom records" start here). */
+export const MIN_CUSTOM_TLV = 65536n;
+
+export function validateRecords(records: readonly TlvRecord[]): void {
+  const seen = new Set<bigint>();
+  for (const r of records) {
+    if (r.type < MIN_CUSTOM_TLV || r.type === KEYSEND_PREIMAGE_TLV) {
+      throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, `custom record type ${r.type} must be >= 65536 and not the keysend preimage type`);
+    }
+    if (!/^(?:[0-9a-f]{2})*$/.test(r.value)) {
+      throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, `custom record ${r.type} value must be lowercase hex`);
+    }
+    if (seen.has(r.type)) throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, `custom record ${r.type} given twice`);
+    seen.add(r.type);
+  }
+}
+
+/** Spontaneous payment: we choose the preimage and send it to the payee in TLV 5482373484. */
+export async function keysend(ctx: LndContext, args: KeysendArgs): Promise<PaymentOutcome> {
+  if (!isPubkey(args.destination)) {
+    throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, 'destination must be a 33-byte compressed public key in hex');
+  }
+  if (args.amountMsat <= 0n) throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
+  const records = args.records ?? [];
+  validateRecords(records);
+  const preimage = randomBytes(32);
+  const paymentHash = createHash('sha256').update(preimage).digest('hex');
+  const sub = subscribeToPayViaDetails({
+    lnd: ctx.lnd,
+    destination: args.destination,
+    id: paymentHash,
+    mtokens: args.amountMsat.toString(),
+    max_fee_mtokens: args.maxFeeMsat.toString(),
+    pathfinding_timeout: args.pathfindingTimeoutMs ?? DEFAULT_PATHFINDING_TIMEOUT_MS,
+    messages: [
+      { type: KEYSEND_PREIMAGE_TLV.toString(), value: preimage.toString('hex') },
+      ...records.map((r) => ({ type: r.type.toString(), value: r.value })),
+    ],
+  });
+  return awaitPayment(sub, paymentHash, args.timeoutMs);
+}
