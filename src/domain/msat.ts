@@ -20,10 +20,12 @@ export function msat(value: bigint | number | string): Msat {
   let v: bigint;
   if (typeof value === 'bigint') v = value;
   else if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) throw new InvalidAmountError(`msat amount must be a safe integer, got ${value}`);
+    if (!Number.isSafeInteger(value))
+      throw new InvalidAmountError(`msat amount must be a safe integer, got ${value}`);
     v = BigInt(value);
   } else {
-    if (!DECIMAL.test(value)) throw new InvalidAmountError(`msat amount must be a decimal integer string, got "${value}"`);
+    if (!DECIMAL.test(value))
+      throw new InvalidAmountError(`msat amount must be a decimal integer string, got "${value}"`);
     v = BigInt(value);
   }
   if (v < 0n) throw new InvalidAmountError(`msat amount must not be negative, got ${v}`);

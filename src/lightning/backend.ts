@@ -62,7 +62,11 @@ export interface LightningBackend {
   settleHoldInvoice(preimage: Hex): Promise<void>;
   cancelHoldInvoice(paymentHash: Hex): Promise<void>;
   /** Streams every state change of one invoice (accepted, settled, canceled). */
-  watchInvoice(paymentHash: Hex, onUpdate: (invoice: Invoice) => void, onError?: (err: Error) => void): Subscription;
+  watchInvoice(
+    paymentHash: Hex,
+    onUpdate: (invoice: Invoice) => void,
+    onError?: (err: Error) => void,
+  ): Subscription;
 
   readonly connectionState: ConnectionState;
   onConnectionChange(listener: (state: ConnectionState) => void): () => void;

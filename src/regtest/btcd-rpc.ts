@@ -21,6 +21,7 @@ export class BtcdRpc {
           method: 'POST',
           path: '/',
           ca: readFileSync(this.certFile),
+          servername: 'localhost',
           checkServerIdentity: () => undefined,
           auth: `${this.user}:${this.pass}`,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },

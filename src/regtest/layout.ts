@@ -24,7 +24,15 @@ export interface NodeLayout {
 export interface NetworkLayout {
   dataDir: string;
   basePort: number;
-  btcd: { dir: string; rpcPort: number; p2pPort: number; rpcCert: string; rpcKey: string; logFile: string; pidFile: string };
+  btcd: {
+    dir: string;
+    rpcPort: number;
+    p2pPort: number;
+    rpcCert: string;
+    rpcKey: string;
+    logFile: string;
+    pidFile: string;
+  };
   nodes: Record<NodeName, NodeLayout>;
 }
 

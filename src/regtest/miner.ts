@@ -8,7 +8,9 @@ const ECPair = ECPairFactory(ecc);
 const network = bitcoin.networks.regtest;
 
 /** Regtest only: a fixed key that btcd mines to, so the harness can spend coinbases without a wallet. */
-const minerKey = ECPair.fromPrivateKey(createHash('sha256').update('coulomb regtest miner key').digest(), { network });
+const minerKey = ECPair.fromPrivateKey(createHash('sha256').update('coulomb regtest miner key').digest(), {
+  network,
+});
 const minerPayment = bitcoin.payments.p2wpkh({ pubkey: minerKey.publicKey, network });
 
 export const MINER_ADDRESS = minerPayment.address as string;
@@ -28,7 +30,10 @@ function btcToSat(btc: number): bigint {
 }
 
 /** Finds a mature coinbase output of ours that is still unspent. */
-async function findSpendableCoinbase(rpc: BtcdRpc, minSat: bigint): Promise<{ txid: string; value: bigint; script: Uint8Array }> {
+async function findSpendableCoinbase(
+  rpc: BtcdRpc,
+  minSat: bigint,
+): Promise<{ txid: string; value: bigint; script: Uint8Array }> {
   const height = await rpc.call<number>('getblockcount');
   for (let h = 1; h <= height - COINBASE_MATURITY; h++) {
     const hash = await rpc.call<string>('getblockhash', [h]);
@@ -36,7 +41,8 @@ async function findSpendableCoinbase(rpc: BtcdRpc, minSat: bigint): Promise<{ tx
     const txid = block.tx[0];
     if (!txid) continue;
     const out = await rpc.call<TxOut | null>('gettxout', [txid, 0, true]);
-    if (!out || out.scriptPubKey.hex !== Buffer.from(minerPayment.output as Uint8Array).toString('hex')) continue;
+    if (!out || out.scriptPubKey.hex !== Buffer.from(minerPayment.output as Uint8Array).toString('hex'))
+      continue;
     const value = btcToSat(out.value);
     if (value >= minSat + FEE_SAT) return { txid, value, script: minerPayment.output as Uint8Array };
   }

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   addPeer,
   createChainAddress,
@@ -13,7 +14,16 @@ import type { AuthenticatedLnd } from 'lightning';
 import { connectLnd } from '../lightning/lnd/connect.js';
 import { ensureBinaries, type Binaries } from './binaries.js';
 import { BtcdRpc } from './btcd-rpc.js';
-import { layoutOf, NODE_NAMES, RPC_PASS, RPC_USER, type NetworkLayout, type NetworkOptions, type NodeLayout, type NodeName } from './layout.js';
+import {
+  layoutOf,
+  NODE_NAMES,
+  RPC_PASS,
+  RPC_USER,
+  type NetworkLayout,
+  type NetworkOptions,
+  type NodeLayout,
+  type NodeName,
+} from './layout.js';
 import { fundAddresses, MINER_ADDRESS } from './miner.js';
 import { runningPid, startDaemon, stopDaemon } from './processes.js';
 
@@ -24,6 +34,7 @@ export const CHANNELS: readonly { from: NodeName; to: NodeName; capacitySat: num
 ];
 const FUND_SAT = 1_000_000_000n; // 10 BTC per node
 const INITIAL_BLOCKS = 110;
+const MARKER = '.coulomb-regtest';
 
 export interface NodeStatus {
   name: NodeName;
@@ -40,7 +51,14 @@ export interface NodeStatus {
 export interface NetworkStatus {
   dataDir: string;
   basePort: number;
-  btcd: { running: boolean; rpcSocket: string; rpcCert: string; rpcUser: string; rpcPass: string; height?: number };
+  btcd: {
+    running: boolean;
+    rpcSocket: string;
+    rpcCert: string;
+    rpcUser: string;
+    rpcPass: string;
+    height?: number;
+  };
   nodes: NodeStatus[];
 }
 
@@ -48,7 +66,12 @@ type Log = (message: string) => void;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 250): Promise<T> {
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  intervalMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -59,7 +82,9 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message ?? JSON.stringify(last)}` : ''}`);
+      throw new Error(
+        `timed out waiting for ${what}${last ? `: ${(last as Error).message ?? JSON.stringify(last)}` : ''}`,
+      );
     }
     await sleep(intervalMs);
   }
@@ -71,7 +96,10 @@ export class RegtestNetwork {
   readonly rpc: BtcdRpc;
   private readonly lnds = new Map<NodeName, AuthenticatedLnd>();
 
-  constructor(options: NetworkOptions = {}, private readonly log: Log = () => undefined) {
+  constructor(
+    options: NetworkOptions = {},
+    private readonly log: Log = () => undefined,
+  ) {
     this.layout = layoutOf(options);
     this.rpc = new BtcdRpc(this.layout.btcd.rpcPort, this.layout.btcd.rpcCert, RPC_USER, RPC_PASS);
   }
@@ -80,15 +108,13 @@ export class RegtestNetwork {
   async up(): Promise<NetworkStatus> {
     const started = Date.now();
     const bins = await ensureBinaries();
+    await this.resetIfChainLost();
     this.startBtcd(bins);
     await until('btcd RPC', 30_000, async () => this.rpc.call<number>('getblockcount'));
     let height = await this.rpc.call<number>('getblockcount');
     if (height < INITIAL_BLOCKS) {
       this.log(`mining ${INITIAL_BLOCKS - height} blocks`);
       await this.rpc.call('generate', [INITIAL_BLOCKS - height]);
-    } else {
-      // lnd reports "synced" only if the tip is recent; a fresh block also wakes it up after a restart.
-      await this.rpc.call('generate', [1]);
     }
     height = await this.rpc.call<number>('getblockcount');
     await Promise.all(NODE_NAMES.map((n) => this.startLnd(bins, this.layout.nodes[n])));
@@ -101,15 +127,18 @@ export class RegtestNetwork {
     return this.status();
   }
 
-  /** Stops every process of this network; leaves the data for a fast warm start. */
+  /** Stops every process of this network. (btcd discards a regtest chain on restart, so the next `up` starts afresh.) */
   async down(): Promise<void> {
-    await Promise.all(NODE_NAMES.map((n) => stopDaemon(this.layout.nodes[n].pidFile, this.layout.nodes[n].dir)));
+    await Promise.all(
+      NODE_NAMES.map((n) => stopDaemon(this.layout.nodes[n].pidFile, this.layout.nodes[n].dir)),
+    );
     await stopDaemon(this.layout.btcd.pidFile, this.layout.btcd.dir);
     this.lnds.clear();
   }
 
   async mine(blocks: number): Promise<string[]> {
-    if (!Number.isInteger(blocks) || blocks < 1 || blocks > 10_000) throw new Error('blocks must be an integer between 1 and 10000');
+    if (!Number.isInteger(blocks) || blocks < 1 || blocks > 10_000)
+      throw new Error('blocks must be an integer between 1 and 10000');
     const hashes = await this.rpc.call<string[]>('generate', [blocks]);
     await this.waitSynced();
     return hashes;
@@ -118,7 +147,9 @@ export class RegtestNetwork {
   async status(): Promise<NetworkStatus> {
     const b = this.layout.btcd;
     const btcdRunning = runningPid(b.pidFile, b.dir) !== undefined;
-    const height = btcdRunning ? await this.rpc.call<number>('getblockcount').catch(() => undefined) : undefined;
+    const height = btcdRunning
+      ? await this.rpc.call<number>('getblockcount').catch(() => undefined)
+      : undefined;
     const nodes = await Promise.all(
       NODE_NAMES.map(async (name): Promise<NodeStatus> => {
         const n = this.layout.nodes[name];
@@ -163,9 +194,37 @@ export class RegtestNetwork {
     const cached = this.lnds.get(name);
     if (cached) return cached;
     const n = this.layout.nodes[name];
-    const lnd = await connectLnd({ socket: `127.0.0.1:${n.grpcPort}`, cert: n.tlsCert, macaroon: n.adminMacaroon });
+    const lnd = await connectLnd({
+      socket: `127.0.0.1:${n.grpcPort}`,
+      cert: n.tlsCert,
+      macaroon: n.adminMacaroon,
+    });
     this.lnds.set(name, lnd);
     return lnd;
+  }
+
+  /**
+   * btcd deletes its regtest database every time it starts, so a network whose btcd stopped has
+   * lost its chain, and the lnd wallets and channels built on it are void. Start over from an
+   * empty directory then; only a directory this harness created is ever wiped.
+   */
+  private async resetIfChainLost(): Promise<void> {
+    const { dataDir, btcd } = this.layout;
+    const marker = join(dataDir, MARKER);
+    if (runningPid(btcd.pidFile, btcd.dir) !== undefined) return;
+    if (existsSync(dataDir) && readdirSync(dataDir).length > 0) {
+      if (!existsSync(marker)) {
+        throw new Error(`${dataDir} is not empty and was not created by coulomb regtest; refusing to use it`);
+      }
+      this.log(
+        'btcd is not running: its regtest chain is gone (btcd wipes it on start), so the network is created afresh',
+      );
+      await this.down();
+      for (const entry of readdirSync(dataDir))
+        rmSync(join(dataDir, entry), { recursive: true, force: true });
+    }
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(marker, 'created by coulomb regtest; everything here is disposable\n');
   }
 
   private startBtcd(bins: Binaries): void {
@@ -236,7 +295,9 @@ export class RegtestNetwork {
     }
     await until(`lnd ${n.name} to create its macaroons (see ${n.logFile})`, 90_000, async () => {
       if (runningPid(n.pidFile, n.dir) === undefined) {
-        throw new Error(`lnd ${n.name} exited: ${readFileSync(n.logFile, 'utf8').split('\n').slice(-15).join('\n')}`);
+        throw new Error(
+          `lnd ${n.name} exited: ${readFileSync(n.logFile, 'utf8').split('\n').slice(-15).join('\n')}`,
+        );
       }
       return existsSync(n.adminMacaroon) ? true : undefined;
     });
@@ -283,7 +344,9 @@ export class RegtestNetwork {
     await Promise.all(
       needy.map(async ({ name }) => {
         const lnd = await this.lnd(name);
-        await until(`${name} to see its funds`, 30_000, async () => ((await getChainBalance({ lnd })).chain_balance > 0 ? true : undefined));
+        await until(`${name} to see its funds`, 30_000, async () =>
+          (await getChainBalance({ lnd })).chain_balance > 0 ? true : undefined,
+        );
       }),
     );
   }
@@ -309,15 +372,28 @@ export class RegtestNetwork {
     for (const c of CHANNELS) {
       const lnd = await this.lnd(c.from);
       const key = await this.pubkey(c.to);
-      const [{ channels }, { pending_channels }] = await Promise.all([getChannels({ lnd }), getPendingChannels({ lnd })]);
-      const exists = channels.some((ch) => ch.partner_public_key === key) || pending_channels.some((ch) => ch.partner_public_key === key);
+      const [{ channels }, { pending_channels }] = await Promise.all([
+        getChannels({ lnd }),
+        getPendingChannels({ lnd }),
+      ]);
+      const exists =
+        channels.some((ch) => ch.partner_public_key === key) ||
+        pending_channels.some((ch) => ch.partner_public_key === key);
       if (exists) continue;
       this.log(`opening channel ${c.from} -> ${c.to} (${c.capacitySat} sat, half pushed)`);
-      await openChannel({ lnd, partner_public_key: key, local_tokens: c.capacitySat, give_tokens: c.capacitySat / 2, is_private: false });
+      await openChannel({
+        lnd,
+        partner_public_key: key,
+        local_tokens: c.capacitySat,
+        give_tokens: c.capacitySat / 2,
+        is_private: false,
+      });
       opened += 1;
     }
     const anyPending = await Promise.all(
-      NODE_NAMES.map(async (n) => (await getPendingChannels({ lnd: await this.lnd(n) })).pending_channels.length > 0),
+      NODE_NAMES.map(
+        async (n) => (await getPendingChannels({ lnd: await this.lnd(n) })).pending_channels.length > 0,
+      ),
     );
     if (opened > 0 || anyPending.some(Boolean)) {
       // 6 confirmations before channels are announced for multi-hop routing.
@@ -338,14 +414,18 @@ export class RegtestNetwork {
     const [alice, carol] = await Promise.all([this.lnd('alice'), this.lnd('carol')]);
     const [aliceKey, carolKey] = await Promise.all([this.pubkey('alice'), this.pubkey('carol')]);
     let nudges = 0;
-    await until('routes alice <-> carol over bob', 90_000, async () => {
-      const there = await getRouteToDestination({ lnd: alice, destination: carolKey, tokens: 1000 });
-      const back = await getRouteToDestination({ lnd: carol, destination: aliceKey, tokens: 1000 });
-      if (there.route && back.route) return true;
-      // Gossip is driven by new blocks too; nudge it now and then.
-      if (++nudges % 20 === 0) await this.rpc.call('generate', [1]);
-      return undefined;
-    }, 250);
+    await until(
+      'routes alice <-> carol over bob',
+      90_000,
+      async () => {
+        const there = await getRouteToDestination({ lnd: alice, destination: carolKey, tokens: 1000 });
+        const back = await getRouteToDestination({ lnd: carol, destination: aliceKey, tokens: 1000 });
+        if (there.route && back.route) return true;
+        // Gossip is driven by new blocks too; nudge it now and then.
+        if (++nudges % 20 === 0) await this.rpc.call('generate', [1]);
+        return undefined;
+      },
+      250,
+    );
   }
 }
-

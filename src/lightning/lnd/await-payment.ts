@@ -1,6 +1,13 @@
 import type { EventEmitter } from 'node:events';
 import type { Hex, PaymentOutcome } from '../types.js';
-import { classifyPayError, failed, failureReason, succeeded, type RawConfirmed, type RawFailure } from './payment-outcome.js';
+import {
+  classifyPayError,
+  failed,
+  failureReason,
+  succeeded,
+  type RawConfirmed,
+  type RawFailure,
+} from './payment-outcome.js';
 
 export const DEFAULT_PAY_TIMEOUT_MS = 60_000;
 
@@ -9,7 +16,11 @@ export const DEFAULT_PAY_TIMEOUT_MS = 60_000;
  * stream breaks first, resolves `pending`: LND keeps the payment going and trackPayment finds out
  * how it ended. Removing our listeners cancels only the stream, never the payment.
  */
-export function awaitPayment(sub: EventEmitter, paymentHash: Hex, timeoutMs = DEFAULT_PAY_TIMEOUT_MS): Promise<PaymentOutcome> {
+export function awaitPayment(
+  sub: EventEmitter,
+  paymentHash: Hex,
+  timeoutMs = DEFAULT_PAY_TIMEOUT_MS,
+): Promise<PaymentOutcome> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (outcome: PaymentOutcome): void => {

@@ -14,7 +14,12 @@ export interface LndCredentials {
 }
 
 async function readMaybeFile(value: string, what: string): Promise<Buffer | string> {
-  if (value.startsWith('/') || value.startsWith('./') || value.startsWith('~') || /\.(cert|pem|macaroon)$/.test(value)) {
+  if (
+    value.startsWith('/') ||
+    value.startsWith('./') ||
+    value.startsWith('~') ||
+    /\.(cert|pem|macaroon)$/.test(value)
+  ) {
     try {
       return await readFile(value.replace(/^~(?=\/)/, process.env['HOME'] ?? '~'));
     } catch (err) {
@@ -26,10 +31,15 @@ async function readMaybeFile(value: string, what: string): Promise<Buffer | stri
 
 /** Builds an authenticated ln-service handle; connecting is lazy, so this does not touch the network. */
 export async function connectLnd(creds: LndCredentials): Promise<AuthenticatedLnd> {
-  if (!/^[^:\s]+:\d{1,5}$/.test(creds.socket)) throw new ConfigError(`LND socket must be host:port, got "${creds.socket}"`);
+  if (!/^[^:\s]+:\d{1,5}$/.test(creds.socket))
+    throw new ConfigError(`LND socket must be host:port, got "${creds.socket}"`);
   const cert = await readMaybeFile(creds.cert, 'TLS certificate');
   const macaroon = await readMaybeFile(creds.macaroon, 'macaroon');
-  const certB64 = Buffer.isBuffer(cert) ? cert.toString('base64') : cert.includes('BEGIN CERTIFICATE') ? Buffer.from(cert).toString('base64') : cert;
+  const certB64 = Buffer.isBuffer(cert)
+    ? cert.toString('base64')
+    : cert.includes('BEGIN CERTIFICATE')
+      ? Buffer.from(cert).toString('base64')
+      : cert;
   const macB64 = Buffer.isBuffer(macaroon)
     ? macaroon.toString('base64')
     : /^[0-9a-f]+$/i.test(macaroon)

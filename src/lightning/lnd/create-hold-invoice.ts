@@ -14,7 +14,10 @@ export async function createHoldInvoice(ctx: LndContext, args: CreateHoldInvoice
   assertHash(args.paymentHash);
   const cltvDelta = args.cltvDelta ?? DEFAULT_HOLD_CLTV_DELTA;
   if (!Number.isInteger(cltvDelta) || cltvDelta < 18 || cltvDelta > 2016) {
-    throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, 'cltvDelta must be an integer between 18 and 2016');
+    throw new LightningError(
+      LightningErrorCode.INVALID_ARGUMENT,
+      'cltvDelta must be an integer between 18 and 2016',
+    );
   }
   await lndCall('createHoldInvoice', () =>
     createHodlInvoice({

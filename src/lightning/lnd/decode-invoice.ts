@@ -11,14 +11,17 @@ const NETWORKS: Record<string, string> = { bc: 'mainnet', tb: 'testnet', bcrt: '
 export async function decodeInvoice({ lnd }: LndContext, request: string): Promise<DecodedInvoice> {
   const match = BOLT11.exec(request.trim());
   if (!match) throw new LightningError(LightningErrorCode.INVALID_REQUEST, 'not a BOLT11 payment request');
-  const decoded = await lndCall('decodeInvoice', () => decodePaymentRequest({ lnd, request: request.trim() })).catch(
-    (err: LightningError) => {
-      if (err.code === LightningErrorCode.INTERNAL || err.code === LightningErrorCode.INVALID_ARGUMENT) {
-        throw new LightningError(LightningErrorCode.INVALID_REQUEST, `invalid BOLT11 payment request: ${err.message}`);
-      }
-      throw err;
-    },
-  );
+  const decoded = await lndCall('decodeInvoice', () =>
+    decodePaymentRequest({ lnd, request: request.trim() }),
+  ).catch((err: LightningError) => {
+    if (err.code === LightningErrorCode.INTERNAL || err.code === LightningErrorCode.INVALID_ARGUMENT) {
+      throw new LightningError(
+        LightningErrorCode.INVALID_REQUEST,
+        `invalid BOLT11 payment request: ${err.message}`,
+      );
+    }
+    throw err;
+  });
   const expiresAt = new Date(decoded.expires_at);
   const out: DecodedInvoice = {
     paymentHash: decoded.id,

@@ -15,12 +15,19 @@ export function validateRecords(records: readonly TlvRecord[]): void {
   const seen = new Set<bigint>();
   for (const r of records) {
     if (r.type < MIN_CUSTOM_TLV || r.type === KEYSEND_PREIMAGE_TLV) {
-      throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, `custom record type ${r.type} must be >= 65536 and not the keysend preimage type`);
+      throw new LightningError(
+        LightningErrorCode.INVALID_ARGUMENT,
+        `custom record type ${r.type} must be >= 65536 and not the keysend preimage type`,
+      );
     }
     if (!/^(?:[0-9a-f]{2})*$/.test(r.value)) {
-      throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, `custom record ${r.type} value must be lowercase hex`);
+      throw new LightningError(
+        LightningErrorCode.INVALID_ARGUMENT,
+        `custom record ${r.type} value must be lowercase hex`,
+      );
     }
-    if (seen.has(r.type)) throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, `custom record ${r.type} given twice`);
+    if (seen.has(r.type))
+      throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, `custom record ${r.type} given twice`);
     seen.add(r.type);
   }
 }
@@ -28,9 +35,13 @@ export function validateRecords(records: readonly TlvRecord[]): void {
 /** Spontaneous payment: we choose the preimage and send it to the payee in TLV 5482373484. */
 export async function keysend(ctx: LndContext, args: KeysendArgs): Promise<PaymentOutcome> {
   if (!isPubkey(args.destination)) {
-    throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, 'destination must be a 33-byte compressed public key in hex');
+    throw new LightningError(
+      LightningErrorCode.INVALID_ARGUMENT,
+      'destination must be a 33-byte compressed public key in hex',
+    );
   }
-  if (args.amountMsat <= 0n) throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
+  if (args.amountMsat <= 0n)
+    throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
   const records = args.records ?? [];
   validateRecords(records);
   const preimage = randomBytes(32);

@@ -110,7 +110,11 @@ export class LndBackend implements LightningBackend {
   cancelHoldInvoice(paymentHash: Hex): Promise<void> {
     return cancelHoldInvoice(this.ctx, paymentHash);
   }
-  watchInvoice(paymentHash: Hex, onUpdate: (invoice: Invoice) => void, onError?: (err: Error) => void): Subscription {
+  watchInvoice(
+    paymentHash: Hex,
+    onUpdate: (invoice: Invoice) => void,
+    onError?: (err: Error) => void,
+  ): Subscription {
     return this.track(watchInvoice(this.ctx, paymentHash, onUpdate, onError));
   }
 

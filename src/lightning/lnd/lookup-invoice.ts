@@ -8,7 +8,10 @@ import { lndCall } from './map-error.js';
 
 export function assertHash(value: string, what = 'payment hash'): void {
   if (!isHex32(value)) {
-    throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, `${what} must be 64 lowercase hex characters`);
+    throw new LightningError(
+      LightningErrorCode.INVALID_ARGUMENT,
+      `${what} must be 64 lowercase hex characters`,
+    );
   }
 }
 

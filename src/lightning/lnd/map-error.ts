@@ -11,7 +11,8 @@ const BY_NAME: Record<string, LightningErrorCode> = {
   UnsupportedPaymentFeatureInPayRequest: LightningErrorCode.UNSUPPORTED,
 };
 
-const GRPC_UNAVAILABLE = /failed to connect|UNAVAILABLE|ECONNREFUSED|No connection established|Connection dropped|14 UNAVAILABLE/i;
+const GRPC_UNAVAILABLE =
+  /failed to connect|UNAVAILABLE|ECONNREFUSED|No connection established|Connection dropped|14 UNAVAILABLE/i;
 
 function isTuple(value: unknown): value is LnServiceErrorTuple {
   return Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string';
@@ -39,12 +40,18 @@ export function toLightningError(err: unknown, operation: string): LightningErro
     const known = BY_NAME[name];
     let code: LightningErrorCode;
     if (known) code = known;
-    else if (/unable to locate invoice|there are no existing invoices/i.test(details)) code = LightningErrorCode.INVOICE_NOT_FOUND;
-    else if (/invoice with that payment hash already exists|invoice already exists/i.test(details)) code = LightningErrorCode.INVOICE_EXISTS;
-    else if (/invoice still open|htlc not accepted/i.test(details)) code = LightningErrorCode.HOLD_NOT_ACCEPTED;
-    else if (/invoice already (canceled|settled)|cannot (cancel|settle)/i.test(details)) code = LightningErrorCode.HOLD_INVALID_STATE;
-    else if (/permission denied|verification failed|macaroon/i.test(text)) code = LightningErrorCode.PERMISSION_DENIED;
-    else if (GRPC_UNAVAILABLE.test(text) || /Connection|Unavailable|Offline/i.test(name)) code = LightningErrorCode.UNAVAILABLE;
+    else if (/unable to locate invoice|there are no existing invoices/i.test(details))
+      code = LightningErrorCode.INVOICE_NOT_FOUND;
+    else if (/invoice with that payment hash already exists|invoice already exists/i.test(details))
+      code = LightningErrorCode.INVOICE_EXISTS;
+    else if (/invoice still open|htlc not accepted/i.test(details))
+      code = LightningErrorCode.HOLD_NOT_ACCEPTED;
+    else if (/invoice already (canceled|settled)|cannot (cancel|settle)/i.test(details))
+      code = LightningErrorCode.HOLD_INVALID_STATE;
+    else if (/permission denied|verification failed|macaroon/i.test(text))
+      code = LightningErrorCode.PERMISSION_DENIED;
+    else if (GRPC_UNAVAILABLE.test(text) || /Connection|Unavailable|Offline/i.test(name))
+      code = LightningErrorCode.UNAVAILABLE;
     else if (status === 404) code = LightningErrorCode.NOT_FOUND;
     else if (status >= 400 && status < 500) code = LightningErrorCode.INVALID_ARGUMENT;
     else code = LightningErrorCode.INTERNAL;

@@ -40,7 +40,10 @@ export function mapState(raw: Pick<RawInvoice, 'is_confirmed' | 'is_held' | 'is_
 }
 
 function mapHtlc(raw: RawInvoiceHtlc): InvoiceHtlc {
-  const records: TlvRecord[] = (raw.messages ?? []).map((m) => ({ type: BigInt(m.type), value: m.value.toLowerCase() }));
+  const records: TlvRecord[] = (raw.messages ?? []).map((m) => ({
+    type: BigInt(m.type),
+    value: m.value.toLowerCase(),
+  }));
   const state = raw.is_confirmed ? 'settled' : raw.is_canceled ? 'canceled' : 'accepted';
   return { amountMsat: msat(raw.mtokens), state, records };
 }

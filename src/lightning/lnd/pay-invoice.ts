@@ -11,10 +11,16 @@ export const DEFAULT_PATHFINDING_TIMEOUT_MS = 30_000;
 export async function payInvoice(ctx: LndContext, args: PayInvoiceArgs): Promise<PaymentOutcome> {
   const decoded = await decodeInvoice(ctx, args.request);
   if (decoded.amountMsat === 0n && args.amountMsat === undefined) {
-    throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, 'the invoice has no amount: give amountMsat');
+    throw new LightningError(
+      LightningErrorCode.INVALID_ARGUMENT,
+      'the invoice has no amount: give amountMsat',
+    );
   }
   if (decoded.amountMsat !== 0n && args.amountMsat !== undefined && args.amountMsat !== decoded.amountMsat) {
-    throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, 'amountMsat differs from the invoice amount');
+    throw new LightningError(
+      LightningErrorCode.INVALID_ARGUMENT,
+      'amountMsat differs from the invoice amount',
+    );
   }
   if (decoded.isExpired) return failed(decoded.paymentHash, 'INVOICE_EXPIRED');
   const sub = subscribeToPayViaRequest({
@@ -22,7 +28,9 @@ export async function payInvoice(ctx: LndContext, args: PayInvoiceArgs): Promise
     request: args.request.trim(),
     max_fee_mtokens: args.maxFeeMsat.toString(),
     pathfinding_timeout: args.pathfindingTimeoutMs ?? DEFAULT_PATHFINDING_TIMEOUT_MS,
-    ...(decoded.amountMsat === 0n && args.amountMsat !== undefined ? { mtokens: args.amountMsat.toString() } : {}),
+    ...(decoded.amountMsat === 0n && args.amountMsat !== undefined
+      ? { mtokens: args.amountMsat.toString() }
+      : {}),
   });
   return awaitPayment(sub, decoded.paymentHash, args.timeoutMs);
 }

@@ -37,7 +37,11 @@ export function failureReason(raw: RawFailure): PaymentFailureReason {
   return 'FAILED';
 }
 
-export function failed(paymentHash: Hex, reason: PaymentFailureReason, message = MESSAGES[reason]): PaymentOutcome {
+export function failed(
+  paymentHash: Hex,
+  reason: PaymentFailureReason,
+  message = MESSAGES[reason],
+): PaymentOutcome {
   return { status: 'failed', paymentHash, reason, message };
 }
 
@@ -45,7 +49,13 @@ export function succeeded(paymentHash: Hex, raw: RawConfirmed): PaymentOutcome {
   const total = msat(raw.mtokens);
   const fee = msat(raw.fee_mtokens);
   // ln-service reports mtokens including fees; the amount delivered is the difference.
-  return { status: 'succeeded', paymentHash, preimage: raw.secret, amountMsat: msat(total - fee), feeMsat: fee };
+  return {
+    status: 'succeeded',
+    paymentHash,
+    preimage: raw.secret,
+    amountMsat: msat(total - fee),
+    feeMsat: fee,
+  };
 }
 
 /**
@@ -56,10 +66,16 @@ export function succeeded(paymentHash: Hex, raw: RawConfirmed): PaymentOutcome {
 export function classifyPayError(paymentHash: Hex, err: unknown): PaymentOutcome {
   const text = Array.isArray(err) ? `${String(err[1])} ${detailsOf(err[2])}` : detailsOf(err);
   if (/invoice expired|invoice is expired/i.test(text)) return failed(paymentHash, 'INVOICE_EXPIRED');
-  if (/self-payments not allowed|self payment/i.test(text)) return failed(paymentHash, 'NO_ROUTE', 'cannot pay our own node');
-  if (/amount must be specified|amount must not be specified|invalid payment request|checksum failed|invalid bech32/i.test(text)) {
+  if (/self-payments not allowed|self payment/i.test(text))
+    return failed(paymentHash, 'NO_ROUTE', 'cannot pay our own node');
+  if (
+    /amount must be specified|amount must not be specified|invalid payment request|checksum failed|invalid bech32/i.test(
+      text,
+    )
+  ) {
     return failed(paymentHash, 'INCORRECT_PAYMENT_DETAILS', text.trim());
   }
-  if (/insufficient local balance|insufficient balance/i.test(text)) return failed(paymentHash, 'INSUFFICIENT_BALANCE');
+  if (/insufficient local balance|insufficient balance/i.test(text))
+    return failed(paymentHash, 'INSUFFICIENT_BALANCE');
   return { status: 'pending', paymentHash };
 }

@@ -16,7 +16,9 @@ export interface ResilientStreamOptions {
  * reopens with exponential backoff. `attach` runs on each new stream, so callers resume from
  * whatever position they have persisted.
  */
-export function resilientStream(options: ResilientStreamOptions): Subscription & { readonly reconnects: number } {
+export function resilientStream(
+  options: ResilientStreamOptions,
+): Subscription & { readonly reconnects: number } {
   const minBackoff = options.minBackoffMs ?? 250;
   const maxBackoff = options.maxBackoffMs ?? 10_000;
   let closed = false;

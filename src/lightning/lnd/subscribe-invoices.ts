@@ -23,7 +23,12 @@ export function subscribeInvoices(ctx: LndContext, options: InvoiceSubscriptionO
     const invoice = mapInvoice(raw);
     // Replays can overlap live updates after a reconnect: skip what the cursor already covers.
     const isSettle = invoice.state === 'settled' && invoice.settleIndex > 0;
-    if (isSettle ? invoice.settleIndex <= cursor.settleIndex : invoice.addIndex <= cursor.addIndex && invoice.state === 'open') return;
+    if (
+      isSettle
+        ? invoice.settleIndex <= cursor.settleIndex
+        : invoice.addIndex <= cursor.addIndex && invoice.state === 'open'
+    )
+      return;
     await options.onInvoice(invoice);
     const next: InvoiceCursor = {
       addIndex: Math.max(cursor.addIndex, invoice.addIndex),
@@ -51,11 +56,13 @@ export function subscribeInvoices(ctx: LndContext, options: InvoiceSubscriptionO
     attach: (sub) => {
       const gen = generation;
       sub.on('invoice_updated', (raw: RawInvoice) => {
-        queue = queue.then(() => handle(raw, gen)).catch((err: unknown) => {
-          fail(err);
-          // A handler failure must not advance the cursor: reopen and replay from it.
-          sub.emit('error', err);
-        });
+        queue = queue
+          .then(() => handle(raw, gen))
+          .catch((err: unknown) => {
+            fail(err);
+            // A handler failure must not advance the cursor: reopen and replay from it.
+            sub.emit('error', err);
+          });
       });
     },
     onError: fail,

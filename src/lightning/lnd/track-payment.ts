@@ -24,7 +24,11 @@ export async function getPaymentStatus({ lnd }: LndContext, paymentHash: Hex): P
 }
 
 /** Follows a payment until it is final or the timeout passes; never turns "unknown" into "failed". */
-export async function trackPayment(ctx: LndContext, paymentHash: Hex, options: TrackOptions = {}): Promise<PaymentOutcome> {
+export async function trackPayment(
+  ctx: LndContext,
+  paymentHash: Hex,
+  options: TrackOptions = {},
+): Promise<PaymentOutcome> {
   const now = await getPaymentStatus(ctx, paymentHash);
   if (now.status !== 'pending' || options.timeoutMs === 0) return now;
   const sub = subscribeToPastPayment({ lnd: ctx.lnd, id: paymentHash });

@@ -1,0 +1,37 @@
+import type { Config } from '../config/schema.js';
+import type { Gateway } from '../main.js';
+
+/** What runs where and how to try it, for a person at a terminal (stdout, not the log). */
+export function printStartBanner(gateway: Gateway, config: Config): void {
+  const lines: string[] = ['', `Coulomb gateway listening on ${gateway.url}`];
+  if (gateway.network) {
+    lines.push(
+      `  Lightning: local regtest network in ${gateway.network.dataDir} (gateway node: ${config.regtest.node})`,
+    );
+    for (const n of gateway.network.nodes)
+      lines.push(`    ${n.name.padEnd(6)} ${n.pubkey}  grpc ${n.grpcSocket}`);
+    lines.push(`    btcd   rpc ${gateway.network.btcd.rpcSocket}`);
+    lines.push('  The network keeps running after the gateway stops; stop it with: npm run regtest:down');
+  } else {
+    lines.push(
+      `  Lightning: ${gateway.lndSource === 'polar' ? `Polar node ${config.polar?.node}` : `LND at ${config.lnd?.socket}`}`,
+    );
+  }
+  lines.push(`  API docs:  ${gateway.url}/docs`);
+  if (gateway.newOperatorKey) {
+    lines.push(
+      '',
+      '  Operator key (shown once; only its hash is stored — set COULOMB_OPERATOR_KEY to choose your own):',
+    );
+    lines.push(`    ${gateway.newOperatorKey}`);
+  }
+  const key = gateway.newOperatorKey ?? '$COULOMB_OPERATOR_KEY';
+  lines.push(
+    '',
+    '  Try it:',
+    `    curl ${gateway.url}/health`,
+    `    curl -H "Authorization: Bearer ${key}" ${gateway.url}/v1/node`,
+    '',
+  );
+  process.stdout.write(lines.join('\n') + '\n');
+}

@@ -1,0 +1,53 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+
+export const LndConfigSchema = Type.Object(
+  {
+    socket: Type.String({ pattern: '^[^:\\s]+:\\d{1,5}$', description: 'host:port of LND gRPC' }),
+    cert: Type.String({ minLength: 1, description: 'TLS cert file path or base64/PEM contents' }),
+    macaroon: Type.String({ minLength: 1, description: 'macaroon file path or hex/base64 contents' }),
+  },
+  { additionalProperties: false },
+);
+
+export const PolarConfigSchema = Type.Object(
+  {
+    network: Type.String({ minLength: 1, description: 'Polar network name or numeric id' }),
+    node: Type.String({ minLength: 1, description: 'LND node name in that network' }),
+    dataDir: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'Polar data root (default ~/.local/share/polar or ~/.polar)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    http: Type.Object({ host: Type.String({ minLength: 1 }), port: Port }, { additionalProperties: false }),
+    dataDir: Type.String({ minLength: 1, description: "the gateway's own storage" }),
+    logLevel: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    ),
+    lnd: Type.Optional(LndConfigSchema),
+    polar: Type.Optional(PolarConfigSchema),
+    regtest: Type.Object(
+      {
+        dataDir: Type.String({ minLength: 1 }),
+        basePort: Type.Integer({ minimum: 1024, maximum: 65000 }),
+        node: Type.Union([Type.Literal('alice'), Type.Literal('bob'), Type.Literal('carol')]),
+      },
+      { additionalProperties: false },
+    ),
+    /** Operator credential; when absent one is generated on first start and only its hash is kept. */
+    operatorKey: Type.Optional(Type.String({ minLength: 32 })),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export type LndConfig = Static<typeof LndConfigSchema>;
+export type PolarConfig = Static<typeof PolarConfigSchema>;
