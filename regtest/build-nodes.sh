@@ -36,22 +36,31 @@ if ! [[ "$minor" =~ ^[0-9]+$ ]] || [ "$minor" -lt "$GO_MIN_MINOR" ]; then
 fi
 
 mkdir -p "$bindir.tmp"
+buildlog="$cache/build.log"
+: > "$buildlog"
+# Runs a build step, showing a package count as it goes; on failure shows the end of the log.
+step() {
+  local every="$1"; shift
+  if ! "$@" 2>&1 | tee -a "$buildlog" | awk -v every="$every" '{ n++; if (n % every == 0) printf "[regtest build]   ... %d\n", n > "/dev/stderr" }'; then
+    log "ERROR: build step failed: $*"
+    tail -n 40 "$buildlog" >&2
+    exit 1
+  fi
+}
 export CGO_ENABLED=0
 start=$(date +%s)
 log "first build of btcd $BTCD_VERSION and lnd $LND_VERSION with $gov (downloads a few hundred modules; several minutes on 2 cores)"
 
 log "[1/3] btcd + btcctl $BTCD_VERSION"
-GOBIN="$bindir.tmp" go install -v "github.com/btcsuite/btcd@$BTCD_VERSION" "github.com/btcsuite/btcd/cmd/btcctl@$BTCD_VERSION" 2>&1 \
-  | awk '{ n++; if (n % 25 == 0) { printf "[regtest build]   ... %d packages\n", n > "/dev/stderr" } }'
+GOBIN="$bindir.tmp" step 25 go install -v "github.com/btcsuite/btcd@$BTCD_VERSION" "github.com/btcsuite/btcd/cmd/btcctl@$BTCD_VERSION"
 
 cd "$here/nodes"
-log "[2/3] downloading lnd modules (go.sum is committed and pins every hash)"
-go mod download -x 2>&1 | awk '/^# get .*200/ { n++; if (n % 50 == 0) printf "[regtest build]   ... %d modules\n", n > "/dev/stderr" }'
+log "[2/3] downloading lnd's modules (go.sum is committed and pins every hash)"
+step 50 go mod download -x
 
-log "[3/3] lnd + lncli $LND_VERSION (tags: $LND_TAGS)"
-go build -v -trimpath -tags "$LND_TAGS" -o "$bindir.tmp/" \
-  github.com/lightningnetwork/lnd/cmd/lnd github.com/lightningnetwork/lnd/cmd/lncli 2>&1 \
-  | awk '{ n++; if (n % 50 == 0) { printf "[regtest build]   ... %d packages compiled\n", n > "/dev/stderr" } }'
+log "[3/3] lnd + lncli $LND_VERSION (tags: $LND_TAGS); the longest step"
+step 50 go build -v -trimpath -tags "$LND_TAGS" -o "$bindir.tmp/" \
+  github.com/lightningnetwork/lnd/cmd/lnd github.com/lightningnetwork/lnd/cmd/lncli
 
 for b in btcd btcctl lnd lncli; do
   [ -x "$bindir.tmp/$b" ] || { log "ERROR: $b was not built"; exit 1; }

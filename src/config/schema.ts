@@ -1,7 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
 
-const Port = Type.Integer({ minimum: 1, maximum: 65535 });
-
 export const LndConfigSchema = Type.Object(
   {
     socket: Type.String({ pattern: '^[^:\\s]+:\\d{1,5}$', description: 'host:port of LND gRPC' }),
@@ -27,7 +25,13 @@ export const PolarConfigSchema = Type.Object(
 
 export const ConfigSchema = Type.Object(
   {
-    http: Type.Object({ host: Type.String({ minLength: 1 }), port: Port }, { additionalProperties: false }),
+    http: Type.Object(
+      {
+        host: Type.String({ minLength: 1 }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, description: '0 picks a free port' }),
+      },
+      { additionalProperties: false },
+    ),
     dataDir: Type.String({ minLength: 1, description: "the gateway's own storage" }),
     logLevel: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
