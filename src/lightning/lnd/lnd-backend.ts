@@ -83,8 +83,8 @@ export class LndBackend implements LightningBackend {
   createInvoice(args: CreateInvoiceArgs): Promise<Invoice> {
     return createInvoice(this.ctx, args);
   }
-  decodeInvoice(request: string): Promise<DecodedInvoice> {
-    return decodeInvoice(this.ctx, request);
+  async decodeInvoice(request: string): Promise<DecodedInvoice> {
+    return decodeInvoice(request);
   }
   lookupInvoice(paymentHash: Hex): Promise<Invoice> {
     return lookupInvoice(this.ctx, paymentHash);

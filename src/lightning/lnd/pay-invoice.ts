@@ -9,7 +9,7 @@ import { failed } from './payment-outcome.js';
 export const DEFAULT_PATHFINDING_TIMEOUT_MS = 30_000;
 
 export async function payInvoice(ctx: LndContext, args: PayInvoiceArgs): Promise<PaymentOutcome> {
-  const decoded = await decodeInvoice(ctx, args.request);
+  const decoded = decodeInvoice(args.request);
   if (decoded.amountMsat === 0n && args.amountMsat === undefined) {
     throw new LightningError(
       LightningErrorCode.INVALID_ARGUMENT,

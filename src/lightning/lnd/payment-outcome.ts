@@ -69,7 +69,7 @@ export function classifyPayError(paymentHash: Hex, err: unknown): PaymentOutcome
   if (/self-payments not allowed|self payment/i.test(text))
     return failed(paymentHash, 'NO_ROUTE', 'cannot pay our own node');
   if (
-    /amount must be specified|amount must not be specified|invalid payment request|checksum failed|invalid bech32/i.test(
+    /amount must be specified|amount must not be specified|invalid payment request|checksum failed|invalid bech32|not for current active network/i.test(
       text,
     )
   ) {
