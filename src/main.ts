@@ -5,6 +5,8 @@ import { resolvePolarNode } from './config/polar.js';
 import type { Config, LndConfig } from './config/schema.js';
 import { buildApp, type CoulombApp } from './http/app.js';
 import { OperatorAuth } from './http/operator-auth.js';
+import { bakeGatewayMacaroon } from './lightning/lnd/bake-macaroon.js';
+import { connectLnd } from './lightning/lnd/connect.js';
 import { LndBackend } from './lightning/lnd/lnd-backend.js';
 import type { NetworkStatus } from './regtest/network.js';
 import { RegtestNetwork } from './regtest/network.js';
@@ -54,8 +56,15 @@ async function lndTarget(
   const status = await network.up();
   const node = status.nodes.find((n) => n.name === config.regtest.node);
   if (!node) throw new Error(`regtest node ${config.regtest.node} missing`);
+  // We hold the admin macaroon here, so the gateway runs with a least-privilege one baked from it.
+  const admin = await connectLnd({
+    socket: node.grpcSocket,
+    cert: node.tlsCert,
+    macaroon: node.adminMacaroon,
+  });
+  const macaroon = await bakeGatewayMacaroon({ lnd: admin });
   return {
-    creds: { socket: node.grpcSocket, cert: node.tlsCert, macaroon: node.adminMacaroon },
+    creds: { socket: node.grpcSocket, cert: node.tlsCert, macaroon },
     source: 'regtest',
     network: status,
   };

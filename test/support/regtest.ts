@@ -2,6 +2,7 @@ import { inject } from 'vitest';
 import type { AuthenticatedLnd } from 'lightning';
 import { LndBackend } from '../../src/lightning/lnd/lnd-backend.js';
 import { connectLnd } from '../../src/lightning/lnd/connect.js';
+import { bakeGatewayMacaroon } from '../../src/lightning/lnd/bake-macaroon.js';
 import type { NodeName } from '../../src/regtest/layout.js';
 import type { NodeStatus } from '../../src/regtest/network.js';
 import { BtcdRpc } from '../../src/regtest/btcd-rpc.js';
@@ -17,8 +18,10 @@ export function creds(name: NodeName): { socket: string; cert: string; macaroon:
   return { socket: n.grpcSocket, cert: n.tlsCert, macaroon: n.adminMacaroon };
 }
 
-export function backendFor(name: NodeName): Promise<LndBackend> {
-  return LndBackend.connect(creds(name), { intervalMs: 500 });
+/** An adapter on `name` holding only the gateway's least-privilege macaroon, as in production. */
+export async function backendFor(name: NodeName): Promise<LndBackend> {
+  const macaroon = await bakeGatewayMacaroon({ lnd: await rawLnd(name) });
+  return LndBackend.connect({ ...creds(name), macaroon }, { intervalMs: 500 });
 }
 
 export function rawLnd(name: NodeName): Promise<AuthenticatedLnd> {

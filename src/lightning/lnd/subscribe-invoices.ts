@@ -1,42 +1,47 @@
 import type { EventEmitter } from 'node:events';
 import { subscribeToInvoices } from 'ln-service';
 import type { InvoiceSubscriptionOptions } from '../backend.js';
-import type { InvoiceCursor, Subscription } from '../types.js';
+import type { Invoice, Subscription } from '../types.js';
 import type { LndContext } from './context.js';
+import { IndexWatermark } from './index-watermark.js';
 import { toLightningError } from './map-error.js';
 import { mapInvoice, type RawInvoice } from './map-invoice.js';
 import { resilientStream } from './resilient-stream.js';
 
 /**
- * All invoice updates, starting with everything added or settled after the persisted cursor
- * (LND replays those), then live. Updates are handled one at a time; the cursor is saved after
- * each handler resolves, so a crash re-delivers at most the update in hand.
+ * All invoice updates: first everything added or settled after the persisted cursor (LND replays
+ * those), then live. Updates are handled one at a time; the cursor saved after each handler is
+ * the contiguous watermark of handled indexes, so a crash re-delivers, never skips. A brand-new
+ * cursor (0/0) means "from now on": LND replays nothing for it.
  */
 export function subscribeInvoices(ctx: LndContext, options: InvoiceSubscriptionOptions): Subscription {
-  let cursor: InvoiceCursor | undefined;
+  let adds = new IndexWatermark(0);
+  let settles = new IndexWatermark(0);
   let queue: Promise<void> = Promise.resolve();
   let generation = 0;
   const fail = (err: unknown): void => options.onError?.(toLightningError(err, 'subscribeInvoices'));
 
+  const isNew = (invoice: Invoice): boolean => {
+    if (invoice.state === 'settled' && invoice.settleIndex > 0) return !settles.has(invoice.settleIndex);
+    if (invoice.state === 'open' && invoice.addIndex > 0) return !adds.has(invoice.addIndex);
+    return true; // accepted / canceled are never replayed by LND
+  };
+
   const handle = async (raw: RawInvoice, gen: number): Promise<void> => {
-    if (gen !== generation || !cursor) return;
+    if (gen !== generation) return;
     const invoice = mapInvoice(raw);
-    // Replays can overlap live updates after a reconnect: skip what the cursor already covers.
+    const isOpen = invoice.state === 'open' && invoice.addIndex > 0;
     const isSettle = invoice.state === 'settled' && invoice.settleIndex > 0;
-    if (
-      isSettle
-        ? invoice.settleIndex <= cursor.settleIndex
-        : invoice.addIndex <= cursor.addIndex && invoice.state === 'open'
-    )
-      return;
+    if (isOpen) adds.startAt(invoice.addIndex);
+    if (isSettle) settles.startAt(invoice.settleIndex);
+    if (!isNew(invoice)) return;
     await options.onInvoice(invoice);
-    const next: InvoiceCursor = {
-      addIndex: Math.max(cursor.addIndex, invoice.addIndex),
-      settleIndex: isSettle ? Math.max(cursor.settleIndex, invoice.settleIndex) : cursor.settleIndex,
-    };
-    if (next.addIndex !== cursor.addIndex || next.settleIndex !== cursor.settleIndex) {
-      await options.cursor.save(next);
-      cursor = next;
+    const before = [adds.value, settles.value];
+    // The add cursor follows new invoices only; settlements have their own (what credits depend on).
+    if (isOpen) adds.add(invoice.addIndex);
+    if (isSettle) settles.add(invoice.settleIndex);
+    if (adds.value !== before[0] || settles.value !== before[1]) {
+      await options.cursor.save({ addIndex: adds.value, settleIndex: settles.value });
     }
   };
 
@@ -44,7 +49,9 @@ export function subscribeInvoices(ctx: LndContext, options: InvoiceSubscriptionO
     open: async (): Promise<EventEmitter> => {
       generation += 1;
       await queue; // finish what the previous stream delivered before reading the cursor
-      cursor = await options.cursor.load();
+      const cursor = await options.cursor.load();
+      adds = new IndexWatermark(cursor.addIndex);
+      settles = new IndexWatermark(cursor.settleIndex);
       return subscribeToInvoices({
         lnd: ctx.lnd,
         added_after: cursor.addIndex,

@@ -8,7 +8,11 @@ import { LightningError } from '../../../src/lightning/errors.js';
 import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import type { Invoice, InvoiceCursor, InvoiceCursorStore } from '../../../src/lightning/types.js';
 import { LevelCursorStore } from '../../../src/storage/level-cursor-store.js';
-import { backendFor, eventually, node } from '../../support/regtest.js';
+import { createChainAddress, getPeers, getWalletInfo } from 'ln-service';
+import { bakeGatewayMacaroon } from '../../../src/lightning/lnd/bake-macaroon.js';
+import { connectLnd } from '../../../src/lightning/lnd/connect.js';
+import { toLightningError } from '../../../src/lightning/lnd/map-error.js';
+import { backendFor, creds, eventually, node, rawLnd } from '../../support/regtest.js';
 
 const FEE_LIMIT = msat(100_000);
 let alice: LndBackend;
@@ -35,16 +39,41 @@ class MemoryCursor implements InvoiceCursorStore {
 /** From the beginning of LND's history: tests pick out their own invoices by hash. */
 const fromStart = (): MemoryCursor => new MemoryCursor({ addIndex: 0, settleIndex: 0 });
 
-function collect(
+/** Subscribes and returns once the stream is live (it has delivered a fresh invoice of ours). */
+async function collect(
   backend: LndBackend,
   cursor: InvoiceCursorStore,
-): { invoices: Invoice[]; close: () => void } {
+): Promise<{ invoices: Invoice[]; close: () => void }> {
   const invoices: Invoice[] = [];
   const sub = backend.subscribeInvoices({ cursor, onInvoice: async (i) => void invoices.push(i) });
+  await live(backend, invoices);
   return { invoices, close: () => sub.close() };
 }
 
+/** A subscription with a 0/0 cursor sees only what happens after it attaches: wait for that. */
+async function live(backend: LndBackend, seen: Invoice[]): Promise<void> {
+  await eventually(
+    async () => {
+      const probe = await backend.createInvoice({ amountMsat: msat(1), description: 'liveness probe' });
+      await new Promise((r) => setTimeout(r, 200));
+      return seen.some((i) => i.paymentHash === probe.paymentHash) ? true : undefined;
+    },
+    30_000,
+    'subscription to go live',
+  );
+}
+
 describe('LndBackend on regtest', () => {
+  it('runs on a least-privilege macaroon that cannot move on-chain funds or manage peers', async () => {
+    const baked = await bakeGatewayMacaroon({ lnd: await rawLnd('alice') });
+    const lnd = await connectLnd({ ...creds('alice'), macaroon: baked });
+    await expect(createChainAddress({ lnd })).rejects.toBeDefined();
+    await expect(getPeers({ lnd })).rejects.toBeDefined();
+    const denied = await getPeers({ lnd }).catch((err: unknown) => toLightningError(err, 'getPeers'));
+    expect(denied).toMatchObject({ code: 'LN_PERMISSION_DENIED' });
+    expect((await getWalletInfo({ lnd })).public_key).toBe(node('alice').pubkey);
+  });
+
   it('reports node info and balances in msat', async () => {
     const info = await alice.getNodeInfo();
     expect(info.pubkey).toBe(node('alice').pubkey);
@@ -58,7 +87,7 @@ describe('LndBackend on regtest', () => {
 
   it('an invoice on alice paid by carol over two hops is reported settled through the subscription', async () => {
     const cursor = fromStart();
-    const feed = collect(alice, cursor);
+    const feed = await collect(alice, cursor);
     try {
       const invoice = await alice.createInvoice({ amountMsat: msat(250_123), description: 'two hops' });
       expect(invoice.state).toBe('open');
@@ -200,7 +229,7 @@ describe('LndBackend on regtest', () => {
 
   it('a keysend from carol arrives at alice with its custom TLV record', async () => {
     const cursor = fromStart();
-    const feed = collect(alice, cursor);
+    const feed = await collect(alice, cursor);
     try {
       const record = { type: 696969n, value: Buffer.from('coulomb stream 7 seq 1').toString('hex') };
       const outcome = await carol.keysend({
@@ -243,6 +272,7 @@ describe('LndBackend on regtest', () => {
     let gateway = await backendFor('alice');
     const first: Invoice[] = [];
     let sub = gateway.subscribeInvoices({ cursor: opened.store, onInvoice: async (i) => void first.push(i) });
+    await live(alice, first);
     const a = await alice.createInvoice({ amountMsat: msat(1_111), description: 'before stop' });
     await carol.payInvoice({ request: a.request!, maxFeeMsat: FEE_LIMIT });
     await eventually(() => first.find((i) => i.paymentHash === a.paymentHash && i.state === 'settled'));
@@ -250,15 +280,16 @@ describe('LndBackend on regtest', () => {
     await gateway.close();
     await opened.db.close();
 
-    // While it is down, two invoices are created and paid.
-    const missed = await Promise.all([
-      alice.createInvoice({ amountMsat: msat(2_222) }),
-      alice.createInvoice({ amountMsat: msat(3_333) }),
-    ]);
-    for (const inv of missed)
+    // While it is down, two invoices are created and paid in the reverse order, so that LND's
+    // catch-up (by add index, then by settle index) delivers settlements out of order.
+    const first1 = await alice.createInvoice({ amountMsat: msat(2_222) });
+    const second2 = await alice.createInvoice({ amountMsat: msat(3_333) });
+    const missed = [first1, second2];
+    for (const inv of [second2, first1]) {
       expect((await carol.payInvoice({ request: inv.request!, maxFeeMsat: FEE_LIMIT })).status).toBe(
         'succeeded',
       );
+    }
 
     // Second life, from the persisted cursor only.
     opened = await LevelCursorStore.open(dir);

@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
-import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import type { ConnectionState, Invoice } from '../../../src/lightning/types.js';
 import { stopDaemon } from '../../../src/regtest/processes.js';
 import { RegtestNetwork } from '../../../src/regtest/network.js';
