@@ -7,12 +7,18 @@ import { node } from '../../support/regtest.js';
 
 const operatorKey = 'test-operator-key-0123456789abcdef0123456789';
 let child: ChildProcess | undefined;
+const children: ChildProcess[] = [];
 
 afterAll(async () => {
-  if (!child || child.exitCode !== null) return;
-  const exited = new Promise((r) => child!.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
+  await Promise.all(
+    children
+      .filter((c) => c.exitCode === null && c.signalCode === null)
+      .map((c) => {
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill('SIGTERM');
+        return exited;
+      }),
+  );
 });
 
 /** Runs `coulomb start` as a user would, against the test network (its `up` is idempotent). */
@@ -33,6 +39,7 @@ function start(
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.push(child);
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   return new Promise((resolve, reject) => {
