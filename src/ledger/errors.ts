@@ -1,0 +1,44 @@
+import { AppError } from '../domain/errors.js';
+
+export const LedgerErrorCode = {
+  ACCOUNT_NOT_FOUND: 'ACCOUNT_NOT_FOUND',
+  ACCOUNT_EXISTS: 'ACCOUNT_EXISTS',
+  ACCOUNT_FROZEN: 'ACCOUNT_FROZEN',
+  INSUFFICIENT_FUNDS: 'INSUFFICIENT_FUNDS',
+  SAME_ACCOUNT: 'SAME_ACCOUNT',
+  AMOUNT_MUST_BE_POSITIVE: 'AMOUNT_MUST_BE_POSITIVE',
+  TRANSFER_NOT_FOUND: 'TRANSFER_NOT_FOUND',
+  TRANSFER_EXISTS: 'TRANSFER_EXISTS',
+  TRANSFER_NOT_PENDING: 'TRANSFER_NOT_PENDING',
+  POST_EXCEEDS_PENDING: 'POST_EXCEEDS_PENDING',
+  IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  INVALID_TIMEOUT: 'INVALID_TIMEOUT',
+  STORAGE_FAILED: 'STORAGE_FAILED',
+} as const;
+export type LedgerErrorCode = (typeof LedgerErrorCode)[keyof typeof LedgerErrorCode];
+
+const STATUS: Record<LedgerErrorCode, number> = {
+  ACCOUNT_NOT_FOUND: 404,
+  ACCOUNT_EXISTS: 409,
+  ACCOUNT_FROZEN: 403,
+  INSUFFICIENT_FUNDS: 402,
+  SAME_ACCOUNT: 400,
+  AMOUNT_MUST_BE_POSITIVE: 400,
+  TRANSFER_NOT_FOUND: 404,
+  TRANSFER_EXISTS: 409,
+  TRANSFER_NOT_PENDING: 409,
+  POST_EXCEEDS_PENDING: 400,
+  IDEMPOTENCY_CONFLICT: 409,
+  INVALID_TIMEOUT: 400,
+  STORAGE_FAILED: 503,
+};
+
+export class LedgerError extends AppError {
+  constructor(
+    override readonly code: LedgerErrorCode,
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, STATUS[code], details);
+  }
+}

@@ -1,0 +1,75 @@
+import type { LedgerWrite } from './store.js';
+
+/**
+ * Collects writes from many operations and makes them durable together: while one batch is being
+ * written (and fsync'd), the next one fills up. Several updates of the same account or transfer
+ * in one batch collapse into the last one.
+ */
+export class GroupCommit {
+  private keyed = new Map<string, LedgerWrite>();
+  private appended: LedgerWrite[] = [];
+  private waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private scheduled = false;
+  private writing = false;
+  private idle: (() => void)[] = [];
+  batches = 0;
+
+  constructor(
+    private readonly write: (writes: LedgerWrite[]) => Promise<void>,
+    private readonly onFailure: (err: unknown) => void,
+  ) {}
+
+  /** Queues writes; resolves once they are durable. */
+  add(writes: LedgerWrite[]): Promise<void> {
+    // Copy now: the in-memory objects keep changing, and a batch must hold exactly the state
+    // as of its last operation, never a later operation's effect without that operation's records.
+    for (const w of writes) {
+      if (w.type === 'account')
+        this.keyed.set(`a:${w.account.id}`, { type: 'account', account: { ...w.account } });
+      else if (w.type === 'transfer')
+        this.keyed.set(`t:${w.transfer.id}`, { type: 'transfer', transfer: { ...w.transfer } });
+      else this.appended.push(w);
+    }
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.scheduled && !this.writing) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    }
+    return done;
+  }
+
+  /** Resolves when nothing is queued or being written. */
+  drain(): Promise<void> {
+    if (!this.writing && !this.scheduled && this.waiters.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idle.push(r));
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    if (this.waiters.length === 0) return this.settleIdle();
+    const writes = [...this.keyed.values(), ...this.appended];
+    const waiters = this.waiters;
+    this.keyed = new Map();
+    this.appended = [];
+    this.waiters = [];
+    this.writing = true;
+    try {
+      await this.write(writes);
+      this.batches += 1;
+      for (const w of waiters) w.resolve();
+    } catch (err) {
+      for (const w of waiters) w.reject(err);
+      this.onFailure(err);
+    } finally {
+      this.writing = false;
+    }
+    if (this.waiters.length > 0) return this.flush();
+    this.settleIdle();
+  }
+
+  private settleIdle(): void {
+    const idle = this.idle;
+    this.idle = [];
+    for (const r of idle) r();
+  }
+}

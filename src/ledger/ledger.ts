@@ -1,0 +1,438 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { msat, type Msat } from '../domain/msat.js';
+import { LedgerError, LedgerErrorCode } from './errors.js';
+import { GroupCommit } from './group-commit.js';
+import type { LedgerStore, LedgerWrite } from './store.js';
+import {
+  availableOf,
+  type Account,
+  type AccountKind,
+  type JournalEntry,
+  type Transfer,
+  type TransferRequest,
+} from './types.js';
+
+export interface LedgerOptions {
+  now?: () => number;
+  /** How long posted transfers (and their idempotency keys) stay in memory: budgets look back this far. */
+  retentionMs?: number;
+}
+
+export interface Applied<T> {
+  value: T;
+  /** Resolves once the change is on disk; nothing outside the ledger may act on it before. */
+  durable: Promise<void>;
+  /** True when an idempotency key matched an earlier transfer: nothing new happened. */
+  replayed: boolean;
+}
+
+export type LedgerEvent = { type: 'transfer'; transfer: Transfer } | { type: 'account'; account: Account };
+
+const DAY = 24 * 3600 * 1000;
+
+/**
+ * Double-entry ledger with two-phase transfers. Every change is validated and applied to memory
+ * synchronously (so a policy check and a reservation made in the same tick are atomic), then
+ * made durable by group commit. If the store fails, the ledger stops accepting changes: memory
+ * is ahead of disk, and the process must restart from disk.
+ */
+export class Ledger {
+  private readonly accounts = new Map<string, Account>();
+  private readonly transfers = new Map<string, Transfer>();
+  private readonly idempotency = new Map<string, { transferId: string; fingerprint: string }>();
+  private readonly debits = new Map<string, Transfer[]>();
+  private readonly commit: GroupCommit;
+  private readonly events = new EventEmitter();
+  private seq: number;
+  private failure: unknown;
+  private readonly now: () => number;
+  private readonly retentionMs: number;
+
+  private constructor(
+    private readonly store: LedgerStore,
+    lastSeq: number,
+    options: LedgerOptions,
+  ) {
+    this.seq = lastSeq;
+    this.now = options.now ?? Date.now;
+    this.retentionMs = options.retentionMs ?? 32 * DAY;
+    this.commit = new GroupCommit(
+      (writes) => store.commit(writes),
+      (err) => {
+        this.failure = err;
+        this.events.emit('fatal', err);
+      },
+    );
+    this.events.setMaxListeners(0);
+  }
+
+  static async open(store: LedgerStore, options: LedgerOptions = {}): Promise<Ledger> {
+    const now = (options.now ?? Date.now)();
+    const retention = options.retentionMs ?? 32 * DAY;
+    const snapshot = await store.load(now - retention);
+    const ledger = new Ledger(store, snapshot.lastSeq, options);
+    for (const a of snapshot.accounts) ledger.accounts.set(a.id, a);
+    for (const t of snapshot.transfers.sort((x, y) => x.createdAt - y.createdAt)) ledger.remember(t);
+    for (const i of snapshot.idempotency) {
+      if (ledger.transfers.has(i.transferId))
+        ledger.idempotency.set(i.key, { transferId: i.transferId, fingerprint: i.fingerprint });
+    }
+    return ledger;
+  }
+
+  on(event: 'change', listener: (e: LedgerEvent) => void): () => void;
+  on(event: 'fatal', listener: (err: unknown) => void): () => void;
+  on(event: 'change' | 'fatal', listener: ((e: LedgerEvent) => void) | ((err: unknown) => void)): () => void {
+    const l = listener as (...args: unknown[]) => void;
+    this.events.on(event, l);
+    return () => this.events.off(event, l);
+  }
+
+  // ---- accounts -------------------------------------------------------------------------
+
+  createAccount(input: {
+    id?: string;
+    kind: AccountKind;
+    name: string;
+    allowNegative?: boolean;
+  }): Applied<Account> {
+    this.assertHealthy();
+    const id = input.id ?? randomUUID();
+    if (this.accounts.has(id)) throw new LedgerError(LedgerErrorCode.ACCOUNT_EXISTS, `account ${id} exists`);
+    const account: Account = {
+      id,
+      kind: input.kind,
+      name: input.name,
+      allowNegative: input.allowNegative ?? false,
+      frozen: false,
+      creditsPosted: 0n,
+      debitsPosted: 0n,
+      creditsPending: 0n,
+      debitsPending: 0n,
+      createdAt: this.now(),
+    };
+    this.accounts.set(id, account);
+    const durable = this.persist(
+      [{ type: 'account', account }],
+      [{ type: 'account_created', accountIds: [id], detail: input.kind }],
+    );
+    this.emit({ type: 'account', account });
+    return { value: { ...account }, durable, replayed: false };
+  }
+
+  getAccount(id: string): Account | undefined {
+    const a = this.accounts.get(id);
+    return a ? { ...a } : undefined;
+  }
+
+  requireAccount(id: string): Account {
+    const a = this.accounts.get(id);
+    if (!a) throw new LedgerError(LedgerErrorCode.ACCOUNT_NOT_FOUND, `no account ${id}`);
+    return { ...a };
+  }
+
+  listAccounts(): Account[] {
+    return [...this.accounts.values()].map((a) => ({ ...a }));
+  }
+
+  setFrozen(id: string, frozen: boolean, reason: string): Applied<Account> {
+    this.assertHealthy();
+    const a = this.mutableAccount(id);
+    if (a.frozen === frozen) return { value: { ...a }, durable: Promise.resolve(), replayed: true };
+    a.frozen = frozen;
+    const durable = this.persist(
+      [{ type: 'account', account: a }],
+      [{ type: frozen ? 'account_frozen' : 'account_unfrozen', accountIds: [id], detail: reason }],
+    );
+    this.emit({ type: 'account', account: a });
+    return { value: { ...a }, durable, replayed: false };
+  }
+
+  // ---- transfers ------------------------------------------------------------------------
+
+  /**
+   * Validates and applies a transfer now (throws LedgerError synchronously), durable later.
+   * Posted transfers move funds at once; pending ones reserve them until post or void.
+   */
+  transfer(req: TransferRequest): Applied<Transfer> {
+    this.assertHealthy();
+    const fingerprint = `${req.debitAccountId}|${req.creditAccountId}|${req.amount}|${req.code}|${req.pending === true}`;
+    if (req.idempotencyKey !== undefined) {
+      const seen = this.idempotency.get(req.idempotencyKey);
+      if (seen) {
+        if (seen.fingerprint !== fingerprint) {
+          throw new LedgerError(
+            LedgerErrorCode.IDEMPOTENCY_CONFLICT,
+            'idempotency key reused with different arguments',
+            {
+              transferId: seen.transferId,
+            },
+          );
+        }
+        const first = this.transfers.get(seen.transferId);
+        if (first) return { value: { ...first }, durable: this.commit.drain(), replayed: true };
+      }
+    }
+    if (req.amount <= 0n)
+      throw new LedgerError(LedgerErrorCode.AMOUNT_MUST_BE_POSITIVE, 'amount must be positive');
+    if (req.debitAccountId === req.creditAccountId)
+      throw new LedgerError(LedgerErrorCode.SAME_ACCOUNT, 'cannot transfer to the same account');
+    if (
+      req.timeoutMs !== undefined &&
+      (!req.pending || !Number.isInteger(req.timeoutMs) || req.timeoutMs <= 0)
+    ) {
+      throw new LedgerError(
+        LedgerErrorCode.INVALID_TIMEOUT,
+        'timeoutMs needs a pending transfer and a positive integer',
+      );
+    }
+    const id = req.id ?? randomUUID();
+    if (this.transfers.has(id))
+      throw new LedgerError(LedgerErrorCode.TRANSFER_EXISTS, `transfer ${id} exists`);
+    const debit = this.mutableAccount(req.debitAccountId);
+    const credit = this.mutableAccount(req.creditAccountId);
+    if (debit.frozen) throw new LedgerError(LedgerErrorCode.ACCOUNT_FROZEN, `account ${debit.id} is frozen`);
+    if (!debit.allowNegative && availableOf(debit) < req.amount) {
+      throw new LedgerError(
+        LedgerErrorCode.INSUFFICIENT_FUNDS,
+        `account ${debit.id} has ${availableOf(debit)} msat available, needs ${req.amount}`,
+        {
+          available: availableOf(debit).toString(),
+          required: req.amount.toString(),
+        },
+      );
+    }
+    const now = this.now();
+    const t: Transfer = {
+      id,
+      debitAccountId: debit.id,
+      creditAccountId: credit.id,
+      amount: req.amount,
+      state: req.pending ? 'pending' : 'posted',
+      code: req.code,
+      createdAt: now,
+      ...(req.memo !== undefined ? { memo: req.memo } : {}),
+      ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
+      ...(req.timeoutMs !== undefined ? { timeoutAt: now + req.timeoutMs } : {}),
+    };
+    if (!req.pending) t.resolvedAt = now;
+    if (req.pending) {
+      debit.debitsPending += req.amount;
+      credit.creditsPending += req.amount;
+    } else {
+      debit.debitsPosted += req.amount;
+      credit.creditsPosted += req.amount;
+    }
+    this.remember(t);
+    const writes: LedgerWrite[] = [
+      { type: 'transfer', transfer: t },
+      { type: 'account', account: debit },
+      { type: 'account', account: credit },
+    ];
+    if (req.idempotencyKey !== undefined) {
+      this.idempotency.set(req.idempotencyKey, { transferId: id, fingerprint });
+      writes.push({ type: 'idempotency', key: req.idempotencyKey, transferId: id, fingerprint });
+    }
+    const durable = this.persist(writes, [
+      {
+        type: 'transfer_created',
+        accountIds: [debit.id, credit.id],
+        transferId: id,
+        amount: req.amount.toString(),
+        detail: t.state,
+      },
+    ]);
+    this.emit({ type: 'transfer', transfer: t });
+    return { value: { ...t }, durable, replayed: false };
+  }
+
+  /** Completes a pending transfer, moving `amount` (at most what was reserved; the rest returns). */
+  post(id: string, amount?: Msat): Applied<Transfer> {
+    this.assertHealthy();
+    const t = this.mutableTransfer(id);
+    if (t.state === 'posted' && (amount === undefined || amount === t.amount))
+      return { value: { ...t }, durable: this.commit.drain(), replayed: true };
+    if (t.state !== 'pending')
+      throw new LedgerError(LedgerErrorCode.TRANSFER_NOT_PENDING, `transfer ${id} is ${t.state}`);
+    const final = amount ?? t.amount;
+    if (final > t.amount)
+      throw new LedgerError(
+        LedgerErrorCode.POST_EXCEEDS_PENDING,
+        `cannot post ${final} of a ${t.amount} reservation`,
+      );
+    if (final <= 0n)
+      throw new LedgerError(
+        LedgerErrorCode.AMOUNT_MUST_BE_POSITIVE,
+        'posted amount must be positive; void instead',
+      );
+    const debit = this.mutableAccount(t.debitAccountId);
+    const credit = this.mutableAccount(t.creditAccountId);
+    debit.debitsPending -= t.amount;
+    credit.creditsPending -= t.amount;
+    debit.debitsPosted += final;
+    credit.creditsPosted += final;
+    t.amount = msat(final);
+    t.state = 'posted';
+    t.resolvedAt = this.now();
+    const durable = this.persist(
+      [
+        { type: 'transfer', transfer: t },
+        { type: 'account', account: debit },
+        { type: 'account', account: credit },
+      ],
+      [
+        {
+          type: 'transfer_posted',
+          accountIds: [debit.id, credit.id],
+          transferId: id,
+          amount: final.toString(),
+        },
+      ],
+    );
+    this.emit({ type: 'transfer', transfer: t });
+    return { value: { ...t }, durable, replayed: false };
+  }
+
+  /** Releases a pending transfer: the reservation returns to the debit account. */
+  void(id: string, reason = ''): Applied<Transfer> {
+    this.assertHealthy();
+    const t = this.mutableTransfer(id);
+    if (t.state === 'voided') return { value: { ...t }, durable: this.commit.drain(), replayed: true };
+    if (t.state !== 'pending')
+      throw new LedgerError(LedgerErrorCode.TRANSFER_NOT_PENDING, `transfer ${id} is ${t.state}`);
+    const debit = this.mutableAccount(t.debitAccountId);
+    const credit = this.mutableAccount(t.creditAccountId);
+    debit.debitsPending -= t.amount;
+    credit.creditsPending -= t.amount;
+    t.state = 'voided';
+    t.resolvedAt = this.now();
+    const durable = this.persist(
+      [
+        { type: 'transfer', transfer: t },
+        { type: 'account', account: debit },
+        { type: 'account', account: credit },
+      ],
+      [
+        {
+          type: 'transfer_voided',
+          accountIds: [debit.id, credit.id],
+          transferId: id,
+          amount: t.amount.toString(),
+          detail: reason,
+        },
+      ],
+    );
+    this.emit({ type: 'transfer', transfer: t });
+    return { value: { ...t }, durable, replayed: false };
+  }
+
+  /** Voids every pending transfer whose timeout has passed; returns them. */
+  expirePending(): Transfer[] {
+    const now = this.now();
+    const expired: Transfer[] = [];
+    for (const t of this.transfers.values()) {
+      if (t.state === 'pending' && t.timeoutAt !== undefined && t.timeoutAt <= now)
+        expired.push(this.void(t.id, 'timeout').value);
+    }
+    return expired;
+  }
+
+  getTransferSync(id: string): Transfer | undefined {
+    const t = this.transfers.get(id);
+    return t ? { ...t } : undefined;
+  }
+
+  async getTransfer(id: string): Promise<Transfer | undefined> {
+    return this.getTransferSync(id) ?? this.store.getTransfer(id);
+  }
+
+  pendingTransfers(): Transfer[] {
+    return [...this.transfers.values()].filter((t) => t.state === 'pending').map((t) => ({ ...t }));
+  }
+
+  /** Debits of an account within the retention window, oldest first (pending and posted; voided ones excluded). */
+  recentDebits(accountId: string, since: number): readonly Transfer[] {
+    const list = this.debits.get(accountId) ?? [];
+    return list.filter((t) => t.createdAt >= since && t.state !== 'voided');
+  }
+
+  journal(accountId: string, options: { limit: number; beforeSeq?: number }): Promise<JournalEntry[]> {
+    return this.store.journal(accountId, options);
+  }
+
+  /** Resolves when everything applied so far is durable. */
+  flush(): Promise<void> {
+    return this.commit.drain();
+  }
+
+  get batchesWritten(): number {
+    return this.commit.batches;
+  }
+
+  async close(): Promise<void> {
+    await this.commit.drain();
+    await this.store.close();
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  private remember(t: Transfer): void {
+    this.transfers.set(t.id, t);
+    let list = this.debits.get(t.debitAccountId);
+    if (!list) this.debits.set(t.debitAccountId, (list = []));
+    list.push(t);
+    if (list.length % 1024 === 0) this.prune(t.debitAccountId);
+  }
+
+  private prune(accountId: string): void {
+    const cutoff = this.now() - this.retentionMs;
+    const list = this.debits.get(accountId) ?? [];
+    const keep = list.filter((t) => t.state === 'pending' || t.createdAt >= cutoff);
+    for (const t of list) {
+      if (!keep.includes(t) && t.debitAccountId === accountId) {
+        this.transfers.delete(t.id);
+        if (t.idempotencyKey) this.idempotency.delete(t.idempotencyKey);
+      }
+    }
+    this.debits.set(accountId, keep);
+  }
+
+  private persist(writes: LedgerWrite[], entries: Omit<JournalEntry, 'seq' | 'at'>[]): Promise<void> {
+    const at = this.now();
+    for (const e of entries) writes.push({ type: 'journal', entry: { ...e, seq: ++this.seq, at } });
+    return this.commit.add(writes).catch((err: unknown) => {
+      throw new LedgerError(LedgerErrorCode.STORAGE_FAILED, `ledger write failed: ${(err as Error).message}`);
+    });
+  }
+
+  private emit(e: LedgerEvent): void {
+    if (this.events.listenerCount('change') === 0) return;
+    const copy: LedgerEvent =
+      e.type === 'transfer'
+        ? { type: 'transfer', transfer: { ...e.transfer } }
+        : { type: 'account', account: { ...e.account } };
+    this.events.emit('change', copy);
+  }
+
+  private mutableAccount(id: string): Account {
+    const a = this.accounts.get(id);
+    if (!a) throw new LedgerError(LedgerErrorCode.ACCOUNT_NOT_FOUND, `no account ${id}`);
+    return a;
+  }
+
+  private mutableTransfer(id: string): Transfer {
+    const t = this.transfers.get(id);
+    if (!t) throw new LedgerError(LedgerErrorCode.TRANSFER_NOT_FOUND, `no transfer ${id}`);
+    return t;
+  }
+
+  private assertHealthy(): void {
+    if (this.failure !== undefined) {
+      throw new LedgerError(
+        LedgerErrorCode.STORAGE_FAILED,
+        'the ledger stopped after a storage failure; restart the gateway',
+      );
+    }
+  }
+}

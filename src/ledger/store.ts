@@ -1,0 +1,31 @@
+import type { Account, JournalEntry, Transfer } from './types.js';
+
+/** One durable change; a batch of them is written atomically. */
+export type LedgerWrite =
+  | { type: 'account'; account: Account }
+  | { type: 'transfer'; transfer: Transfer }
+  | { type: 'idempotency'; key: string; transferId: string; fingerprint: string }
+  | { type: 'journal'; entry: JournalEntry };
+
+export interface LedgerSnapshot {
+  accounts: Account[];
+  /** Every pending transfer, and every transfer created since `since`. */
+  transfers: Transfer[];
+  idempotency: { key: string; transferId: string; fingerprint: string }[];
+  lastSeq: number;
+}
+
+/**
+ * Where the ledger keeps its state. LevelDB is the embedded default; a PostgreSQL store for
+ * multi-instance deployments implements the same contract.
+ */
+export interface LedgerStore {
+  /** Reads what the ledger needs in memory: accounts, pending and recent transfers, idempotency keys. */
+  load(since: number): Promise<LedgerSnapshot>;
+  /** Writes all of `writes` atomically and durably (fsync) before resolving. */
+  commit(writes: LedgerWrite[]): Promise<void>;
+  getTransfer(id: string): Promise<Transfer | undefined>;
+  /** Journal entries touching an account, newest first. */
+  journal(accountId: string, options: { limit: number; beforeSeq?: number }): Promise<JournalEntry[]>;
+  close(): Promise<void>;
+}
