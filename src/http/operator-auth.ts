@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ConfigError } from '../domain/errors.js';
 
 const sha256 = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
 
@@ -11,6 +12,8 @@ export class OperatorAuth {
   }
 
   static fromDigestHex(hex: string): OperatorAuth {
+    if (!/^[0-9a-f]{64}$/.test(hex))
+      throw new ConfigError('the stored operator key digest is corrupt: expected 64 hex characters');
     return new OperatorAuth(Buffer.from(hex, 'hex'));
   }
 

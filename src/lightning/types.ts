@@ -100,6 +100,8 @@ export interface PayInvoiceArgs {
 
 export interface KeysendArgs {
   destination: Hex;
+  /** Our preimage (the payment hash is its sha256); random when absent. */
+  preimage?: Hex;
   amountMsat: Msat;
   maxFeeMsat: Msat;
   records?: TlvRecord[];

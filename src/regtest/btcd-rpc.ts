@@ -29,6 +29,8 @@ export class BtcdRpc {
         },
         (res) => {
           const chunks: Buffer[] = [];
+          res.on('aborted', () => reject(new Error(`btcd ${method}: connection closed mid-reply`)));
+          res.on('error', reject);
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
             const text = Buffer.concat(chunks).toString('utf8');

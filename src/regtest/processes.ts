@@ -25,6 +25,8 @@ export function startDaemon(bin: string, args: string[], logFile: string, pidFil
   const fd = openSync(logFile, 'a');
   try {
     const child = spawn(bin, args, { detached: true, stdio: ['ignore', fd, fd] });
+    // spawn reports ENOENT/EACCES as an event; without a listener it would crash the process.
+    child.on('error', () => undefined);
     if (child.pid === undefined) throw new Error(`could not start ${bin}`);
     child.unref();
     writeFileSync(pidFile, String(child.pid));
@@ -44,6 +46,15 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Signals a process that may exit at any moment; it being gone already is fine. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM, then SIGKILL after graceMs; resolves once the process is gone. */
@@ -53,11 +64,11 @@ export async function stopDaemon(pidFile: string, marker: string, graceMs = 15_0
     rmSync(pidFile, { force: true });
     return false;
   }
-  process.kill(pid, 'SIGTERM');
+  signal(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   while (alive(pid) && Date.now() < deadline) await sleep(100);
   if (alive(pid)) {
-    process.kill(pid, 'SIGKILL');
+    signal(pid, 'SIGKILL');
     while (alive(pid)) await sleep(50);
   }
   rmSync(pidFile, { force: true });

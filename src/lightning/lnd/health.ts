@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { getHeight } from 'ln-service';
 import type { ConnectionState } from '../types.js';
 import type { LndContext } from './context.js';
+import { rejectAfter } from './with-timeout.js';
 
 export interface HealthMonitorOptions {
   intervalMs?: number;
@@ -55,7 +56,12 @@ export class HealthMonitor {
 
   async probe(): Promise<ConnectionState> {
     try {
-      await getHeight({ lnd: this.ctx.lnd });
+      // A half-open connection never answers: a probe that hangs counts as a failure.
+      await rejectAfter(
+        getHeight({ lnd: this.ctx.lnd }),
+        Math.max(1000, this.intervalMs),
+        () => new Error('probe timed out'),
+      );
       this.failures = 0;
       this.set('connected');
     } catch {

@@ -18,14 +18,6 @@ export class IndexWatermark {
     return index <= this.mark || this.above.has(index);
   }
 
-  /**
-   * With no persisted position (0), LND replays nothing: the first index seen live starts the
-   * count, and what came before it counts as history we were never asked to handle.
-   */
-  startAt(index: number): void {
-    if (this.mark === 0 && this.above.size === 0 && index > 1) this.mark = index - 1;
-  }
-
   /** Records an index; returns false if it was already handled. */
   add(index: number): boolean {
     if (this.has(index)) return false;

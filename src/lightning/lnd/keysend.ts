@@ -5,7 +5,7 @@ import { LightningError, LightningErrorCode } from '../errors.js';
 import type { KeysendArgs, PaymentOutcome, TlvRecord } from '../types.js';
 import { awaitPayment } from './await-payment.js';
 import type { LndContext } from './context.js';
-import { DEFAULT_PATHFINDING_TIMEOUT_MS } from './pay-invoice.js';
+import { confirmNotSent, DEFAULT_PATHFINDING_TIMEOUT_MS } from './pay-invoice.js';
 
 export const KEYSEND_PREIMAGE_TLV = 5482373484n;
 /** Records below this type are reserved for the protocol (BOLT 1 "custom records" start here). */
@@ -44,7 +44,14 @@ export async function keysend(ctx: LndContext, args: KeysendArgs): Promise<Payme
     throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
   const records = args.records ?? [];
   validateRecords(records);
-  const preimage = randomBytes(32);
+  if (args.preimage !== undefined && !/^[0-9a-f]{64}$/.test(args.preimage)) {
+    throw new LightningError(
+      LightningErrorCode.INVALID_ARGUMENT,
+      'preimage must be 64 lowercase hex characters',
+    );
+  }
+  // Callers that must record the hash before sending pass their own preimage.
+  const preimage = args.preimage !== undefined ? Buffer.from(args.preimage, 'hex') : randomBytes(32);
   const paymentHash = createHash('sha256').update(preimage).digest('hex');
   const sub = subscribeToPayViaDetails({
     lnd: ctx.lnd,
@@ -58,5 +65,5 @@ export async function keysend(ctx: LndContext, args: KeysendArgs): Promise<Payme
       ...records.map((r) => ({ type: r.type.toString(), value: r.value })),
     ],
   });
-  return awaitPayment(sub, paymentHash, args.timeoutMs);
+  return awaitPayment(sub, paymentHash, args.timeoutMs, (o) => confirmNotSent(ctx, o));
 }

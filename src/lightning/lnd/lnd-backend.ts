@@ -30,6 +30,7 @@ import { settleHoldInvoice } from './settle-hold-invoice.js';
 import { subscribeInvoices } from './subscribe-invoices.js';
 import { trackPayment } from './track-payment.js';
 import { watchInvoice } from './watch-invoice.js';
+import type { ResilientSubscription } from './resilient-stream.js';
 
 export const LND_CAPABILITIES: Capabilities = {
   holdInvoices: true,
@@ -44,11 +45,15 @@ export class LndBackend implements LightningBackend {
   readonly capabilities = LND_CAPABILITIES;
   private readonly ctx: LndContext;
   private readonly health: HealthMonitor;
-  private readonly subscriptions = new Set<Subscription>();
+  private readonly subscriptions = new Set<ResilientSubscription>();
 
   constructor(lnd: AuthenticatedLnd, health: HealthMonitorOptions = {}) {
     this.ctx = { lnd };
     this.health = new HealthMonitor(this.ctx, health);
+    // A stream on a half-open connection may never error: reopen them all when LND is back.
+    this.health.onChange((state) => {
+      if (state === 'connected') for (const s of this.subscriptions) s.reconnect();
+    });
     this.health.start();
   }
 
@@ -124,7 +129,7 @@ export class LndBackend implements LightningBackend {
     this.subscriptions.clear();
   }
 
-  private track(sub: Subscription): Subscription {
+  private track(sub: ResilientSubscription): Subscription {
     this.subscriptions.add(sub);
     return {
       close: () => {

@@ -5,6 +5,7 @@ import { awaitPayment } from './await-payment.js';
 import type { LndContext } from './context.js';
 import { decodeInvoice } from './decode-invoice.js';
 import { failed } from './payment-outcome.js';
+import { getPaymentStatus } from './track-payment.js';
 
 export const DEFAULT_PATHFINDING_TIMEOUT_MS = 30_000;
 
@@ -22,7 +23,7 @@ export async function payInvoice(ctx: LndContext, args: PayInvoiceArgs): Promise
       'amountMsat differs from the invoice amount',
     );
   }
-  if (decoded.isExpired) return failed(decoded.paymentHash, 'INVOICE_EXPIRED');
+  if (decoded.isExpired) return confirmNotSent(ctx, failed(decoded.paymentHash, 'INVOICE_EXPIRED'));
   const sub = subscribeToPayViaRequest({
     lnd: ctx.lnd,
     request: args.request.trim(),
@@ -32,5 +33,18 @@ export async function payInvoice(ctx: LndContext, args: PayInvoiceArgs): Promise
       ? { mtokens: args.amountMsat.toString() }
       : {}),
   });
-  return awaitPayment(sub, decoded.paymentHash, args.timeoutMs);
+  return awaitPayment(sub, decoded.paymentHash, args.timeoutMs, (o) => confirmNotSent(ctx, o));
+}
+
+/**
+ * LND checks expiry, amount and self-payment before it looks for an earlier attempt with the same
+ * hash, so a retry can be refused while the first attempt is in flight or has succeeded. Only
+ * report `failed` when LND has no such attempt, or it failed too.
+ */
+export async function confirmNotSent(ctx: LndContext, outcome: PaymentOutcome): Promise<PaymentOutcome> {
+  const earlier = await getPaymentStatus(ctx, outcome.paymentHash).catch((): PaymentOutcome => ({
+    status: 'pending',
+    paymentHash: outcome.paymentHash,
+  }));
+  return earlier.status === 'not_found' || earlier.status === 'failed' ? outcome : earlier;
 }

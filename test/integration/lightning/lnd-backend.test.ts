@@ -210,6 +210,9 @@ describe('LndBackend on regtest', () => {
     const hold = await alice.createHoldInvoice({ paymentHash: hash, amountMsat: msat(5_000) });
     const outcome = await bob.payInvoice({ request: hold.request!, maxFeeMsat: FEE_LIMIT, timeoutMs: 1_000 });
     expect(outcome).toEqual({ status: 'pending', paymentHash: hash });
+    // A retry while the first attempt is in flight is never reported as failed.
+    const retry = await bob.payInvoice({ request: hold.request!, maxFeeMsat: FEE_LIMIT, timeoutMs: 1_000 });
+    expect(retry).toEqual({ status: 'pending', paymentHash: hash });
     expect(await bob.trackPayment(hash, { timeoutMs: 500 })).toEqual({
       status: 'pending',
       paymentHash: hash,

@@ -14,15 +14,6 @@ describe('IndexWatermark', () => {
     expect(w.add(3)).toBe(false);
   });
 
-  it('starts from the first live index when nothing was persisted', () => {
-    const w = new IndexWatermark(0);
-    w.startAt(57);
-    expect(w.add(57)).toBe(true);
-    expect(w.value).toBe(57);
-    w.startAt(99); // only the first one counts
-    expect(w.value).toBe(57);
-  });
-
   it('for any delivery order with duplicates, handles each index once and ends at the top', () => {
     fc.assert(
       fc.property(
