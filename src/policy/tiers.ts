@@ -1,5 +1,5 @@
 import { msat } from '../domain/msat.js';
-import type { Policy, TierName } from './types.js';
+import type { Policy, PolicyRule, TierName } from './types.js';
 
 /** Amounts of the trust tiers, in msat; operators can override them in the config. */
 export interface TierAmounts {
@@ -18,25 +18,28 @@ export function tierPolicy(tier: TierName, amounts: TierAmounts = DEFAULT_TIER_A
     case 'L0':
       return { tier, rules: [{ type: 'no_spending' }] };
     case 'L1':
-      return {
-        tier,
-        rules: [
-          { type: 'max_per_payment', maxMsat: msat(amounts.L1.perPaymentMsat) },
-          { type: 'budget', window: 'day', maxMsat: msat(amounts.L1.dailyMsat) },
-          { type: 'max_in_flight', max: 5 },
-          { type: 'max_per_minute', max: 60 },
-        ],
-      };
+      return limited(tier, amounts.L1, [
+        { type: 'max_in_flight', max: 5 },
+        { type: 'max_per_minute', max: 60 },
+      ]);
     case 'L2':
-      return {
-        tier,
-        rules: [
-          { type: 'max_per_payment', maxMsat: msat(amounts.L2.perPaymentMsat) },
-          { type: 'budget', window: 'day', maxMsat: msat(amounts.L2.dailyMsat) },
-          { type: 'max_in_flight', max: 50 },
-        ],
-      };
+      return limited(tier, amounts.L2, [{ type: 'max_in_flight', max: 50 }]);
     case 'L3':
       return { tier, rules: [{ type: 'max_in_flight', max: 500 }] };
   }
+}
+
+function limited(
+  tier: TierName,
+  limits: { dailyMsat: bigint; perPaymentMsat: bigint },
+  extra: PolicyRule[],
+): Policy {
+  return {
+    tier,
+    rules: [
+      { type: 'max_per_payment', maxMsat: msat(limits.perPaymentMsat) },
+      { type: 'budget', window: 'day', maxMsat: msat(limits.dailyMsat) },
+      ...extra,
+    ],
+  };
 }

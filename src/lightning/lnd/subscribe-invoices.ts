@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { subscribeToInvoices } from 'ln-service';
 import type { InvoiceSubscriptionOptions } from '../backend.js';
-import type { Invoice, Subscription } from '../types.js';
+import type { Invoice } from '../types.js';
 import type { LndContext } from './context.js';
 import { IndexWatermark } from './index-watermark.js';
 import { listSettledInvoices } from './list-settled-invoices.js';
