@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { msat, type Msat } from '../domain/msat.js';
 import { LedgerError, LedgerErrorCode } from './errors.js';
 import { GroupCommit } from './group-commit.js';
-import type { LedgerStore, LedgerWrite } from './store.js';
+import type { LedgerStore, LedgerWrite, RecordStore, StoredRecord } from './store.js';
 import {
   availableOf,
   type Account,
@@ -37,7 +37,10 @@ const DAY = 24 * 3600 * 1000;
  * made durable by group commit. If the store fails, the ledger stops accepting changes: memory
  * is ahead of disk, and the process must restart from disk.
  */
-export class Ledger {
+/** Side records to commit in the same atomic batch as a ledger change. */
+export type SideRecords = { key: string; value: string | null }[];
+
+export class Ledger implements RecordStore {
   private readonly accounts = new Map<string, Account>();
   private readonly transfers = new Map<string, Transfer>();
   private readonly idempotency = new Map<string, { transferId: string; fingerprint: string }>();
@@ -155,7 +158,7 @@ export class Ledger {
    * Validates and applies a transfer now (throws LedgerError synchronously), durable later.
    * Posted transfers move funds at once; pending ones reserve them until post or void.
    */
-  transfer(req: TransferRequest): Applied<Transfer> {
+  transfer(req: TransferRequest, records: SideRecords = []): Applied<Transfer> {
     this.assertHealthy();
     const fingerprint = `${req.debitAccountId}|${req.creditAccountId}|${req.amount}|${req.code}|${req.pending === true}`;
     if (req.idempotencyKey !== undefined) {
@@ -234,21 +237,25 @@ export class Ledger {
       this.idempotency.set(req.idempotencyKey, { transferId: id, fingerprint });
       writes.push({ type: 'idempotency', key: req.idempotencyKey, transferId: id, fingerprint });
     }
-    const durable = this.persist(writes, [
-      {
-        type: 'transfer_created',
-        accountIds: [debit.id, credit.id],
-        transferId: id,
-        amount: req.amount.toString(),
-        detail: t.state,
-      },
-    ]);
+    const durable = this.persist(
+      writes,
+      [
+        {
+          type: 'transfer_created',
+          accountIds: [debit.id, credit.id],
+          transferId: id,
+          amount: req.amount.toString(),
+          detail: t.state,
+        },
+      ],
+      records,
+    );
     this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
   /** Completes a pending transfer, moving `amount` (at most what was reserved; the rest returns). */
-  post(id: string, amount?: Msat): Applied<Transfer> {
+  post(id: string, amount?: Msat, records: SideRecords = []): Applied<Transfer> {
     this.assertHealthy();
     const t = this.mutableTransfer(id);
     if (t.state === 'posted' && (amount === undefined || amount === t.amount))
@@ -289,13 +296,14 @@ export class Ledger {
           amount: final.toString(),
         },
       ],
+      records,
     );
     this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
   /** Releases a pending transfer: the reservation returns to the debit account. */
-  void(id: string, reason = ''): Applied<Transfer> {
+  void(id: string, reason = '', records: SideRecords = []): Applied<Transfer> {
     this.assertHealthy();
     const t = this.mutableTransfer(id);
     if (t.state === 'voided') return { value: { ...t }, durable: this.commit.drain(), replayed: true };
@@ -322,6 +330,7 @@ export class Ledger {
           detail: reason,
         },
       ],
+      records,
     );
     this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
@@ -336,6 +345,12 @@ export class Ledger {
         expired.push(this.void(t.id, 'timeout').value);
     }
     return expired;
+  }
+
+  /** The transfer an idempotency key already produced, if any (within the retention window). */
+  findByIdempotencyKey(key: string): Transfer | undefined {
+    const seen = this.idempotency.get(key);
+    return seen ? this.getTransferSync(seen.transferId) : undefined;
   }
 
   getTransferSync(id: string): Transfer | undefined {
@@ -359,6 +374,26 @@ export class Ledger {
 
   journal(accountId: string, options: { limit: number; beforeSeq?: number }): Promise<JournalEntry[]> {
     return this.store.journal(accountId, options);
+  }
+
+  /** Writes side records (group-committed like everything else). */
+  putRecords(records: SideRecords): Promise<void> {
+    this.assertHealthy();
+    return this.persist(
+      records.map((r): LedgerWrite => ({ type: 'record', key: r.key, value: r.value })),
+      [],
+    );
+  }
+
+  getRecord(key: string): Promise<string | undefined> {
+    return this.store.getRecord(key);
+  }
+
+  listRecords(
+    prefix: string,
+    options?: { limit?: number; reverse?: boolean; after?: string },
+  ): Promise<StoredRecord[]> {
+    return this.store.listRecords(prefix, options);
   }
 
   /** Resolves when everything applied so far is durable. */
@@ -398,8 +433,13 @@ export class Ledger {
     this.debits.set(accountId, keep);
   }
 
-  private persist(writes: LedgerWrite[], entries: Omit<JournalEntry, 'seq' | 'at'>[]): Promise<void> {
+  private persist(
+    writes: LedgerWrite[],
+    entries: Omit<JournalEntry, 'seq' | 'at'>[],
+    records: SideRecords = [],
+  ): Promise<void> {
     const at = this.now();
+    for (const r of records) writes.push({ type: 'record', key: r.key, value: r.value });
     for (const e of entries) writes.push({ type: 'journal', entry: { ...e, seq: ++this.seq, at } });
     return this.commit.add(writes).catch((err: unknown) => {
       throw new LedgerError(LedgerErrorCode.STORAGE_FAILED, `ledger write failed: ${(err as Error).message}`);

@@ -5,7 +5,25 @@ export type LedgerWrite =
   | { type: 'account'; account: Account }
   | { type: 'transfer'; transfer: Transfer }
   | { type: 'idempotency'; key: string; transferId: string; fingerprint: string }
-  | { type: 'journal'; entry: JournalEntry };
+  | { type: 'journal'; entry: JournalEntry }
+  /** A side record (payment, invoice, policy...) written in the same atomic batch as the money. */
+  | { type: 'record'; key: string; value: string | null };
+
+export interface StoredRecord {
+  key: string;
+  value: string;
+}
+
+/** Side records kept with the ledger, so that they commit atomically with the transfers they describe. */
+export interface RecordStore {
+  putRecords(records: { key: string; value: string | null }[]): Promise<void>;
+  getRecord(key: string): Promise<string | undefined>;
+  /** Records whose key starts with `prefix`, in key order (or reverse). */
+  listRecords(
+    prefix: string,
+    options?: { limit?: number; reverse?: boolean; after?: string },
+  ): Promise<StoredRecord[]>;
+}
 
 export interface LedgerSnapshot {
   accounts: Account[];
@@ -27,5 +45,10 @@ export interface LedgerStore {
   getTransfer(id: string): Promise<Transfer | undefined>;
   /** Journal entries touching an account, newest first. */
   journal(accountId: string, options: { limit: number; beforeSeq?: number }): Promise<JournalEntry[]>;
+  getRecord(key: string): Promise<string | undefined>;
+  listRecords(
+    prefix: string,
+    options?: { limit?: number; reverse?: boolean; after?: string },
+  ): Promise<StoredRecord[]>;
   close(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 import type { AbstractBatchOptions, AbstractSublevel } from 'abstract-level';
 import type { Level } from 'level';
 import { msat } from '../domain/msat.js';
-import type { LedgerSnapshot, LedgerStore, LedgerWrite } from '../ledger/store.js';
+import type { LedgerSnapshot, LedgerStore, LedgerWrite, StoredRecord } from '../ledger/store.js';
 import type { Account, JournalEntry, Transfer } from '../ledger/types.js';
 
 type Sub = AbstractSublevel<Level<string, string>, string | Buffer | Uint8Array, string, string>;
@@ -41,7 +41,7 @@ function decodeTransfer(s: string): Transfer {
 /**
  * The ledger in LevelDB, under its own sublevel. Keys:
  *   a!<account>  t!<transfer>  tt!<createdAt>!<transfer>  tp!<pending transfer>
- *   i!<idempotency key>  j!<seq>  ja!<account>!<seq>  m!seq
+ *   i!<idempotency key>  j!<seq>  ja!<account>!<seq>  m!seq  r!<side record>
  * Every commit is one atomic batch written with sync (fsync) before it resolves.
  */
 export class LevelLedgerStore implements LedgerStore {
@@ -96,6 +96,13 @@ export class LevelLedgerStore implements LedgerStore {
             value: JSON.stringify({ transferId: w.transferId, fingerprint: w.fingerprint }),
           });
           break;
+        case 'record':
+          ops.push(
+            w.value === null
+              ? { type: 'del', key: `r!${w.key}` }
+              : { type: 'put', key: `r!${w.key}`, value: w.value },
+          );
+          break;
         case 'journal': {
           const e = w.entry;
           const seq = pad(e.seq, 16);
@@ -131,6 +138,28 @@ export class LevelLedgerStore implements LedgerStore {
     if (seqs.length === 0) return [];
     const values = await this.db.getMany(seqs.map((s) => `j!${s}`));
     return values.filter((v): v is string => typeof v === 'string').map((v) => JSON.parse(v) as JournalEntry);
+  }
+
+  async getRecord(key: string): Promise<string | undefined> {
+    return this.db.get(`r!${key}`);
+  }
+
+  async listRecords(
+    prefix: string,
+    options: { limit?: number; reverse?: boolean; after?: string } = {},
+  ): Promise<StoredRecord[]> {
+    const out: StoredRecord[] = [];
+    const range = options.reverse
+      ? { gte: `r!${prefix}`, lt: options.after !== undefined ? `r!${options.after}` : `r!${prefix}\uffff` }
+      : { gt: options.after !== undefined ? `r!${options.after}` : `r!${prefix}`, lt: `r!${prefix}\uffff` };
+    for await (const [k, v] of this.db.iterator({
+      ...range,
+      reverse: options.reverse ?? false,
+      limit: options.limit ?? -1,
+    })) {
+      out.push({ key: k.slice(2), value: v });
+    }
+    return out;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { LedgerSnapshot, LedgerStore, LedgerWrite } from '../../src/ledger/store.js';
+import type { LedgerSnapshot, LedgerStore, LedgerWrite, StoredRecord } from '../../src/ledger/store.js';
 import type { Account, JournalEntry, Transfer } from '../../src/ledger/types.js';
 
 /** In-memory LedgerStore for unit tests; copies on the way in and out like a real store. */
@@ -7,6 +7,7 @@ export class MemoryLedgerStore implements LedgerStore {
   transfers = new Map<string, Transfer>();
   idempotency = new Map<string, { transferId: string; fingerprint: string }>();
   entries: JournalEntry[] = [];
+  records = new Map<string, string>();
   commits = 0;
   failNext = false;
 
@@ -31,7 +32,10 @@ export class MemoryLedgerStore implements LedgerStore {
     for (const w of writes) {
       if (w.type === 'account') this.accounts.set(w.account.id, { ...w.account });
       else if (w.type === 'transfer') this.transfers.set(w.transfer.id, { ...w.transfer });
-      else if (w.type === 'idempotency')
+      else if (w.type === 'record') {
+        if (w.value === null) this.records.delete(w.key);
+        else this.records.set(w.key, w.value);
+      } else if (w.type === 'idempotency')
         this.idempotency.set(w.key, { transferId: w.transferId, fingerprint: w.fingerprint });
       else this.entries.push(w.entry);
     }
@@ -50,6 +54,21 @@ export class MemoryLedgerStore implements LedgerStore {
       )
       .reverse()
       .slice(0, options.limit);
+  }
+
+  async getRecord(key: string): Promise<string | undefined> {
+    return this.records.get(key);
+  }
+
+  async listRecords(
+    prefix: string,
+    options: { limit?: number; reverse?: boolean; after?: string } = {},
+  ): Promise<StoredRecord[]> {
+    let keys = [...this.records.keys()].filter((k) => k.startsWith(prefix)).sort();
+    if (options.reverse)
+      keys = keys.reverse().filter((k) => options.after === undefined || k < options.after);
+    else keys = keys.filter((k) => options.after === undefined || k > options.after);
+    return keys.slice(0, options.limit ?? keys.length).map((key) => ({ key, value: this.records.get(key)! }));
   }
 
   async close(): Promise<void> {}

@@ -1,0 +1,27 @@
+import { msat } from '../domain/msat.js';
+import type { Approval, InvoiceRecord, Payment } from './types.js';
+
+// Records are JSON with msat amounts as decimal strings.
+
+const AMOUNTS = ['amountMsat', 'feeLimitMsat', 'feeMsat', 'receivedMsat'] as const;
+
+export function encode(value: Payment | InvoiceRecord | Approval): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
+function decodeAmounts<T>(raw: string): T {
+  const o = JSON.parse(raw) as Record<string, unknown>;
+  for (const k of AMOUNTS) if (typeof o[k] === 'string') o[k] = msat(o[k] as string);
+  return o as T;
+}
+
+export const decodePayment = (raw: string): Payment => decodeAmounts<Payment>(raw);
+export const decodeInvoice = (raw: string): InvoiceRecord => decodeAmounts<InvoiceRecord>(raw);
+export const decodeApproval = (raw: string): Approval => decodeAmounts<Approval>(raw);
+
+export const keys = {
+  payment: (id: string) => `pay!${id}`,
+  paymentByHash: (hash: string) => `payh!${hash}`,
+  invoice: (hash: string) => `inv!${hash}`,
+  approval: (id: string) => `appr!${id}`,
+};

@@ -1,0 +1,897 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { isPubkey } from '../domain/hex.js';
+import { msat, type Msat } from '../domain/msat.js';
+import type { Ledger, SideRecords } from '../ledger/ledger.js';
+import { availableOf, balanceOf } from '../ledger/types.js';
+import { LightningError, LightningErrorCode } from '../lightning/errors.js';
+import type { LightningBackend } from '../lightning/backend.js';
+import type { DecodedInvoice, Invoice, PaymentOutcome, TlvRecord } from '../lightning/types.js';
+import type { AuditLog } from '../policy/audit.js';
+import { evaluate } from '../policy/engine.js';
+import { PolicyDeniedError } from '../policy/errors.js';
+import type { PolicyRegistry } from '../policy/registry.js';
+import type { Decision, SpendRequest } from '../policy/types.js';
+import { decodeApproval, decodeInvoice, decodePayment, encode, keys } from './codec.js';
+import { PaymentError, PaymentErrorCode } from './errors.js';
+import type { EventBus } from './events.js';
+import { defaultFeeLimit } from './fee-limit.js';
+import { spendContext } from './spend-context.js';
+import type { Approval, InvoiceRecord, Payment } from './types.js';
+
+export const LIGHTNING_ACCOUNT = 'sys:lightning';
+export const OPERATOR_ACCOUNT = 'sys:operator';
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface PaymentsOptions {
+  /** How long a pay request waits for a final outcome before answering `pending`. */
+  payTimeoutMs?: number;
+  approvalTtlMs?: number;
+  /** A pending payment LND has no record of this long after we reserved for it never reached LND. */
+  notFoundGraceMs?: number;
+  reconcileIntervalMs?: number;
+  now?: () => number;
+}
+
+export interface PayInput {
+  request: string;
+  amountMsat?: Msat;
+  maxFeeMsat?: Msat;
+  idempotencyKey?: string;
+}
+
+export interface KeysendInput {
+  destination: string;
+  amountMsat: Msat;
+  maxFeeMsat?: Msat;
+  records?: TlvRecord[];
+  idempotencyKey?: string;
+}
+
+export interface Liabilities {
+  accountsMsat: string;
+  pendingOutMsat: string;
+  nodeChannelLocalMsat: string;
+  nodeOnchainMsat: string;
+  /** Node funds over liabilities, as a decimal string ratio (e.g. "1.25"); "inf" without liabilities. */
+  coverage: string;
+}
+
+/**
+ * Custodial payments on top of the ledger: policy check and reservation in one synchronous step,
+ * the same fee limit passed to LND, post on success, void only on a definitive failure, internal
+ * settlement between accounts of this gateway, crediting of settled invoices exactly once, and
+ * reconciliation against LND.
+ */
+export class PaymentsService {
+  private readonly payments = new Map<string, Payment>();
+  private readonly byHash = new Map<string, string>();
+  private readonly byIdempotency = new Map<string, string>();
+  private readonly invoices = new Map<string, InvoiceRecord>();
+  private readonly approvals = new Map<string, Approval>();
+  private readonly tracking = new Set<string>();
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private nodePubkey = '';
+  private network = '';
+  private readonly now: () => number;
+  private readonly payTimeoutMs: number;
+  private readonly approvalTtlMs: number;
+  private readonly notFoundGraceMs: number;
+  private readonly reconcileIntervalMs: number;
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly backend: LightningBackend,
+    private readonly policies: PolicyRegistry,
+    private readonly audit: AuditLog,
+    private readonly events: EventBus,
+    private readonly log: Logger,
+    options: PaymentsOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.payTimeoutMs = options.payTimeoutMs ?? 30_000;
+    this.approvalTtlMs = options.approvalTtlMs ?? 15 * 60_000;
+    this.notFoundGraceMs = options.notFoundGraceMs ?? 60_000;
+    this.reconcileIntervalMs = options.reconcileIntervalMs ?? 60_000;
+  }
+
+  /** Loads state, creates the system accounts, reconciles with LND, and starts the background work. */
+  async start(): Promise<void> {
+    for (const id of [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT]) {
+      if (!this.ledger.getAccount(id)) {
+        await this.ledger.createAccount({
+          id,
+          kind: id === OPERATOR_ACCOUNT ? 'operator' : 'system',
+          name: id,
+          allowNegative: true,
+        }).durable;
+      }
+    }
+    for (const r of await this.ledger.listRecords('pay!')) this.index(decodePayment(r.value));
+    for (const r of await this.ledger.listRecords('inv!')) {
+      const inv = decodeInvoice(r.value);
+      this.invoices.set(inv.paymentHash, inv);
+    }
+    for (const r of await this.ledger.listRecords('appr!')) {
+      const a = decodeApproval(r.value);
+      this.approvals.set(a.id, a);
+    }
+    const info = await this.backend.getNodeInfo();
+    this.nodePubkey = info.pubkey;
+    this.network = info.network;
+    await this.reconcile({ full: true });
+    const every = (ms: number, fn: () => Promise<unknown> | void): void => {
+      const t = setInterval(
+        () =>
+          void Promise.resolve(fn()).catch((err: unknown) =>
+            this.log.error({ err }, 'background task failed'),
+          ),
+        ms,
+      );
+      t.unref();
+      this.timers.push(t);
+    };
+    every(this.reconcileIntervalMs, () => this.reconcile({ full: false }));
+    every(1000, () => this.expireApprovals());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  // ---- paying -----------------------------------------------------------------------------
+
+  async pay(accountId: string, input: PayInput): Promise<Payment> {
+    const replay = this.replay(accountId, input.idempotencyKey);
+    if (replay) return replay;
+    this.ledger.requireAccount(accountId);
+    const decoded = await this.decode(input.request);
+    const amount = this.amountOf(decoded, input.amountMsat);
+    this.assertNotPaid(decoded.paymentHash);
+    const own = this.invoices.get(decoded.paymentHash);
+    if (own) return this.payInternal(accountId, own, input, amount);
+    if (decoded.destination === this.nodePubkey) {
+      throw new PaymentError(
+        PaymentErrorCode.INVALID_INVOICE,
+        'this invoice was issued by the gateway node but is not an account invoice',
+      );
+    }
+    const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(amount);
+    const payment = this.newPayment(accountId, {
+      kind: 'bolt11',
+      paymentHash: decoded.paymentHash,
+      request: input.request.trim(),
+      destination: decoded.destination,
+      amountMsat: amount,
+      feeLimitMsat: feeLimit,
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+    });
+    const reserved = this.reserve(payment, {
+      kind: 'bolt11',
+      amountMsat: amount,
+      feeLimitMsat: feeLimit,
+      payee: { pubkey: decoded.destination },
+    });
+    await reserved;
+    if (payment.status === 'awaiting_approval') return { ...payment };
+    return this.send(payment);
+  }
+
+  async keysend(accountId: string, input: KeysendInput): Promise<Payment> {
+    const replay = this.replay(accountId, input.idempotencyKey);
+    if (replay) return replay;
+    this.ledger.requireAccount(accountId);
+    if (!isPubkey(input.destination))
+      throw new PaymentError(
+        PaymentErrorCode.INVALID_ARGUMENT,
+        'destination must be a node public key (66 hex characters)',
+      );
+    if (input.amountMsat <= 0n)
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
+    if (input.destination === this.nodePubkey)
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot keysend to the gateway node itself');
+    for (const r of input.records ?? []) {
+      if (r.type < 65536n || !/^(?:[0-9a-f]{2})+$/.test(r.value)) {
+        throw new PaymentError(
+          PaymentErrorCode.INVALID_ARGUMENT,
+          'custom records need a type >= 65536 and a non-empty lowercase hex value',
+        );
+      }
+    }
+    const preimage = randomBytes(32).toString('hex');
+    const paymentHash = createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex');
+    const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(input.amountMsat);
+    const payment = this.newPayment(accountId, {
+      kind: 'keysend',
+      paymentHash,
+      destination: input.destination,
+      amountMsat: input.amountMsat,
+      feeLimitMsat: feeLimit,
+      keysendPreimage: preimage,
+      ...(input.records?.length
+        ? { records: input.records.map((r) => ({ type: r.type.toString(), value: r.value })) }
+        : {}),
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+    });
+    await this.reserve(payment, {
+      kind: 'keysend',
+      amountMsat: input.amountMsat,
+      feeLimitMsat: feeLimit,
+      payee: { pubkey: input.destination },
+    });
+    if (payment.status === 'awaiting_approval') return { ...payment };
+    return this.send(payment);
+  }
+
+  /** Moves funds between two accounts of this gateway, within the payer's policy. */
+  async transfer(
+    fromAccountId: string,
+    toAccountId: string,
+    amount: Msat,
+    memo: string,
+    idempotencyKey?: string,
+  ): Promise<{ transferId: string; replayed: boolean }> {
+    this.ledger.requireAccount(toAccountId);
+    if (toAccountId.startsWith('sys:'))
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot transfer to a system account');
+    const req: SpendRequest = {
+      kind: 'internal_transfer',
+      amountMsat: amount,
+      feeLimitMsat: msat(0),
+      payee: { accountId: toAccountId },
+    };
+    const key = idempotencyKey ? `transfer:${fromAccountId}:${idempotencyKey}` : undefined;
+    // A retry is answered from the ledger's idempotency index, before the policy counts it again.
+    const earlier = key ? this.ledger.findByIdempotencyKey(key) : undefined;
+    if (earlier) return { transferId: earlier.id, replayed: true };
+    const decision = this.decide(fromAccountId, req);
+    if (decision.outcome !== 'allow') this.deny(decision);
+    const applied = this.ledger.transfer({
+      debitAccountId: fromAccountId,
+      creditAccountId: toAccountId,
+      amount,
+      code: 'transfer',
+      memo,
+      ...(key ? { idempotencyKey: key } : {}),
+    });
+    await applied.durable;
+    this.publishBalances(fromAccountId, toAccountId);
+    return { transferId: applied.value.id, replayed: applied.replayed };
+  }
+
+  getPayment(id: string): Payment | undefined {
+    const p = this.payments.get(id);
+    return p ? { ...p } : undefined;
+  }
+
+  listPayments(accountId: string, limit = 100): Payment[] {
+    return [...this.payments.values()]
+      .filter((p) => p.accountId === accountId)
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .slice(0, limit)
+      .map((p) => ({ ...p }));
+  }
+
+  // ---- receiving --------------------------------------------------------------------------
+
+  async createInvoice(
+    accountId: string,
+    input: { amountMsat: Msat; description?: string; expirySeconds?: number },
+  ): Promise<InvoiceRecord> {
+    const account = this.ledger.requireAccount(accountId);
+    if (account.kind === 'system')
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'system accounts do not receive invoices');
+    if (input.amountMsat <= 0n)
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
+    const created = await this.backend.createInvoice({
+      amountMsat: input.amountMsat,
+      description: input.description ?? '',
+      ...(input.expirySeconds !== undefined ? { expirySeconds: input.expirySeconds } : {}),
+    });
+    const record: InvoiceRecord = {
+      paymentHash: created.paymentHash,
+      accountId,
+      request: created.request ?? '',
+      amountMsat: input.amountMsat,
+      description: created.description,
+      state: 'open',
+      ...(created.preimage ? { preimage: created.preimage } : {}),
+      createdAt: created.createdAt.getTime(),
+      expiresAt: created.expiresAt.getTime(),
+    };
+    this.invoices.set(record.paymentHash, record);
+    await this.ledger.putRecords([{ key: keys.invoice(record.paymentHash), value: encode(record) }]);
+    this.publishInvoice(record);
+    return publicInvoice(record);
+  }
+
+  getInvoice(paymentHash: string): InvoiceRecord | undefined {
+    const inv = this.invoices.get(paymentHash);
+    return inv ? publicInvoice(inv) : undefined;
+  }
+
+  /**
+   * Handles an invoice update from LND (subscription or reconciliation). Idempotent: the credit
+   * carries the idempotency key `invoice:<hash>`, and the invoice record commits with it.
+   */
+  async onInvoice(invoice: Invoice): Promise<void> {
+    const rec = this.invoices.get(invoice.paymentHash);
+    if (!rec) return;
+    if (invoice.state === 'canceled' && rec.state === 'open') {
+      rec.state = 'canceled';
+      await this.ledger.putRecords([{ key: keys.invoice(rec.paymentHash), value: encode(rec) }]);
+      this.publishInvoice(rec);
+      return;
+    }
+    if (invoice.state !== 'settled') return;
+    if (rec.state === 'settled' && rec.settledVia === 'lightning') return;
+    if (rec.settledVia === 'internal') {
+      this.alert(
+        rec.accountId,
+        'INVOICE_PAID_TWICE',
+        `invoice ${rec.paymentHash} was paid internally and then over Lightning; the second payment is credited too`,
+      );
+    }
+    const received = invoice.receivedMsat > 0n ? invoice.receivedMsat : rec.amountMsat;
+    rec.state = 'settled';
+    rec.settledVia = 'lightning';
+    rec.receivedMsat = received;
+    rec.settledAt = invoice.settledAt?.getTime() ?? this.now();
+    const applied = this.ledger.transfer(
+      {
+        debitAccountId: LIGHTNING_ACCOUNT,
+        creditAccountId: rec.accountId,
+        amount: received,
+        code: 'invoice',
+        idempotencyKey: `invoice:${rec.paymentHash}`,
+      },
+      [{ key: keys.invoice(rec.paymentHash), value: encode(rec) }],
+    );
+    await applied.durable;
+    if (!applied.replayed) {
+      this.publishInvoice(rec);
+      this.publishBalances(rec.accountId);
+    }
+  }
+
+  // ---- approvals --------------------------------------------------------------------------
+
+  listApprovals(state?: Approval['state']): Approval[] {
+    return [...this.approvals.values()].filter((a) => !state || a.state === state).map((a) => ({ ...a }));
+  }
+
+  async approve(approvalId: string, by: string): Promise<Payment> {
+    const approval = this.pendingApproval(approvalId);
+    const payment = this.mustPayment(approval.paymentId);
+    const req: SpendRequest = {
+      kind: payment.kind === 'keysend' ? 'keysend' : 'bolt11',
+      amountMsat: payment.amountMsat,
+      feeLimitMsat: payment.feeLimitMsat,
+      payee: { pubkey: payment.destination },
+    };
+    // Release the hold and take the real reservation in the same tick: one atomic batch.
+    const hold = this.ledger.getTransferSync(payment.reservationId);
+    if (hold?.state === 'pending') this.ledger.void(hold.id, 'approved: replaced by reservation');
+    const decision = this.decide(payment.accountId, req, true, payment.id);
+    approval.state = decision.outcome === 'allow' ? 'approved' : 'denied';
+    approval.decidedAt = this.now();
+    approval.decidedBy = by;
+    if (decision.outcome !== 'allow') {
+      this.finish(payment, 'denied', { failureReason: 'APPROVAL_DENIED' });
+      await this.ledger.putRecords([
+        { key: keys.approval(approval.id), value: encode(approval) },
+        { key: keys.payment(payment.id), value: encode(payment) },
+      ]);
+      this.deny(decision);
+    }
+    payment.status = 'pending';
+    payment.reservationId = randomUUID();
+    payment.updatedAt = this.now();
+    const applied = this.ledger.transfer(
+      {
+        id: payment.reservationId,
+        debitAccountId: payment.accountId,
+        creditAccountId: LIGHTNING_ACCOUNT,
+        amount: msat(payment.amountMsat + payment.feeLimitMsat),
+        code: 'payment',
+        memo: payment.paymentHash,
+        pending: true,
+      },
+      [
+        { key: keys.payment(payment.id), value: encode(payment) },
+        { key: keys.approval(approval.id), value: encode(approval) },
+      ],
+    );
+    await applied.durable;
+    this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
+    return this.send(payment);
+  }
+
+  async denyApproval(approvalId: string, by: string): Promise<Payment> {
+    const approval = this.pendingApproval(approvalId);
+    return this.closeApproval(approval, 'denied', by);
+  }
+
+  /** Expires approvals whose time passed, releasing their holds. */
+  async expireApprovals(): Promise<void> {
+    const now = this.now();
+    for (const a of this.approvals.values()) {
+      if (a.state === 'pending' && a.expiresAt <= now) await this.closeApproval(a, 'expired', 'system');
+    }
+  }
+
+  // ---- reconciliation ---------------------------------------------------------------------
+
+  /**
+   * Re-tracks every non-final payment (no age cut-off) and catches up on open invoices. A full
+   * pass also checks every final Lightning payment against LND; on a mismatch the account is
+   * frozen and an alert is raised.
+   */
+  async reconcile({ full }: { full: boolean }): Promise<{ checked: number; mismatches: number }> {
+    let checked = 0;
+    let mismatches = 0;
+    for (const p of [...this.payments.values()]) {
+      if (
+        p.kind === 'internal' ||
+        p.status === 'awaiting_approval' ||
+        p.status === 'denied' ||
+        p.status === 'expired'
+      )
+        continue;
+      if (p.status !== 'pending' && !full) continue;
+      checked += 1;
+      const lnd = await this.backend.trackPayment(p.paymentHash, { timeoutMs: 0 }).catch(() => undefined);
+      if (!lnd) continue;
+      if (p.status === 'pending') {
+        await this.apply(p, lnd);
+        if (this.payments.get(p.id)?.status === 'pending') this.track(p);
+        continue;
+      }
+      const agrees =
+        (p.status === 'succeeded' && lnd.status === 'succeeded') ||
+        (p.status === 'failed' &&
+          (lnd.status === 'failed' ||
+            (lnd.status === 'not_found' && p.failureReason === 'NEVER_REACHED_LND')));
+      if (!agrees) {
+        mismatches += 1;
+        this.log.error(
+          { paymentId: p.id, ledger: p.status, lnd: lnd.status },
+          'ledger and LND disagree about a payment',
+        );
+        await this.ledger.setFrozen(
+          p.accountId,
+          true,
+          `reconciliation: payment ${p.id} is ${p.status} in the ledger but ${lnd.status} in LND`,
+        ).durable;
+        this.alert(
+          p.accountId,
+          'RECONCILIATION_MISMATCH',
+          `payment ${p.id} is ${p.status} here but ${lnd.status} in LND; the account is frozen`,
+        );
+      }
+    }
+    for (const inv of [...this.invoices.values()]) {
+      if (inv.state !== 'open') continue;
+      const lnd = await this.backend.lookupInvoice(inv.paymentHash).catch(() => undefined);
+      if (lnd && lnd.state !== 'open') await this.onInvoice(lnd);
+    }
+    return { checked, mismatches };
+  }
+
+  /** What the gateway owes its accounts against what the node holds. */
+  async liabilities(): Promise<Liabilities> {
+    let owed = 0n;
+    let pendingOut = 0n;
+    for (const a of this.ledger.listAccounts()) {
+      if (a.kind === 'system' || a.kind === 'operator') continue;
+      owed += balanceOf(a);
+      pendingOut += a.debitsPending;
+    }
+    const node = await this.backend.getBalances();
+    const assets = node.channelLocalMsat + node.onchainConfirmedMsat;
+    const coverage = owed === 0n ? 'inf' : (Number((assets * 10_000n) / owed) / 10_000).toFixed(4);
+    return {
+      accountsMsat: owed.toString(),
+      pendingOutMsat: pendingOut.toString(),
+      nodeChannelLocalMsat: node.channelLocalMsat.toString(),
+      nodeOnchainMsat: node.onchainConfirmedMsat.toString(),
+      coverage,
+    };
+  }
+
+  // ---- internals --------------------------------------------------------------------------
+
+  private replay(accountId: string, key: string | undefined): Payment | undefined {
+    if (!key) return undefined;
+    const id = this.byIdempotency.get(`${accountId}:${key}`);
+    return id ? this.getPayment(id) : undefined;
+  }
+
+  private async decode(request: string): Promise<DecodedInvoice> {
+    let decoded: DecodedInvoice;
+    try {
+      decoded = await this.backend.decodeInvoice(request);
+    } catch (err) {
+      if (err instanceof LightningError && err.code === LightningErrorCode.INVALID_REQUEST) {
+        throw new PaymentError(PaymentErrorCode.INVALID_INVOICE, err.message);
+      }
+      throw err;
+    }
+    if (this.network && decoded.network !== this.network) {
+      throw new PaymentError(
+        PaymentErrorCode.NETWORK_MISMATCH,
+        `the invoice is for ${decoded.network}, the gateway runs on ${this.network}`,
+      );
+    }
+    if (decoded.isExpired)
+      throw new PaymentError(PaymentErrorCode.INVOICE_EXPIRED, 'the invoice has expired');
+    return decoded;
+  }
+
+  private amountOf(decoded: DecodedInvoice, given: Msat | undefined): Msat {
+    if (decoded.amountMsat === 0n) {
+      if (given === undefined || given <= 0n)
+        throw new PaymentError(
+          PaymentErrorCode.AMOUNT_REQUIRED,
+          'the invoice has no amount: give amountMsat',
+        );
+      return given;
+    }
+    if (given !== undefined && given !== decoded.amountMsat) {
+      throw new PaymentError(
+        PaymentErrorCode.AMOUNT_MISMATCH,
+        `amountMsat ${given} differs from the invoice amount ${decoded.amountMsat}`,
+      );
+    }
+    return decoded.amountMsat;
+  }
+
+  /** One live attempt per payment hash: a pending or successful one blocks another. */
+  private assertNotPaid(hash: string): void {
+    const id = this.byHash.get(hash);
+    const p = id ? this.payments.get(id) : undefined;
+    if (p?.status === 'succeeded')
+      throw new PaymentError(PaymentErrorCode.ALREADY_PAID, 'this invoice is already paid', {
+        paymentId: p.id,
+      });
+    if (p?.status === 'pending' || p?.status === 'awaiting_approval') {
+      throw new PaymentError(
+        PaymentErrorCode.PAYMENT_IN_PROGRESS,
+        'a payment of this invoice is in progress',
+        { paymentId: p.id },
+      );
+    }
+    const own = this.invoices.get(hash);
+    if (own && own.state !== 'open')
+      throw new PaymentError(PaymentErrorCode.ALREADY_PAID, `this invoice is ${own.state}`);
+  }
+
+  private newPayment(
+    accountId: string,
+    fields: Omit<Payment, 'id' | 'accountId' | 'status' | 'reservationId' | 'createdAt' | 'updatedAt'>,
+  ): Payment {
+    const now = this.now();
+    return {
+      id: randomUUID(),
+      accountId,
+      status: 'pending',
+      reservationId: randomUUID(),
+      createdAt: now,
+      updatedAt: now,
+      ...fields,
+    };
+  }
+
+  private decide(accountId: string, req: SpendRequest, approved = false, paymentId?: string): Decision {
+    const now = this.now();
+    const decision = evaluate(
+      this.policies.get(accountId),
+      req,
+      spendContext(this.ledger, accountId, now, approved),
+    );
+    this.audit.record(accountId, req, decision, now, paymentId);
+    return decision;
+  }
+
+  private deny(decision: Decision): never {
+    throw new PolicyDeniedError(decision as Decision & { code: NonNullable<Decision['code']> });
+  }
+
+  /**
+   * Policy check and reservation of amount + fee limit, with no await in between: nothing can
+   * spend the same funds or budget in the gap. Resolves once the reservation is durable.
+   */
+  private reserve(payment: Payment, req: SpendRequest): Promise<void> {
+    const decision = this.decide(payment.accountId, req, false, payment.id);
+    if (decision.outcome === 'deny') this.deny(decision);
+    const records: SideRecords = [];
+    if (decision.outcome === 'needs_approval') {
+      const approval: Approval = {
+        id: randomUUID(),
+        paymentId: payment.id,
+        accountId: payment.accountId,
+        amountMsat: payment.amountMsat,
+        feeLimitMsat: payment.feeLimitMsat,
+        reason: decision.reason ?? 'approval required',
+        state: 'pending',
+        createdAt: this.now(),
+        expiresAt: this.now() + this.approvalTtlMs,
+      };
+      payment.status = 'awaiting_approval';
+      payment.approvalId = approval.id;
+      this.approvals.set(approval.id, approval);
+      records.push({ key: keys.approval(approval.id), value: encode(approval) });
+    }
+    records.push(
+      { key: keys.payment(payment.id), value: encode(payment) },
+      { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
+    );
+    const applied = this.ledger.transfer(
+      {
+        id: payment.reservationId,
+        debitAccountId: payment.accountId,
+        creditAccountId: LIGHTNING_ACCOUNT,
+        amount: msat(payment.amountMsat + payment.feeLimitMsat),
+        code: 'payment',
+        memo: payment.paymentHash,
+        pending: true,
+      },
+      records,
+    );
+    this.index(payment);
+    this.events.publish(payment.accountId, { type: 'payment', payment: { ...payment } });
+    if (payment.approvalId)
+      this.events.publish(payment.accountId, {
+        type: 'approval',
+        approval: { ...this.approvals.get(payment.approvalId)! },
+      });
+    return applied.durable;
+  }
+
+  private async send(payment: Payment): Promise<Payment> {
+    let outcome: PaymentOutcome;
+    try {
+      outcome =
+        payment.kind === 'keysend'
+          ? await this.backend.keysend({
+              destination: payment.destination,
+              amountMsat: payment.amountMsat,
+              maxFeeMsat: payment.feeLimitMsat,
+              preimage: payment.keysendPreimage!,
+              records: (payment.records ?? []).map((r) => ({ type: BigInt(r.type), value: r.value })),
+              timeoutMs: this.payTimeoutMs,
+            })
+          : await this.backend.payInvoice({
+              request: payment.request!,
+              maxFeeMsat: payment.feeLimitMsat,
+              timeoutMs: this.payTimeoutMs,
+              ...(payment.amountMsat ? { amountMsat: payment.amountMsat } : {}),
+            });
+    } catch (err) {
+      // Arguments refused before anything was sent are a definitive failure; anything else is unknown.
+      const refused =
+        err instanceof LightningError &&
+        (err.code === LightningErrorCode.INVALID_ARGUMENT || err.code === LightningErrorCode.INVALID_REQUEST);
+      outcome = refused
+        ? {
+            status: 'failed',
+            paymentHash: payment.paymentHash,
+            reason: 'INCORRECT_PAYMENT_DETAILS',
+            message: err.message,
+          }
+        : { status: 'pending', paymentHash: payment.paymentHash };
+      if (!refused) this.log.warn({ err, paymentId: payment.id }, 'payment outcome unknown; tracking');
+    }
+    await this.apply(payment, outcome);
+    if (payment.status === 'pending') this.track(payment);
+    return { ...payment };
+  }
+
+  /** Applies what LND says to a pending payment: post, void, or leave pending. Idempotent. */
+  private async apply(payment: Payment, outcome: PaymentOutcome): Promise<void> {
+    if (payment.status !== 'pending') return;
+    if (outcome.status === 'succeeded') {
+      const total = msat(outcome.amountMsat + outcome.feeMsat);
+      if (total > payment.amountMsat + payment.feeLimitMsat) {
+        this.log.error(
+          { paymentId: payment.id, total: total.toString() },
+          'LND paid more than the reservation',
+        );
+      }
+      this.finish(payment, 'succeeded', { feeMsat: outcome.feeMsat, preimage: outcome.preimage });
+      delete payment.keysendPreimage;
+      const cap = msat(payment.amountMsat + payment.feeLimitMsat);
+      await this.ledger.post(payment.reservationId, total > cap ? cap : total, [
+        { key: keys.payment(payment.id), value: encode(payment) },
+      ]).durable;
+    } else if (outcome.status === 'failed') {
+      this.finish(payment, 'failed', { failureReason: outcome.reason });
+      await this.ledger.void(payment.reservationId, outcome.reason, [
+        { key: keys.payment(payment.id), value: encode(payment) },
+      ]).durable;
+    } else if (outcome.status === 'not_found' && this.now() - payment.createdAt > this.notFoundGraceMs) {
+      this.finish(payment, 'failed', { failureReason: 'NEVER_REACHED_LND' });
+      await this.ledger.void(payment.reservationId, 'never reached LND', [
+        { key: keys.payment(payment.id), value: encode(payment) },
+      ]).durable;
+    } else {
+      return;
+    }
+    this.events.publish(payment.accountId, { type: 'payment', payment: { ...payment } });
+    this.publishBalances(payment.accountId);
+  }
+
+  /** Follows a pending payment until LND says it is final (runs in the background). */
+  private track(payment: Payment): void {
+    if (this.tracking.has(payment.id) || this.stopped) return;
+    this.tracking.add(payment.id);
+    void (async () => {
+      try {
+        while (!this.stopped && payment.status === 'pending') {
+          const outcome = await this.backend
+            .trackPayment(payment.paymentHash, { timeoutMs: 60_000 })
+            .catch(() => undefined);
+          if (outcome) await this.apply(payment, outcome);
+          if (payment.status === 'pending')
+            await new Promise((r) => setTimeout(r, outcome?.status === 'not_found' ? 1000 : 2000).unref());
+        }
+      } catch (err) {
+        this.log.error({ err, paymentId: payment.id }, 'tracking a payment failed');
+      } finally {
+        this.tracking.delete(payment.id);
+      }
+    })();
+  }
+
+  private async payInternal(
+    accountId: string,
+    inv: InvoiceRecord,
+    input: PayInput,
+    amount: Msat,
+  ): Promise<Payment> {
+    if (inv.accountId === accountId)
+      throw new PaymentError(PaymentErrorCode.OWN_INVOICE, 'an account cannot pay its own invoice');
+    if (amount !== inv.amountMsat)
+      throw new PaymentError(PaymentErrorCode.AMOUNT_MISMATCH, 'internal invoices are paid in full');
+    const payment = this.newPayment(accountId, {
+      kind: 'internal',
+      paymentHash: inv.paymentHash,
+      request: inv.request,
+      destination: this.nodePubkey,
+      amountMsat: amount,
+      feeLimitMsat: msat(0),
+      payeeAccountId: inv.accountId,
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+    });
+    const decision = this.decide(
+      accountId,
+      {
+        kind: 'bolt11',
+        amountMsat: amount,
+        feeLimitMsat: msat(0),
+        payee: { pubkey: this.nodePubkey, accountId: inv.accountId },
+      },
+      false,
+      payment.id,
+    );
+    if (decision.outcome !== 'allow') this.deny(decision);
+    payment.status = 'succeeded';
+    payment.feeMsat = msat(0);
+    if (inv.preimage) payment.preimage = inv.preimage;
+    inv.state = 'settled';
+    inv.settledVia = 'internal';
+    inv.receivedMsat = amount;
+    inv.settledAt = this.now();
+    const applied = this.ledger.transfer(
+      {
+        id: payment.reservationId,
+        debitAccountId: accountId,
+        creditAccountId: inv.accountId,
+        amount,
+        code: 'internal_payment',
+        memo: inv.paymentHash,
+      },
+      [
+        { key: keys.payment(payment.id), value: encode(payment) },
+        { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
+        { key: keys.invoice(inv.paymentHash), value: encode(inv) },
+      ],
+    );
+    this.index(payment);
+    await applied.durable;
+    // The LND invoice must not be paid again from outside: cancel it (best effort; a race is credited and alerted).
+    void this.backend
+      .cancelHoldInvoice(inv.paymentHash)
+      .catch((err: unknown) =>
+        this.log.warn({ err, hash: inv.paymentHash }, 'could not cancel an internally paid invoice'),
+      );
+    this.events.publish(accountId, { type: 'payment', payment: { ...payment } });
+    this.publishInvoice(inv);
+    this.publishBalances(accountId, inv.accountId);
+    return { ...payment };
+  }
+
+  private async closeApproval(approval: Approval, state: 'denied' | 'expired', by: string): Promise<Payment> {
+    const payment = this.mustPayment(approval.paymentId);
+    approval.state = state;
+    approval.decidedAt = this.now();
+    approval.decidedBy = by;
+    this.finish(payment, state, {
+      failureReason: state === 'denied' ? 'APPROVAL_DENIED' : 'APPROVAL_EXPIRED',
+    });
+    const records: SideRecords = [
+      { key: keys.approval(approval.id), value: encode(approval) },
+      { key: keys.payment(payment.id), value: encode(payment) },
+    ];
+    const hold = this.ledger.getTransferSync(payment.reservationId);
+    if (hold?.state === 'pending') await this.ledger.void(hold.id, `approval ${state}`, records).durable;
+    else await this.ledger.putRecords(records);
+    this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
+    this.events.publish(payment.accountId, { type: 'payment', payment: { ...payment } });
+    this.publishBalances(payment.accountId);
+    return { ...payment };
+  }
+
+  private pendingApproval(id: string): Approval {
+    const a = this.approvals.get(id);
+    if (!a) throw new PaymentError(PaymentErrorCode.APPROVAL_NOT_FOUND, `no approval ${id}`);
+    if (a.state !== 'pending')
+      throw new PaymentError(PaymentErrorCode.APPROVAL_NOT_PENDING, `approval ${id} is ${a.state}`);
+    if (a.expiresAt <= this.now())
+      throw new PaymentError(PaymentErrorCode.APPROVAL_NOT_PENDING, `approval ${id} has expired`);
+    return a;
+  }
+
+  private mustPayment(id: string): Payment {
+    const p = this.payments.get(id);
+    if (!p) throw new PaymentError(PaymentErrorCode.PAYMENT_NOT_FOUND, `no payment ${id}`);
+    return p;
+  }
+
+  private finish(payment: Payment, status: Payment['status'], fields: Partial<Payment>): void {
+    Object.assign(payment, fields);
+    payment.status = status;
+    payment.updatedAt = this.now();
+  }
+
+  private index(p: Payment): void {
+    this.payments.set(p.id, p);
+    this.byHash.set(p.paymentHash, p.id);
+    if (p.idempotencyKey) this.byIdempotency.set(`${p.accountId}:${p.idempotencyKey}`, p.id);
+  }
+
+  private publishBalances(...accountIds: string[]): void {
+    for (const id of accountIds) {
+      const a = this.ledger.getAccount(id);
+      if (a)
+        this.events.publish(id, {
+          type: 'balance',
+          accountId: id,
+          balanceMsat: balanceOf(a).toString(),
+          availableMsat: availableOf(a).toString(),
+        });
+    }
+  }
+
+  private publishInvoice(inv: InvoiceRecord): void {
+    this.events.publish(inv.accountId, { type: 'invoice', invoice: publicInvoice(inv) });
+  }
+
+  private alert(accountId: string, code: string, message: string): void {
+    this.log.warn({ accountId, code }, message);
+    this.events.publish(accountId, { type: 'alert', accountId, code, message });
+  }
+}
+
+function publicInvoice(inv: InvoiceRecord): InvoiceRecord {
+  const copy = { ...inv };
+  delete copy.preimage;
+  return copy;
+}

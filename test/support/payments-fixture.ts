@@ -1,0 +1,45 @@
+import { msat } from '../../src/domain/msat.js';
+import { Ledger } from '../../src/ledger/ledger.js';
+import { AuditLog } from '../../src/policy/audit.js';
+import { PolicyRegistry } from '../../src/policy/registry.js';
+import type { Policy } from '../../src/policy/types.js';
+import { EventBus } from '../../src/payments/events.js';
+import { OPERATOR_ACCOUNT, PaymentsService, type PaymentsOptions } from '../../src/payments/service.js';
+import { FakeLightning } from './fake-lightning.js';
+import { MemoryLedgerStore } from './memory-ledger-store.js';
+
+export const silentLog = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** A payments service over a fake Lightning backend and an in-memory ledger store. */
+export async function paymentsFixture(
+  options: PaymentsOptions = {},
+  store = new MemoryLedgerStore(),
+  lightning = new FakeLightning(),
+) {
+  const ledger = await Ledger.open(store, options.now ? { now: options.now } : {});
+  const policies = new PolicyRegistry(ledger);
+  await policies.load();
+  const audit = new AuditLog(ledger);
+  const events = new EventBus();
+  const service = new PaymentsService(ledger, lightning, policies, audit, events, silentLog, {
+    reconcileIntervalMs: 3600_000,
+    ...options,
+  });
+  await service.start();
+  const account = async (
+    id: string,
+    fundMsat: bigint,
+    policy: Policy = { rules: [{ type: 'max_in_flight', max: 1000 }] },
+  ) => {
+    if (!ledger.getAccount(id)) await ledger.createAccount({ id, kind: 'agent', name: id }).durable;
+    if (fundMsat > 0n)
+      await ledger.transfer({
+        debitAccountId: OPERATOR_ACCOUNT,
+        creditAccountId: id,
+        amount: msat(fundMsat),
+        code: 'funding',
+      }).durable;
+    await policies.set(id, policy);
+  };
+  return { ledger, policies, audit, events, service, lightning, store, account };
+}
