@@ -3,7 +3,18 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { resolvePolarNode } from './config/polar.js';
 import type { Config, LndConfig } from './config/schema.js';
+import { ApiKeys } from './auth/api-keys.js';
 import { buildApp, type CoulombApp } from './http/app.js';
+import type { AccountServices } from './http/routes/accounts.js';
+import { Ledger } from './ledger/ledger.js';
+import { EventBus } from './payments/events.js';
+import { PaymentsService } from './payments/service.js';
+import { AuditLog } from './policy/audit.js';
+import { PolicyRegistry } from './policy/registry.js';
+import { DEFAULT_TIER_AMOUNTS, type TierAmounts } from './policy/tiers.js';
+import { openDatabase } from './storage/level-db.js';
+import { LevelCursorStore } from './storage/level-cursor-store.js';
+import { LevelLedgerStore } from './storage/level-ledger-store.js';
 import { OperatorAuth } from './http/operator-auth.js';
 import { bakeGatewayMacaroon } from './lightning/lnd/bake-macaroon.js';
 import { connectLnd } from './lightning/lnd/connect.js';
@@ -70,6 +81,51 @@ async function lndTarget(
   };
 }
 
+function tierAmounts(config: Config): TierAmounts {
+  const t = config.tiers ?? {};
+  const pick = (tier: 'L1' | 'L2') => ({
+    dailyMsat: BigInt(t[tier]?.dailyMsat ?? DEFAULT_TIER_AMOUNTS[tier].dailyMsat),
+    perPaymentMsat: BigInt(t[tier]?.perPaymentMsat ?? DEFAULT_TIER_AMOUNTS[tier].perPaymentMsat),
+  });
+  return { L1: pick('L1'), L2: pick('L2') };
+}
+
+/** The ledger, policies, keys and payments on the embedded LevelDB, fed by LND's invoice stream. */
+async function openAccounts(
+  config: Config,
+  backend: LndBackend,
+  log: Logger,
+): Promise<{ services: AccountServices; close(): Promise<void> }> {
+  const db = await openDatabase(join(resolve(config.dataDir), 'db'));
+  const ledger = await Ledger.open(new LevelLedgerStore(db));
+  // Memory is ahead of disk after a failed write: stop, and let the restart recover from disk.
+  ledger.on('fatal', (err: unknown) => {
+    log.fatal({ err }, 'ledger storage failed; exiting');
+    process.exit(70);
+  });
+  const policies = new PolicyRegistry(ledger);
+  const apiKeys = new ApiKeys(ledger);
+  await Promise.all([policies.load(), apiKeys.load()]);
+  const audit = new AuditLog(ledger);
+  const events = new EventBus();
+  const payments = new PaymentsService(ledger, backend, policies, audit, events, log);
+  await payments.start();
+  const subscription = backend.subscribeInvoices({
+    cursor: new LevelCursorStore(db),
+    onInvoice: (invoice) => payments.onInvoice(invoice),
+    onError: (err) => log.warn({ err: err.message }, 'invoice subscription interrupted; resuming'),
+  });
+  return {
+    services: { ledger, payments, policies, audit, apiKeys, events, tiers: tierAmounts(config) },
+    async close() {
+      subscription.close();
+      payments.stop();
+      await ledger.close();
+      await db.close();
+    },
+  };
+}
+
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
   const target = await lndTarget(config, log);
   const backend = await LndBackend.connect(target.creds);
@@ -80,7 +136,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     await backend.getNodeInfo();
   }
   const { auth, newKey } = operatorAuth(config);
-  const app = await buildApp({ backend, operatorAuth: auth, logger: log });
+  const accounts = await openAccounts(config, backend, log);
+  const app = await buildApp({ backend, operatorAuth: auth, logger: log, accounts: accounts.services });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   return {
     app,
@@ -91,6 +148,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     ...(newKey ? { newOperatorKey: newKey } : {}),
     async close() {
       await app.close();
+      await accounts.close();
       await backend.close();
     },
   };

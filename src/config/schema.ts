@@ -1,5 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 
+const MsatText = Type.String({ pattern: '^(0|[1-9][0-9]*)$' });
+
 export const LndConfigSchema = Type.Object(
   {
     socket: Type.String({ pattern: '^[^:\\s]+:\\d{1,5}$', description: 'host:port of LND gRPC' }),
@@ -45,6 +47,20 @@ export const ConfigSchema = Type.Object(
         node: Type.Union([Type.Literal('alice'), Type.Literal('bob'), Type.Literal('carol')]),
       },
       { additionalProperties: false },
+    ),
+    /** Trust-tier amounts in msat (decimal strings); defaults: L1 100k sat/day, L2 10M sat/day. */
+    tiers: Type.Optional(
+      Type.Object(
+        {
+          L1: Type.Optional(
+            Type.Object({ dailyMsat: MsatText, perPaymentMsat: MsatText }, { additionalProperties: false }),
+          ),
+          L2: Type.Optional(
+            Type.Object({ dailyMsat: MsatText, perPaymentMsat: MsatText }, { additionalProperties: false }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
     ),
     /** Operator credential; when absent one is generated on first start and only its hash is kept. */
     operatorKey: Type.Optional(Type.String({ minLength: 32 })),

@@ -14,23 +14,15 @@ import { installErrorHandling } from './errors.js';
 import type { OperatorAuth } from './operator-auth.js';
 import { healthRoutes } from './routes/health.js';
 import { nodeRoutes } from './routes/node.js';
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** Routes are protected unless they opt out with `public: true`. */
-    public?: boolean;
-  }
-}
+import { accountRoutes, type AccountServices } from './routes/accounts.js';
+import { installAuth } from './auth.js';
 
 export interface AppDeps {
   backend: LightningBackend;
   operatorAuth: OperatorAuth;
   logger?: FastifyBaseLogger;
-}
-
-function bearer(header: string | undefined): string | undefined {
-  const m = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-  return m?.[1];
+  /** Accounts, payments and keys; absent in a gateway that only exposes its node. */
+  accounts?: AccountServices;
 }
 
 export type CoulombApp = FastifyInstance<
@@ -45,13 +37,20 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
   // Fastify's request serializer logs method and url only: headers, and so credentials, never reach the log.
   const app = Fastify({
     loggerInstance: deps.logger ?? pino({ enabled: false }),
+    // Unknown fields are an error, not silently dropped.
+    ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandling(app);
 
   await app.register(swagger, {
     openapi: {
       info: { title: 'Coulomb gateway', version: '0.1.0' },
-      components: { securitySchemes: { operator: { type: 'http', scheme: 'bearer' } } },
+      components: {
+        securitySchemes: {
+          operator: { type: 'http', scheme: 'bearer', description: 'the operator key' },
+          accountKey: { type: 'http', scheme: 'bearer', description: 'an account API key (ck_...)' },
+        },
+      },
     },
   });
   // The API documentation is public: every route the UI plugin registers is marked so, here only.
@@ -62,18 +61,10 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
     await docs.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
   });
 
-  // Protected by default: only routes that declare config.public skip the operator check.
-  app.addHook('onRequest', async (req, reply) => {
-    if (req.routeOptions.config.public === true) return;
-    if (req.routeOptions.url === undefined) return; // unknown route: let the 404 handler answer
-    if (!deps.operatorAuth.verify(bearer(req.headers.authorization))) {
-      return reply
-        .code(401)
-        .send({ error: { code: 'UNAUTHORIZED', message: 'missing or invalid operator key' } });
-    }
-  });
+  installAuth(app, deps.operatorAuth, deps.accounts?.apiKeys);
 
   await app.register(healthRoutes, { backend: deps.backend });
   await app.register(nodeRoutes, { backend: deps.backend });
+  if (deps.accounts) await app.register(accountRoutes, deps.accounts);
   return app;
 }

@@ -16,3 +16,128 @@ export const MsatString = Type.String({
   pattern: '^(0|[1-9][0-9]*)$',
   description: 'amount in millisatoshi, decimal string',
 });
+
+export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+export const IdempotencyKey = Type.String({
+  minLength: 1,
+  maxLength: 128,
+  description: 'a retry with the same key returns the first result',
+});
+export const Hash = Type.String({ pattern: '^[0-9a-f]{64}$' });
+
+export const AccountBody = Type.Object(
+  {
+    id: Type.String(),
+    kind: Type.String(),
+    name: Type.String(),
+    frozen: Type.Boolean(),
+    balanceMsat: MsatString,
+    availableMsat: MsatString,
+    pendingOutMsat: MsatString,
+    pendingInMsat: MsatString,
+    tier: Type.Optional(Type.String()),
+    createdAt: Type.Integer(),
+  },
+  { $id: 'Account' },
+);
+
+export const PaymentBody = Type.Object(
+  {
+    id: Type.String(),
+    accountId: Type.String(),
+    kind: Type.String(),
+    status: Type.String(),
+    paymentHash: Type.String(),
+    destination: Type.String(),
+    amountMsat: MsatString,
+    feeLimitMsat: MsatString,
+    feeMsat: Type.Optional(MsatString),
+    failureReason: Type.Optional(Type.String()),
+    preimage: Type.Optional(Type.String()),
+    approvalId: Type.Optional(Type.String()),
+    payeeAccountId: Type.Optional(Type.String()),
+    createdAt: Type.Integer(),
+    updatedAt: Type.Integer(),
+  },
+  { $id: 'Payment', additionalProperties: true },
+);
+
+export const InvoiceBody = Type.Object(
+  {
+    paymentHash: Type.String(),
+    accountId: Type.String(),
+    request: Type.String(),
+    amountMsat: MsatString,
+    receivedMsat: Type.Optional(MsatString),
+    description: Type.String(),
+    state: Type.String(),
+    settledVia: Type.Optional(Type.String()),
+    createdAt: Type.Integer(),
+    expiresAt: Type.Integer(),
+    settledAt: Type.Optional(Type.Integer()),
+  },
+  { $id: 'Invoice' },
+);
+
+const Amount = MsatString;
+
+export const PolicyRuleBody = Type.Union([
+  Type.Object({ type: Type.Literal('no_spending') }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('max_per_payment'), maxMsat: Amount }, { additionalProperties: false }),
+  Type.Object(
+    {
+      type: Type.Literal('budget'),
+      window: Type.Union([
+        Type.Literal('hour'),
+        Type.Literal('day'),
+        Type.Literal('week'),
+        Type.Literal('month'),
+      ]),
+      maxMsat: Amount,
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('max_share_of_balance'),
+      basisPoints: Type.Integer({ minimum: 0, maximum: 10_000 }),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object({ type: Type.Literal('min_reserve'), minMsat: Amount }, { additionalProperties: false }),
+  Type.Object(
+    {
+      type: Type.Literal('payee_allowlist'),
+      pubkeys: Type.Optional(Type.Array(Type.String())),
+      domains: Type.Optional(Type.Array(Type.String())),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      type: Type.Literal('payee_denylist'),
+      pubkeys: Type.Optional(Type.Array(Type.String())),
+      domains: Type.Optional(Type.Array(Type.String())),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    { type: Type.Literal('max_in_flight'), max: Type.Integer({ minimum: 0 }) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    { type: Type.Literal('max_per_minute'), max: Type.Integer({ minimum: 0 }) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    { type: Type.Literal('approval_above'), thresholdMsat: Amount },
+    { additionalProperties: false },
+  ),
+]);
+
+export const Tier = Type.Union([
+  Type.Literal('L0'),
+  Type.Literal('L1'),
+  Type.Literal('L2'),
+  Type.Literal('L3'),
+]);

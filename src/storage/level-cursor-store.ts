@@ -1,4 +1,5 @@
-import { Level } from 'level';
+import type { Level } from 'level';
+import { openDatabase } from './level-db.js';
 import type { InvoiceCursor, InvoiceCursorStore } from '../lightning/types.js';
 
 /** Invoice subscription cursor persisted in LevelDB with synchronous (fsync'd) writes. */
@@ -9,8 +10,7 @@ export class LevelCursorStore implements InvoiceCursorStore {
   ) {}
 
   static async open(path: string): Promise<{ store: LevelCursorStore; db: Level<string, string> }> {
-    const db = new Level<string, string>(path, { valueEncoding: 'utf8' });
-    await db.open();
+    const db = await openDatabase(path);
     return { store: new LevelCursorStore(db), db };
   }
 

@@ -1,0 +1,197 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ApiKeys } from '../../auth/api-keys.js';
+import { msat } from '../../domain/msat.js';
+import type { Ledger } from '../../ledger/ledger.js';
+import { availableOf, balanceOf, type Account } from '../../ledger/types.js';
+import type { AuditLog } from '../../policy/audit.js';
+import type { PolicyRegistry } from '../../policy/registry.js';
+import { tierPolicy, type TierAmounts } from '../../policy/tiers.js';
+import type { EventBus } from '../../payments/events.js';
+import { OPERATOR_ACCOUNT, type PaymentsService } from '../../payments/service.js';
+import { AccountBody, ErrorBody, IdempotencyKey, IdParams, MsatString, Tier } from '../schemas.js';
+import { approvalRoutes } from './approvals.js';
+import { eventRoutes } from './events.js';
+import { keyRoutes } from './keys.js';
+import { moneyRoutes } from './money.js';
+import { policyRoutes } from './policies.js';
+
+export interface AccountServices {
+  ledger: Ledger;
+  payments: PaymentsService;
+  policies: PolicyRegistry;
+  audit: AuditLog;
+  apiKeys: ApiKeys;
+  events: EventBus;
+  tiers?: TierAmounts;
+}
+
+export function accountView(a: Account, tier?: string): Record<string, unknown> {
+  return {
+    id: a.id,
+    kind: a.kind,
+    name: a.name,
+    frozen: a.frozen,
+    balanceMsat: balanceOf(a).toString(),
+    availableMsat: availableOf(a).toString(),
+    pendingOutMsat: a.debitsPending.toString(),
+    pendingInMsat: a.creditsPending.toString(),
+    createdAt: a.createdAt,
+    ...(tier ? { tier } : {}),
+  };
+}
+
+const Kind = Type.Union([Type.Literal('agent'), Type.Literal('device'), Type.Literal('service')]);
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+
+/** Accounts: create, list, show, fund, freeze, history; and everything under an account. */
+export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
+  const view = (id: string) => accountView(s.ledger.requireAccount(id), s.policies.get(id)?.tier);
+
+  app.post(
+    '/v1/accounts',
+    {
+      schema: {
+        tags: ['accounts'],
+        security: [{ operator: [] }],
+        body: Type.Object(
+          {
+            kind: Kind,
+            name: Type.String({ minLength: 1, maxLength: 200 }),
+            tier: Type.Optional(Tier),
+            id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: AccountBody, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const created = s.ledger.createAccount({
+        ...(req.body.id ? { id: req.body.id } : {}),
+        kind: req.body.kind,
+        name: req.body.name,
+      });
+      await created.durable;
+      // Deny by default: a new account is view-only until the operator grants a tier or rules.
+      await s.policies.set(created.value.id, tierPolicy(req.body.tier ?? 'L0', s.tiers));
+      return reply.code(201).send(view(created.value.id) as never);
+    },
+  );
+
+  app.get(
+    '/v1/accounts',
+    {
+      schema: {
+        tags: ['accounts'],
+        security: [{ operator: [] }],
+        response: { 200: Type.Object({ accounts: Type.Array(AccountBody) }), ...errors },
+      },
+    },
+    async () => ({
+      accounts: s.ledger
+        .listAccounts()
+        .filter((a) => !a.id.startsWith('sys:'))
+        .map((a) => accountView(a, s.policies.get(a.id)?.tier)) as never,
+    }),
+  );
+
+  app.get(
+    '/v1/accounts/:id',
+    {
+      config: { scope: 'read' },
+      schema: { tags: ['accounts'], params: IdParams, response: { 200: AccountBody, ...errors } },
+    },
+    async (req) => view(req.params.id) as never,
+  );
+
+  app.post(
+    '/v1/accounts/:id/fund',
+    {
+      schema: {
+        tags: ['accounts'],
+        description: "Credits the account from the operator's funds (an allocation of the node's liquidity).",
+        security: [{ operator: [] }],
+        params: IdParams,
+        body: Type.Object(
+          { amountMsat: MsatString, idempotencyKey: Type.Optional(IdempotencyKey) },
+          { additionalProperties: false },
+        ),
+        response: { 200: AccountBody, ...errors },
+      },
+    },
+    async (req) => {
+      const t = s.ledger.transfer({
+        debitAccountId: OPERATOR_ACCOUNT,
+        creditAccountId: req.params.id,
+        amount: msat(req.body.amountMsat),
+        code: 'funding',
+        ...(req.body.idempotencyKey
+          ? { idempotencyKey: `fund:${req.params.id}:${req.body.idempotencyKey}` }
+          : {}),
+      });
+      await t.durable;
+      return view(req.params.id) as never;
+    },
+  );
+
+  for (const [path, frozen] of [
+    ['freeze', true],
+    ['unfreeze', false],
+  ] as const) {
+    app.post(
+      `/v1/accounts/:id/${path}`,
+      {
+        schema: {
+          tags: ['accounts'],
+          security: [{ operator: [] }],
+          params: IdParams,
+          body: Type.Optional(
+            Type.Object(
+              { reason: Type.Optional(Type.String({ maxLength: 500 })) },
+              { additionalProperties: false },
+            ),
+          ),
+          response: { 200: AccountBody, ...errors },
+        },
+      },
+      async (req) => {
+        await s.ledger.setFrozen(req.params.id, frozen, req.body?.reason ?? `operator ${path}`).durable;
+        return view(req.params.id) as never;
+      },
+    );
+  }
+
+  app.get(
+    '/v1/accounts/:id/history',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['accounts'],
+        params: IdParams,
+        querystring: Type.Object({
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+          beforeSeq: Type.Optional(Type.Integer({ minimum: 1 })),
+        }),
+        response: {
+          200: Type.Object({ entries: Type.Array(Type.Record(Type.String(), Type.Unknown())) }),
+          ...errors,
+        },
+      },
+    },
+    async (req) => {
+      s.ledger.requireAccount(req.params.id);
+      const entries = await s.ledger.journal(req.params.id, {
+        limit: req.query.limit ?? 50,
+        ...(req.query.beforeSeq ? { beforeSeq: req.query.beforeSeq } : {}),
+      });
+      return { entries: entries as never };
+    },
+  );
+
+  await app.register(policyRoutes, s);
+  await app.register(keyRoutes, s);
+  await app.register(moneyRoutes, s);
+  await app.register(approvalRoutes, s);
+  await app.register(eventRoutes, s);
+};

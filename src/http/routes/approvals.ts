@@ -1,0 +1,62 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { actorOf } from '../auth.js';
+import { jsonSafe } from '../json.js';
+import { ErrorBody, PaymentBody } from '../schemas.js';
+import type { AccountServices } from './accounts.js';
+
+const ApprovalBody = Type.Record(Type.String(), Type.Unknown());
+const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  429: ErrorBody,
+};
+
+/** Payments held for an operator's decision; they expire by themselves. */
+export const approvalRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
+  app.get(
+    '/v1/approvals',
+    {
+      schema: {
+        tags: ['approvals'],
+        security: [{ operator: [] }],
+        querystring: Type.Object({
+          state: Type.Optional(
+            Type.Union([
+              Type.Literal('pending'),
+              Type.Literal('approved'),
+              Type.Literal('denied'),
+              Type.Literal('expired'),
+            ]),
+          ),
+        }),
+        response: { 200: Type.Object({ approvals: Type.Array(ApprovalBody) }), 401: ErrorBody },
+      },
+    },
+    async (req) => ({ approvals: jsonSafe(s.payments.listApprovals(req.query.state)) as never }),
+  );
+
+  for (const action of ['approve', 'deny'] as const) {
+    app.post(
+      `/v1/approvals/:approvalId/${action}`,
+      {
+        schema: {
+          tags: ['approvals'],
+          security: [{ operator: [] }],
+          params: Type.Object({ approvalId: Type.String() }),
+          response: { 200: PaymentBody, 202: PaymentBody, ...errors },
+        },
+      },
+      async (req, reply) => {
+        const p =
+          action === 'approve'
+            ? await s.payments.approve(req.params.approvalId, actorOf(req))
+            : await s.payments.denyApproval(req.params.approvalId, actorOf(req));
+        return reply.code(p.status === 'pending' ? 202 : 200).send(jsonSafe(p) as never);
+      },
+    );
+  }
+};

@@ -1,0 +1,38 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { jsonSafe } from '../json.js';
+import { IdParams } from '../schemas.js';
+import type { AccountServices } from './accounts.js';
+
+/** Server-sent events for one account: payments, invoices, balances, approvals, alerts. */
+export const eventRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
+  app.get(
+    '/v1/accounts/:id/events',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['accounts'],
+        description: 'text/event-stream; one JSON event per message.',
+        params: IdParams,
+      },
+    },
+    async (req, reply) => {
+      s.ledger.requireAccount(req.params.id);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
+      res.write(': connected\n\n');
+      const unsubscribe = s.events.subscribe(req.params.id, (e) =>
+        res.write(`event: ${e.type}\ndata: ${JSON.stringify(jsonSafe(e))}\n\n`),
+      );
+      const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+      req.raw.on('close', () => {
+        clearInterval(ping);
+        unsubscribe();
+      });
+    },
+  );
+};

@@ -1,0 +1,256 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { msat } from '../../domain/msat.js';
+import { jsonSafe } from '../json.js';
+import {
+  ErrorBody,
+  Hash,
+  IdempotencyKey,
+  IdParams,
+  InvoiceBody,
+  MsatString,
+  PaymentBody,
+} from '../schemas.js';
+import type { AccountServices } from './accounts.js';
+import { accountView } from './accounts.js';
+import { AccountBody } from '../schemas.js';
+
+const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  402: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  429: ErrorBody,
+};
+
+const PayBody = Type.Union([
+  Type.Object(
+    {
+      request: Type.String({ minLength: 10, maxLength: 8000, description: 'a BOLT11 invoice' }),
+      amountMsat: Type.Optional(MsatString),
+      maxFeeMsat: Type.Optional(MsatString),
+      idempotencyKey: Type.Optional(IdempotencyKey),
+    },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      keysend: Type.Object(
+        {
+          destination: Type.String({ pattern: '^0[23][0-9a-f]{64}$' }),
+          amountMsat: MsatString,
+          records: Type.Optional(
+            Type.Array(
+              Type.Object({
+                type: Type.String({ pattern: '^[0-9]{1,20}$' }),
+                value: Type.String({ pattern: '^([0-9a-f]{2})+$' }),
+              }),
+              { maxItems: 16 },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+      maxFeeMsat: Type.Optional(MsatString),
+      idempotencyKey: Type.Optional(IdempotencyKey),
+    },
+    { additionalProperties: false },
+  ),
+]);
+
+/** Invoices, payments and internal transfers of an account. */
+export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
+  app.post(
+    '/v1/accounts/:id/invoices',
+    {
+      config: { scope: 'invoice' },
+      schema: {
+        tags: ['invoices'],
+        params: IdParams,
+        body: Type.Object(
+          {
+            amountMsat: MsatString,
+            description: Type.Optional(Type.String({ maxLength: 639 })),
+            expirySeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 30 * 86400 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: InvoiceBody, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const inv = await s.payments.createInvoice(req.params.id, {
+        amountMsat: msat(req.body.amountMsat),
+        ...(req.body.description !== undefined ? { description: req.body.description } : {}),
+        ...(req.body.expirySeconds !== undefined ? { expirySeconds: req.body.expirySeconds } : {}),
+      });
+      return reply.code(201).send(jsonSafe(inv) as never);
+    },
+  );
+
+  app.get(
+    '/v1/accounts/:id/invoices/:hash',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['invoices'],
+        params: Type.Object({ id: Type.String(), hash: Hash }),
+        response: { 200: InvoiceBody, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const inv = s.payments.getInvoice(req.params.hash);
+      if (!inv || inv.accountId !== req.params.id)
+        return reply
+          .code(404)
+          .send({ error: { code: 'INVOICE_NOT_FOUND', message: 'no such invoice on this account' } });
+      return jsonSafe(inv) as never;
+    },
+  );
+
+  app.post(
+    '/v1/accounts/:id/payments',
+    {
+      config: { scope: 'pay' },
+      schema: {
+        tags: ['payments'],
+        description:
+          'Pays a BOLT11 invoice or sends a keysend. 201 when final (succeeded or failed), 202 while pending or awaiting approval. Policy denials are 403/429 with a stable code; an agent should stop on 403.',
+        params: IdParams,
+        body: PayBody,
+        response: { 201: PaymentBody, 202: PaymentBody, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const maxFee = b.maxFeeMsat !== undefined ? { maxFeeMsat: msat(b.maxFeeMsat) } : {};
+      const idem = b.idempotencyKey !== undefined ? { idempotencyKey: b.idempotencyKey } : {};
+      const payment =
+        'keysend' in b
+          ? await s.payments.keysend(req.params.id, {
+              destination: b.keysend.destination,
+              amountMsat: msat(b.keysend.amountMsat),
+              ...(b.keysend.records
+                ? { records: b.keysend.records.map((r) => ({ type: BigInt(r.type), value: r.value })) }
+                : {}),
+              ...maxFee,
+              ...idem,
+            })
+          : await s.payments.pay(req.params.id, {
+              request: b.request,
+              ...(b.amountMsat !== undefined ? { amountMsat: msat(b.amountMsat) } : {}),
+              ...maxFee,
+              ...idem,
+            });
+      const pending = payment.status === 'pending' || payment.status === 'awaiting_approval';
+      const out = { ...payment } as Record<string, unknown>;
+      delete out['keysendPreimage'];
+      return reply.code(pending ? 202 : 201).send(jsonSafe(out) as never);
+    },
+  );
+
+  app.get(
+    '/v1/accounts/:id/payments',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['payments'],
+        params: IdParams,
+        querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }),
+        response: { 200: Type.Object({ payments: Type.Array(PaymentBody) }), ...errors },
+      },
+    },
+    async (req) => {
+      s.ledger.requireAccount(req.params.id);
+      return { payments: jsonSafe(s.payments.listPayments(req.params.id, req.query.limit ?? 100)) as never };
+    },
+  );
+
+  app.get(
+    '/v1/accounts/:id/payments/:paymentId',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['payments'],
+        params: Type.Object({ id: Type.String(), paymentId: Type.String() }),
+        response: { 200: PaymentBody, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const p = s.payments.getPayment(req.params.paymentId);
+      if (!p || p.accountId !== req.params.id)
+        return reply
+          .code(404)
+          .send({ error: { code: 'PAYMENT_NOT_FOUND', message: 'no such payment on this account' } });
+      return jsonSafe(p) as never;
+    },
+  );
+
+  app.post(
+    '/v1/accounts/:id/transfers',
+    {
+      config: { scope: 'pay' },
+      schema: {
+        tags: ['payments'],
+        description:
+          'Moves funds to another account of this gateway, within the spending policy. No Lightning payment is made.',
+        params: IdParams,
+        body: Type.Object(
+          {
+            toAccountId: Type.String({ minLength: 1 }),
+            amountMsat: MsatString,
+            memo: Type.Optional(Type.String({ maxLength: 500 })),
+            idempotencyKey: Type.Optional(IdempotencyKey),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({ transferId: Type.String(), replayed: Type.Boolean(), account: AccountBody }),
+          ...errors,
+        },
+      },
+    },
+    async (req, reply) => {
+      const r = await s.payments.transfer(
+        req.params.id,
+        req.body.toAccountId,
+        msat(req.body.amountMsat),
+        req.body.memo ?? '',
+        req.body.idempotencyKey,
+      );
+      return reply
+        .code(201)
+        .send({ ...r, account: accountView(s.ledger.requireAccount(req.params.id)) as never });
+    },
+  );
+
+  app.get(
+    '/v1/liabilities',
+    {
+      schema: {
+        tags: ['operations'],
+        description: 'Total owed to accounts against the node’s channel and on-chain balances.',
+        security: [{ operator: [] }],
+        response: { 200: Type.Record(Type.String(), Type.String()), 401: ErrorBody },
+      },
+    },
+    async () => ({ ...(await s.payments.liabilities()) }),
+  );
+
+  app.post(
+    '/v1/reconcile',
+    {
+      schema: {
+        tags: ['operations'],
+        security: [{ operator: [] }],
+        response: {
+          200: Type.Object({ checked: Type.Integer(), mismatches: Type.Integer() }),
+          401: ErrorBody,
+        },
+      },
+    },
+    async () => s.payments.reconcile({ full: true }),
+  );
+};
