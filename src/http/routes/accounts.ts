@@ -1,45 +1,17 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { ApiKeys } from '../../auth/api-keys.js';
 import { msat } from '../../domain/msat.js';
-import type { Ledger } from '../../ledger/ledger.js';
-import { availableOf, balanceOf, type Account } from '../../ledger/types.js';
-import type { AuditLog } from '../../policy/audit.js';
-import type { PolicyRegistry } from '../../policy/registry.js';
-import { tierPolicy, type TierAmounts } from '../../policy/tiers.js';
-import type { EventBus } from '../../payments/events.js';
-import { OPERATOR_ACCOUNT, type PaymentsService } from '../../payments/service.js';
+import { tierPolicy } from '../../policy/tiers.js';
+import { OPERATOR_ACCOUNT } from '../../payments/service.js';
 import { AccountBody, ErrorBody, IdempotencyKey, IdParams, MsatString, Tier } from '../schemas.js';
 import { approvalRoutes } from './approvals.js';
 import { eventRoutes } from './events.js';
 import { keyRoutes } from './keys.js';
 import { moneyRoutes } from './money.js';
 import { policyRoutes } from './policies.js';
+import { accountView, type AccountServices } from './services.js';
 
-export interface AccountServices {
-  ledger: Ledger;
-  payments: PaymentsService;
-  policies: PolicyRegistry;
-  audit: AuditLog;
-  apiKeys: ApiKeys;
-  events: EventBus;
-  tiers?: TierAmounts;
-}
-
-export function accountView(a: Account, tier?: string): Record<string, unknown> {
-  return {
-    id: a.id,
-    kind: a.kind,
-    name: a.name,
-    frozen: a.frozen,
-    balanceMsat: balanceOf(a).toString(),
-    availableMsat: availableOf(a).toString(),
-    pendingOutMsat: a.debitsPending.toString(),
-    pendingInMsat: a.creditsPending.toString(),
-    createdAt: a.createdAt,
-    ...(tier ? { tier } : {}),
-  };
-}
+export type { AccountServices } from './services.js';
 
 const Kind = Type.Union([Type.Literal('agent'), Type.Literal('device'), Type.Literal('service')]);
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };

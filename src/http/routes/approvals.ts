@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { actorOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
 import { ErrorBody, PaymentBody } from '../schemas.js';
-import type { AccountServices } from './accounts.js';
+import type { AccountServices } from './services.js';
 
 const ApprovalBody = Type.Record(Type.String(), Type.Unknown());
 const errors = {

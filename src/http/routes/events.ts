@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { jsonSafe } from '../json.js';
 import { IdParams } from '../schemas.js';
-import type { AccountServices } from './accounts.js';
+import type { AccountServices } from './services.js';
 
 /** Server-sent events for one account: payments, invoices, balances, approvals, alerts. */
 export const eventRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { SCOPES } from '../../auth/api-keys.js';
 import { principalOf } from '../auth.js';
 import { ErrorBody, IdParams } from '../schemas.js';
-import type { AccountServices } from './accounts.js';
+import type { AccountServices } from './services.js';
 
 const Scope = Type.Union(SCOPES.map((s) => Type.Literal(s)));
 const KeyView = Type.Object({

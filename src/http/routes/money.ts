@@ -11,8 +11,8 @@ import {
   MsatString,
   PaymentBody,
 } from '../schemas.js';
-import type { AccountServices } from './accounts.js';
-import { accountView } from './accounts.js';
+import type { AccountServices } from './services.js';
+import { accountView } from './services.js';
 import { AccountBody } from '../schemas.js';
 
 const errors = {

@@ -5,7 +5,7 @@ import { tierPolicy } from '../../policy/tiers.js';
 import type { Policy, PolicyRule } from '../../policy/types.js';
 import { jsonSafe } from '../json.js';
 import { ErrorBody, IdParams, PolicyRuleBody, Tier } from '../schemas.js';
-import type { AccountServices } from './accounts.js';
+import type { AccountServices } from './services.js';
 
 const PolicyBody = Type.Object({ tier: Type.Optional(Tier), rules: Type.Array(PolicyRuleBody) });
 

@@ -1,0 +1,33 @@
+import type { ApiKeys } from '../../auth/api-keys.js';
+import type { Ledger } from '../../ledger/ledger.js';
+import { availableOf, balanceOf, type Account } from '../../ledger/types.js';
+import type { AuditLog } from '../../policy/audit.js';
+import type { PolicyRegistry } from '../../policy/registry.js';
+import type { TierAmounts } from '../../policy/tiers.js';
+import type { EventBus } from '../../payments/events.js';
+import type { PaymentsService } from '../../payments/service.js';
+
+export interface AccountServices {
+  ledger: Ledger;
+  payments: PaymentsService;
+  policies: PolicyRegistry;
+  audit: AuditLog;
+  apiKeys: ApiKeys;
+  events: EventBus;
+  tiers?: TierAmounts;
+}
+
+export function accountView(a: Account, tier?: string): Record<string, unknown> {
+  return {
+    id: a.id,
+    kind: a.kind,
+    name: a.name,
+    frozen: a.frozen,
+    balanceMsat: balanceOf(a).toString(),
+    availableMsat: availableOf(a).toString(),
+    pendingOutMsat: a.debitsPending.toString(),
+    pendingInMsat: a.creditsPending.toString(),
+    createdAt: a.createdAt,
+    ...(tier ? { tier } : {}),
+  };
+}
