@@ -8,7 +8,8 @@ import { buildApp, type CoulombApp } from './http/app.js';
 import type { AccountServices } from './http/routes/accounts.js';
 import { Ledger } from './ledger/ledger.js';
 import { EventBus } from './payments/events.js';
-import { PaymentsService } from './payments/service.js';
+import { PaymentsService, type PaymentsOptions } from './payments/service.js';
+import type { LightningBackend } from './lightning/backend.js';
 import { AuditLog } from './policy/audit.js';
 import { PolicyRegistry } from './policy/registry.js';
 import { DEFAULT_TIER_AMOUNTS, type TierAmounts } from './policy/tiers.js';
@@ -91,10 +92,11 @@ function tierAmounts(config: Config): TierAmounts {
 }
 
 /** The ledger, policies, keys and payments on the embedded LevelDB, fed by LND's invoice stream. */
-async function openAccounts(
+export async function openAccounts(
   config: Config,
-  backend: LndBackend,
+  backend: LightningBackend,
   log: Logger,
+  options: PaymentsOptions = {},
 ): Promise<{ services: AccountServices; close(): Promise<void> }> {
   const db = await openDatabase(join(resolve(config.dataDir), 'db'));
   const ledger = await Ledger.open(new LevelLedgerStore(db));
@@ -108,7 +110,7 @@ async function openAccounts(
   await Promise.all([policies.load(), apiKeys.load()]);
   const audit = new AuditLog(ledger);
   const events = new EventBus();
-  const payments = new PaymentsService(ledger, backend, policies, audit, events, log);
+  const payments = new PaymentsService(ledger, backend, policies, audit, events, log, options);
   await payments.start();
   const subscription = backend.subscribeInvoices({
     cursor: new LevelCursorStore(db),
