@@ -1,0 +1,197 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInvoice, getInvoice, getPayment, pay } from 'ln-service';
+import { afterAll, describe, expect, it } from 'vitest';
+import { node, rawLnd } from '../../support/regtest.js';
+
+const OPERATOR = 'crash-test-operator-key-0123456789abcdef';
+const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-crash-'));
+const FUNDING = 300_000_000n; // msat
+let child: ChildProcess | undefined;
+
+afterAll(() => {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts the real gateway process on alice, with its own data dir; resolves with its URL. */
+async function startGateway(): Promise<string> {
+  const alice = node('alice');
+  let out = '';
+  const proc = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/index.ts',
+      'start',
+      '--port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--lnd-socket',
+      alice.grpcSocket,
+      '--lnd-cert',
+      alice.tlsCert,
+      '--lnd-macaroon',
+      alice.adminMacaroon,
+    ],
+    {
+      env: { ...process.env, COULOMB_OPERATOR_KEY: OPERATOR, COULOMB_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  child = proc;
+  proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${out}`)), 60_000);
+    proc.stdout!.on('data', () => {
+      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited (${code}) during start:\n${out}`));
+    });
+  });
+}
+
+async function kill9(): Promise<void> {
+  const proc = child!;
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const gone = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGKILL');
+  await gone;
+}
+
+async function api(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${OPERATOR}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+describe('crash safety', () => {
+  it('after SIGKILLs at random moments under mixed load, every balance matches what LND says happened', async () => {
+    const [alice, bob, carol] = await Promise.all([rawLnd('alice'), rawLnd('bob'), rawLnd('carol')]);
+    let url: string | undefined = await startGateway();
+    expect(
+      (await api(url, 'POST', '/v1/accounts', { id: 'crash-a', kind: 'agent', name: 'payer', tier: 'L3' }))
+        .status,
+    ).toBe(201);
+    expect(
+      (await api(url, 'POST', '/v1/accounts', { id: 'crash-b', kind: 'service', name: 'payee', tier: 'L0' }))
+        .status,
+    ).toBe(201);
+    expect(
+      (
+        await api(url, 'POST', '/v1/accounts/crash-a/fund', {
+          amountMsat: FUNDING.toString(),
+          idempotencyKey: 'once',
+        })
+      ).status,
+    ).toBe(200);
+
+    const handedToA: string[] = []; // carol's invoices the payer was asked to pay
+    const invoicesOfB: string[] = []; // B's invoices whose creation the gateway confirmed
+    let stop = false;
+    let ops = 0;
+    const payer = async () => {
+      while (!stop) {
+        if (!url) {
+          await sleep(20);
+          continue;
+        }
+        const sat = 1000 + Math.floor(Math.random() * 2000);
+        const inv = await createInvoice({ lnd: carol, tokens: sat, description: 'crash load' });
+        handedToA.push(inv.id);
+        await api(url, 'POST', '/v1/accounts/crash-a/payments', {
+          request: inv.request,
+          maxFeeMsat: '20000',
+          idempotencyKey: inv.id,
+        }).then(
+          () => ops++,
+          () => undefined,
+        );
+      }
+    };
+    const receiver = async () => {
+      while (!stop) {
+        if (!url) {
+          await sleep(20);
+          continue;
+        }
+        const created = await api(url, 'POST', '/v1/accounts/crash-b/invoices', {
+          amountMsat: String(1_000_000 + Math.floor(Math.random() * 1_000_000)),
+        }).catch(() => undefined);
+        if (created?.status === 201) {
+          invoicesOfB.push(created.json['paymentHash'] as string);
+          await pay({ lnd: bob, request: created.json['request'] as string }).then(
+            () => ops++,
+            () => undefined,
+          );
+        }
+      }
+    };
+    const load = Promise.all([payer(), payer(), receiver()]);
+
+    const cycles = 12;
+    for (let i = 0; i < cycles; i++) {
+      await sleep(300 + Math.floor(Math.random() * 2200));
+      url = undefined;
+      await kill9();
+      url = await startGateway();
+    }
+    stop = true;
+    await load;
+    expect(ops).toBeGreaterThan(cycles); // the load really ran between the kills
+
+    // Let the last gateway reconcile and finish everything still in flight.
+    await api(url, 'POST', '/v1/reconcile');
+    const settled = async () => {
+      const { json } = await api(url!, 'GET', '/v1/accounts/crash-a/payments?limit=500');
+      return (json['payments'] as { status: string }[]).every((p) => p.status !== 'pending');
+    };
+    for (let i = 0; i < 300 && !(await settled()); i++) await sleep(200);
+    expect(await settled()).toBe(true);
+
+    // What LND says happened: the payer's spend (amount + fee) and the payee's receipts.
+    let spent = 0n;
+    for (const hash of handedToA) {
+      const p = await getPayment({ lnd: alice, id: hash }).catch(() => undefined);
+      if (p?.is_confirmed && p.payment) spent += BigInt(p.payment.mtokens);
+    }
+    let received = 0n;
+    for (const hash of invoicesOfB) {
+      const inv = await getInvoice({ lnd: alice, id: hash });
+      if (inv.is_confirmed) received += BigInt(inv.received_mtokens);
+    }
+    for (let i = 0; i < 100; i++) {
+      const b = await api(url, 'GET', '/v1/accounts/crash-b');
+      if (BigInt(b.json['balanceMsat'] as string) === received) break;
+      await sleep(100);
+    }
+    const a = (await api(url, 'GET', '/v1/accounts/crash-a')).json;
+    const b = (await api(url, 'GET', '/v1/accounts/crash-b')).json;
+    expect(spent).toBeGreaterThan(0n);
+    expect(received).toBeGreaterThan(0n);
+    expect(BigInt(a['balanceMsat'] as string)).toBe(FUNDING - spent);
+    expect(a['availableMsat']).toBe(a['balanceMsat']); // nothing left reserved
+    expect(BigInt(b['balanceMsat'] as string)).toBe(received);
+    await kill9();
+  }, 600_000);
+});
