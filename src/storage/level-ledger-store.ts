@@ -1,10 +1,8 @@
-import type { AbstractBatchOptions, AbstractSublevel } from 'abstract-level';
+import type { AbstractBatchOptions } from 'abstract-level';
 import type { Level } from 'level';
 import { msat } from '../domain/msat.js';
 import type { LedgerSnapshot, LedgerStore, LedgerWrite, StoredRecord } from '../ledger/store.js';
 import type { Account, JournalEntry, Transfer } from '../ledger/types.js';
-
-type Sub = AbstractSublevel<Level<string, string>, string | Buffer | Uint8Array, string, string>;
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 
@@ -45,10 +43,15 @@ function decodeTransfer(s: string): Transfer {
  * Every commit is one atomic batch written with sync (fsync) before it resolves.
  */
 export class LevelLedgerStore implements LedgerStore {
-  private readonly db: Sub;
+  /**
+   * Keys live under a plain string prefix of the root database rather than a sublevel: a chained
+   * batch on the root is several times faster than a sublevel's array batch (measured: 2.5 vs
+   * 27 µs per operation), and group commit writes hundreds of thousands of operations at once.
+   */
+  private readonly db: PrefixedDb;
 
   constructor(root: Level<string, string>) {
-    this.db = root.sublevel<string, string>('ledger', { valueEncoding: 'utf8' });
+    this.db = new PrefixedDb(root, '!ledger!');
   }
 
   async load(since: number): Promise<LedgerSnapshot> {
@@ -71,51 +74,40 @@ export class LevelLedgerStore implements LedgerStore {
   }
 
   async commit(writes: LedgerWrite[]): Promise<void> {
-    const ops: ({ type: 'put'; key: string; value: string } | { type: 'del'; key: string })[] = [];
+    const batch = this.db.batch();
     let maxSeq = 0;
     for (const w of writes) {
       switch (w.type) {
         case 'account':
-          ops.push({ type: 'put', key: `a!${w.account.id}`, value: encodeAccount(w.account) });
+          batch.put(`a!${w.account.id}`, encodeAccount(w.account));
           break;
         case 'transfer': {
           const t = w.transfer;
-          ops.push({ type: 'put', key: `t!${t.id}`, value: encodeTransfer(t) });
-          ops.push({ type: 'put', key: `tt!${pad(t.createdAt, 15)}!${t.id}`, value: '' });
-          ops.push(
-            t.state === 'pending'
-              ? { type: 'put', key: `tp!${t.id}`, value: '' }
-              : { type: 'del', key: `tp!${t.id}` },
-          );
+          batch.put(`t!${t.id}`, encodeTransfer(t));
+          batch.put(`tt!${pad(t.createdAt, 15)}!${t.id}`, '');
+          if (t.state === 'pending') batch.put(`tp!${t.id}`, '');
+          else if (t.resolvedAt !== t.createdAt) batch.del(`tp!${t.id}`);
           break;
         }
         case 'idempotency':
-          ops.push({
-            type: 'put',
-            key: `i!${w.key}`,
-            value: JSON.stringify({ transferId: w.transferId, fingerprint: w.fingerprint }),
-          });
+          batch.put(`i!${w.key}`, JSON.stringify({ transferId: w.transferId, fingerprint: w.fingerprint }));
           break;
         case 'record':
-          ops.push(
-            w.value === null
-              ? { type: 'del', key: `r!${w.key}` }
-              : { type: 'put', key: `r!${w.key}`, value: w.value },
-          );
+          if (w.value === null) batch.del(`r!${w.key}`);
+          else batch.put(`r!${w.key}`, w.value);
           break;
         case 'journal': {
           const e = w.entry;
           const seq = pad(e.seq, 16);
-          ops.push({ type: 'put', key: `j!${seq}`, value: JSON.stringify(e) });
-          for (const a of e.accountIds) ops.push({ type: 'put', key: `ja!${a}!${seq}`, value: '' });
+          batch.put(`j!${seq}`, JSON.stringify(e));
+          for (const a of e.accountIds) batch.put(`ja!${a}!${seq}`, '');
           maxSeq = Math.max(maxSeq, e.seq);
           break;
         }
       }
     }
-    if (maxSeq > 0) ops.push({ type: 'put', key: 'm!seq', value: String(maxSeq) });
-    // classic-level honours `sync` (fsync before the callback); abstract-level's types omit it.
-    await this.db.batch(ops, { sync: true } as AbstractBatchOptions<string, string>);
+    if (maxSeq > 0) batch.put('m!seq', String(maxSeq));
+    await batch.write();
   }
 
   async getTransfer(id: string): Promise<Transfer | undefined> {
@@ -164,5 +156,76 @@ export class LevelLedgerStore implements LedgerStore {
 
   async close(): Promise<void> {
     // The root database is owned and closed by whoever opened it.
+  }
+}
+
+/** A key prefix over the root database, with fsync'd chained batches. */
+class PrefixedDb {
+  constructor(
+    private readonly root: Level<string, string>,
+    private readonly prefix: string,
+  ) {}
+
+  private range<T extends { gt?: string; gte?: string; lt?: string; lte?: string }>(r: T): T {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r)) out[k] = this.prefix + (v as string);
+    return out as T;
+  }
+
+  get(key: string): Promise<string | undefined> {
+    return this.root.get(this.prefix + key);
+  }
+
+  getMany(keys: string[]): Promise<(string | undefined)[]> {
+    return this.root.getMany(keys.map((k) => this.prefix + k));
+  }
+
+  async *keys(r: {
+    gt?: string;
+    gte?: string;
+    lt?: string;
+    reverse?: boolean;
+    limit?: number;
+  }): AsyncGenerator<string> {
+    const { reverse, limit, ...bounds } = r;
+    const n = this.prefix.length;
+    for await (const k of this.root.keys({
+      ...this.range(bounds),
+      reverse: reverse ?? false,
+      limit: limit ?? -1,
+    }))
+      yield k.slice(n);
+  }
+
+  async *values(r: { gt?: string; lt?: string }): AsyncGenerator<string> {
+    for await (const v of this.root.values(this.range(r))) yield v;
+  }
+
+  async *iterator(r: {
+    gt?: string;
+    gte?: string;
+    lt?: string;
+    reverse?: boolean;
+    limit?: number;
+  }): AsyncGenerator<[string, string]> {
+    const { reverse, limit, ...bounds } = r;
+    const n = this.prefix.length;
+    for await (const [k, v] of this.root.iterator({
+      ...this.range(bounds),
+      reverse: reverse ?? false,
+      limit: limit ?? -1,
+    }))
+      yield [k.slice(n), v];
+  }
+
+  batch(): { put(k: string, v: string): void; del(k: string): void; write(): Promise<void> } {
+    const chained = this.root.batch();
+    const p = this.prefix;
+    return {
+      put: (k, v) => void chained.put(p + k, v),
+      del: (k) => void chained.del(p + k),
+      // classic-level honours `sync` (fsync before resolving); abstract-level's types omit it.
+      write: () => chained.write({ sync: true } as AbstractBatchOptions<string, string>),
+    };
   }
 }
