@@ -7,7 +7,15 @@
  * Uses its own network (.regtest-bench, base port 27800) and stops it at the end.
  */
 import { parseArgs } from 'node:util';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInvoice, payViaPaymentRequest } from 'ln-service';
+import { pino } from 'pino';
+import { DEFAULTS } from '../src/config/load.js';
+import { openAccounts } from '../src/main.js';
+import { OPERATOR_ACCOUNT } from '../src/payments/service.js';
+import { tierPolicy } from '../src/policy/tiers.js';
 import { msat } from '../src/domain/msat.js';
 import { LndBackend } from '../src/lightning/lnd/lnd-backend.js';
 import { RegtestNetwork } from '../src/regtest/network.js';
@@ -60,11 +68,17 @@ async function main(): Promise<void> {
     return out;
   };
 
-  const results = { adapter: [] as number[], direct: [] as number[] };
+  const gateway = await openAccounts({ ...DEFAULTS, dataDir: mkdtempSync(join(tmpdir(), 'coulomb-bench-gw-')) }, adapter, pino({ level: 'silent' }));
+  const g = gateway.services;
+  await g.ledger.createAccount({ id: 'bench', kind: 'agent', name: 'bench' }).durable;
+  await g.policies.set('bench', tierPolicy('L3'));
+  await g.ledger.transfer({ debitAccountId: OPERATOR_ACCOUNT, creditAccountId: 'bench', amount: msat(10n ** 12n), code: 'funding' }).durable;
+
+  const variants = ['direct', 'adapter', 'gateway'] as const;
+  const results = { adapter: [] as number[], direct: [] as number[], gateway: [] as number[] };
   for (let round = 0; round < ROUNDS; round++) {
-    for (const variant of round % 2 === 0
-      ? (['direct', 'adapter'] as const)
-      : (['adapter', 'direct'] as const)) {
+    const order = [...variants.slice(round % 3), ...variants.slice(0, round % 3)];
+    for (const variant of order) {
       const requests = await invoices();
       const jobs = requests.map((request) =>
         variant === 'adapter'
@@ -85,6 +99,7 @@ async function main(): Promise<void> {
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const a = median(results.adapter);
   const d = median(results.direct);
+  const gw = median(results.gateway);
   console.log(
     JSON.stringify({
       payments: N,
@@ -93,8 +108,11 @@ async function main(): Promise<void> {
       adapterPaymentsPerSec: Number(a.toFixed(1)),
       directPaymentsPerSec: Number(d.toFixed(1)),
       ratio: Number((a / d).toFixed(3)),
+      gatewayPaymentsPerSec: Number(gw.toFixed(1)),
+      gatewayRatio: Number((gw / d).toFixed(3)),
     }),
   );
+  await gateway.close();
   await adapter.close();
 }
 
