@@ -68,11 +68,20 @@ async function main(): Promise<void> {
     return out;
   };
 
-  const gateway = await openAccounts({ ...DEFAULTS, dataDir: mkdtempSync(join(tmpdir(), 'coulomb-bench-gw-')) }, adapter, pino({ level: 'silent' }));
+  const gateway = await openAccounts(
+    { ...DEFAULTS, dataDir: mkdtempSync(join(tmpdir(), 'coulomb-bench-gw-')) },
+    adapter,
+    pino({ level: 'silent' }),
+  );
   const g = gateway.services;
   await g.ledger.createAccount({ id: 'bench', kind: 'agent', name: 'bench' }).durable;
   await g.policies.set('bench', tierPolicy('L3'));
-  await g.ledger.transfer({ debitAccountId: OPERATOR_ACCOUNT, creditAccountId: 'bench', amount: msat(10n ** 12n), code: 'funding' }).durable;
+  await g.ledger.transfer({
+    debitAccountId: OPERATOR_ACCOUNT,
+    creditAccountId: 'bench',
+    amount: msat(10n ** 12n),
+    code: 'funding',
+  }).durable;
 
   const variants = ['direct', 'adapter', 'gateway'] as const;
   const results = { adapter: [] as number[], direct: [] as number[], gateway: [] as number[] };

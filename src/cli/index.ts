@@ -6,6 +6,8 @@ import { createLogger } from '../logger.js';
 import { startGateway } from '../main.js';
 import { RegtestNetwork } from '../regtest/network.js';
 import { printStartBanner } from './banner.js';
+import { registerAccountCommands } from './account-commands.js';
+import { CliError } from './api-client.js';
 
 const program = new Command('coulomb')
   .description('Lightning payment gateway for software and machines')
@@ -102,8 +104,11 @@ netOpts(regtest.command('mine').description('mine blocks').argument('[blocks]', 
   },
 );
 
+registerAccountCommands(program);
+
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof AppError) process.stderr.write(`coulomb: ${err.code}: ${err.message}\n`);
+  if (err instanceof CliError) process.stderr.write(`coulomb: ${err.message}\n`);
+  else if (err instanceof AppError) process.stderr.write(`coulomb: ${err.code}: ${err.message}\n`);
   else process.stderr.write(`coulomb: ${(err as Error).message ?? String(err)}\n`);
   process.exit(1);
 });

@@ -1,0 +1,74 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiKeys } from '../../../src/auth/api-keys.js';
+import { buildApp, type CoulombApp } from '../../../src/http/app.js';
+import { OperatorAuth } from '../../../src/http/operator-auth.js';
+import { fakeRequest } from '../../support/fake-lightning.js';
+import { paymentsFixture } from '../../support/payments-fixture.js';
+
+const run = promisify(execFile);
+const OP = 'cli-operator-key-0123456789abcdef0123';
+let app: CoulombApp;
+let url: string;
+let f: Awaited<ReturnType<typeof paymentsFixture>>;
+
+beforeAll(async () => {
+  f = await paymentsFixture();
+  app = await buildApp({
+    backend: f.lightning,
+    operatorAuth: OperatorAuth.fromKey(OP),
+    accounts: {
+      ledger: f.ledger,
+      payments: f.service,
+      policies: f.policies,
+      audit: f.audit,
+      apiKeys: new ApiKeys(f.ledger),
+      events: f.events,
+    },
+  });
+  url = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(async () => {
+  f.service.stop();
+  await app.close();
+});
+
+async function coulomb(...args: string[]): Promise<Record<string, unknown>> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], {
+    env: { ...process.env, COULOMB_URL: url, COULOMB_OPERATOR_KEY: OP },
+  });
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+describe('coulomb CLI', () => {
+  it('creates an account, funds it, pays, and shows balance and history', async () => {
+    expect(await coulomb('account', 'create', 'robot', '--id', 'cli-bot', '--tier', 'L2')).toMatchObject({
+      id: 'cli-bot',
+      tier: 'L2',
+    });
+    expect(await coulomb('account', 'fund', 'cli-bot', '5000000')).toMatchObject({ balanceMsat: '5000000' });
+    const paid = await coulomb(
+      'pay',
+      'cli-bot',
+      fakeRequest({ amountMsat: 1_000_000n }).request,
+      '--max-fee',
+      '2000',
+    );
+    expect(paid).toMatchObject({ status: 'succeeded', amountMsat: '1000000', feeMsat: '1000' });
+    expect(await coulomb('account', 'show', 'cli-bot')).toMatchObject({ balanceMsat: '3999000' });
+    const history = (await coulomb('account', 'history', 'cli-bot')).entries as { type: string }[];
+    expect(history.map((e) => e.type)).toContain('transfer_posted');
+  }, 60_000);
+
+  it('reports API errors with their code and a non-zero exit', async () => {
+    await expect(
+      run(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'account', 'fund', 'nobody', '5'], {
+        env: { ...process.env, COULOMB_URL: url, COULOMB_OPERATOR_KEY: OP },
+      }),
+    ).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining('404 ACCOUNT_NOT_FOUND'),
+    });
+  }, 30_000);
+});
