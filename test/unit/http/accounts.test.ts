@@ -214,6 +214,25 @@ describe('accounts API', () => {
     });
   });
 
+  it('streams live account events over SSE', async () => {
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const ctl = new AbortController();
+    const res = await fetch(`${url}/v1/accounts/alice-bot/events`, { headers: op, signal: ctl.signal });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reader = res.body!.getReader();
+    let text = '';
+    await app.inject({
+      method: 'POST',
+      url: '/v1/accounts/payer/transfers',
+      headers: op,
+      payload: { toAccountId: 'alice-bot', amountMsat: '1' },
+    });
+    while (!text.includes('event: balance')) text += new TextDecoder().decode((await reader.read()).value);
+    const data = JSON.parse(/event: balance\ndata: (.*)\n/.exec(text)![1]!);
+    expect(data).toMatchObject({ type: 'balance', accountId: 'alice-bot' });
+    ctl.abort();
+  });
+
   it('serves every route in the OpenAPI document', async () => {
     const doc = (await app.inject({ url: '/docs/json' })).json();
     expect(Object.keys(doc.paths)).toEqual(
