@@ -1,0 +1,124 @@
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { decodeIdentifier, encodeIdentifier } from './identifier.js';
+import { decodeV2, encodeV2, MacaroonFormatError, mint, signatureOf } from './macaroon.js';
+import { parseAuthorization } from './header.js';
+
+export const L402_LOCATION = 'lsat';
+
+export type L402Failure =
+  | 'MISSING'
+  | 'MALFORMED'
+  | 'BAD_SIGNATURE'
+  | 'WRONG_PREIMAGE'
+  | 'WRONG_SERVICE'
+  | 'MISSING_CAPABILITY'
+  | 'EXPIRED'
+  | 'REVOKED';
+
+export type L402Verification =
+  | { ok: true; tokenId: string; paymentHash: string; expiresAt: number }
+  | { ok: false; failure: L402Failure; message: string };
+
+export interface MintRequest {
+  paymentHash: Buffer;
+  service: string;
+  capabilities?: string[];
+  lifetimeSeconds: number;
+}
+
+const fail = (failure: L402Failure, message: string): L402Verification => ({ ok: false, failure, message });
+
+/**
+ * Mints and verifies L402 credentials. The root key of each token is HMAC(secret, token id), so
+ * verification needs no database: one HMAC chain, one sha256 and the caveat checks. Revoked token
+ * ids are an in-memory set, kept current by whoever persists them.
+ */
+export class L402Authority {
+  readonly revoked = new Set<string>();
+
+  constructor(
+    private readonly secret: Buffer,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (secret.length < 32) throw new Error('the L402 secret must be at least 32 bytes');
+  }
+
+  private rootKey(tokenId: Buffer): Buffer {
+    return createHmac('sha256', this.secret).update(tokenId).digest();
+  }
+
+  mint(req: MintRequest): { macaroon: string; tokenId: string; expiresAt: number } {
+    const tokenId = randomBytes(32);
+    const expiresAt = Math.floor(this.now() / 1000) + req.lifetimeSeconds;
+    const caveats = [`services=${req.service}:0`];
+    if (req.capabilities?.length) caveats.push(`${req.service}_capabilities=${req.capabilities.join(',')}`);
+    // Computed per token, at minting: never a lifetime fixed once at start.
+    caveats.push(`${req.service}_valid_until=${expiresAt}`);
+    const mac = mint(
+      this.rootKey(tokenId),
+      encodeIdentifier(req.paymentHash, tokenId),
+      L402_LOCATION,
+      caveats,
+    );
+    return { macaroon: encodeV2(mac).toString('base64'), tokenId: tokenId.toString('hex'), expiresAt };
+  }
+
+  /** Checks a presented `Authorization` header for `service` (and a capability, when given). */
+  verify(header: string | undefined, service: string, capability?: string): L402Verification {
+    const cred = parseAuthorization(header);
+    if (!cred)
+      return fail(
+        header ? 'MALFORMED' : 'MISSING',
+        header ? 'the Authorization header is not an L402 credential' : 'no credential',
+      );
+    let mac;
+    try {
+      mac = decodeV2(cred.macaroon);
+    } catch (err) {
+      if (err instanceof MacaroonFormatError) return fail('MALFORMED', err.message);
+      throw err;
+    }
+    const id = decodeIdentifier(mac.identifier);
+    if (!id) return fail('MALFORMED', 'unknown macaroon identifier');
+    const expected = signatureOf(this.rootKey(id.tokenId), mac.identifier, mac.caveats);
+    if (!timingSafeEqual(expected, mac.signature))
+      return fail('BAD_SIGNATURE', 'the macaroon signature does not verify');
+    if (!timingSafeEqual(createHash('sha256').update(cred.preimage).digest(), id.paymentHash))
+      return fail('WRONG_PREIMAGE', 'the preimage does not match the payment hash');
+    const tokenId = id.tokenId.toString('hex');
+    if (this.revoked.has(tokenId)) return fail('REVOKED', 'this credential was revoked');
+    const nowSec = Math.floor(this.now() / 1000);
+    let expiresAt = Number.POSITIVE_INFINITY;
+    let services: Set<string> | undefined;
+    let capabilities: Set<string> | undefined;
+    // Caveats only ever restrict: each one narrows what earlier ones allowed.
+    for (const c of mac.caveats) {
+      const eq = c.indexOf('=');
+      if (eq < 0) continue;
+      const key = c.slice(0, eq).trim();
+      const value = c.slice(eq + 1).trim();
+      if (key === 'services') {
+        const names = new Set(value.split(',').map((s) => s.trim().split(':')[0]!));
+        services = services ? new Set([...services].filter((n) => names.has(n))) : names;
+      } else if (key === `${service}_capabilities`) {
+        const caps = new Set(value.split(',').map((s) => s.trim()));
+        capabilities = capabilities ? new Set([...capabilities].filter((n) => caps.has(n))) : caps;
+      } else if (key === `${service}_valid_until`) {
+        const t = Number(value);
+        if (!Number.isFinite(t)) return fail('MALFORMED', 'bad valid_until caveat');
+        expiresAt = Math.min(expiresAt, t);
+      }
+    }
+    if (!services || !services.has(service))
+      return fail('WRONG_SERVICE', `this credential is not valid for ${service}`);
+    if (capability && capabilities && !capabilities.has(capability))
+      return fail('MISSING_CAPABILITY', `this credential lacks the ${capability} capability`);
+    if (expiresAt <= nowSec) return fail('EXPIRED', 'this credential has expired');
+    return {
+      ok: true,
+      tokenId,
+      paymentHash: id.paymentHash.toString('hex'),
+      expiresAt: Number.isFinite(expiresAt) ? expiresAt * 1000 : Number.POSITIVE_INFINITY,
+    };
+  }
+}
