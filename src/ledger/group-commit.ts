@@ -19,8 +19,12 @@ export class GroupCommit {
     private readonly onFailure: (err: unknown) => void,
   ) {}
 
+  private failed: unknown;
+
   /** Queues writes; resolves once they are durable. */
   add(writes: LedgerWrite[]): Promise<void> {
+    // After a failed batch, later batches must not land without it: refuse everything.
+    if (this.failed !== undefined) return Promise.reject(this.failed);
     // Copy now: the in-memory objects keep changing, and a batch must hold exactly the state
     // as of its last operation, never a later operation's effect without that operation's records.
     for (const w of writes) {
@@ -38,10 +42,16 @@ export class GroupCommit {
     return done;
   }
 
-  /** Resolves when nothing is queued or being written. */
+  /** Resolves when nothing is queued or being written (for shutdown). */
   drain(): Promise<void> {
     if (!this.writing && !this.scheduled && this.waiters.length === 0) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
+  }
+
+  /** Resolves once everything queued so far is durable, even while new writes keep coming. */
+  barrier(): Promise<void> {
+    if (!this.writing && this.waiters.length === 0) return Promise.resolve();
+    return this.add([]);
   }
 
   private async flush(): Promise<void> {
@@ -54,11 +64,13 @@ export class GroupCommit {
     this.waiters = [];
     this.writing = true;
     try {
-      await this.write(writes);
+      if (writes.length > 0) await this.write(writes);
       this.batches += 1;
       for (const w of waiters) w.resolve();
     } catch (err) {
-      for (const w of waiters) w.reject(err);
+      this.failed = err;
+      for (const w of [...waiters, ...this.waiters]) w.reject(err);
+      this.waiters = [];
       this.onFailure(err);
     } finally {
       this.writing = false;

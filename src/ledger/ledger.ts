@@ -174,7 +174,7 @@ export class Ledger implements RecordStore {
           );
         }
         const first = this.transfers.get(seen.transferId);
-        if (first) return { value: { ...first }, durable: this.commit.drain(), replayed: true };
+        if (first) return { value: { ...first }, durable: this.commit.barrier(), replayed: true };
       }
     }
     if (req.amount <= 0n)
@@ -259,7 +259,7 @@ export class Ledger implements RecordStore {
     this.assertHealthy();
     const t = this.mutableTransfer(id);
     if (t.state === 'posted' && (amount === undefined || amount === t.amount))
-      return { value: { ...t }, durable: this.commit.drain(), replayed: true };
+      return { value: { ...t }, durable: this.commit.barrier(), replayed: true };
     if (t.state !== 'pending')
       throw new LedgerError(LedgerErrorCode.TRANSFER_NOT_PENDING, `transfer ${id} is ${t.state}`);
     const final = amount ?? t.amount;
@@ -306,7 +306,7 @@ export class Ledger implements RecordStore {
   void(id: string, reason = '', records: SideRecords = []): Applied<Transfer> {
     this.assertHealthy();
     const t = this.mutableTransfer(id);
-    if (t.state === 'voided') return { value: { ...t }, durable: this.commit.drain(), replayed: true };
+    if (t.state === 'voided') return { value: { ...t }, durable: this.commit.barrier(), replayed: true };
     if (t.state !== 'pending')
       throw new LedgerError(LedgerErrorCode.TRANSFER_NOT_PENDING, `transfer ${id} is ${t.state}`);
     const debit = this.mutableAccount(t.debitAccountId);
@@ -398,7 +398,7 @@ export class Ledger implements RecordStore {
 
   /** Resolves when everything applied so far is durable. */
   flush(): Promise<void> {
-    return this.commit.drain();
+    return this.commit.barrier();
   }
 
   get batchesWritten(): number {
@@ -423,9 +423,10 @@ export class Ledger implements RecordStore {
   private prune(accountId: string): void {
     const cutoff = this.now() - this.retentionMs;
     const list = this.debits.get(accountId) ?? [];
-    const keep = list.filter((t) => t.state === 'pending' || t.createdAt >= cutoff);
+    const keep: Transfer[] = [];
     for (const t of list) {
-      if (!keep.includes(t) && t.debitAccountId === accountId) {
+      if (t.state === 'pending' || t.createdAt >= cutoff) keep.push(t);
+      else {
         this.transfers.delete(t.id);
         if (t.idempotencyKey) this.idempotency.delete(t.idempotencyKey);
       }

@@ -1,6 +1,7 @@
 import type { Msat } from '../domain/msat.js';
 
-export type AccountKind = 'operator' | 'agent' | 'device' | 'service' | 'system';
+/** `credential`: the prepaid credit of one L402 credential. */
+export type AccountKind = 'operator' | 'agent' | 'device' | 'service' | 'credential' | 'system';
 
 export interface Account {
   id: string;

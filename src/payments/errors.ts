@@ -14,6 +14,7 @@ export const PaymentErrorCode = {
   APPROVAL_NOT_FOUND: 'APPROVAL_NOT_FOUND',
   APPROVAL_NOT_PENDING: 'APPROVAL_NOT_PENDING',
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
 } as const;
 export type PaymentErrorCode = (typeof PaymentErrorCode)[keyof typeof PaymentErrorCode];
 
@@ -31,6 +32,7 @@ const STATUS: Record<PaymentErrorCode, number> = {
   APPROVAL_NOT_FOUND: 404,
   APPROVAL_NOT_PENDING: 409,
   INVALID_ARGUMENT: 400,
+  IDEMPOTENCY_CONFLICT: 409,
 };
 
 export class PaymentError extends AppError {

@@ -149,12 +149,17 @@ export class PaymentsService {
   // ---- paying -----------------------------------------------------------------------------
 
   async pay(accountId: string, input: PayInput): Promise<Payment> {
-    const replay = this.replay(accountId, input.idempotencyKey);
+    const fingerprint = `bolt11|${input.request.trim()}|${input.amountMsat ?? ''}|${input.maxFeeMsat ?? ''}`;
+    const replay = this.replay(accountId, input.idempotencyKey, fingerprint);
     if (replay) return replay;
     this.ledger.requireAccount(accountId);
     const decoded = await this.decode(input.request);
+    // A concurrent request with the same key may have got here first, during the await.
+    const raced = this.replay(accountId, input.idempotencyKey, fingerprint);
+    if (raced) return raced;
     const amount = this.amountOf(decoded, input.amountMsat);
-    this.assertNotPaid(decoded.paymentHash);
+    this.assertNotPaid(decoded.paymentHash, accountId);
+    const earlier = this.byHash.get(decoded.paymentHash);
     const own = this.invoices.get(decoded.paymentHash);
     if (own) return this.payInternal(accountId, own, input, amount);
     if (decoded.destination === this.nodePubkey) {
@@ -171,7 +176,8 @@ export class PaymentsService {
       destination: decoded.destination,
       amountMsat: amount,
       feeLimitMsat: feeLimit,
-      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+      ...(earlier && this.payments.get(earlier)?.status === 'failed' ? { retriesFailedHash: true } : {}),
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, fingerprint } : {}),
     });
     const reserved = this.reserve(payment, {
       kind: 'bolt11',
@@ -180,12 +186,13 @@ export class PaymentsService {
       payee: { pubkey: decoded.destination },
     });
     await reserved;
-    if (payment.status === 'awaiting_approval') return { ...payment };
+    if (payment.status === 'awaiting_approval') return publicPayment(payment);
     return this.send(payment);
   }
 
   async keysend(accountId: string, input: KeysendInput): Promise<Payment> {
-    const replay = this.replay(accountId, input.idempotencyKey);
+    const fingerprint = `keysend|${input.destination}|${input.amountMsat}|${input.maxFeeMsat ?? ''}|${(input.records ?? []).map((r) => `${r.type}=${r.value}`).join(',')}`;
+    const replay = this.replay(accountId, input.idempotencyKey, fingerprint);
     if (replay) return replay;
     this.ledger.requireAccount(accountId);
     if (!isPubkey(input.destination))
@@ -218,7 +225,7 @@ export class PaymentsService {
       ...(input.records?.length
         ? { records: input.records.map((r) => ({ type: r.type.toString(), value: r.value })) }
         : {}),
-      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, fingerprint } : {}),
     });
     await this.reserve(payment, {
       kind: 'keysend',
@@ -226,7 +233,7 @@ export class PaymentsService {
       feeLimitMsat: feeLimit,
       payee: { pubkey: input.destination },
     });
-    if (payment.status === 'awaiting_approval') return { ...payment };
+    if (payment.status === 'awaiting_approval') return publicPayment(payment);
     return this.send(payment);
   }
 
@@ -250,8 +257,17 @@ export class PaymentsService {
     const key = idempotencyKey ? `transfer:${fromAccountId}:${idempotencyKey}` : undefined;
     // A retry is answered from the ledger's idempotency index, before the policy counts it again.
     const earlier = key ? this.ledger.findByIdempotencyKey(key) : undefined;
-    if (earlier) return { transferId: earlier.id, replayed: true };
+    if (earlier) {
+      if (earlier.creditAccountId !== toAccountId || earlier.amount !== amount) {
+        throw new PaymentError(
+          PaymentErrorCode.IDEMPOTENCY_CONFLICT,
+          'this idempotency key was used for a different transfer',
+        );
+      }
+      return { transferId: earlier.id, replayed: true };
+    }
     const decision = this.decide(fromAccountId, req);
+    // Approvals exist for Lightning payments only; here "needs approval" is a refusal.
     if (decision.outcome !== 'allow') this.deny(decision);
     const applied = this.ledger.transfer({
       debitAccountId: fromAccountId,
@@ -268,7 +284,7 @@ export class PaymentsService {
 
   getPayment(id: string): Payment | undefined {
     const p = this.payments.get(id);
-    return p ? { ...p } : undefined;
+    return p ? publicPayment(p) : undefined;
   }
 
   listPayments(accountId: string, limit = 100): Payment[] {
@@ -276,7 +292,7 @@ export class PaymentsService {
       .filter((p) => p.accountId === accountId)
       .sort((a, b) => b.createdAt - a.createdAt)
       .slice(0, limit)
-      .map((p) => ({ ...p }));
+      .map(publicPayment);
   }
 
   // ---- receiving --------------------------------------------------------------------------
@@ -339,11 +355,61 @@ export class PaymentsService {
         `invoice ${rec.paymentHash} was paid internally and then over Lightning; the second payment is credited too`,
       );
     }
-    const received = invoice.receivedMsat > 0n ? invoice.receivedMsat : rec.amountMsat;
+    await this.creditSettled(
+      rec,
+      invoice.receivedMsat > 0n ? invoice.receivedMsat : rec.amountMsat,
+      invoice.settledAt?.getTime(),
+    );
+  }
+
+  /**
+   * Records an invoice issued for a service credential (L402): its settlement credits the
+   * credential's account, created on first credit. Not awaited for durability: if it is lost,
+   * the credential's first use finds the invoice in LND instead.
+   */
+  registerServiceInvoice(record: InvoiceRecord): void {
+    this.invoices.set(record.paymentHash, record);
+    void this.ledger
+      .putRecords([{ key: keys.invoice(record.paymentHash), value: encode(record) }])
+      .catch((err: unknown) => this.log.warn({ err }, 'could not record a service invoice'));
+  }
+
+  /** The invoice record for a hash, including service invoices (no preimage). */
+  invoiceRecord(paymentHash: string): InvoiceRecord | undefined {
+    return this.getInvoice(paymentHash);
+  }
+
+  /**
+   * Credits an invoice whose payment is proven by its preimage (an L402 credential presented
+   * before LND's settlement event arrived). Same idempotency key as the subscription's credit,
+   * so whichever comes first credits, once.
+   */
+  async creditProvenPayment(
+    paymentHash: string,
+    fallback?: () => Promise<InvoiceRecord | undefined>,
+  ): Promise<boolean> {
+    let rec = this.invoices.get(paymentHash);
+    if (!rec && fallback) {
+      rec = await fallback();
+      if (rec) this.invoices.set(paymentHash, rec);
+    }
+    if (!rec) return false;
+    if (rec.state === 'settled') return true;
+    if (rec.state === 'canceled') return false;
+    await this.creditSettled(rec, rec.amountMsat, this.now());
+    return true;
+  }
+
+  private async creditSettled(
+    rec: InvoiceRecord,
+    received: Msat,
+    settledAt: number | undefined,
+  ): Promise<void> {
+    this.ensureCredentialAccount(rec.accountId);
     rec.state = 'settled';
     rec.settledVia = 'lightning';
     rec.receivedMsat = received;
-    rec.settledAt = invoice.settledAt?.getTime() ?? this.now();
+    rec.settledAt = settledAt ?? this.now();
     const applied = this.ledger.transfer(
       {
         debitAccountId: LIGHTNING_ACCOUNT,
@@ -358,6 +424,13 @@ export class PaymentsService {
     if (!applied.replayed) {
       this.publishInvoice(rec);
       this.publishBalances(rec.accountId);
+    }
+  }
+
+  /** Accounts of L402 credentials come into being with their first credit. */
+  private ensureCredentialAccount(accountId: string): void {
+    if (accountId.startsWith('l402:') && !this.ledger.getAccount(accountId)) {
+      this.ledger.createAccount({ id: accountId, kind: 'credential', name: accountId });
     }
   }
 
@@ -423,7 +496,11 @@ export class PaymentsService {
   async expireApprovals(): Promise<void> {
     const now = this.now();
     for (const a of this.approvals.values()) {
-      if (a.state === 'pending' && a.expiresAt <= now) await this.closeApproval(a, 'expired', 'system');
+      if (a.state === 'pending' && a.expiresAt <= now) {
+        await this.closeApproval(a, 'expired', 'system').catch((err: unknown) =>
+          this.log.error({ err, approvalId: a.id }, 'could not expire an approval'),
+        );
+      }
     }
   }
 
@@ -446,19 +523,21 @@ export class PaymentsService {
       )
         continue;
       if (p.status !== 'pending' && !full) continue;
+      // Only payments LND was asked to make, and only the latest attempt per hash: LND keeps one
+      // record per hash, so an older attempt's final state cannot be compared with it.
+      if (p.status !== 'pending' && (p.sentAt === undefined || this.byHash.get(p.paymentHash) !== p.id))
+        continue;
       checked += 1;
       const lnd = await this.backend.trackPayment(p.paymentHash, { timeoutMs: 0 }).catch(() => undefined);
       if (!lnd) continue;
       if (p.status === 'pending') {
-        await this.apply(p, lnd);
+        await this.apply(p, lnd, true);
         if (this.payments.get(p.id)?.status === 'pending') this.track(p);
         continue;
       }
       const agrees =
         (p.status === 'succeeded' && lnd.status === 'succeeded') ||
-        (p.status === 'failed' &&
-          (lnd.status === 'failed' ||
-            (lnd.status === 'not_found' && p.failureReason === 'NEVER_REACHED_LND')));
+        (p.status === 'failed' && (lnd.status === 'failed' || lnd.status === 'not_found'));
       if (!agrees) {
         mismatches += 1;
         this.log.error(
@@ -508,10 +587,18 @@ export class PaymentsService {
 
   // ---- internals --------------------------------------------------------------------------
 
-  private replay(accountId: string, key: string | undefined): Payment | undefined {
+  private replay(accountId: string, key: string | undefined, fingerprint: string): Payment | undefined {
     if (!key) return undefined;
     const id = this.byIdempotency.get(`${accountId}:${key}`);
-    return id ? this.getPayment(id) : undefined;
+    const p = id ? this.payments.get(id) : undefined;
+    if (!p) return undefined;
+    if (p.fingerprint !== undefined && p.fingerprint !== fingerprint) {
+      throw new PaymentError(
+        PaymentErrorCode.IDEMPOTENCY_CONFLICT,
+        'this idempotency key was used for a different request',
+      );
+    }
+    return publicPayment(p);
   }
 
   private async decode(request: string): Promise<DecodedInvoice> {
@@ -554,18 +641,18 @@ export class PaymentsService {
   }
 
   /** One live attempt per payment hash: a pending or successful one blocks another. */
-  private assertNotPaid(hash: string): void {
+  private assertNotPaid(hash: string, accountId: string): void {
     const id = this.byHash.get(hash);
     const p = id ? this.payments.get(id) : undefined;
+    // Another account's payment id is not this caller's business.
+    const details = p && p.accountId === accountId ? { paymentId: p.id } : undefined;
     if (p?.status === 'succeeded')
-      throw new PaymentError(PaymentErrorCode.ALREADY_PAID, 'this invoice is already paid', {
-        paymentId: p.id,
-      });
+      throw new PaymentError(PaymentErrorCode.ALREADY_PAID, 'this invoice is already paid', details);
     if (p?.status === 'pending' || p?.status === 'awaiting_approval') {
       throw new PaymentError(
         PaymentErrorCode.PAYMENT_IN_PROGRESS,
         'a payment of this invoice is in progress',
-        { paymentId: p.id },
+        details,
       );
     }
     const own = this.invoices.get(hash);
@@ -612,8 +699,9 @@ export class PaymentsService {
     const decision = this.decide(payment.accountId, req, false, payment.id);
     if (decision.outcome === 'deny') this.deny(decision);
     const records: SideRecords = [];
+    let approval: Approval | undefined;
     if (decision.outcome === 'needs_approval') {
-      const approval: Approval = {
+      approval = {
         id: randomUUID(),
         paymentId: payment.id,
         accountId: payment.accountId,
@@ -626,7 +714,6 @@ export class PaymentsService {
       };
       payment.status = 'awaiting_approval';
       payment.approvalId = approval.id;
-      this.approvals.set(approval.id, approval);
       records.push({ key: keys.approval(approval.id), value: encode(approval) });
     }
     records.push(
@@ -645,18 +732,18 @@ export class PaymentsService {
       },
       records,
     );
+    // Only now that the reservation exists do the payment and its approval exist in memory.
     this.index(payment);
-    this.events.publish(payment.accountId, { type: 'payment', payment: { ...payment } });
-    if (payment.approvalId)
-      this.events.publish(payment.accountId, {
-        type: 'approval',
-        approval: { ...this.approvals.get(payment.approvalId)! },
-      });
+    if (approval) this.approvals.set(approval.id, approval);
+    this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
+    if (approval) this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
     return applied.durable;
   }
 
   private async send(payment: Payment): Promise<Payment> {
     let outcome: PaymentOutcome;
+    // The not-found grace runs from here, not from creation (an approval may have waited long).
+    payment.sentAt = this.now();
     try {
       outcome =
         payment.kind === 'keysend'
@@ -691,18 +778,19 @@ export class PaymentsService {
     }
     await this.apply(payment, outcome);
     if (payment.status === 'pending') this.track(payment);
-    return { ...payment };
+    return publicPayment(payment);
   }
 
   /** Applies what LND says to a pending payment: post, void, or leave pending. Idempotent. */
-  private async apply(payment: Payment, outcome: PaymentOutcome): Promise<void> {
+  private async apply(payment: Payment, outcome: PaymentOutcome, fromTracking = false): Promise<void> {
     if (payment.status !== 'pending') return;
     if (outcome.status === 'succeeded') {
       const total = msat(outcome.amountMsat + outcome.feeMsat);
       if (total > payment.amountMsat + payment.feeLimitMsat) {
-        this.log.error(
-          { paymentId: payment.id, total: total.toString() },
-          'LND paid more than the reservation',
+        this.alert(
+          payment.accountId,
+          'PAID_MORE_THAN_RESERVED',
+          `payment ${payment.id} cost ${total} msat, more than the ${payment.amountMsat + payment.feeLimitMsat} msat reserved; the difference is the operator's`,
         );
       }
       this.finish(payment, 'succeeded', { feeMsat: outcome.feeMsat, preimage: outcome.preimage });
@@ -712,11 +800,22 @@ export class PaymentsService {
         { key: keys.payment(payment.id), value: encode(payment) },
       ]).durable;
     } else if (outcome.status === 'failed') {
+      // LND keeps one record per hash: right after a retry of a hash that failed before, the old
+      // FAILED can still be what tracking sees. Believe it only once the grace has passed.
+      if (
+        fromTracking &&
+        payment.retriesFailedHash &&
+        this.now() - (payment.sentAt ?? payment.createdAt) <= this.notFoundGraceMs
+      )
+        return;
       this.finish(payment, 'failed', { failureReason: outcome.reason });
       await this.ledger.void(payment.reservationId, outcome.reason, [
         { key: keys.payment(payment.id), value: encode(payment) },
       ]).durable;
-    } else if (outcome.status === 'not_found' && this.now() - payment.createdAt > this.notFoundGraceMs) {
+    } else if (
+      outcome.status === 'not_found' &&
+      this.now() - (payment.sentAt ?? payment.createdAt) > this.notFoundGraceMs
+    ) {
       this.finish(payment, 'failed', { failureReason: 'NEVER_REACHED_LND' });
       await this.ledger.void(payment.reservationId, 'never reached LND', [
         { key: keys.payment(payment.id), value: encode(payment) },
@@ -724,7 +823,7 @@ export class PaymentsService {
     } else {
       return;
     }
-    this.events.publish(payment.accountId, { type: 'payment', payment: { ...payment } });
+    this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
     this.publishBalances(payment.accountId);
   }
 
@@ -738,7 +837,7 @@ export class PaymentsService {
           const outcome = await this.backend
             .trackPayment(payment.paymentHash, { timeoutMs: 60_000 })
             .catch(() => undefined);
-          if (outcome) await this.apply(payment, outcome);
+          if (outcome) await this.apply(payment, outcome, true);
           if (payment.status === 'pending')
             await new Promise((r) => setTimeout(r, outcome?.status === 'not_found' ? 1000 : 2000).unref());
         }
@@ -782,13 +881,18 @@ export class PaymentsService {
       payment.id,
     );
     if (decision.outcome !== 'allow') this.deny(decision);
+    this.ensureCredentialAccount(inv.accountId);
     payment.status = 'succeeded';
     payment.feeMsat = msat(0);
     if (inv.preimage) payment.preimage = inv.preimage;
-    inv.state = 'settled';
-    inv.settledVia = 'internal';
-    inv.receivedMsat = amount;
-    inv.settledAt = this.now();
+    // The invoice changes only if the transfer goes through (it can still fail on funds).
+    const settled: InvoiceRecord = {
+      ...inv,
+      state: 'settled',
+      settledVia: 'internal',
+      receivedMsat: amount,
+      settledAt: this.now(),
+    };
     const applied = this.ledger.transfer(
       {
         id: payment.reservationId,
@@ -801,9 +905,10 @@ export class PaymentsService {
       [
         { key: keys.payment(payment.id), value: encode(payment) },
         { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
-        { key: keys.invoice(inv.paymentHash), value: encode(inv) },
+        { key: keys.invoice(inv.paymentHash), value: encode(settled) },
       ],
     );
+    Object.assign(inv, settled);
     this.index(payment);
     await applied.durable;
     // The LND invoice must not be paid again from outside: cancel it (best effort; a race is credited and alerted).
@@ -812,10 +917,10 @@ export class PaymentsService {
       .catch((err: unknown) =>
         this.log.warn({ err, hash: inv.paymentHash }, 'could not cancel an internally paid invoice'),
       );
-    this.events.publish(accountId, { type: 'payment', payment: { ...payment } });
+    this.events.publish(accountId, { type: 'payment', payment: publicPayment(payment) });
     this.publishInvoice(inv);
     this.publishBalances(accountId, inv.accountId);
-    return { ...payment };
+    return publicPayment(payment);
   }
 
   private async closeApproval(approval: Approval, state: 'denied' | 'expired', by: string): Promise<Payment> {
@@ -834,9 +939,9 @@ export class PaymentsService {
     if (hold?.state === 'pending') await this.ledger.void(hold.id, `approval ${state}`, records).durable;
     else await this.ledger.putRecords(records);
     this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
-    this.events.publish(payment.accountId, { type: 'payment', payment: { ...payment } });
+    this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
     this.publishBalances(payment.accountId);
-    return { ...payment };
+    return publicPayment(payment);
   }
 
   private pendingApproval(id: string): Approval {
@@ -888,6 +993,13 @@ export class PaymentsService {
     this.log.warn({ accountId, code }, message);
     this.events.publish(accountId, { type: 'alert', accountId, code, message });
   }
+}
+
+/** A payment as callers and events see it: never the keysend preimage we hold while in flight. */
+function publicPayment(p: Payment): Payment {
+  const copy = { ...p };
+  delete copy.keysendPreimage;
+  return copy;
 }
 
 function publicInvoice(inv: InvoiceRecord): InvoiceRecord {

@@ -12,7 +12,8 @@ const STATUS: Record<DenialCode, number> = {
   PAYEE_RESTRICTED: 403,
   TOO_MANY_IN_FLIGHT: 429,
   RATE_LIMITED: 429,
-  NEEDS_APPROVAL: 202,
+  // As an error (paths without an approval flow): refused. Payments answer 202 with an approval instead.
+  NEEDS_APPROVAL: 403,
 };
 
 /** A spend the policy refused. `retryable` tells an agent whether waiting can help. */

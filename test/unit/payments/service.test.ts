@@ -332,6 +332,67 @@ describe('PaymentsService', () => {
     );
   });
 
+  it('leaves the invoice open when an internal payment fails on funds', async () => {
+    const f = await paymentsFixture();
+    await f.account('poor', 1_000n);
+    await f.account('shop', 0n);
+    const inv = await f.service.createInvoice('shop', { amountMsat: msat(5_000) });
+    await expect(f.service.pay('poor', { request: inv.request })).rejects.toMatchObject({
+      code: 'INSUFFICIENT_FUNDS',
+    });
+    expect(f.service.getInvoice(inv.paymentHash)?.state).toBe('open');
+    await f.account('rich', 10_000n);
+    expect((await f.service.pay('rich', { request: inv.request })).status).toBe('succeeded');
+  });
+
+  it('leaves no approval behind when the hold cannot be reserved', async () => {
+    let now = 1_000_000;
+    const f = await paymentsFixture({ now: () => now, approvalTtlMs: 1_000 });
+    await f.account('a', 1_000n, { rules: [{ type: 'approval_above', thresholdMsat: msat(1) }] });
+    await expect(
+      f.service.pay('a', { request: fakeRequest({ amountMsat: 5_000n }).request, maxFeeMsat: FEE }),
+    ).rejects.toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+    expect(f.service.listApprovals()).toEqual([]);
+    const held = await f.service.pay('a', {
+      request: fakeRequest({ amountMsat: 10n }).request,
+      maxFeeMsat: msat(0),
+    });
+    now += 1_001;
+    await f.service.expireApprovals();
+    expect(f.service.getPayment(held.id)?.status).toBe('expired');
+    f.service.stop();
+  });
+
+  it('refuses an idempotency key reused for a different request, and never shows a keysend preimage', async () => {
+    const f = await paymentsFixture();
+    await f.account('a', 100_000n);
+    await f.service.pay('a', {
+      request: fakeRequest({ amountMsat: 10n }).request,
+      maxFeeMsat: msat(0),
+      idempotencyKey: 'same',
+    });
+    await expect(
+      f.service.pay('a', {
+        request: fakeRequest({ amountMsat: 11n }).request,
+        maxFeeMsat: msat(0),
+        idempotencyKey: 'same',
+      }),
+    ).rejects.toMatchObject({
+      code: 'IDEMPOTENCY_CONFLICT',
+      status: 409,
+    });
+    f.lightning.behaviour = (hash) => ({ status: 'pending', paymentHash: hash });
+    const ks = await f.service.keysend('a', {
+      destination: '03' + '44'.repeat(32),
+      amountMsat: msat(100),
+      maxFeeMsat: msat(0),
+    });
+    expect(ks).not.toHaveProperty('keysendPreimage');
+    expect(f.service.getPayment(ks.id)).not.toHaveProperty('keysendPreimage');
+    expect(f.service.listPayments('a')[0]).not.toHaveProperty('keysendPreimage');
+    f.service.stop();
+  });
+
   it('requires a policy: an account without one cannot spend', async () => {
     const f = await paymentsFixture();
     await f.account('a', 100_000n);

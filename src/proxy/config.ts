@@ -1,0 +1,152 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ConfigError } from '../domain/errors.js';
+import { msat, type Msat } from '../domain/msat.js';
+
+const Amount = Type.String({ pattern: '^(0|[1-9][0-9]*)$', description: 'msat, decimal string' });
+
+const ModelPrice = Type.Object(
+  { inputPerTokenMsat: Amount, outputPerTokenMsat: Amount },
+  { additionalProperties: false },
+);
+
+export const ServiceSchema = Type.Object(
+  {
+    name: Type.String({
+      pattern: '^[a-z0-9][a-z0-9_-]{0,62}$',
+      description: 'used in caveats: lowercase letters, digits, - and _',
+    }),
+    /** Requests match when the host matches this regexp (if set) and the path starts with pathPrefix. */
+    hostRegexp: Type.Optional(Type.String({ minLength: 1 })),
+    pathPrefix: Type.String({ pattern: '^/', default: '/' }),
+    upstream: Type.String({ pattern: '^https?://' }),
+    mode: Type.Union([Type.Literal('paid'), Type.Literal('free'), Type.Literal('freebie')]),
+    /** For mode freebie: requests per client IP before payment is asked for. */
+    freeRequests: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** Price of one request (charged from the credential's credit). */
+    pricePerRequestMsat: Type.Optional(Amount),
+    /** Per-token prices by model for OpenAI-compatible endpoints; "*" is the default model. */
+    models: Type.Optional(Type.Record(Type.String(), ModelPrice)),
+    /** Prepaid credit a challenge sells (the invoice amount). */
+    creditMsat: Amount,
+    capabilities: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9_-]+$' }))),
+    lifetimeSeconds: Type.Integer({ minimum: 1, default: 86_400 }),
+    /** Per-credential token bucket. */
+    rateLimit: Type.Optional(
+      Type.Object(
+        { requests: Type.Integer({ minimum: 1 }), perSeconds: Type.Number({ exclusiveMinimum: 0 }) },
+        { additionalProperties: false },
+      ),
+    ),
+    /** Headers added upstream (e.g. the provider's API key); never shown to clients. */
+    headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+    /** Only these path regexps are forwarded (all when absent). */
+    allowPaths: Type.Optional(Type.Array(Type.String())),
+    description: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+export const ProxyConfigSchema = Type.Object(
+  {
+    host: Type.String({ default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8403 }),
+    services: Type.Array(ServiceSchema, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export type ServiceConfig = Static<typeof ServiceSchema>;
+export type ProxyConfig = Static<typeof ProxyConfigSchema>;
+
+export interface ModelPricing {
+  inputPerTokenMsat: Msat;
+  outputPerTokenMsat: Msat;
+}
+
+/** A service ready for the hot path: regexps compiled, amounts parsed. */
+export interface Service {
+  config: ServiceConfig;
+  name: string;
+  host?: RegExp;
+  pathPrefix: string;
+  upstream: URL;
+  allow?: RegExp[];
+  pricePerRequest?: Msat;
+  models?: Map<string, ModelPricing>;
+  credit: Msat;
+}
+
+function compile(s: ServiceConfig): Service {
+  const re = (src: string, what: string): RegExp => {
+    try {
+      return new RegExp(src);
+    } catch (err) {
+      throw new ConfigError(`service ${s.name}: invalid ${what} regexp: ${(err as Error).message}`);
+    }
+  };
+  if (s.mode !== 'free' && s.pricePerRequestMsat === undefined && s.models === undefined) {
+    throw new ConfigError(`service ${s.name}: a paid service needs pricePerRequestMsat or models`);
+  }
+  if (s.mode === 'freebie' && s.freeRequests === undefined)
+    throw new ConfigError(`service ${s.name}: mode freebie needs freeRequests`);
+  const out: Service = {
+    config: s,
+    name: s.name,
+    pathPrefix: s.pathPrefix,
+    upstream: new URL(s.upstream),
+    credit: msat(s.creditMsat),
+  };
+  if (s.hostRegexp) out.host = re(s.hostRegexp, 'host');
+  if (s.allowPaths) out.allow = s.allowPaths.map((p) => re(p, 'path'));
+  if (s.pricePerRequestMsat !== undefined) out.pricePerRequest = msat(s.pricePerRequestMsat);
+  if (s.models) {
+    out.models = new Map(
+      Object.entries(s.models).map(([k, v]) => [
+        k,
+        { inputPerTokenMsat: msat(v.inputPerTokenMsat), outputPerTokenMsat: msat(v.outputPerTokenMsat) },
+      ]),
+    );
+  }
+  return out;
+}
+
+/** Validates a proxy config (from YAML/JSON) with messages naming the field at fault. */
+export function parseProxyConfig(raw: unknown): { config: ProxyConfig; services: Service[] } {
+  const withDefaults = Value.Default(ProxyConfigSchema, structuredClone(raw));
+  const problems = [...Value.Errors(ProxyConfigSchema, withDefaults)].map(
+    (e) => `${e.path || '/'}: ${e.message}`,
+  );
+  if (problems.length)
+    throw new ConfigError(`invalid proxy configuration:\n  ${problems.slice(0, 10).join('\n  ')}`, {
+      problems,
+    });
+  const config = withDefaults as ProxyConfig;
+  const names = new Set<string>();
+  for (const s of config.services) {
+    if (names.has(s.name)) throw new ConfigError(`service names must be unique: ${s.name} appears twice`);
+    names.add(s.name);
+  }
+  return { config, services: config.services.map(compile) };
+}
+
+/** The sample service `npm start` serves in front of the sample upstream. */
+export function sampleProxyConfig(upstream: string, port = 8403): unknown {
+  return {
+    port,
+    services: [
+      {
+        name: 'sample-llm',
+        description: 'SAMPLE: an OpenAI-compatible sample upstream, billed per token',
+        pathPrefix: '/v1/',
+        upstream,
+        mode: 'paid',
+        models: { '*': { inputPerTokenMsat: '1000', outputPerTokenMsat: '2000' } },
+        creditMsat: '1000000',
+        capabilities: ['chat', 'completions', 'embeddings'],
+        lifetimeSeconds: 86_400,
+        rateLimit: { requests: 20, perSeconds: 1 },
+      },
+    ],
+  };
+}

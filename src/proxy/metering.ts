@@ -1,0 +1,133 @@
+import { msat, type Msat } from '../domain/msat.js';
+import type { ModelPricing, Service } from './config.js';
+
+export const METERED_PATHS = new Set(['/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
+
+/** A rough token count (about 4 characters a token), used only when the upstream reports none. */
+export function estimateTokens(text: string): bigint {
+  return BigInt(Math.ceil(text.length / 4));
+}
+
+export function pricingFor(service: Service, model: string | undefined): ModelPricing | undefined {
+  return service.models?.get(model ?? '') ?? service.models?.get('*');
+}
+
+export interface Usage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+}
+
+export function costOf(p: ModelPricing, promptTokens: bigint, completionTokens: bigint): Msat {
+  return msat(promptTokens * p.inputPerTokenMsat + completionTokens * p.outputPerTokenMsat);
+}
+
+export function promptText(body: Record<string, unknown>): string {
+  if (Array.isArray(body['messages'])) {
+    return (body['messages'] as { content?: unknown }[])
+      .map((m) =>
+        typeof m.content === 'string' ? m.content : Array.isArray(m.content) ? JSON.stringify(m.content) : '',
+      )
+      .join('\n');
+  }
+  for (const k of ['prompt', 'input']) {
+    const v = body[k];
+    if (typeof v === 'string') return v;
+    if (Array.isArray(v)) return v.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join('\n');
+  }
+  return '';
+}
+
+/**
+ * The most a request can cost: the prompt (estimated generously) plus `max_tokens` of output.
+ * Undefined when the request sets no output limit: then the whole remaining credit is reserved.
+ */
+export function worstCase(p: ModelPricing, body: Record<string, unknown>, path: string): Msat | undefined {
+  const prompt = estimateTokens(promptText(body)) * 2n + 16n;
+  if (path === '/v1/embeddings') return costOf(p, prompt, 0n);
+  const max = body['max_tokens'] ?? body['max_completion_tokens'];
+  if (typeof max !== 'number' || !Number.isInteger(max) || max < 0) return undefined;
+  return costOf(p, prompt, BigInt(max));
+}
+
+/**
+ * Follows an OpenAI SSE stream event by event: collects the usage chunk when the upstream sends
+ * one and estimates output tokens from the deltas otherwise.
+ */
+export class StreamMeter {
+  private buffer = '';
+  outputChars = 0;
+  usage: Usage | undefined;
+  done = false;
+
+  /** Splits off complete events (ending in a blank line); returns them, keeps the rest. */
+  push(chunk: string): string[] {
+    this.buffer += chunk;
+    const events: string[] = [];
+    let i: number;
+    while ((i = this.buffer.indexOf('\n\n')) >= 0) {
+      const event = this.buffer.slice(0, i + 2);
+      this.buffer = this.buffer.slice(i + 2);
+      this.observe(event);
+      events.push(event);
+    }
+    return events;
+  }
+
+  /** Whatever is left when the upstream ends (normally nothing). */
+  rest(): string {
+    const r = this.buffer;
+    this.buffer = '';
+    return r;
+  }
+
+  private observe(event: string): void {
+    for (const line of event.split('\n')) {
+      if (!line.startsWith('data:')) continue;
+      const data = line.slice(5).trim();
+      if (data === '[DONE]') {
+        this.done = true;
+        continue;
+      }
+      try {
+        const obj = JSON.parse(data) as {
+          usage?: Usage;
+          choices?: { delta?: { content?: unknown }; text?: unknown }[];
+        };
+        if (obj.usage) this.usage = obj.usage;
+        for (const c of obj.choices ?? []) {
+          const piece =
+            typeof c.delta?.content === 'string' ? c.delta.content : typeof c.text === 'string' ? c.text : '';
+          this.outputChars += piece.length;
+        }
+      } catch {
+        // Not JSON: nothing to meter.
+      }
+    }
+  }
+
+  estimatedOutputTokens(): bigint {
+    return BigInt(Math.ceil(this.outputChars / 4));
+  }
+}
+
+/** A last, well-formed chunk and the terminator, for a stream cut when credit ran out. */
+export function closingEvents(path: string, model: string | undefined): string {
+  const created = Math.floor(Date.now() / 1000);
+  const chat = path === '/v1/chat/completions';
+  const chunk = chat
+    ? {
+        id: 'l402-credit-exhausted',
+        object: 'chat.completion.chunk',
+        created,
+        model: model ?? '',
+        choices: [{ index: 0, delta: {}, finish_reason: 'length' }],
+      }
+    : {
+        id: 'l402-credit-exhausted',
+        object: 'text_completion',
+        created,
+        model: model ?? '',
+        choices: [{ index: 0, text: '', finish_reason: 'length' }],
+      };
+  return `data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`;
+}
