@@ -18,6 +18,13 @@ export function printStartBanner(gateway: Gateway, config: Config): void {
     );
   }
   lines.push(`  API docs:  ${gateway.url}/docs`);
+  if (gateway.proxy) {
+    lines.push(
+      `  L402 proxy: ${gateway.proxy.url} (services: ${gateway.proxy.services.join(', ')}; discovery ${gateway.proxy.url}/.well-known/l402.json)`,
+    );
+    if (gateway.proxy.sampleUpstream)
+      lines.push(`    SAMPLE upstream (not a real model): ${gateway.proxy.sampleUpstream}`);
+  }
   if (gateway.newOperatorKey) {
     lines.push(
       '',

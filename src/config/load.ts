@@ -11,6 +11,7 @@ export const DEFAULTS: Config = {
   dataDir: '.coulomb',
   logLevel: 'info',
   regtest: { dataDir: '.regtest', basePort: 27400, node: 'alice' },
+  proxy: { enabled: true, host: '127.0.0.1', port: 8403, samplePort: 8404 },
 };
 
 type Plain = Record<string, unknown>;
@@ -32,9 +33,12 @@ const ENV: Record<string, string> = {
   COULOMB_REGTEST_DIR: 'regtest.dataDir',
   COULOMB_REGTEST_BASE_PORT: 'regtest.basePort',
   COULOMB_OPERATOR_KEY: 'operatorKey',
+  COULOMB_PROXY_PORT: 'proxy.port',
+  COULOMB_PROXY_CONFIG: 'proxy.configFile',
+  COULOMB_SAMPLE_UPSTREAM_PORT: 'proxy.samplePort',
 };
 
-const NUMERIC = new Set(['http.port', 'regtest.basePort']);
+const NUMERIC = new Set(['http.port', 'regtest.basePort', 'proxy.port', 'proxy.samplePort']);
 
 export function envOverrides(env: NodeJS.ProcessEnv = process.env): Overrides {
   const out: Overrides = {};

@@ -62,6 +62,18 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** The L402 reverse proxy: its own listener, services from a YAML/JSON file, or the sample. */
+    proxy: Type.Object(
+      {
+        enabled: Type.Boolean(),
+        host: Type.String({ minLength: 1 }),
+        port: Type.Integer({ minimum: 0, maximum: 65535 }),
+        /** Services file; without one, a SAMPLE service in front of a sample upstream is served. */
+        configFile: Type.Optional(Type.String({ minLength: 1 })),
+        samplePort: Type.Integer({ minimum: 0, maximum: 65535 }),
+      },
+      { additionalProperties: false },
+    ),
     /** Operator credential; when absent one is generated on first start and only its hash is kept. */
     operatorKey: Type.Optional(Type.String({ minLength: 32 })),
   },

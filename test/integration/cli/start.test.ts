@@ -35,6 +35,8 @@ function start(
       COULOMB_REGTEST_BASE_PORT: String(status.basePort),
       COULOMB_DATA_DIR: mkdtempSync(join(tmpdir(), 'coulomb-data-')),
       COULOMB_LOG_LEVEL: 'warn',
+      COULOMB_PROXY_PORT: '0',
+      COULOMB_SAMPLE_UPSTREAM_PORT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

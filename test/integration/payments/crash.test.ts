@@ -40,7 +40,13 @@ async function startGateway(): Promise<string> {
       alice.adminMacaroon,
     ],
     {
-      env: { ...process.env, COULOMB_OPERATOR_KEY: OPERATOR, COULOMB_LOG_LEVEL: 'error' },
+      env: {
+        ...process.env,
+        COULOMB_OPERATOR_KEY: OPERATOR,
+        COULOMB_LOG_LEVEL: 'error',
+        COULOMB_PROXY_PORT: '0',
+        COULOMB_SAMPLE_UPSTREAM_PORT: '0',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
