@@ -19,6 +19,7 @@ import {
   estimateTokens,
   METERED_PATHS,
   pricingFor,
+  promptText,
   StreamMeter,
   worstCase,
   type Usage,
@@ -123,6 +124,7 @@ export function createProxy(deps: ProxyDeps): Server {
     if (req.method === 'GET' && path === '/.well-known/l402.json')
       return sendJson(res, 200, discovery(deps.services));
     if (req.method === 'GET' && path === '/l402/quote') return quote(req, res);
+    if (req.method === 'POST' && path === '/l402/topup') return topUp(req, res);
     const service = match(req);
     if (!service)
       return sendJson(res, 404, {
@@ -175,8 +177,9 @@ export function createProxy(deps: ProxyDeps): Server {
       ? pricingFor(service, typeof parsed!['model'] === 'string' ? (parsed!['model'] as string) : undefined)
       : undefined;
     let reserveAmount: bigint;
+    const bound = pricing ? worstCase(pricing, parsed!, path) : undefined;
     if (pricing) {
-      reserveAmount = worstCase(pricing, parsed!, path) ?? available;
+      reserveAmount = bound ?? available;
     } else {
       reserveAmount = service.pricePerRequest ?? 0n;
     }
@@ -210,7 +213,17 @@ export function createProxy(deps: ProxyDeps): Server {
       };
       outBody = Buffer.from(JSON.stringify(parsed));
     }
-    const billing: Billing = { reservation, reserved: msat(reserveAmount), pricing, path, parsed, stream };
+    // With an output limit the upstream cannot outrun the reservation; without one, the whole
+    // credit is reserved and the stream is cut when the estimate reaches it.
+    const billing: Billing = {
+      reservation,
+      reserved: msat(reserveAmount),
+      pricing,
+      path,
+      parsed,
+      stream,
+      unbounded: pricing !== undefined && bound === undefined,
+    };
     return forward(service, req, res, outBody, billing);
   }
 
@@ -221,6 +234,7 @@ export function createProxy(deps: ProxyDeps): Server {
     path: string;
     parsed?: Record<string, unknown>;
     stream: boolean;
+    unbounded: boolean;
   }
 
   async function challenge(service: Service, res: ServerResponse, message: string): Promise<void> {
@@ -310,7 +324,7 @@ export function createProxy(deps: ProxyDeps): Server {
       return;
     }
     const pricing = billing.pricing;
-    const promptEstimate = estimateTokens(JSON.stringify(billing.parsed ?? {}));
+    const promptEstimate = estimateTokens(promptText(billing.parsed ?? {}));
     if (!billing.stream) {
       // Forward as it comes; keep a bounded copy to read the usage at the end.
       const copy: Buffer[] = [];
@@ -347,7 +361,7 @@ export function createProxy(deps: ProxyDeps): Server {
       const events = meter.push(chunk as string);
       for (const event of events) {
         const spent = costOf(pricing, promptEstimate, meter.estimatedOutputTokens());
-        if (!meter.usage && spent > billing.reserved) {
+        if (billing.unbounded && !meter.usage && spent > billing.reserved) {
           cut = true;
           break;
         }
@@ -369,6 +383,31 @@ export function createProxy(deps: ProxyDeps): Server {
       : costOf(pricing, promptEstimate, meter.estimatedOutputTokens());
     await settle(billing, (up.statusCode ?? 500) < 400 ? used : 0n);
     res.end(rest);
+  }
+
+  /** POST /l402/topup?service=NAME&amountMsat=N with the credential: an invoice that adds credit to it. */
+  async function topUp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const q = new URL(req.url ?? '/', 'http://x').searchParams;
+    const s = deps.services.find((x) => x.name === q.get('service'));
+    if (!s || s.config.mode === 'free')
+      return sendJson(res, 404, { error: { code: 'NO_SERVICE', message: 'unknown or free service' } });
+    const raw = q.get('amountMsat') ?? s.credit.toString();
+    if (!/^[1-9][0-9]{0,15}$/.test(raw))
+      return sendJson(res, 400, {
+        error: { code: 'INVALID_AMOUNT', message: 'amountMsat must be a positive integer' },
+      });
+    const auth = await deps.gate.authorize(req.headers.authorization, s.name);
+    if (!auth.ok) return sendJson(res, 401, { error: { code: 'INVALID_CREDENTIAL', message: auth.message } });
+    const inv = await deps.gate.topUp(
+      auth.tokenId,
+      { name: s.name, creditMsat: s.credit, lifetimeSeconds: s.config.lifetimeSeconds },
+      msat(raw),
+    );
+    sendJson(res, 200, {
+      invoice: inv.request,
+      paymentHash: inv.paymentHash,
+      amountMsat: inv.amountMsat.toString(),
+    });
   }
 
   function quote(req: IncomingMessage, res: ServerResponse): void {

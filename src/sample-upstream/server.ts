@@ -85,7 +85,8 @@ export function startSampleUpstream(
     if (path !== '/v1/chat/completions' && path !== '/v1/completions')
       return json(res, 404, { error: { message: 'not found' } });
     const chat = path === '/v1/chat/completions';
-    const maxTokens = typeof body['max_tokens'] === 'number' ? body['max_tokens'] : 16;
+    // Without a limit it talks on (200 words), as a real model would until its context runs out.
+    const maxTokens = typeof body['max_tokens'] === 'number' ? body['max_tokens'] : 200;
     const n = Math.max(0, Math.min(maxTokens, 4096));
     const words = Array.from({ length: n }, (_, i) => WORDS[i % WORDS.length]!);
     const id = `sample-${Date.now()}`;
