@@ -191,16 +191,20 @@ export function createProxy(deps: ProxyDeps): Server {
         'the credit of this credential is used up; pay a new challenge or top it up',
       );
     let reservation: string | undefined;
+    let charged: Promise<void> | undefined;
     if (reserveAmount > 0n) {
+      // A fixed price is charged up front (one write, made durable while the upstream works);
+      // a metered request reserves its worst case and posts what it used at the end.
       const r = deps.ledger.transfer({
         debitAccountId: auth.accountId,
         creditAccountId: revenueAccount(service.name),
         amount: msat(reserveAmount),
-        code: 'l402_usage',
-        pending: true,
+        code: pricing ? 'l402_usage' : 'l402_request',
+        pending: pricing !== undefined,
         memo: path,
       });
       reservation = r.value.id;
+      charged = r.durable;
     }
     res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
     let outBody = body;
@@ -223,6 +227,7 @@ export function createProxy(deps: ProxyDeps): Server {
       parsed,
       stream,
       unbounded: pricing !== undefined && bound === undefined,
+      ...(charged ? { charged } : {}),
     };
     return forward(service, req, res, outBody, billing);
   }
@@ -235,6 +240,8 @@ export function createProxy(deps: ProxyDeps): Server {
     parsed?: Record<string, unknown>;
     stream: boolean;
     unbounded: boolean;
+    /** For fixed prices: the up-front charge becoming durable. */
+    charged?: Promise<void>;
   }
 
   async function challenge(service: Service, res: ServerResponse, message: string): Promise<void> {
@@ -259,6 +266,20 @@ export function createProxy(deps: ProxyDeps): Server {
   /** Posts what was used (never more than reserved) or voids the reservation. Durable before it returns. */
   async function settle(b: Billing | undefined, used: bigint | undefined): Promise<void> {
     if (!b?.reservation) return;
+    if (!b.pricing) {
+      // Fixed price, charged up front: refund it if the upstream failed.
+      if (used === 0n) {
+        const t = deps.ledger.getTransferSync(b.reservation)!;
+        await deps.ledger.transfer({
+          debitAccountId: t.creditAccountId,
+          creditAccountId: t.debitAccountId,
+          amount: t.amount,
+          code: 'l402_refund',
+          memo: t.id,
+        }).durable;
+      } else await b.charged;
+      return;
+    }
     const charge = used === undefined ? b.reserved : used > b.reserved ? b.reserved : used;
     const applied =
       charge > 0n
