@@ -63,8 +63,34 @@ export class L402Authority {
     return { macaroon: encodeV2(mac).toString('base64'), tokenId: tokenId.toString('hex'), expiresAt };
   }
 
+  /**
+   * Credentials verified before, by header, service and capability: a repeat skips the HMAC
+   * chain. Expiry and revocation are still checked on every call.
+   */
+  private readonly verified = new Map<string, { tokenId: string; paymentHash: string; expiresAt: number }>();
+
   /** Checks a presented `Authorization` header for `service` (and a capability, when given). */
   verify(header: string | undefined, service: string, capability?: string): L402Verification {
+    const key = header !== undefined ? `${service}\u0000${capability ?? ''}\u0000${header}` : undefined;
+    const hit = key !== undefined ? this.verified.get(key) : undefined;
+    if (hit) {
+      if (this.revoked.has(hit.tokenId)) return fail('REVOKED', 'this credential was revoked');
+      if (hit.expiresAt <= this.now()) return fail('EXPIRED', 'this credential has expired');
+      return { ok: true, ...hit };
+    }
+    const result = this.verifyFully(header, service, capability);
+    if (result.ok && key !== undefined) {
+      if (this.verified.size >= 50_000) this.verified.clear();
+      this.verified.set(key, {
+        tokenId: result.tokenId,
+        paymentHash: result.paymentHash,
+        expiresAt: result.expiresAt,
+      });
+    }
+    return result;
+  }
+
+  private verifyFully(header: string | undefined, service: string, capability?: string): L402Verification {
     const cred = parseAuthorization(header);
     if (!cred)
       return fail(

@@ -91,8 +91,7 @@ export class L402Gate {
     const v = this.authority.verify(header, service, capability);
     if (!v.ok) return v;
     const accountId = credentialAccountId(v.tokenId);
-    const rec = this.payments.invoiceRecord(v.paymentHash);
-    if (rec?.state !== 'settled') {
+    if (!this.payments.isInvoiceSettled(v.paymentHash)) {
       // The preimage proves payment; book the credit now unless LND's event already did.
       const booked = await this.payments.creditProvenPayment(v.paymentHash, () =>
         this.fromLnd(v.paymentHash, accountId),

@@ -374,6 +374,11 @@ export class PaymentsService {
       .catch((err: unknown) => this.log.warn({ err }, 'could not record a service invoice'));
   }
 
+  /** Hot-path check for the L402 gate: has this invoice's credit been booked? */
+  isInvoiceSettled(paymentHash: string): boolean {
+    return this.invoices.get(paymentHash)?.state === 'settled';
+  }
+
   /** The invoice record for a hash, including service invoices (no preimage). */
   invoiceRecord(paymentHash: string): InvoiceRecord | undefined {
     return this.getInvoice(paymentHash);

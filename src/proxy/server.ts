@@ -132,7 +132,11 @@ export function createProxy(deps: ProxyDeps): Server {
       });
     if (service.allow && !service.allow.some((r) => r.test(path)))
       return sendJson(res, 403, { error: { code: 'PATH_NOT_ALLOWED', message: 'this path is not offered' } });
-    const body = await readBody(req, maxBody);
+    const hasBody =
+      req.headers['content-length'] !== undefined
+        ? req.headers['content-length'] !== '0'
+        : req.headers['transfer-encoding'] !== undefined;
+    const body = hasBody ? await readBody(req, maxBody) : EMPTY;
     if (body === undefined)
       return sendJson(res, 413, {
         error: { code: 'BODY_TOO_LARGE', message: `request bodies are limited to ${maxBody} bytes` },
@@ -337,9 +341,13 @@ export function createProxy(deps: ProxyDeps): Server {
     if (billing?.pricing && billing.stream) delete headers['content-length'];
     res.writeHead(up.statusCode ?? 502, headers);
     if (!billing?.pricing) {
-      // Per-request billing (or free): pass bytes through untouched.
-      for await (const chunk of up)
-        if (!res.write(chunk as Buffer)) await new Promise((r) => res.once('drain', r));
+      // Per-request billing (or free): pass bytes through untouched, end once the charge is durable.
+      up.pipe(res, { end: false });
+      await new Promise<void>((resolve, reject) => {
+        up.once('end', resolve);
+        up.once('error', reject);
+        res.once('close', resolve);
+      });
       await settle(billing, (up.statusCode ?? 500) < 400 ? billing?.reserved : 0n);
       res.end();
       return;
@@ -494,6 +502,8 @@ function discovery(services: Service[]): unknown {
     })),
   };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
