@@ -38,7 +38,16 @@ export function printStartBanner(gateway: Gateway, config: Config): void {
     '  Try it:',
     `    curl ${gateway.url}/health`,
     `    curl -H "Authorization: Bearer ${key}" ${gateway.url}/v1/node`,
-    '',
   );
+  if (gateway.proxy) {
+    const body = `'{"model":"sample-small","messages":[{"role":"user","content":"hi"}],"max_tokens":5}'`;
+    lines.push(
+      `    curl -i -X POST ${gateway.proxy.url}/v1/chat/completions -H 'content-type: application/json' -d ${body}   # 402 + invoice`,
+    );
+    lines.push(
+      `    npx coulomb l402 fetch ${gateway.proxy.url}/v1/chat/completions --data ${body}   # bob pays; you get the answer`,
+    );
+  }
+  lines.push('');
   process.stdout.write(lines.join('\n') + '\n');
 }

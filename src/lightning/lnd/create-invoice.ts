@@ -2,7 +2,8 @@ import { createInvoice as lnCreateInvoice } from 'ln-service';
 import type { CreateInvoiceArgs, Invoice } from '../types.js';
 import type { LndContext } from './context.js';
 import { lndCall } from './map-error.js';
-import { lookupInvoice } from './lookup-invoice.js';
+import { decodeInvoice } from './decode-invoice.js';
+import { msat } from '../../domain/msat.js';
 
 export const DEFAULT_INVOICE_EXPIRY_SECONDS = 3600;
 
@@ -19,6 +20,23 @@ export async function createInvoice(ctx: LndContext, args: CreateInvoiceArgs): P
       expires_at: expiresAt(args.expirySeconds),
     }),
   );
-  // LND's add response lacks state and indexes; read the invoice back for a complete record.
-  return lookupInvoice(ctx, created.id);
+  // A new invoice is open and unpaid; the rest is in the request itself (decoded offline, no
+  // second round trip to LND). LND's add index is not in its answer: 0 here.
+  const decoded = decodeInvoice(created.request);
+  return {
+    paymentHash: created.id,
+    preimage: created.secret,
+    request: created.request,
+    description: args.description ?? '',
+    amountMsat: args.amountMsat,
+    receivedMsat: msat(0),
+    state: 'open',
+    isKeysend: false,
+    createdAt: new Date(created.created_at),
+    expiresAt: decoded.expiresAt,
+    cltvDelta: decoded.cltvDelta,
+    addIndex: 0,
+    settleIndex: 0,
+    htlcs: [],
+  };
 }

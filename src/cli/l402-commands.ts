@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { createL402Fetch, lndPayer } from '../l402/client.js';
+import { LndBackend } from '../lightning/lnd/lnd-backend.js';
+import type { NodeName } from '../regtest/layout.js';
+import { RegtestNetwork } from '../regtest/network.js';
+
+/** `coulomb l402 fetch URL`: a paid request, paying from a node of the local regtest network. */
+export function registerL402Commands(program: Command): void {
+  const l402 = program.command('l402').description('L402 client tools');
+  l402
+    .command('fetch <url>')
+    .description('request a paid URL, paying its 402 challenge from a regtest node')
+    .option('--payer <node>', 'regtest node that pays: alice | bob | carol', 'bob')
+    .option('--data <json>', 'POST this JSON body')
+    .option('--max-cost <msat>', 'refuse challenges dearer than this', '10000000')
+    .option('--regtest-dir <dir>', 'the regtest network directory')
+    .action(
+      async (url: string, o: { payer: string; data?: string; maxCost: string; regtestDir?: string }) => {
+        const network = new RegtestNetwork(o.regtestDir ? { dataDir: o.regtestDir } : {});
+        const node = (await network.status()).nodes.find((n) => n.name === (o.payer as NodeName));
+        if (!node?.running)
+          throw new Error(`regtest node ${o.payer} is not running (npm start or coulomb regtest up)`);
+        const backend = await LndBackend.connect({
+          socket: node.grpcSocket,
+          cert: node.tlsCert,
+          macaroon: node.adminMacaroon,
+        });
+        try {
+          const paid: string[] = [];
+          const f = createL402Fetch({
+            payer: lndPayer(backend),
+            maxCostMsat: BigInt(o.maxCost),
+            onPayment: (p) => paid.push(`${p.amountMsat} msat`),
+          });
+          const res = await f(
+            url,
+            o.data ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: o.data } : {},
+          );
+          if (paid.length) process.stderr.write(`paid ${paid.join(', ')} from ${o.payer}\n`);
+          process.stderr.write(
+            `HTTP ${res.status}${res.headers.get('x-l402-credit-remaining-msat') ? `, credit left ${res.headers.get('x-l402-credit-remaining-msat')} msat` : ''}\n`,
+          );
+          process.stdout.write((await res.text()) + '\n');
+        } finally {
+          await backend.close();
+        }
+        process.exit(0);
+      },
+    );
+}
