@@ -35,7 +35,7 @@ export interface ProxyDeps {
   maxBodyBytes?: number;
 }
 
-const HOP_BY_HOP = new Set([
+const HOP_BY_HOP = [
   'connection',
   'keep-alive',
   'proxy-authenticate',
@@ -44,10 +44,11 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
-  'host',
-  'authorization',
-  'content-length',
-]);
+];
+/** Not forwarded upstream: the client's credential, and what we set ourselves. */
+const REQUEST_DROP = new Set([...HOP_BY_HOP, 'host', 'authorization', 'content-length']);
+/** Not passed back: hop-by-hop only (the upstream's content-length stays when the body does). */
+const RESPONSE_DROP = new Set(HOP_BY_HOP);
 const CREDIT_HEADER = 'x-l402-credit-remaining-msat';
 
 function sendJson(
@@ -303,7 +304,7 @@ export function createProxy(deps: ProxyDeps): Server {
       const target = new URL(req.url ?? '/', service.upstream);
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers))
-        if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+        if (v !== undefined && !REQUEST_DROP.has(k)) headers[k] = v;
       for (const [k, v] of Object.entries(service.config.headers ?? {})) headers[k.toLowerCase()] = v;
       headers['content-length'] = String(body.length);
       headers['host'] = target.host;
@@ -337,7 +338,7 @@ export function createProxy(deps: ProxyDeps): Server {
   ): Promise<void> {
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(up.headers))
-      if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+      if (v !== undefined && !RESPONSE_DROP.has(k)) headers[k] = v;
     if (billing?.pricing && billing.stream) delete headers['content-length'];
     res.writeHead(up.statusCode ?? 502, headers);
     if (!billing?.pricing) {
