@@ -17,40 +17,70 @@ import { LndBackend } from '../src/lightning/lnd/lnd-backend.js';
 import { openAccounts, startL402Proxy } from '../src/main.js';
 import { RegtestNetwork } from '../src/regtest/network.js';
 
-const { values } = parseArgs({ options: { count: { type: 'string', default: '300' }, concurrency: { type: 'string', default: '8' }, rounds: { type: 'string', default: '3' }, keep: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: {
+    count: { type: 'string', default: '300' },
+    concurrency: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '3' },
+    keep: { type: 'boolean', default: false },
+  },
+});
 const N = Number(values.count);
 const C = Number(values.concurrency);
 
-const network = new RegtestNetwork({ dataDir: '.regtest-bench', basePort: 27800 }, (m) => console.error(`[regtest] ${m}`));
+const network = new RegtestNetwork({ dataDir: '.regtest-bench', basePort: 27800 }, (m) =>
+  console.error(`[regtest] ${m}`),
+);
 
 async function pool(job: () => Promise<void>): Promise<number> {
   let next = 0;
   const start = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: C }, async () => {
-    while (next++ < N) await job();
-  }));
+  await Promise.all(
+    Array.from({ length: C }, async () => {
+      while (next++ < N) await job();
+    }),
+  );
   return N / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
 try {
   const status = await network.up();
   const a = status.nodes.find((n) => n.name === 'alice')!;
-  const backend = await LndBackend.connect({ socket: a.grpcSocket, cert: a.tlsCert, macaroon: a.adminMacaroon });
+  const backend = await LndBackend.connect({
+    socket: a.grpcSocket,
+    cert: a.tlsCert,
+    macaroon: a.adminMacaroon,
+  });
   const lnd = await network.lnd('alice');
   const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-bench-ch-'));
-  const config = { ...DEFAULTS, dataDir, proxy: { enabled: true, host: '127.0.0.1', port: 0, samplePort: 0 } };
+  const config = {
+    ...DEFAULTS,
+    dataDir,
+    proxy: { enabled: true, host: '127.0.0.1', port: 0, samplePort: 0 },
+  };
   const stack = await openAccounts(config, backend, pino({ level: 'silent' }));
   const proxy = await startL402Proxy(config, stack.services, backend, pino({ level: 'silent' }));
-  const body = JSON.stringify({ model: 'sample-small', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 });
+  const body = JSON.stringify({
+    model: 'sample-small',
+    messages: [{ role: 'user', content: 'hi' }],
+    max_tokens: 1,
+  });
   const results = { challenge: [] as number[], invoice: [] as number[] };
   for (let r = 0; r < Number(values.rounds); r++) {
     for (const v of r % 2 === 0 ? (['invoice', 'challenge'] as const) : (['challenge', 'invoice'] as const)) {
       const rate =
         v === 'invoice'
-          ? await pool(async () => void (await createInvoice({ lnd, mtokens: '1000000', description: 'raw' })))
+          ? await pool(
+              async () => void (await createInvoice({ lnd, mtokens: '1000000', description: 'raw' })),
+            )
           : await pool(async () => {
-              const res = await fetch(`${proxy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-              if (res.status !== 402 || !res.headers.get('www-authenticate')) throw new Error(`expected a challenge, got ${res.status}`);
+              const res = await fetch(`${proxy.url}/v1/chat/completions`, {
+                method: 'POST',
+                headers: { 'content-type': 'application/json' },
+                body,
+              });
+              if (res.status !== 402 || !res.headers.get('www-authenticate'))
+                throw new Error(`expected a challenge, got ${res.status}`);
               await res.arrayBuffer();
             });
       results[v].push(rate);
@@ -60,7 +90,15 @@ try {
   const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   const c = med(results.challenge);
   const i = med(results.invoice);
-  console.log(JSON.stringify({ count: N, concurrency: C, challengesPerSec: Number(c.toFixed(1)), rawInvoicesPerSec: Number(i.toFixed(1)), ratio: Number((c / i).toFixed(3)) }));
+  console.log(
+    JSON.stringify({
+      count: N,
+      concurrency: C,
+      challengesPerSec: Number(c.toFixed(1)),
+      rawInvoicesPerSec: Number(i.toFixed(1)),
+      ratio: Number((c / i).toFixed(3)),
+    }),
+  );
   await proxy.close();
   await stack.close();
   await backend.close();
