@@ -3,7 +3,7 @@
  * (no payment), in the same run: throughput and p50/p99 latency, load from a separate
  * autocannon process.
  *
- *   npm run bench:proxy [-- --duration 10 --connections 32 --rounds 3]
+ *   npm run bench:proxy [-- --duration 8 --connections 32 --rounds 5]
  *
  * The paid credential is bought once (challenge + preimage); after that LND is not on the hot
  * path, so the gate runs over the in-memory Lightning stand-in. The ledger is the real LevelDB one:
@@ -27,9 +27,9 @@ import { FakeLightning } from '../test/support/fake-lightning.js';
 
 const { values } = parseArgs({
   options: {
-    duration: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '8' },
     connections: { type: 'string', default: '32' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     only: { type: 'string' },
   },
 });

@@ -24,6 +24,7 @@ import {
   worstCase,
   type Usage,
 } from './metering.js';
+import { ChargeBatcher } from './charge-batcher.js';
 import { RateLimiter } from './rate-limit.js';
 
 export interface ProxyDeps {
@@ -84,6 +85,7 @@ export function createProxy(deps: ProxyDeps): Server {
       .map((s) => [s.name, new RateLimiter(s.config.rateLimit!.requests, s.config.rateLimit!.perSeconds)]),
   );
   const freebies = new Map<string, number>();
+  const charges = new ChargeBatcher(deps.ledger);
   const maxBody = deps.maxBodyBytes ?? 10 * 1024 * 1024;
 
   for (const s of deps.services) {
@@ -177,7 +179,7 @@ export function createProxy(deps: ProxyDeps): Server {
       }
     }
     const account = deps.ledger.getAccount(auth.accountId);
-    const available = account ? availableOf(account) : 0n;
+    const available = account ? availableOf(account) - charges.unwritten(auth.accountId) : 0n;
     const pricing = metered
       ? pricingFor(service, typeof parsed!['model'] === 'string' ? (parsed!['model'] as string) : undefined)
       : undefined;
@@ -197,19 +199,22 @@ export function createProxy(deps: ProxyDeps): Server {
       );
     let reservation: string | undefined;
     let charged: Promise<void> | undefined;
-    if (reserveAmount > 0n) {
-      // A fixed price is charged up front (one write, made durable while the upstream works);
-      // a metered request reserves its worst case and posts what it used at the end.
+    if (reserveAmount > 0n && pricing) {
+      // Metered: reserve the worst case now, post what was used at the end.
       const r = deps.ledger.transfer({
         debitAccountId: auth.accountId,
         creditAccountId: revenueAccount(service.name),
         amount: msat(reserveAmount),
-        code: pricing ? 'l402_usage' : 'l402_request',
-        pending: pricing !== undefined,
+        code: 'l402_usage',
+        pending: true,
         memo: path,
       });
       reservation = r.value.id;
-      charged = r.durable;
+    } else if (reserveAmount > 0n) {
+      // A fixed price is charged up front, aggregated with the credential's other requests of
+      // this moment into one ledger write that becomes durable while the upstream works.
+      charged = charges.charge(auth.accountId, revenueAccount(service.name), reserveAmount);
+      reservation = auth.accountId;
     }
     res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
     let outBody = body;
@@ -232,6 +237,7 @@ export function createProxy(deps: ProxyDeps): Server {
       parsed,
       stream,
       unbounded: pricing !== undefined && bound === undefined,
+      revenue: revenueAccount(service.name),
       ...(charged ? { charged } : {}),
     };
     return forward(service, req, res, outBody, billing);
@@ -247,6 +253,7 @@ export function createProxy(deps: ProxyDeps): Server {
     unbounded: boolean;
     /** For fixed prices: the up-front charge becoming durable. */
     charged?: Promise<void>;
+    revenue: string;
   }
 
   async function challenge(service: Service, res: ServerResponse, message: string): Promise<void> {
@@ -273,16 +280,8 @@ export function createProxy(deps: ProxyDeps): Server {
     if (!b?.reservation) return;
     if (!b.pricing) {
       // Fixed price, charged up front: refund it if the upstream failed.
-      if (used === 0n) {
-        const t = deps.ledger.getTransferSync(b.reservation)!;
-        await deps.ledger.transfer({
-          debitAccountId: t.creditAccountId,
-          creditAccountId: t.debitAccountId,
-          amount: t.amount,
-          code: 'l402_refund',
-          memo: t.id,
-        }).durable;
-      } else await b.charged;
+      await b.charged;
+      if (used === 0n) await charges.refund(b.reservation, b.revenue, b.reserved);
       return;
     }
     const charge = used === undefined ? b.reserved : used > b.reserved ? b.reserved : used;

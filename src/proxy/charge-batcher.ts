@@ -1,0 +1,83 @@
+import { msat } from '../domain/msat.js';
+import type { Ledger } from '../ledger/ledger.js';
+
+interface Pending {
+  amount: bigint;
+  count: number;
+  revenue: string;
+  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+}
+
+/**
+ * Fixed-price charges, aggregated: requests of one credential arriving together become one
+ * ledger transfer, written by the next group commit. Each request still waits until its charge
+ * is durable; what it saves is a ledger record per request. The sums not yet written count
+ * against the credential's credit, so it can never be overspent.
+ */
+export class ChargeBatcher {
+  private pending = new Map<string, Pending>();
+  private scheduled = false;
+
+  constructor(private readonly ledger: Ledger) {}
+
+  /** What is charged in memory but not yet written, for a credential. */
+  unwritten(accountId: string): bigint {
+    return this.pending.get(accountId)?.amount ?? 0n;
+  }
+
+  charge(accountId: string, revenueAccountId: string, amount: bigint): Promise<void> {
+    let p = this.pending.get(accountId);
+    if (!p)
+      this.pending.set(accountId, (p = { amount: 0n, count: 0, revenue: revenueAccountId, waiters: [] }));
+    p.amount += amount;
+    p.count += 1;
+    const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return done;
+  }
+
+  /** Takes back a charge (the upstream failed): from the unwritten sum if it is still there. */
+  async refund(accountId: string, revenueAccountId: string, amount: bigint): Promise<void> {
+    const p = this.pending.get(accountId);
+    if (p && p.amount >= amount) {
+      p.amount -= amount;
+      return;
+    }
+    await this.ledger.transfer({
+      debitAccountId: revenueAccountId,
+      creditAccountId: accountId,
+      amount: msat(amount),
+      code: 'l402_refund',
+    }).durable;
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.pending;
+    this.pending = new Map();
+    for (const [accountId, p] of batch) {
+      if (p.amount === 0n) {
+        for (const w of p.waiters) w.resolve();
+        continue;
+      }
+      try {
+        const t = this.ledger.transfer({
+          debitAccountId: accountId,
+          creditAccountId: p.revenue,
+          amount: msat(p.amount),
+          code: 'l402_requests',
+          memo: `${p.count} requests`,
+        });
+        t.durable.then(
+          () => p.waiters.forEach((w) => w.resolve()),
+          (err: unknown) => p.waiters.forEach((w) => w.reject(err)),
+        );
+      } catch (err) {
+        for (const w of p.waiters) w.reject(err);
+      }
+    }
+  }
+}

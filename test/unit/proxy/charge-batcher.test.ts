@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { msat } from '../../../src/domain/msat.js';
+import { Ledger } from '../../../src/ledger/ledger.js';
+import { balanceOf } from '../../../src/ledger/types.js';
+import { ChargeBatcher } from '../../../src/proxy/charge-batcher.js';
+import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
+
+async function setup() {
+  const store = new MemoryLedgerStore();
+  const ledger = await Ledger.open(store);
+  ledger.createAccount({ id: 'w', kind: 'system', name: 'w', allowNegative: true });
+  ledger.createAccount({ id: 'cred', kind: 'credential', name: 'c' });
+  ledger.createAccount({ id: 'rev', kind: 'service', name: 'r' });
+  await ledger.transfer({ debitAccountId: 'w', creditAccountId: 'cred', amount: msat(100), code: 'f' })
+    .durable;
+  return { ledger, store, batcher: new ChargeBatcher(ledger) };
+}
+
+describe('ChargeBatcher', () => {
+  it('turns concurrent charges into one durable transfer, and counts them until written', async () => {
+    const { ledger, store, batcher } = await setup();
+    const before = store.commits;
+    const all = Array.from({ length: 50 }, () => batcher.charge('cred', 'rev', 1n));
+    expect(batcher.unwritten('cred')).toBe(50n);
+    await Promise.all(all);
+    expect(batcher.unwritten('cred')).toBe(0n);
+    expect(balanceOf(ledger.requireAccount('cred'))).toBe(50n);
+    expect(balanceOf(ledger.requireAccount('rev'))).toBe(50n);
+    expect(store.commits - before).toBe(1);
+    expect([...store.transfers.values()].filter((t) => t.code === 'l402_requests')).toHaveLength(1);
+  });
+
+  it('refunds from the unwritten sum, or with a transfer once written', async () => {
+    const { ledger, batcher } = await setup();
+    const a = batcher.charge('cred', 'rev', 10n);
+    await batcher.refund('cred', 'rev', 10n);
+    await a;
+    expect(balanceOf(ledger.requireAccount('cred'))).toBe(100n);
+    await batcher.charge('cred', 'rev', 7n);
+    await batcher.refund('cred', 'rev', 7n);
+    expect(balanceOf(ledger.requireAccount('cred'))).toBe(100n);
+  });
+
+  it('rejects the waiting requests when the credit is gone by write time', async () => {
+    const { batcher } = await setup();
+    await expect(batcher.charge('cred', 'rev', 101n)).rejects.toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+  });
+});
