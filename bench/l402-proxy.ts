@@ -155,6 +155,9 @@ const summary = (xs: Awaited<ReturnType<typeof load>>[]) => ({
 if (values.only) process.exit(0);
 const a = summary(results.plain);
 const b = summary(results.paid);
+// Rounds are paired in time; the machine drifts, so the median of the per-round ratios is shown too.
+const pairRatios = results.paid.map((p, i) => p.rps / results.plain[i]!.rps);
+const pairP99 = results.paid.map((p, i) => p.p99 - results.plain[i]!.p99);
 console.log(
   JSON.stringify({
     connections: Number(values.connections),
@@ -163,6 +166,8 @@ console.log(
     paid: b,
     throughputRatio: Number((b.rps / a.rps).toFixed(3)),
     p99DeltaMs: b.p99 - a.p99,
+    medianRoundRatio: Number(med(pairRatios).toFixed(3)),
+    medianRoundP99DeltaMs: med(pairP99),
   }),
 );
 await stack.close();

@@ -177,6 +177,10 @@ export async function startL402Proxy(
   for (const r of await accounts.ledger.listRecords('l402rev!'))
     authority.revoked.add(r.key.slice('l402rev!'.length));
   const gate = new L402Gate(authority, backend, accounts.payments);
+  // Metered reservations left by a crash mid-request: the usage is unknown, so they are released.
+  for (const t of accounts.ledger.pendingTransfers()) {
+    if (t.code === 'l402_usage') await accounts.ledger.void(t.id, 'interrupted by a restart').durable;
+  }
   const server = createProxy({ services, gate, ledger: accounts.ledger, log });
   await new Promise<void>((r) => server.listen(config.proxy.port, config.proxy.host, r));
   const addr = server.address();

@@ -210,6 +210,7 @@ export function createProxy(deps: ProxyDeps): Server {
         memo: path,
       });
       reservation = r.value.id;
+      charged = r.durable;
     } else if (reserveAmount > 0n) {
       // A fixed price is charged up front, aggregated with the credential's other requests of
       // this moment into one ledger write that becomes durable while the upstream works.
@@ -339,6 +340,10 @@ export function createProxy(deps: ProxyDeps): Server {
     for (const [k, v] of Object.entries(up.headers))
       if (v !== undefined && !RESPONSE_DROP.has(k)) headers[k] = v;
     if (billing?.pricing && billing.stream) delete headers['content-length'];
+    // Nothing of the response leaves before its charge (or reservation) is on disk: a crash can
+    // never hand out a paid response that the ledger does not know about. The write started
+    // before the request went upstream, so this wait is normally already over.
+    if (billing?.charged) await billing.charged;
     res.writeHead(up.statusCode ?? 502, headers);
     if (!billing?.pricing) {
       // Per-request billing (or free): pass bytes through untouched, end once the charge is durable.
