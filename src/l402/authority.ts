@@ -28,6 +28,9 @@ export interface MintRequest {
 
 const fail = (failure: L402Failure, message: string): L402Verification => ({ ok: false, failure, message });
 
+/** Longest Authorization header considered (a macaroon with a few dozen caveats fits easily). */
+const MAX_HEADER = 8192;
+
 /**
  * Mints and verifies L402 credentials. The root key of each token is HMAC(secret, token id), so
  * verification needs no database: one HMAC chain, one sha256 and the caveat checks. Revoked token
@@ -71,7 +74,16 @@ export class L402Authority {
 
   /** Checks a presented `Authorization` header for `service` (and a capability, when given). */
   verify(header: string | undefined, service: string, capability?: string): L402Verification {
-    const key = header !== undefined ? `${service}\u0000${capability ?? ''}\u0000${header}` : undefined;
+    // Keyed by a digest: holders can vary a valid header endlessly (caveats, encodings), and
+    // the cache must not grow with header sizes.
+    if (header !== undefined && header.length > MAX_HEADER)
+      return fail('MALFORMED', 'the credential is too large');
+    const key =
+      header !== undefined
+        ? createHash('sha256')
+            .update(`${service}\u0000${capability ?? ''}\u0000${header}`)
+            .digest('base64')
+        : undefined;
     const hit = key !== undefined ? this.verified.get(key) : undefined;
     if (hit) {
       if (this.revoked.has(hit.tokenId)) return fail('REVOKED', 'this credential was revoked');
@@ -80,7 +92,7 @@ export class L402Authority {
     }
     const result = this.verifyFully(header, service, capability);
     if (result.ok && key !== undefined) {
-      if (this.verified.size >= 50_000) this.verified.clear();
+      if (this.verified.size >= 50_000) this.verified.delete(this.verified.keys().next().value!);
       this.verified.set(key, {
         tokenId: result.tokenId,
         paymentHash: result.paymentHash,

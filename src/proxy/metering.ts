@@ -38,15 +38,29 @@ export function promptText(body: Record<string, unknown>): string {
 }
 
 /**
- * The most a request can cost: the prompt (estimated generously) plus `max_tokens` of output.
- * Undefined when the request sets no output limit: then the whole remaining credit is reserved.
+ * The most a request can cost: the prompt (estimated generously: twice the text estimate, and
+ * never less than the whole body's size), plus the larger output limit times every completion it
+ * asks for (`n`, `best_of`, one per prompt). Undefined when the request sets no output limit:
+ * then the whole remaining credit is reserved.
  */
-export function worstCase(p: ModelPricing, body: Record<string, unknown>, path: string): Msat | undefined {
-  const prompt = estimateTokens(promptText(body)) * 2n + 16n;
+export function worstCase(
+  p: ModelPricing,
+  body: Record<string, unknown>,
+  path: string,
+  bodyBytes = 0,
+): Msat | undefined {
+  const text = estimateTokens(promptText(body)) * 2n;
+  const whole = BigInt(Math.ceil(bodyBytes / 4));
+  const prompt = (text > whole ? text : whole) + 16n;
   if (path === '/v1/embeddings') return costOf(p, prompt, 0n);
-  const max = body['max_tokens'] ?? body['max_completion_tokens'];
-  if (typeof max !== 'number' || !Number.isInteger(max) || max < 0) return undefined;
-  return costOf(p, prompt, BigInt(max));
+  const limits = [body['max_tokens'], body['max_completion_tokens']].filter(
+    (v): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0,
+  );
+  if (limits.length === 0) return undefined;
+  const count = (v: unknown): number => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : 1);
+  const prompts = Array.isArray(body['prompt']) ? Math.max(1, (body['prompt'] as unknown[]).length) : 1;
+  const completions = Math.max(count(body['n']), count(body['best_of'])) * prompts;
+  return costOf(p, prompt, BigInt(Math.max(...limits)) * BigInt(completions));
 }
 
 /**
@@ -61,7 +75,8 @@ export class StreamMeter {
 
   /** Splits off complete events (ending in a blank line); returns them, keeps the rest. */
   push(chunk: string): string[] {
-    this.buffer += chunk;
+    // Some servers end events with CRLF pairs: treat them as the blank line they are.
+    this.buffer = (this.buffer + chunk).replace(/\r\n/g, '\n');
     const events: string[] = [];
     let i: number;
     while ((i = this.buffer.indexOf('\n\n')) >= 0) {

@@ -12,6 +12,8 @@ export class RateLimiter {
   take(key: string): number {
     const now = this.now();
     const rate = this.requests / (this.perSeconds * 1000);
+    if (this.buckets.size >= 100_000 && !this.buckets.has(key))
+      this.buckets.delete(this.buckets.keys().next().value!);
     const b = this.buckets.get(key) ?? { tokens: this.requests, at: now };
     b.tokens = Math.min(this.requests, b.tokens + (now - b.at) * rate);
     b.at = now;
@@ -20,7 +22,6 @@ export class RateLimiter {
       b.tokens -= 1;
       return 0;
     }
-    if (this.buckets.size > 100_000) this.buckets.clear();
     return Math.ceil((1 - b.tokens) / rate);
   }
 }

@@ -8,11 +8,11 @@ import {
 } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { msat, type Msat } from '../domain/msat.js';
-import { LedgerError } from '../ledger/errors.js';
+import { AppError } from '../domain/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { availableOf } from '../ledger/types.js';
 import type { L402Gate } from '../l402/gate.js';
-import type { Service } from './config.js';
+import type { ModelPricing, Service } from './config.js';
 import {
   closingEvents,
   costOf,
@@ -98,43 +98,72 @@ export function createProxy(deps: ProxyDeps): Server {
     }
   }
 
-  const match = (req: IncomingMessage): Service | undefined => {
-    const host = req.headers.host ?? '';
-    const path = req.url ?? '/';
-    return deps.services.find((s) => path.startsWith(s.pathPrefix) && (!s.host || s.host.test(host)));
-  };
+  const match = (host: string, path: string): Service | undefined =>
+    deps.services.find((s) => path.startsWith(s.pathPrefix) && (!s.host || s.host.test(host)));
+
+  /** Challenges cost an LND invoice each: at most 20 a second per client address. */
+  const challengeLimiter = new RateLimiter(20, 1);
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       deps.log.error({ err }, 'proxy request failed');
-      if (!res.headersSent)
-        sendJson(res, err instanceof LedgerError ? err.status : 502, {
-          error: {
-            code: err instanceof LedgerError ? err.code : 'UPSTREAM_FAILED',
-            message: (err as Error).message,
-          },
-        });
-      else res.destroy();
+      if (res.headersSent) return void res.destroy();
+      // Client mistakes keep their code; anything else is a gateway fault, described without internals.
+      if (err instanceof AppError && err.status < 500)
+        return sendJson(res, err.status, { error: { code: err.code, message: err.message } });
+      sendJson(res, 502, {
+        error: { code: 'GATEWAY_ERROR', message: 'the gateway could not complete this request' },
+      });
     });
   });
   // Long streams must never be cut by a server timeout.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
+  server.on('close', () => {
+    agents.http.destroy();
+    agents.https.destroy();
+  });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0]!;
+    const raw = req.url ?? '/';
+    // One canonical path for routing, allowlists, metering and the upstream request: no dot
+    // segments, no backslashes, no scheme-relative tricks that would move the request to another host.
+    if (
+      !raw.startsWith('/') ||
+      raw.startsWith('//') ||
+      raw.includes('\\') ||
+      /%2e|%2f|%5c/i.test(raw.split('?')[0]!)
+    ) {
+      return sendJson(res, 400, {
+        error: { code: 'INVALID_PATH', message: 'the request path is not in canonical form' },
+      });
+    }
+    const parsedUrl = new URL(raw, 'http://proxy.invalid');
+    const path = parsedUrl.pathname;
+    if (path + parsedUrl.search !== raw.split('#')[0]) {
+      return sendJson(res, 400, {
+        error: { code: 'INVALID_PATH', message: 'the request path is not in canonical form' },
+      });
+    }
     if (req.method === 'GET' && path === '/.well-known/l402.json')
       return sendJson(res, 200, discovery(deps.services));
     if (req.method === 'GET' && path === '/l402/quote') return quote(req, res);
     if (req.method === 'POST' && path === '/l402/topup') return topUp(req, res);
-    const service = match(req);
+    const service = match(req.headers.host ?? '', path);
     if (!service)
       return sendJson(res, 404, {
         error: { code: 'NO_SERVICE', message: 'no service is configured for this path' },
       });
-    if (service.allow && !service.allow.some((r) => r.test(path)))
+    const target = new URL(path + parsedUrl.search, service.upstream);
+    if (target.origin !== service.upstream.origin) {
+      return sendJson(res, 400, {
+        error: { code: 'INVALID_PATH', message: 'the request path leaves the service' },
+      });
+    }
+    if (service.allow && !service.allow.some((r) => r.test(path))) {
       return sendJson(res, 403, { error: { code: 'PATH_NOT_ALLOWED', message: 'this path is not offered' } });
+    }
     const hasBody =
       req.headers['content-length'] !== undefined
         ? req.headers['content-length'] !== '0'
@@ -145,18 +174,30 @@ export function createProxy(deps: ProxyDeps): Server {
         error: { code: 'BODY_TOO_LARGE', message: `request bodies are limited to ${maxBody} bytes` },
       });
 
-    if (service.config.mode === 'free') return forward(service, req, res, body, undefined);
-    if (service.config.mode === 'freebie') {
-      const ip = req.socket.remoteAddress ?? '';
-      const used = freebies.get(`${service.name}|${ip}`) ?? 0;
-      if (used < (service.config.freeRequests ?? 0) && !req.headers.authorization) {
-        freebies.set(`${service.name}|${ip}`, used + 1);
-        return forward(service, req, res, body, undefined);
+    if (service.config.mode === 'free') return forward(service, target, req, res, body, undefined);
+    if (service.config.mode === 'freebie' && !req.headers.authorization) {
+      const key = `${service.name}|${req.socket.remoteAddress ?? ''}`;
+      const used = freebies.get(key) ?? 0;
+      if (used < (service.config.freeRequests ?? 0)) {
+        if (freebies.size >= 100_000) freebies.clear();
+        freebies.set(key, used + 1);
+        return forward(service, target, req, res, body, undefined);
       }
     }
 
-    const auth = await deps.gate.authorize(req.headers.authorization, service.name);
-    if (!auth.ok) return challenge(service, res, auth.message);
+    const metered = service.models !== undefined && METERED_PATHS.has(path) && req.method === 'POST';
+    // A per-token service bills the OpenAI endpoints; other writes have no price, so they are not sold.
+    if (!metered && service.pricePerRequest === undefined && req.method !== 'GET' && req.method !== 'HEAD') {
+      return sendJson(res, 403, {
+        error: { code: 'PATH_NOT_BILLABLE', message: 'this service sells its metered endpoints only' },
+      });
+    }
+    const auth = await deps.gate.authorize(
+      req.headers.authorization,
+      service.name,
+      service.config.capabilities ? capabilityOf(path) : undefined,
+    );
+    if (!auth.ok) return challenge(service, req, res, auth.message);
     const wait = limiters.get(service.name)?.take(auth.tokenId) ?? 0;
     if (wait > 0)
       return sendJson(
@@ -166,61 +207,70 @@ export function createProxy(deps: ProxyDeps): Server {
         { 'retry-after': String(Math.ceil(wait / 1000)) },
       );
 
-    // What this request may cost at most, reserved before it goes upstream.
-    const metered = service.models !== undefined && METERED_PATHS.has(path) && req.method === 'POST';
     let parsed: Record<string, unknown> | undefined;
     if (metered) {
       try {
-        parsed = body.length ? (JSON.parse(body.toString('utf8')) as Record<string, unknown>) : {};
+        const v: unknown = body.length ? JSON.parse(body.toString('utf8')) : {};
+        if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+        parsed = v as Record<string, unknown>;
+        promptText(parsed); // refuses shapes it cannot read before anything is reserved
       } catch {
         return sendJson(res, 400, {
-          error: { code: 'INVALID_JSON', message: 'the request body is not JSON' },
+          error: { code: 'INVALID_JSON', message: 'the request body is not a JSON object of this API' },
         });
       }
     }
     const account = deps.ledger.getAccount(auth.accountId);
     const available = account ? availableOf(account) - charges.unwritten(auth.accountId) : 0n;
-    const pricing = metered
-      ? pricingFor(service, typeof parsed!['model'] === 'string' ? (parsed!['model'] as string) : undefined)
+    const pricing = parsed
+      ? pricingFor(service, typeof parsed['model'] === 'string' ? parsed['model'] : undefined)
       : undefined;
-    let reserveAmount: bigint;
-    const bound = pricing ? worstCase(pricing, parsed!, path) : undefined;
-    if (pricing) {
-      reserveAmount = bound ?? available;
-    } else {
-      reserveAmount = service.pricePerRequest ?? 0n;
-    }
-    if (reserveAmount <= 0n && pricing) reserveAmount = 1n;
-    if (available < reserveAmount || available <= 0n)
+    if (metered && !pricing)
+      return sendJson(res, 400, {
+        error: { code: 'UNKNOWN_MODEL', message: 'this service has no price for that model' },
+      });
+    const bound = pricing ? worstCase(pricing, parsed!, path, body.length) : undefined;
+    let reserveAmount = pricing ? (bound ?? available) : (service.pricePerRequest ?? 0n);
+    if (pricing && reserveAmount <= 0n) reserveAmount = 1n;
+    if (available <= 0n || available < reserveAmount)
       return challenge(
         service,
+        req,
         res,
         'the credit of this credential is used up; pay a new challenge or top it up',
       );
-    let reservation: string | undefined;
-    let charged: Promise<void> | undefined;
-    if (reserveAmount > 0n && pricing) {
+
+    const billing: Billing = {
+      reserved: msat(reserveAmount),
+      path,
+      stream: parsed?.['stream'] === true,
+      unbounded: pricing !== undefined && bound === undefined,
+      revenue: revenueAccount(service.name),
+      account: auth.accountId,
+      settled: false,
+      ...(parsed ? { parsed } : {}),
+      ...(pricing ? { pricing } : {}),
+    };
+    if (pricing) {
       // Metered: reserve the worst case now, post what was used at the end.
       const r = deps.ledger.transfer({
         debitAccountId: auth.accountId,
-        creditAccountId: revenueAccount(service.name),
-        amount: msat(reserveAmount),
+        creditAccountId: billing.revenue,
+        amount: billing.reserved,
         code: 'l402_usage',
         pending: true,
         memo: path,
       });
-      reservation = r.value.id;
-      charged = r.durable;
+      billing.reservation = r.value.id;
+      billing.charged = r.durable;
     } else if (reserveAmount > 0n) {
       // A fixed price is charged up front, aggregated with the credential's other requests of
       // this moment into one ledger write that becomes durable while the upstream works.
-      charged = charges.charge(auth.accountId, revenueAccount(service.name), reserveAmount);
-      reservation = auth.accountId;
+      billing.charged = charges.charge(auth.accountId, billing.revenue, reserveAmount);
     }
     res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
     let outBody = body;
-    const stream = parsed?.['stream'] === true;
-    if (parsed && stream && path !== '/v1/embeddings') {
+    if (parsed && billing.stream && path !== '/v1/embeddings') {
       // Ask for the usage chunk, so the bill is what the upstream counted.
       parsed['stream_options'] = {
         ...((parsed['stream_options'] as object | undefined) ?? {}),
@@ -228,36 +278,39 @@ export function createProxy(deps: ProxyDeps): Server {
       };
       outBody = Buffer.from(JSON.stringify(parsed));
     }
-    // With an output limit the upstream cannot outrun the reservation; without one, the whole
-    // credit is reserved and the stream is cut when the estimate reaches it.
-    const billing: Billing = {
-      reservation,
-      reserved: msat(reserveAmount),
-      pricing,
-      path,
-      parsed,
-      stream,
-      unbounded: pricing !== undefined && bound === undefined,
-      revenue: revenueAccount(service.name),
-      ...(charged ? { charged } : {}),
-    };
-    return forward(service, req, res, outBody, billing);
+    return forward(service, target, req, res, outBody, billing);
   }
 
   interface Billing {
+    /** The pending ledger transfer of a metered request. */
     reservation?: string;
     reserved: Msat;
-    pricing?: ReturnType<typeof pricingFor>;
+    pricing?: ModelPricing;
     path: string;
     parsed?: Record<string, unknown>;
     stream: boolean;
     unbounded: boolean;
-    /** For fixed prices: the up-front charge becoming durable. */
+    /** The charge (fixed price) or reservation (metered) becoming durable. */
     charged?: Promise<void>;
     revenue: string;
+    account: string;
+    settled: boolean;
   }
 
-  async function challenge(service: Service, res: ServerResponse, message: string): Promise<void> {
+  async function challenge(
+    service: Service,
+    req: IncomingMessage,
+    res: ServerResponse,
+    message: string,
+  ): Promise<void> {
+    const wait = challengeLimiter.take(req.socket.remoteAddress ?? '');
+    if (wait > 0)
+      return sendJson(
+        res,
+        429,
+        { error: { code: 'RATE_LIMITED', message: 'too many challenges from this address' } },
+        { 'retry-after': String(Math.ceil(wait / 1000)) },
+      );
     const c = await deps.gate.challenge({
       name: service.name,
       creditMsat: service.credit,
@@ -276,58 +329,97 @@ export function createProxy(deps: ProxyDeps): Server {
     );
   }
 
-  /** Posts what was used (never more than reserved) or voids the reservation. Durable before it returns. */
+  /**
+   * Settles a request's bill exactly once: a metered reservation is posted with what was used
+   * (never more than reserved) or voided; a fixed-price charge stands, or is refunded when
+   * nothing was served. Durable before it returns; never throws into the request.
+   */
   async function settle(b: Billing | undefined, used: bigint | undefined): Promise<void> {
-    if (!b?.reservation) return;
-    if (!b.pricing) {
-      // Fixed price, charged up front: refund it if the upstream failed.
+    if (!b || b.settled) return;
+    b.settled = true;
+    try {
       await b.charged;
-      if (used === 0n) await charges.refund(b.reservation, b.revenue, b.reserved);
-      return;
+      if (!b.pricing) {
+        if (used === 0n && b.reserved > 0n) await charges.refund(b.account, b.revenue, b.reserved);
+        return;
+      }
+      if (!b.reservation) return;
+      const charge = used === undefined ? b.reserved : used > b.reserved ? b.reserved : used;
+      await (
+        charge > 0n
+          ? deps.ledger.post(b.reservation, msat(charge))
+          : deps.ledger.void(b.reservation, 'nothing used')
+      ).durable;
+    } catch (err) {
+      deps.log.error({ err, account: b.account }, 'settling an L402 request failed');
     }
-    const charge = used === undefined ? b.reserved : used > b.reserved ? b.reserved : used;
-    const applied =
-      charge > 0n
-        ? deps.ledger.post(b.reservation, msat(charge))
-        : deps.ledger.void(b.reservation, 'nothing used');
-    await applied.durable;
   }
 
   function forward(
     service: Service,
+    target: URL,
     req: IncomingMessage,
     res: ServerResponse,
     body: Buffer,
     billing: Billing | undefined,
   ): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const target = new URL(req.url ?? '/', service.upstream);
+    return new Promise((resolve) => {
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers))
         if (v !== undefined && !REQUEST_DROP.has(k)) headers[k] = v;
       for (const [k, v] of Object.entries(service.config.headers ?? {})) headers[k.toLowerCase()] = v;
       headers['content-length'] = String(body.length);
       headers['host'] = target.host;
-      const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-      const upstream = send(
-        target,
-        { method: req.method, headers, agent: target.protocol === 'https:' ? agents.https : agents.http },
-        (up) => {
-          void relay(up, res, billing).then(resolve, reject);
-        },
-      );
-      upstream.on('error', (err) => {
-        void settle(billing, 0n).finally(() => {
+      let responded = false;
+      const fail = (err: Error): void => {
+        if (responded) return; // once the response is under way, relay owns the outcome
+        responded = true;
+        deps.log.warn({ err: err.message, service: service.name }, 'upstream request failed');
+        void settle(billing, 0n).then(() => {
           if (!res.headersSent)
-            sendJson(res, 502, { error: { code: 'UPSTREAM_UNAVAILABLE', message: err.message } });
+            sendJson(res, 502, {
+              error: { code: 'UPSTREAM_UNAVAILABLE', message: 'the upstream service did not answer' },
+            });
           else res.destroy();
           resolve();
         });
-      });
+      };
+      let upstream;
+      try {
+        const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+        upstream = send(
+          target,
+          { method: req.method, headers, agent: target.protocol === 'https:' ? agents.https : agents.http },
+          (up) => {
+            responded = true;
+            void relay(up, res, billing).finally(resolve);
+          },
+        );
+      } catch (err) {
+        return fail(err as Error);
+      }
+      upstream.on('error', fail);
       res.on('close', () => {
         if (!res.writableFinished) upstream.destroy();
       });
       upstream.end(body);
+    });
+  }
+
+  /** Writes a chunk; resolves false if the client went away instead of draining. */
+  function write(res: ServerResponse, chunk: string | Buffer): Promise<boolean> {
+    if (res.destroyed) return Promise.resolve(false);
+    if (res.write(chunk)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => () => {
+        res.off('drain', onDrain);
+        res.off('close', onClose);
+        resolve(ok);
+      };
+      const onDrain = done(true);
+      const onClose = done(false);
+      res.once('drain', onDrain);
+      res.once('close', onClose);
     });
   }
 
@@ -336,87 +428,99 @@ export function createProxy(deps: ProxyDeps): Server {
     res: ServerResponse,
     billing: Billing | undefined,
   ): Promise<void> {
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(up.headers))
-      if (v !== undefined && !RESPONSE_DROP.has(k)) headers[k] = v;
-    if (billing?.pricing && billing.stream) delete headers['content-length'];
-    // Nothing of the response leaves before its charge (or reservation) is on disk: a crash can
-    // never hand out a paid response that the ledger does not know about. The write started
-    // before the request went upstream, so this wait is normally already over.
-    if (billing?.charged) await billing.charged;
-    res.writeHead(up.statusCode ?? 502, headers);
-    if (!billing?.pricing) {
-      // Per-request billing (or free): pass bytes through untouched, end once the charge is durable.
-      up.pipe(res, { end: false });
-      await new Promise<void>((resolve, reject) => {
-        up.once('end', resolve);
-        up.once('error', reject);
-        res.once('close', resolve);
-      });
-      await settle(billing, (up.statusCode ?? 500) < 400 ? billing?.reserved : 0n);
-      res.end();
-      return;
-    }
-    const pricing = billing.pricing;
-    const promptEstimate = estimateTokens(promptText(billing.parsed ?? {}));
-    if (!billing.stream) {
-      // Forward as it comes; keep a bounded copy to read the usage at the end.
-      const copy: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of up) {
-        const b = chunk as Buffer;
-        if (size < 4 * 1024 * 1024) copy.push(b);
-        size += b.length;
-        if (!res.write(b)) await new Promise((r) => res.once('drain', r));
+    const ok = (up.statusCode ?? 500) < 400;
+    let used: bigint | undefined = ok ? undefined : 0n;
+    try {
+      const headers: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(up.headers))
+        if (v !== undefined && !RESPONSE_DROP.has(k)) headers[k] = v;
+      if (billing?.pricing && billing.stream) delete headers['content-length'];
+      // Nothing of the response leaves before its charge (or reservation) is on disk: a crash can
+      // never hand out a paid response that the ledger does not know about. The write started
+      // before the request went upstream, so this wait is normally already over.
+      if (billing?.charged) await billing.charged;
+      res.writeHead(up.statusCode ?? 502, headers);
+      if (!billing?.pricing) {
+        // Per-request billing (or free): pass bytes through untouched, end once settled.
+        up.pipe(res, { end: false });
+        await new Promise<void>((resolve) => {
+          up.once('end', resolve);
+          up.once('error', resolve);
+          res.once('close', resolve);
+        });
+        await settle(billing, used);
+        res.end();
+        return;
       }
-      let usage: Usage | undefined;
-      try {
-        usage = (JSON.parse(Buffer.concat(copy).toString('utf8')) as { usage?: Usage }).usage;
-      } catch {
-        usage = undefined;
-      }
-      const ok = (up.statusCode ?? 500) < 400;
-      const used = !ok
-        ? 0n
-        : usage
-          ? costOf(pricing, BigInt(usage.prompt_tokens ?? 0), BigInt(usage.completion_tokens ?? 0))
-          : costOf(pricing, promptEstimate, estimateTokens(Buffer.concat(copy).toString('utf8')));
-      await settle(billing, used);
-      res.end();
-      return;
-    }
-    // Streams: forward event by event; cut cleanly when the credit reserved for this request is used up.
-    const meter = new StreamMeter();
-    const model =
-      typeof billing.parsed?.['model'] === 'string' ? (billing.parsed['model'] as string) : undefined;
-    let cut = false;
-    up.setEncoding('utf8');
-    for await (const chunk of up) {
-      const events = meter.push(chunk as string);
-      for (const event of events) {
-        const spent = costOf(pricing, promptEstimate, meter.estimatedOutputTokens());
-        if (billing.unbounded && !meter.usage && spent > billing.reserved) {
-          cut = true;
-          break;
+      const pricing = billing.pricing;
+      const promptEstimate = estimateTokens(promptText(billing.parsed ?? {}));
+      if (!billing.stream) {
+        // Forward as it comes; keep a bounded copy to read the usage at the end.
+        const copy: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of up) {
+          const b = chunk as Buffer;
+          if (size < 4 * 1024 * 1024) copy.push(b);
+          size += b.length;
+          if (!(await write(res, b))) break;
         }
-        if (!res.write(event)) await new Promise((r) => res.once('drain', r));
+        if (ok) {
+          const text = Buffer.concat(copy).toString('utf8');
+          let usage: Usage | undefined;
+          try {
+            usage = (JSON.parse(text) as { usage?: Usage }).usage;
+          } catch {
+            usage = undefined;
+          }
+          used = usage
+            ? costOf(pricing, BigInt(usage.prompt_tokens ?? 0), BigInt(usage.completion_tokens ?? 0))
+            : costOf(pricing, promptEstimate, estimateTokens(text));
+        }
+        await settle(billing, used);
+        res.end();
+        return;
       }
-      if (cut) break;
-    }
-    if (cut) {
-      up.destroy();
-      const used = billing.reserved;
+      // Streams: forward event by event; cut cleanly when the credit reserved for this request is used up.
+      const meter = new StreamMeter();
+      const model =
+        typeof billing.parsed?.['model'] === 'string' ? (billing.parsed['model'] as string) : undefined;
+      const spent = (): bigint =>
+        meter.usage
+          ? costOf(
+              pricing,
+              BigInt(meter.usage.prompt_tokens ?? 0),
+              BigInt(meter.usage.completion_tokens ?? 0),
+            )
+          : costOf(pricing, promptEstimate, meter.estimatedOutputTokens());
+      let cut = false;
+      let gone = false;
+      up.setEncoding('utf8');
+      try {
+        outer: for await (const chunk of up) {
+          for (const event of meter.push(chunk as string)) {
+            if (billing.unbounded && !meter.usage && spent() > billing.reserved) {
+              cut = true;
+              break outer;
+            }
+            if (!(await write(res, event))) {
+              gone = true;
+              break outer;
+            }
+          }
+        }
+      } catch {
+        // The upstream broke mid-stream: bill what was delivered, close the stream properly.
+        cut = true;
+      }
+      if (ok) used = spent();
+      if (cut || gone) up.destroy();
       await settle(billing, used);
-      res.end(closingEvents(billing.path, model));
-      return;
+      if (gone) return;
+      res.end(cut ? closingEvents(billing.path, model) : meter.rest());
+    } finally {
+      // Whatever happened (client gone, upstream error), the bill is settled exactly once.
+      await settle(billing, used);
     }
-    const rest = meter.rest();
-    const u = meter.usage;
-    const used = u
-      ? costOf(pricing, BigInt(u.prompt_tokens ?? 0), BigInt(u.completion_tokens ?? 0))
-      : costOf(pricing, promptEstimate, meter.estimatedOutputTokens());
-    await settle(billing, (up.statusCode ?? 500) < 400 ? used : 0n);
-    res.end(rest);
   }
 
   /** POST /l402/topup?service=NAME&amountMsat=N with the credential: an invoice that adds credit to it. */
@@ -509,6 +613,14 @@ function discovery(services: Service[]): unknown {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The capability an OpenAI-compatible path needs (when the service names capabilities). */
+function capabilityOf(path: string): string | undefined {
+  if (path === '/v1/chat/completions') return 'chat';
+  if (path === '/v1/completions') return 'completions';
+  if (path === '/v1/embeddings') return 'embeddings';
+  return undefined;
+}
 
 async function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];

@@ -1,4 +1,4 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { L402Authority } from '../../../src/l402/authority.js';
 import { L402Gate } from '../../../src/l402/gate.js';
@@ -56,6 +56,14 @@ beforeAll(async () => {
         creditMsat: '1000',
         rateLimit: { requests: 2, perSeconds: 60 },
       },
+      {
+        name: 'tok',
+        pathPrefix: '/v1/',
+        upstream,
+        mode: 'paid',
+        models: { '*': { inputPerTokenMsat: '1', outputPerTokenMsat: '1' } },
+        creditMsat: '1000',
+      },
     ],
   });
   gate = new L402Gate(new L402Authority(Buffer.alloc(32, 1)), f.lightning, f.service);
@@ -110,6 +118,35 @@ describe('proxy routing and limits', () => {
     }
     expect(statuses).toEqual([200, 200, 429]);
     expect(Number(retryAfter)).toBeGreaterThan(0);
+  });
+
+  it.each(['//evil.example/x', '/open/../slow/x', '/open/%2e%2e/x', '/open/ok\\x', '/open/./ok'])(
+    'refuses the non-canonical path %s before anything goes upstream',
+    async (path) => {
+      seen = [];
+      const res = await new Promise<number>((resolve) => {
+        const req = request(
+          { host: '127.0.0.1', port: Number(new URL(url).port), path, method: 'GET' },
+          (r) => resolve(r.statusCode ?? 0),
+        );
+        req.end();
+      });
+      expect(res).toBe(400);
+      expect(seen).toEqual([]);
+    },
+  );
+
+  it('does not sell unmetered writes of a per-token service, and answers odd bodies with 400', async () => {
+    expect((await fetch(`${url}/v1/responses`, { method: 'POST', body: '{}' })).status).toBe(403);
+    const auth = await credential('tok');
+    for (const body of ['null', '[1]', '{"messages":[null]}', 'not json']) {
+      const r = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        body,
+      });
+      expect(r.status).toBe(400);
+    }
   });
 
   it('answers an oversized body with 413, not a 500', async () => {
