@@ -81,9 +81,7 @@ export class L402Gate {
       invoice.expiresAt.getTime(),
     );
     this.payments.registerServiceInvoice(rec);
-    const { preimage: _p, ...pub } = rec;
-    void _p;
-    return pub;
+    return this.payments.getInvoice(rec.paymentHash)!; // the public view, without the preimage
   }
 
   /** Verifies a credential (no database on the hot path) and makes sure its credit is booked. */

@@ -1,4 +1,3 @@
-import type { Msat } from '../domain/msat.js';
 import type {
   Balances,
   ConnectionState,
@@ -72,5 +71,3 @@ export interface LightningBackend {
   onConnectionChange(listener: (state: ConnectionState) => void): () => void;
   close(): Promise<void>;
 }
-
-export type { Msat };

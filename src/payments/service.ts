@@ -1,7 +1,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { isPubkey } from '../domain/hex.js';
 import { msat, type Msat } from '../domain/msat.js';
-import type { Ledger, SideRecords } from '../ledger/ledger.js';
+import type { Applied, Ledger, SideRecords } from '../ledger/ledger.js';
+import type { Transfer } from '../ledger/types.js';
 import { availableOf, balanceOf } from '../ledger/types.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
@@ -379,11 +380,6 @@ export class PaymentsService {
     return this.invoices.get(paymentHash)?.state === 'settled';
   }
 
-  /** The invoice record for a hash, including service invoices (no preimage). */
-  invoiceRecord(paymentHash: string): InvoiceRecord | undefined {
-    return this.getInvoice(paymentHash);
-  }
-
   /**
    * Credits an invoice whose payment is proven by its preimage (an L402 credential presented
    * before LND's settlement event arrived). Same idempotency key as the subscription's credit,
@@ -472,21 +468,10 @@ export class PaymentsService {
     payment.status = 'pending';
     payment.reservationId = randomUUID();
     payment.updatedAt = this.now();
-    const applied = this.ledger.transfer(
-      {
-        id: payment.reservationId,
-        debitAccountId: payment.accountId,
-        creditAccountId: LIGHTNING_ACCOUNT,
-        amount: msat(payment.amountMsat + payment.feeLimitMsat),
-        code: 'payment',
-        memo: payment.paymentHash,
-        pending: true,
-      },
-      [
-        { key: keys.payment(payment.id), value: encode(payment) },
-        { key: keys.approval(approval.id), value: encode(approval) },
-      ],
-    );
+    const applied = this.reserveFunds(payment, [
+      { key: keys.payment(payment.id), value: encode(payment) },
+      { key: keys.approval(approval.id), value: encode(approval) },
+    ]);
     await applied.durable;
     this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
     return this.send(payment);
@@ -725,7 +710,18 @@ export class PaymentsService {
       { key: keys.payment(payment.id), value: encode(payment) },
       { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
     );
-    const applied = this.ledger.transfer(
+    const applied = this.reserveFunds(payment, records);
+    // Only now that the reservation exists do the payment and its approval exist in memory.
+    this.index(payment);
+    if (approval) this.approvals.set(approval.id, approval);
+    this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
+    if (approval) this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
+    return applied.durable;
+  }
+
+  /** The pending ledger transfer holding amount + fee limit of a payment, with its records. */
+  private reserveFunds(payment: Payment, records: SideRecords): Applied<Transfer> {
+    return this.ledger.transfer(
       {
         id: payment.reservationId,
         debitAccountId: payment.accountId,
@@ -737,12 +733,6 @@ export class PaymentsService {
       },
       records,
     );
-    // Only now that the reservation exists do the payment and its approval exist in memory.
-    this.index(payment);
-    if (approval) this.approvals.set(approval.id, approval);
-    this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
-    if (approval) this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
-    return applied.durable;
   }
 
   private async send(payment: Payment): Promise<Payment> {

@@ -632,5 +632,3 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer | und
   }
   return Buffer.concat(chunks);
 }
-
-export type { Msat };

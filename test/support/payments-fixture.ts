@@ -1,3 +1,6 @@
+import { ApiKeys } from '../../src/auth/api-keys.js';
+import { buildApp, type CoulombApp } from '../../src/http/app.js';
+import { OperatorAuth } from '../../src/http/operator-auth.js';
 import { msat } from '../../src/domain/msat.js';
 import { Ledger } from '../../src/ledger/ledger.js';
 import { AuditLog } from '../../src/policy/audit.js';
@@ -42,4 +45,23 @@ export async function paymentsFixture(
     await policies.set(id, policy);
   };
   return { ledger, policies, audit, events, service, lightning, store, account };
+}
+
+/** The HTTP app over a payments fixture, with the given operator key. */
+export async function accountsApp(
+  f: Awaited<ReturnType<typeof paymentsFixture>>,
+  operatorKey: string,
+): Promise<CoulombApp> {
+  return buildApp({
+    backend: f.lightning,
+    operatorAuth: OperatorAuth.fromKey(operatorKey),
+    accounts: {
+      ledger: f.ledger,
+      payments: f.service,
+      policies: f.policies,
+      audit: f.audit,
+      apiKeys: new ApiKeys(f.ledger),
+      events: f.events,
+    },
+  });
 }

@@ -1,11 +1,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeys } from '../../../src/auth/api-keys.js';
-import { buildApp, type CoulombApp } from '../../../src/http/app.js';
-import { OperatorAuth } from '../../../src/http/operator-auth.js';
+import type { CoulombApp } from '../../../src/http/app.js';
 import { fakeRequest } from '../../support/fake-lightning.js';
-import { paymentsFixture } from '../../support/payments-fixture.js';
+import { accountsApp, paymentsFixture } from '../../support/payments-fixture.js';
 
 const run = promisify(execFile);
 const OP = 'cli-operator-key-0123456789abcdef0123';
@@ -15,18 +13,7 @@ let f: Awaited<ReturnType<typeof paymentsFixture>>;
 
 beforeAll(async () => {
   f = await paymentsFixture();
-  app = await buildApp({
-    backend: f.lightning,
-    operatorAuth: OperatorAuth.fromKey(OP),
-    accounts: {
-      ledger: f.ledger,
-      payments: f.service,
-      policies: f.policies,
-      audit: f.audit,
-      apiKeys: new ApiKeys(f.ledger),
-      events: f.events,
-    },
-  });
+  app = await accountsApp(f, OP);
   url = await app.listen({ host: '127.0.0.1', port: 0 });
 });
 afterAll(async () => {

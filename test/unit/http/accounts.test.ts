@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeys } from '../../../src/auth/api-keys.js';
-import { buildApp, type CoulombApp } from '../../../src/http/app.js';
-import { OperatorAuth } from '../../../src/http/operator-auth.js';
+import type { CoulombApp } from '../../../src/http/app.js';
 import { fakeRequest } from '../../support/fake-lightning.js';
-import { paymentsFixture } from '../../support/payments-fixture.js';
+import { accountsApp, paymentsFixture } from '../../support/payments-fixture.js';
 
 const OP = 'operator-key-for-tests-0123456789abcdef';
 const op = { authorization: `Bearer ${OP}` };
@@ -12,19 +10,7 @@ let f: Awaited<ReturnType<typeof paymentsFixture>>;
 
 beforeAll(async () => {
   f = await paymentsFixture();
-  const apiKeys = new ApiKeys(f.ledger);
-  app = await buildApp({
-    backend: f.lightning,
-    operatorAuth: OperatorAuth.fromKey(OP),
-    accounts: {
-      ledger: f.ledger,
-      payments: f.service,
-      policies: f.policies,
-      audit: f.audit,
-      apiKeys,
-      events: f.events,
-    },
-  });
+  app = await accountsApp(f, OP);
 });
 afterAll(async () => {
   f.service.stop();
