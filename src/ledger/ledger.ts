@@ -263,6 +263,12 @@ export class Ledger implements RecordStore {
     if (t.state !== 'pending')
       throw new LedgerError(LedgerErrorCode.TRANSFER_NOT_PENDING, `transfer ${id} is ${t.state}`);
     const final = amount ?? t.amount;
+    const advanced = t.advanced ?? 0n;
+    if (final < advanced)
+      throw new LedgerError(
+        LedgerErrorCode.POST_BELOW_ADVANCED,
+        `cannot post ${final}: ${advanced} of this transfer has already moved`,
+      );
     if (final > t.amount)
       throw new LedgerError(
         LedgerErrorCode.POST_EXCEEDS_PENDING,
@@ -275,11 +281,12 @@ export class Ledger implements RecordStore {
       );
     const debit = this.mutableAccount(t.debitAccountId);
     const credit = this.mutableAccount(t.creditAccountId);
-    debit.debitsPending -= t.amount;
-    credit.creditsPending -= t.amount;
-    debit.debitsPosted += final;
-    credit.creditsPosted += final;
+    debit.debitsPending -= t.amount - advanced;
+    credit.creditsPending -= t.amount - advanced;
+    debit.debitsPosted += final - advanced;
+    credit.creditsPosted += final - advanced;
     t.amount = msat(final);
+    delete t.advanced;
     t.state = 'posted';
     t.resolvedAt = this.now();
     const durable = this.persist(
@@ -302,13 +309,17 @@ export class Ledger implements RecordStore {
     return { value: { ...t }, durable, replayed: false };
   }
 
-  /** Releases a pending transfer: the reservation returns to the debit account. */
+  /**
+   * Releases a pending transfer: the reservation returns to the debit account. A transfer that was
+   * partly advanced keeps what moved: it is posted at that amount and only the rest returns.
+   */
   void(id: string, reason = '', records: SideRecords = []): Applied<Transfer> {
     this.assertHealthy();
     const t = this.mutableTransfer(id);
     if (t.state === 'voided') return { value: { ...t }, durable: this.commit.barrier(), replayed: true };
     if (t.state !== 'pending')
       throw new LedgerError(LedgerErrorCode.TRANSFER_NOT_PENDING, `transfer ${id} is ${t.state}`);
+    if (t.advanced !== undefined && t.advanced > 0n) return this.post(id, t.advanced, records);
     const debit = this.mutableAccount(t.debitAccountId);
     const credit = this.mutableAccount(t.creditAccountId);
     debit.debitsPending -= t.amount;
@@ -330,6 +341,42 @@ export class Ledger implements RecordStore {
           detail: reason,
         },
       ],
+      records,
+    );
+    this.emit({ type: 'transfer', transfer: t });
+    return { value: { ...t }, durable, replayed: false };
+  }
+
+  /**
+   * Moves `delta` of a pending transfer from reserved to posted, keeping the rest reserved (a
+   * stream paying out of its prepaid chunk). No journal entry: the final post records the total.
+   */
+  advance(id: string, delta: Msat, records: SideRecords = []): Applied<Transfer> {
+    this.assertHealthy();
+    const t = this.mutableTransfer(id);
+    if (t.state !== 'pending')
+      throw new LedgerError(LedgerErrorCode.TRANSFER_NOT_PENDING, `transfer ${id} is ${t.state}`);
+    if (delta <= 0n) throw new LedgerError(LedgerErrorCode.AMOUNT_MUST_BE_POSITIVE, 'delta must be positive');
+    const advanced = (t.advanced ?? 0n) + delta;
+    if (advanced > t.amount)
+      throw new LedgerError(
+        LedgerErrorCode.POST_EXCEEDS_PENDING,
+        `cannot advance to ${advanced} of a ${t.amount} reservation`,
+      );
+    const debit = this.mutableAccount(t.debitAccountId);
+    const credit = this.mutableAccount(t.creditAccountId);
+    debit.debitsPending -= delta;
+    credit.creditsPending -= delta;
+    debit.debitsPosted += delta;
+    credit.creditsPosted += delta;
+    t.advanced = msat(advanced);
+    const durable = this.persist(
+      [
+        { type: 'transfer', transfer: t },
+        { type: 'account', account: debit },
+        { type: 'account', account: credit },
+      ],
+      [],
       records,
     );
     this.emit({ type: 'transfer', transfer: t });

@@ -30,6 +30,11 @@ export interface Transfer {
   code: string;
   memo?: string;
   idempotencyKey?: string;
+  /**
+   * Of a pending transfer, the part already moved by `advance` (streams): posted to both accounts
+   * while the rest stays reserved. Posting or voiding later settles the transfer at >= this amount.
+   */
+  advanced?: Msat;
   /** Pending transfers with a timeout are voided by the ledger when it passes. */
   timeoutAt?: number;
   createdAt: number;

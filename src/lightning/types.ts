@@ -39,6 +39,8 @@ export interface InvoiceHtlc {
   amountMsat: Msat;
   state: 'accepted' | 'settled' | 'canceled';
   records: TlvRecord[];
+  /** Block height at which the HTLC times out (0 when unknown): a held HTLC must end before it. */
+  expiryHeight: number;
 }
 
 export interface Invoice {

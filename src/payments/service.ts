@@ -283,6 +283,21 @@ export class PaymentsService {
     return { transferId: applied.value.id, replayed: applied.replayed };
   }
 
+  /**
+   * Evaluates and audits the account's policy for a spend that another feature books itself
+   * (a stream's prepaid chunk, an escrow lock). Throws PolicyDeniedError unless it is allowed;
+   * the caller must reserve in the same tick, with no await in between.
+   */
+  authorizeSpend(accountId: string, req: SpendRequest): void {
+    const decision = this.decide(accountId, req);
+    if (decision.outcome !== 'allow') this.deny(decision);
+  }
+
+  /** The node this service pays from (known after start). */
+  get nodeId(): string {
+    return this.nodePubkey;
+  }
+
   getPayment(id: string): Payment | undefined {
     const p = this.payments.get(id);
     return p ? publicPayment(p) : undefined;

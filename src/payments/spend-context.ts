@@ -3,7 +3,7 @@ import { availableOf } from '../ledger/types.js';
 import type { SpendContext } from '../policy/types.js';
 
 /** Ledger transfer codes that count as spending for budgets and rates. */
-export const SPEND_CODES = new Set(['payment', 'internal_payment', 'transfer']);
+export const SPEND_CODES = new Set(['payment', 'internal_payment', 'transfer', 'stream', 'escrow']);
 
 /** What the policy engine sees of an account, read synchronously from the ledger. */
 export function spendContext(ledger: Ledger, accountId: string, now: number, approved = false): SpendContext {

@@ -27,7 +27,7 @@ export interface Policy {
 
 /** What an account wants to spend. `totalMsat` is amount plus the fee limit: the worst case. */
 export interface SpendRequest {
-  kind: 'bolt11' | 'keysend' | 'internal_transfer' | 'l402';
+  kind: 'bolt11' | 'keysend' | 'internal_transfer' | 'l402' | 'stream' | 'escrow';
   amountMsat: Msat;
   feeLimitMsat: Msat;
   payee: { pubkey?: string; domain?: string; accountId?: string };

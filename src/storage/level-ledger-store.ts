@@ -28,12 +28,18 @@ function decodeAccount(s: string): Account {
 }
 
 function encodeTransfer(t: Transfer): string {
-  return JSON.stringify({ ...t, amount: t.amount.toString() });
+  return JSON.stringify({
+    ...t,
+    amount: t.amount.toString(),
+    ...(t.advanced !== undefined ? { advanced: t.advanced.toString() } : {}),
+  });
 }
 
 function decodeTransfer(s: string): Transfer {
   const r = JSON.parse(s) as Record<string, unknown>;
-  return { ...(r as unknown as Transfer), amount: msat(r['amount'] as string) };
+  const t = { ...(r as unknown as Transfer), amount: msat(r['amount'] as string) };
+  if (typeof r['advanced'] === 'string') t.advanced = msat(r['advanced']);
+  return t;
 }
 
 /**

@@ -28,6 +28,7 @@ interface RawInvoiceHtlc {
   is_held: boolean;
   is_canceled: boolean;
   messages?: { type: string; value: string }[];
+  timeout?: number;
 }
 
 const ZERO_PREIMAGE = '0'.repeat(64);
@@ -45,7 +46,7 @@ function mapHtlc(raw: RawInvoiceHtlc): InvoiceHtlc {
     value: m.value.toLowerCase(),
   }));
   const state = raw.is_confirmed ? 'settled' : raw.is_canceled ? 'canceled' : 'accepted';
-  return { amountMsat: msat(raw.mtokens), state, records };
+  return { amountMsat: msat(raw.mtokens), state, records, expiryHeight: raw.timeout ?? 0 };
 }
 
 export function mapInvoice(raw: RawInvoice): Invoice {
