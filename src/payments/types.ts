@@ -77,4 +77,11 @@ export type AccountEvent =
   | { type: 'invoice'; invoice: Omit<InvoiceRecord, 'preimage'> }
   | { type: 'balance'; accountId: string; balanceMsat: string; availableMsat: string }
   | { type: 'approval'; approval: Approval }
-  | { type: 'alert'; accountId: string; code: string; message: string };
+  | { type: 'alert'; accountId: string; code: string; message: string }
+  | FeatureEvent;
+
+/** Events of the features built on payments (escrow, tasks, streams), published on the same bus. */
+export interface FeatureEvent {
+  type: 'escrow' | 'task' | 'stream' | 'stream_lapsed' | 'stream_resumed';
+  [field: string]: unknown;
+}

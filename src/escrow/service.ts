@@ -1,0 +1,703 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { type Msat } from '../domain/msat.js';
+import type { Ledger } from '../ledger/ledger.js';
+import { LightningError, LightningErrorCode } from '../lightning/errors.js';
+import type { LightningBackend } from '../lightning/backend.js';
+import type { Invoice, Subscription } from '../lightning/types.js';
+import { LIGHTNING_ACCOUNT, type Logger, type PaymentsService } from '../payments/service.js';
+import {
+  BLOCK_TIME_MS,
+  DEFAULT_ESCROW_CLTV,
+  DEFAULT_SAFETY_BLOCKS,
+  MAX_WALLET_CLTV,
+  maxHoldMs,
+  MIN_ESCROW_CLTV,
+  mustCancel,
+} from './cltv.js';
+import { decodeEscrow, encodeEscrow, escrowKey, publicEscrow, receiptKeyKey } from './codec.js';
+import { EscrowError, EscrowErrorCode } from './errors.js';
+import { isXOnlyKey, verifyReceipt } from './receipt.js';
+import type { Actor, CreateEscrowInput, Escrow, Receipt } from './types.js';
+import { askVerifier } from './verifier.js';
+
+/** Holds the funds of account-funded escrows between lock and release. */
+export const ESCROW_ACCOUNT = 'sys:escrow';
+
+export interface EscrowOptions {
+  now?: () => number;
+  /** How often the chain height is checked while Lightning escrows are funded. */
+  blockPollMs?: number;
+  /** Blocks before LND's own hold expiry at which we cancel. */
+  safetyBlocks?: number;
+  /** Expected block interval, to fit wall-clock deadlines inside the CLTV budget. */
+  blockTimeMs?: number;
+  defaultTimeoutSeconds?: number;
+}
+
+export type EscrowEvent = { type: 'escrow'; escrow: Escrow };
+
+const FINAL = new Set(['released', 'refunded', 'expired']);
+
+/**
+ * Conditional payments on hold invoices (or on locked account balance): every transition is
+ * persisted before and after the LND call it needs, repeated calls are harmless, and watches,
+ * deadlines and the CLTV safety cancel resume after a restart.
+ */
+export class EscrowService {
+  private readonly escrows = new Map<string, Escrow>();
+  private readonly receiptKeys = new Map<string, Set<string>>();
+  private readonly watches = new Map<string, Subscription>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private timers: NodeJS.Timeout[] = [];
+  private readonly now: () => number;
+  private readonly safetyBlocks: number;
+  private readonly blockTimeMs: number;
+  private readonly blockPollMs: number;
+  private readonly defaultTimeoutSeconds: number;
+  private stopped = false;
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly backend: LightningBackend,
+    private readonly payments: PaymentsService,
+    private readonly publish: (accountId: string, event: EscrowEvent) => void,
+    private readonly log: Logger,
+    options: EscrowOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.safetyBlocks = options.safetyBlocks ?? DEFAULT_SAFETY_BLOCKS;
+    this.blockTimeMs = options.blockTimeMs ?? BLOCK_TIME_MS;
+    this.blockPollMs = options.blockPollMs ?? 5_000;
+    this.defaultTimeoutSeconds = options.defaultTimeoutSeconds ?? 3600;
+  }
+
+  async start(): Promise<void> {
+    if (!this.ledger.getAccount(ESCROW_ACCOUNT))
+      await this.ledger.createAccount({ id: ESCROW_ACCOUNT, kind: 'system', name: ESCROW_ACCOUNT }).durable;
+    for (const r of await this.ledger.listRecords('rkey!')) {
+      const [, accountId, pubkey] = r.key.split('!');
+      if (accountId && pubkey) this.keysOf(accountId).add(pubkey);
+    }
+    for (const r of await this.ledger.listRecords('escrow!')) {
+      const e = decodeEscrow(r.value);
+      this.escrows.set(e.id, e);
+    }
+    for (const e of this.escrows.values()) {
+      if (FINAL.has(e.state)) continue;
+      if (e.funding === 'lightning') this.watch(e);
+      if (e.state === 'releasing') void this.run(e.id, () => this.release(e, e.reason ?? 'resumed'));
+      if (e.state === 'refunding') void this.run(e.id, () => this.refund(e, e.reason ?? 'resumed'));
+    }
+    const every = (ms: number, fn: () => Promise<void>): void => {
+      const t = setInterval(
+        () => void fn().catch((err: unknown) => this.log.error({ err }, 'escrow sweep failed')),
+        ms,
+      );
+      t.unref();
+      this.timers.push(t);
+    };
+    every(1000, () => this.sweepDeadlines());
+    every(this.blockPollMs, () => this.sweepHeights());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    for (const w of this.watches.values()) w.close();
+    this.watches.clear();
+  }
+
+  // ---- creating and funding -------------------------------------------------------------
+
+  async create(payerAccountId: string, input: CreateEscrowInput): Promise<Escrow> {
+    const payer = this.ledger.requireAccount(payerAccountId);
+    if (payer.kind === 'system')
+      throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'system accounts cannot hold escrows');
+    if (input.amountMsat <= 0n)
+      throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
+    if (input.payeeAccountId !== undefined) this.assertPayee(payerAccountId, input.payeeAccountId);
+    const condition = input.condition;
+    if (condition.type === 'preimage' && !/^[0-9a-f]{64}$/.test(condition.paymentHash))
+      throw new EscrowError(
+        EscrowErrorCode.INVALID_ARGUMENT,
+        'paymentHash must be 64 lowercase hex characters',
+      );
+    if (condition.type === 'webhook') {
+      if (!/^https?:\/\//.test(condition.url))
+        throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'the verifier url must be http(s)');
+      if (!Number.isInteger(condition.timeoutMs) || condition.timeoutMs < 100 || condition.timeoutMs > 60_000)
+        throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'timeoutMs must be between 100 and 60000');
+    }
+    const funding = input.funding ?? 'lightning';
+    if (funding === 'account' && condition.type === 'preimage')
+      throw new EscrowError(
+        EscrowErrorCode.INVALID_ARGUMENT,
+        'a preimage condition needs Lightning funding (the payee’s hash locks the HTLC)',
+      );
+    const cltvDelta = input.cltvDelta ?? DEFAULT_ESCROW_CLTV;
+    if (!Number.isInteger(cltvDelta) || cltvDelta < MIN_ESCROW_CLTV || cltvDelta > MAX_WALLET_CLTV)
+      throw new EscrowError(
+        EscrowErrorCode.INVALID_ARGUMENT,
+        `cltvDelta must be between ${MIN_ESCROW_CLTV} and ${MAX_WALLET_CLTV} blocks`,
+      );
+    const timeoutSeconds = input.timeoutSeconds ?? this.defaultTimeoutSeconds;
+    if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1)
+      throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'timeoutSeconds must be a positive integer');
+    const budget = maxHoldMs(cltvDelta, this.safetyBlocks, this.blockTimeMs);
+    if (funding === 'lightning' && timeoutSeconds * 1000 > budget)
+      throw new EscrowError(
+        EscrowErrorCode.DEADLINE_TOO_FAR,
+        `a ${cltvDelta}-block hold can safely last ${Math.floor(budget / 1000)} s; raise cltvDelta or shorten the deadline`,
+      );
+    const now = this.now();
+    const preimage = condition.type === 'preimage' ? undefined : randomBytes(32).toString('hex');
+    const paymentHash =
+      condition.type === 'preimage'
+        ? condition.paymentHash
+        : createHash('sha256').update(Buffer.from(preimage!, 'hex')).digest('hex');
+    const e: Escrow = {
+      id: randomUUID(),
+      payerAccountId,
+      ...(input.payeeAccountId !== undefined ? { payeeAccountId: input.payeeAccountId } : {}),
+      amountMsat: input.amountMsat,
+      description: input.description ?? '',
+      condition,
+      funding,
+      state: 'open',
+      paymentHash,
+      ...(preimage ? { preimage } : {}),
+      cltvDelta,
+      deadline: now + timeoutSeconds * 1000,
+      ...(input.payoutRequest ? { payoutRequest: input.payoutRequest } : {}),
+      createdAt: now,
+      updatedAt: now,
+    };
+    if (funding === 'account') {
+      await this.lock(e, payerAccountId);
+      return publicEscrow(e);
+    }
+    const invoice = await this.backend.createHoldInvoice({
+      paymentHash,
+      amountMsat: input.amountMsat,
+      description: e.description || `escrow ${e.id}`,
+      expirySeconds: timeoutSeconds,
+      cltvDelta,
+    });
+    if (invoice.request) e.request = invoice.request;
+    this.escrows.set(e.id, e);
+    await this.save(e);
+    this.watch(e);
+    this.emit(e);
+    return publicEscrow(e);
+  }
+
+  /** Funds an open escrow from the payer's balance (within its policy) instead of over Lightning. */
+  fundFromAccount(escrowId: string, actor: Actor): Promise<Escrow> {
+    return this.run(escrowId, async () => {
+      const e = this.must(escrowId);
+      const payer = actor.type === 'operator' ? e.payerAccountId : actor.accountId;
+      if (payer !== e.payerAccountId) this.forbidden('only the payer funds an escrow');
+      if (e.state !== 'open') this.wrongState(e, 'fund');
+      if (e.condition.type === 'preimage')
+        throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'a preimage escrow is funded over Lightning');
+      const hadInvoice = e.funding === 'lightning';
+      await this.lock(e, payer);
+      this.closeWatch(e.id);
+      // The hold invoice must not be paid as well; a payment racing in is canceled (refunded).
+      if (hadInvoice)
+        void this.backend
+          .cancelHoldInvoice(e.paymentHash)
+          .catch((err: unknown) =>
+            this.log.warn({ err, escrowId: e.id }, 'could not cancel the hold invoice'),
+          );
+      return publicEscrow(e);
+    });
+  }
+
+  /** Names the payee of an escrow created without one (a task's reward, once an agent claims it). */
+  assignPayee(escrowId: string, payeeAccountId: string): Promise<Escrow> {
+    return this.run(escrowId, async () => {
+      const e = this.must(escrowId);
+      if (FINAL.has(e.state)) this.wrongState(e, 'assign a payee to');
+      if (e.payeeAccountId !== undefined && e.payeeAccountId !== payeeAccountId)
+        throw new EscrowError(EscrowErrorCode.INVALID_STATE, 'this escrow already has a payee');
+      this.assertPayee(e.payerAccountId, payeeAccountId);
+      e.payeeAccountId = payeeAccountId;
+      await this.save(e);
+      this.emit(e);
+      return publicEscrow(e);
+    });
+  }
+
+  // ---- conditions ---------------------------------------------------------------------------
+
+  approve(escrowId: string, actor: Actor): Promise<Escrow> {
+    return this.run(escrowId, async () => {
+      const e = this.must(escrowId);
+      this.assertCondition(e, 'approval');
+      if (actor.type === 'account' && actor.accountId !== e.payerAccountId)
+        this.forbidden('only the payer or the operator approves the release');
+      return this.release(e, 'approved');
+    });
+  }
+
+  submitPreimage(escrowId: string, actor: Actor, preimage: string): Promise<Escrow> {
+    return this.run(escrowId, async () => {
+      const e = this.must(escrowId);
+      this.assertCondition(e, 'preimage');
+      this.assertPayeeActor(e, actor);
+      const ok =
+        /^[0-9a-f]{64}$/.test(preimage) &&
+        createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex') === e.paymentHash;
+      if (!ok)
+        throw new EscrowError(EscrowErrorCode.INVALID_PROOF, 'the preimage does not match the payment hash');
+      if (e.state !== 'funded' && e.state !== 'releasing') this.wrongState(e, 'release');
+      e.preimage = preimage;
+      return this.release(e, 'preimage');
+    });
+  }
+
+  submitReceipt(escrowId: string, actor: Actor, receipt: Receipt): Promise<Escrow> {
+    return this.run(escrowId, async () => {
+      const e = this.must(escrowId);
+      this.assertCondition(e, 'receipt');
+      this.assertPayeeActor(e, actor);
+      if (receipt.payload.length > 1024)
+        throw new EscrowError(
+          EscrowErrorCode.INVALID_ARGUMENT,
+          'the receipt payload is limited to 1024 characters',
+        );
+      const keys = this.keysOf(e.payeeAccountId!);
+      const valid = [...keys].some((k) =>
+        verifyReceipt(k, e.id, e.paymentHash, receipt.payload, receipt.signature),
+      );
+      if (!valid)
+        throw new EscrowError(
+          EscrowErrorCode.INVALID_PROOF,
+          'the receipt is not signed by a receipt key registered for the payee',
+        );
+      return this.release(e, 'receipt');
+    });
+  }
+
+  /** Asks the escrow's external verifier; `true` releases, `false` refunds, an error decides nothing. */
+  verify(escrowId: string, actor: Actor, evidence: unknown): Promise<Escrow> {
+    return this.run(escrowId, async () => {
+      const e = this.must(escrowId);
+      this.assertCondition(e, 'webhook');
+      this.assertPayeeActor(e, actor);
+      if (e.state !== 'funded') this.wrongState(e, 'verify');
+      const c = e.condition as Extract<Escrow['condition'], { type: 'webhook' }>;
+      let release: boolean;
+      try {
+        release = await askVerifier(c.url, c.timeoutMs, {
+          escrowId: e.id,
+          paymentHash: e.paymentHash,
+          amountMsat: e.amountMsat.toString(),
+          payeeAccountId: e.payeeAccountId!,
+          evidence,
+        });
+      } catch (err) {
+        e.verifierError = (err as Error).message;
+        await this.save(e);
+        throw err;
+      }
+      delete e.verifierError;
+      return release ? this.release(e, 'verifier_approved') : this.refund(e, 'verifier_rejected');
+    });
+  }
+
+  /** The payee gives the money back, the payer cancels an unfunded escrow, or the operator decides. */
+  cancel(escrowId: string, actor: Actor, reason = 'canceled'): Promise<Escrow> {
+    return this.run(escrowId, async () => {
+      const e = this.must(escrowId);
+      const role = this.roleOf(e, actor);
+      if (role === 'payer' && e.state !== 'open')
+        this.forbidden('a funded escrow is refunded by the payee, the deadline or the operator');
+      if (role === 'none') this.forbidden('not a party to this escrow');
+      return this.refund(e, reason);
+    });
+  }
+
+  /** Trusted callers (the task market, the operator's dispute resolution). */
+  releaseNow(escrowId: string, reason: string): Promise<Escrow> {
+    return this.run(escrowId, async () => this.release(this.must(escrowId), reason));
+  }
+
+  refundNow(escrowId: string, reason: string): Promise<Escrow> {
+    return this.run(escrowId, async () => this.refund(this.must(escrowId), reason));
+  }
+
+  // ---- receipt keys ---------------------------------------------------------------------------
+
+  async registerReceiptKey(accountId: string, pubkey: string): Promise<void> {
+    this.ledger.requireAccount(accountId);
+    if (!isXOnlyKey(pubkey))
+      throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'pubkey must be a BIP340 x-only key (64 hex)');
+    await this.ledger.putRecords([{ key: receiptKeyKey(accountId, pubkey), value: '1' }]);
+    this.keysOf(accountId).add(pubkey);
+  }
+
+  async removeReceiptKey(accountId: string, pubkey: string): Promise<void> {
+    await this.ledger.putRecords([{ key: receiptKeyKey(accountId, pubkey), value: null }]);
+    this.keysOf(accountId).delete(pubkey);
+  }
+
+  listReceiptKeys(accountId: string): string[] {
+    return [...this.keysOf(accountId)];
+  }
+
+  // ---- reading --------------------------------------------------------------------------------
+
+  get(escrowId: string, actor?: Actor): Escrow {
+    const e = this.must(escrowId);
+    if (actor && this.roleOf(e, actor) === 'none') this.notFound(escrowId);
+    return publicEscrow(e);
+  }
+
+  list(accountId?: string): Escrow[] {
+    return [...this.escrows.values()]
+      .filter(
+        (e) => accountId === undefined || e.payerAccountId === accountId || e.payeeAccountId === accountId,
+      )
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .map(publicEscrow);
+  }
+
+  // ---- transitions ----------------------------------------------------------------------------
+
+  /** Locks the amount on the payer's account (policy first, in the same tick). */
+  private async lock(e: Escrow, payerAccountId: string): Promise<void> {
+    this.payments.authorizeSpend(payerAccountId, {
+      kind: 'escrow',
+      amountMsat: e.amountMsat,
+      feeLimitMsat: 0n as Msat,
+      payee: e.payeeAccountId !== undefined ? { accountId: e.payeeAccountId } : {},
+    });
+    const now = this.now();
+    const next: Escrow = {
+      ...e,
+      funding: 'account',
+      state: 'funded',
+      lockTransferId: `escrow:${e.id}`,
+      fundedAt: now,
+      updatedAt: now,
+    };
+    delete next.request;
+    const applied = this.ledger.transfer(
+      {
+        id: next.lockTransferId!,
+        debitAccountId: payerAccountId,
+        creditAccountId: ESCROW_ACCOUNT,
+        amount: e.amountMsat,
+        code: 'escrow',
+        memo: e.id,
+        pending: true,
+      },
+      [{ key: escrowKey(e.id), value: encodeEscrow(next) }],
+    );
+    Object.assign(e, next);
+    delete e.request;
+    this.escrows.set(e.id, e);
+    await applied.durable;
+    this.emit(e);
+  }
+
+  private async release(e: Escrow, reason: string): Promise<Escrow> {
+    if (e.state === 'released') return publicEscrow(e);
+    if (e.state !== 'funded' && e.state !== 'releasing') this.wrongState(e, 'release');
+    if (e.payeeAccountId === undefined)
+      throw new EscrowError(EscrowErrorCode.NO_PAYEE, 'this escrow has no payee yet');
+    const payee = e.payeeAccountId;
+    this.ledger.requireAccount(payee);
+    if (e.funding === 'account') {
+      const released = this.finished(e, 'released', reason);
+      // Both moves apply in this tick, so they are written in one batch with the record.
+      this.ledger.post(e.lockTransferId!);
+      const applied = this.ledger.transfer(
+        {
+          debitAccountId: ESCROW_ACCOUNT,
+          creditAccountId: payee,
+          amount: e.amountMsat,
+          code: 'escrow_release',
+          memo: e.id,
+          idempotencyKey: `escrow-release:${e.id}`,
+        },
+        [{ key: escrowKey(e.id), value: encodeEscrow(released) }],
+      );
+      Object.assign(e, released);
+      await applied.durable;
+    } else {
+      if (e.state !== 'releasing') {
+        e.state = 'releasing';
+        e.reason = reason;
+        e.updatedAt = this.now();
+        await this.save(e);
+      }
+      const outcome = await this.settle(e);
+      if (outcome === 'canceled') {
+        await this.markRefunded(e, 'htlc_canceled_before_release');
+        throw new EscrowError(
+          EscrowErrorCode.INVALID_STATE,
+          'the payment was canceled (by LND or the payer) before it could be released; refunded',
+        );
+      }
+      const released = this.finished(e, 'released', reason);
+      const applied = this.ledger.transfer(
+        {
+          debitAccountId: LIGHTNING_ACCOUNT,
+          creditAccountId: payee,
+          amount: e.amountMsat,
+          code: 'escrow_release',
+          memo: e.id,
+          idempotencyKey: `escrow-release:${e.id}`,
+        },
+        [{ key: escrowKey(e.id), value: encodeEscrow(released) }],
+      );
+      Object.assign(e, released);
+      this.closeWatch(e.id);
+      await applied.durable;
+    }
+    this.emit(e);
+    if (e.payoutRequest && !e.payoutPaymentId) void this.payout(e);
+    return publicEscrow(e);
+  }
+
+  /** Settles the hold invoice; true state comes from LND, so a repeated settle is harmless. */
+  private async settle(e: Escrow): Promise<'settled' | 'canceled'> {
+    const before = await this.backend.lookupInvoice(e.paymentHash);
+    if (before.state === 'settled') return 'settled';
+    if (before.state === 'canceled') return 'canceled';
+    if (before.state !== 'accepted')
+      throw new EscrowError(EscrowErrorCode.INVALID_STATE, 'the hold invoice holds no payment');
+    try {
+      await this.backend.settleHoldInvoice(e.preimage!);
+    } catch (err) {
+      const after = await this.backend.lookupInvoice(e.paymentHash);
+      if (after.state === 'settled') return 'settled';
+      if (after.state === 'canceled') return 'canceled';
+      throw err;
+    }
+    return 'settled';
+  }
+
+  private async refund(e: Escrow, reason: string): Promise<Escrow> {
+    if (e.state === 'refunded' || e.state === 'expired') return publicEscrow(e);
+    if (e.state === 'released' || e.state === 'releasing') this.wrongState(e, 'refund');
+    if (e.funding === 'account') {
+      const refunded = this.finished(e, 'refunded', reason);
+      const applied = this.ledger.void(e.lockTransferId!, reason, [
+        { key: escrowKey(e.id), value: encodeEscrow(refunded) },
+      ]);
+      Object.assign(e, refunded);
+      await applied.durable;
+      this.emit(e);
+      return publicEscrow(e);
+    }
+    if (e.state !== 'refunding') {
+      e.reason = reason;
+      e.state = e.state === 'open' ? 'open' : 'refunding';
+      e.updatedAt = this.now();
+      await this.save(e);
+    }
+    try {
+      await this.backend.cancelHoldInvoice(e.paymentHash);
+    } catch (err) {
+      const now = await this.backend.lookupInvoice(e.paymentHash).catch(() => undefined);
+      if (now?.state !== 'canceled') {
+        if (!(err instanceof LightningError && err.code === LightningErrorCode.INVOICE_NOT_FOUND)) throw err;
+      }
+    }
+    await this.markRefunded(e, reason);
+    return publicEscrow(e);
+  }
+
+  private async markRefunded(e: Escrow, reason: string): Promise<void> {
+    if (FINAL.has(e.state)) return;
+    const unfunded = e.state === 'open';
+    Object.assign(e, this.finished(e, unfunded ? 'expired' : 'refunded', reason));
+    this.closeWatch(e.id);
+    await this.save(e);
+    this.emit(e);
+  }
+
+  private finished(e: Escrow, state: 'released' | 'refunded' | 'expired', reason: string): Escrow {
+    const now = this.now();
+    return { ...e, state, reason, resolvedAt: now, updatedAt: now };
+  }
+
+  private async payout(e: Escrow): Promise<void> {
+    try {
+      const p = await this.payments.pay(e.payeeAccountId!, { request: e.payoutRequest! });
+      e.payoutPaymentId = p.id;
+      await this.save(e);
+      this.emit(e);
+    } catch (err) {
+      this.log.warn(
+        { err, escrowId: e.id },
+        'paying out a released escrow failed; the funds stay on the payee account',
+      );
+    }
+  }
+
+  // ---- watching -------------------------------------------------------------------------------
+
+  private watch(e: Escrow): void {
+    if (this.watches.has(e.id) || this.stopped) return;
+    const sub = this.backend.watchInvoice(
+      e.paymentHash,
+      (invoice) =>
+        void this.run(e.id, () => this.onInvoice(e, invoice)).catch((err: unknown) =>
+          this.log.error({ err, escrowId: e.id }, 'escrow update failed'),
+        ),
+      (err) =>
+        this.log.warn({ err: err.message, escrowId: e.id }, 'escrow invoice watch interrupted; resuming'),
+    );
+    this.watches.set(e.id, sub);
+  }
+
+  private closeWatch(id: string): void {
+    this.watches.get(id)?.close();
+    this.watches.delete(id);
+  }
+
+  private async onInvoice(e: Escrow, invoice: Invoice): Promise<void> {
+    if (e.funding !== 'lightning') return;
+    if (invoice.state === 'accepted' && e.state === 'open') {
+      const heights = invoice.htlcs
+        .filter((h) => h.state === 'accepted' && h.expiryHeight > 0)
+        .map((h) => h.expiryHeight);
+      const now = this.now();
+      e.state = 'funded';
+      e.fundedAt = now;
+      e.updatedAt = now;
+      if (heights.length > 0) e.htlcExpiryHeight = Math.min(...heights);
+      await this.save(e);
+      this.emit(e);
+      if (now >= e.deadline) await this.refund(e, 'deadline');
+    } else if (invoice.state === 'canceled') {
+      const why =
+        e.state === 'refunding'
+          ? (e.reason ?? 'refunded')
+          : e.state === 'open'
+            ? 'invoice_expired'
+            : 'htlc_canceled';
+      await this.markRefunded(e, why);
+    } else if (invoice.state === 'settled' && e.state === 'releasing') {
+      await this.release(e, e.reason ?? 'released');
+    }
+  }
+
+  private async sweepDeadlines(): Promise<void> {
+    const now = this.now();
+    for (const e of this.escrows.values()) {
+      if (now < e.deadline) continue;
+      if (e.state === 'open' || e.state === 'funded')
+        await this.run(e.id, () =>
+          e.state === 'open' || e.state === 'funded' ? this.refund(e, 'deadline') : Promise.resolve(e),
+        ).catch((err: unknown) => this.log.warn({ err, escrowId: e.id }, 'deadline refund failed; retrying'));
+    }
+  }
+
+  private async sweepHeights(): Promise<void> {
+    const held = [...this.escrows.values()].filter(
+      (e) => e.funding === 'lightning' && e.state === 'funded' && e.htlcExpiryHeight !== undefined,
+    );
+    if (held.length === 0) return;
+    const { blockHeight } = await this.backend.getNodeInfo();
+    for (const e of held) {
+      if (!mustCancel(e.htlcExpiryHeight!, blockHeight, this.safetyBlocks)) continue;
+      this.log.warn(
+        { escrowId: e.id, blockHeight, htlcExpiryHeight: e.htlcExpiryHeight },
+        'CLTV safety cancel',
+      );
+      await this.run(e.id, () =>
+        e.state === 'funded' ? this.refund(e, 'cltv_safety') : Promise.resolve(e),
+      ).catch((err: unknown) =>
+        this.log.error({ err, escrowId: e.id }, 'CLTV safety cancel failed; retrying'),
+      );
+    }
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  /** One operation at a time per escrow. */
+  private run<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.queues.set(id, tail);
+    void tail.then(() => {
+      if (this.queues.get(id) === tail) this.queues.delete(id);
+    });
+    return next;
+  }
+
+  private save(e: Escrow): Promise<void> {
+    return this.ledger.putRecords([{ key: escrowKey(e.id), value: encodeEscrow(e) }]);
+  }
+
+  private emit(e: Escrow): void {
+    const view = publicEscrow(e);
+    this.publish(e.payerAccountId, { type: 'escrow', escrow: view });
+    if (e.payeeAccountId !== undefined && e.payeeAccountId !== e.payerAccountId)
+      this.publish(e.payeeAccountId, { type: 'escrow', escrow: view });
+  }
+
+  private must(id: string): Escrow {
+    const e = this.escrows.get(id);
+    if (!e) this.notFound(id);
+    return e;
+  }
+
+  private notFound(id: string): never {
+    throw new EscrowError(EscrowErrorCode.ESCROW_NOT_FOUND, `no escrow ${id}`);
+  }
+
+  private roleOf(e: Escrow, actor: Actor): 'operator' | 'payer' | 'payee' | 'none' {
+    if (actor.type === 'operator') return 'operator';
+    if (actor.accountId === e.payerAccountId) return 'payer';
+    if (actor.accountId === e.payeeAccountId) return 'payee';
+    return 'none';
+  }
+
+  private assertPayee(payer: string, payee: string): void {
+    const account = this.ledger.requireAccount(payee);
+    if (payee === payer)
+      throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'payer and payee must differ');
+    if (account.kind === 'system')
+      throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'a system account cannot be a payee');
+  }
+
+  private assertCondition(e: Escrow, type: Escrow['condition']['type']): void {
+    if (e.condition.type !== type)
+      throw new EscrowError(
+        EscrowErrorCode.CONDITION_MISMATCH,
+        `this escrow is released by ${e.condition.type}, not by ${type}`,
+      );
+  }
+
+  private assertPayeeActor(e: Escrow, actor: Actor): void {
+    if (e.payeeAccountId === undefined)
+      throw new EscrowError(EscrowErrorCode.NO_PAYEE, 'this escrow has no payee yet');
+    if (actor.type === 'account' && actor.accountId !== e.payeeAccountId)
+      this.forbidden('only the payee presents the proof');
+  }
+
+  private keysOf(accountId: string): Set<string> {
+    let s = this.receiptKeys.get(accountId);
+    if (!s) this.receiptKeys.set(accountId, (s = new Set()));
+    return s;
+  }
+
+  private wrongState(e: Escrow, action: string): never {
+    throw new EscrowError(EscrowErrorCode.INVALID_STATE, `cannot ${action} an escrow that is ${e.state}`, {
+      state: e.state,
+    });
+  }
+
+  private forbidden(message: string): never {
+    throw new EscrowError(EscrowErrorCode.FORBIDDEN, message);
+  }
+}

@@ -1,0 +1,30 @@
+import { pino } from 'pino';
+import { EscrowService, type EscrowEvent } from '../../../src/escrow/service.js';
+import { paymentsFixture } from '../../support/payments-fixture.js';
+
+/** An escrow service over the payments fixture (in-memory ledger, fake Lightning), clock controlled. */
+export async function escrowFixture() {
+  let now = 1_000_000;
+  const f = await paymentsFixture({ now: () => now });
+  const events: { accountId: string; event: EscrowEvent }[] = [];
+  const escrow = new EscrowService(
+    f.ledger,
+    f.lightning,
+    f.service,
+    (accountId, event) => events.push({ accountId, event }),
+    pino({ level: 'silent' }),
+    { now: () => now, blockPollMs: 3600_000 },
+  );
+  await escrow.start();
+  await f.account('payer', 1_000_000n);
+  await f.account('payee', 0n);
+  await f.account('other', 0n);
+  return {
+    ...f,
+    escrow,
+    events,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
+}
