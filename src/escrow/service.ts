@@ -1,3 +1,4 @@
+import { KeyedQueue } from '../domain/keyed-queue.js';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type Msat } from '../domain/msat.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -47,7 +48,7 @@ export class EscrowService {
   private readonly escrows = new Map<string, Escrow>();
   private readonly receiptKeys = new Map<string, Set<string>>();
   private readonly watches = new Map<string, Subscription>();
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queue = new KeyedQueue();
   private timers: NodeJS.Timeout[] = [];
   private readonly now: () => number;
   private readonly safetyBlocks: number;
@@ -624,14 +625,7 @@ export class EscrowService {
 
   /** One operation at a time per escrow. */
   private run<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.queues.get(id) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.queues.set(id, tail);
-    void tail.then(() => {
-      if (this.queues.get(id) === tail) this.queues.delete(id);
-    });
-    return next;
+    return this.queue.run(id, fn);
   }
 
   private save(e: Escrow): Promise<void> {

@@ -1,0 +1,284 @@
+import { KeyedQueue } from '../domain/keyed-queue.js';
+import { randomUUID } from 'node:crypto';
+import { msat, type Msat } from '../domain/msat.js';
+import type { EscrowService } from '../escrow/service.js';
+import type { Ledger, SideRecords } from '../ledger/ledger.js';
+import type { Logger } from '../payments/service.js';
+import { MarketError, MarketErrorCode } from './errors.js';
+import { capabilities, type ServiceRegistry } from './registry.js';
+import type { Reputation, Task, TaskState } from './types.js';
+
+export interface PublishTaskInput {
+  title: string;
+  description?: string;
+  capabilities?: string[];
+  rewardMsat: Msat;
+  /** Seconds from now until the result is due. */
+  deadlineSeconds: number;
+  reviewSeconds?: number;
+}
+
+export type TaskEvent = { type: 'task'; task: Task };
+
+/** Escrow stays locked this long past the review window, so disputes have time to be resolved. */
+const DISPUTE_WINDOW_S = 7 * 24 * 3600;
+const taskKey = (id: string): string => `task!${id}`;
+const repKey = (id: string): string => `rep!${id}`;
+
+/**
+ * The task market: a publisher locks a reward in escrow, an agent with the right capabilities
+ * claims the task and submits a result, the publisher accepts (release) or rejects (dispute for
+ * the operator); unclaimed or late tasks refund. Outcomes update both parties' reputation.
+ */
+export class TaskMarket {
+  private readonly tasks = new Map<string, Task>();
+  private readonly reputations = new Map<string, Reputation>();
+  private readonly queue = new KeyedQueue();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly escrow: EscrowService,
+    private readonly registry: ServiceRegistry,
+    private readonly publish: (accountId: string, event: TaskEvent) => void,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async start(): Promise<void> {
+    for (const r of await this.ledger.listRecords('task!')) {
+      const t = JSON.parse(r.value) as Task & { rewardMsat: string };
+      this.tasks.set(t.id, { ...t, rewardMsat: msat(t.rewardMsat) });
+    }
+    for (const r of await this.ledger.listRecords('rep!')) {
+      const rep = JSON.parse(r.value) as Reputation;
+      this.reputations.set(rep.accountId, rep);
+    }
+    this.timer = setInterval(
+      () => void this.sweep().catch((err: unknown) => this.log.error({ err }, 'task sweep failed')),
+      1000,
+    );
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async publishTask(publisherAccountId: string, input: PublishTaskInput): Promise<Task> {
+    const title = input.title.trim();
+    if (title.length === 0 || title.length > 200)
+      throw new MarketError(MarketErrorCode.INVALID_ARGUMENT, 'title must be 1 to 200 characters');
+    if (!Number.isInteger(input.deadlineSeconds) || input.deadlineSeconds < 1)
+      throw new MarketError(MarketErrorCode.INVALID_ARGUMENT, 'deadlineSeconds must be a positive integer');
+    const reviewSeconds = input.reviewSeconds ?? 24 * 3600;
+    if (!Number.isInteger(reviewSeconds) || reviewSeconds < 1)
+      throw new MarketError(MarketErrorCode.INVALID_ARGUMENT, 'reviewSeconds must be a positive integer');
+    const caps = capabilities(input.capabilities ?? []);
+    // The reward is locked first (policy and funds checked there); the task exists only if that worked.
+    const escrow = await this.escrow.create(publisherAccountId, {
+      amountMsat: input.rewardMsat,
+      description: `task: ${title}`.slice(0, 600),
+      condition: { type: 'approval' },
+      funding: 'account',
+      timeoutSeconds: input.deadlineSeconds + reviewSeconds + DISPUTE_WINDOW_S,
+    });
+    const now = this.now();
+    const task: Task = {
+      id: randomUUID(),
+      publisherAccountId,
+      title,
+      description: input.description ?? '',
+      capabilities: caps,
+      rewardMsat: input.rewardMsat,
+      deadline: now + input.deadlineSeconds * 1000,
+      reviewSeconds,
+      escrowId: escrow.id,
+      state: 'open',
+      createdAt: now,
+    };
+    this.tasks.set(task.id, task);
+    await this.save(task);
+    return { ...task };
+  }
+
+  claim(taskId: string, agentAccountId: string): Promise<Task> {
+    return this.run(taskId, async () => {
+      const t = this.must(taskId);
+      this.expect(t, 'open', 'claim');
+      if (this.now() >= t.deadline)
+        throw new MarketError(MarketErrorCode.DEADLINE_PASSED, 'the task deadline has passed');
+      if (agentAccountId === t.publisherAccountId)
+        throw new MarketError(MarketErrorCode.FORBIDDEN, 'a publisher cannot claim its own task');
+      this.ledger.requireAccount(agentAccountId);
+      const has = this.registry.capabilitiesOf(agentAccountId);
+      const missing = t.capabilities.filter((c) => !has.has(c));
+      if (missing.length > 0)
+        throw new MarketError(
+          MarketErrorCode.MISSING_CAPABILITY,
+          `advertise these capabilities in the service registry first: ${missing.join(', ')}`,
+          { missing },
+        );
+      await this.escrow.assignPayee(t.escrowId, agentAccountId);
+      t.state = 'claimed';
+      t.agentAccountId = agentAccountId;
+      t.claimedAt = this.now();
+      await this.save(t);
+      return { ...t };
+    });
+  }
+
+  submit(taskId: string, agentAccountId: string, result: string): Promise<Task> {
+    return this.run(taskId, async () => {
+      const t = this.must(taskId);
+      if (t.agentAccountId !== agentAccountId)
+        throw new MarketError(MarketErrorCode.FORBIDDEN, 'only the agent that claimed the task submits');
+      this.expect(t, 'claimed', 'submit a result for');
+      if (this.now() >= t.deadline)
+        throw new MarketError(MarketErrorCode.DEADLINE_PASSED, 'the task deadline has passed');
+      if (result.length === 0 || result.length > 16_384)
+        throw new MarketError(MarketErrorCode.INVALID_ARGUMENT, 'result must be 1 to 16384 characters');
+      t.state = 'submitted';
+      t.result = result;
+      t.submittedAt = this.now();
+      await this.save(t);
+      return { ...t };
+    });
+  }
+
+  accept(taskId: string, publisherAccountId: string | 'operator'): Promise<Task> {
+    return this.run(taskId, async () => {
+      const t = this.must(taskId);
+      this.assertPublisher(t, publisherAccountId);
+      this.expect(t, 'submitted', 'accept');
+      return this.complete(t, 'accepted');
+    });
+  }
+
+  reject(taskId: string, publisherAccountId: string, reason: string): Promise<Task> {
+    return this.run(taskId, async () => {
+      const t = this.must(taskId);
+      this.assertPublisher(t, publisherAccountId);
+      this.expect(t, 'submitted', 'reject');
+      t.state = 'disputed';
+      t.disputeReason = reason.slice(0, 2000);
+      await this.save(t, [
+        this.bump(t.publisherAccountId, 'disputed'),
+        this.bump(t.agentAccountId!, 'disputed'),
+      ]);
+      return { ...t };
+    });
+  }
+
+  /** The operator decides a dispute: the reward goes to the agent or back to the publisher. */
+  resolve(taskId: string, winner: 'agent' | 'publisher'): Promise<Task> {
+    return this.run(taskId, async () => {
+      const t = this.must(taskId);
+      this.expect(t, 'disputed', 'resolve');
+      if (winner === 'agent') await this.escrow.releaseNow(t.escrowId, 'dispute_resolved_for_agent');
+      else await this.escrow.refundNow(t.escrowId, 'dispute_resolved_for_publisher');
+      t.state = 'resolved';
+      t.resolvedFor = winner;
+      t.closedAt = this.now();
+      const loser = winner === 'agent' ? t.publisherAccountId : t.agentAccountId!;
+      await this.save(t, [this.bump(loser, 'lost')]);
+      return { ...t };
+    });
+  }
+
+  get(taskId: string): Task {
+    return { ...this.must(taskId) };
+  }
+
+  /** Tasks, newest first; `capability` keeps those an agent with these capabilities may claim. */
+  list(filter: { state?: TaskState; capability?: string[]; accountId?: string } = {}): Task[] {
+    const has = filter.capability ? new Set(capabilities(filter.capability)) : undefined;
+    return [...this.tasks.values()]
+      .filter((t) => filter.state === undefined || t.state === filter.state)
+      .filter(
+        (t) =>
+          filter.accountId === undefined ||
+          t.publisherAccountId === filter.accountId ||
+          t.agentAccountId === filter.accountId,
+      )
+      .filter((t) => has === undefined || t.capabilities.every((c) => has.has(c)))
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .map((t) => ({ ...t }));
+  }
+
+  reputation(accountId: string): Reputation {
+    return {
+      ...(this.reputations.get(accountId) ?? { accountId, completed: 0, disputed: 0, lost: 0, late: 0 }),
+    };
+  }
+
+  /** Unclaimed or late tasks refund; submitted ones the publisher left unreviewed are accepted. */
+  async sweep(): Promise<void> {
+    const now = this.now();
+    for (const t of this.tasks.values()) {
+      const late = (t.state === 'open' || t.state === 'claimed') && now >= t.deadline;
+      const unreviewed = t.state === 'submitted' && now >= (t.submittedAt ?? 0) + t.reviewSeconds * 1000;
+      if (!late && !unreviewed) continue;
+      await this.run(t.id, async () => {
+        if (t.state === 'submitted') return this.complete(t, 'review_window_lapsed');
+        if (t.state !== 'open' && t.state !== 'claimed') return t;
+        await this.escrow.refundNow(t.escrowId, t.state === 'open' ? 'task_unclaimed' : 'task_late');
+        const records = t.state === 'claimed' ? [this.bump(t.agentAccountId!, 'late')] : [];
+        t.state = 'expired';
+        t.closedAt = this.now();
+        await this.save(t, records);
+        return t;
+      }).catch((err: unknown) => this.log.warn({ err, taskId: t.id }, 'closing a task failed; retrying'));
+    }
+  }
+
+  private async complete(t: Task, reason: string): Promise<Task> {
+    await this.escrow.releaseNow(t.escrowId, reason);
+    t.state = 'completed';
+    t.closedAt = this.now();
+    await this.save(t, [
+      this.bump(t.publisherAccountId, 'completed'),
+      this.bump(t.agentAccountId!, 'completed'),
+    ]);
+    return { ...t };
+  }
+
+  private bump(accountId: string, field: 'completed' | 'disputed' | 'lost' | 'late'): SideRecords[number] {
+    const rep = this.reputation(accountId);
+    rep[field] += 1;
+    this.reputations.set(accountId, rep);
+    return { key: repKey(accountId), value: JSON.stringify(rep) };
+  }
+
+  private async save(t: Task, extra: SideRecords = []): Promise<void> {
+    await this.ledger.putRecords([
+      { key: taskKey(t.id), value: JSON.stringify({ ...t, rewardMsat: t.rewardMsat.toString() }) },
+      ...extra,
+    ]);
+    const view = { ...t };
+    this.publish(t.publisherAccountId, { type: 'task', task: view });
+    if (t.agentAccountId) this.publish(t.agentAccountId, { type: 'task', task: view });
+  }
+
+  private run<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.queue.run(id, fn);
+  }
+
+  private must(id: string): Task {
+    const t = this.tasks.get(id);
+    if (!t) throw new MarketError(MarketErrorCode.TASK_NOT_FOUND, `no task ${id}`);
+    return t;
+  }
+
+  private expect(t: Task, state: TaskState, action: string): void {
+    if (t.state !== state)
+      throw new MarketError(MarketErrorCode.INVALID_STATE, `cannot ${action} a task that is ${t.state}`, {
+        state: t.state,
+      });
+  }
+
+  private assertPublisher(t: Task, who: string): void {
+    if (who !== 'operator' && who !== t.publisherAccountId)
+      throw new MarketError(MarketErrorCode.FORBIDDEN, 'only the publisher reviews the result');
+  }
+}
