@@ -16,6 +16,10 @@ import { buildApp, type CoulombApp } from './http/app.js';
 import type { AccountServices } from './http/routes/accounts.js';
 import { Ledger } from './ledger/ledger.js';
 import { EventBus } from './payments/events.js';
+import type { FeatureEvent } from './payments/types.js';
+import { EscrowService, type EscrowOptions } from './escrow/service.js';
+import { ServiceRegistry } from './market/registry.js';
+import { TaskMarket } from './market/tasks.js';
 import { PaymentsService, type PaymentsOptions } from './payments/service.js';
 import type { LightningBackend } from './lightning/backend.js';
 import { AuditLog } from './policy/audit.js';
@@ -100,12 +104,16 @@ function tierAmounts(config: Config): TierAmounts {
   return { L1: pick('L1'), L2: pick('L2') };
 }
 
+export interface FeatureOptions extends PaymentsOptions {
+  escrow?: EscrowOptions;
+}
+
 /** The ledger, policies, keys and payments on the embedded LevelDB, fed by LND's invoice stream. */
 export async function openAccounts(
   config: Config,
   backend: LightningBackend,
   log: Logger,
-  options: PaymentsOptions = {},
+  options: FeatureOptions = {},
 ): Promise<{ services: AccountServices; close(): Promise<void> }> {
   const db = await openDatabase(join(resolve(config.dataDir), 'db'));
   const ledger = await Ledger.open(new LevelLedgerStore(db));
@@ -121,15 +129,35 @@ export async function openAccounts(
   const events = new EventBus();
   const payments = new PaymentsService(ledger, backend, policies, audit, events, log, options);
   await payments.start();
+  const publish = (accountId: string, event: FeatureEvent): void => events.publish(accountId, event);
+  const escrow = new EscrowService(ledger, backend, payments, publish, log, options.escrow);
+  await escrow.start();
+  const registry = new ServiceRegistry(ledger);
+  await registry.load();
+  const market = new TaskMarket(ledger, escrow, registry, publish, log);
+  await market.start();
   const subscription = backend.subscribeInvoices({
     cursor: new LevelCursorStore(db),
     onInvoice: (invoice) => payments.onInvoice(invoice),
     onError: (err) => log.warn({ err: err.message }, 'invoice subscription interrupted; resuming'),
   });
   return {
-    services: { ledger, payments, policies, audit, apiKeys, events, tiers: tierAmounts(config) },
+    services: {
+      ledger,
+      payments,
+      policies,
+      audit,
+      apiKeys,
+      events,
+      tiers: tierAmounts(config),
+      escrow,
+      market,
+      registry,
+    },
     async close() {
       subscription.close();
+      market.stop();
+      escrow.stop();
       payments.stop();
       await ledger.close();
       await db.close();

@@ -6,6 +6,8 @@ import { OPERATOR_ACCOUNT } from '../../payments/service.js';
 import { AccountBody, ErrorBody, IdempotencyKey, IdParams, MsatString, Tier } from '../schemas.js';
 import { approvalRoutes } from './approvals.js';
 import { eventRoutes } from './events.js';
+import { escrowRoutes } from './escrow.js';
+import { marketRoutes } from './market.js';
 import { keyRoutes } from './keys.js';
 import { moneyRoutes } from './money.js';
 import { policyRoutes } from './policies.js';
@@ -166,4 +168,6 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
   await app.register(moneyRoutes, s);
   await app.register(approvalRoutes, s);
   await app.register(eventRoutes, s);
+  if (s.escrow) await app.register(escrowRoutes, { escrow: s.escrow });
+  if (s.market && s.registry) await app.register(marketRoutes, { market: s.market, registry: s.registry });
 };

@@ -6,6 +6,9 @@ import type { PolicyRegistry } from '../../policy/registry.js';
 import type { TierAmounts } from '../../policy/tiers.js';
 import type { EventBus } from '../../payments/events.js';
 import type { PaymentsService } from '../../payments/service.js';
+import type { EscrowService } from '../../escrow/service.js';
+import type { ServiceRegistry } from '../../market/registry.js';
+import type { TaskMarket } from '../../market/tasks.js';
 
 export interface AccountServices {
   ledger: Ledger;
@@ -15,6 +18,9 @@ export interface AccountServices {
   apiKeys: ApiKeys;
   events: EventBus;
   tiers?: TierAmounts;
+  escrow?: EscrowService;
+  market?: TaskMarket;
+  registry?: ServiceRegistry;
 }
 
 export function accountView(a: Account, tier?: string): Record<string, unknown> {

@@ -1,95 +1,23 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInvoice, getInvoice, getPayment, pay } from 'ln-service';
 import { afterAll, describe, expect, it } from 'vitest';
-import { node, rawLnd } from '../../support/regtest.js';
+import { GatewayProcess } from '../../support/gateway-process.js';
+import { rawLnd } from '../../support/regtest.js';
 
 const OPERATOR = 'crash-test-operator-key-0123456789abcdef';
 const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-crash-'));
 const FUNDING = 300_000_000n; // msat
-let child: ChildProcess | undefined;
+const gateway = new GatewayProcess(dataDir, OPERATOR);
 
-afterAll(() => {
-  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+afterAll(() => gateway.kill9());
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Starts the real gateway process on alice, with its own data dir; resolves with its URL. */
-async function startGateway(): Promise<string> {
-  const alice = node('alice');
-  let out = '';
-  const proc = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli/index.ts',
-      'start',
-      '--port',
-      '0',
-      '--data-dir',
-      dataDir,
-      '--lnd-socket',
-      alice.grpcSocket,
-      '--lnd-cert',
-      alice.tlsCert,
-      '--lnd-macaroon',
-      alice.adminMacaroon,
-    ],
-    {
-      env: {
-        ...process.env,
-        COULOMB_OPERATOR_KEY: OPERATOR,
-        COULOMB_LOG_LEVEL: 'error',
-        COULOMB_PROXY_PORT: '0',
-        COULOMB_SAMPLE_UPSTREAM_PORT: '0',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  child = proc;
-  proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${out}`)), 60_000);
-    proc.stdout!.on('data', () => {
-      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited (${code}) during start:\n${out}`));
-    });
-  });
-}
-
-async function kill9(): Promise<void> {
-  const proc = child!;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const gone = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGKILL');
-  await gone;
-}
-
-async function api(
-  url: string,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(url + path, {
-    method,
-    headers: { authorization: `Bearer ${OPERATOR}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const startGateway = () => gateway.start();
+const kill9 = () => gateway.kill9();
+const api = (url: string, method: string, path: string, body?: unknown) =>
+  gateway.api(url, method, path, body);
 
 describe('crash safety', () => {
   it('after SIGKILLs at random moments under mixed load, every balance matches what LND says happened', async () => {

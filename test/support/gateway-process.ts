@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { node } from './regtest.js';
+
+/**
+ * The real gateway as a child process on alice (admin macaroon given by flags), so tests can
+ * kill -9 it and start it again on the same data dir.
+ */
+export class GatewayProcess {
+  private child: ChildProcess | undefined;
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly operatorKey: string,
+    private readonly env: Record<string, string> = {},
+  ) {}
+
+  /** Starts the gateway; resolves with its URL once it listens. */
+  start(): Promise<string> {
+    const alice = node('alice');
+    let out = '';
+    const proc = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/index.ts',
+        'start',
+        '--port',
+        '0',
+        '--data-dir',
+        this.dataDir,
+        '--lnd-socket',
+        alice.grpcSocket,
+        '--lnd-cert',
+        alice.tlsCert,
+        '--lnd-macaroon',
+        alice.adminMacaroon,
+      ],
+      {
+        env: {
+          ...process.env,
+          COULOMB_OPERATOR_KEY: this.operatorKey,
+          COULOMB_LOG_LEVEL: 'error',
+          COULOMB_PROXY_PORT: '0',
+          COULOMB_SAMPLE_UPSTREAM_PORT: '0',
+          ...this.env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    this.child = proc;
+    proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${out}`)), 60_000);
+      proc.stdout!.on('data', () => {
+        const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`gateway exited (${code}) during start:\n${out}`));
+      });
+    });
+  }
+
+  /** SIGKILL: no shutdown hook runs, nothing is flushed. */
+  async kill9(): Promise<void> {
+    const proc = this.child;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const gone = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGKILL');
+    await gone;
+  }
+
+  /** Calls the gateway's API with the operator key. */
+  async api(
+    url: string,
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: Record<string, unknown> }> {
+    const res = await fetch(url + path, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.operatorKey}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  }
+}
