@@ -1,18 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { ApiClient } from './api-client.js';
+import { client, print } from './api-client.js';
 
-type Opts = { url?: string; key?: string };
-
-const client = (cmd: Command): ApiClient => {
-  const o = cmd.optsWithGlobals<Opts>();
-  return new ApiClient(
-    o.url ?? process.env['COULOMB_URL'] ?? 'http://127.0.0.1:8402',
-    o.key ?? process.env['COULOMB_API_KEY'] ?? process.env['COULOMB_OPERATOR_KEY'],
-  );
-};
-
-const print = (value: unknown): void => void process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 const enc = encodeURIComponent;
 
 /** Accounts, keys, policies, invoices, payments, transfers and approvals over the HTTP API. */

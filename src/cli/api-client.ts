@@ -1,3 +1,5 @@
+import type { Command } from 'commander';
+
 /** A thin client of the gateway's HTTP API for the CLI. */
 export class ApiClient {
   constructor(
@@ -32,3 +34,17 @@ export class ApiClient {
 }
 
 export class CliError extends Error {}
+
+type Opts = { url?: string; key?: string };
+
+/** The API client for a command, from its --url/--key options or the environment. */
+export function client(cmd: Command): ApiClient {
+  const o = cmd.optsWithGlobals<Opts>();
+  return new ApiClient(
+    o.url ?? process.env['COULOMB_URL'] ?? 'http://127.0.0.1:8402',
+    o.key ?? process.env['COULOMB_API_KEY'] ?? process.env['COULOMB_OPERATOR_KEY'],
+  );
+}
+
+export const print = (value: unknown): void =>
+  void process.stdout.write(JSON.stringify(value, null, 2) + '\n');
