@@ -20,6 +20,7 @@ import type { FeatureEvent } from './payments/types.js';
 import { EscrowService, type EscrowOptions } from './escrow/service.js';
 import { ServiceRegistry } from './market/registry.js';
 import { TaskMarket } from './market/tasks.js';
+import { StreamReceiver, StreamsService, type StreamsOptions } from './streams/index.js';
 import { PaymentsService, type PaymentsOptions } from './payments/service.js';
 import type { LightningBackend } from './lightning/backend.js';
 import { AuditLog } from './policy/audit.js';
@@ -106,6 +107,7 @@ function tierAmounts(config: Config): TierAmounts {
 
 export interface FeatureOptions extends PaymentsOptions {
   escrow?: EscrowOptions;
+  streams?: StreamsOptions;
 }
 
 /** The ledger, policies, keys and payments on the embedded LevelDB, fed by LND's invoice stream. */
@@ -136,9 +138,23 @@ export async function openAccounts(
   await registry.load();
   const market = new TaskMarket(ledger, escrow, registry, publish, log);
   await market.start();
+  const receiver = new StreamReceiver({ ledger, nodeId: () => payments.nodeId, publish, log });
+  await receiver.start();
+  const streams = new StreamsService({
+    ledger,
+    payments,
+    publish,
+    log,
+    inboxes: receiver,
+    ...(options.streams ? { options: options.streams } : {}),
+  });
+  await streams.start();
   const subscription = backend.subscribeInvoices({
     cursor: new LevelCursorStore(db),
-    onInvoice: (invoice) => payments.onInvoice(invoice),
+    onInvoice: async (invoice) => {
+      await payments.onInvoice(invoice);
+      await receiver.onInvoice(invoice);
+    },
     onError: (err) => log.warn({ err: err.message }, 'invoice subscription interrupted; resuming'),
   });
   return {
@@ -153,9 +169,13 @@ export async function openAccounts(
       escrow,
       market,
       registry,
+      streams,
+      receiver,
     },
     async close() {
       subscription.close();
+      await streams.stop();
+      receiver.stop();
       market.stop();
       escrow.stop();
       payments.stop();

@@ -9,6 +9,7 @@ import { printStartBanner } from './banner.js';
 import { registerAccountCommands } from './account-commands.js';
 import { registerL402Commands } from './l402-commands.js';
 import { registerMarketCommands } from './market-commands.js';
+import { registerStreamCommands } from './stream-commands.js';
 import { CliError } from './api-client.js';
 
 const program = new Command('coulomb')
@@ -109,6 +110,7 @@ netOpts(regtest.command('mine').description('mine blocks').argument('[blocks]', 
 registerAccountCommands(program);
 registerL402Commands(program);
 registerMarketCommands(program);
+registerStreamCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError) process.stderr.write(`coulomb: ${err.message}\n`);

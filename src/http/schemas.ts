@@ -12,6 +12,19 @@ export const ErrorBody = Type.Object(
 );
 
 /** msat amounts travel as decimal strings: JSON numbers cannot carry every bigint exactly. */
+/** The error responses every account route may give. */
+export const ErrorResponses = {
+  400: ErrorBody,
+  401: ErrorBody,
+  402: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+};
+
+/** A JSON object whose fields the route documents in its description (escrows, tasks, streams). */
+export const AnyObject = Type.Record(Type.String(), Type.Unknown());
+
 export const MsatString = Type.String({
   pattern: '^(0|[1-9][0-9]*)$',
   description: 'amount in millisatoshi, decimal string',

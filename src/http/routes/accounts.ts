@@ -8,6 +8,7 @@ import { approvalRoutes } from './approvals.js';
 import { eventRoutes } from './events.js';
 import { escrowRoutes } from './escrow.js';
 import { marketRoutes } from './market.js';
+import { streamRoutes } from './streams.js';
 import { keyRoutes } from './keys.js';
 import { moneyRoutes } from './money.js';
 import { policyRoutes } from './policies.js';
@@ -170,4 +171,5 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
   await app.register(eventRoutes, s);
   if (s.escrow) await app.register(escrowRoutes, { escrow: s.escrow });
   if (s.market && s.registry) await app.register(marketRoutes, { market: s.market, registry: s.registry });
+  if (s.streams && s.receiver) await app.register(streamRoutes, { streams: s.streams, receiver: s.receiver });
 };

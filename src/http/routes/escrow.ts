@@ -6,16 +6,9 @@ import type { EscrowService } from '../../escrow/service.js';
 import type { Actor } from '../../escrow/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { ErrorBody, Hash, IdParams, MsatString } from '../schemas.js';
+import { ErrorBody, ErrorResponses, Hash, IdParams, MsatString } from '../schemas.js';
 
-const errors = {
-  400: ErrorBody,
-  401: ErrorBody,
-  402: ErrorBody,
-  403: ErrorBody,
-  404: ErrorBody,
-  409: ErrorBody,
-};
+const errors = ErrorResponses;
 const EscrowBody = Type.Record(Type.String(), Type.Unknown(), { description: 'an escrow' });
 const EscrowParams = Type.Object({ id: IdParams.properties.id, escrowId: Type.String({ maxLength: 64 }) });
 const XOnlyKey = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BIP340 x-only public key' });

@@ -6,17 +6,10 @@ import type { TaskMarket } from '../../market/tasks.js';
 import type { Task } from '../../market/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { ErrorBody, IdParams, MsatString } from '../schemas.js';
+import { AnyObject, ErrorResponses, IdParams, MsatString } from '../schemas.js';
 
-const errors = {
-  400: ErrorBody,
-  401: ErrorBody,
-  402: ErrorBody,
-  403: ErrorBody,
-  404: ErrorBody,
-  409: ErrorBody,
-};
-const Obj = Type.Record(Type.String(), Type.Unknown());
+const errors = ErrorResponses;
+const Obj = AnyObject;
 const TaskParams = Type.Object({ id: IdParams.properties.id, taskId: Type.String({ maxLength: 64 }) });
 const Capabilities = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
 const CapabilityQuery = Type.Optional(

@@ -9,6 +9,7 @@ import type { PaymentsService } from '../../payments/service.js';
 import type { EscrowService } from '../../escrow/service.js';
 import type { ServiceRegistry } from '../../market/registry.js';
 import type { TaskMarket } from '../../market/tasks.js';
+import type { StreamReceiver, StreamsService } from '../../streams/index.js';
 
 export interface AccountServices {
   ledger: Ledger;
@@ -21,6 +22,8 @@ export interface AccountServices {
   escrow?: EscrowService;
   market?: TaskMarket;
   registry?: ServiceRegistry;
+  streams?: StreamsService;
+  receiver?: StreamReceiver;
 }
 
 export function accountView(a: Account, tier?: string): Record<string, unknown> {

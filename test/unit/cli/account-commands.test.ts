@@ -3,9 +3,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoulombApp } from '../../../src/http/app.js';
 import { fakeRequest } from '../../support/fake-lightning.js';
+import { cliAgainst } from '../../support/cli.js';
 import { accountsApp, paymentsFixture } from '../../support/payments-fixture.js';
 
-const run = promisify(execFile);
 const OP = 'cli-operator-key-0123456789abcdef0123';
 let app: CoulombApp;
 let url: string;
@@ -21,12 +21,8 @@ afterAll(async () => {
   await app.close();
 });
 
-async function coulomb(...args: string[]): Promise<Record<string, unknown>> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], {
-    env: { ...process.env, COULOMB_URL: url, COULOMB_OPERATOR_KEY: OP },
-  });
-  return JSON.parse(stdout) as Record<string, unknown>;
-}
+const run = promisify(execFile);
+const coulomb = cliAgainst(() => url, OP);
 
 describe('coulomb CLI', () => {
   it('creates an account, funds it, pays, and shows balance and history', async () => {

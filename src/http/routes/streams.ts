@@ -1,0 +1,207 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { AppError } from '../../domain/errors.js';
+import { msat } from '../../domain/msat.js';
+import {
+  StreamError,
+  StreamErrorCode,
+  type StreamReceiver,
+  type StreamsService,
+} from '../../streams/index.js';
+import type { PublicStream } from '../../streams/index.js';
+import { principalOf } from '../auth.js';
+import { jsonSafe } from '../json.js';
+import { AnyObject, ErrorResponses, IdParams, MsatString } from '../schemas.js';
+
+const errors = ErrorResponses;
+const Obj = AnyObject;
+const StreamParams = Type.Object({ id: IdParams.properties.id, streamId: Type.String({ maxLength: 64 }) });
+const Pubkey = Type.String({ pattern: '^0[23][0-9a-f]{64}$' });
+
+type Role = 'payer' | 'payee' | 'operator' | 'none';
+
+/** Per-second and metered streaming payments; inboxes that receive streams from other nodes. */
+export const streamRoutes: FastifyPluginAsyncTypebox<{
+  streams: StreamsService;
+  receiver: StreamReceiver;
+}> = async (app, { streams, receiver }) => {
+  const tags = ['streams'];
+  const roleOf = (req: { params: { id: string } }, s: PublicStream): Role => {
+    if (principalOf(req as never).type === 'operator') return 'operator';
+    if (s.payerAccountId === req.params.id) return 'payer';
+    if (s.payeeAccountId === req.params.id) return 'payee';
+    return 'none';
+  };
+  /** The stream, if the caller is a party to it (otherwise it does not exist for them). */
+  const party = (req: { params: { id: string; streamId: string } }, allowed: Role[]): PublicStream => {
+    const s = streams.get(req.params.streamId);
+    const role = roleOf(req, s);
+    if (role === 'none')
+      throw new StreamError(StreamErrorCode.STREAM_NOT_FOUND, `no stream ${req.params.streamId}`);
+    if (!allowed.includes(role))
+      throw new AppError('STREAM_FORBIDDEN', `the ${role} of a stream cannot do this`, 403);
+    return s;
+  };
+
+  app.post(
+    '/v1/accounts/:id/streams',
+    {
+      config: { scope: 'pay' },
+      schema: {
+        tags,
+        params: IdParams,
+        body: Type.Object(
+          {
+            payee: Type.Union([
+              Type.Object(
+                { accountId: Type.String({ minLength: 1, maxLength: 128 }) },
+                { additionalProperties: false },
+              ),
+              Type.Object(
+                { nodePubkey: Pubkey, recipientId: Type.Optional(Type.String({ maxLength: 64 })) },
+                { additionalProperties: false },
+              ),
+            ]),
+            rateMsat: Type.Optional(MsatString),
+            perSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 * 366 })),
+            priceMsatPerUnit: Type.Optional(MsatString),
+            maxTotalMsat: Type.Optional(MsatString),
+            maxDurationSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
+            intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+            minPaymentMsat: Type.Optional(MsatString),
+            prefundMsat: Type.Optional(MsatString),
+            memo: Type.Optional(Type.String({ maxLength: 500 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Obj, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const amount = (v: string | undefined) => (v === undefined ? undefined : msat(v));
+      const input = Object.fromEntries(
+        Object.entries({
+          payee: b.payee,
+          rateMsat: amount(b.rateMsat),
+          perSeconds: b.perSeconds,
+          priceMsatPerUnit: amount(b.priceMsatPerUnit),
+          maxTotalMsat: amount(b.maxTotalMsat),
+          maxDurationSeconds: b.maxDurationSeconds,
+          intervalSeconds: b.intervalSeconds,
+          minPaymentMsat: amount(b.minPaymentMsat),
+          prefundMsat: amount(b.prefundMsat),
+          memo: b.memo,
+        }).filter(([, v]) => v !== undefined),
+      ) as unknown as Parameters<StreamsService['create']>[1];
+      return reply.code(201).send(jsonSafe(await streams.create(req.params.id, input)) as never);
+    },
+  );
+
+  app.get(
+    '/v1/accounts/:id/streams',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        params: IdParams,
+        response: { 200: Type.Object({ streams: Type.Array(Obj) }), ...errors },
+      },
+    },
+    async (req) => ({ streams: jsonSafe(streams.list(req.params.id)) as never }),
+  );
+
+  app.get(
+    '/v1/accounts/:id/streams/:streamId',
+    { config: { scope: 'read' }, schema: { tags, params: StreamParams, response: { 200: Obj, ...errors } } },
+    async (req) => jsonSafe(party(req, ['payer', 'payee', 'operator'])) as never,
+  );
+
+  const control = (verb: 'pause' | 'resume' | 'stop', allowed: Role[]): void => {
+    app.post(
+      `/v1/accounts/:id/streams/:streamId/${verb}`,
+      {
+        config: { scope: 'pay' },
+        schema: { tags, params: StreamParams, response: { 200: Obj, ...errors } },
+      },
+      async (req) => {
+        party(req, allowed);
+        const id = req.params.streamId;
+        const s =
+          verb === 'pause'
+            ? await streams.pause(id)
+            : verb === 'resume'
+              ? await streams.resume(id)
+              : await streams.stop(id);
+        return jsonSafe(s) as never;
+      },
+    );
+  };
+  control('pause', ['payer', 'operator']);
+  control('resume', ['payer', 'operator']);
+  control('stop', ['payer', 'payee', 'operator']);
+
+  app.post(
+    '/v1/accounts/:id/streams/:streamId/usage',
+    {
+      config: { scope: 'invoice' },
+      schema: {
+        tags,
+        description: 'The meter (the payee) reports consumed units of a metered stream.',
+        params: StreamParams,
+        body: Type.Object(
+          { units: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Obj, ...errors },
+      },
+    },
+    async (req) => {
+      party(req, ['payee', 'operator']);
+      return jsonSafe(await streams.reportUsage(req.params.streamId, req.body.units)) as never;
+    },
+  );
+
+  app.post(
+    '/v1/accounts/:id/stream-inboxes',
+    {
+      config: { scope: 'invoice' },
+      schema: {
+        tags,
+        description:
+          'An inbox for streams from other nodes: give the payer our node pubkey and the recipient id.',
+        params: IdParams,
+        body: Type.Object(
+          { graceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })) },
+          { additionalProperties: false },
+        ),
+        response: { 201: Type.Object({ recipientId: Type.String(), nodePubkey: Type.String() }), ...errors },
+      },
+    },
+    async (req, reply) =>
+      reply
+        .code(201)
+        .send(
+          await receiver.createInbox(
+            req.params.id,
+            req.body.graceSeconds !== undefined ? { graceSeconds: req.body.graceSeconds } : {},
+          ),
+        ),
+  );
+
+  app.get(
+    '/v1/accounts/:id/incoming-streams',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags,
+        params: IdParams,
+        response: { 200: Type.Object({ inboxes: Type.Array(Obj), incoming: Type.Array(Obj) }), ...errors },
+      },
+    },
+    async (req) => ({
+      inboxes: jsonSafe(receiver.listInboxes(req.params.id)) as never,
+      incoming: jsonSafe(receiver.listIncoming(req.params.id)) as never,
+    }),
+  );
+};

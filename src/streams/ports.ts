@@ -1,0 +1,14 @@
+import type { KeysendInput, Logger } from '../payments/service.js';
+import type { Payment } from '../payments/types.js';
+import type { SpendRequest } from '../policy/types.js';
+
+export type { Logger };
+
+/** What streams need of the payments service (PaymentsService satisfies it). */
+export interface StreamPayments {
+  /** Evaluates and audits the payer's policy; throws PolicyDeniedError. Reserve in the same tick. */
+  authorizeSpend(accountId: string, req: SpendRequest): void;
+  keysend(accountId: string, input: KeysendInput): Promise<Payment>;
+  getPayment(id: string): Payment | undefined;
+  readonly nodeId: string;
+}

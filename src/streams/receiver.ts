@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { Invoice } from '../lightning/types.js';
+import { LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT } from '../payments/service.js';
+import { Ticker, systemClock, type Clock } from './clock.js';
+import { invalid, StreamError, StreamErrorCode } from './errors.js';
+import { decodeIncoming, encodeIncoming, hasLapsed, inboxKey, incomingKey, withPayment } from './incoming.js';
+import type { Logger } from './ports.js';
+import { readStreamTag, type StreamTag } from './records.js';
+import type { Inbox, InboxDirectory, IncomingStream, StreamPublisher } from './types.js';
+
+export const DEFAULT_GRACE_SECONDS = 5;
+export const MAX_GRACE_SECONDS = 24 * 3600;
+
+export interface ReceiverDeps {
+  ledger: Ledger;
+  /** This gateway's node id (known once the payments service has started). */
+  nodeId: () => string;
+  publish: StreamPublisher;
+  log: Logger;
+  clock?: Clock;
+}
+
+/**
+ * Receives streams paid to this gateway's node by keysend. Every settled keysend is credited
+ * exactly once (idempotency key `keysend:<hash>`): to the account behind the recipient id it
+ * carries, or to the operator when there is none. Each incoming stream is summarized; a stream
+ * that stops paying for its inbox's grace period is reported lapsed, and resumed if it comes back.
+ */
+export class StreamReceiver implements InboxDirectory {
+  private readonly inboxes = new Map<string, Inbox>();
+  private readonly incoming = new Map<string, IncomingStream>();
+  private readonly clock: Clock;
+  private readonly ticker: Ticker;
+
+  constructor(private readonly deps: ReceiverDeps) {
+    this.clock = deps.clock ?? systemClock;
+    this.ticker = new Ticker(this.clock, 1000, () => this.checkLapses());
+  }
+
+  async start(): Promise<void> {
+    for (const r of await this.deps.ledger.listRecords('streaminbox!')) {
+      const inbox = JSON.parse(r.value) as Inbox;
+      this.inboxes.set(inbox.recipientId, inbox);
+    }
+    for (const r of await this.deps.ledger.listRecords('streamin!')) {
+      const s = decodeIncoming(r.value);
+      this.incoming.set(s.streamId, s);
+    }
+    this.ticker.start();
+  }
+
+  stop(): void {
+    this.ticker.stop();
+  }
+
+  /** A recipient id for an account: remote payers stream to (this node, recipientId). */
+  async createInbox(
+    accountId: string,
+    options: { graceSeconds?: number } = {},
+  ): Promise<{ recipientId: string; nodePubkey: string }> {
+    const account = this.deps.ledger.requireAccount(accountId);
+    if (account.kind === 'system' || account.kind === 'operator')
+      throw invalid('system accounts do not receive streams');
+    const grace = options.graceSeconds ?? DEFAULT_GRACE_SECONDS;
+    if (!Number.isSafeInteger(grace) || grace < 1 || grace > MAX_GRACE_SECONDS)
+      throw invalid(`graceSeconds must be an integer from 1 to ${MAX_GRACE_SECONDS}`);
+    const inbox: Inbox = {
+      recipientId: randomUUID(),
+      accountId,
+      graceSeconds: grace,
+      createdAt: Math.floor(this.clock.now()),
+    };
+    await this.deps.ledger.putRecords([{ key: inboxKey(inbox.recipientId), value: JSON.stringify(inbox) }]);
+    this.inboxes.set(inbox.recipientId, inbox);
+    return { recipientId: inbox.recipientId, nodePubkey: this.deps.nodeId() };
+  }
+
+  getInbox(recipientId: string): Inbox {
+    const inbox = this.inboxes.get(recipientId);
+    if (!inbox) throw new StreamError(StreamErrorCode.INBOX_NOT_FOUND, `no inbox ${recipientId}`);
+    return { ...inbox };
+  }
+
+  listInboxes(accountId: string): Inbox[] {
+    return [...this.inboxes.values()].filter((i) => i.accountId === accountId).map((i) => ({ ...i }));
+  }
+
+  accountOf(recipientId: string): string | undefined {
+    return this.inboxes.get(recipientId)?.accountId;
+  }
+
+  getIncoming(streamId: string): IncomingStream | undefined {
+    const s = this.incoming.get(streamId);
+    return s ? { ...s } : undefined;
+  }
+
+  listIncoming(accountId: string): IncomingStream[] {
+    return [...this.incoming.values()].filter((s) => s.accountId === accountId).map((s) => ({ ...s }));
+  }
+
+  /** Called for every invoice update from LND; acts on settled keysends only. Idempotent. */
+  async onInvoice(invoice: Invoice): Promise<void> {
+    if (!invoice.isKeysend || invoice.state !== 'settled' || invoice.receivedMsat <= 0n) return;
+    const key = `keysend:${invoice.paymentHash}`;
+    if (this.deps.ledger.findByIdempotencyKey(key)) return;
+    const tag = this.tagOf(invoice);
+    const inbox = this.inboxOf(tag);
+    const accountId = inbox && this.deps.ledger.getAccount(inbox.accountId) ? inbox.accountId : undefined;
+    if (!accountId) {
+      this.deps.log.warn(
+        { paymentHash: invoice.paymentHash, recipientId: tag?.recipientId, streamId: tag?.streamId },
+        'keysend without a known recipient; credited to the operator',
+      );
+    }
+    const now = this.clock.now();
+    const at = Math.min(invoice.settledAt?.getTime() ?? now, now);
+    let summary: IncomingStream | undefined;
+    if (accountId && inbox && tag?.streamId !== undefined) {
+      const prev = this.incoming.get(tag.streamId);
+      if (prev && prev.recipientId !== inbox.recipientId) {
+        this.deps.log.warn({ streamId: tag.streamId }, 'stream id reused for another recipient; not tracked');
+      } else {
+        summary = withPayment(prev, {
+          streamId: tag.streamId,
+          recipientId: inbox.recipientId,
+          accountId,
+          amount: invoice.receivedMsat,
+          seq: tag.seq,
+          at,
+        });
+        if (summary.lapsed && now - at <= inbox.graceSeconds * 1000) summary.lapsed = false;
+      }
+    }
+    let applied;
+    try {
+      applied = this.deps.ledger.transfer(
+        {
+          debitAccountId: LIGHTNING_ACCOUNT,
+          creditAccountId: accountId ?? OPERATOR_ACCOUNT,
+          amount: invoice.receivedMsat,
+          code: 'stream_in',
+          idempotencyKey: key,
+          memo: tag?.streamId !== undefined ? `stream ${tag.streamId}` : `keysend ${invoice.paymentHash}`,
+        },
+        summary ? [{ key: incomingKey(summary.streamId), value: encodeIncoming(summary) }] : [],
+      );
+    } catch (err) {
+      // Credited before under other terms (e.g. the inbox appeared since): it stays as it was.
+      if (err instanceof LedgerError && err.code === LedgerErrorCode.IDEMPOTENCY_CONFLICT) return;
+      throw err;
+    }
+    if (applied.replayed) return;
+    const prev = summary ? this.incoming.get(summary.streamId) : undefined;
+    if (summary) this.incoming.set(summary.streamId, summary);
+    await applied.durable;
+    if (summary && prev?.lapsed && !summary.lapsed)
+      this.deps.publish(summary.accountId, { type: 'stream_resumed', incoming: { ...summary } });
+  }
+
+  /** Reports every flowing stream whose inbox's grace period passed without a payment (once). */
+  checkLapses(now = this.clock.now()): void {
+    for (const s of this.incoming.values()) {
+      const inbox = this.inboxes.get(s.recipientId);
+      if (!inbox || !hasLapsed(s, inbox.graceSeconds * 1000, now)) continue;
+      s.lapsed = true;
+      this.deps.ledger
+        .putRecords([{ key: incomingKey(s.streamId), value: encodeIncoming(s) }])
+        .catch((err: unknown) => this.deps.log.warn({ err }, 'could not record a lapsed stream'));
+      this.deps.publish(s.accountId, { type: 'stream_lapsed', incoming: { ...s } });
+    }
+  }
+
+  private tagOf(invoice: Invoice): StreamTag | undefined {
+    for (const h of invoice.htlcs) {
+      const tag = readStreamTag(h.records);
+      if (tag) return tag;
+    }
+    return undefined;
+  }
+
+  /** The inbox a payment is for: its recipient id, or the stream's known recipient. */
+  private inboxOf(tag: StreamTag | undefined): Inbox | undefined {
+    if (!tag) return undefined;
+    if (tag.recipientId !== undefined) return this.inboxes.get(tag.recipientId);
+    const known = tag.streamId !== undefined ? this.incoming.get(tag.streamId) : undefined;
+    return known ? this.inboxes.get(known.recipientId) : undefined;
+  }
+}

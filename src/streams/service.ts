@@ -1,0 +1,399 @@
+import { randomUUID } from 'node:crypto';
+import type { Ledger } from '../ledger/ledger.js';
+import { Ticker, systemClock, type Clock } from './clock.js';
+import { decodeStream } from './codec.js';
+import { invalid, StreamError, StreamErrorCode } from './errors.js';
+import { IDLE, LocalEngine, PAID } from './local-engine.js';
+import {
+  activeMsAt,
+  bankActiveTime,
+  changed,
+  isLocal,
+  newChunk,
+  newModel,
+  publicStream,
+  type StreamModel,
+} from './model.js';
+import type { Logger, StreamPayments } from './ports.js';
+import { RemoteSender } from './remote-sender.js';
+import { isFatal, type StopSignal } from './stop-signal.js';
+import type { CreateStreamInput, InboxDirectory, PublicStream, StreamPublisher, TickStats } from './types.js';
+import { validateCreate } from './validate.js';
+
+export interface StreamsOptions {
+  /** The scheduler's period (default 1000 ms). */
+  tickMs?: number;
+  /** Time streams reserve this many seconds of rate per chunk (default 60). */
+  chunkSeconds?: number;
+  /**
+   * Up to this fraction (0 to 0.9) is cut from each stream's first chunk, fixed by its id, so
+   * that streams started together do not all roll over to their next chunk (policy check, audit,
+   * reservation) on the same tick (default 0.5; 0 makes every chunk full size).
+   */
+  firstChunkStagger?: number;
+  /** Remote streams stop after this many failed payments in a row (default 10). */
+  maxConsecutiveFailures?: number;
+}
+
+export interface StreamsDeps {
+  ledger: Ledger;
+  payments: StreamPayments;
+  publish: StreamPublisher;
+  log: Logger;
+  clock?: Clock;
+  /** Recipient ids of this gateway: a stream to our own node and one of them stays internal. */
+  inboxes?: InboxDirectory;
+  /** Called after every tick (benchmarks, monitoring). */
+  onTick?: (stats: TickStats) => void;
+  options?: StreamsOptions;
+}
+
+/** What may still finish a stream with money owed: everything except the payer's refusal. */
+const DRAINS = new Set(['requested', 'cap_reached']);
+
+/**
+ * Per-second streaming payments. Local streams (payee on this gateway) pay out of prepaid
+ * chunks on one 1 s scheduler, every stream's move of a tick in one batched write; remote
+ * streams keysend what accrued every interval. State changes are published to the parties.
+ */
+export class StreamsService {
+  private readonly streams = new Map<string, StreamModel>();
+  /** Active local streams: what the tick visits. */
+  private readonly local = new Set<StreamModel>();
+  /** Remote streams with work left: active, paused, draining, or with payments in flight. */
+  private readonly remote = new Set<StreamModel>();
+  private readonly ticker: Ticker;
+  private readonly engine: LocalEngine;
+  private readonly sender: RemoteSender;
+  private readonly clock: Clock;
+  private running = false;
+  private failed = false;
+
+  constructor(private readonly deps: StreamsDeps) {
+    const options = deps.options ?? {};
+    this.clock = deps.clock ?? systemClock;
+    this.ticker = new Ticker(this.clock, options.tickMs ?? 1000, (t) => this.tick(t));
+    const stagger = options.firstChunkStagger ?? 0.5;
+    const chunkSeconds = options.chunkSeconds ?? 60;
+    if (!(stagger >= 0 && stagger <= 0.9)) throw invalid('firstChunkStagger must be from 0 to 0.9');
+    if (!Number.isSafeInteger(chunkSeconds) || chunkSeconds < 1)
+      throw invalid('chunkSeconds must be a positive integer');
+    this.engine = new LocalEngine(deps.ledger, deps.payments, chunkSeconds, Math.round(stagger * 1000));
+    this.sender = new RemoteSender(
+      deps.payments,
+      {
+        write: (s, t) => this.write(s, t),
+        stop: (s, signal, t) => this.finish(s, signal, t),
+        now: () => this.now(),
+      },
+      deps.log,
+      options.maxConsecutiveFailures ?? 10,
+    );
+  }
+
+  /**
+   * Loads every stream. Active ones resume from now: the time the gateway was down is not billed.
+   * A local stream keeps its open chunk; a remote one first re-sends an intent left unfinished.
+   */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.streams.clear();
+    this.local.clear();
+    this.remote.clear();
+    const now = this.now();
+    for (const r of await this.deps.ledger.listRecords('stream!')) {
+      let s: StreamModel;
+      try {
+        s = decodeStream(r.value);
+      } catch (err) {
+        this.deps.log.error({ err, key: r.key }, 'unreadable stream record; skipped');
+        continue;
+      }
+      this.streams.set(s.id, s);
+      if (s.state === 'active') s.activeSince = now;
+      if (isLocal(s)) this.recoverChunk(s, now);
+      else s.nextSendAt = now + s.intervalSeconds * 1000;
+      if (isLocal(s) ? s.state === 'active' : s.state !== 'stopped' || hasWork(s)) this.track(s);
+    }
+    this.running = true;
+    this.ticker.start();
+  }
+
+  /** Shuts the scheduler down, banking every active stream's time and settling local ones. */
+  stop(): Promise<void>;
+  /** Stops one stream for good: what is due is paid, the open chunk is posted (the rest returns). */
+  stop(id: string, reason?: string): Promise<PublicStream>;
+  async stop(id?: string, reason?: string): Promise<PublicStream | void> {
+    if (id === undefined) return this.shutdown();
+    if (reason !== undefined && (typeof reason !== 'string' || reason.length > 256))
+      throw invalid('reason must be a string of at most 256 characters');
+    const s = this.mustGet(id);
+    if (s.state === 'stopped')
+      throw new StreamError(StreamErrorCode.STREAM_STOPPED, `stream ${id} is stopped`);
+    const now = this.now();
+    this.settleNow(s, now);
+    if (!isStopped(s)) this.finish(s, { reason: 'requested', ...(reason ? { message: reason } : {}) }, now);
+    return this.applied(s);
+  }
+
+  async create(payerAccountId: string, input: CreateStreamInput): Promise<PublicStream> {
+    this.assertRunning();
+    this.deps.ledger.requireAccount(payerAccountId);
+    const v = validateCreate(input, {
+      payerAccountId,
+      accountKind: (id) => this.deps.ledger.getAccount(id)?.kind,
+      nodeId: this.deps.payments.nodeId,
+      inboxAccount: (rid) => this.deps.inboxes?.accountOf(rid),
+    });
+    const now = this.now();
+    const s = newModel({ ...v, id: randomUUID(), payerAccountId, createdAt: now }, { activeSince: now });
+    // A local stream exists only once its first chunk is reserved: a refusal refuses the stream.
+    if (isLocal(s)) this.engine.openChunk(s, 0n, true);
+    else s.nextSendAt = now + s.intervalSeconds * 1000;
+    this.streams.set(s.id, s);
+    this.track(s);
+    this.write(s, now);
+    this.publishState(s, now);
+    return this.applied(s);
+  }
+
+  async pause(id: string): Promise<PublicStream> {
+    const s = this.mustGet(id);
+    this.assertState(s, 'active');
+    const now = this.now();
+    this.settleNow(s, now);
+    if (!isStopped(s)) {
+      bankActiveTime(s, now);
+      s.state = 'paused';
+      changed(s, now);
+      if (isLocal(s)) {
+        this.local.delete(s);
+        this.engine.closeChunk(s, 'stream paused');
+      }
+      this.write(s, now);
+      this.publishState(s, now);
+    }
+    return this.applied(s);
+  }
+
+  /** Resumes a paused stream; a local one reserves a new chunk first (the policy is asked again). */
+  async resume(id: string): Promise<PublicStream> {
+    this.assertRunning();
+    const s = this.mustGet(id);
+    this.assertState(s, 'paused');
+    const now = this.now();
+    if (isLocal(s)) this.engine.openChunk(s, 0n, true);
+    s.state = 'active';
+    s.activeSince = now;
+    changed(s, now);
+    this.track(s);
+    this.write(s, now);
+    this.publishState(s, now);
+    return this.applied(s);
+  }
+
+  /** Adds metered usage (a positive integer of units); the next tick or interval pays for it. */
+  async reportUsage(id: string, units: number): Promise<PublicStream> {
+    const s = this.mustGet(id);
+    if (s.rate.kind !== 'metered')
+      throw new StreamError(StreamErrorCode.STREAM_NOT_METERED, `stream ${id} is billed by time`);
+    this.assertState(s, 'active');
+    if (typeof units !== 'number' || !Number.isSafeInteger(units) || units < 1)
+      throw invalid('units must be a positive integer');
+    const now = this.now();
+    s.units += BigInt(units);
+    s.updatedAt = now;
+    this.write(s, now);
+    return this.applied(s);
+  }
+
+  get(id: string): PublicStream {
+    return publicStream(this.mustGet(id), this.now());
+  }
+
+  /** Streams the account pays or (locally) receives, newest first. */
+  list(accountId: string): PublicStream[] {
+    const now = this.now();
+    return [...this.streams.values()]
+      .filter((s) => s.payerAccountId === accountId || s.payeeAccountId === accountId)
+      .sort((a, b) => b.createdAt - a.createdAt)
+      .map((s) => publicStream(s, now));
+  }
+
+  // ---- scheduler ------------------------------------------------------------------------
+
+  private tick(scheduledAt: number): void {
+    if (this.failed) return;
+    const startedAt = this.clock.now();
+    const hook = this.deps.onTick;
+    const lags = hook ? new Float64Array(this.local.size) : undefined;
+    let advanced = 0;
+    let visited = 0;
+    for (const s of this.local) {
+      visited += 1;
+      try {
+        const out = this.engine.settle(s, activeMsAt(s, scheduledAt), scheduledAt);
+        if (out === PAID) {
+          if (lags) lags[advanced] = this.clock.now() - scheduledAt;
+          advanced += 1;
+        } else if (out !== IDLE) this.finish(s, out, scheduledAt);
+      } catch (err) {
+        if (this.fail(err)) return;
+        this.deps.log.error({ err, streamId: s.id }, 'stream tick failed');
+      }
+    }
+    try {
+      this.sender.tick(scheduledAt, this.remote);
+    } catch (err) {
+      if (this.fail(err)) return;
+      this.deps.log.error({ err }, 'remote stream tick failed');
+    }
+    if (hook && lags) {
+      const durable = this.deps.ledger.flush();
+      durable.catch(() => undefined); // a storage failure is the ledger's 'fatal' event
+      hook({
+        scheduledAt,
+        startedAt,
+        finishedAt: this.clock.now(),
+        streams: visited,
+        advanced,
+        lagsMs: lags.subarray(0, advanced),
+        durable,
+      });
+    }
+  }
+
+  /** Pays a local stream up to `now`; stops it if that fails or reaches a cap. */
+  private settleNow(s: StreamModel, now: number): void {
+    if (!isLocal(s) || s.state !== 'active') return;
+    s.lastSecs = -1;
+    const out = this.engine.settle(s, activeMsAt(s, now), now);
+    if (out !== IDLE && out !== PAID) this.finish(s, out, now);
+  }
+
+  /** Stops a stream: banks its time, posts its chunk, records and publishes the final state. */
+  private finish(s: StreamModel, signal: StopSignal, t: number): void {
+    bankActiveTime(s, t);
+    s.state = 'stopped';
+    s.stopReason = signal.reason;
+    s.stopCode = signal.code;
+    s.stopMessage = signal.message;
+    s.stoppedAt = t;
+    changed(s, t);
+    if (isLocal(s)) {
+      this.local.delete(s);
+      this.engine.closeChunk(s, `stream stopped: ${signal.reason}`);
+    } else {
+      s.drain = DRAINS.has(signal.reason);
+    }
+    this.write(s, t);
+    this.publishState(s, t);
+  }
+
+  private async shutdown(): Promise<void> {
+    if (!this.running) return;
+    this.ticker.stop();
+    const now = this.now();
+    for (const s of [...this.local, ...this.remote]) {
+      if (s.state !== 'active') continue;
+      try {
+        this.settleNow(s, now);
+        if (!isStopped(s)) this.write(s, now);
+      } catch (err) {
+        if (this.fail(err)) break;
+        this.deps.log.error({ err, streamId: s.id }, 'could not bank a stream at shutdown');
+      }
+    }
+    this.running = false;
+    this.sender.close();
+    await this.deps.ledger.flush().catch(() => undefined);
+  }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  private recoverChunk(s: StreamModel, now: number): void {
+    const c = s.chunk;
+    if (c === undefined) return;
+    const t = this.deps.ledger.getTransferSync(c.id);
+    if (t?.state !== 'pending') {
+      s.chunk = undefined;
+      return;
+    }
+    // The record commits with every advance, so the ledger's progress of the chunk is the record's.
+    s.chunk = newChunk(c.id, t.amount, t.advanced ?? 0n);
+    if (s.state !== 'active') {
+      this.engine.closeChunk(s, 'stream not active');
+      this.write(s, now);
+    }
+  }
+
+  private track(s: StreamModel): void {
+    if (isLocal(s)) {
+      if (s.state === 'active') this.local.add(s);
+    } else this.remote.add(s);
+  }
+
+  private write(s: StreamModel, t: number): void {
+    if (this.failed) return;
+    try {
+      this.engine.write(s, activeMsAt(s, t));
+    } catch (err) {
+      if (!this.fail(err)) this.deps.log.error({ err, streamId: s.id }, 'could not write a stream record');
+    }
+  }
+
+  /** Resolves with the stream's view once everything applied for it is durable. */
+  private async applied(s: StreamModel): Promise<PublicStream> {
+    await this.engine.lastDurable;
+    return publicStream(s, this.now());
+  }
+
+  private publishState(s: StreamModel, t: number): void {
+    const event = { type: 'stream' as const, stream: publicStream(s, t) };
+    this.deps.publish(s.payerAccountId, event);
+    if (s.payeeAccountId !== undefined) this.deps.publish(s.payeeAccountId, event);
+  }
+
+  /** On a storage failure the ledger accepts nothing more: stop ticking (the process restarts). */
+  private fail(err: unknown): boolean {
+    if (!isFatal(err)) return false;
+    this.failed = true;
+    this.ticker.stop();
+    this.deps.log.error({ err }, 'ledger failed; streams stopped ticking');
+    return true;
+  }
+
+  private mustGet(id: string): StreamModel {
+    const s = typeof id === 'string' ? this.streams.get(id) : undefined;
+    if (!s) throw new StreamError(StreamErrorCode.STREAM_NOT_FOUND, `no stream ${String(id)}`);
+    return s;
+  }
+
+  private assertState(s: StreamModel, state: 'active' | 'paused'): void {
+    if (s.state === state) return;
+    if (s.state === 'stopped')
+      throw new StreamError(StreamErrorCode.STREAM_STOPPED, `stream ${s.id} is stopped`);
+    throw new StreamError(
+      state === 'active' ? StreamErrorCode.STREAM_NOT_ACTIVE : StreamErrorCode.STREAM_NOT_PAUSED,
+      `stream ${s.id} is ${s.state}`,
+    );
+  }
+
+  private assertRunning(): void {
+    if (!this.running || this.failed)
+      throw new StreamError(StreamErrorCode.STREAMS_NOT_RUNNING, 'streams are not running');
+  }
+
+  private now(): number {
+    return Math.floor(this.clock.now());
+  }
+}
+
+/** Re-reads the state after calls that may have stopped the stream. */
+function isStopped(s: StreamModel): boolean {
+  return s.state === 'stopped';
+}
+
+function hasWork(s: StreamModel): boolean {
+  return s.drain || s.intent !== undefined || s.inFlight.length > 0;
+}
