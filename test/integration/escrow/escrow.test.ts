@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getInvoice, getPayment, pay } from 'ln-service';
+import { createInvoice, getInvoice, getPayment, pay } from 'ln-service';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../../src/config/load.js';
@@ -140,6 +140,34 @@ describe('escrow on hold invoices (regtest)', () => {
     expect(await outcome).toBe('failed');
     await eventually(() => (state(e.id) === 'refunded' ? true : undefined), 15_000, 'the safety cancel');
     expect(escrow().get(e.id).reason).toBe('cltv_safety');
+  });
+
+  it('an escrow nobody funds expires at its deadline and its invoice is canceled', async () => {
+    const e = await lightningEscrow({ timeoutSeconds: 2 });
+    await eventually(() => (state(e.id) === 'expired' ? true : undefined), 15_000, 'expiry');
+    const inv = await getInvoice({ lnd: await rawLnd('alice'), id: e.paymentHash });
+    expect(inv.is_canceled).toBe(true);
+  });
+
+  it('pays the released amount out to the invoice the payee named', async () => {
+    await s.policies.set('esc-payee', tierPolicy('L3'));
+    const carol = await rawLnd('carol');
+    const payout = await createInvoice({ lnd: carol, mtokens: '40000000', description: 'payout' });
+    const e = await lightningEscrow({ payoutRequest: payout.request });
+    const { outcome } = await bobPays(e);
+    const before = payeeBalance();
+    await escrow().approve(e.id, payer);
+    expect(await outcome).toBe('paid');
+    await eventually(
+      async () => ((await getInvoice({ lnd: carol, id: payout.id })).is_confirmed ? true : undefined),
+      30_000,
+      'the payout to settle at carol',
+    );
+    const paid = await eventually(() => escrow().get(e.id).payoutPaymentId, 10_000, 'the payout id');
+    const payment = s.payments.getPayment(paid)!;
+    expect(payment.status).toBe('succeeded');
+    // Credited on release, then spent on the payout (plus its routing fee).
+    expect(payeeBalance()).toBe(before + 40_000_000n - 40_000_000n - payment.feeMsat!);
   });
 
   it('refuses deadlines the CLTV budget cannot cover, and final CLTVs wallets refuse', async () => {
