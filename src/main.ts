@@ -21,6 +21,10 @@ import { EscrowService, type EscrowOptions } from './escrow/service.js';
 import { ServiceRegistry } from './market/registry.js';
 import { TaskMarket } from './market/tasks.js';
 import { StreamReceiver, StreamsService, type StreamsOptions } from './streams/index.js';
+import { DeviceBridge } from './devices/bridge.js';
+import { accountOperations } from './devices/operations.js';
+import { DeviceRegistry } from './devices/registry.js';
+import { xOnlyOf } from './crypto/bip340.js';
 import { PaymentsService, type PaymentsOptions } from './payments/service.js';
 import type { LightningBackend } from './lightning/backend.js';
 import { AuditLog } from './policy/audit.js';
@@ -149,6 +153,16 @@ export async function openAccounts(
     ...(options.streams ? { options: options.streams } : {}),
   });
   await streams.start();
+  const deviceRegistry = new DeviceRegistry(ledger);
+  await deviceRegistry.load();
+  const deviceKey = secretFile(config, 'device-key');
+  const bridge = new DeviceBridge(
+    deviceRegistry,
+    ledger,
+    deviceKey,
+    accountOperations({ ledger, payments }),
+    log,
+  );
   const subscription = backend.subscribeInvoices({
     cursor: new LevelCursorStore(db),
     onInvoice: async (invoice) => {
@@ -171,6 +185,7 @@ export async function openAccounts(
       registry,
       streams,
       receiver,
+      devices: { bridge, registry: deviceRegistry, gatewayId: xOnlyOf(deviceKey) },
     },
     async close() {
       subscription.close();
@@ -185,15 +200,18 @@ export async function openAccounts(
   };
 }
 
-/** The L402 credential secret: 32 random bytes, created once, kept with mode 0600. */
-function l402Secret(config: Config): Buffer {
-  const file = join(resolve(config.dataDir), 'l402-secret');
-  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
-  const secret = randomBytes(32);
+/** A 32-byte secret of this gateway (hex), created once in the data dir with mode 0600. */
+function secretFile(config: Config, name: string): string {
+  const file = join(resolve(config.dataDir), name);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const secret = randomBytes(32).toString('hex');
   mkdirSync(resolve(config.dataDir), { recursive: true });
-  writeFileSync(file, secret.toString('hex') + '\n', { mode: 0o600 });
+  writeFileSync(file, secret + '\n', { mode: 0o600 });
   return secret;
 }
+
+/** The L402 credential secret. */
+const l402Secret = (config: Config): Buffer => Buffer.from(secretFile(config, 'l402-secret'), 'hex');
 
 export interface ProxyHandle {
   url: string;

@@ -1,5 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import * as ecc from 'tiny-secp256k1';
+import { schnorrSign, taggedHash, xOnlyOf } from '../crypto/bip340.js';
+
+export { schnorrSign, schnorrVerify, taggedHash, xOnlyOf } from '../crypto/bip340.js';
 
 /** Protocol version carried in every envelope (firmware-bridge/PROTOCOL.md). */
 export const PROTOCOL_VERSION = 1;
@@ -55,20 +56,6 @@ export interface EventEnvelope {
   e: string;
   b: string;
   s: string;
-}
-
-const sha256 = (...parts: Uint8Array[]): Buffer => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
-};
-
-const tagHashes = new Map<string, Buffer>();
-/** BIP340 tagged hash: sha256(sha256(tag) ‖ sha256(tag) ‖ msg). */
-export function taggedHash(tag: string, msg: Uint8Array): Buffer {
-  let t = tagHashes.get(tag);
-  if (!t) tagHashes.set(tag, (t = sha256(Buffer.from(tag, 'utf8'))));
-  return sha256(t, t, msg);
 }
 
 function u64(n: number): Buffer {
@@ -148,24 +135,6 @@ export const enrollDigest = (deviceId: string, code: string): Buffer =>
   taggedHash(TAGS.enroll, enrollMessage(deviceId, code));
 
 /** BIP340 signature (hex) of a 32-byte digest; `aux` is the auxiliary randomness (32 bytes). */
-export function schnorrSign(
-  digest: Uint8Array,
-  secretKeyHex: string,
-  aux: Uint8Array = randomBytes(32),
-): string {
-  return Buffer.from(ecc.signSchnorr(digest, hex(secretKeyHex), aux)).toString('hex');
-}
-
-export function schnorrVerify(digest: Uint8Array, xOnlyHex: string, signatureHex: string): boolean {
-  if (!/^[0-9a-f]{64}$/.test(xOnlyHex) || !/^[0-9a-f]{128}$/.test(signatureHex)) return false;
-  const key = hex(xOnlyHex);
-  if (!ecc.isXOnlyPoint(key)) return false;
-  return ecc.verifySchnorr(digest, key, hex(signatureHex));
-}
-
-export function xOnlyOf(secretKeyHex: string): string {
-  return Buffer.from(ecc.xOnlyPointFromScalar(hex(secretKeyHex))).toString('hex');
-}
 
 export function signRequest(
   fields: Omit<RequestEnvelope, 's' | 'v' | 'd'>,

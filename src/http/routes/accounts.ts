@@ -9,6 +9,7 @@ import { eventRoutes } from './events.js';
 import { escrowRoutes } from './escrow.js';
 import { marketRoutes } from './market.js';
 import { streamRoutes } from './streams.js';
+import { deviceRoutes } from './devices.js';
 import { keyRoutes } from './keys.js';
 import { moneyRoutes } from './money.js';
 import { policyRoutes } from './policies.js';
@@ -172,4 +173,5 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
   if (s.escrow) await app.register(escrowRoutes, { escrow: s.escrow });
   if (s.market && s.registry) await app.register(marketRoutes, { market: s.market, registry: s.registry });
   if (s.streams && s.receiver) await app.register(streamRoutes, { streams: s.streams, receiver: s.receiver });
+  if (s.devices) await app.register(deviceRoutes, s.devices);
 };

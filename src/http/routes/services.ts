@@ -10,6 +10,8 @@ import type { EscrowService } from '../../escrow/service.js';
 import type { ServiceRegistry } from '../../market/registry.js';
 import type { TaskMarket } from '../../market/tasks.js';
 import type { StreamReceiver, StreamsService } from '../../streams/index.js';
+import type { DeviceBridge } from '../../devices/bridge.js';
+import type { DeviceRegistry } from '../../devices/registry.js';
 
 export interface AccountServices {
   ledger: Ledger;
@@ -24,6 +26,7 @@ export interface AccountServices {
   registry?: ServiceRegistry;
   streams?: StreamsService;
   receiver?: StreamReceiver;
+  devices?: { bridge: DeviceBridge; registry: DeviceRegistry; gatewayId: string };
 }
 
 export function accountView(a: Account, tier?: string): Record<string, unknown> {

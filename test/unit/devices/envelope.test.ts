@@ -15,7 +15,7 @@ import { deriveDeviceKey } from '../../../src/devices/keys.js';
 import { buildVectors } from '../../../src/devices/vectors.js';
 
 // @noble/secp256k1 3.x needs a sha256 to be given; the device simulator does the same.
-noble.hashes.sha256 = (msg: Uint8Array): Uint8Array => createHash('sha256').update(msg).digest();
+noble.hashes.sha256 = (msg) => new Uint8Array(createHash('sha256').update(msg).digest());
 
 type Vec = { envelope: Record<string, unknown>; digest: string; signature: string; message: string };
 const vectors = JSON.parse(readFileSync('firmware-bridge/test/vectors.json', 'utf8')) as {

@@ -1,0 +1,160 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Ledger } from '../ledger/ledger.js';
+import { isXOnlyKey } from '../crypto/bip340.js';
+import { enrollDigest, schnorrVerify } from './envelope.js';
+import { DeviceError, DeviceErrorCode } from './errors.js';
+import type { Device, Enrollment } from './types.js';
+
+const devKey = (id: string): string => `dev!${id}`;
+const enrKey = (hash: string): string => `denr!${hash}`;
+const HEX64 = /^[0-9a-f]{64}$/;
+const sha256hex = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
+/** Crockford-like alphabet without look-alikes, 4-4-4 groups: about 60 bits. */
+const ALPHABET = '23456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+/** The devices of this gateway and their enrollment codes, kept as ledger side records. */
+export class DeviceRegistry {
+  private readonly devices = new Map<string, Device>();
+  private readonly enrollments = new Map<string, Enrollment>();
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async load(): Promise<void> {
+    for (const r of await this.ledger.listRecords('dev!')) {
+      const d = JSON.parse(r.value) as Device;
+      this.devices.set(d.deviceId, d);
+    }
+    for (const r of await this.ledger.listRecords('denr!')) {
+      const e = JSON.parse(r.value) as Enrollment;
+      this.enrollments.set(e.codeHash, e);
+    }
+  }
+
+  /** Registers a device key for an account (the operator provisioned the key, e.g. from a mnemonic). */
+  async register(input: { deviceId: string; accountId: string; name: string }): Promise<Device> {
+    if (!isXOnlyKey(input.deviceId))
+      throw new DeviceError(
+        DeviceErrorCode.INVALID_PARAMS,
+        'deviceId must be a BIP340 x-only public key (64 hex)',
+      );
+    const account = this.ledger.requireAccount(input.accountId);
+    if (account.kind === 'system' || account.kind === 'operator')
+      throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'a device needs an account of its own kind');
+    if (this.devices.has(input.deviceId))
+      throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'this device is already registered');
+    const d: Device = {
+      deviceId: input.deviceId,
+      accountId: input.accountId,
+      name: input.name,
+      state: 'active',
+      lastCounter: 0,
+      lastEventSeq: 0,
+      createdAt: this.now(),
+    };
+    await this.save(d);
+    this.devices.set(d.deviceId, d);
+    return { ...d };
+  }
+
+  /** A one-time enrollment code for an account; shown once, stored as its hash. */
+  async createEnrollment(
+    accountId: string,
+    name: string,
+    ttlSeconds = 3600,
+  ): Promise<{ code: string; expiresAt: number }> {
+    this.ledger.requireAccount(accountId);
+    const bytes = randomBytes(12);
+    let code = '';
+    for (let i = 0; i < 12; i++) code += ALPHABET[bytes[i]! % ALPHABET.length];
+    code = `${code.slice(0, 4)}-${code.slice(4, 8)}-${code.slice(8)}`;
+    const e: Enrollment = {
+      codeHash: sha256hex(code),
+      accountId,
+      name,
+      expiresAt: this.now() + ttlSeconds * 1000,
+    };
+    await this.ledger.putRecords([{ key: enrKey(e.codeHash), value: JSON.stringify(e) }]);
+    this.enrollments.set(e.codeHash, e);
+    return { code, expiresAt: e.expiresAt };
+  }
+
+  /** A device enrolls its own key with a code: proves the key by signing the code. */
+  async enroll(input: { deviceId: string; code: string; signature: string }): Promise<Device> {
+    const hash = sha256hex(input.code.trim().toUpperCase());
+    const e = [...this.enrollments.values()].find((x) =>
+      timingSafeEqual(Buffer.from(x.codeHash, 'hex'), Buffer.from(hash, 'hex')),
+    );
+    const invalid = new DeviceError(
+      DeviceErrorCode.ENROLLMENT_INVALID,
+      'the enrollment code is unknown, used or expired',
+    );
+    if (!e || e.usedBy !== undefined || e.expiresAt <= this.now()) throw invalid;
+    if (
+      !HEX64.test(input.deviceId) ||
+      !schnorrVerify(
+        enrollDigest(input.deviceId, input.code.trim().toUpperCase()),
+        input.deviceId,
+        input.signature,
+      )
+    )
+      throw new DeviceError(DeviceErrorCode.BAD_SIGNATURE, 'the enrollment signature does not verify');
+    e.usedBy = input.deviceId;
+    await this.ledger.putRecords([{ key: enrKey(e.codeHash), value: JSON.stringify(e) }]);
+    return this.register({ deviceId: input.deviceId, accountId: e.accountId, name: e.name });
+  }
+
+  async revoke(deviceId: string): Promise<Device> {
+    const d = this.must(deviceId);
+    if (d.state === 'revoked') return { ...d };
+    d.state = 'revoked';
+    d.revokedAt = this.now();
+    await this.save(d);
+    return { ...d };
+  }
+
+  get(deviceId: string): Device | undefined {
+    const d = this.devices.get(deviceId);
+    return d ? { ...d } : undefined;
+  }
+
+  list(accountId?: string): Device[] {
+    return [...this.devices.values()]
+      .filter((d) => accountId === undefined || d.accountId === accountId)
+      .map((d) => ({ ...d }));
+  }
+
+  /**
+   * Accepts a request counter: it must be above the last one. The new counter is durable before
+   * this resolves, so a replay after a crash is still refused.
+   */
+  async acceptCounter(deviceId: string, counter: number): Promise<void> {
+    const d = this.must(deviceId);
+    if (counter <= d.lastCounter)
+      throw new DeviceError(DeviceErrorCode.REPLAYED, `counter ${counter} is not above ${d.lastCounter}`, {
+        lastCounter: d.lastCounter,
+      });
+    d.lastCounter = counter;
+    await this.save(d);
+  }
+
+  /** The next event sequence number of a device (persisted with the event's record by the caller). */
+  nextEventSeq(deviceId: string): number {
+    const d = this.must(deviceId);
+    d.lastEventSeq += 1;
+    void this.save(d);
+    return d.lastEventSeq;
+  }
+
+  private must(deviceId: string): Device {
+    const d = this.devices.get(deviceId);
+    if (!d) throw new DeviceError(DeviceErrorCode.UNKNOWN_DEVICE, 'no device with this id');
+    return d;
+  }
+
+  private save(d: Device): Promise<void> {
+    return this.ledger.putRecords([{ key: devKey(d.deviceId), value: JSON.stringify(d) }]);
+  }
+}

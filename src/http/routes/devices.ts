@@ -1,0 +1,137 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { DeviceBridge } from '../../devices/bridge.js';
+import type { DeviceRegistry } from '../../devices/registry.js';
+import { AnyObject, ErrorResponses, IdParams } from '../schemas.js';
+
+const DeviceId = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BIP340 x-only public key' });
+
+/** The device bridge over HTTP (signed envelopes, public), and the operator's device registry. */
+export const deviceRoutes: FastifyPluginAsyncTypebox<{
+  bridge: DeviceBridge;
+  registry: DeviceRegistry;
+  gatewayId: string;
+}> = async (app, { bridge, registry, gatewayId }) => {
+  const tags = ['devices'];
+  app.post(
+    '/v1/device',
+    {
+      // Authenticated by the envelope's signature, not by a bearer key.
+      config: { public: true },
+      schema: {
+        tags,
+        description:
+          'A signed device request (firmware-bridge/PROTOCOL.md); the answer is a signed response envelope.',
+        body: AnyObject,
+        response: { 200: AnyObject, ...ErrorResponses },
+      },
+    },
+    async (req, reply) => {
+      const r = await bridge.handle(req.body);
+      return 'envelope' in r ? (r.envelope as never) : reply.code(r.status).send({ error: r.error } as never);
+    },
+  );
+
+  app.get(
+    '/v1/device/gateway',
+    {
+      config: { public: true },
+      schema: {
+        tags,
+        description: 'The gateway id devices pin (take it from a trusted channel when provisioning).',
+        response: { 200: Type.Object({ gatewayId: Type.String(), protocolVersion: Type.Integer() }) },
+      },
+    },
+    async () => ({ gatewayId, protocolVersion: 1 }),
+  );
+
+  app.post(
+    '/v1/device/enroll',
+    {
+      config: { public: true },
+      schema: {
+        tags,
+        body: Type.Object(
+          {
+            deviceId: DeviceId,
+            code: Type.String({ minLength: 4, maxLength: 32 }),
+            signature: Type.String({ pattern: '^[0-9a-f]{128}$' }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: AnyObject, ...ErrorResponses },
+      },
+    },
+    async (req, reply) => reply.code(201).send((await registry.enroll(req.body)) as never),
+  );
+
+  app.post(
+    '/v1/devices',
+    {
+      schema: {
+        tags,
+        security: [{ operator: [] }],
+        body: Type.Object(
+          {
+            deviceId: DeviceId,
+            accountId: IdParams.properties.id,
+            name: Type.String({ minLength: 1, maxLength: 200 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: AnyObject, ...ErrorResponses },
+      },
+    },
+    async (req, reply) => reply.code(201).send((await registry.register(req.body)) as never),
+  );
+
+  app.get(
+    '/v1/devices',
+    {
+      schema: {
+        tags,
+        security: [{ operator: [] }],
+        querystring: Type.Object({ accountId: Type.Optional(Type.String({ maxLength: 128 })) }),
+        response: { 200: Type.Object({ devices: Type.Array(AnyObject) }) },
+      },
+    },
+    async (req) => ({ devices: registry.list(req.query.accountId) as never }),
+  );
+
+  app.post(
+    '/v1/devices/:deviceId/revoke',
+    {
+      schema: {
+        tags,
+        security: [{ operator: [] }],
+        params: Type.Object({ deviceId: DeviceId }),
+        response: { 200: AnyObject, ...ErrorResponses },
+      },
+    },
+    async (req) => (await registry.revoke(req.params.deviceId)) as never,
+  );
+
+  app.post(
+    '/v1/accounts/:id/device-enrollments',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags,
+        description: 'A one-time code with which a device enrolls its own key for this account (shown once).',
+        params: IdParams,
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 200 }),
+            ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 30 * 86400 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Type.Object({ code: Type.String(), expiresAt: Type.Integer() }), ...ErrorResponses },
+      },
+    },
+    async (req, reply) =>
+      reply
+        .code(201)
+        .send(await registry.createEnrollment(req.params.id, req.body.name, req.body.ttlSeconds)),
+  );
+};

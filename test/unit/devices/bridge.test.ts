@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { DeviceBridge } from '../../../src/devices/bridge.js';
+import {
+  enrollDigest,
+  responseDigest,
+  schnorrSign,
+  schnorrVerify,
+  signRequest,
+  xOnlyOf,
+  type ResponseEnvelope,
+} from '../../../src/devices/envelope.js';
+import { accountOperations } from '../../../src/devices/operations.js';
+import { DeviceRegistry } from '../../../src/devices/registry.js';
+import { balanceOf } from '../../../src/ledger/types.js';
+import { fakeRequest } from '../../support/fake-lightning.js';
+import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
+
+const GATEWAY = '44'.repeat(32);
+const DEVICE = '55'.repeat(32);
+const T0 = 1_763_700_000;
+
+async function bridgeFixture() {
+  let now = T0 * 1000;
+  const f = await paymentsFixture({ now: () => now });
+  await f.account('meter', 1_000_000n);
+  const registry = new DeviceRegistry(f.ledger, () => now);
+  await registry.load();
+  await registry.register({ deviceId: xOnlyOf(DEVICE), accountId: 'meter', name: 'meter-1' });
+  const bridge = new DeviceBridge(
+    registry,
+    f.ledger,
+    GATEWAY,
+    accountOperations({ ledger: f.ledger, payments: f.service }),
+    silentLog,
+    {
+      now: () => now,
+    },
+  );
+  let counter = 0;
+  const send = (
+    m: string,
+    p: object | string,
+    extra: { c?: number; t?: number; k?: string; key?: string } = {},
+  ) =>
+    bridge.handle(
+      JSON.parse(
+        JSON.stringify(
+          signRequest(
+            {
+              c: extra.c ?? ++counter,
+              t: extra.t ?? Math.floor(now / 1000),
+              m,
+              p: typeof p === 'string' ? p : JSON.stringify(p),
+              ...(extra.k ? { k: extra.k } : {}),
+            },
+            extra.key ?? DEVICE,
+          ),
+        ),
+      ),
+    );
+  return { ...f, registry, bridge, send, advance: (ms: number) => (now += ms) };
+}
+
+function verified(r: Awaited<ReturnType<DeviceBridge['handle']>>): ResponseEnvelope {
+  if (!('envelope' in r)) throw new Error(`expected a signed envelope, got ${JSON.stringify(r)}`);
+  const { s, ...unsigned } = r.envelope;
+  expect(r.envelope.g).toBe(xOnlyOf(GATEWAY));
+  expect(schnorrVerify(responseDigest(unsigned), xOnlyOf(GATEWAY), s)).toBe(true);
+  return r.envelope;
+}
+
+describe('device bridge', () => {
+  it('answers a signed balance request with a response signed by the gateway key', async () => {
+    const b = await bridgeFixture();
+    const r = verified(await b.send('balance', ''));
+    expect(r).toMatchObject({ ok: true, c: 1, d: xOnlyOf(DEVICE) });
+    expect(JSON.parse(r.b)).toEqual({ balanceMsat: '1000000', availableMsat: '1000000' });
+  });
+
+  it('pays an invoice from the device account, once per idempotency key', async () => {
+    const b = await bridgeFixture();
+    const { request } = fakeRequest({ amountMsat: 100_000n });
+    const first = verified(await b.send('pay', { invoice: request }, { k: 'pay-1' }));
+    expect(first.ok).toBe(true);
+    const paid = JSON.parse(first.b) as { status: string; paymentId: string };
+    expect(paid.status).toBe('succeeded');
+    const again = verified(await b.send('pay', { invoice: request }, { k: 'pay-1' }));
+    expect(JSON.parse(again.b)).toEqual(paid);
+    expect(again.c).toBe(2); // answers the retry's own counter
+    expect(b.lightning.payCalls).toBe(1);
+  });
+
+  it('rejects forged, tampered, replayed, stale and unknown requests, changing nothing', async () => {
+    const b = await bridgeFixture();
+    const balance = () => balanceOf(b.ledger.requireAccount('meter'));
+    const { request } = fakeRequest({ amountMsat: 100_000n });
+    // Forged: the right device id, signed by another key.
+    const good = signRequest({ c: 10, t: T0, m: 'pay', p: JSON.stringify({ invoice: request }) }, DEVICE);
+    const forged = { ...good, s: schnorrSign(Buffer.alloc(32, 1), '66'.repeat(32)) };
+    expect(await b.bridge.handle(forged)).toMatchObject({ status: 401, error: { code: 'BAD_SIGNATURE' } });
+    // Tampered: params changed after signing.
+    expect(await b.bridge.handle({ ...good, p: '{"invoice":"lnbcrt1other"}' })).toMatchObject({
+      status: 401,
+      error: { code: 'BAD_SIGNATURE' },
+    });
+    // Unknown device, malformed envelope, unsupported version.
+    expect(await b.send('balance', '', { key: '77'.repeat(32) })).toMatchObject({
+      error: { code: 'UNKNOWN_DEVICE' },
+    });
+    expect(await b.bridge.handle({ ...good, c: 'x' })).toMatchObject({
+      status: 400,
+      error: { code: 'BAD_ENVELOPE' },
+    });
+    expect(await b.bridge.handle({ ...good, v: 9 })).toMatchObject({
+      error: { code: 'UNSUPPORTED_VERSION' },
+    });
+    expect(b.lightning.payCalls).toBe(0);
+    // The genuine one goes through; sent again it is a replay.
+    expect(verified(await b.bridge.handle(good)).ok).toBe(true);
+    const replay = verified(await b.bridge.handle(good));
+    expect(replay.ok).toBe(false);
+    expect(JSON.parse(replay.b)).toMatchObject({ code: 'REPLAYED' });
+    expect(JSON.parse(verified(await b.send('balance', '', { c: 5 })).b)).toMatchObject({ code: 'REPLAYED' });
+    // Stale clock.
+    const stale = verified(await b.send('balance', '', { c: 11, t: T0 - 301 }));
+    expect(JSON.parse(stale.b)).toMatchObject({ code: 'CLOCK_SKEW' });
+    expect(b.lightning.payCalls).toBe(1);
+    expect(balance()).toBe(1_000_000n - 100_000n - 1000n);
+    // Unknown method and bad params are signed errors too.
+    expect(JSON.parse(verified(await b.send('teleport', '', { c: 20 })).b)).toMatchObject({
+      code: 'UNKNOWN_METHOD',
+    });
+    expect(JSON.parse(verified(await b.send('pay', '[1]', { c: 21 })).b)).toMatchObject({
+      code: 'INVALID_PARAMS',
+    });
+    expect(JSON.parse(verified(await b.send('invoice', { amountMsat: '-5' }, { c: 22 })).b)).toMatchObject({
+      code: 'INVALID_PARAMS',
+    });
+    // A revoked device is refused before anything else.
+    await b.registry.revoke(xOnlyOf(DEVICE));
+    expect(await b.send('balance', '', { c: 30 })).toMatchObject({
+      status: 401,
+      error: { code: 'DEVICE_REVOKED' },
+    });
+  });
+
+  it('enrolls a device-generated key once with a one-time code', async () => {
+    const b = await bridgeFixture();
+    const { code } = await b.registry.createEnrollment('meter', 'sensor-2', 600);
+    const key = '88'.repeat(32);
+    const id = xOnlyOf(key);
+    await expect(
+      b.registry.enroll({ deviceId: id, code, signature: schnorrSign(enrollDigest(id, 'WRONG-CODE'), key) }),
+    ).rejects.toMatchObject({ code: 'BAD_SIGNATURE' });
+    const d = await b.registry.enroll({
+      deviceId: id,
+      code,
+      signature: schnorrSign(enrollDigest(id, code), key),
+    });
+    expect(d).toMatchObject({ accountId: 'meter', name: 'sensor-2', state: 'active' });
+    await expect(
+      b.registry.enroll({ deviceId: xOnlyOf('99'.repeat(32)), code, signature: '00'.repeat(64) }),
+    ).rejects.toMatchObject({ code: 'ENROLLMENT_INVALID' });
+    const late = await b.registry.createEnrollment('meter', 'sensor-3', 60);
+    b.advance(61_000);
+    const k3 = 'aa'.repeat(32);
+    await expect(
+      b.registry.enroll({
+        deviceId: xOnlyOf(k3),
+        code: late.code,
+        signature: schnorrSign(enrollDigest(xOnlyOf(k3), late.code), k3),
+      }),
+    ).rejects.toMatchObject({ code: 'ENROLLMENT_INVALID' });
+  });
+});
