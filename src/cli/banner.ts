@@ -25,6 +25,10 @@ export function printStartBanner(gateway: Gateway, config: Config): void {
     if (gateway.proxy.sampleUpstream)
       lines.push(`    SAMPLE upstream (not a real model): ${gateway.proxy.sampleUpstream}`);
   }
+  if (gateway.mqtt)
+    lines.push(
+      `  Devices: MQTT ${gateway.mqtt.mqttUrl}${gateway.mqtt.embedded ? ' (embedded broker)' : ''}, HTTP ${gateway.url}/v1/device`,
+    );
   if (gateway.newOperatorKey) {
     lines.push(
       '',

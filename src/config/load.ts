@@ -12,6 +12,7 @@ export const DEFAULTS: Config = {
   logLevel: 'info',
   regtest: { dataDir: '.regtest', basePort: 27400, node: 'alice' },
   proxy: { enabled: true, host: '127.0.0.1', port: 8403, samplePort: 8404 },
+  mqtt: { enabled: true, host: '127.0.0.1', port: 1883 },
 };
 
 type Plain = Record<string, unknown>;
@@ -36,9 +37,11 @@ const ENV: Record<string, string> = {
   COULOMB_PROXY_PORT: 'proxy.port',
   COULOMB_PROXY_CONFIG: 'proxy.configFile',
   COULOMB_SAMPLE_UPSTREAM_PORT: 'proxy.samplePort',
+  COULOMB_MQTT_PORT: 'mqtt.port',
+  COULOMB_MQTT_URL: 'mqtt.url',
 };
 
-const NUMERIC = new Set(['http.port', 'regtest.basePort', 'proxy.port', 'proxy.samplePort']);
+const NUMERIC = new Set(['http.port', 'regtest.basePort', 'proxy.port', 'proxy.samplePort', 'mqtt.port']);
 
 export function envOverrides(env: NodeJS.ProcessEnv = process.env): Overrides {
   const out: Overrides = {};

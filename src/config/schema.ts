@@ -74,6 +74,19 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** Devices over MQTT: the embedded broker on host:port, or an external broker by URL. */
+    mqtt: Type.Object(
+      {
+        enabled: Type.Boolean(),
+        host: Type.String({ minLength: 1 }),
+        port: Type.Integer({ minimum: 0, maximum: 65535 }),
+        /** e.g. mqtt://broker.local:1883 — then no embedded broker is started. */
+        url: Type.Optional(Type.String({ pattern: '^mqtts?://' })),
+        username: Type.Optional(Type.String()),
+        password: Type.Optional(Type.String()),
+      },
+      { additionalProperties: false },
+    ),
     /** Operator credential; when absent one is generated on first start and only its hash is kept. */
     operatorKey: Type.Optional(Type.String({ minLength: 32 })),
   },

@@ -42,6 +42,7 @@ export class GatewayProcess {
           COULOMB_OPERATOR_KEY: this.operatorKey,
           COULOMB_LOG_LEVEL: 'error',
           COULOMB_PROXY_PORT: '0',
+          COULOMB_MQTT_PORT: '0',
           COULOMB_SAMPLE_UPSTREAM_PORT: '0',
           ...this.env,
         },

@@ -2,7 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { DeviceBridge } from '../../devices/bridge.js';
 import type { DeviceRegistry } from '../../devices/registry.js';
-import { AnyObject, ErrorResponses, IdParams } from '../schemas.js';
+import type { DeviceCommerce } from '../../devices/commerce.js';
+import { msat } from '../../domain/msat.js';
+import { AnyObject, ErrorResponses, IdParams, MsatString } from '../schemas.js';
 
 const DeviceId = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BIP340 x-only public key' });
 
@@ -11,8 +13,71 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
   bridge: DeviceBridge;
   registry: DeviceRegistry;
   gatewayId: string;
-}> = async (app, { bridge, registry, gatewayId }) => {
+  commerce: DeviceCommerce;
+}> = async (app, { bridge, registry, gatewayId, commerce }) => {
   const tags = ['devices'];
+  app.post(
+    '/v1/devices/:deviceId/actuations',
+    {
+      // Anyone may ask a device to act: they pay a hold invoice, settled only when the device acknowledges.
+      config: { public: true },
+      schema: {
+        tags,
+        params: Type.Object({ deviceId: DeviceId }),
+        body: Type.Object(
+          {
+            command: Type.String({ minLength: 1, maxLength: 200 }),
+            priceMsat: MsatString,
+            timeoutSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: AnyObject, ...ErrorResponses, 429: ErrorResponses[400] },
+      },
+    },
+    async (req, reply) =>
+      reply.code(201).send(
+        (await commerce.requestActuation(req.params.deviceId, {
+          command: req.body.command,
+          priceMsat: msat(req.body.priceMsat),
+          ...(req.body.timeoutSeconds !== undefined ? { timeoutSeconds: req.body.timeoutSeconds } : {}),
+        })) as never,
+      ),
+  );
+
+  app.get(
+    '/v1/actuations/:actuationId',
+    {
+      config: { public: true },
+      schema: {
+        tags,
+        params: Type.Object({ actuationId: Type.String({ maxLength: 64 }) }),
+        response: { 200: AnyObject, ...ErrorResponses },
+      },
+    },
+    async (req, reply) => {
+      const a = commerce.getActuation(req.params.actuationId);
+      return a
+        ? (a as never)
+        : reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such actuation' } } as never);
+    },
+  );
+
+  app.get(
+    '/v1/sales/:paymentHash',
+    {
+      config: { public: true },
+      schema: {
+        tags,
+        description: 'The reading a device sold, for whoever proves the payment with its preimage.',
+        params: Type.Object({ paymentHash: Type.String({ pattern: '^[0-9a-f]{64}$' }) }),
+        querystring: Type.Object({ preimage: Type.String({ pattern: '^[0-9a-f]{64}$' }) }),
+        response: { 200: AnyObject, ...ErrorResponses },
+      },
+    },
+    async (req) => commerce.readSale(req.params.paymentHash, req.query.preimage) as never,
+  );
+
   app.post(
     '/v1/device',
     {

@@ -12,6 +12,8 @@ import type { TaskMarket } from '../../market/tasks.js';
 import type { StreamReceiver, StreamsService } from '../../streams/index.js';
 import type { DeviceBridge } from '../../devices/bridge.js';
 import type { DeviceRegistry } from '../../devices/registry.js';
+import type { DeviceEvents } from '../../devices/events.js';
+import type { DeviceCommerce } from '../../devices/commerce.js';
 
 export interface AccountServices {
   ledger: Ledger;
@@ -26,7 +28,13 @@ export interface AccountServices {
   registry?: ServiceRegistry;
   streams?: StreamsService;
   receiver?: StreamReceiver;
-  devices?: { bridge: DeviceBridge; registry: DeviceRegistry; gatewayId: string };
+  devices?: {
+    bridge: DeviceBridge;
+    registry: DeviceRegistry;
+    gatewayId: string;
+    events: DeviceEvents;
+    commerce: DeviceCommerce;
+  };
 }
 
 export function accountView(a: Account, tier?: string): Record<string, unknown> {

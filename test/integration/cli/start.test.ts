@@ -36,6 +36,7 @@ function start(
       COULOMB_DATA_DIR: mkdtempSync(join(tmpdir(), 'coulomb-data-')),
       COULOMB_LOG_LEVEL: 'warn',
       COULOMB_PROXY_PORT: '0',
+      COULOMB_MQTT_PORT: '0',
       COULOMB_SAMPLE_UPSTREAM_PORT: '0',
       ...env,
     },

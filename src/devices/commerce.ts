@@ -1,0 +1,244 @@
+import { createHash } from 'node:crypto';
+import { AppError } from '../domain/errors.js';
+import { msat, type Msat } from '../domain/msat.js';
+import type { EscrowService } from '../escrow/service.js';
+import type { Escrow } from '../escrow/types.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { EventBus } from '../payments/events.js';
+import { OPERATOR_ACCOUNT, type Logger, type PaymentsService } from '../payments/service.js';
+import type { StreamsService } from '../streams/index.js';
+import type { DeviceOperation } from './bridge.js';
+import { DeviceError, DeviceErrorCode } from './errors.js';
+import type { DeviceEvents } from './events.js';
+import type { DeviceRegistry } from './registry.js';
+
+/** A reading a sensor sells: the buyer pays the invoice, the device is told and delivers it. */
+export interface Sale {
+  paymentHash: string;
+  deviceId: string;
+  accountId: string;
+  priceMsat: Msat;
+  description: string;
+  state: 'offered' | 'sold' | 'delivered';
+  request: string;
+  reading?: string;
+  createdAt: number;
+  soldAt?: number;
+  deliveredAt?: number;
+}
+
+/** Pay-to-actuate: a hold invoice settled only once the device acknowledges it acted. */
+export interface Actuation {
+  actuationId: string;
+  deviceId: string;
+  command: string;
+  state: 'awaiting_payment' | 'sent' | 'acknowledged' | 'refunded';
+  createdAt: number;
+}
+
+const saleKey = (hash: string): string => `dsale!${hash}`;
+const actKey = (id: string): string => `dact!${id}`;
+const invalid = (message: string): DeviceError => new DeviceError(DeviceErrorCode.INVALID_PARAMS, message);
+
+function text(params: Record<string, unknown>, key: string, max: number, optional = false): string {
+  const v = params[key];
+  if (v === undefined && optional) return '';
+  if (typeof v !== 'string' || v.length === 0 || v.length > max)
+    throw invalid(`${key} must be a string of 1 to ${max} characters`);
+  return v;
+}
+
+function priceOf(v: unknown): Msat {
+  if (typeof v !== 'string' || !/^[1-9][0-9]{0,15}$/.test(v))
+    throw invalid('priceMsat must be a positive msat amount as a decimal string');
+  return msat(v);
+}
+
+/**
+ * What devices sell and do for money: readings (sell → paid → told → deliver), actuations
+ * (hold invoice → paid → actuate → acknowledged → settled, or refunded on silence), and meter
+ * reports of metered streams.
+ */
+export class DeviceCommerce {
+  private readonly sales = new Map<string, Sale>();
+  private readonly actuations = new Map<string, Actuation>();
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(
+    private readonly deps: {
+      ledger: Ledger;
+      payments: PaymentsService;
+      escrow: EscrowService;
+      streams: StreamsService;
+      registry: DeviceRegistry;
+      events: DeviceEvents;
+      bus: EventBus;
+      log: Logger;
+      now?: () => number;
+    },
+  ) {}
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  async start(): Promise<void> {
+    for (const r of await this.deps.ledger.listRecords('dsale!')) {
+      const s = JSON.parse(r.value) as Sale & { priceMsat: string };
+      this.sales.set(s.paymentHash, { ...s, priceMsat: msat(s.priceMsat) });
+    }
+    for (const r of await this.deps.ledger.listRecords('dact!')) {
+      const a = JSON.parse(r.value) as Actuation;
+      this.actuations.set(a.actuationId, a);
+    }
+    this.unsubscribe = this.deps.bus.subscribeAll((_account, event) => {
+      if (event.type === 'invoice' && event.invoice.state === 'settled')
+        void this.onSold(event.invoice.paymentHash);
+      if (event.type === 'escrow') void this.onEscrow(event['escrow'] as Escrow);
+    });
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+  }
+
+  operations(): Record<string, DeviceOperation> {
+    return {
+      'offer.sell': async (device, params) => {
+        const price = priceOf(params['priceMsat']);
+        const description = text(params, 'description', 200, true) || 'a reading';
+        const inv = await this.deps.payments.createInvoice(device.accountId, {
+          amountMsat: price,
+          description: `${device.name}: ${description}`.slice(0, 639),
+        });
+        const sale: Sale = {
+          paymentHash: inv.paymentHash,
+          deviceId: device.deviceId,
+          accountId: device.accountId,
+          priceMsat: price,
+          description,
+          state: 'offered',
+          request: inv.request,
+          createdAt: this.now(),
+        };
+        this.sales.set(sale.paymentHash, sale);
+        await this.saveSale(sale);
+        return { paymentHash: sale.paymentHash, request: sale.request, priceMsat: price };
+      },
+      'sale.deliver': async (device, params) => {
+        const sale = this.sales.get(text(params, 'paymentHash', 64));
+        if (!sale || sale.deviceId !== device.deviceId) throw invalid('no such sale of this device');
+        if (sale.state === 'offered') throw new AppError('SALE_NOT_PAID', 'the buyer has not paid yet', 409);
+        sale.reading = text(params, 'reading', 4000);
+        sale.state = 'delivered';
+        sale.deliveredAt = this.now();
+        await this.saveSale(sale);
+        return { paymentHash: sale.paymentHash, state: sale.state };
+      },
+      'actuate.ack': async (device, params) => {
+        const a = this.actuations.get(text(params, 'actuationId', 64));
+        if (!a || a.deviceId !== device.deviceId) throw invalid('no such actuation of this device');
+        const e = await this.deps.escrow.releaseNow(a.actuationId, 'device_acknowledged');
+        a.state = 'acknowledged';
+        await this.saveActuation(a);
+        return { actuationId: a.actuationId, state: a.state, settled: e.state === 'released' };
+      },
+      'meter.report': async (device, params) => {
+        const streamId = text(params, 'streamId', 64);
+        const units = params['units'];
+        if (typeof units !== 'number' || !Number.isSafeInteger(units) || units < 1)
+          throw invalid('units must be a positive integer');
+        const s = this.deps.streams.get(streamId);
+        if (s.payeeAccountId !== device.accountId) throw invalid('this stream does not pay this device');
+        const after = await this.deps.streams.reportUsage(streamId, units);
+        return { streamId, state: after.state, units: after.units, accruedMsat: after.accruedMsat };
+      },
+    };
+  }
+
+  /** The buyer's proof of payment (the preimage) unlocks the delivered reading. */
+  readSale(paymentHash: string, preimage: string): { state: Sale['state']; reading?: string } {
+    const sale = this.sales.get(paymentHash);
+    const proof = /^[0-9a-f]{64}$/.test(preimage)
+      ? createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex')
+      : '';
+    if (!sale || proof !== paymentHash)
+      throw new AppError('SALE_NOT_FOUND', 'no sale for this payment proof', 404);
+    return sale.state === 'delivered' ? { state: sale.state, reading: sale.reading! } : { state: sale.state };
+  }
+
+  /** A buyer asks a device to act: a hold invoice that settles only when the device acknowledges. */
+  async requestActuation(
+    deviceId: string,
+    input: { command: string; priceMsat: Msat; timeoutSeconds?: number },
+  ): Promise<{ actuationId: string; request: string; paymentHash: string }> {
+    const device = this.deps.registry.get(deviceId);
+    if (!device || device.state !== 'active')
+      throw new DeviceError(DeviceErrorCode.UNKNOWN_DEVICE, 'no active device with this id');
+    const open = [...this.actuations.values()].filter(
+      (a) => a.deviceId === deviceId && (a.state === 'awaiting_payment' || a.state === 'sent'),
+    );
+    if (open.length >= 16)
+      throw new AppError('TOO_MANY_ACTUATIONS', 'this device has 16 actuations open', 429);
+    const e = await this.deps.escrow.create(OPERATOR_ACCOUNT, {
+      payeeAccountId: device.accountId,
+      amountMsat: input.priceMsat,
+      description: `actuate ${device.name}: ${input.command}`.slice(0, 600),
+      condition: { type: 'approval' },
+      timeoutSeconds: input.timeoutSeconds ?? 120,
+    });
+    const a: Actuation = {
+      actuationId: e.id,
+      deviceId,
+      command: input.command,
+      state: 'awaiting_payment',
+      createdAt: this.now(),
+    };
+    this.actuations.set(a.actuationId, a);
+    await this.saveActuation(a);
+    return { actuationId: a.actuationId, request: e.request!, paymentHash: e.paymentHash };
+  }
+
+  getActuation(id: string): Actuation | undefined {
+    const a = this.actuations.get(id);
+    return a ? { ...a } : undefined;
+  }
+
+  private async onSold(paymentHash: string): Promise<void> {
+    const sale = this.sales.get(paymentHash);
+    if (!sale || sale.state !== 'offered') return;
+    sale.state = 'sold';
+    sale.soldAt = this.now();
+    await this.saveSale(sale);
+    await this.deps.events.push(sale.deviceId, 'sold', { paymentHash, priceMsat: sale.priceMsat.toString() });
+  }
+
+  private async onEscrow(e: Escrow): Promise<void> {
+    const a = this.actuations.get(e.id);
+    if (!a) return;
+    if (e.state === 'funded' && a.state === 'awaiting_payment') {
+      a.state = 'sent';
+      await this.saveActuation(a);
+      const ttl = Math.max(1, Math.floor((e.deadline - this.now()) / 1000));
+      await this.deps.events.push(
+        a.deviceId,
+        'actuate',
+        { actuationId: a.actuationId, command: a.command },
+        ttl,
+      );
+    } else if ((e.state === 'refunded' || e.state === 'expired') && a.state !== 'refunded') {
+      a.state = 'refunded';
+      await this.saveActuation(a);
+    }
+  }
+
+  private saveSale(s: Sale): Promise<void> {
+    return this.deps.ledger.putRecords([
+      { key: saleKey(s.paymentHash), value: JSON.stringify({ ...s, priceMsat: s.priceMsat.toString() }) },
+    ]);
+  }
+
+  private saveActuation(a: Actuation): Promise<void> {
+    return this.deps.ledger.putRecords([{ key: actKey(a.actuationId), value: JSON.stringify(a) }]);
+  }
+}

@@ -1,0 +1,67 @@
+import { createServer, type Server } from 'node:net';
+import { Aedes, type Client } from 'aedes';
+import { deviceOfTopic } from './topics.js';
+
+export interface EmbeddedBroker {
+  url: string;
+  /** Credentials of the gateway's own client, which may use every device topic. */
+  gatewayUsername: string;
+  gatewayPassword: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The embedded MQTT broker (aedes). The gateway's client (by its credentials) may publish and
+ * subscribe anywhere; every other client must use its device id as client id and may only
+ * publish to its own request topic and subscribe to its own response and event topics.
+ */
+export async function startEmbeddedBroker(
+  host: string,
+  port: number,
+  password: string,
+): Promise<EmbeddedBroker> {
+  const gatewayUsername = 'coulomb-gateway';
+  const gateways = new WeakSet<Client>();
+  const broker = await Aedes.createBroker({
+    authenticate: (client, username, pass, done) => {
+      if (username === gatewayUsername) {
+        const ok = pass !== undefined && pass.toString('utf8') === password;
+        if (ok) gateways.add(client);
+        return done(ok ? null : Object.assign(new Error('bad credentials'), { returnCode: 4 as const }), ok);
+      }
+      const isDeviceId = /^[0-9a-f]{64}$/.test(client.id);
+      done(
+        isDeviceId
+          ? null
+          : Object.assign(new Error('client id must be the device id'), { returnCode: 2 as const }),
+        isDeviceId,
+      );
+    },
+    authorizePublish: (client, packet, done) => {
+      if (client === null || gateways.has(client)) return done(null);
+      const t = deviceOfTopic(packet.topic);
+      done(t && t.kind === 'req' && t.deviceId === client.id ? null : new Error('not your topic'));
+    },
+    authorizeSubscribe: (client, sub, done) => {
+      if (gateways.has(client)) return done(null, sub);
+      const t = deviceOfTopic(sub.topic);
+      done(null, t && t.kind !== 'req' && t.deviceId === client.id ? sub : null);
+    },
+  });
+  const server: Server = createServer(broker.handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+  return {
+    url: `mqtt://${host}:${actualPort}`,
+    gatewayUsername,
+    gatewayPassword: password,
+    async close() {
+      await new Promise<void>((r) => broker.close(() => r()));
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
