@@ -1,0 +1,304 @@
+/*
+ * Keys, BIP340 signing and verification through libsecp256k1 (>= 0.2.0: extrakeys and
+ * schnorrsig modules), and the request / enrollment / response / event operations built on them.
+ *
+ * Contexts: a caller may pass its own context (recommended: one randomized context created at
+ * start-up). With ctx == NULL, verification uses secp256k1_context_static, and signing builds a
+ * temporary, non-randomized context in a stack buffer with the preallocated API, so the library
+ * never touches the heap and keeps no global state.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include <secp256k1_extrakeys.h>
+#include <secp256k1_preallocated.h>
+#include <secp256k1_schnorrsig.h>
+
+#include "coulomb_device.h"
+#include "internal.h"
+
+#ifndef COULOMB_VERIFY_AFTER_SIGN
+/* Verify every fresh signature before releasing it (BIP340 recommends it against fault attacks;
+ * it roughly doubles signing time). Build with -DCOULOMB_VERIFY_AFTER_SIGN=0 to skip. */
+#define COULOMB_VERIFY_AFTER_SIGN 1
+#endif
+
+/* Room for a temporary context: libsecp256k1 0.2.x needs 208 bytes on x86-64, less on 32-bit
+ * targets; checked at run time (COULOMB_ERR_CONTEXT if too small). The union aligns the buffer for
+ * any type the context holds. Override with -DCOULOMB_STACK_CONTEXT_BYTES=... */
+#ifndef COULOMB_STACK_CONTEXT_BYTES
+#define COULOMB_STACK_CONTEXT_BYTES 320
+#endif
+
+typedef union {
+  unsigned char bytes[COULOMB_STACK_CONTEXT_BYTES];
+  long double ld;
+  double d;
+  unsigned long long ull;
+  void *ptr;
+  void (*fn)(void);
+} context_mem;
+
+/* offsetof(align_probe, mem) is the alignment of context_mem. */
+typedef struct {
+  char c;
+  context_mem mem;
+} align_probe;
+
+size_t coulomb_context_size(void) { return secp256k1_context_preallocated_size(SECP256K1_CONTEXT_NONE); }
+
+secp256k1_context *coulomb_context_create(void *mem, size_t mem_len, const uint8_t seed32[32]) {
+  secp256k1_context *ctx;
+  if (mem == NULL || mem_len < coulomb_context_size()) return NULL;
+  /* The preallocated API needs memory aligned for any type the context holds. */
+  if ((uintptr_t)mem % offsetof(align_probe, mem) != 0) return NULL;
+  ctx = secp256k1_context_preallocated_create(mem, SECP256K1_CONTEXT_NONE);
+  if (ctx == NULL) return NULL;
+  if (seed32 != NULL && !secp256k1_context_randomize(ctx, seed32)) {
+    secp256k1_context_preallocated_destroy(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+coulomb_err coulomb_internal_with_temp_context(coulomb_ctx_op op, void *arg) {
+  context_mem mem;
+  secp256k1_context *tmp;
+  coulomb_err err;
+  if (secp256k1_context_preallocated_size(SECP256K1_CONTEXT_NONE) > sizeof mem.bytes)
+    return COULOMB_ERR_CONTEXT;
+  tmp = secp256k1_context_preallocated_create(mem.bytes, SECP256K1_CONTEXT_NONE);
+  if (tmp == NULL) return COULOMB_ERR_CONTEXT;
+  err = op(tmp, arg);
+  secp256k1_context_preallocated_destroy(tmp);
+  coulomb_memzero(mem.bytes, sizeof mem.bytes);
+  return err;
+}
+
+/* Runs op with a context that can sign: the caller's, or a temporary one. The temporary context
+ * lives in the frame of coulomb_internal_with_temp_context() (external linkage, so it is not
+ * inlined here): callers that pass their own context do not pay its stack. */
+static coulomb_err with_signing_context(const secp256k1_context *ctx, coulomb_ctx_op op, void *arg) {
+  if (ctx != NULL && ctx != secp256k1_context_static) return op(ctx, arg);
+  return coulomb_internal_with_temp_context(op, arg);
+}
+
+static const secp256k1_context *verify_context(const secp256k1_context *ctx) {
+  return ctx != NULL ? ctx : secp256k1_context_static;
+}
+
+typedef struct {
+  const uint8_t *secret_key;
+  uint8_t *device_id;
+} device_id_args;
+
+static coulomb_err device_id_op(const secp256k1_context *ctx, void *arg) {
+  const device_id_args *a = (const device_id_args *)arg;
+  secp256k1_keypair keypair;
+  secp256k1_xonly_pubkey pub;
+  coulomb_err err = COULOMB_OK;
+  if (!secp256k1_keypair_create(ctx, &keypair, a->secret_key)) {
+    err = COULOMB_ERR_SECRET_KEY;
+  } else if (!secp256k1_keypair_xonly_pub(ctx, &pub, NULL, &keypair) ||
+             !secp256k1_xonly_pubkey_serialize(ctx, a->device_id, &pub)) {
+    err = COULOMB_ERR_CRYPTO;
+  }
+  coulomb_memzero(&keypair, sizeof keypair);
+  return err;
+}
+
+coulomb_err coulomb_device_id(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                              uint8_t device_id[32]) {
+  device_id_args a;
+  if (secret_key == NULL || device_id == NULL) return COULOMB_ERR_ARG;
+  a.secret_key = secret_key;
+  a.device_id = device_id;
+  return with_signing_context(ctx, device_id_op, &a);
+}
+
+coulomb_err coulomb_verify_digest(const secp256k1_context *ctx, const uint8_t xonly_pubkey[32],
+                                  const uint8_t digest[32], const uint8_t signature[64]) {
+  const secp256k1_context *vctx = verify_context(ctx);
+  secp256k1_xonly_pubkey pub;
+  if (xonly_pubkey == NULL || digest == NULL || signature == NULL) return COULOMB_ERR_ARG;
+  if (!secp256k1_xonly_pubkey_parse(vctx, &pub, xonly_pubkey)) return COULOMB_ERR_BAD_SIGNATURE;
+  return secp256k1_schnorrsig_verify(vctx, signature, digest, 32, &pub) ? COULOMB_OK
+                                                                        : COULOMB_ERR_BAD_SIGNATURE;
+}
+
+/*
+ * Computes the digest to sign once the signer's x-only key is known (a request's or an
+ * enrollment's message contains it), so each signature needs one key-pair computation.
+ */
+typedef coulomb_err (*digest_fn)(void *arg, const uint8_t xonly[32], uint8_t digest[32]);
+
+typedef struct {
+  const uint8_t *secret_key;
+  const uint8_t *aux32;
+  digest_fn make_digest;
+  void *digest_arg;
+  uint8_t *signature;
+  uint8_t *xonly_out; /* may be NULL */
+} sign_args;
+
+static coulomb_err sign_op(const secp256k1_context *ctx, void *arg) {
+  const sign_args *a = (const sign_args *)arg;
+  secp256k1_keypair keypair;
+  secp256k1_xonly_pubkey pub;
+  uint8_t xonly[32], digest[32];
+  coulomb_err err = COULOMB_OK;
+  if (!secp256k1_keypair_create(ctx, &keypair, a->secret_key)) {
+    err = COULOMB_ERR_SECRET_KEY;
+  } else if (!secp256k1_keypair_xonly_pub(ctx, &pub, NULL, &keypair) ||
+             !secp256k1_xonly_pubkey_serialize(ctx, xonly, &pub)) {
+    err = COULOMB_ERR_CRYPTO;
+  } else if ((err = a->make_digest(a->digest_arg, xonly, digest)) != COULOMB_OK) {
+    /* err set */
+  } else if (!secp256k1_schnorrsig_sign32(ctx, a->signature, digest, &keypair, a->aux32)) {
+    err = COULOMB_ERR_CRYPTO;
+  } else if (COULOMB_VERIFY_AFTER_SIGN &&
+             !secp256k1_schnorrsig_verify(ctx, a->signature, digest, 32, &pub)) {
+    err = COULOMB_ERR_CRYPTO;
+  }
+  if (err == COULOMB_OK && a->xonly_out != NULL) memcpy(a->xonly_out, xonly, 32);
+  if (err != COULOMB_OK) memset(a->signature, 0, 64);
+  coulomb_memzero(&keypair, sizeof keypair);
+  return err;
+}
+
+static coulomb_err sign(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                        const uint8_t aux32[32], digest_fn make_digest, void *digest_arg,
+                        uint8_t signature[64], uint8_t xonly_out[32]) {
+  sign_args a;
+  if (secret_key == NULL || aux32 == NULL || signature == NULL) return COULOMB_ERR_ARG;
+  a.secret_key = secret_key;
+  a.aux32 = aux32;
+  a.make_digest = make_digest;
+  a.digest_arg = digest_arg;
+  a.signature = signature;
+  a.xonly_out = xonly_out;
+  return with_signing_context(ctx, sign_op, &a);
+}
+
+static coulomb_err fixed_digest(void *arg, const uint8_t xonly[32], uint8_t digest[32]) {
+  (void)xonly;
+  memcpy(digest, arg, 32);
+  return COULOMB_OK;
+}
+
+coulomb_err coulomb_sign_digest(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                                const uint8_t aux32[32], const uint8_t digest[32],
+                                uint8_t signature[64]) {
+  uint8_t copy[32];
+  if (digest == NULL) return COULOMB_ERR_ARG;
+  memcpy(copy, digest, 32);
+  return sign(ctx, secret_key, aux32, fixed_digest, copy, signature, NULL);
+}
+
+static coulomb_err request_digest(void *arg, const uint8_t xonly[32], uint8_t digest[32]) {
+  coulomb_request *req = (coulomb_request *)arg;
+  memcpy(req->device_id, xonly, 32);
+  return coulomb_request_digest(req, digest);
+}
+
+coulomb_err coulomb_sign_request(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                                 const uint8_t aux32[32], uint64_t counter, uint64_t timestamp,
+                                 const char *method, const char *params,
+                                 const char *idempotency_key, coulomb_request *out) {
+  coulomb_err err;
+  size_t method_len, params_len, key_len = 0;
+  if (out == NULL || method == NULL || params == NULL) return COULOMB_ERR_ARG;
+  memset(out, 0, sizeof *out);
+  if (counter < 1 || counter > COULOMB_MAX_SAFE_INTEGER || timestamp > COULOMB_MAX_SAFE_INTEGER)
+    return COULOMB_ERR_ARG;
+  method_len = strlen(method);
+  if (!coulomb_method_valid(method, method_len)) return COULOMB_ERR_ARG;
+  /* Bounded scan: params longer than the limit are rejected without reading them all. */
+  for (params_len = 0; params_len <= COULOMB_MAX_PARAMS_BYTES && params[params_len] != '\0';
+       params_len++) {
+  }
+  if (params_len > COULOMB_MAX_PARAMS_BYTES || !coulomb_utf8_valid(params, params_len))
+    return COULOMB_ERR_ARG;
+  if (idempotency_key != NULL) {
+    key_len = strlen(idempotency_key);
+    if (!coulomb_idempotency_key_valid(idempotency_key, key_len)) return COULOMB_ERR_ARG;
+  }
+  out->counter = counter;
+  out->timestamp = timestamp;
+  out->method = method;
+  out->method_len = method_len;
+  out->params = params;
+  out->params_len = params_len;
+  out->idempotency_key = idempotency_key;
+  out->idempotency_key_len = key_len;
+  err = sign(ctx, secret_key, aux32, request_digest, out, out->signature, NULL);
+  if (err != COULOMB_OK) memset(out, 0, sizeof *out);
+  return err;
+}
+
+typedef struct {
+  const char *code;
+  size_t code_len;
+} enroll_arg;
+
+static coulomb_err enroll_digest(void *arg, const uint8_t xonly[32], uint8_t digest[32]) {
+  const enroll_arg *e = (const enroll_arg *)arg;
+  return coulomb_enroll_digest(xonly, e->code, e->code_len, digest);
+}
+
+coulomb_err coulomb_sign_enroll(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                                const uint8_t aux32[32], const char *code, uint8_t device_id[32],
+                                uint8_t signature[64]) {
+  enroll_arg arg;
+  if (code == NULL || device_id == NULL || signature == NULL) return COULOMB_ERR_ARG;
+  arg.code = code;
+  arg.code_len = strlen(code);
+  if (arg.code_len < 1 || arg.code_len > COULOMB_MAX_ENROLL_CODE_BYTES ||
+      !coulomb_utf8_valid(code, arg.code_len))
+    return COULOMB_ERR_ARG;
+  return sign(ctx, secret_key, aux32, enroll_digest, &arg, signature, device_id);
+}
+
+coulomb_err coulomb_verify_response(const secp256k1_context *ctx, const coulomb_response *res,
+                                    const uint8_t gateway_id[32], const uint8_t device_id[32],
+                                    uint64_t counter_sent) {
+  uint8_t digest[32];
+  coulomb_err err;
+  if (res == NULL || gateway_id == NULL || device_id == NULL) return COULOMB_ERR_ARG;
+  if (memcmp(res->gateway_id, gateway_id, 32) != 0) return COULOMB_ERR_WRONG_GATEWAY;
+  if (memcmp(res->device_id, device_id, 32) != 0) return COULOMB_ERR_WRONG_DEVICE;
+  if (res->counter != counter_sent) return COULOMB_ERR_WRONG_COUNTER;
+  err = coulomb_response_digest(res, digest);
+  if (err != COULOMB_OK) return err;
+  return coulomb_verify_digest(ctx, gateway_id, digest, res->signature);
+}
+
+coulomb_err coulomb_verify_event(const secp256k1_context *ctx, const coulomb_event *ev,
+                                 const uint8_t gateway_id[32], const uint8_t device_id[32],
+                                 uint64_t last_seq) {
+  uint8_t digest[32];
+  coulomb_err err;
+  if (ev == NULL || gateway_id == NULL || device_id == NULL) return COULOMB_ERR_ARG;
+  if (memcmp(ev->gateway_id, gateway_id, 32) != 0) return COULOMB_ERR_WRONG_GATEWAY;
+  if (memcmp(ev->device_id, device_id, 32) != 0) return COULOMB_ERR_WRONG_DEVICE;
+  if (ev->seq <= last_seq) return COULOMB_ERR_REPLAYED;
+  err = coulomb_event_digest(ev, digest);
+  if (err != COULOMB_OK) return err;
+  return coulomb_verify_digest(ctx, gateway_id, digest, ev->signature);
+}
+
+coulomb_err coulomb_open_response(const secp256k1_context *ctx, char *json, size_t len,
+                                  const uint8_t gateway_id[32], const uint8_t device_id[32],
+                                  uint64_t counter_sent, coulomb_response *out) {
+  coulomb_err err = coulomb_parse_response(json, len, out);
+  if (err == COULOMB_OK) err = coulomb_verify_response(ctx, out, gateway_id, device_id, counter_sent);
+  return err;
+}
+
+coulomb_err coulomb_open_event(const secp256k1_context *ctx, char *json, size_t len,
+                               const uint8_t gateway_id[32], const uint8_t device_id[32],
+                               uint64_t last_seq, coulomb_event *out) {
+  coulomb_err err = coulomb_parse_event(json, len, out);
+  if (err == COULOMB_OK) err = coulomb_verify_event(ctx, out, gateway_id, device_id, last_seq);
+  return err;
+}
