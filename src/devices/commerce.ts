@@ -6,7 +6,7 @@ import type { Escrow } from '../escrow/types.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { EventBus } from '../payments/events.js';
 import { OPERATOR_ACCOUNT, type Logger, type PaymentsService } from '../payments/service.js';
-import type { StreamsService } from '../streams/index.js';
+import type { PublicStream, StreamsService } from '../streams/index.js';
 import type { DeviceOperation } from './bridge.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 import type { DeviceEvents } from './events.js';
@@ -63,6 +63,7 @@ export class DeviceCommerce {
   private readonly sales = new Map<string, Sale>();
   private readonly actuations = new Map<string, Actuation>();
   private unsubscribe: (() => void) | undefined;
+  private readonly stopsSent = new Set<string>();
 
   constructor(
     private readonly deps: {
@@ -95,6 +96,7 @@ export class DeviceCommerce {
       if (event.type === 'invoice' && event.invoice.state === 'settled')
         void this.onSold(event.invoice.paymentHash);
       if (event.type === 'escrow') void this.onEscrow(event['escrow'] as Escrow);
+      if (event.type === 'stream') void this.onStream(event['stream'] as PublicStream);
     });
   }
 
@@ -107,6 +109,8 @@ export class DeviceCommerce {
       'offer.sell': async (device, params) => {
         const price = priceOf(params['priceMsat']);
         const description = text(params, 'description', 200, true) || 'a reading';
+        // A reading given up front is sealed until the buyer pays; otherwise the device delivers it when told.
+        const reading = params['reading'] === undefined ? undefined : text(params, 'reading', 4000);
         const inv = await this.deps.payments.createInvoice(device.accountId, {
           amountMsat: price,
           description: `${device.name}: ${description}`.slice(0, 639),
@@ -119,6 +123,7 @@ export class DeviceCommerce {
           description,
           state: 'offered',
           request: inv.request,
+          ...(reading !== undefined ? { reading } : {}),
           createdAt: this.now(),
         };
         this.sales.set(sale.paymentHash, sale);
@@ -129,6 +134,7 @@ export class DeviceCommerce {
         const sale = this.sales.get(text(params, 'paymentHash', 64));
         if (!sale || sale.deviceId !== device.deviceId) throw invalid('no such sale of this device');
         if (sale.state === 'offered') throw new AppError('SALE_NOT_PAID', 'the buyer has not paid yet', 409);
+        if (sale.state === 'delivered') return { paymentHash: sale.paymentHash, state: sale.state };
         sale.reading = text(params, 'reading', 4000);
         sale.state = 'delivered';
         sale.deliveredAt = this.now();
@@ -207,10 +213,30 @@ export class DeviceCommerce {
   private async onSold(paymentHash: string): Promise<void> {
     const sale = this.sales.get(paymentHash);
     if (!sale || sale.state !== 'offered') return;
-    sale.state = 'sold';
+    sale.state = sale.reading !== undefined ? 'delivered' : 'sold';
     sale.soldAt = this.now();
+    if (sale.reading !== undefined) sale.deliveredAt = sale.soldAt;
     await this.saveSale(sale);
     await this.deps.events.push(sale.deviceId, 'sold', { paymentHash, priceMsat: sale.priceMsat.toString() });
+  }
+
+  /**
+   * A stream that stopped tells the devices on both sides: the consumer's relay cuts the power,
+   * the meter stops metering. Sent once per stream.
+   */
+  private async onStream(st: PublicStream): Promise<void> {
+    if (st.state !== 'stopped' || this.stopsSent.has(st.id)) return;
+    this.stopsSent.add(st.id);
+    const accounts = new Set([st.payerAccountId, ...(st.payeeAccountId ? [st.payeeAccountId] : [])]);
+    const targets = this.deps.registry
+      .list()
+      .filter((d) => d.state === 'active' && accounts.has(d.accountId));
+    for (const d of targets)
+      await this.deps.events.push(d.deviceId, 'stop', {
+        streamId: st.id,
+        reason: st.stopReason ?? 'requested',
+        paidMsat: st.paidMsat.toString(),
+      });
   }
 
   private async onEscrow(e: Escrow): Promise<void> {

@@ -114,6 +114,38 @@ describe('IoT devices over MQTT on regtest', () => {
     expect(balanceOf(s.ledger.requireAccount('switch-acct'))).toBe(5_000_000n);
   });
 
+  it('an energy meter’s metered stream bills per Wh, and the consumer’s relay gets "stop" when credit lapses', async () => {
+    const meter = await device('energy-seller');
+    const relay = await device('energy-consumer');
+    await s.ledger.transfer({
+      debitAccountId: 'sys:operator',
+      creditAccountId: 'energy-consumer',
+      amount: msat(10_000),
+      code: 'funding',
+    }).durable;
+    const stream = await s.streams!.create('energy-consumer', {
+      payee: { accountId: 'energy-seller' },
+      priceMsatPerUnit: msat(1000), // 1 sat per Wh
+    });
+    const report = await meter.call('meter.report', { streamId: stream.id, units: 3 });
+    expect(report.ok).toBe(true);
+    await eventually(
+      () => (balanceOf(s.ledger.requireAccount('energy-seller')) === 3000n ? true : undefined),
+      10_000,
+      'the first 3 Wh billed',
+    );
+    // The relay's account cannot pay for 20 Wh more: the stream stops and both devices are told.
+    await meter.call('meter.report', { streamId: stream.id, units: 20 });
+    const stop = await relay.nextEvent('stop', 15_000);
+    expect(JSON.parse(stop.b)).toMatchObject({ streamId: stream.id, reason: 'funds_exhausted' });
+    expect(JSON.parse((await meter.nextEvent('stop', 15_000)).b)).toMatchObject({ streamId: stream.id });
+    expect(balanceOf(s.ledger.requireAccount('energy-seller'))).toBe(10_000n);
+    expect(balanceOf(s.ledger.requireAccount('energy-consumer'))).toBe(0n);
+    // A device cannot report for a stream that does not pay it.
+    const foreign = await relay.call('meter.report', { streamId: stream.id, units: 1 });
+    expect(foreign.ok).toBe(false);
+  });
+
   it('forged, replayed and tampered envelopes are rejected with their codes and change nothing', async () => {
     const meter = await device('meter-acct');
     await s.ledger.transfer({
