@@ -65,6 +65,7 @@ export class DeviceBridge {
       return { status: e.status, error: { code: e.code, message: e.message } };
     }
     // From here the device is known and the request authentic: every answer is signed.
+    let counted: Promise<void> | undefined;
     try {
       const skew = Math.abs(Math.floor(this.now() / 1000) - req.t);
       if (skew > this.maxSkew)
@@ -72,11 +73,14 @@ export class DeviceBridge {
           DeviceErrorCode.CLOCK_SKEW,
           `the request time is ${skew} s from the gateway's clock`,
         );
-      await this.registry.acceptCounter(device.deviceId, req.c);
+      // Not awaited here: the group commit keeps write order, so the request's own writes are never
+      // durable before its counter. The answer waits for it (below).
+      counted = this.registry.acceptCounter(device.deviceId, req.c);
       if (req.k !== undefined) {
         const earlier = await this.ledger.getRecord(idemKey(device.deviceId, req.k));
         if (earlier !== undefined) {
           const r = JSON.parse(earlier) as { ok: boolean; b: string };
+          await counted;
           return this.reply(req, r.ok, r.b);
         }
       }
@@ -88,6 +92,7 @@ export class DeviceBridge {
         await this.ledger.putRecords([
           { key: idemKey(device.deviceId, req.k), value: JSON.stringify({ ok: true, b: body }) },
         ]);
+      await counted;
       return this.reply(req, true, body);
     } catch (err) {
       let code = 'INTERNAL';
@@ -104,6 +109,7 @@ export class DeviceBridge {
             { key: idemKey(device.deviceId, req.k), value: JSON.stringify({ ok: false, b: body }) },
           ])
           .catch(() => undefined);
+      await counted?.catch(() => undefined);
       return this.reply(req, false, body);
     }
   }

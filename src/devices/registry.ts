@@ -127,17 +127,18 @@ export class DeviceRegistry {
   }
 
   /**
-   * Accepts a request counter: it must be above the last one. The new counter is durable before
-   * this resolves, so a replay after a crash is still refused.
+   * Accepts a request counter: it must be above the last one (checked now, throws REPLAYED). The
+   * returned promise resolves once the new counter is durable; writes made after this call land in
+   * the same or a later batch, so anything the request changes is never on disk without it.
    */
-  async acceptCounter(deviceId: string, counter: number): Promise<void> {
+  acceptCounter(deviceId: string, counter: number): Promise<void> {
     const d = this.must(deviceId);
     if (counter <= d.lastCounter)
       throw new DeviceError(DeviceErrorCode.REPLAYED, `counter ${counter} is not above ${d.lastCounter}`, {
         lastCounter: d.lastCounter,
       });
     d.lastCounter = counter;
-    await this.save(d);
+    return this.save(d);
   }
 
   /** The next event sequence number of a device (persisted with the event's record by the caller). */

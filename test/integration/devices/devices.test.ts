@@ -13,7 +13,7 @@ import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import { openAccounts, startDeviceTransports, type DeviceTransportHandle } from '../../../src/main.js';
 import { tierPolicy } from '../../../src/policy/tiers.js';
 import { backendFor, eventually, rawLnd } from '../../support/regtest.js';
-import { VirtualDevice } from '../../support/virtual-device.js';
+import { VirtualDevice } from '../../../src/devices/simulator/virtual-device.js';
 
 let backend: LndBackend;
 let stack: { services: AccountServices; close(): Promise<void> };

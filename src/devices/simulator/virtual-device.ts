@@ -8,7 +8,7 @@ import {
   responseDigest,
   type EventEnvelope,
   type ResponseEnvelope,
-} from '../../src/devices/envelope.js';
+} from '../envelope.js';
 
 /** A signed response, or the plain error of an envelope the gateway could not attribute. */
 export type Answer = ResponseEnvelope | { error: { code: string; message: string } };
