@@ -22,6 +22,7 @@ import { ServiceRegistry } from './market/registry.js';
 import { TaskMarket } from './market/tasks.js';
 import { StreamReceiver, StreamsService, type StreamsOptions } from './streams/index.js';
 import { DeviceBridge } from './devices/bridge.js';
+import { VerifyPool } from './devices/verify-pool.js';
 import { accountOperations } from './devices/operations.js';
 import { DeviceRegistry } from './devices/registry.js';
 import { DeviceEvents } from './devices/events.js';
@@ -173,12 +174,14 @@ export async function openAccounts(
     log,
   });
   await commerce.start();
+  const verifyPool = await VerifyPool.start();
   const bridge = new DeviceBridge(
     deviceRegistry,
     ledger,
     deviceKey,
     { ...accountOperations({ ledger, payments }), ...commerce.operations() },
     log,
+    { verifier: verifyPool },
   );
   const subscription = backend.subscribeInvoices({
     cursor: new LevelCursorStore(db),
@@ -213,6 +216,7 @@ export async function openAccounts(
     async close() {
       subscription.close();
       commerce.stop();
+      await verifyPool.close();
       await streams.stop();
       receiver.stop();
       market.stop();

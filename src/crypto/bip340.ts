@@ -28,8 +28,14 @@ export function schnorrSign(
 
 /** Verifies a BIP340 signature (hex) with an x-only public key (hex); malformed input is false. */
 export function schnorrVerify(digest: Uint8Array, xOnlyHex: string, signatureHex: string): boolean {
+  // The key check must stay first: tiny-secp256k1 throws from WASM for off-curve keys and leaks
+  // memory each time (thousands of them break it). Out-of-range r or s throw too: that is false.
   if (!isXOnlyKey(xOnlyHex) || !/^[0-9a-f]{128}$/.test(signatureHex)) return false;
-  return ecc.verifySchnorr(digest, Buffer.from(xOnlyHex, 'hex'), Buffer.from(signatureHex, 'hex'));
+  try {
+    return ecc.verifySchnorr(digest, Buffer.from(xOnlyHex, 'hex'), Buffer.from(signatureHex, 'hex'));
+  } catch {
+    return false;
+  }
 }
 
 /** The x-only public key (hex) of a secret key (hex). */

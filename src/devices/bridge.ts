@@ -3,7 +3,6 @@ import type { Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../payments/service.js';
 import {
   requestDigest,
-  schnorrVerify,
   signResponse,
   type RequestEnvelope,
   type ResponseEnvelope,
@@ -12,6 +11,7 @@ import { DeviceError, DeviceErrorCode } from './errors.js';
 import { paramsOf, parseRequest } from './parse.js';
 import type { DeviceRegistry } from './registry.js';
 import type { Device } from './types.js';
+import { VerifyPool } from './verify-pool.js';
 
 /** One device method: gets the authenticated device and its params, returns the JSON result. */
 export type DeviceOperation = (
@@ -24,6 +24,8 @@ export interface BridgeOptions {
   /** How far a request's timestamp may be from the gateway's clock (default 300 s). */
   maxSkewSeconds?: number;
   now?: () => number;
+  /** Checks request signatures (a worker pool); default: on this thread. */
+  verifier?: Pick<VerifyPool, 'verify'>;
 }
 
 /** What the transport sends back: a signed envelope, or (when no device can be named) an error. */
@@ -40,6 +42,8 @@ const idemKey = (deviceId: string, k: string): string => `didem!${deviceId}!${k}
 export class DeviceBridge {
   private readonly maxSkew: number;
   private readonly now: () => number;
+  private readonly inline = new VerifyPool(); // never started: verifies on this thread
+  private readonly verifier: Pick<VerifyPool, 'verify'>;
 
   constructor(
     private readonly registry: DeviceRegistry,
@@ -51,6 +55,7 @@ export class DeviceBridge {
   ) {
     this.maxSkew = options.maxSkewSeconds ?? 300;
     this.now = options.now ?? Date.now;
+    this.verifier = options.verifier ?? this.inline;
   }
 
   async handle(raw: unknown): Promise<BridgeReply> {
@@ -58,7 +63,7 @@ export class DeviceBridge {
     let device: Device;
     try {
       req = parseRequest(raw);
-      device = this.authenticate(req);
+      device = await this.authenticate(req);
     } catch (err) {
       const e =
         err instanceof AppError ? err : new DeviceError(DeviceErrorCode.BAD_ENVELOPE, 'unreadable envelope');
@@ -114,14 +119,20 @@ export class DeviceBridge {
     }
   }
 
-  private authenticate(req: RequestEnvelope): Device {
-    const device = this.registry.get(req.d);
-    if (!device) throw new DeviceError(DeviceErrorCode.UNKNOWN_DEVICE, 'no device with this id');
-    if (device.state !== 'active')
+  private async authenticate(req: RequestEnvelope): Promise<Device> {
+    const known = this.registry.get(req.d);
+    if (!known) throw new DeviceError(DeviceErrorCode.UNKNOWN_DEVICE, 'no device with this id');
+    if (known.state !== 'active')
       throw new DeviceError(DeviceErrorCode.DEVICE_REVOKED, 'this device was revoked');
     const { s, ...unsigned } = req;
-    if (!schnorrVerify(requestDigest(unsigned), req.d, s))
-      throw new DeviceError(DeviceErrorCode.BAD_SIGNATURE, 'the signature does not verify');
+    const digest = requestDigest(unsigned);
+    // A worker that died answers nothing: verify here rather than turn it into an unreadable envelope.
+    const ok = await this.verifier.verify(digest, req.d, s).catch(() => this.inline.verify(digest, req.d, s));
+    if (!ok) throw new DeviceError(DeviceErrorCode.BAD_SIGNATURE, 'the signature does not verify');
+    // It may have been revoked while the signature was being checked.
+    const device = this.registry.get(req.d);
+    if (!device || device.state !== 'active')
+      throw new DeviceError(DeviceErrorCode.DEVICE_REVOKED, 'this device was revoked');
     return device;
   }
 
