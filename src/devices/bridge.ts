@@ -1,12 +1,7 @@
 import { AppError } from '../domain/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../payments/service.js';
-import {
-  requestDigest,
-  signResponse,
-  type RequestEnvelope,
-  type ResponseEnvelope,
-} from './envelope.js';
+import { requestDigest, signResponse, type RequestEnvelope, type ResponseEnvelope } from './envelope.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 import { paramsOf, parseRequest } from './parse.js';
 import type { DeviceRegistry } from './registry.js';
