@@ -314,7 +314,12 @@ export async function startDeviceTransports(
 ): Promise<DeviceTransportHandle> {
   const broker = config.mqtt.url
     ? undefined
-    : await startEmbeddedBroker(config.mqtt.host, config.mqtt.port, randomBytes(24).toString('hex'));
+    : await startEmbeddedBroker(
+        config.mqtt.host,
+        config.mqtt.port,
+        randomBytes(24).toString('hex'),
+        (id, user, pass) => devices.registry.mayConnect(id, user, pass),
+      );
   const url = config.mqtt.url ?? broker!.url;
   const transport = await MqttTransport.connect(
     url,

@@ -45,6 +45,7 @@ extern "C" {
 #define COULOMB_TAG_RESPONSE "coulomb/device/response/v1"
 #define COULOMB_TAG_EVENT "coulomb/device/event/v1"
 #define COULOMB_TAG_ENROLL "coulomb/device/enroll/v1"
+#define COULOMB_TAG_CONNECT "coulomb/device/mqtt-connect/v1"
 
 /** Largest params text `p` (bytes of UTF-8). */
 #define COULOMB_MAX_PARAMS_BYTES 4096u
@@ -264,6 +265,20 @@ int coulomb_request_to_json(const coulomb_request *req, char *buf, size_t cap);
 coulomb_err coulomb_sign_enroll(const secp256k1_context *ctx, const uint8_t secret_key[32],
                                 const uint8_t aux32[32], const char *code, uint8_t device_id[32],
                                 uint8_t signature[64]);
+/**
+ * MQTT connect token (PROTOCOL.md, "MQTT connect"): the digest of (v = 1, device id, u64 t) under
+ * COULOMB_TAG_CONNECT.
+ */
+coulomb_err coulomb_connect_digest(const uint8_t device_id[32], uint64_t timestamp, uint8_t digest[32]);
+/**
+ * The credentials a device connects to the gateway's MQTT broker with: client id = its device id
+ * (64 hex + NUL), username = `timestamp` in decimal (at most 20 digits + NUL), password = the BIP340
+ * signature over coulomb_connect_digest() in hex (128 + NUL). Use the current time: the broker
+ * accepts tokens within 300 s of its clock.
+ */
+coulomb_err coulomb_mqtt_credentials(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                                     const uint8_t aux32[32], uint64_t timestamp, char client_id[65],
+                                     char username[21], char password[129]);
 /** {"deviceId":...,"code":...,"signature":...} and a NUL; length or negative error. */
 int coulomb_enroll_to_json(const uint8_t device_id[32], const char *code,
                            const uint8_t signature[64], char *buf, size_t cap);

@@ -302,3 +302,49 @@ coulomb_err coulomb_open_event(const secp256k1_context *ctx, char *json, size_t 
   if (err == COULOMB_OK) err = coulomb_verify_event(ctx, out, gateway_id, device_id, last_seq);
   return err;
 }
+
+/* ---- MQTT connect token ---- */
+
+coulomb_err coulomb_connect_digest(const uint8_t device_id[32], uint64_t timestamp, uint8_t digest[32]) {
+  coulomb_sha256_ctx h;
+  uint8_t b[8];
+  const uint8_t version = 1;
+  int i;
+  if (device_id == NULL || digest == NULL) return COULOMB_ERR_ARG;
+  for (i = 7; i >= 0; i--) {
+    b[i] = (uint8_t)(timestamp & 0xffu);
+    timestamp >>= 8;
+  }
+  coulomb_tagged_hash_init(&h, COULOMB_TAG_CONNECT, strlen(COULOMB_TAG_CONNECT));
+  coulomb_sha256_update(&h, &version, 1);
+  coulomb_sha256_update(&h, device_id, 32);
+  coulomb_sha256_update(&h, b, 8);
+  coulomb_sha256_final(&h, digest);
+  return COULOMB_OK;
+}
+
+static coulomb_err connect_digest(void *arg, const uint8_t xonly[32], uint8_t digest[32]) {
+  return coulomb_connect_digest(xonly, *(const uint64_t *)arg, digest);
+}
+
+coulomb_err coulomb_mqtt_credentials(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                                     const uint8_t aux32[32], uint64_t timestamp, char client_id[65],
+                                     char username[21], char password[129]) {
+  uint8_t id[32], sig[64];
+  char digits[21];
+  int n = 0, i;
+  uint64_t t = timestamp;
+  coulomb_err err;
+  if (client_id == NULL || username == NULL || password == NULL) return COULOMB_ERR_ARG;
+  err = sign(ctx, secret_key, aux32, connect_digest, &t, sig, id);
+  if (err != COULOMB_OK) return err;
+  coulomb_hex_encode(id, 32, client_id);
+  coulomb_hex_encode(sig, 64, password);
+  do {
+    digits[n++] = (char)('0' + (int)(timestamp % 10u));
+    timestamp /= 10u;
+  } while (timestamp > 0u && n < 20);
+  for (i = 0; i < n; i++) username[i] = digits[n - 1 - i];
+  username[n] = '\0';
+  return COULOMB_OK;
+}

@@ -362,6 +362,26 @@ static void test_events(const tj_value *root, const uint8_t gw[32]) {
   }
 }
 
+static void test_connect(const tj_value *root) {
+  const tj_value *cn = tj_get(root, "connect");
+  uint8_t sk[32], aux[32], id[32], digest[32], sig[64];
+  char client_id[65], username[21], password[129];
+  uint64_t t = (uint64_t)strtoull(tj_str(cn, "username"), NULL, 10);
+  must_hex(tj_str(cn, "secretKey"), sk, 32);
+  must_hex(tj_str(cn, "aux"), aux, 32);
+  must_hex(tj_str(cn, "deviceId"), id, 32);
+  CHECK_ERR(coulomb_connect_digest(id, t, digest), COULOMB_OK);
+  CHECK(bytes_eq_hex(digest, 32, tj_str(cn, "digest")), "connect: digest");
+  CHECK_ERR(coulomb_mqtt_credentials(NULL, sk, aux, t, client_id, username, password), COULOMB_OK);
+  CHECK(strcmp(client_id, tj_str(cn, "deviceId")) == 0, "connect: client id");
+  CHECK(strcmp(username, tj_str(cn, "username")) == 0, "connect: username");
+  CHECK(strcmp(password, tj_str(cn, "password")) == 0, "connect: password is the vector's signature");
+  must_hex(password, sig, 64);
+  CHECK_ERR(coulomb_verify_digest(NULL, id, digest, sig), COULOMB_OK);
+  CHECK_ERR(coulomb_connect_digest(id, t + 1, digest), COULOMB_OK);
+  CHECK(coulomb_verify_digest(NULL, id, digest, sig) == COULOMB_ERR_BAD_SIGNATURE, "connect: another time fails");
+}
+
 static void test_enroll(const tj_value *root) {
   const tj_value *en = tj_get(root, "enroll");
   const char *code = tj_str(en, "code");
@@ -466,6 +486,7 @@ static void test_vectors(const char *path) {
   test_responses(root, gw);
   test_events(root, gw);
   test_enroll(root);
+  test_connect(root);
   test_derivation(root);
   test_invalid(root);
 

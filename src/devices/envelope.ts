@@ -9,6 +9,7 @@ export const TAGS = {
   response: 'coulomb/device/response/v1',
   event: 'coulomb/device/event/v1',
   enroll: 'coulomb/device/enroll/v1',
+  connect: 'coulomb/device/mqtt-connect/v1',
 } as const;
 export const MAX_PARAMS_BYTES = 4096;
 export const MAX_METHOD_BYTES = 32;
@@ -125,6 +126,14 @@ export function enrollMessage(deviceId: string, code: string): Buffer {
   const c = text(code);
   return Buffer.concat([u8(PROTOCOL_VERSION), hex(deviceId), u8(c.length), c]);
 }
+
+/** The bytes a device signs to connect to the MQTT broker: its id and the time. */
+export function connectMessage(deviceId: string, t: number): Buffer {
+  return Buffer.concat([u8(PROTOCOL_VERSION), hex(deviceId), u64(t)]);
+}
+
+export const connectDigest = (deviceId: string, t: number): Buffer =>
+  taggedHash(TAGS.connect, connectMessage(deviceId, t));
 
 export const requestDigest = (e: Omit<RequestEnvelope, 's'>): Buffer =>
   taggedHash(TAGS.request, requestMessage(e));

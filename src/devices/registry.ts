@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Ledger } from '../ledger/ledger.js';
 import { isXOnlyKey } from '../crypto/bip340.js';
-import { enrollDigest, schnorrVerify } from './envelope.js';
+import { connectDigest, enrollDigest, schnorrVerify } from './envelope.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 import type { Device, Enrollment } from './types.js';
 
@@ -104,6 +104,24 @@ export class DeviceRegistry {
     e.usedBy = input.deviceId;
     await this.ledger.putRecords([{ key: enrKey(e.codeHash), value: JSON.stringify(e) }]);
     return this.register({ deviceId: input.deviceId, accountId: e.accountId, name: e.name });
+  }
+
+  /**
+   * May this client connect to the MQTT broker as this device? Its password must be a signature
+   * of the device key over (device id, t) with t (the username) within `maxSkewSeconds` of now.
+   */
+  mayConnect(
+    deviceId: string,
+    username: string | undefined,
+    password: string | undefined,
+    maxSkewSeconds = 300,
+  ): boolean {
+    const d = this.devices.get(deviceId);
+    if (!d || d.state !== 'active' || username === undefined || password === undefined) return false;
+    if (!/^[0-9]{1,15}$/.test(username)) return false;
+    const t = Number(username);
+    if (Math.abs(Math.floor(this.now() / 1000) - t) > maxSkewSeconds) return false;
+    return schnorrVerify(connectDigest(deviceId, t), deviceId, password);
   }
 
   async revoke(deviceId: string): Promise<Device> {

@@ -1,4 +1,6 @@
 import {
+  connectDigest,
+  connectMessage,
   enrollDigest,
   enrollMessage,
   eventDigest,
@@ -114,6 +116,16 @@ export function buildVectors(): Record<string, unknown> {
     digest: enrollDigest(xOnlyOf(device2), enrollCode).toString('hex'),
     signature: schnorrSign(enrollDigest(xOnlyOf(device2), enrollCode), device2, aux(7)),
   };
+  const connect = {
+    secretKey: device,
+    deviceId,
+    t: 1_763_700_000,
+    aux: aux(9).toString('hex'),
+    message: connectMessage(deviceId, 1_763_700_000).toString('hex'),
+    digest: connectDigest(deviceId, 1_763_700_000).toString('hex'),
+    username: '1763700000',
+    password: schnorrSign(connectDigest(deviceId, 1_763_700_000), device, aux(9)),
+  };
   const mnemonic =
     'abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about';
   const derivation = [0, 1, 7].map((index) => {
@@ -136,6 +148,7 @@ export function buildVectors(): Record<string, unknown> {
     responses,
     events,
     enroll,
+    connect,
     derivation: { mnemonic, passphrase: '', keys: derivation },
     invalid: [
       {

@@ -19,6 +19,8 @@ export async function startEmbeddedBroker(
   host: string,
   port: number,
   password: string,
+  /** Checks a device's connect token (PROTOCOL.md, "MQTT connect"): username = t, password = signature. */
+  deviceMayConnect: (deviceId: string, username: string | undefined, password: string | undefined) => boolean,
 ): Promise<EmbeddedBroker> {
   const gatewayUsername = 'coulomb-gateway';
   const gateways = new WeakSet<Client>();
@@ -29,12 +31,10 @@ export async function startEmbeddedBroker(
         if (ok) gateways.add(client);
         return done(ok ? null : Object.assign(new Error('bad credentials'), { returnCode: 4 as const }), ok);
       }
-      const isDeviceId = /^[0-9a-f]{64}$/.test(client.id);
+      const ok = deviceMayConnect(client.id, username, pass?.toString('utf8'));
       done(
-        isDeviceId
-          ? null
-          : Object.assign(new Error('client id must be the device id'), { returnCode: 2 as const }),
-        isDeviceId,
+        ok ? null : Object.assign(new Error('not a device of this gateway'), { returnCode: 4 as const }),
+        ok,
       );
     },
     authorizePublish: (client, packet, done) => {

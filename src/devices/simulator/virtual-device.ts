@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as noble from '@noble/secp256k1';
 import mqtt, { type MqttClient } from 'mqtt';
 import {
+  connectDigest,
   eventDigest,
   PROTOCOL_VERSION,
   requestDigest,
@@ -39,7 +40,22 @@ export class VirtualDevice {
   }
 
   async connect(url: string): Promise<void> {
-    this.client = await mqtt.connectAsync(url, { clientId: this.id, clean: false, reconnectPeriod: 0 });
+    // The connect token: username = t, password = BIP340 signature over (device id, t).
+    const t = Math.floor(Date.now() / 1000);
+    const password = Buffer.from(
+      await noble.schnorr.signAsync(
+        connectDigest(this.id, t),
+        this.secretKey,
+        new Uint8Array(randomBytes(32)),
+      ),
+    ).toString('hex');
+    this.client = await mqtt.connectAsync(url, {
+      clientId: this.id,
+      clean: false,
+      reconnectPeriod: 0,
+      username: String(t),
+      password,
+    });
     this.client.on('message', (topic, payload) => {
       const msg = JSON.parse(payload.toString('utf8')) as ResponseEnvelope & EventEnvelope;
       const plain = (msg as { error?: { code: string; message: string } }).error;

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pay } from 'ln-service';
+import mqttClient from 'mqtt';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../../src/config/load.js';
@@ -175,6 +176,14 @@ describe('IoT devices over MQTT on regtest', () => {
       error: expect.objectContaining({ code: 'BAD_SIGNATURE' }),
     });
     expect(s.devices!.registry.get(meter.id)?.lastCounter).toBe(meter.counter);
+    // The broker refuses a client that claims the meter's id without its connect token.
+    const impostor = mqttClient.connectAsync(mqtt.mqttUrl, {
+      clientId: meter.id,
+      username: String(Math.floor(Date.now() / 1000)),
+      password: '00'.repeat(64),
+      reconnectPeriod: 0,
+    });
+    await expect(impostor).rejects.toThrow(/Bad username or password|Not authorized|refused/i);
     expect(balanceOf(s.ledger.requireAccount('meter-acct'))).toBe(1_000_000n);
     expect(s.devices!.registry.get(meter.id)?.lastCounter).toBe(meter.counter);
   });

@@ -143,9 +143,31 @@ static bool topic_is(const esp_mqtt_event_handle_t e, const char *topic) {
   return e->topic_len == (int)strlen(topic) && memcmp(e->topic, topic, (size_t)e->topic_len) == 0;
 }
 
+/* The MQTT connect token (PROTOCOL.md): username = now, password = signature over (id, now).
+ * The broker accepts it for 300 s, so it is made afresh before every (re)connect. */
+static char mqtt_user[21], mqtt_pass[129];
+
+static esp_err_t fresh_credentials(void) {
+  char client_hex[65];
+  uint8_t aux[32];
+  esp_fill_random(aux, sizeof aux);
+  if (coulomb_mqtt_credentials(ctx, secret_key, aux, (uint64_t)time(NULL), client_hex, mqtt_user,
+                               mqtt_pass) != COULOMB_OK)
+    return ESP_FAIL;
+  return ESP_OK;
+}
+
 static void on_mqtt_event(void *arg, esp_event_base_t base, int32_t id, void *data) {
   esp_mqtt_event_handle_t e = (esp_mqtt_event_handle_t)data;
   switch ((esp_mqtt_event_id_t)id) {
+    case MQTT_EVENT_BEFORE_CONNECT:
+      if (fresh_credentials() == ESP_OK) {
+        esp_mqtt_client_config_t update = {0};
+        update.credentials.username = mqtt_user;
+        update.credentials.authentication.password = mqtt_pass;
+        esp_mqtt_set_config(mqtt, &update);
+      }
+      break;
     case MQTT_EVENT_CONNECTED:
       esp_mqtt_client_subscribe(mqtt, topic_res, 1);
       esp_mqtt_client_subscribe(mqtt, topic_evt, 1);
@@ -249,6 +271,9 @@ esp_err_t coulomb_esp_start(coulomb_esp_event_cb on_event, void *arg) {
 
   mqtt_cfg.broker.address.uri = CONFIG_COULOMB_MQTT_URI;
   mqtt_cfg.credentials.client_id = device_hex;       /* the gateway's broker requires it */
+  if (fresh_credentials() != ESP_OK) return ESP_ERR_INVALID_STATE;
+  mqtt_cfg.credentials.username = mqtt_user;
+  mqtt_cfg.credentials.authentication.password = mqtt_pass;
   mqtt_cfg.session.disable_clean_session = true;     /* keep QoS 1 messages while offline */
   mqtt_cfg.session.keepalive = 60;
   mqtt = esp_mqtt_client_init(&mqtt_cfg);
