@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import { Aedes, type Client } from 'aedes';
+import { ConfigError } from '../../domain/errors.js';
 import { deviceOfTopic } from './topics.js';
 
 export interface EmbeddedBroker {
@@ -50,7 +51,16 @@ export async function startEmbeddedBroker(
   });
   const server: Server = createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      broker.close();
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new ConfigError(
+              `the MQTT port ${host}:${port} is in use (another broker?): set COULOMB_MQTT_PORT, or COULOMB_MQTT_URL to use that broker`,
+            )
+          : err,
+      );
+    });
     server.listen(port, host, () => resolve());
   });
   const addr = server.address();
