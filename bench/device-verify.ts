@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 import * as noble from '@noble/secp256k1';
 import { requestDigest, schnorrVerify, signRequest } from '../src/devices/envelope.js';
 import { parseRequest } from '../src/devices/parse.js';
+import { verifierName } from '../src/crypto/bip340.js';
 import { VerifyPool } from '../src/devices/verify-pool.js';
 
 const { values } = parseArgs({
@@ -162,8 +163,8 @@ try {
 }
 const a = N / aSeconds;
 const b = N / bSeconds;
-console.log(`verify main-thread tiny-secp256k1: ${fmt(a)}`);
-console.log(`verify VerifyPool ${WORKERS} workers tiny-secp256k1 (digest on main thread): ${fmt(b)}`);
+console.log(`verify main-thread ${verifierName()}: ${fmt(a)}`);
+console.log(`verify VerifyPool ${WORKERS} workers ${verifierName()} (digest on main thread): ${fmt(b)}`);
 
 nobleOneCore(raws.slice(0, 50));
 const c = NOBLE_N / (await timed(NOBLE_N, () => nobleOneCore(raws.slice(0, NOBLE_N))));

@@ -1,5 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as ecc from 'tiny-secp256k1';
+import { nativeVerify } from './native-verify.js';
+
+/** Which implementation verifies signatures in this process. */
+export const verifierName = (): string => (nativeVerify ? 'libsecp256k1 (native)' : 'tiny-secp256k1 (WASM)');
 
 // BIP340 Schnorr signatures over tagged hashes, through tiny-secp256k1 (libsecp256k1 in WASM):
 // about 10x the verification rate of the pure-JS libraries (docs/BENCHMARKS.md).
@@ -28,6 +32,10 @@ export function schnorrSign(
 
 /** Verifies a BIP340 signature (hex) with an x-only public key (hex); malformed input is false. */
 export function schnorrVerify(digest: Uint8Array, xOnlyHex: string, signatureHex: string): boolean {
+  if (nativeVerify !== undefined) {
+    if (!/^[0-9a-f]{64}$/.test(xOnlyHex) || !/^[0-9a-f]{128}$/.test(signatureHex)) return false;
+    return nativeVerify(digest, Buffer.from(xOnlyHex, 'hex'), Buffer.from(signatureHex, 'hex'));
+  }
   // The key check must stay first: tiny-secp256k1 throws from WASM for off-curve keys and leaks
   // memory each time (thousands of them break it). Out-of-range r or s throw too: that is false.
   if (!isXOnlyKey(xOnlyHex) || !/^[0-9a-f]{128}$/.test(signatureHex)) return false;

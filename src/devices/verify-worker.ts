@@ -1,5 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import * as ecc from 'tiny-secp256k1';
+import { nativeVerify } from '../crypto/native-verify.js';
 
 // The worker side of VerifyPool (verify-pool.ts): BIP340 verification with tiny-secp256k1
 // (libsecp256k1 in WASM, one instance per worker). Started by the pool only, never imported.
@@ -44,7 +45,8 @@ const knownKeys = new Set<string>();
 function validKey(bytes: Uint8Array, at: number): boolean {
   const id = Buffer.from(bytes.buffer, bytes.byteOffset + at, 32).toString('latin1');
   if (knownKeys.has(id)) return true;
-  if (!ecc.isXOnlyPoint(bytes.subarray(at, at + 32))) return false;
+  // The native verifier parses keys safely itself; the WASM one must never see an off-curve key.
+  if (nativeVerify === undefined && !ecc.isXOnlyPoint(bytes.subarray(at, at + 32))) return false;
   if (knownKeys.size >= MAX_KNOWN_KEYS) knownKeys.clear();
   knownKeys.add(id);
   return true;
@@ -57,7 +59,7 @@ port.on('message', (batch: VerifyBatch) => {
   for (let i = 0, o = 0; i < batch.n; i++, o += TRIPLE_BYTES) {
     if (!belowN(bytes, o + 64) || !belowN(bytes, o + 96) || !validKey(bytes, o + 32)) continue; // 0
     try {
-      ok[i] = ecc.verifySchnorr(
+      ok[i] = (nativeVerify ?? ecc.verifySchnorr)(
         bytes.subarray(o, o + 32),
         bytes.subarray(o + 32, o + 64),
         bytes.subarray(o + 64, o + TRIPLE_BYTES),
