@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { provesPayment } from '../domain/hex.js';
 import { AppError } from '../domain/errors.js';
 import { msat, type Msat } from '../domain/msat.js';
 import type { EscrowService } from '../escrow/service.js';
@@ -165,10 +165,7 @@ export class DeviceCommerce {
   /** The buyer's proof of payment (the preimage) unlocks the delivered reading. */
   readSale(paymentHash: string, preimage: string): { state: Sale['state']; reading?: string } {
     const sale = this.sales.get(paymentHash);
-    const proof = /^[0-9a-f]{64}$/.test(preimage)
-      ? createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex')
-      : '';
-    if (!sale || proof !== paymentHash)
+    if (!sale || !provesPayment(preimage, paymentHash))
       throw new AppError('SALE_NOT_FOUND', 'no sale for this payment proof', 404);
     return sale.state === 'delivered' ? { state: sale.state, reading: sale.reading! } : { state: sale.state };
   }

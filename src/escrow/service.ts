@@ -1,5 +1,6 @@
 import { KeyedQueue } from '../domain/keyed-queue.js';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { paymentHashOf, provesPayment } from '../domain/hex.js';
 import { type Msat } from '../domain/msat.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
@@ -153,10 +154,7 @@ export class EscrowService {
       );
     const now = this.now();
     const preimage = condition.type === 'preimage' ? undefined : randomBytes(32).toString('hex');
-    const paymentHash =
-      condition.type === 'preimage'
-        ? condition.paymentHash
-        : createHash('sha256').update(Buffer.from(preimage!, 'hex')).digest('hex');
+    const paymentHash = condition.type === 'preimage' ? condition.paymentHash : paymentHashOf(preimage!);
     const e: Escrow = {
       id: randomUUID(),
       payerAccountId,
@@ -248,10 +246,7 @@ export class EscrowService {
       const e = this.must(escrowId);
       this.assertCondition(e, 'preimage');
       this.assertPayeeActor(e, actor);
-      const ok =
-        /^[0-9a-f]{64}$/.test(preimage) &&
-        createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex') === e.paymentHash;
-      if (!ok)
+      if (!provesPayment(preimage, e.paymentHash))
         throw new EscrowError(EscrowErrorCode.INVALID_PROOF, 'the preimage does not match the payment hash');
       if (e.state !== 'funded' && e.state !== 'releasing') this.wrongState(e, 'release');
       e.preimage = preimage;

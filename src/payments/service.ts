@@ -1,5 +1,5 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { isPubkey } from '../domain/hex.js';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { isPubkey, paymentHashOf } from '../domain/hex.js';
 import { msat, type Msat } from '../domain/msat.js';
 import type { Applied, Ledger, SideRecords } from '../ledger/ledger.js';
 import type { Transfer } from '../ledger/types.js';
@@ -214,7 +214,7 @@ export class PaymentsService {
       }
     }
     const preimage = randomBytes(32).toString('hex');
-    const paymentHash = createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex');
+    const paymentHash = paymentHashOf(preimage);
     const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(input.amountMsat);
     const payment = this.newPayment(accountId, {
       kind: 'keysend',

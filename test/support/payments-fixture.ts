@@ -1,5 +1,6 @@
 import { ApiKeys } from '../../src/auth/api-keys.js';
 import { buildApp, type CoulombApp } from '../../src/http/app.js';
+import type { AccountServices } from '../../src/http/routes/services.js';
 import { OperatorAuth } from '../../src/http/operator-auth.js';
 import { msat } from '../../src/domain/msat.js';
 import { Ledger } from '../../src/ledger/ledger.js';
@@ -51,6 +52,8 @@ export async function paymentsFixture(
 export async function accountsApp(
   f: Awaited<ReturnType<typeof paymentsFixture>>,
   operatorKey: string,
+  /** Feature services to mount too (escrow, market, streams...). */
+  extra: Partial<AccountServices> = {},
 ): Promise<CoulombApp> {
   return buildApp({
     backend: f.lightning,
@@ -62,6 +65,7 @@ export async function accountsApp(
       audit: f.audit,
       apiKeys: new ApiKeys(f.ledger),
       events: f.events,
+      ...extra,
     },
   });
 }

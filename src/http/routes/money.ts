@@ -4,6 +4,7 @@ import { msat } from '../../domain/msat.js';
 import { jsonSafe } from '../json.js';
 import {
   ErrorBody,
+  ErrorResponses,
   Hash,
   IdempotencyKey,
   IdParams,
@@ -15,15 +16,7 @@ import type { AccountServices } from './services.js';
 import { accountView } from './services.js';
 import { AccountBody } from '../schemas.js';
 
-const errors = {
-  400: ErrorBody,
-  401: ErrorBody,
-  402: ErrorBody,
-  403: ErrorBody,
-  404: ErrorBody,
-  409: ErrorBody,
-  429: ErrorBody,
-};
+const errors = { ...ErrorResponses, 429: ErrorBody };
 
 const PayBody = Type.Union([
   Type.Object(

@@ -1,14 +1,12 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiKeys } from '../../../src/auth/api-keys.js';
 import { EscrowService } from '../../../src/escrow/service.js';
-import { buildApp, type CoulombApp } from '../../../src/http/app.js';
-import { OperatorAuth } from '../../../src/http/operator-auth.js';
+import type { CoulombApp } from '../../../src/http/app.js';
 import { ServiceRegistry } from '../../../src/market/registry.js';
 import { TaskMarket } from '../../../src/market/tasks.js';
 import { StreamReceiver, StreamsService } from '../../../src/streams/index.js';
 import { cliAgainst } from '../../support/cli.js';
-import { paymentsFixture } from '../../support/payments-fixture.js';
+import { accountsApp, paymentsFixture } from '../../support/payments-fixture.js';
 
 const OP = 'cli-market-operator-key-0123456789abcdef';
 let app: CoulombApp;
@@ -27,23 +25,7 @@ beforeAll(async () => {
   const receiver = new StreamReceiver({ ledger: f.ledger, nodeId: () => f.service.nodeId, publish, log });
   streams = new StreamsService({ ledger: f.ledger, payments: f.service, publish, log, inboxes: receiver });
   await streams.start();
-  app = await buildApp({
-    backend: f.lightning,
-    operatorAuth: OperatorAuth.fromKey(OP),
-    accounts: {
-      ledger: f.ledger,
-      payments: f.service,
-      policies: f.policies,
-      audit: f.audit,
-      apiKeys: new ApiKeys(f.ledger),
-      events: f.events,
-      escrow,
-      market,
-      registry,
-      streams,
-      receiver,
-    },
-  });
+  app = await accountsApp(f, OP, { escrow, market, registry, streams, receiver });
   url = await app.listen({ host: '127.0.0.1', port: 0 });
   await f.account('buyer', 10_000_000n);
   await f.account('seller', 0n);
