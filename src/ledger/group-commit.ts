@@ -12,6 +12,10 @@ export class GroupCommit {
   private scheduled = false;
   private writing = false;
   private idle: (() => void)[] = [];
+  private readonly preparers = new Set<() => void>();
+  /** A preparer has work pending: the next batch must run even without writes of its own. */
+  private wanted = false;
+  private preparing = false;
   batches = 0;
 
   constructor(
@@ -35,11 +39,31 @@ export class GroupCommit {
       else this.appended.push(w);
     }
     const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    if (!this.scheduled && !this.writing) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
-    }
+    this.schedule();
     return done;
+  }
+
+  /**
+   * Registers a function called at the start of a batch that was asked for with `want`, before the
+   * batch's writes are taken: where sums aggregated in memory become ledger operations, so they
+   * join this very batch. A preparer reports its own errors and must not throw. Returns a remover.
+   */
+  beforeBatch(prepare: () => void): () => void {
+    this.preparers.add(prepare);
+    return () => this.preparers.delete(prepare);
+  }
+
+  /** Asks for a batch as soon as possible, for preparers with work pending. */
+  want(): void {
+    this.wanted = true;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    // While a batch is written, the next one fills up and starts the moment it is done.
+    if (this.scheduled || this.writing || this.preparing) return;
+    this.scheduled = true;
+    setImmediate(() => void this.flush());
   }
 
   /** Resolves when nothing is queued or being written (for shutdown). */
@@ -56,6 +80,18 @@ export class GroupCommit {
 
   private async flush(): Promise<void> {
     this.scheduled = false;
+    if (this.wanted) {
+      this.wanted = false;
+      this.preparing = true;
+      for (const prepare of this.preparers) {
+        try {
+          prepare();
+        } catch {
+          // documented as never throwing; a broken preparer must not stop the ledger's writes
+        }
+      }
+      this.preparing = false;
+    }
     if (this.waiters.length === 0) return this.settleIdle();
     const writes = [...this.keyed.values(), ...this.appended];
     const waiters = this.waiters;
@@ -75,7 +111,7 @@ export class GroupCommit {
     } finally {
       this.writing = false;
     }
-    if (this.waiters.length > 0) return this.flush();
+    if (this.waiters.length > 0 || this.wanted) return this.flush();
     this.settleIdle();
   }
 

@@ -443,6 +443,20 @@ export class Ledger implements RecordStore {
     return this.store.listRecords(prefix, options);
   }
 
+  /**
+   * Registers a function run at the start of a group-commit batch asked for with `wantCommit`:
+   * operations it makes (e.g. the sum of many small charges as one transfer) join that batch.
+   * It must not throw. Returns a function that removes it.
+   */
+  beforeCommit(prepare: () => void): () => void {
+    return this.commit.beforeBatch(prepare);
+  }
+
+  /** Asks for a group-commit batch as soon as possible, for a `beforeCommit` preparer with work. */
+  wantCommit(): void {
+    this.commit.want();
+  }
+
   /** Resolves when everything applied so far is durable. */
   flush(): Promise<void> {
     return this.commit.barrier();

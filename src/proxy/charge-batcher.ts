@@ -9,16 +9,24 @@ interface Pending {
 }
 
 /**
- * Fixed-price charges, aggregated: requests of one credential arriving together become one
- * ledger transfer, written by the next group commit. Each request still waits until its charge
- * is durable; what it saves is a ledger record per request. The sums not yet written count
- * against the credential's credit, so it can never be overspent.
+ * Fixed-price charges, aggregated: the requests of one credential that arrive while the ledger
+ * writes a batch become one ledger transfer, made at the start of the next group-commit batch.
+ * Each request still waits until its charge is durable; what it saves is a ledger record per
+ * request, and a wait of its own before joining a batch. The sums not yet written count against
+ * the credential's credit, so it can never be overspent.
  */
 export class ChargeBatcher {
   private pending = new Map<string, Pending>();
-  private scheduled = false;
+  private readonly detach: () => void;
 
-  constructor(private readonly ledger: Ledger) {}
+  constructor(private readonly ledger: Ledger) {
+    this.detach = ledger.beforeCommit(() => this.flush());
+  }
+
+  /** Stops taking part in the ledger's batches (when the proxy closes). */
+  close(): void {
+    this.detach();
+  }
 
   /** What is charged in memory but not yet written, for a credential. */
   unwritten(accountId: string): bigint {
@@ -32,10 +40,7 @@ export class ChargeBatcher {
     p.amount += amount;
     p.count += 1;
     const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.ledger.wantCommit();
     return done;
   }
 
@@ -55,7 +60,6 @@ export class ChargeBatcher {
   }
 
   private flush(): void {
-    this.scheduled = false;
     const batch = this.pending;
     this.pending = new Map();
     for (const [accountId, p] of batch) {
