@@ -30,6 +30,8 @@ const fail = (failure: L402Failure, message: string): L402Verification => ({ ok:
 
 /** Longest Authorization header considered (a macaroon with a few dozen caveats fits easily). */
 const MAX_HEADER = 8192;
+/** Cache keys up to this length are the header itself; longer ones are hashed (≤ 50,000 × 1 KiB). */
+const DIRECT_KEY = 1024;
 
 /**
  * Mints and verifies L402 credentials. The root key of each token is HMAC(secret, token id), so
@@ -74,16 +76,15 @@ export class L402Authority {
 
   /** Checks a presented `Authorization` header for `service` (and a capability, when given). */
   verify(header: string | undefined, service: string, capability?: string): L402Verification {
-    // Keyed by a digest: holders can vary a valid header endlessly (caveats, encodings), and
-    // the cache must not grow with header sizes.
+    // Holders can vary a valid header endlessly (caveats, encodings), so an entry's size is
+    // bounded: usual headers are their own key (no hashing on the hot path), longer ones a digest.
     if (header !== undefined && header.length > MAX_HEADER)
       return fail('MALFORMED', 'the credential is too large');
-    const key =
-      header !== undefined
-        ? createHash('sha256')
-            .update(`${service}\u0000${capability ?? ''}\u0000${header}`)
-            .digest('base64')
-        : undefined;
+    let key: string | undefined;
+    if (header !== undefined) {
+      key = `${service}\u0000${capability ?? ''}\u0000${header}`;
+      if (key.length > DIRECT_KEY) key = `#${createHash('sha256').update(key).digest('base64')}`;
+    }
     const hit = key !== undefined ? this.verified.get(key) : undefined;
     if (hit) {
       if (this.revoked.has(hit.tokenId)) return fail('REVOKED', 'this credential was revoked');

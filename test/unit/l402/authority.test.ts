@@ -173,4 +173,39 @@ describe('L402Authority.verify', () => {
     const header = `L402 ${encodeV2(m).toString('base64')}:${preimage.toString('hex')}`;
     expect(authority.verify(header, 'llm')).toMatchObject({ ok: true, expiresAt: 1_800_000_001_000 });
   });
+
+  it('checks expiry, revocation, service and capability again on a credential it verified before', () => {
+    const s = setup();
+    expect(s.authority.verify(s.header, 'llm', 'chat')).toMatchObject({ ok: true });
+    expect(s.authority.verify(s.header, 'images')).toMatchObject({ ok: false, failure: 'WRONG_SERVICE' });
+    expect(s.authority.verify(s.header, 'llm', 'admin')).toMatchObject({
+      ok: false,
+      failure: 'MISSING_CAPABILITY',
+    });
+    s.advance(3600_000);
+    expect(s.authority.verify(s.header, 'llm', 'chat')).toMatchObject({ ok: false, failure: 'EXPIRED' });
+    const r = setup();
+    expect(r.authority.verify(r.header, 'llm')).toMatchObject({ ok: true });
+    r.authority.revoked.add(r.minted.tokenId);
+    expect(r.authority.verify(r.header, 'llm')).toMatchObject({ ok: false, failure: 'REVOKED' });
+  });
+
+  it('verifies and remembers long credentials too, and still refuses them once revoked', () => {
+    const { authority, minted } = setup();
+    const m = decodeV2(Buffer.from(minted.macaroon, 'base64'));
+    // Harmless caveats a holder may add, enough to pass a kilobyte.
+    for (let i = 0; i < 20; i++) {
+      const c = `note${i}=${'x'.repeat(40)}`;
+      m.caveats.push(c);
+      m.signature = createHmac('sha256', m.signature).update(c).digest();
+    }
+    const header = `L402 ${encodeV2(m).toString('base64')}:${preimage.toString('hex')}`;
+    expect(header.length).toBeGreaterThan(1024);
+    expect(authority.verify(header, 'llm')).toMatchObject({ ok: true, tokenId: minted.tokenId });
+    expect(authority.verify(header, 'llm')).toMatchObject({ ok: true, tokenId: minted.tokenId });
+    const bad = header.slice(0, -1) + (header.endsWith('0') ? '1' : '0');
+    expect(authority.verify(bad, 'llm')).toMatchObject({ ok: false, failure: 'WRONG_PREIMAGE' });
+    authority.revoked.add(minted.tokenId);
+    expect(authority.verify(header, 'llm')).toMatchObject({ ok: false, failure: 'REVOKED' });
+  });
 });
