@@ -5,6 +5,8 @@
  *
  *   npm run bench:proxy [-- --duration 8 --connections 32 --rounds 5]
  *
+ * The gateway's modules are the compiled ones from dist/ (the npm script builds them first),
+ * as `npm start` runs them; one unrecorded warm-up round of each variant comes first.
  * The paid credential is bought once (challenge + preimage); after that LND is not on the hot
  * path, so the gate runs over the in-memory Lightning stand-in. The ledger is the real LevelDB one:
  * every request is charged (1 msat) and made durable before its response ends.
@@ -16,14 +18,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { pino } from 'pino';
-import { DEFAULTS } from '../src/config/load.js';
-import { openAccounts } from '../src/main.js';
-import { L402Authority } from '../src/l402/authority.js';
-import { L402Gate } from '../src/l402/gate.js';
-import { parseProxyConfig } from '../src/proxy/config.js';
-import { createProxy } from '../src/proxy/server.js';
-import { decodeV2 } from '../src/l402/macaroon.js';
 import { FakeLightning } from '../test/support/fake-lightning.js';
+
+/** The compiled modules (what `npm start` runs, built by the npm script), typed by their sources. */
+const compiled = <T>(path: string): Promise<T> =>
+  import(new URL(`../dist/${path}`, import.meta.url).href) as Promise<T>;
+const { DEFAULTS } = await compiled<typeof import('../src/config/load.js')>('config/load.js');
+const { openAccounts } = await compiled<typeof import('../src/main.js')>('main.js');
+const { L402Authority } = await compiled<typeof import('../src/l402/authority.js')>('l402/authority.js');
+const { L402Gate } = await compiled<typeof import('../src/l402/gate.js')>('l402/gate.js');
+const { parseProxyConfig } = await compiled<typeof import('../src/proxy/config.js')>('proxy/config.js');
+const { createProxy } = await compiled<typeof import('../src/proxy/server.js')>('proxy/server.js');
+const { decodeV2 } = await compiled<typeof import('../src/l402/macaroon.js')>('l402/macaroon.js');
 
 const { values } = parseArgs({
   options: {
@@ -73,24 +79,34 @@ function plainProxy(upstream: URL): Promise<string> {
 async function load(
   url: string,
   headers: Record<string, string>,
-): Promise<{ rps: number; p50: number; p99: number; non2xx: number }> {
+  seconds = Number(values.duration),
+): Promise<{ rps: number; p50: number; p99: number; non2xx: number; cpuUs: number }> {
   const args = [
     'node_modules/autocannon/autocannon.js',
     '-j',
     '-c',
     values.connections!,
     '-d',
-    values.duration!,
+    String(seconds),
   ];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
   args.push(url);
+  // Both proxies live in this process and only one is loaded at a time: its CPU per request.
+  const cpu0 = process.cpuUsage();
   const { stdout } = await run(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 });
+  const cpu = process.cpuUsage(cpu0);
   const r = JSON.parse(stdout) as {
-    requests: { average: number };
+    requests: { average: number; total: number };
     latency: { p50: number; p99: number };
     non2xx: number;
   };
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, non2xx: r.non2xx };
+  return {
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    cpuUs: (cpu.user + cpu.system) / r.requests.total,
+  };
 }
 
 const upstream = await upstreamProcess();
@@ -128,6 +144,11 @@ const authorization = `L402 ${challenge.macaroon}:${lightning.invoices.get(hash)
 const check = await fetch(`${paid}/v1/models`, { headers: { authorization } });
 if (check.status !== 200) throw new Error(`paid request failed: ${check.status}`);
 
+// One unrecorded round of each first: both proxies measured warm (JIT, sockets, agent pools).
+if (!values.only) {
+  await load(`${plain}/v1/models`, {}, 3);
+  await load(`${paid}/v1/models`, { authorization }, 3);
+}
 const rounds = Number(values.rounds);
 const results = {
   plain: [] as Awaited<ReturnType<typeof load>>[],
@@ -142,7 +163,7 @@ for (let i = 0; i < rounds; i++) {
         : await load(`${paid}/v1/models`, { authorization });
     results[v].push(r);
     console.error(
-      `round ${i + 1} ${v.padEnd(5)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non-2xx ${r.non2xx}`,
+      `round ${i + 1} ${v.padEnd(5)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  cpu ${r.cpuUs.toFixed(1)} µs/req  non-2xx ${r.non2xx}`,
     );
   }
 }
@@ -151,6 +172,7 @@ const summary = (xs: Awaited<ReturnType<typeof load>>[]) => ({
   rps: med(xs.map((x) => x.rps)),
   p50: med(xs.map((x) => x.p50)),
   p99: med(xs.map((x) => x.p99)),
+  cpuUsPerRequest: Number(med(xs.map((x) => x.cpuUs)).toFixed(1)),
 });
 if (values.only) process.exit(0);
 const a = summary(results.plain);

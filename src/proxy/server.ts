@@ -7,6 +7,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import { msat, type Msat } from '../domain/msat.js';
 import { AppError } from '../domain/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -24,6 +25,7 @@ import {
   worstCase,
   type Usage,
 } from './metering.js';
+import { canonicalTarget, type CanonicalTarget } from './canonical-target.js';
 import { ChargeBatcher } from './charge-batcher.js';
 import { RateLimiter } from './rate-limit.js';
 
@@ -84,6 +86,27 @@ export function createProxy(deps: ProxyDeps): Server {
       .filter((s) => s.config.rateLimit)
       .map((s) => [s.name, new RateLimiter(s.config.rateLimit!.requests, s.config.rateLimit!.perSeconds)]),
   );
+  // Request options of each upstream, computed once (no URL parsing per request).
+  const upstreams = new Map(
+    deps.services.map((s) => {
+      const https = s.upstream.protocol === 'https:';
+      const { hostname, port, auth } = urlToHttpOptions(s.upstream);
+      return [
+        s,
+        {
+          host: s.upstream.host,
+          send: https ? httpsRequest : httpRequest,
+          options: {
+            protocol: s.upstream.protocol,
+            hostname,
+            port,
+            ...(auth ? { auth } : {}),
+            agent: https ? agents.https : agents.http,
+          },
+        },
+      ] as const;
+    }),
+  );
   const freebies = new Map<string, number>();
   const charges = new ChargeBatcher(deps.ledger);
   const maxBody = deps.maxBodyBytes ?? 10 * 1024 * 1024;
@@ -121,31 +144,18 @@ export function createProxy(deps: ProxyDeps): Server {
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
   server.on('close', () => {
+    charges.close();
     agents.http.destroy();
     agents.https.destroy();
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const raw = req.url ?? '/';
-    // One canonical path for routing, allowlists, metering and the upstream request: no dot
-    // segments, no backslashes, no scheme-relative tricks that would move the request to another host.
-    if (
-      !raw.startsWith('/') ||
-      raw.startsWith('//') ||
-      raw.includes('\\') ||
-      /%2e|%2f|%5c/i.test(raw.split('?')[0]!)
-    ) {
+    const target = canonicalTarget(req.url ?? '/');
+    if (!target)
       return sendJson(res, 400, {
         error: { code: 'INVALID_PATH', message: 'the request path is not in canonical form' },
       });
-    }
-    const parsedUrl = new URL(raw, 'http://proxy.invalid');
-    const path = parsedUrl.pathname;
-    if (path + parsedUrl.search !== raw.split('#')[0]) {
-      return sendJson(res, 400, {
-        error: { code: 'INVALID_PATH', message: 'the request path is not in canonical form' },
-      });
-    }
+    const path = target.path;
     if (req.method === 'GET' && path === '/.well-known/l402.json')
       return sendJson(res, 200, discovery(deps.services));
     if (req.method === 'GET' && path === '/l402/quote') return quote(req, res);
@@ -155,12 +165,6 @@ export function createProxy(deps: ProxyDeps): Server {
       return sendJson(res, 404, {
         error: { code: 'NO_SERVICE', message: 'no service is configured for this path' },
       });
-    const target = new URL(path + parsedUrl.search, service.upstream);
-    if (target.origin !== service.upstream.origin) {
-      return sendJson(res, 400, {
-        error: { code: 'INVALID_PATH', message: 'the request path leaves the service' },
-      });
-    }
     if (service.allow && !service.allow.some((r) => r.test(path))) {
       return sendJson(res, 403, { error: { code: 'PATH_NOT_ALLOWED', message: 'this path is not offered' } });
     }
@@ -170,9 +174,13 @@ export function createProxy(deps: ProxyDeps): Server {
         : req.headers['transfer-encoding'] !== undefined;
     const body = hasBody ? await readBody(req, maxBody) : EMPTY;
     if (body === undefined)
-      return sendJson(res, 413, {
-        error: { code: 'BODY_TOO_LARGE', message: `request bodies are limited to ${maxBody} bytes` },
-      });
+      // The rest of the body is never read: the connection cannot carry another request.
+      return sendJson(
+        res,
+        413,
+        { error: { code: 'BODY_TOO_LARGE', message: `request bodies are limited to ${maxBody} bytes` } },
+        { connection: 'close' },
+      );
 
     if (service.config.mode === 'free') return forward(service, target, req, res, body, undefined);
     if (service.config.mode === 'freebie' && !req.headers.authorization) {
@@ -357,7 +365,7 @@ export function createProxy(deps: ProxyDeps): Server {
 
   function forward(
     service: Service,
-    target: URL,
+    target: CanonicalTarget,
     req: IncomingMessage,
     res: ServerResponse,
     body: Buffer,
@@ -369,7 +377,8 @@ export function createProxy(deps: ProxyDeps): Server {
         if (v !== undefined && !REQUEST_DROP.has(k)) headers[k] = v;
       for (const [k, v] of Object.entries(service.config.headers ?? {})) headers[k.toLowerCase()] = v;
       headers['content-length'] = String(body.length);
-      headers['host'] = target.host;
+      const dest = upstreams.get(service)!;
+      headers['host'] = dest.host;
       let responded = false;
       const fail = (err: Error): void => {
         if (responded) return; // once the response is under way, relay owns the outcome
@@ -386,10 +395,8 @@ export function createProxy(deps: ProxyDeps): Server {
       };
       let upstream;
       try {
-        const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-        upstream = send(
-          target,
-          { method: req.method, headers, agent: target.protocol === 'https:' ? agents.https : agents.http },
+        upstream = dest.send(
+          { ...dest.options, path: target.pathAndSearch, method: req.method, headers },
           (up) => {
             responded = true;
             void relay(up, res, billing).finally(resolve);
@@ -439,19 +446,16 @@ export function createProxy(deps: ProxyDeps): Server {
       // never hand out a paid response that the ledger does not know about. The write started
       // before the request went upstream, so this wait is normally already over.
       if (billing?.charged) await billing.charged;
-      res.writeHead(up.statusCode ?? 502, headers);
       if (!billing?.pricing) {
-        // Per-request billing (or free): pass bytes through untouched, end once settled.
-        up.pipe(res, { end: false });
-        await new Promise<void>((resolve) => {
-          up.once('end', resolve);
-          up.once('error', resolve);
-          res.once('close', resolve);
-        });
-        await settle(billing, used);
-        res.end();
+        // Per-request billing (or free): an error status served nothing, so its charge is taken
+        // back before it leaves; then the bytes pass through untouched.
+        if (!ok) await settle(billing, 0n);
+        res.writeHead(up.statusCode ?? 502, headers);
+        up.once('error', () => res.destroy());
+        up.pipe(res);
         return;
       }
+      res.writeHead(up.statusCode ?? 502, headers);
       const pricing = billing.pricing;
       const promptEstimate = estimateTokens(promptText(billing.parsed ?? {}));
       if (!billing.stream) {

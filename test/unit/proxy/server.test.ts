@@ -1,7 +1,8 @@
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { L402Authority } from '../../../src/l402/authority.js';
-import { L402Gate } from '../../../src/l402/gate.js';
+import { credentialAccountId, L402Gate } from '../../../src/l402/gate.js';
+import { availableOf } from '../../../src/ledger/types.js';
 import { decodeV2 } from '../../../src/l402/macaroon.js';
 import { parseProxyConfig } from '../../../src/proxy/config.js';
 import { createProxy } from '../../../src/proxy/server.js';
@@ -22,7 +23,7 @@ const listen = (s: Server): Promise<string> =>
 beforeAll(async () => {
   echo = createServer((req, res) => {
     seen.push(req.headers);
-    res.writeHead(200, { 'content-type': 'application/json' });
+    res.writeHead(req.url?.includes('fail') ? 500 : 200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ path: req.url }));
   });
   const upstream = await listen(echo);
@@ -57,6 +58,22 @@ beforeAll(async () => {
         rateLimit: { requests: 2, perSeconds: 60 },
       },
       {
+        name: 'fixed',
+        pathPrefix: '/fixed/',
+        upstream,
+        mode: 'paid',
+        pricePerRequestMsat: '10',
+        creditMsat: '1000',
+      },
+      {
+        name: 'gone',
+        pathPrefix: '/gone/',
+        upstream: 'http://127.0.0.1:1',
+        mode: 'paid',
+        pricePerRequestMsat: '10',
+        creditMsat: '1000',
+      },
+      {
         name: 'tok',
         pathPrefix: '/v1/',
         upstream,
@@ -78,10 +95,19 @@ afterAll(() => {
 });
 
 async function credential(service: string): Promise<string> {
+  return (await credentialWithAccount(service)).header;
+}
+
+async function credentialWithAccount(service: string): Promise<{ header: string; accountId: string }> {
   const c = await gate.challenge({ name: service, creditMsat: 1000n as never, lifetimeSeconds: 60 });
   const hash = decodeV2(Buffer.from(c.macaroon, 'base64')).identifier.subarray(2, 34).toString('hex');
-  return `L402 ${c.macaroon}:${f.lightning.invoices.get(hash)!.preimage}`;
+  return {
+    header: `L402 ${c.macaroon}:${f.lightning.invoices.get(hash)!.preimage}`,
+    accountId: credentialAccountId(c.tokenId),
+  };
 }
+
+const available = (id: string): bigint => availableOf(f.ledger.requireAccount(id));
 
 describe('proxy routing and limits', () => {
   it('injects the service headers upstream and never forwards the client credential', async () => {
@@ -152,5 +178,56 @@ describe('proxy routing and limits', () => {
   it('answers an oversized body with 413, not a 500', async () => {
     const big = await fetch(`${url}/trial/x`, { method: 'POST', body: 'x'.repeat(11 * 1024 * 1024) });
     expect(big.status).toBe(413);
+    // The connection whose body was left unread is closed: later requests are not stuck behind it.
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(`${url}/open/ok`);
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+  });
+});
+
+describe('per-request billing', () => {
+  it('charges concurrent requests exactly once each, and the credit header counts down', async () => {
+    const { header, accountId } = await credentialWithAccount('fixed');
+    const revenueBefore = f.ledger.getAccount('svc:fixed') ? available('svc:fixed') : 0n;
+    const responses = await Promise.all(
+      Array.from({ length: 25 }, () => fetch(`${url}/fixed/x`, { headers: { authorization: header } })),
+    );
+    await Promise.all(responses.map((r) => r.arrayBuffer()));
+    expect(responses.map((r) => r.status)).toEqual(Array(25).fill(200));
+    const remaining = responses.map((r) => BigInt(r.headers.get('x-l402-credit-remaining-msat')!));
+    expect(remaining.reduce((a, b) => (a < b ? a : b))).toBe(750n);
+    await f.ledger.flush();
+    expect(available(accountId)).toBe(750n);
+    expect(available('svc:fixed') - revenueBefore).toBe(250n);
+  });
+
+  it('takes the charge back when the upstream fails or cannot be reached', async () => {
+    const { header, accountId } = await credentialWithAccount('fixed');
+    const served = await fetch(`${url}/fixed/ok`, { headers: { authorization: header } });
+    expect(served.status).toBe(200);
+    await served.arrayBuffer();
+    const failed = await fetch(`${url}/fixed/fail`, { headers: { authorization: header } });
+    expect(failed.status).toBe(500);
+    await failed.arrayBuffer();
+    await f.ledger.flush();
+    expect(available(accountId)).toBe(990n);
+
+    const gone = await credentialWithAccount('gone');
+    const r = await fetch(`${url}/gone/x`, { headers: { authorization: gone.header } });
+    expect(r.status).toBe(502);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('UPSTREAM_UNAVAILABLE');
+    await f.ledger.flush();
+    expect(available(gone.accountId)).toBe(1000n);
+  });
+
+  it('answers 402 once the credit cannot pay for another request', async () => {
+    const { header } = await credentialWithAccount('fixed');
+    const statuses: number[] = [];
+    for (let i = 0; i < 101; i++)
+      statuses.push((await fetch(`${url}/fixed/x`, { headers: { authorization: header } })).status);
+    expect(statuses.slice(0, 100)).toEqual(Array(100).fill(200));
+    expect(statuses[100]).toBe(402);
   });
 });
