@@ -1,4 +1,5 @@
 import { msat } from '../domain/msat.js';
+import { RecordIndex } from '../ledger/record-index.js';
 import type { Escrow } from './types.js';
 
 export const escrowKey = (id: string): string => `escrow!${id}`;
@@ -19,3 +20,13 @@ export function publicEscrow(e: Escrow): Escrow {
   delete copy.preimage;
   return copy;
 }
+
+export const FINAL_STATES: ReadonlySet<Escrow['state']> = new Set(['released', 'refunded', 'expired']);
+
+/** Escrow records with their indexes: open ones, and by payer, payee and age. */
+export const escrowIndex = new RecordIndex<Escrow>(
+  'escrow',
+  { encode: encodeEscrow, decode: decodeEscrow },
+  (e) => [e.payerAccountId, e.payeeAccountId],
+  (e) => FINAL_STATES.has(e.state),
+);

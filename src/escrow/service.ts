@@ -16,7 +16,8 @@ import {
   MIN_ESCROW_CLTV,
   mustCancel,
 } from './cltv.js';
-import { decodeEscrow, encodeEscrow, escrowKey, publicEscrow, receiptKeyKey } from './codec.js';
+import { escrowIndex, FINAL_STATES as FINAL, publicEscrow, receiptKeyKey } from './codec.js';
+import { RecentItems } from '../ledger/record-index.js';
 import { EscrowError, EscrowErrorCode } from './errors.js';
 import { isXOnlyKey, verifyReceipt } from './receipt.js';
 import type { Actor, CreateEscrowInput, Escrow, Receipt } from './types.js';
@@ -38,7 +39,8 @@ export interface EscrowOptions {
 
 export type EscrowEvent = { type: 'escrow'; escrow: Escrow };
 
-const FINAL = new Set(['released', 'refunded', 'expired']);
+/** Final escrows kept in memory after they close (the rest are read from disk when asked for). */
+const CLOSED_IN_MEMORY = 1000;
 
 /**
  * Conditional payments on hold invoices (or on locked account balance): every transition is
@@ -46,7 +48,10 @@ const FINAL = new Set(['released', 'refunded', 'expired']);
  * deadlines and the CLTV safety cancel resume after a restart.
  */
 export class EscrowService {
+  /** Every escrow that is not final: what the sweeps and watches work on. */
   private readonly escrows = new Map<string, Escrow>();
+  /** Recently closed escrows (a small cache in front of the records). */
+  private readonly closed = new RecentItems<Escrow>(CLOSED_IN_MEMORY);
   private readonly receiptKeys = new Map<string, Set<string>>();
   private readonly watches = new Map<string, Subscription>();
   private readonly queue = new KeyedQueue();
@@ -80,12 +85,9 @@ export class EscrowService {
       const [, accountId, pubkey] = r.key.split('!');
       if (accountId && pubkey) this.keysOf(accountId).add(pubkey);
     }
-    for (const r of await this.ledger.listRecords('escrow!')) {
-      const e = decodeEscrow(r.value);
-      this.escrows.set(e.id, e);
-    }
+    // Only open escrows are loaded; closed ones stay on disk until someone asks for them.
+    for (const e of await escrowIndex.loadOpen(this.ledger)) this.escrows.set(e.id, e);
     for (const e of this.escrows.values()) {
-      if (FINAL.has(e.state)) continue;
       if (e.funding === 'lightning') this.watch(e);
       if (e.state === 'releasing') void this.run(e.id, () => this.release(e, e.reason ?? 'resumed'));
       if (e.state === 'refunding') void this.run(e.id, () => this.refund(e, e.reason ?? 'resumed'));
@@ -194,7 +196,7 @@ export class EscrowService {
   /** Funds an open escrow from the payer's balance (within its policy) instead of over Lightning. */
   fundFromAccount(escrowId: string, actor: Actor): Promise<Escrow> {
     return this.run(escrowId, async () => {
-      const e = this.must(escrowId);
+      const e = await this.must(escrowId);
       const payer = actor.type === 'operator' ? e.payerAccountId : actor.accountId;
       if (payer !== e.payerAccountId) this.forbidden('only the payer funds an escrow');
       if (e.state !== 'open') this.wrongState(e, 'fund');
@@ -217,7 +219,7 @@ export class EscrowService {
   /** Names the payee of an escrow created without one (a task's reward, once an agent claims it). */
   assignPayee(escrowId: string, payeeAccountId: string): Promise<Escrow> {
     return this.run(escrowId, async () => {
-      const e = this.must(escrowId);
+      const e = await this.must(escrowId);
       if (FINAL.has(e.state)) this.wrongState(e, 'assign a payee to');
       if (e.payeeAccountId !== undefined && e.payeeAccountId !== payeeAccountId)
         throw new EscrowError(EscrowErrorCode.INVALID_STATE, 'this escrow already has a payee');
@@ -233,7 +235,7 @@ export class EscrowService {
 
   approve(escrowId: string, actor: Actor): Promise<Escrow> {
     return this.run(escrowId, async () => {
-      const e = this.must(escrowId);
+      const e = await this.must(escrowId);
       this.assertCondition(e, 'approval');
       if (actor.type === 'account' && actor.accountId !== e.payerAccountId)
         this.forbidden('only the payer or the operator approves the release');
@@ -243,7 +245,7 @@ export class EscrowService {
 
   submitPreimage(escrowId: string, actor: Actor, preimage: string): Promise<Escrow> {
     return this.run(escrowId, async () => {
-      const e = this.must(escrowId);
+      const e = await this.must(escrowId);
       this.assertCondition(e, 'preimage');
       this.assertPayeeActor(e, actor);
       if (!provesPayment(preimage, e.paymentHash))
@@ -256,7 +258,7 @@ export class EscrowService {
 
   submitReceipt(escrowId: string, actor: Actor, receipt: Receipt): Promise<Escrow> {
     return this.run(escrowId, async () => {
-      const e = this.must(escrowId);
+      const e = await this.must(escrowId);
       this.assertCondition(e, 'receipt');
       this.assertPayeeActor(e, actor);
       if (receipt.payload.length > 1024)
@@ -280,7 +282,7 @@ export class EscrowService {
   /** Asks the escrow's external verifier; `true` releases, `false` refunds, an error decides nothing. */
   verify(escrowId: string, actor: Actor, evidence: unknown): Promise<Escrow> {
     return this.run(escrowId, async () => {
-      const e = this.must(escrowId);
+      const e = await this.must(escrowId);
       this.assertCondition(e, 'webhook');
       this.assertPayeeActor(e, actor);
       if (e.state !== 'funded') this.wrongState(e, 'verify');
@@ -307,7 +309,7 @@ export class EscrowService {
   /** The payee gives the money back, the payer cancels an unfunded escrow, or the operator decides. */
   cancel(escrowId: string, actor: Actor, reason = 'canceled'): Promise<Escrow> {
     return this.run(escrowId, async () => {
-      const e = this.must(escrowId);
+      const e = await this.must(escrowId);
       const role = this.roleOf(e, actor);
       if (role === 'payer' && e.state !== 'open')
         this.forbidden('a funded escrow is refunded by the payee, the deadline or the operator');
@@ -318,11 +320,11 @@ export class EscrowService {
 
   /** Trusted callers (the task market, the operator's dispute resolution). */
   releaseNow(escrowId: string, reason: string): Promise<Escrow> {
-    return this.run(escrowId, async () => this.release(this.must(escrowId), reason));
+    return this.run(escrowId, async () => this.release(await this.must(escrowId), reason));
   }
 
   refundNow(escrowId: string, reason: string): Promise<Escrow> {
-    return this.run(escrowId, async () => this.refund(this.must(escrowId), reason));
+    return this.run(escrowId, async () => this.refund(await this.must(escrowId), reason));
   }
 
   // ---- receipt keys ---------------------------------------------------------------------------
@@ -346,19 +348,33 @@ export class EscrowService {
 
   // ---- reading --------------------------------------------------------------------------------
 
-  get(escrowId: string, actor?: Actor): Escrow {
-    const e = this.must(escrowId);
+  /** How many escrows are in memory: every open one, and a bounded cache of closed ones. */
+  stats(): { open: number; closedInMemory: number } {
+    return { open: this.escrows.size, closedInMemory: this.closed.size };
+  }
+
+  async get(escrowId: string, actor?: Actor): Promise<Escrow> {
+    const e = await this.must(escrowId);
     if (actor && this.roleOf(e, actor) === 'none') this.notFound(escrowId);
     return publicEscrow(e);
   }
 
-  list(accountId?: string): Escrow[] {
-    return [...this.escrows.values()]
-      .filter(
-        (e) => accountId === undefined || e.payerAccountId === accountId || e.payeeAccountId === accountId,
-      )
-      .sort((a, b) => b.createdAt - a.createdAt)
-      .map(publicEscrow);
+  /**
+   * An account's escrows (as payer or payee), or all of them, newest first, a page at a time:
+   * `next` is the cursor of the following page (pass it as `before`).
+   */
+  async list(
+    accountId?: string,
+    page: { limit?: number; before?: string } = {},
+  ): Promise<{ escrows: Escrow[]; next?: string }> {
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 1000);
+    const { ids, next } = await escrowIndex.page(this.ledger, accountId, limit, page.before);
+    const escrows: Escrow[] = [];
+    for (const id of ids) {
+      const e = this.escrows.get(id) ?? this.closed.get(id) ?? (await escrowIndex.read(this.ledger, id));
+      if (e) escrows.push(publicEscrow(e));
+    }
+    return { escrows, ...(next ? { next } : {}) };
   }
 
   // ---- transitions ----------------------------------------------------------------------------
@@ -391,7 +407,7 @@ export class EscrowService {
         memo: e.id,
         pending: true,
       },
-      [{ key: escrowKey(e.id), value: encodeEscrow(next) }],
+      escrowIndex.records(next),
     );
     Object.assign(e, next);
     delete e.request;
@@ -420,9 +436,10 @@ export class EscrowService {
           memo: e.id,
           idempotencyKey: `escrow-release:${e.id}`,
         },
-        [{ key: escrowKey(e.id), value: encodeEscrow(released) }],
+        escrowIndex.records(released),
       );
       Object.assign(e, released);
+      this.remember(e);
       await applied.durable;
     } else {
       if (e.state !== 'releasing') {
@@ -449,9 +466,10 @@ export class EscrowService {
           memo: e.id,
           idempotencyKey: `escrow-release:${e.id}`,
         },
-        [{ key: escrowKey(e.id), value: encodeEscrow(released) }],
+        escrowIndex.records(released),
       );
       Object.assign(e, released);
+      this.remember(e);
       this.closeWatch(e.id);
       await applied.durable;
     }
@@ -483,10 +501,9 @@ export class EscrowService {
     if (e.state === 'released' || e.state === 'releasing') this.wrongState(e, 'refund');
     if (e.funding === 'account') {
       const refunded = this.finished(e, 'refunded', reason);
-      const applied = this.ledger.void(e.lockTransferId!, reason, [
-        { key: escrowKey(e.id), value: encodeEscrow(refunded) },
-      ]);
+      const applied = this.ledger.void(e.lockTransferId!, reason, escrowIndex.records(refunded));
       Object.assign(e, refunded);
+      this.remember(e);
       await applied.durable;
       this.emit(e);
       return publicEscrow(e);
@@ -624,7 +641,8 @@ export class EscrowService {
   }
 
   private save(e: Escrow): Promise<void> {
-    return this.ledger.putRecords([{ key: escrowKey(e.id), value: encodeEscrow(e) }]);
+    this.remember(e);
+    return this.ledger.putRecords(escrowIndex.records(e));
   }
 
   private emit(e: Escrow): void {
@@ -634,10 +652,29 @@ export class EscrowService {
       this.publish(e.payeeAccountId, { type: 'escrow', escrow: view });
   }
 
-  private must(id: string): Escrow {
-    const e = this.escrows.get(id);
-    if (!e) this.notFound(id);
+  /** The escrow, from memory or (closed ones) from its record. */
+  private async must(id: string): Promise<Escrow> {
+    const open = this.escrows.get(id);
+    if (open) return open;
+    let e = this.closed.get(id);
+    if (!e) {
+      const stored = /^[0-9a-f-]{36}$/.test(id) ? await escrowIndex.read(this.ledger, id) : undefined;
+      if (!stored) this.notFound(id);
+      // Another call may have loaded or changed it meanwhile: memory wins.
+      e = this.escrows.get(id) ?? this.closed.get(id) ?? stored;
+    }
+    this.remember(e);
     return e;
+  }
+
+  /** Files an escrow by its state: open ones for the sweeps, closed ones in the small cache. */
+  private remember(e: Escrow): void {
+    if (!FINAL.has(e.state)) {
+      this.escrows.set(e.id, e);
+      return;
+    }
+    this.escrows.delete(e.id);
+    this.closed.put(e);
   }
 
   private notFound(id: string): never {

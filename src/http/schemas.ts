@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { RecordIndex } from '../ledger/record-index.js';
 
 export const ErrorBody = Type.Object(
   {
@@ -154,3 +155,12 @@ export const Tier = Type.Union([
   Type.Literal('L2'),
   Type.Literal('L3'),
 ]);
+
+/** Paging of a newest-first list: `before` is the `next` cursor of the previous page. */
+export const PageQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    before: Type.Optional(Type.String({ pattern: RecordIndex.CURSOR.source })),
+  },
+  { additionalProperties: false },
+);

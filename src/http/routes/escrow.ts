@@ -6,10 +6,14 @@ import type { EscrowService } from '../../escrow/service.js';
 import type { Actor } from '../../escrow/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { ErrorBody, ErrorResponses, Hash, IdParams, MsatString } from '../schemas.js';
+import { ErrorBody, ErrorResponses, Hash, IdParams, MsatString, PageQuery } from '../schemas.js';
 
 const errors = ErrorResponses;
 const EscrowBody = Type.Record(Type.String(), Type.Unknown(), { description: 'an escrow' });
+const EscrowPage = Type.Object({
+  escrows: Type.Array(EscrowBody),
+  next: Type.Optional(Type.String({ description: 'the cursor of the next page: pass it as `before`' })),
+});
 const EscrowParams = Type.Object({ id: IdParams.properties.id, escrowId: Type.String({ maxLength: 64 }) });
 const XOnlyKey = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BIP340 x-only public key' });
 
@@ -84,10 +88,11 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
       schema: {
         tags,
         params: IdParams,
-        response: { 200: Type.Object({ escrows: Type.Array(EscrowBody) }), ...errors },
+        querystring: PageQuery,
+        response: { 200: EscrowPage, ...errors },
       },
     },
-    async (req) => ({ escrows: jsonSafe(escrow.list(req.params.id)) as never }),
+    async (req) => jsonSafe(await escrow.list(req.params.id, req.query)) as never,
   );
 
   app.get(
@@ -96,7 +101,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
       config: { scope: 'read' },
       schema: { tags, params: EscrowParams, response: { 200: EscrowBody, ...errors } },
     },
-    async (req) => jsonSafe(escrow.get(req.params.escrowId, actor(req))) as never,
+    async (req) => jsonSafe(await escrow.get(req.params.escrowId, actor(req))) as never,
   );
 
   const action = (
@@ -118,7 +123,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
       },
       async (req) => {
         const who = actor(req);
-        escrow.get(req.params.escrowId, who); // not a party: 404
+        await escrow.get(req.params.escrowId, who); // not a party: 404
         return jsonSafe(
           await run(req.params.escrowId, who, (req.body ?? {}) as Record<string, unknown>),
         ) as never;
@@ -180,10 +185,11 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
       schema: {
         tags,
         security: [{ operator: [] }],
-        response: { 200: Type.Object({ escrows: Type.Array(EscrowBody) }) },
+        querystring: PageQuery,
+        response: { 200: EscrowPage, 400: ErrorBody },
       },
     },
-    async () => ({ escrows: jsonSafe(escrow.list()) as never }),
+    async (req) => jsonSafe(await escrow.list(undefined, req.query)) as never,
   );
   for (const verb of ['release', 'refund'] as const) {
     app.post(

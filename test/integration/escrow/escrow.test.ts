@@ -41,7 +41,7 @@ afterAll(async () => {
 });
 
 const escrow = () => s.escrow!;
-const state = (id: string) => escrow().get(id).state;
+const state = async (id: string) => (await escrow().get(id)).state;
 const payeeBalance = () => balanceOf(s.ledger.requireAccount('esc-payee'));
 
 /** Bob pays the hold invoice; the promise settles when the escrow releases or refunds. */
@@ -51,7 +51,11 @@ async function bobPays(e: Escrow): Promise<{ outcome: Promise<'paid' | 'failed'>
     () => 'paid' as const,
     () => 'failed' as const,
   );
-  await eventually(() => (state(e.id) === 'funded' ? true : undefined), 30_000, 'the HTLC to be held');
+  await eventually(
+    async () => ((await state(e.id)) === 'funded' ? true : undefined),
+    30_000,
+    'the HTLC to be held',
+  );
   return { outcome };
 }
 
@@ -71,7 +75,7 @@ describe('escrow on hold invoices (regtest)', () => {
     const e = await lightningEscrow();
     expect(e.request).toMatch(/^lnbcrt/);
     const { outcome } = await bobPays(e);
-    const funded = escrow().get(e.id);
+    const funded = await escrow().get(e.id);
     expect(funded.htlcExpiryHeight).toBeGreaterThan(0);
     expect(payeeBalance()).toBe(before); // nothing moves while held
     const released = await escrow().approve(e.id, payer);
@@ -87,7 +91,7 @@ describe('escrow on hold invoices (regtest)', () => {
     const e = await lightningEscrow({ timeoutSeconds: 4 });
     const { outcome } = await bobPays(e);
     expect(await outcome).toBe('failed');
-    expect(escrow().get(e.id)).toMatchObject({ state: 'refunded', reason: 'deadline' });
+    expect(await escrow().get(e.id)).toMatchObject({ state: 'refunded', reason: 'deadline' });
     expect(payeeBalance()).toBe(before);
     const paid = await getPayment({ lnd: await rawLnd('bob'), id: e.paymentHash });
     expect(paid.is_failed).toBe(true);
@@ -103,7 +107,7 @@ describe('escrow on hold invoices (regtest)', () => {
     await expect(
       escrow().submitReceipt(e.id, payee, { payload: 'delivered', signature: forged }),
     ).rejects.toMatchObject({ code: 'INVALID_PROOF' });
-    expect(state(e.id)).toBe('funded');
+    expect(await state(e.id)).toBe('funded');
     const good = signReceipt(deviceKey, e.id, e.paymentHash, 'delivered');
     expect((await escrow().submitReceipt(e.id, payee, { payload: 'delivered', signature: good })).state).toBe(
       'released',
@@ -130,21 +134,25 @@ describe('escrow on hold invoices (regtest)', () => {
     expect(e.cltvDelta).toBe(40);
     const { outcome } = await bobPays(e);
     const { blockHeight } = await backend.getNodeInfo();
-    const expiry = escrow().get(e.id).htlcExpiryHeight!;
+    const expiry = (await escrow().get(e.id)).htlcExpiryHeight!;
     const toMine = expiry - blockHeight - (18 + 12);
     expect(toMine).toBeGreaterThan(0);
     if (toMine > 1) await btcd().call('generate', [toMine - 1]);
     await new Promise((r) => setTimeout(r, 1500));
-    expect(state(e.id)).toBe('funded'); // one block short of the margin: still held
+    expect(await state(e.id)).toBe('funded'); // one block short of the margin: still held
     await btcd().call('generate', [1]);
     expect(await outcome).toBe('failed');
-    await eventually(() => (state(e.id) === 'refunded' ? true : undefined), 15_000, 'the safety cancel');
-    expect(escrow().get(e.id).reason).toBe('cltv_safety');
+    await eventually(
+      async () => ((await state(e.id)) === 'refunded' ? true : undefined),
+      15_000,
+      'the safety cancel',
+    );
+    expect((await escrow().get(e.id)).reason).toBe('cltv_safety');
   });
 
   it('an escrow nobody funds expires at its deadline and its invoice is canceled', async () => {
     const e = await lightningEscrow({ timeoutSeconds: 2 });
-    await eventually(() => (state(e.id) === 'expired' ? true : undefined), 15_000, 'expiry');
+    await eventually(async () => ((await state(e.id)) === 'expired' ? true : undefined), 15_000, 'expiry');
     const inv = await getInvoice({ lnd: await rawLnd('alice'), id: e.paymentHash });
     expect(inv.is_canceled).toBe(true);
   });
@@ -163,7 +171,11 @@ describe('escrow on hold invoices (regtest)', () => {
       30_000,
       'the payout to settle at carol',
     );
-    const paid = await eventually(() => escrow().get(e.id).payoutPaymentId, 10_000, 'the payout id');
+    const paid = await eventually(
+      async () => (await escrow().get(e.id)).payoutPaymentId,
+      10_000,
+      'the payout id',
+    );
     const payment = s.payments.getPayment(paid)!;
     expect(payment.status).toBe('succeeded');
     // Credited on release, then spent on the payout (plus its routing fee).

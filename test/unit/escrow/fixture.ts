@@ -7,15 +7,19 @@ export async function escrowFixture() {
   let now = 1_000_000;
   const f = await paymentsFixture({ now: () => now });
   const events: { accountId: string; event: EscrowEvent }[] = [];
-  const escrow = new EscrowService(
-    f.ledger,
-    f.lightning,
-    f.service,
-    (accountId, event) => events.push({ accountId, event }),
-    pino({ level: 'silent' }),
-    { now: () => now, blockPollMs: 3600_000 },
-  );
-  await escrow.start();
+  const open = async () => {
+    const service = new EscrowService(
+      f.ledger,
+      f.lightning,
+      f.service,
+      (accountId, event) => events.push({ accountId, event }),
+      pino({ level: 'silent' }),
+      { now: () => now, blockPollMs: 3600_000 },
+    );
+    await service.start();
+    return service;
+  };
+  const escrow = await open();
   await f.account('payer', 1_000_000n);
   await f.account('payee', 0n);
   await f.account('other', 0n);
@@ -23,6 +27,11 @@ export async function escrowFixture() {
     ...f,
     escrow,
     events,
+    /** A new service over the same ledger and records, as after a restart (the old one stopped). */
+    restart: async (old: EscrowService) => {
+      old.stop();
+      return open();
+    },
     advance: (ms: number) => {
       now += ms;
     },
