@@ -162,7 +162,8 @@ export async function openAccounts(
   const deviceRegistry = new DeviceRegistry(ledger);
   await deviceRegistry.load();
   const deviceKey = secretFile(config, 'device-key');
-  const deviceEvents = new DeviceEvents(deviceRegistry, deviceKey, log);
+  const deviceEvents = new DeviceEvents(deviceRegistry, ledger, deviceKey, log);
+  await deviceEvents.start();
   const commerce = new DeviceCommerce({
     ledger,
     payments,
@@ -216,6 +217,7 @@ export async function openAccounts(
     async close() {
       subscription.close();
       commerce.stop();
+      deviceEvents.stop();
       await verifyPool.close();
       await streams.stop();
       receiver.stop();
@@ -333,6 +335,21 @@ export async function startDeviceTransports(
         },
   );
   devices.events.addSink(transport);
+  // Events a device may have missed while this process was not running (the outbox keeps them
+  // until they expire). The embedded broker lost its sessions with the last process: each device
+  // gets them when it first subscribes again. An external broker keeps sessions: send them now.
+  const replay = (id?: string): void =>
+    void (id === undefined ? devices.events.replayAll() : devices.events.replay(id)).catch((err: unknown) =>
+      log.warn({ err }, 'replaying device events failed'),
+    );
+  if (broker) {
+    const seen = new Set<string>();
+    broker.onDeviceSubscribed((id) => {
+      if (seen.has(id)) return; // from then on the broker's session holds what the device misses
+      seen.add(id);
+      replay(id);
+    });
+  } else replay();
   return {
     mqttUrl: url,
     embedded: broker !== undefined,

@@ -1,3 +1,4 @@
+import type { Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../payments/service.js';
 import { signEvent, type EventEnvelope } from './envelope.js';
 import type { DeviceRegistry } from './registry.js';
@@ -7,17 +8,49 @@ export interface EventSink {
   pushEvent(event: EventEnvelope): Promise<void>;
 }
 
-/** Signs events for devices (sequence numbered per device) and hands them to the transports. */
+/** The outbox: every event until it expires, `devevt!<device id>!<n, 12 digits>`. */
+const OUTBOX = 'devevt!';
+const outboxKey = (e: EventEnvelope): string => `${OUTBOX}${e.d}!${String(e.n).padStart(12, '0')}`;
+const expiryOf = (e: EventEnvelope): number => (JSON.parse(e.b) as { exp: number }).exp;
+
+/**
+ * Signs events for devices (sequence numbered per device) and hands them to the transports.
+ * Each event is written to a durable outbox with its device's new sequence number before any
+ * transport sees it, and kept there until it expires: after a restart (or a crash) a device that
+ * comes back gets the events it may have missed again (`replay`); devices drop any `n` they saw.
+ */
 export class DeviceEvents {
   private readonly sinks: EventSink[] = [];
   private readonly listeners: ((e: EventEnvelope) => void)[] = [];
+  /** Unexpired events per device, oldest first (mirrors the outbox records). */
+  private readonly outbox = new Map<string, EventEnvelope[]>();
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly registry: DeviceRegistry,
+    private readonly ledger: Ledger,
     private readonly gatewayKeyHex: string,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
+
+  /** Loads the unexpired outbox, deletes what expired, and prunes it from then on. */
+  async start(pruneEveryMs = 30_000): Promise<void> {
+    const expired: string[] = [];
+    const nowSec = Math.floor(this.now() / 1000);
+    for (const r of await this.ledger.listRecords(OUTBOX)) {
+      const e = JSON.parse(r.value) as EventEnvelope;
+      if (expiryOf(e) <= nowSec) expired.push(r.key);
+      else this.keep(e);
+    }
+    if (expired.length) await this.ledger.putRecords(expired.map((key) => ({ key, value: null })));
+    this.timer = setInterval(() => void this.prune(), pruneEveryMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
 
   addSink(sink: EventSink): void {
     this.sinks.push(sink);
@@ -29,7 +62,7 @@ export class DeviceEvents {
     return () => this.listeners.splice(this.listeners.indexOf(listener), 1);
   }
 
-  /** Signs and sends; `ttlSeconds` tells the device until when the event is worth acting on. */
+  /** Signs, writes to the outbox, and sends; `ttlSeconds` is how long the event is worth acting on. */
   async push(
     deviceId: string,
     type: string,
@@ -38,18 +71,64 @@ export class DeviceEvents {
   ): Promise<EventEnvelope> {
     const t = Math.floor(this.now() / 1000);
     const body = JSON.stringify({ ...data, exp: t + ttlSeconds });
-    const event = signEvent(
-      { d: deviceId, n: this.registry.nextEventSeq(deviceId), t, e: type, b: body },
-      this.gatewayKeyHex,
-    );
+    const { n, record } = this.registry.takeEventSeq(deviceId);
+    const event = signEvent({ d: deviceId, n, t, e: type, b: body }, this.gatewayKeyHex);
+    this.keep(event);
+    await this.ledger.putRecords([record, { key: outboxKey(event), value: JSON.stringify(event) }]);
     for (const l of this.listeners) l(event);
-    await Promise.all(
-      this.sinks.map((s) =>
-        s
-          .pushEvent(event)
-          .catch((err: unknown) => this.log.warn({ err, deviceId, type }, 'could not push a device event')),
-      ),
-    );
+    await this.send([event]);
     return event;
+  }
+
+  /** Sends a device's unexpired events again (it came back after the gateway restarted). */
+  async replay(deviceId: string): Promise<number> {
+    const nowSec = Math.floor(this.now() / 1000);
+    const pending = (this.outbox.get(deviceId) ?? []).filter((e) => expiryOf(e) > nowSec);
+    await this.send(pending);
+    return pending.length;
+  }
+
+  /** Sends every unexpired event again (to a broker that keeps sessions of its own). */
+  async replayAll(): Promise<number> {
+    let sent = 0;
+    for (const deviceId of [...this.outbox.keys()]) sent += await this.replay(deviceId);
+    return sent;
+  }
+
+  private async send(events: EventEnvelope[]): Promise<void> {
+    for (const event of events)
+      await Promise.all(
+        this.sinks.map((s) =>
+          s
+            .pushEvent(event)
+            .catch((err: unknown) =>
+              this.log.warn({ err, deviceId: event.d, type: event.e }, 'could not push a device event'),
+            ),
+        ),
+      );
+  }
+
+  private keep(e: EventEnvelope): void {
+    const list = this.outbox.get(e.d);
+    if (list) list.push(e);
+    else this.outbox.set(e.d, [e]);
+  }
+
+  private async prune(): Promise<void> {
+    const nowSec = Math.floor(this.now() / 1000);
+    const gone: string[] = [];
+    for (const [deviceId, list] of this.outbox) {
+      const live = list.filter((e) => {
+        if (expiryOf(e) > nowSec) return true;
+        gone.push(outboxKey(e));
+        return false;
+      });
+      if (live.length) this.outbox.set(deviceId, live);
+      else this.outbox.delete(deviceId);
+    }
+    if (gone.length)
+      await this.ledger
+        .putRecords(gone.map((key) => ({ key, value: null })))
+        .catch((err: unknown) => this.log.warn({ err }, 'pruning the device event outbox failed'));
   }
 }

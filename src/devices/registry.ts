@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Ledger } from '../ledger/ledger.js';
+import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import { isXOnlyKey } from '../crypto/bip340.js';
 import { connectDigest, enrollDigest, schnorrVerify } from './envelope.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
@@ -159,12 +159,14 @@ export class DeviceRegistry {
     return this.save(d);
   }
 
-  /** The next event sequence number of a device (persisted with the event's record by the caller). */
-  nextEventSeq(deviceId: string): number {
+  /**
+   * The next event sequence number of a device, and the device record that carries it: the caller
+   * writes that record in the same batch as the event, so a number is never handed out twice.
+   */
+  takeEventSeq(deviceId: string): { n: number; record: SideRecords[number] } {
     const d = this.must(deviceId);
     d.lastEventSeq += 1;
-    void this.save(d);
-    return d.lastEventSeq;
+    return { n: d.lastEventSeq, record: { key: devKey(d.deviceId), value: JSON.stringify(d) } };
   }
 
   private must(deviceId: string): Device {

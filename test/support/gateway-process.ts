@@ -7,6 +7,7 @@ import { node } from './regtest.js';
  */
 export class GatewayProcess {
   private child: ChildProcess | undefined;
+  private out = '';
 
   constructor(
     private readonly dataDir: string,
@@ -17,7 +18,7 @@ export class GatewayProcess {
   /** Starts the gateway; resolves with its URL once it listens. */
   start(): Promise<string> {
     const alice = node('alice');
-    let out = '';
+    this.out = '';
     const proc = spawn(
       process.execPath,
       [
@@ -50,12 +51,12 @@ export class GatewayProcess {
       },
     );
     this.child = proc;
-    proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stdout!.on('data', (c: Buffer) => (this.out += c.toString()));
+    proc.stderr!.on('data', (c: Buffer) => (this.out += c.toString()));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${out}`)), 60_000);
+      const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${this.out}`)), 60_000);
       proc.stdout!.on('data', () => {
-        const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+        const m = /listening on (http:\/\/[^\s]+)/.exec(this.out);
         if (m) {
           clearTimeout(timer);
           resolve(m[1]!);
@@ -63,9 +64,19 @@ export class GatewayProcess {
       });
       proc.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`gateway exited (${code}) during start:\n${out}`));
+        reject(new Error(`gateway exited (${code}) during start:\n${this.out}`));
       });
     });
+  }
+
+  /** The URL of the embedded MQTT broker of the running gateway (from its banner). */
+  async mqttUrl(): Promise<string> {
+    for (let i = 0; i < 50; i++) {
+      const m = /MQTT (mqtt:\/\/\S+)/.exec(this.out);
+      if (m) return m[1]!;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the gateway printed no MQTT URL:\n${this.out}`);
   }
 
   /** SIGKILL: no shutdown hook runs, nothing is flushed. */

@@ -8,6 +8,8 @@ export interface EmbeddedBroker {
   /** Credentials of the gateway's own client, which may use every device topic. */
   gatewayUsername: string;
   gatewayPassword: string;
+  /** Calls `listener` with a device's id whenever it subscribes to its event topic. */
+  onDeviceSubscribed(listener: (deviceId: string) => void): void;
   close(): Promise<void>;
 }
 
@@ -49,6 +51,15 @@ export async function startEmbeddedBroker(
       done(null, t && t.kind !== 'req' && t.deviceId === client.id ? sub : null);
     },
   });
+  const subscribed: ((deviceId: string) => void)[] = [];
+  broker.on('subscribe', (subscriptions, client) => {
+    if (!client || gateways.has(client)) return;
+    const own = subscriptions.some((sub) => {
+      const t = deviceOfTopic(sub.topic);
+      return t !== undefined && t.kind === 'evt' && t.deviceId === client.id;
+    });
+    if (own) for (const l of subscribed) l(client.id);
+  });
   const server: Server = createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
@@ -69,6 +80,9 @@ export async function startEmbeddedBroker(
     url: `mqtt://${host}:${actualPort}`,
     gatewayUsername,
     gatewayPassword: password,
+    onDeviceSubscribed(listener) {
+      subscribed.push(listener);
+    },
     async close() {
       await new Promise<void>((r) => broker.close(() => r()));
       await new Promise<void>((r) => server.close(() => r()));

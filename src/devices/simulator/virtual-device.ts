@@ -26,6 +26,8 @@ export class VirtualDevice {
   counter = 0;
   private readonly waiting = new Map<number, (r: Answer) => void>();
   private readonly eventWaiters: ((e: EventEnvelope) => void)[] = [];
+  /** The highest event number received (kept across reconnections, as a device keeps it in flash). */
+  private lastEventSeq = 0;
   private client!: MqttClient;
 
   constructor(
@@ -71,6 +73,9 @@ export class VirtualDevice {
         this.waiting.delete(msg.c);
       } else if (topic.endsWith('/evt')) {
         if (!this.verify(eventDigest(strip(msg)), msg)) return;
+        // PROTOCOL.md: events whose number is not above the last one processed are replays.
+        if (msg.n <= this.lastEventSeq) return;
+        this.lastEventSeq = msg.n;
         this.events.push(msg);
         for (const w of this.eventWaiters.splice(0)) w(msg);
       }

@@ -67,4 +67,27 @@ describe('embedded MQTT broker', () => {
       await broker.close();
     }
   });
+
+  it('tells the gateway when a device subscribes to its own event topic', async () => {
+    const broker = await startEmbeddedBroker('127.0.0.1', 0, 'gateway-secret', (id) => id === DEVICE);
+    const seen: string[] = [];
+    broker.onDeviceSubscribed((id) => seen.push(id));
+    try {
+      const gw = await mqtt.connectAsync(broker.url, {
+        clientId: 'gw',
+        username: broker.gatewayUsername,
+        password: broker.gatewayPassword,
+      });
+      await gw.subscribeAsync('coulomb/d/+/evt', { qos: 1 });
+      const dev = await mqtt.connectAsync(broker.url, { clientId: DEVICE, username: '1', password: 'token' });
+      await dev.subscribeAsync(`coulomb/d/${DEVICE}/res`, { qos: 1 });
+      expect(seen).toEqual([]);
+      await dev.subscribeAsync(`coulomb/d/${DEVICE}/evt`, { qos: 1 });
+      expect(seen).toEqual([DEVICE]);
+      await dev.endAsync();
+      await gw.endAsync();
+    } finally {
+      await broker.close();
+    }
+  });
 });

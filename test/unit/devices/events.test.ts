@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { eventDigest, schnorrVerify, xOnlyOf, type EventEnvelope } from '../../../src/devices/envelope.js';
+import { DeviceEvents } from '../../../src/devices/events.js';
+import { DeviceRegistry } from '../../../src/devices/registry.js';
+import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
+
+const GATEWAY = '44'.repeat(32);
+const DEVICE = xOnlyOf('55'.repeat(32));
+const OTHER = xOnlyOf('66'.repeat(32));
+const T0 = 1_763_700_000;
+
+/** A gateway's device events over one ledger; `restart` builds them again from what is on disk. */
+async function fixture() {
+  let now = T0 * 1000;
+  const f = await paymentsFixture({ now: () => now });
+  await f.account('meter', 0n);
+  const open = async () => {
+    const registry = new DeviceRegistry(f.ledger, () => now);
+    await registry.load();
+    const events = new DeviceEvents(registry, f.ledger, GATEWAY, silentLog, () => now);
+    await events.start(3600_000);
+    const sent: EventEnvelope[] = [];
+    events.addSink({ pushEvent: async (e) => void sent.push(e) });
+    return { registry, events, sent };
+  };
+  const first = await open();
+  await first.registry.register({ deviceId: DEVICE, accountId: 'meter', name: 'm' });
+  await first.registry.register({ deviceId: OTHER, accountId: 'meter', name: 'o' });
+  return { f, first, open, advance: (s: number) => (now += s * 1000) };
+}
+
+describe('device events outbox', () => {
+  it('writes each event and its sequence number durably before any transport sees it', async () => {
+    const { f, first } = await fixture();
+    let durableWhenSent = false;
+    first.events.addSink({
+      pushEvent: async (e) => {
+        durableWhenSent =
+          (await f.store.records.get(`devevt!${DEVICE}!${String(e.n).padStart(12, '0')}`)) !== undefined;
+      },
+    });
+    const e = await first.events.push(DEVICE, 'actuate', { command: 'open' });
+    expect(durableWhenSent).toBe(true);
+    expect(e.n).toBe(1);
+    const { s, ...unsigned } = e;
+    expect(schnorrVerify(eventDigest(unsigned), xOnlyOf(GATEWAY), s)).toBe(true);
+    expect(first.sent).toEqual([e]);
+  });
+
+  it('after a restart, replays a device’s unexpired events, drops expired ones, and never reuses a number', async () => {
+    const { f, first, open, advance } = await fixture();
+    const short = await first.events.push(DEVICE, 'sold', { x: 1 }, 60);
+    const long = await first.events.push(DEVICE, 'actuate', { x: 2 }, 600);
+    await first.events.push(OTHER, 'stop', { x: 3 }, 600);
+    first.events.stop();
+    advance(120); // the first event has expired
+
+    const again = await open();
+    expect(await again.events.replay(DEVICE)).toBe(1);
+    expect(again.sent).toEqual([long]);
+    expect(await f.ledger.getRecord(`devevt!${DEVICE}!${String(short.n).padStart(12, '0')}`)).toBeUndefined();
+    const next = await again.events.push(DEVICE, 'sold', { x: 4 });
+    expect(next.n).toBe(3);
+    expect(await again.events.replayAll()).toBe(3); // the device's two unexpired ones and OTHER's
+    again.events.stop();
+  });
+});
