@@ -368,9 +368,9 @@ export class EscrowService {
     page: { limit?: number; before?: string } = {},
   ): Promise<{ escrows: Escrow[]; next?: string }> {
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 1000);
-    const { ids, next } = await escrowIndex.page(this.ledger, accountId, limit, page.before);
+    const { entries, next } = await escrowIndex.page(this.ledger, accountId, limit, page.before);
     const escrows: Escrow[] = [];
-    for (const id of ids) {
+    for (const { id } of entries) {
       const e = this.escrows.get(id) ?? this.closed.get(id) ?? (await escrowIndex.read(this.ledger, id));
       if (e) escrows.push(publicEscrow(e));
     }

@@ -7,7 +7,8 @@ export interface IndexedItem {
 }
 
 export interface IndexPage {
-  ids: string[];
+  /** Newest first; each entry's cursor continues a listing right after it. */
+  entries: { id: string; cursor: string }[];
   /** Pass as `before` for the following page; absent on the last one. */
   next?: string;
 }
@@ -91,7 +92,7 @@ export class RecordIndex<T extends IndexedItem> {
     const shown = entries.slice(0, limit);
     const last = shown[shown.length - 1];
     return {
-      ids: shown.map((r) => r.value),
+      entries: shown.map((r) => ({ id: r.value, cursor: r.key.slice(prefix.length) })),
       ...(entries.length > limit && last ? { next: last.key.slice(prefix.length) } : {}),
     };
   }

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { msat, type Msat } from '../domain/msat.js';
 import type { EscrowService } from '../escrow/service.js';
 import type { Ledger, SideRecords } from '../ledger/ledger.js';
+import { RecentItems, RecordIndex } from '../ledger/record-index.js';
 import type { Logger } from '../payments/service.js';
 import { MarketError, MarketErrorCode } from './errors.js';
 import { capabilities, type ServiceRegistry } from './registry.js';
@@ -22,7 +23,24 @@ export type TaskEvent = { type: 'task'; task: Task };
 
 /** Escrow stays locked this long past the review window, so disputes have time to be resolved. */
 const DISPUTE_WINDOW_S = 7 * 24 * 3600;
-const taskKey = (id: string): string => `task!${id}`;
+const FINAL_TASK: ReadonlySet<TaskState> = new Set(['completed', 'resolved', 'expired']);
+/** Closed tasks kept in memory after they close (the rest are read from disk when asked for). */
+const CLOSED_IN_MEMORY = 1000;
+/** Index entries a filtered history listing reads at most per page before it returns a cursor. */
+const SCAN_PER_PAGE = 2000;
+
+const taskIndex = new RecordIndex<Task>(
+  'task',
+  {
+    encode: (t) => JSON.stringify({ ...t, rewardMsat: t.rewardMsat.toString() }),
+    decode: (raw) => {
+      const t = JSON.parse(raw) as Task & { rewardMsat: string };
+      return { ...t, rewardMsat: msat(t.rewardMsat) };
+    },
+  },
+  (t) => [t.publisherAccountId, t.agentAccountId],
+  (t) => FINAL_TASK.has(t.state),
+);
 const repKey = (id: string): string => `rep!${id}`;
 
 /**
@@ -31,7 +49,9 @@ const repKey = (id: string): string => `rep!${id}`;
  * the operator); unclaimed or late tasks refund. Outcomes update both parties' reputation.
  */
 export class TaskMarket {
+  /** Every task that is not final: what the sweep works on and open listings read. */
   private readonly tasks = new Map<string, Task>();
+  private readonly closed = new RecentItems<Task>(CLOSED_IN_MEMORY);
   private readonly reputations = new Map<string, Reputation>();
   private readonly queue = new KeyedQueue();
   private timer: NodeJS.Timeout | undefined;
@@ -46,10 +66,7 @@ export class TaskMarket {
   ) {}
 
   async start(): Promise<void> {
-    for (const r of await this.ledger.listRecords('task!')) {
-      const t = JSON.parse(r.value) as Task & { rewardMsat: string };
-      this.tasks.set(t.id, { ...t, rewardMsat: msat(t.rewardMsat) });
-    }
+    for (const t of await taskIndex.loadOpen(this.ledger)) this.tasks.set(t.id, t);
     for (const r of await this.ledger.listRecords('rep!')) {
       const rep = JSON.parse(r.value) as Reputation;
       this.reputations.set(rep.accountId, rep);
@@ -104,7 +121,7 @@ export class TaskMarket {
 
   claim(taskId: string, agentAccountId: string): Promise<Task> {
     return this.run(taskId, async () => {
-      const t = this.must(taskId);
+      const t = await this.must(taskId);
       this.expect(t, 'open', 'claim');
       if (this.now() >= t.deadline)
         throw new MarketError(MarketErrorCode.DEADLINE_PASSED, 'the task deadline has passed');
@@ -130,7 +147,7 @@ export class TaskMarket {
 
   submit(taskId: string, agentAccountId: string, result: string): Promise<Task> {
     return this.run(taskId, async () => {
-      const t = this.must(taskId);
+      const t = await this.must(taskId);
       if (t.agentAccountId !== agentAccountId)
         throw new MarketError(MarketErrorCode.FORBIDDEN, 'only the agent that claimed the task submits');
       this.expect(t, 'claimed', 'submit a result for');
@@ -148,7 +165,7 @@ export class TaskMarket {
 
   accept(taskId: string, publisherAccountId: string | 'operator'): Promise<Task> {
     return this.run(taskId, async () => {
-      const t = this.must(taskId);
+      const t = await this.must(taskId);
       this.assertPublisher(t, publisherAccountId);
       this.expect(t, 'submitted', 'accept');
       return this.complete(t, 'accepted');
@@ -157,7 +174,7 @@ export class TaskMarket {
 
   reject(taskId: string, publisherAccountId: string, reason: string): Promise<Task> {
     return this.run(taskId, async () => {
-      const t = this.must(taskId);
+      const t = await this.must(taskId);
       this.assertPublisher(t, publisherAccountId);
       this.expect(t, 'submitted', 'reject');
       t.state = 'disputed';
@@ -173,7 +190,7 @@ export class TaskMarket {
   /** The operator decides a dispute: the reward goes to the agent or back to the publisher. */
   resolve(taskId: string, winner: 'agent' | 'publisher'): Promise<Task> {
     return this.run(taskId, async () => {
-      const t = this.must(taskId);
+      const t = await this.must(taskId);
       this.expect(t, 'disputed', 'resolve');
       if (winner === 'agent') await this.escrow.releaseNow(t.escrowId, 'dispute_resolved_for_agent');
       else await this.escrow.refundNow(t.escrowId, 'dispute_resolved_for_publisher');
@@ -186,24 +203,54 @@ export class TaskMarket {
     });
   }
 
-  get(taskId: string): Task {
-    return { ...this.must(taskId) };
+  async get(taskId: string): Promise<Task> {
+    return { ...(await this.must(taskId)) };
   }
 
-  /** Tasks, newest first; `capability` keeps those an agent with these capabilities may claim. */
-  list(filter: { state?: TaskState; capability?: string[]; accountId?: string } = {}): Task[] {
+  /**
+   * Tasks, newest first, a page at a time (`next` is the cursor of the following page, to pass as
+   * `before`); `capability` keeps those an agent with these capabilities may claim. Tasks in an
+   * open state come from memory; history is read from the indexes on disk.
+   */
+  async list(
+    filter: { state?: TaskState; capability?: string[]; accountId?: string } = {},
+    page: { limit?: number; before?: string } = {},
+  ): Promise<{ tasks: Task[]; next?: string }> {
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 1000);
     const has = filter.capability ? new Set(capabilities(filter.capability)) : undefined;
-    return [...this.tasks.values()]
-      .filter((t) => filter.state === undefined || t.state === filter.state)
-      .filter(
-        (t) =>
-          filter.accountId === undefined ||
-          t.publisherAccountId === filter.accountId ||
-          t.agentAccountId === filter.accountId,
-      )
-      .filter((t) => has === undefined || t.capabilities.every((c) => has.has(c)))
-      .sort((a, b) => b.createdAt - a.createdAt)
-      .map((t) => ({ ...t }));
+    const matches = (t: Task): boolean =>
+      (filter.state === undefined || t.state === filter.state) &&
+      (filter.accountId === undefined ||
+        t.publisherAccountId === filter.accountId ||
+        t.agentAccountId === filter.accountId) &&
+      (has === undefined || t.capabilities.every((c) => has.has(c)));
+    if (filter.state !== undefined && !FINAL_TASK.has(filter.state)) {
+      const found = [...this.tasks.values()]
+        .filter((t) => matches(t) && (page.before === undefined || taskIndex.cursor(t) < page.before))
+        .sort((a, b) => (taskIndex.cursor(a) < taskIndex.cursor(b) ? 1 : -1));
+      const shown = found.slice(0, limit);
+      const last = shown[shown.length - 1];
+      return {
+        tasks: shown.map((t) => ({ ...t })),
+        ...(found.length > limit && last ? { next: taskIndex.cursor(last) } : {}),
+      };
+    }
+    const tasks: Task[] = [];
+    let before = page.before;
+    let scanned = 0;
+    for (;;) {
+      const chunk = await taskIndex.page(this.ledger, filter.accountId, 200, before);
+      for (const [i, { id, cursor }] of chunk.entries.entries()) {
+        scanned += 1;
+        before = cursor;
+        const t = this.tasks.get(id) ?? this.closed.get(id) ?? (await taskIndex.read(this.ledger, id));
+        if (t && matches(t)) tasks.push({ ...t });
+        const more = i < chunk.entries.length - 1 || chunk.next !== undefined;
+        // A full page, or enough reading for one request: the listing goes on after this entry.
+        if ((tasks.length === limit || scanned >= SCAN_PER_PAGE) && more) return { tasks, next: cursor };
+      }
+      if (!chunk.next) return { tasks };
+    }
   }
 
   reputation(accountId: string): Reputation {
@@ -251,10 +298,8 @@ export class TaskMarket {
   }
 
   private async save(t: Task, extra: SideRecords = []): Promise<void> {
-    await this.ledger.putRecords([
-      { key: taskKey(t.id), value: JSON.stringify({ ...t, rewardMsat: t.rewardMsat.toString() }) },
-      ...extra,
-    ]);
+    this.remember(t);
+    await this.ledger.putRecords([...taskIndex.records(t), ...extra]);
     const view = { ...t };
     this.publish(t.publisherAccountId, { type: 'task', task: view });
     if (t.agentAccountId) this.publish(t.agentAccountId, { type: 'task', task: view });
@@ -264,10 +309,31 @@ export class TaskMarket {
     return this.queue.run(id, fn);
   }
 
-  private must(id: string): Task {
-    const t = this.tasks.get(id);
-    if (!t) throw new MarketError(MarketErrorCode.TASK_NOT_FOUND, `no task ${id}`);
+  /** The task, from memory or (closed ones) from its record. */
+  private async must(id: string): Promise<Task> {
+    let t = this.tasks.get(id) ?? this.closed.get(id);
+    if (!t) {
+      const stored = /^[0-9a-f-]{36}$/.test(id) ? await taskIndex.read(this.ledger, id) : undefined;
+      if (!stored) throw new MarketError(MarketErrorCode.TASK_NOT_FOUND, `no task ${id}`);
+      t = this.tasks.get(id) ?? this.closed.get(id) ?? stored;
+    }
+    this.remember(t);
     return t;
+  }
+
+  /** Files a task by its state: open ones for the sweep, closed ones in the small cache. */
+  private remember(t: Task): void {
+    if (!FINAL_TASK.has(t.state)) {
+      this.tasks.set(t.id, t);
+      return;
+    }
+    this.tasks.delete(t.id);
+    this.closed.put(t);
+  }
+
+  /** How many tasks are in memory: every open one, and a bounded cache of closed ones. */
+  stats(): { open: number; closedInMemory: number } {
+    return { open: this.tasks.size, closedInMemory: this.closed.size };
   }
 
   private expect(t: Task, state: TaskState, action: string): void {

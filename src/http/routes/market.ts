@@ -6,7 +6,7 @@ import type { TaskMarket } from '../../market/tasks.js';
 import type { Task } from '../../market/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { AnyObject, ErrorResponses, IdParams, MsatString } from '../schemas.js';
+import { AnyObject, ErrorResponses, IdParams, MsatString, PageQuery } from '../schemas.js';
 
 const errors = ErrorResponses;
 const Obj = AnyObject;
@@ -88,19 +88,34 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
           ),
           capability: CapabilityQuery,
           mine: Type.Optional(Type.Boolean()),
+          ...PageQuery.properties,
         }),
-        response: { 200: Type.Object({ tasks: Type.Array(Obj) }), ...errors },
+        response: {
+          200: Type.Object({
+            tasks: Type.Array(Obj),
+            next: Type.Optional(
+              Type.String({ description: 'the cursor of the next page: pass it as `before`' }),
+            ),
+          }),
+          ...errors,
+        },
       },
     },
     async (req) => {
       const q = req.query;
       const caps = split(q.capability);
-      const tasks = market.list({
-        ...(q.state !== undefined ? { state: q.state as Task['state'] } : {}),
-        ...(caps ? { capability: caps } : {}),
-        ...(q.mine ? { accountId: req.params.id } : {}),
-      });
-      return { tasks: tasks.map((t) => taskView(t, viewer(req))) as never };
+      const { tasks, next } = await market.list(
+        {
+          ...(q.state !== undefined ? { state: q.state as Task['state'] } : {}),
+          ...(caps ? { capability: caps } : {}),
+          ...(q.mine ? { accountId: req.params.id } : {}),
+        },
+        {
+          ...(q.limit !== undefined ? { limit: q.limit } : {}),
+          ...(q.before !== undefined ? { before: q.before } : {}),
+        },
+      );
+      return { tasks: tasks.map((t) => taskView(t, viewer(req))) as never, ...(next ? { next } : {}) };
     },
   );
 

@@ -1,38 +1,6 @@
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
-import { ServiceRegistry } from '../../../src/market/registry.js';
-import { TaskMarket, type TaskEvent } from '../../../src/market/tasks.js';
-import { availableOf, balanceOf } from '../../../src/ledger/types.js';
-import { escrowFixture } from '../escrow/fixture.js';
-
-async function marketFixture() {
-  const f = await escrowFixture();
-  const registry = new ServiceRegistry(f.ledger);
-  await registry.load();
-  const taskEvents: { accountId: string; event: TaskEvent }[] = [];
-  const market = new TaskMarket(
-    f.ledger,
-    f.escrow,
-    registry,
-    (accountId, event) => taskEvents.push({ accountId, event }),
-    pino({ level: 'silent' }),
-    () => f.ledger.requireAccount('payer').createdAt + clock.offset,
-  );
-  const clock = { offset: 0 };
-  await market.start();
-  market.stop();
-  await registry.advertise('payee', {
-    title: 'image labelling',
-    description: 'labels images',
-    capabilities: ['vision', 'labelling'],
-    priceMsat: msat(1000),
-    unit: 'task',
-  });
-  const bal = (id: string) => balanceOf(f.ledger.requireAccount(id));
-  const avail = (id: string) => availableOf(f.ledger.requireAccount(id));
-  return { ...f, registry, market, taskEvents, clock, bal, avail };
-}
+import { marketFixture } from './fixture.js';
 
 describe('task market', () => {
   it('happy path: publish locks the reward, the agent claims and submits, acceptance pays and counts', async () => {
@@ -44,10 +12,10 @@ describe('task market', () => {
       deadlineSeconds: 600,
     });
     expect(m.avail('payer')).toBe(800_000n);
-    expect(m.market.list({ state: 'open', capability: ['vision', 'labelling'] }).map((t) => t.id)).toEqual([
-      task.id,
-    ]);
-    expect(m.market.list({ state: 'open', capability: ['audio'] })).toEqual([]);
+    expect(
+      (await m.market.list({ state: 'open', capability: ['vision', 'labelling'] })).tasks.map((t) => t.id),
+    ).toEqual([task.id]);
+    expect((await m.market.list({ state: 'open', capability: ['audio'] })).tasks).toEqual([]);
     await expect(m.market.claim(task.id, 'other')).rejects.toMatchObject({ code: 'MISSING_CAPABILITY' });
     await expect(m.market.claim(task.id, 'payer')).rejects.toMatchObject({ code: 'TASK_FORBIDDEN' });
     await m.market.claim(task.id, 'payee');
@@ -117,14 +85,14 @@ describe('task market', () => {
       code: 'DEADLINE_PASSED',
     });
     await m.market.sweep();
-    expect(m.market.get(unclaimed.id).state).toBe('expired');
-    expect(m.market.get(late.id).state).toBe('expired');
-    expect(m.market.get(reviewed.id).state).toBe('submitted');
+    expect((await m.market.get(unclaimed.id)).state).toBe('expired');
+    expect((await m.market.get(late.id)).state).toBe('expired');
+    expect((await m.market.get(reviewed.id)).state).toBe('submitted');
     expect(m.avail('payer')).toBe(1_000_000n - 4000n);
     expect(m.market.reputation('payee').late).toBe(1);
     m.clock.offset = 11_000 + 61_000;
     await m.market.sweep();
-    expect(m.market.get(reviewed.id).state).toBe('completed');
+    expect((await m.market.get(reviewed.id)).state).toBe('completed');
     expect(m.bal('payee')).toBe(4000n);
   });
 

@@ -1,0 +1,35 @@
+import { pino } from 'pino';
+import { msat } from '../../../src/domain/msat.js';
+import { availableOf, balanceOf } from '../../../src/ledger/types.js';
+import { ServiceRegistry } from '../../../src/market/registry.js';
+import { TaskMarket, type TaskEvent } from '../../../src/market/tasks.js';
+import { escrowFixture } from '../escrow/fixture.js';
+
+/** A task market over the escrow fixture; `payee` advertises vision and labelling. */
+export async function marketFixture() {
+  const f = await escrowFixture();
+  const registry = new ServiceRegistry(f.ledger);
+  await registry.load();
+  const taskEvents: { accountId: string; event: TaskEvent }[] = [];
+  const market = new TaskMarket(
+    f.ledger,
+    f.escrow,
+    registry,
+    (accountId, event) => taskEvents.push({ accountId, event }),
+    pino({ level: 'silent' }),
+    () => f.ledger.requireAccount('payer').createdAt + clock.offset,
+  );
+  const clock = { offset: 0 };
+  await market.start();
+  market.stop();
+  await registry.advertise('payee', {
+    title: 'image labelling',
+    description: 'labels images',
+    capabilities: ['vision', 'labelling'],
+    priceMsat: msat(1000),
+    unit: 'task',
+  });
+  const bal = (id: string) => balanceOf(f.ledger.requireAccount(id));
+  const avail = (id: string) => availableOf(f.ledger.requireAccount(id));
+  return { ...f, registry, market, taskEvents, clock, bal, avail };
+}
