@@ -17,7 +17,7 @@ import {
   mustCancel,
 } from './cltv.js';
 import { escrowIndex, FINAL_STATES as FINAL, publicEscrow, receiptKeyKey } from './codec.js';
-import { RecentItems } from '../ledger/record-index.js';
+import { IndexedItems } from '../ledger/record-index.js';
 import { EscrowError, EscrowErrorCode } from './errors.js';
 import { isXOnlyKey, verifyReceipt } from './receipt.js';
 import type { Actor, CreateEscrowInput, Escrow, Receipt } from './types.js';
@@ -39,19 +39,14 @@ export interface EscrowOptions {
 
 export type EscrowEvent = { type: 'escrow'; escrow: Escrow };
 
-/** Final escrows kept in memory after they close (the rest are read from disk when asked for). */
-const CLOSED_IN_MEMORY = 1000;
-
 /**
  * Conditional payments on hold invoices (or on locked account balance): every transition is
  * persisted before and after the LND call it needs, repeated calls are harmless, and watches,
  * deadlines and the CLTV safety cancel resume after a restart.
  */
 export class EscrowService {
-  /** Every escrow that is not final: what the sweeps and watches work on. */
-  private readonly escrows = new Map<string, Escrow>();
-  /** Recently closed escrows (a small cache in front of the records). */
-  private readonly closed = new RecentItems<Escrow>(CLOSED_IN_MEMORY);
+  /** Open escrows (what the sweeps and watches work on) and a cache of closed ones. */
+  private readonly escrows: IndexedItems<Escrow>;
   private readonly receiptKeys = new Map<string, Set<string>>();
   private readonly watches = new Map<string, Subscription>();
   private readonly queue = new KeyedQueue();
@@ -71,6 +66,7 @@ export class EscrowService {
     private readonly log: Logger,
     options: EscrowOptions = {},
   ) {
+    this.escrows = new IndexedItems(escrowIndex, ledger);
     this.now = options.now ?? Date.now;
     this.safetyBlocks = options.safetyBlocks ?? DEFAULT_SAFETY_BLOCKS;
     this.blockTimeMs = options.blockTimeMs ?? BLOCK_TIME_MS;
@@ -86,7 +82,7 @@ export class EscrowService {
       if (accountId && pubkey) this.keysOf(accountId).add(pubkey);
     }
     // Only open escrows are loaded; closed ones stay on disk until someone asks for them.
-    for (const e of await escrowIndex.loadOpen(this.ledger)) this.escrows.set(e.id, e);
+    await this.escrows.load();
     for (const e of this.escrows.values()) {
       if (e.funding === 'lightning') this.watch(e);
       if (e.state === 'releasing') void this.run(e.id, () => this.release(e, e.reason ?? 'resumed'));
@@ -186,7 +182,7 @@ export class EscrowService {
       cltvDelta,
     });
     if (invoice.request) e.request = invoice.request;
-    this.escrows.set(e.id, e);
+    this.escrows.remember(e);
     await this.save(e);
     this.watch(e);
     this.emit(e);
@@ -350,7 +346,7 @@ export class EscrowService {
 
   /** How many escrows are in memory: every open one, and a bounded cache of closed ones. */
   stats(): { open: number; closedInMemory: number } {
-    return { open: this.escrows.size, closedInMemory: this.closed.size };
+    return this.escrows.stats();
   }
 
   async get(escrowId: string, actor?: Actor): Promise<Escrow> {
@@ -371,7 +367,7 @@ export class EscrowService {
     const { entries, next } = await escrowIndex.page(this.ledger, accountId, limit, page.before);
     const escrows: Escrow[] = [];
     for (const { id } of entries) {
-      const e = this.escrows.get(id) ?? this.closed.get(id) ?? (await escrowIndex.read(this.ledger, id));
+      const e = await this.escrows.peek(id);
       if (e) escrows.push(publicEscrow(e));
     }
     return { escrows, ...(next ? { next } : {}) };
@@ -411,7 +407,7 @@ export class EscrowService {
     );
     Object.assign(e, next);
     delete e.request;
-    this.escrows.set(e.id, e);
+    this.escrows.remember(e);
     await applied.durable;
     this.emit(e);
   }
@@ -439,7 +435,7 @@ export class EscrowService {
         escrowIndex.records(released),
       );
       Object.assign(e, released);
-      this.remember(e);
+      this.escrows.remember(e);
       await applied.durable;
     } else {
       if (e.state !== 'releasing') {
@@ -469,7 +465,7 @@ export class EscrowService {
         escrowIndex.records(released),
       );
       Object.assign(e, released);
-      this.remember(e);
+      this.escrows.remember(e);
       this.closeWatch(e.id);
       await applied.durable;
     }
@@ -503,7 +499,7 @@ export class EscrowService {
       const refunded = this.finished(e, 'refunded', reason);
       const applied = this.ledger.void(e.lockTransferId!, reason, escrowIndex.records(refunded));
       Object.assign(e, refunded);
-      this.remember(e);
+      this.escrows.remember(e);
       await applied.durable;
       this.emit(e);
       return publicEscrow(e);
@@ -641,7 +637,7 @@ export class EscrowService {
   }
 
   private save(e: Escrow): Promise<void> {
-    this.remember(e);
+    this.escrows.remember(e);
     return this.ledger.putRecords(escrowIndex.records(e));
   }
 
@@ -654,27 +650,9 @@ export class EscrowService {
 
   /** The escrow, from memory or (closed ones) from its record. */
   private async must(id: string): Promise<Escrow> {
-    const open = this.escrows.get(id);
-    if (open) return open;
-    let e = this.closed.get(id);
-    if (!e) {
-      const stored = /^[0-9a-f-]{36}$/.test(id) ? await escrowIndex.read(this.ledger, id) : undefined;
-      if (!stored) this.notFound(id);
-      // Another call may have loaded or changed it meanwhile: memory wins.
-      e = this.escrows.get(id) ?? this.closed.get(id) ?? stored;
-    }
-    this.remember(e);
+    const e = await this.escrows.find(id);
+    if (!e) this.notFound(id);
     return e;
-  }
-
-  /** Files an escrow by its state: open ones for the sweeps, closed ones in the small cache. */
-  private remember(e: Escrow): void {
-    if (!FINAL.has(e.state)) {
-      this.escrows.set(e.id, e);
-      return;
-    }
-    this.escrows.delete(e.id);
-    this.closed.put(e);
   }
 
   private notFound(id: string): never {

@@ -32,7 +32,7 @@ export class RecordIndex<T extends IndexedItem> {
     private readonly codec: { encode(item: T): string; decode(raw: string): T },
     /** The accounts an item is listed under (e.g. payer and payee). */
     private readonly accountsOf: (item: T) => (string | undefined)[],
-    private readonly isFinal: (item: T) => boolean,
+    readonly isFinal: (item: T) => boolean,
   ) {}
 
   key(id: string): string {
@@ -111,8 +111,72 @@ export class RecordIndex<T extends IndexedItem> {
   }
 }
 
+const UUID = /^[0-9a-f-]{36}$/;
+
+/**
+ * The items of a `RecordIndex` held in memory: every open one (loaded at start; what sweeps
+ * work on), and a bounded cache of recently used closed ones; the rest stay on disk.
+ */
+export class IndexedItems<T extends IndexedItem> {
+  private readonly open = new Map<string, T>();
+  private readonly closed: RecentItems<T>;
+
+  constructor(
+    private readonly index: RecordIndex<T>,
+    private readonly ledger: Ledger,
+    closedInMemory = 1000,
+  ) {
+    this.closed = new RecentItems(closedInMemory);
+  }
+
+  async load(): Promise<void> {
+    for (const item of await this.index.loadOpen(this.ledger)) this.open.set(item.id, item);
+  }
+
+  /** The open items. */
+  values(): IterableIterator<T> {
+    return this.open.values();
+  }
+
+  /** The item, from memory or its record (then cached); undefined when there is none. */
+  async find(id: string): Promise<T | undefined> {
+    let item = this.cached(id);
+    if (!item) {
+      const stored = UUID.test(id) ? await this.index.read(this.ledger, id) : undefined;
+      if (!stored) return undefined;
+      // Another call may have loaded or changed it meanwhile: memory wins.
+      item = this.cached(id) ?? stored;
+    }
+    this.remember(item);
+    return item;
+  }
+
+  /** The item for reading only (listings): from memory, else its record, without caching it. */
+  async peek(id: string): Promise<T | undefined> {
+    return this.cached(id) ?? (await this.index.read(this.ledger, id));
+  }
+
+  /** Files an item by its state: open ones in the open set, closed ones in the cache. */
+  remember(item: T): void {
+    if (!this.index.isFinal(item)) {
+      this.open.set(item.id, item);
+      return;
+    }
+    this.open.delete(item.id);
+    this.closed.put(item);
+  }
+
+  stats(): { open: number; closedInMemory: number } {
+    return { open: this.open.size, closedInMemory: this.closed.size };
+  }
+
+  private cached(id: string): T | undefined {
+    return this.open.get(id) ?? this.closed.get(id);
+  }
+}
+
 /** A bounded cache of recently used items, oldest first out. */
-export class RecentItems<T extends IndexedItem> {
+class RecentItems<T extends IndexedItem> {
   private readonly items = new Map<string, T>();
 
   constructor(private readonly max: number) {}

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { msat, type Msat } from '../domain/msat.js';
 import type { EscrowService } from '../escrow/service.js';
 import type { Ledger, SideRecords } from '../ledger/ledger.js';
-import { RecentItems, RecordIndex } from '../ledger/record-index.js';
+import { IndexedItems, RecordIndex } from '../ledger/record-index.js';
 import type { Logger } from '../payments/service.js';
 import { MarketError, MarketErrorCode } from './errors.js';
 import { capabilities, type ServiceRegistry } from './registry.js';
@@ -24,8 +24,6 @@ export type TaskEvent = { type: 'task'; task: Task };
 /** Escrow stays locked this long past the review window, so disputes have time to be resolved. */
 const DISPUTE_WINDOW_S = 7 * 24 * 3600;
 const FINAL_TASK: ReadonlySet<TaskState> = new Set(['completed', 'resolved', 'expired']);
-/** Closed tasks kept in memory after they close (the rest are read from disk when asked for). */
-const CLOSED_IN_MEMORY = 1000;
 /** Index entries a filtered history listing reads at most per page before it returns a cursor. */
 const SCAN_PER_PAGE = 2000;
 
@@ -49,9 +47,8 @@ const repKey = (id: string): string => `rep!${id}`;
  * the operator); unclaimed or late tasks refund. Outcomes update both parties' reputation.
  */
 export class TaskMarket {
-  /** Every task that is not final: what the sweep works on and open listings read. */
-  private readonly tasks = new Map<string, Task>();
-  private readonly closed = new RecentItems<Task>(CLOSED_IN_MEMORY);
+  /** Open tasks (what the sweep works on and open listings read) and a cache of closed ones. */
+  private readonly tasks: IndexedItems<Task>;
   private readonly reputations = new Map<string, Reputation>();
   private readonly queue = new KeyedQueue();
   private timer: NodeJS.Timeout | undefined;
@@ -63,10 +60,12 @@ export class TaskMarket {
     private readonly publish: (accountId: string, event: TaskEvent) => void,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.tasks = new IndexedItems(taskIndex, ledger);
+  }
 
   async start(): Promise<void> {
-    for (const t of await taskIndex.loadOpen(this.ledger)) this.tasks.set(t.id, t);
+    await this.tasks.load();
     for (const r of await this.ledger.listRecords('rep!')) {
       const rep = JSON.parse(r.value) as Reputation;
       this.reputations.set(rep.accountId, rep);
@@ -114,7 +113,7 @@ export class TaskMarket {
       state: 'open',
       createdAt: now,
     };
-    this.tasks.set(task.id, task);
+    this.tasks.remember(task);
     await this.save(task);
     return { ...task };
   }
@@ -243,7 +242,7 @@ export class TaskMarket {
       for (const [i, { id, cursor }] of chunk.entries.entries()) {
         scanned += 1;
         before = cursor;
-        const t = this.tasks.get(id) ?? this.closed.get(id) ?? (await taskIndex.read(this.ledger, id));
+        const t = await this.tasks.peek(id);
         if (t && matches(t)) tasks.push({ ...t });
         const more = i < chunk.entries.length - 1 || chunk.next !== undefined;
         // A full page, or enough reading for one request: the listing goes on after this entry.
@@ -298,7 +297,7 @@ export class TaskMarket {
   }
 
   private async save(t: Task, extra: SideRecords = []): Promise<void> {
-    this.remember(t);
+    this.tasks.remember(t);
     await this.ledger.putRecords([...taskIndex.records(t), ...extra]);
     const view = { ...t };
     this.publish(t.publisherAccountId, { type: 'task', task: view });
@@ -311,29 +310,14 @@ export class TaskMarket {
 
   /** The task, from memory or (closed ones) from its record. */
   private async must(id: string): Promise<Task> {
-    let t = this.tasks.get(id) ?? this.closed.get(id);
-    if (!t) {
-      const stored = /^[0-9a-f-]{36}$/.test(id) ? await taskIndex.read(this.ledger, id) : undefined;
-      if (!stored) throw new MarketError(MarketErrorCode.TASK_NOT_FOUND, `no task ${id}`);
-      t = this.tasks.get(id) ?? this.closed.get(id) ?? stored;
-    }
-    this.remember(t);
+    const t = await this.tasks.find(id);
+    if (!t) throw new MarketError(MarketErrorCode.TASK_NOT_FOUND, `no task ${id}`);
     return t;
-  }
-
-  /** Files a task by its state: open ones for the sweep, closed ones in the small cache. */
-  private remember(t: Task): void {
-    if (!FINAL_TASK.has(t.state)) {
-      this.tasks.set(t.id, t);
-      return;
-    }
-    this.tasks.delete(t.id);
-    this.closed.put(t);
   }
 
   /** How many tasks are in memory: every open one, and a bounded cache of closed ones. */
   stats(): { open: number; closedInMemory: number } {
-    return { open: this.tasks.size, closedInMemory: this.closed.size };
+    return this.tasks.stats();
   }
 
   private expect(t: Task, state: TaskState, action: string): void {
