@@ -4,6 +4,7 @@ import { msat, type Msat } from '../domain/msat.js';
 import type { EscrowService } from '../escrow/service.js';
 import type { Escrow } from '../escrow/types.js';
 import type { Ledger } from '../ledger/ledger.js';
+import { IndexedItems, RecordIndex } from '../ledger/record-index.js';
 import type { EventBus } from '../payments/events.js';
 import { OPERATOR_ACCOUNT, type Logger, type PaymentsService } from '../payments/service.js';
 import type { PublicStream, StreamsService } from '../streams/index.js';
@@ -36,8 +37,30 @@ export interface Actuation {
   createdAt: number;
 }
 
-const saleKey = (hash: string): string => `dsale!${hash}`;
-const actKey = (id: string): string => `dact!${id}`;
+/** Sales (`dsale!<payment hash>`) and actuations (`dact!<escrow id>`) on disk; the open ones in memory. */
+const saleIndex = new RecordIndex<Sale>(
+  'dsale',
+  {
+    encode: (s) => JSON.stringify({ ...s, priceMsat: s.priceMsat.toString() }),
+    decode: (raw) => {
+      const s = JSON.parse(raw) as Sale & { priceMsat: string };
+      return { ...s, priceMsat: msat(s.priceMsat) };
+    },
+  },
+  (s) => [s.accountId],
+  (s) => s.state === 'delivered',
+  (s) => s.paymentHash,
+  /^[0-9a-f]{64}$/,
+);
+const actuationIndex = new RecordIndex<Actuation>(
+  'dact',
+  { encode: (a) => JSON.stringify(a), decode: (raw) => JSON.parse(raw) as Actuation },
+  () => [],
+  (a) => a.state === 'acknowledged' || a.state === 'refunded',
+  (a) => a.actuationId,
+);
+/** Streams whose devices were told they stopped, remembered to tell them once. */
+const STOPS_REMEMBERED = 10_000;
 const invalid = (message: string): DeviceError => new DeviceError(DeviceErrorCode.INVALID_PARAMS, message);
 
 function text(params: Record<string, unknown>, key: string, max: number, optional = false): string {
@@ -60,8 +83,8 @@ function priceOf(v: unknown): Msat {
  * reports of metered streams.
  */
 export class DeviceCommerce {
-  private readonly sales = new Map<string, Sale>();
-  private readonly actuations = new Map<string, Actuation>();
+  private readonly sales: IndexedItems<Sale>;
+  private readonly actuations: IndexedItems<Actuation>;
   private unsubscribe: (() => void) | undefined;
   private readonly stopsSent = new Set<string>();
 
@@ -77,21 +100,18 @@ export class DeviceCommerce {
       log: Logger;
       now?: () => number;
     },
-  ) {}
+  ) {
+    this.sales = new IndexedItems(saleIndex, deps.ledger);
+    this.actuations = new IndexedItems(actuationIndex, deps.ledger);
+  }
 
   private now(): number {
     return (this.deps.now ?? Date.now)();
   }
 
   async start(): Promise<void> {
-    for (const r of await this.deps.ledger.listRecords('dsale!')) {
-      const s = JSON.parse(r.value) as Sale & { priceMsat: string };
-      this.sales.set(s.paymentHash, { ...s, priceMsat: msat(s.priceMsat) });
-    }
-    for (const r of await this.deps.ledger.listRecords('dact!')) {
-      const a = JSON.parse(r.value) as Actuation;
-      this.actuations.set(a.actuationId, a);
-    }
+    await this.sales.load();
+    await this.actuations.load();
     this.unsubscribe = this.deps.bus.subscribeAll((_account, event) => {
       if (event.type === 'invoice' && event.invoice.state === 'settled')
         void this.onSold(event.invoice.paymentHash);
@@ -126,12 +146,11 @@ export class DeviceCommerce {
           ...(reading !== undefined ? { reading } : {}),
           createdAt: this.now(),
         };
-        this.sales.set(sale.paymentHash, sale);
         await this.saveSale(sale);
         return { paymentHash: sale.paymentHash, request: sale.request, priceMsat: price };
       },
       'sale.deliver': async (device, params) => {
-        const sale = this.sales.get(text(params, 'paymentHash', 64));
+        const sale = await this.sales.find(text(params, 'paymentHash', 64));
         if (!sale || sale.deviceId !== device.deviceId) throw invalid('no such sale of this device');
         if (sale.state === 'offered') throw new AppError('SALE_NOT_PAID', 'the buyer has not paid yet', 409);
         if (sale.state === 'delivered') return { paymentHash: sale.paymentHash, state: sale.state };
@@ -142,7 +161,7 @@ export class DeviceCommerce {
         return { paymentHash: sale.paymentHash, state: sale.state };
       },
       'actuate.ack': async (device, params) => {
-        const a = this.actuations.get(text(params, 'actuationId', 64));
+        const a = await this.actuations.find(text(params, 'actuationId', 64));
         if (!a || a.deviceId !== device.deviceId) throw invalid('no such actuation of this device');
         const e = await this.deps.escrow.releaseNow(a.actuationId, 'device_acknowledged');
         a.state = 'acknowledged';
@@ -163,8 +182,8 @@ export class DeviceCommerce {
   }
 
   /** The buyer's proof of payment (the preimage) unlocks the delivered reading. */
-  readSale(paymentHash: string, preimage: string): { state: Sale['state']; reading?: string } {
-    const sale = this.sales.get(paymentHash);
+  async readSale(paymentHash: string, preimage: string): Promise<{ state: Sale['state']; reading?: string }> {
+    const sale = await this.sales.peek(paymentHash);
     if (!sale || !provesPayment(preimage, paymentHash))
       throw new AppError('SALE_NOT_FOUND', 'no sale for this payment proof', 404);
     return sale.state === 'delivered' ? { state: sale.state, reading: sale.reading! } : { state: sale.state };
@@ -197,18 +216,17 @@ export class DeviceCommerce {
       state: 'awaiting_payment',
       createdAt: this.now(),
     };
-    this.actuations.set(a.actuationId, a);
     await this.saveActuation(a);
     return { actuationId: a.actuationId, request: e.request!, paymentHash: e.paymentHash };
   }
 
-  getActuation(id: string): Actuation | undefined {
-    const a = this.actuations.get(id);
+  async getActuation(id: string): Promise<Actuation | undefined> {
+    const a = await this.actuations.peek(id);
     return a ? { ...a } : undefined;
   }
 
   private async onSold(paymentHash: string): Promise<void> {
-    const sale = this.sales.get(paymentHash);
+    const sale = this.sales.openItem(paymentHash); // an offered sale is open, so in memory
     if (!sale || sale.state !== 'offered') return;
     sale.state = sale.reading !== undefined ? 'delivered' : 'sold';
     sale.soldAt = this.now();
@@ -224,6 +242,7 @@ export class DeviceCommerce {
   private async onStream(st: PublicStream): Promise<void> {
     if (st.state !== 'stopped' || this.stopsSent.has(st.id)) return;
     this.stopsSent.add(st.id);
+    if (this.stopsSent.size > STOPS_REMEMBERED) this.stopsSent.delete(this.stopsSent.values().next().value!);
     const accounts = new Set([st.payerAccountId, ...(st.payeeAccountId ? [st.payeeAccountId] : [])]);
     const targets = this.deps.registry
       .list()
@@ -237,7 +256,7 @@ export class DeviceCommerce {
   }
 
   private async onEscrow(e: Escrow): Promise<void> {
-    const a = this.actuations.get(e.id);
+    const a = this.actuations.openItem(e.id); // only open actuations change with their escrow
     if (!a) return;
     if (e.state === 'funded' && a.state === 'awaiting_payment') {
       a.state = 'sent';
@@ -256,12 +275,12 @@ export class DeviceCommerce {
   }
 
   private saveSale(s: Sale): Promise<void> {
-    return this.deps.ledger.putRecords([
-      { key: saleKey(s.paymentHash), value: JSON.stringify({ ...s, priceMsat: s.priceMsat.toString() }) },
-    ]);
+    this.sales.remember(s);
+    return this.deps.ledger.putRecords(saleIndex.records(s));
   }
 
   private saveActuation(a: Actuation): Promise<void> {
-    return this.deps.ledger.putRecords([{ key: actKey(a.actuationId), value: JSON.stringify(a) }]);
+    this.actuations.remember(a);
+    return this.deps.ledger.putRecords(actuationIndex.records(a));
   }
 }

@@ -1,10 +1,11 @@
 import type { Ledger, SideRecords } from './ledger.js';
 
-/** What an indexed collection needs of its items. */
+/** What an indexed collection needs of its items (their id comes from `idOf`). */
 export interface IndexedItem {
-  id: string;
   createdAt: number;
 }
+
+const UUID = /^[0-9a-f-]{36}$/;
 
 export interface IndexPage {
   /** Newest first; each entry's cursor continues a listing right after it. */
@@ -33,6 +34,9 @@ export class RecordIndex<T extends IndexedItem> {
     /** The accounts an item is listed under (e.g. payer and payee). */
     private readonly accountsOf: (item: T) => (string | undefined)[],
     readonly isFinal: (item: T) => boolean,
+    readonly idOf: (item: T) => string = (item) => (item as T & { id: string }).id,
+    /** What a valid id looks like: anything else is not looked up on disk. */
+    readonly idPattern: RegExp = UUID,
   ) {}
 
   key(id: string): string {
@@ -40,22 +44,23 @@ export class RecordIndex<T extends IndexedItem> {
   }
 
   cursor(item: T): string {
-    return `${String(item.createdAt).padStart(15, '0')}!${item.id}`;
+    return `${String(item.createdAt).padStart(15, '0')}!${this.idOf(item)}`;
   }
 
-  /** A cursor as `cursor()` makes them, for input validation. */
+  /** A cursor as `cursor()` makes them for UUID ids, for input validation. */
   static readonly CURSOR = /^[0-9]{15}![0-9a-f-]{36}$/;
 
   /** The item's record and its index entries, to be written in the same batch. */
   records(item: T): SideRecords {
     const at = this.cursor(item);
+    const id = this.idOf(item);
     const out: SideRecords = [
-      { key: this.key(item.id), value: this.codec.encode(item) },
-      { key: `${this.name}open!${item.id}`, value: this.isFinal(item) ? null : '' },
-      { key: `${this.name}at!${at}`, value: item.id },
+      { key: this.key(id), value: this.codec.encode(item) },
+      { key: `${this.name}open!${id}`, value: this.isFinal(item) ? null : '' },
+      { key: `${this.name}at!${at}`, value: id },
     ];
     for (const a of new Set(this.accountsOf(item)))
-      if (a !== undefined) out.push({ key: `${this.name}by!${a}!${at}`, value: item.id });
+      if (a !== undefined) out.push({ key: `${this.name}by!${a}!${at}`, value: id });
     return out;
   }
 
@@ -111,8 +116,6 @@ export class RecordIndex<T extends IndexedItem> {
   }
 }
 
-const UUID = /^[0-9a-f-]{36}$/;
-
 /**
  * The items of a `RecordIndex` held in memory: every open one (loaded at start; what sweeps
  * work on), and a bounded cache of recently used closed ones; the rest stay on disk.
@@ -126,11 +129,11 @@ export class IndexedItems<T extends IndexedItem> {
     private readonly ledger: Ledger,
     closedInMemory = 1000,
   ) {
-    this.closed = new RecentItems(closedInMemory);
+    this.closed = new RecentItems(closedInMemory, index.idOf);
   }
 
   async load(): Promise<void> {
-    for (const item of await this.index.loadOpen(this.ledger)) this.open.set(item.id, item);
+    for (const item of await this.index.loadOpen(this.ledger)) this.open.set(this.index.idOf(item), item);
   }
 
   /** The open items. */
@@ -142,7 +145,7 @@ export class IndexedItems<T extends IndexedItem> {
   async find(id: string): Promise<T | undefined> {
     let item = this.cached(id);
     if (!item) {
-      const stored = UUID.test(id) ? await this.index.read(this.ledger, id) : undefined;
+      const stored = this.index.idPattern.test(id) ? await this.index.read(this.ledger, id) : undefined;
       if (!stored) return undefined;
       // Another call may have loaded or changed it meanwhile: memory wins.
       item = this.cached(id) ?? stored;
@@ -153,16 +156,24 @@ export class IndexedItems<T extends IndexedItem> {
 
   /** The item for reading only (listings): from memory, else its record, without caching it. */
   async peek(id: string): Promise<T | undefined> {
-    return this.cached(id) ?? (await this.index.read(this.ledger, id));
+    return (
+      this.cached(id) ?? (this.index.idPattern.test(id) ? await this.index.read(this.ledger, id) : undefined)
+    );
+  }
+
+  /** An open item, from memory only (closed or unknown: undefined). */
+  openItem(id: string): T | undefined {
+    return this.open.get(id);
   }
 
   /** Files an item by its state: open ones in the open set, closed ones in the cache. */
   remember(item: T): void {
+    const id = this.index.idOf(item);
     if (!this.index.isFinal(item)) {
-      this.open.set(item.id, item);
+      this.open.set(id, item);
       return;
     }
-    this.open.delete(item.id);
+    this.open.delete(id);
     this.closed.put(item);
   }
 
@@ -179,7 +190,10 @@ export class IndexedItems<T extends IndexedItem> {
 class RecentItems<T extends IndexedItem> {
   private readonly items = new Map<string, T>();
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly max: number,
+    private readonly idOf: (item: T) => string,
+  ) {}
 
   get size(): number {
     return this.items.size;
@@ -190,8 +204,9 @@ class RecentItems<T extends IndexedItem> {
   }
 
   put(item: T): void {
-    this.items.delete(item.id);
-    this.items.set(item.id, item);
+    const id = this.idOf(item);
+    this.items.delete(id);
+    this.items.set(id, item);
     if (this.items.size > this.max) this.items.delete(this.items.keys().next().value!);
   }
 

@@ -56,7 +56,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (req, reply) => {
-      const a = commerce.getActuation(req.params.actuationId);
+      const a = await commerce.getActuation(req.params.actuationId);
       return a
         ? (a as never)
         : reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such actuation' } } as never);
@@ -75,7 +75,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
         response: { 200: AnyObject, ...ErrorResponses },
       },
     },
-    async (req) => commerce.readSale(req.params.paymentHash, req.query.preimage) as never,
+    async (req) => (await commerce.readSale(req.params.paymentHash, req.query.preimage)) as never,
   );
 
   app.post(

@@ -67,14 +67,16 @@ describe('IoT devices over MQTT on regtest', () => {
     const sold = await sensor.nextEvent('sold');
     expect(JSON.parse(sold.b)).toMatchObject({ paymentHash });
     // Before delivery the buyer learns the sale is paid but not yet delivered.
-    expect(s.devices!.commerce.readSale(paymentHash, paid.secret)).toEqual({ state: 'sold' });
+    expect(await s.devices!.commerce.readSale(paymentHash, paid.secret)).toEqual({ state: 'sold' });
     const delivered = await sensor.call('sale.deliver', { paymentHash, reading: '21.5 °C at 10:42' });
     expect(delivered.ok).toBe(true);
-    expect(s.devices!.commerce.readSale(paymentHash, paid.secret)).toEqual({
+    expect(await s.devices!.commerce.readSale(paymentHash, paid.secret)).toEqual({
       state: 'delivered',
       reading: '21.5 °C at 10:42',
     });
-    expect(() => s.devices!.commerce.readSale(paymentHash, '00'.repeat(32))).toThrow();
+    await expect(s.devices!.commerce.readSale(paymentHash, '00'.repeat(32))).rejects.toMatchObject({
+      code: 'SALE_NOT_FOUND',
+    });
     expect(balanceOf(s.ledger.requireAccount('sensor-acct'))).toBe(15_000_000n);
   });
 
@@ -108,7 +110,8 @@ describe('IoT devices over MQTT on regtest', () => {
     await sw.nextEvent('actuate'); // the device hears it but never acknowledges
     expect(await outcome).toBe('failed');
     await eventually(
-      () => (s.devices!.commerce.getActuation(silent.actuationId)?.state === 'refunded' ? true : undefined),
+      async () =>
+        (await s.devices!.commerce.getActuation(silent.actuationId))?.state === 'refunded' ? true : undefined,
       15_000,
       'the refund',
     );
