@@ -20,8 +20,11 @@ export interface Sale {
   accountId: string;
   priceMsat: Msat;
   description: string;
-  state: 'offered' | 'sold' | 'delivered';
+  /** `expired`: the invoice expired unpaid. */
+  state: 'offered' | 'sold' | 'delivered' | 'expired';
   request: string;
+  /** When the invoice expires (ms). */
+  expiresAt?: number;
   reading?: string;
   createdAt: number;
   soldAt?: number;
@@ -48,7 +51,7 @@ const saleIndex = new RecordIndex<Sale>(
     },
   },
   (s) => [s.accountId],
-  (s) => s.state === 'delivered',
+  (s) => s.state === 'delivered' || s.state === 'expired',
   (s) => s.paymentHash,
   /^[0-9a-f]{64}$/,
 );
@@ -59,6 +62,8 @@ const actuationIndex = new RecordIndex<Actuation>(
   (a) => a.state === 'acknowledged' || a.state === 'refunded',
   (a) => a.actuationId,
 );
+/** An offer is closed this long after its invoice expired (a payment accepted at the last moment may still settle). */
+const OFFER_GRACE_MS = 10 * 60_000;
 /** Streams whose devices were told they stopped, remembered to tell them once. */
 const STOPS_REMEMBERED = 10_000;
 const invalid = (message: string): DeviceError => new DeviceError(DeviceErrorCode.INVALID_PARAMS, message);
@@ -86,6 +91,7 @@ export class DeviceCommerce {
   private readonly sales: IndexedItems<Sale>;
   private readonly actuations: IndexedItems<Actuation>;
   private unsubscribe: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private readonly stopsSent = new Set<string>();
 
   constructor(
@@ -112,6 +118,8 @@ export class DeviceCommerce {
   async start(): Promise<void> {
     await this.sales.load();
     await this.actuations.load();
+    this.timer = setInterval(() => void this.expireOffers(), 60_000);
+    this.timer.unref();
     this.unsubscribe = this.deps.bus.subscribeAll((_account, event) => {
       if (event.type === 'invoice' && event.invoice.state === 'settled')
         void this.onSold(event.invoice.paymentHash);
@@ -122,6 +130,20 @@ export class DeviceCommerce {
 
   stop(): void {
     this.unsubscribe?.();
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Offers whose invoice expired unpaid are closed (and leave memory). */
+  async expireOffers(): Promise<void> {
+    const now = this.now();
+    for (const sale of [...this.sales.values()]) {
+      if (sale.state !== 'offered' || sale.expiresAt === undefined || now < sale.expiresAt + OFFER_GRACE_MS)
+        continue;
+      sale.state = 'expired';
+      await this.saveSale(sale).catch((err: unknown) =>
+        this.deps.log.warn({ err, paymentHash: sale.paymentHash }, 'closing an expired offer failed'),
+      );
+    }
   }
 
   operations(): Record<string, DeviceOperation> {
@@ -143,6 +165,7 @@ export class DeviceCommerce {
           description,
           state: 'offered',
           request: inv.request,
+          expiresAt: inv.expiresAt,
           ...(reading !== undefined ? { reading } : {}),
           createdAt: this.now(),
         };
@@ -153,6 +176,7 @@ export class DeviceCommerce {
         const sale = await this.sales.find(text(params, 'paymentHash', 64));
         if (!sale || sale.deviceId !== device.deviceId) throw invalid('no such sale of this device');
         if (sale.state === 'offered') throw new AppError('SALE_NOT_PAID', 'the buyer has not paid yet', 409);
+        if (sale.state === 'expired') throw new AppError('SALE_EXPIRED', 'the offer expired unpaid', 409);
         if (sale.state === 'delivered') return { paymentHash: sale.paymentHash, state: sale.state };
         sale.reading = text(params, 'reading', 4000);
         sale.state = 'delivered';
@@ -183,9 +207,8 @@ export class DeviceCommerce {
 
   /** The buyer's proof of payment (the preimage) unlocks the delivered reading. */
   async readSale(paymentHash: string, preimage: string): Promise<{ state: Sale['state']; reading?: string }> {
-    const sale = await this.sales.peek(paymentHash);
-    if (!sale || !provesPayment(preimage, paymentHash))
-      throw new AppError('SALE_NOT_FOUND', 'no sale for this payment proof', 404);
+    const sale = provesPayment(preimage, paymentHash) ? await this.sales.peek(paymentHash) : undefined;
+    if (!sale) throw new AppError('SALE_NOT_FOUND', 'no sale for this payment proof', 404);
     return sale.state === 'delivered' ? { state: sale.state, reading: sale.reading! } : { state: sale.state };
   }
 
@@ -231,8 +254,16 @@ export class DeviceCommerce {
     sale.state = sale.reading !== undefined ? 'delivered' : 'sold';
     sale.soldAt = this.now();
     if (sale.reading !== undefined) sale.deliveredAt = sale.soldAt;
-    await this.saveSale(sale);
-    await this.deps.events.push(sale.deviceId, 'sold', { paymentHash, priceMsat: sale.priceMsat.toString() });
+    this.sales.remember(sale);
+    // The sale's new state and the event that tells the device are one write: a crash cannot
+    // leave a paid sale whose device is never told.
+    await this.deps.events.push(
+      sale.deviceId,
+      'sold',
+      { paymentHash, priceMsat: sale.priceMsat.toString() },
+      300,
+      saleIndex.records(sale),
+    );
   }
 
   /**
@@ -260,13 +291,15 @@ export class DeviceCommerce {
     if (!a) return;
     if (e.state === 'funded' && a.state === 'awaiting_payment') {
       a.state = 'sent';
-      await this.saveActuation(a);
+      this.actuations.remember(a);
       const ttl = Math.max(1, Math.floor((e.deadline - this.now()) / 1000));
+      // State and event in one write, as for sales.
       await this.deps.events.push(
         a.deviceId,
         'actuate',
         { actuationId: a.actuationId, command: a.command },
         ttl,
+        actuationIndex.records(a),
       );
     } else if ((e.state === 'refunded' || e.state === 'expired') && a.state !== 'refunded') {
       a.state = 'refunded';

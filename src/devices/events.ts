@@ -1,4 +1,5 @@
-import type { Ledger } from '../ledger/ledger.js';
+import { KeyedQueue } from '../domain/keyed-queue.js';
+import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import type { Logger } from '../payments/service.js';
 import { signEvent, type EventEnvelope } from './envelope.js';
 import type { DeviceRegistry } from './registry.js';
@@ -18,12 +19,20 @@ const expiryOf = (e: EventEnvelope): number => (JSON.parse(e.b) as { exp: number
  * Each event is written to a durable outbox with its device's new sequence number before any
  * transport sees it, and kept there until it expires: after a restart (or a crash) a device that
  * comes back gets the events it may have missed again (`replay`); devices drop any `n` they saw.
+ *
+ * Devices drop every `n` not above the last one they processed, so a device's events must leave
+ * in `n` order: pushes and replays of one device run one at a time, and a push that finds a
+ * replay of its device pending leaves the sending to that replay.
  */
 export class DeviceEvents {
   private readonly sinks: EventSink[] = [];
   private readonly listeners: ((e: EventEnvelope) => void)[] = [];
   /** Unexpired events per device, oldest first (mirrors the outbox records). */
   private readonly outbox = new Map<string, EventEnvelope[]>();
+  /** One device's writes and sends at a time, in call order. */
+  private readonly queue = new KeyedQueue();
+  /** Replays asked for and not yet sent, per device. */
+  private readonly replaysPending = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -62,30 +71,51 @@ export class DeviceEvents {
     return () => this.listeners.splice(this.listeners.indexOf(listener), 1);
   }
 
-  /** Signs, writes to the outbox, and sends; `ttlSeconds` is how long the event is worth acting on. */
-  async push(
+  /**
+   * Signs, writes to the outbox, and sends; `ttlSeconds` is how long the event is worth acting on.
+   * `records` (the state change the event announces) are written in the same batch as the event.
+   */
+  push(
     deviceId: string,
     type: string,
     data: Record<string, unknown>,
     ttlSeconds = 300,
+    records: SideRecords = [],
   ): Promise<EventEnvelope> {
     const t = Math.floor(this.now() / 1000);
     const body = JSON.stringify({ ...data, exp: t + ttlSeconds });
+    // Numbered now, queued now: the queue's order is the numbers' order.
     const { n, record } = this.registry.takeEventSeq(deviceId);
     const event = signEvent({ d: deviceId, n, t, e: type, b: body }, this.gatewayKeyHex);
-    this.keep(event);
-    await this.ledger.putRecords([record, { key: outboxKey(event), value: JSON.stringify(event) }]);
-    for (const l of this.listeners) l(event);
-    await this.send([event]);
-    return event;
+    return this.queue.run(deviceId, async () => {
+      await this.ledger.putRecords([
+        ...records,
+        record,
+        { key: outboxKey(event), value: JSON.stringify(event) },
+      ]);
+      // Only a durable event may be sent, by this push or by a replay.
+      this.keep(event);
+      for (const l of this.listeners) l(event);
+      if (!this.replaysPending.get(deviceId)) await this.send([event]);
+      return event;
+    });
   }
 
-  /** Sends a device's unexpired events again (it came back after the gateway restarted). */
-  async replay(deviceId: string): Promise<number> {
-    const nowSec = Math.floor(this.now() / 1000);
-    const pending = (this.outbox.get(deviceId) ?? []).filter((e) => expiryOf(e) > nowSec);
-    await this.send(pending);
-    return pending.length;
+  /** Sends a device's unexpired events again, in order (it came back after a restart). */
+  replay(deviceId: string): Promise<number> {
+    this.replaysPending.set(deviceId, (this.replaysPending.get(deviceId) ?? 0) + 1);
+    return this.queue.run(deviceId, async () => {
+      try {
+        const nowSec = Math.floor(this.now() / 1000);
+        const pending = (this.outbox.get(deviceId) ?? []).filter((e) => expiryOf(e) > nowSec);
+        await this.send(pending);
+        return pending.length;
+      } finally {
+        const left = (this.replaysPending.get(deviceId) ?? 1) - 1;
+        if (left > 0) this.replaysPending.set(deviceId, left);
+        else this.replaysPending.delete(deviceId);
+      }
+    });
   }
 
   /** Sends every unexpired event again (to a broker that keeps sessions of its own). */

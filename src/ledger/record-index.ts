@@ -25,7 +25,9 @@ export interface IndexPage {
  *   <name>at!<cursor>            = id   every item
  *   <name>idx!v1                        written once the indexes cover every item
  *
- * The cursor is the creation time (15 digits) and the id, so entries sort by age.
+ * The cursor is the creation time (15 digits) and the id, so entries sort by age. Older stores are
+ * indexed once at start; going back to a version that writes items without their index entries
+ * after that is not supported (those items would not be loaded as open).
  */
 export class RecordIndex<T extends IndexedItem> {
   constructor(

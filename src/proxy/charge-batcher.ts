@@ -23,8 +23,9 @@ export class ChargeBatcher {
     this.detach = ledger.beforeCommit(() => this.flush());
   }
 
-  /** Stops taking part in the ledger's batches (when the proxy closes). */
+  /** Stops taking part in the ledger's batches (when the proxy closes), writing what is pending. */
   close(): void {
+    this.flush();
     this.detach();
   }
 
@@ -44,13 +45,11 @@ export class ChargeBatcher {
     return done;
   }
 
-  /** Takes back a charge (the upstream failed): from the unwritten sum if it is still there. */
+  /**
+   * Takes back a charge that is already durable (the upstream failed): a transfer of its own,
+   * durable before this resolves, whatever happens to the charges still pending.
+   */
   async refund(accountId: string, revenueAccountId: string, amount: bigint): Promise<void> {
-    const p = this.pending.get(accountId);
-    if (p && p.amount >= amount) {
-      p.amount -= amount;
-      return;
-    }
     await this.ledger.transfer({
       debitAccountId: revenueAccountId,
       creditAccountId: accountId,
@@ -63,10 +62,6 @@ export class ChargeBatcher {
     const batch = this.pending;
     this.pending = new Map();
     for (const [accountId, p] of batch) {
-      if (p.amount === 0n) {
-        for (const w of p.waiters) w.resolve();
-        continue;
-      }
       try {
         const t = this.ledger.transfer({
           debitAccountId: accountId,

@@ -8,7 +8,10 @@ export interface EmbeddedBroker {
   /** Credentials of the gateway's own client, which may use every device topic. */
   gatewayUsername: string;
   gatewayPassword: string;
-  /** Calls `listener` with a device's id whenever it subscribes to its event topic. */
+  /**
+   * Calls `listener` with a device's id whenever it subscribes to its event topic; devices that
+   * subscribed before the first listener came are handed to it at once.
+   */
   onDeviceSubscribed(listener: (deviceId: string) => void): void;
   close(): Promise<void>;
 }
@@ -52,13 +55,17 @@ export async function startEmbeddedBroker(
     },
   });
   const subscribed: ((deviceId: string) => void)[] = [];
+  /** Devices that subscribed before anyone listened (while the gateway was still starting). */
+  let early: string[] | undefined = [];
   broker.on('subscribe', (subscriptions, client) => {
     if (!client || gateways.has(client)) return;
     const own = subscriptions.some((sub) => {
       const t = deviceOfTopic(sub.topic);
       return t !== undefined && t.kind === 'evt' && t.deviceId === client.id;
     });
-    if (own) for (const l of subscribed) l(client.id);
+    if (!own) return;
+    if (early) early.push(client.id);
+    else for (const l of subscribed) l(client.id);
   });
   const server: Server = createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
@@ -82,6 +89,9 @@ export async function startEmbeddedBroker(
     gatewayPassword: password,
     onDeviceSubscribed(listener) {
       subscribed.push(listener);
+      const before = early ?? [];
+      early = undefined;
+      for (const id of before) listener(id);
     },
     async close() {
       await new Promise<void>((r) => broker.close(() => r()));

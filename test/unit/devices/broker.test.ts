@@ -69,10 +69,25 @@ describe('embedded MQTT broker', () => {
   });
 
   it('tells the gateway when a device subscribes to its own event topic', async () => {
-    const broker = await startEmbeddedBroker('127.0.0.1', 0, 'gateway-secret', (id) => id === DEVICE);
+    const broker = await startEmbeddedBroker(
+      '127.0.0.1',
+      0,
+      'gateway-secret',
+      (id) => id === DEVICE || id === OTHER,
+    );
     const seen: string[] = [];
-    broker.onDeviceSubscribed((id) => seen.push(id));
     try {
+      // A device that subscribes while the gateway is still starting is handed over when it listens.
+      const early = await mqtt.connectAsync(broker.url, {
+        clientId: OTHER,
+        username: '1',
+        password: 'token',
+      });
+      await early.subscribeAsync(`coulomb/d/${OTHER}/evt`, { qos: 1 });
+      broker.onDeviceSubscribed((id) => seen.push(id));
+      expect(seen).toEqual([OTHER]);
+      seen.length = 0;
+      await early.endAsync();
       const gw = await mqtt.connectAsync(broker.url, {
         clientId: 'gw',
         username: broker.gatewayUsername,

@@ -16,6 +16,7 @@ const request = {} as RequestEnvelope;
 
 /** Device commerce over one ledger; `open` builds it again from what is on disk (a restart). */
 async function fixture() {
+  const clock = { now: Date.now() };
   const f = await paymentsFixture();
   await f.account('sensor', 0n);
   const publish = (id: string, e: Parameters<typeof f.events.publish>[1]) => f.events.publish(id, e);
@@ -43,13 +44,14 @@ async function fixture() {
       events,
       bus: f.events,
       log,
+      now: () => clock.now,
     });
     await commerce.start();
     return { registry, events, commerce, ops: commerce.operations() };
   };
   const first = await open();
   await first.registry.register({ deviceId: DEVICE, accountId: 'sensor', name: 's' });
-  return { f, escrow, first, open };
+  return { f, escrow, first, open, clock };
 }
 
 /** A buyer pays a sale's invoice: LND's settlement reaches the payments service. */
@@ -101,6 +103,27 @@ describe('device commerce records', () => {
     expect(await again.commerce.getActuation('00000000-0000-0000-0000-000000000000')).toBeUndefined();
     again.commerce.stop();
     again.events.stop();
+    escrow.stop();
+    f.service.stop();
+  });
+
+  it('closes offers whose invoice expired unpaid; they cannot be delivered any more', async () => {
+    const { f, escrow, first, clock } = await fixture();
+    const device = first.registry.get(DEVICE)!;
+    const offer = (await first.ops['offer.sell']!(device, { priceMsat: '1000' }, request)) as {
+      paymentHash: string;
+    };
+    const preimage = f.lightning.invoices.get(offer.paymentHash)!.preimage!;
+    await first.commerce.expireOffers();
+    expect((await first.commerce.readSale(offer.paymentHash, preimage)).state).toBe('offered');
+    clock.now += 2 * 24 * 3600_000;
+    await first.commerce.expireOffers();
+    expect((await first.commerce.readSale(offer.paymentHash, preimage)).state).toBe('expired');
+    await expect(
+      first.ops['sale.deliver']!(device, { paymentHash: offer.paymentHash, reading: 'x' }, request),
+    ).rejects.toMatchObject({ code: 'SALE_EXPIRED' });
+    first.commerce.stop();
+    first.events.stop();
     escrow.stop();
     f.service.stop();
   });

@@ -64,4 +64,31 @@ describe('device events outbox', () => {
     expect(await again.events.replayAll()).toBe(3); // the device's two unexpired ones and OTHER's
     again.events.stop();
   });
+
+  it('sends a device’s events in number order, whether a push or a replay comes first, and only once durable', async () => {
+    const { f, first, open } = await fixture();
+    await first.events.push(DEVICE, 'sold', { x: 1 }, 600);
+    await first.events.push(DEVICE, 'sold', { x: 2 }, 600);
+    first.events.stop();
+    for (const pushFirst of [true, false]) {
+      const again = await open();
+      const seen: { n: number; durable: boolean }[] = [];
+      again.events.addSink({
+        pushEvent: async (e) => {
+          const key = `devevt!${DEVICE}!${String(e.n).padStart(12, '0')}`;
+          seen.push({ n: e.n, durable: f.store.records.has(key) });
+        },
+      });
+      const both = pushFirst
+        ? [again.events.push(DEVICE, 'stop', { x: 3 }, 600), again.events.replay(DEVICE)]
+        : [again.events.replay(DEVICE), again.events.push(DEVICE, 'stop', { x: 3 }, 600)];
+      await Promise.all(both);
+      const ns = seen.map((x) => x.n);
+      // Strictly increasing (a device drops anything not above the last it saw), nothing missing.
+      expect(ns.every((n, i) => i === 0 || n > ns[i - 1]!)).toBe(true);
+      expect(ns).toEqual(pushFirst ? [1, 2, 3] : [1, 2, 3, 4]); // the second round replays the first round’s event too
+      expect(seen.every((x) => x.durable)).toBe(true);
+      again.events.stop();
+    }
+  });
 });

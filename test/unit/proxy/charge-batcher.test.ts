@@ -30,15 +30,23 @@ describe('ChargeBatcher', () => {
     expect([...store.transfers.values()].filter((t) => t.code === 'l402_requests')).toHaveLength(1);
   });
 
-  it('refunds from the unwritten sum, or with a transfer once written', async () => {
+  it('refunds a durable charge with a durable transfer of its own, while other charges are pending', async () => {
     const { ledger, batcher } = await setup();
-    const a = batcher.charge('cred', 'rev', 10n);
+    await batcher.charge('cred', 'rev', 10n);
+    const pending = batcher.charge('cred', 'rev', 7n);
+    expect(batcher.unwritten('cred')).toBe(7n);
     await batcher.refund('cred', 'rev', 10n);
-    await a;
-    expect(balanceOf(ledger.requireAccount('cred'))).toBe(100n);
-    await batcher.charge('cred', 'rev', 7n);
-    await batcher.refund('cred', 'rev', 7n);
-    expect(balanceOf(ledger.requireAccount('cred'))).toBe(100n);
+    await pending;
+    expect(balanceOf(ledger.requireAccount('cred'))).toBe(93n);
+    expect(balanceOf(ledger.requireAccount('rev'))).toBe(7n);
+  });
+
+  it('writes what is pending when it closes', async () => {
+    const { ledger, batcher } = await setup();
+    const pending = batcher.charge('cred', 'rev', 5n);
+    batcher.close();
+    await pending;
+    expect(balanceOf(ledger.requireAccount('cred'))).toBe(95n);
   });
 
   it('rejects the waiting requests when the credit is gone by write time', async () => {
