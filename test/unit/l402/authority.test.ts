@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { importMacaroon, newMacaroon } from 'macaroon';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { L402Authority } from '../../../src/l402/authority.js';
 import { challengeHeaders, parseAuthorization, parseChallenge } from '../../../src/l402/header.js';
 import { decodeIdentifier, encodeIdentifier } from '../../../src/l402/identifier.js';
@@ -176,14 +176,19 @@ describe('L402Authority.verify', () => {
 
   it('checks expiry, revocation, service and capability again on a credential it verified before', () => {
     const s = setup();
+    const full = vi.spyOn(s.authority as unknown as { verifyFully: () => unknown }, 'verifyFully');
     expect(s.authority.verify(s.header, 'llm', 'chat')).toMatchObject({ ok: true });
+    expect(s.authority.verify(s.header, 'llm', 'chat')).toMatchObject({ ok: true });
+    expect(full).toHaveBeenCalledTimes(1); // the second one came from the cache
     expect(s.authority.verify(s.header, 'images')).toMatchObject({ ok: false, failure: 'WRONG_SERVICE' });
     expect(s.authority.verify(s.header, 'llm', 'admin')).toMatchObject({
       ok: false,
       failure: 'MISSING_CAPABILITY',
     });
+    const calls = full.mock.calls.length;
     s.advance(3600_000);
     expect(s.authority.verify(s.header, 'llm', 'chat')).toMatchObject({ ok: false, failure: 'EXPIRED' });
+    expect(full.mock.calls.length).toBe(calls); // refused by the cached entry's expiry
     const r = setup();
     expect(r.authority.verify(r.header, 'llm')).toMatchObject({ ok: true });
     r.authority.revoked.add(r.minted.tokenId);

@@ -83,4 +83,24 @@ describe('GroupCommit preparers', () => {
     expect(calls).toBe(1);
     expect(store.batches).toEqual([['a'], ['b']]);
   });
+
+  it('rejects what a preparer added when the batch fails, and everything after it', async () => {
+    let failures = 0;
+    const gc = new GroupCommit(
+      async () => {
+        throw new Error('disk full');
+      },
+      () => (failures += 1),
+    );
+    let added: Promise<void> | undefined;
+    gc.beforeBatch(() => {
+      added ??= gc.add([record('sum')]);
+    });
+    gc.want();
+    const own = gc.add([record('own')]);
+    await expect(own).rejects.toThrow('disk full');
+    await expect(added).rejects.toThrow('disk full');
+    await expect(gc.add([record('later')])).rejects.toThrow('disk full');
+    expect(failures).toBe(1);
+  });
 });
