@@ -118,14 +118,28 @@ export class DeviceCommerce {
   async start(): Promise<void> {
     await this.sales.load();
     await this.actuations.load();
-    this.timer = setInterval(() => void this.expireOffers(), 60_000);
-    this.timer.unref();
     this.unsubscribe = this.deps.bus.subscribeAll((_account, event) => {
       if (event.type === 'invoice' && event.invoice.state === 'settled')
-        void this.onSold(event.invoice.paymentHash);
-      if (event.type === 'escrow') void this.onEscrow(event['escrow'] as Escrow);
-      if (event.type === 'stream') void this.onStream(event['stream'] as PublicStream);
+        void this.onSold(event.invoice.paymentHash).catch(this.failed('a sale'));
+      if (event.type === 'escrow')
+        void this.onEscrow(event['escrow'] as Escrow).catch(this.failed('an actuation'));
+      if (event.type === 'stream')
+        void this.onStream(event['stream'] as PublicStream).catch(this.failed('a stream stop'));
     });
+    // What happened while this process was not listening (before a restart, or a crash between a
+    // payment and its sale's or actuation's record) is caught up now; offers also every minute.
+    for (const a of [...this.actuations.values()]) {
+      if (a.state !== 'awaiting_payment') continue;
+      const e = await this.deps.escrow.get(a.actuationId).catch(() => undefined);
+      if (e) await this.onEscrow(e).catch(this.failed('an actuation'));
+    }
+    await this.expireOffers();
+    this.timer = setInterval(() => void this.expireOffers(), 60_000);
+    this.timer.unref();
+  }
+
+  private failed(what: string): (err: unknown) => void {
+    return (err) => this.deps.log.error({ err }, `updating ${what} failed`);
   }
 
   stop(): void {
@@ -133,12 +147,21 @@ export class DeviceCommerce {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** Offers whose invoice expired unpaid are closed (and leave memory). */
+  /**
+   * Offers whose invoice was paid while nobody listened (before a restart, or a crash before the
+   * sale was marked) become sold; those whose invoice expired unpaid are closed (and leave memory).
+   */
   async expireOffers(): Promise<void> {
     const now = this.now();
     for (const sale of [...this.sales.values()]) {
-      if (sale.state !== 'offered' || sale.expiresAt === undefined || now < sale.expiresAt + OFFER_GRACE_MS)
+      if (sale.state !== 'offered') continue;
+      const invoice = this.deps.payments.getInvoice(sale.paymentHash);
+      if (invoice?.state === 'settled') {
+        await this.onSold(sale.paymentHash).catch(this.failed('a sale'));
         continue;
+      }
+      const expiresAt = sale.expiresAt ?? invoice?.expiresAt ?? sale.createdAt + 24 * 3600_000;
+      if (now < expiresAt + OFFER_GRACE_MS) continue;
       sale.state = 'expired';
       await this.saveSale(sale).catch((err: unknown) =>
         this.deps.log.warn({ err, paymentHash: sale.paymentHash }, 'closing an expired offer failed'),

@@ -84,18 +84,31 @@ export class DeviceEvents {
   ): Promise<EventEnvelope> {
     const t = Math.floor(this.now() / 1000);
     const body = JSON.stringify({ ...data, exp: t + ttlSeconds });
-    // Numbered now, queued now: the queue's order is the numbers' order.
+    // Numbered, written and queued now: the records are the state of this moment (never an older
+    // copy written later), and the queue's order is the numbers' order. Only the sending waits.
     const { n, record } = this.registry.takeEventSeq(deviceId);
     const event = signEvent({ d: deviceId, n, t, e: type, b: body }, this.gatewayKeyHex);
-    return this.queue.run(deviceId, async () => {
-      await this.ledger.putRecords([
+    let durable: Promise<void>;
+    try {
+      durable = this.ledger.putRecords([
         ...records,
         record,
         { key: outboxKey(event), value: JSON.stringify(event) },
       ]);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.queue.run(deviceId, async () => {
+      await durable;
       // Only a durable event may be sent, by this push or by a replay.
       this.keep(event);
-      for (const l of this.listeners) l(event);
+      for (const l of this.listeners) {
+        try {
+          l(event);
+        } catch (err) {
+          this.log.warn({ err }, 'a device event listener failed');
+        }
+      }
       if (!this.replaysPending.get(deviceId)) await this.send([event]);
       return event;
     });
@@ -120,9 +133,9 @@ export class DeviceEvents {
 
   /** Sends every unexpired event again (to a broker that keeps sessions of its own). */
   async replayAll(): Promise<number> {
-    let sent = 0;
-    for (const deviceId of [...this.outbox.keys()]) sent += await this.replay(deviceId);
-    return sent;
+    // Every device is marked as replaying at once, so no push of any of them overtakes its replay.
+    const sent = await Promise.all([...this.outbox.keys()].map((d) => this.replay(d)));
+    return sent.reduce((a, b) => a + b, 0);
   }
 
   private async send(events: EventEnvelope[]): Promise<void> {

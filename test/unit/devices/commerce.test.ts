@@ -127,4 +127,27 @@ describe('device commerce records', () => {
     escrow.stop();
     f.service.stop();
   });
+
+  it('catches up a sale paid while it was not listening instead of expiring it', async () => {
+    const { f, escrow, first, open, clock } = await fixture();
+    const device = first.registry.get(DEVICE)!;
+    const offer = (await first.ops['offer.sell']!(device, { priceMsat: '1000' }, request)) as {
+      paymentHash: string;
+    };
+    first.commerce.stop(); // the gateway goes down; the payment is booked without commerce listening
+    first.events.stop();
+    const preimage = await buy(f, offer.paymentHash);
+    clock.now += 2 * 24 * 3600_000; // long past the invoice's expiry
+    const again = await open();
+    expect((await again.commerce.readSale(offer.paymentHash, preimage)).state).toBe('sold');
+    await again.ops['sale.deliver']!(device, { paymentHash: offer.paymentHash, reading: '1' }, request);
+    expect(await again.commerce.readSale(offer.paymentHash, preimage)).toEqual({
+      state: 'delivered',
+      reading: '1',
+    });
+    again.commerce.stop();
+    again.events.stop();
+    escrow.stop();
+    f.service.stop();
+  });
 });

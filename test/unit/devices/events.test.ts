@@ -91,4 +91,49 @@ describe('device events outbox', () => {
       again.events.stop();
     }
   });
+
+  it('writes each event at once: a slow transport delays no write, and no older copy of the device overwrites a newer one', async () => {
+    const { f, first, open } = await fixture();
+    let release!: () => void;
+    const blocked = new Promise<void>((r) => (release = r));
+    first.events.addSink({ pushEvent: () => blocked }); // a broker that does not acknowledge
+    const p1 = first.events.push(DEVICE, 'sold', { x: 1 }, 600);
+    const p2 = first.events.push(DEVICE, 'sold', { x: 2 }, 600);
+    await first.registry.revoke(DEVICE);
+    await f.ledger.flush();
+    // Both events are on disk although neither could be sent yet.
+    expect(f.store.records.has(`devevt!${DEVICE}!${String(2).padStart(12, '0')}`)).toBe(true);
+    release();
+    await Promise.all([p1, p2]);
+    first.events.stop();
+    const again = await open();
+    expect(again.registry.get(DEVICE)).toMatchObject({ state: 'revoked', lastEventSeq: 2 });
+    again.events.stop();
+  });
+
+  it('replays every device in order even when pushes come while replayAll is under way', async () => {
+    const { first, open } = await fixture();
+    for (const d of [DEVICE, OTHER]) {
+      await first.events.push(d, 'sold', { x: 1 }, 600);
+      await first.events.push(d, 'sold', { x: 2 }, 600);
+    }
+    first.events.stop();
+    const again = await open();
+    const seen = new Map<string, number[]>();
+    again.events.addSink({
+      pushEvent: async (e) => {
+        seen.set(e.d, [...(seen.get(e.d) ?? []), e.n]);
+        // Slow sends: the second device's push is written long before that device's turn.
+        await new Promise((r) => setTimeout(r, 20));
+      },
+    });
+    await Promise.all([
+      again.events.replayAll(),
+      again.events.push(DEVICE, 'stop', { x: 3 }, 600),
+      again.events.push(OTHER, 'stop', { x: 3 }, 600),
+    ]);
+    expect(seen.get(DEVICE)).toEqual([1, 2, 3]);
+    expect(seen.get(OTHER)).toEqual([1, 2, 3]);
+    again.events.stop();
+  });
 });
