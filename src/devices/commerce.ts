@@ -62,6 +62,8 @@ const actuationIndex = new RecordIndex<Actuation>(
   (a) => a.state === 'acknowledged' || a.state === 'refunded',
   (a) => a.actuationId,
 );
+/** A paid sale's event lives this long: the reading stays deliverable, devices may be offline a while. */
+const SOLD_EVENT_TTL_S = 24 * 3600;
 /** An offer is closed this long after its invoice expired (a payment accepted at the last moment may still settle). */
 const OFFER_GRACE_MS = 10 * 60_000;
 /** Streams whose devices were told they stopped, remembered to tell them once. */
@@ -129,10 +131,11 @@ export class DeviceCommerce {
     // What happened while this process was not listening (before a restart, or a crash between a
     // payment and its sale's or actuation's record) is caught up now; offers also every minute.
     for (const a of [...this.actuations.values()]) {
-      if (a.state !== 'awaiting_payment') continue;
       const e = await this.deps.escrow.get(a.actuationId).catch(() => undefined);
       if (e) await this.onEscrow(e).catch(this.failed('an actuation'));
     }
+    for (const sale of [...this.sales.values()])
+      if (sale.state === 'sold') await this.remindSold(sale).catch(this.failed('a sale'));
     await this.expireOffers();
     this.timer = setInterval(() => void this.expireOffers(), 60_000);
     this.timer.unref();
@@ -160,8 +163,11 @@ export class DeviceCommerce {
         await this.onSold(sale.paymentHash).catch(this.failed('a sale'));
         continue;
       }
+      // Closed only once LND canceled the invoice (it does at expiry), or with no record of it at
+      // all long after: an invoice whose state is not known yet may still turn out paid.
       const expiresAt = sale.expiresAt ?? invoice?.expiresAt ?? sale.createdAt + 24 * 3600_000;
       if (now < expiresAt + OFFER_GRACE_MS) continue;
+      if (invoice !== undefined && invoice.state !== 'canceled') continue;
       sale.state = 'expired';
       await this.saveSale(sale).catch((err: unknown) =>
         this.deps.log.warn({ err, paymentHash: sale.paymentHash }, 'closing an expired offer failed'),
@@ -272,7 +278,8 @@ export class DeviceCommerce {
   }
 
   private async onSold(paymentHash: string): Promise<void> {
-    const sale = this.sales.openItem(paymentHash); // an offered sale is open, so in memory
+    // An offered sale is open, so in memory (offers close only once LND canceled their invoice).
+    const sale = this.sales.openItem(paymentHash);
     if (!sale || sale.state !== 'offered') return;
     sale.state = sale.reading !== undefined ? 'delivered' : 'sold';
     sale.soldAt = this.now();
@@ -284,8 +291,18 @@ export class DeviceCommerce {
       sale.deviceId,
       'sold',
       { paymentHash, priceMsat: sale.priceMsat.toString() },
-      300,
+      SOLD_EVENT_TTL_S,
       saleIndex.records(sale),
+    );
+  }
+
+  /** Tells a device again about a sale it has not delivered (after a restart: its event may be gone). */
+  private async remindSold(sale: Sale): Promise<void> {
+    await this.deps.events.push(
+      sale.deviceId,
+      'sold',
+      { paymentHash: sale.paymentHash, priceMsat: sale.priceMsat.toString() },
+      SOLD_EVENT_TTL_S,
     );
   }
 
@@ -301,12 +318,16 @@ export class DeviceCommerce {
     const targets = this.deps.registry
       .list()
       .filter((d) => d.state === 'active' && accounts.has(d.accountId));
-    for (const d of targets)
-      await this.deps.events.push(d.deviceId, 'stop', {
-        streamId: st.id,
-        reason: st.stopReason ?? 'requested',
-        paidMsat: st.paidMsat.toString(),
-      });
+    // All written at once (each push writes before it sends), then sent side by side.
+    await Promise.all(
+      targets.map((d) =>
+        this.deps.events.push(d.deviceId, 'stop', {
+          streamId: st.id,
+          reason: st.stopReason ?? 'requested',
+          paidMsat: st.paidMsat.toString(),
+        }),
+      ),
+    );
   }
 
   private async onEscrow(e: Escrow): Promise<void> {
@@ -326,6 +347,10 @@ export class DeviceCommerce {
       );
     } else if ((e.state === 'refunded' || e.state === 'expired') && a.state !== 'refunded') {
       a.state = 'refunded';
+      await this.saveActuation(a);
+    } else if (e.state === 'released' && a.state === 'sent') {
+      // Acknowledged and released, but the crash came before the actuation was saved.
+      a.state = 'acknowledged';
       await this.saveActuation(a);
     }
   }

@@ -41,6 +41,8 @@ export class DeviceEvents {
     private readonly gatewayKeyHex: string,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    /** How long one transport may take to accept an event before the next one goes. */
+    private readonly sendTimeoutMs = 10_000,
   ) {}
 
   /** Loads the unexpired outbox, deletes what expired, and prunes it from then on. */
@@ -98,6 +100,7 @@ export class DeviceEvents {
     } catch (err) {
       return Promise.reject(err);
     }
+    durable.catch(() => undefined); // awaited below; this only keeps a failure from going unhandled
     return this.queue.run(deviceId, async () => {
       await durable;
       // Only a durable event may be sent, by this push or by a replay.
@@ -138,16 +141,33 @@ export class DeviceEvents {
     return sent.reduce((a, b) => a + b, 0);
   }
 
+  /**
+   * Hands events to the transports in order. A transport that does not answer within
+   * `sendTimeoutMs` (a broker that does not acknowledge) does not hold the device's later events
+   * up for good: the event stays in the outbox, and MQTT clients keep their own queue in order.
+   */
   private async send(events: EventEnvelope[]): Promise<void> {
     for (const event of events)
       await Promise.all(
-        this.sinks.map((s) =>
-          s
+        this.sinks.map((s) => {
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise<void>((resolve) => {
+            timer = setTimeout(() => {
+              this.log.warn(
+                { deviceId: event.d, type: event.e },
+                'a transport is slow to take a device event',
+              );
+              resolve();
+            }, this.sendTimeoutMs);
+            timer.unref();
+          });
+          const sent = s
             .pushEvent(event)
             .catch((err: unknown) =>
               this.log.warn({ err, deviceId: event.d, type: event.e }, 'could not push a device event'),
-            ),
-        ),
+            );
+          return Promise.race([sent, late]).finally(() => clearTimeout(timer));
+        }),
       );
   }
 

@@ -118,6 +118,11 @@ describe('device commerce records', () => {
     expect((await first.commerce.readSale(offer.paymentHash, preimage)).state).toBe('offered');
     clock.now += 2 * 24 * 3600_000;
     await first.commerce.expireOffers();
+    // Past its expiry, but LND has not said the invoice is canceled: it may still turn out paid.
+    expect((await first.commerce.readSale(offer.paymentHash, preimage)).state).toBe('offered');
+    const invoice = await f.lightning.lookupInvoice(offer.paymentHash);
+    await f.service.onInvoice({ ...invoice, state: 'canceled' });
+    await first.commerce.expireOffers();
     expect((await first.commerce.readSale(offer.paymentHash, preimage)).state).toBe('expired');
     await expect(
       first.ops['sale.deliver']!(device, { paymentHash: offer.paymentHash, reading: 'x' }, request),
@@ -140,6 +145,15 @@ describe('device commerce records', () => {
     clock.now += 2 * 24 * 3600_000; // long past the invoice's expiry
     const again = await open();
     expect((await again.commerce.readSale(offer.paymentHash, preimage)).state).toBe('sold');
+    const told = again.registry.get(DEVICE)!.lastEventSeq;
+    expect(told).toBeGreaterThan(0); // the device was told
+    // Another restart: a paid sale not yet delivered is announced again (its event may be gone).
+    again.commerce.stop();
+    again.events.stop();
+    const third = await open();
+    expect(third.registry.get(DEVICE)!.lastEventSeq).toBe(told + 1);
+    third.commerce.stop();
+    third.events.stop();
     await again.ops['sale.deliver']!(device, { paymentHash: offer.paymentHash, reading: '1' }, request);
     expect(await again.commerce.readSale(offer.paymentHash, preimage)).toEqual({
       state: 'delivered',

@@ -136,4 +136,17 @@ describe('device events outbox', () => {
     expect(seen.get(OTHER)).toEqual([1, 2, 3]);
     again.events.stop();
   });
+
+  it('does not let a transport that never answers hold a device’s later events up', async () => {
+    const { f, first } = await fixture();
+    const quick = new DeviceEvents(first.registry, f.ledger, GATEWAY, silentLog, Date.now, 50);
+    const sent: number[] = [];
+    quick.addSink({
+      pushEvent: (e) => (e.n === 1 ? new Promise<void>(() => {}) : Promise.resolve(void sent.push(e.n))),
+    });
+    await quick.push(DEVICE, 'sold', { x: 1 }, 600); // its transport never acknowledges
+    await quick.push(DEVICE, 'sold', { x: 2 }, 600);
+    expect(sent).toEqual([2]);
+    quick.stop();
+  });
 });
