@@ -1,4 +1,4 @@
-import { AppError } from '../domain/errors.js';
+import { CodedError } from '../domain/errors.js';
 
 /** Stable codes a device sees (PROTOCOL.md, "Errors"). */
 export const DeviceErrorCode = {
@@ -28,12 +28,8 @@ const STATUS: Record<DeviceErrorCode, number> = {
   ENROLLMENT_INVALID: 401,
 };
 
-export class DeviceError extends AppError {
-  constructor(
-    override readonly code: DeviceErrorCode,
-    message: string,
-    details?: Record<string, unknown>,
-  ) {
-    super(code, message, STATUS[code], details);
+export class DeviceError extends CodedError<DeviceErrorCode> {
+  constructor(code: DeviceErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, STATUS, details);
   }
 }

@@ -20,6 +20,23 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * A family of errors with stable codes, each mapped to its HTTP status by the family's table
+ * (ledger, payments, escrow, ...): subclasses only name their code type and pass their table.
+ */
+export abstract class CodedError<C extends string> extends AppError {
+  declare readonly code: C;
+
+  protected constructor(
+    code: C,
+    message: string,
+    status: Readonly<Record<C, number>>,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, status[code], details);
+  }
+}
+
 export class ConfigError extends AppError {
   constructor(message: string, details?: Record<string, unknown>) {
     super('CONFIG_INVALID', message, 500, details);

@@ -1,4 +1,4 @@
-import { AppError } from '../domain/errors.js';
+import { CodedError } from '../domain/errors.js';
 
 export const EscrowErrorCode = {
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
@@ -25,12 +25,8 @@ const STATUS: Record<EscrowErrorCode, number> = {
   DEADLINE_TOO_FAR: 400,
 };
 
-export class EscrowError extends AppError {
-  constructor(
-    override readonly code: EscrowErrorCode,
-    message: string,
-    details?: Record<string, unknown>,
-  ) {
-    super(code, message, STATUS[code], details);
+export class EscrowError extends CodedError<EscrowErrorCode> {
+  constructor(code: EscrowErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, STATUS, details);
   }
 }

@@ -1,4 +1,4 @@
-import { AppError } from '../domain/errors.js';
+import { CodedError } from '../domain/errors.js';
 
 export const LedgerErrorCode = {
   ACCOUNT_NOT_FOUND: 'ACCOUNT_NOT_FOUND',
@@ -35,12 +35,8 @@ const STATUS: Record<LedgerErrorCode, number> = {
   STORAGE_FAILED: 503,
 };
 
-export class LedgerError extends AppError {
-  constructor(
-    override readonly code: LedgerErrorCode,
-    message: string,
-    details?: Record<string, unknown>,
-  ) {
-    super(code, message, STATUS[code], details);
+export class LedgerError extends CodedError<LedgerErrorCode> {
+  constructor(code: LedgerErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, STATUS, details);
   }
 }

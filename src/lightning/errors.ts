@@ -1,4 +1,4 @@
-import { AppError } from '../domain/errors.js';
+import { CodedError } from '../domain/errors.js';
 
 /** Stable codes for everything that goes wrong between us and the Lightning node. */
 export const LightningErrorCode = {
@@ -30,12 +30,8 @@ const STATUS: Record<LightningErrorCode, number> = {
   LN_INTERNAL: 502,
 };
 
-export class LightningError extends AppError {
-  constructor(
-    override readonly code: LightningErrorCode,
-    message: string,
-    details?: Record<string, unknown>,
-  ) {
-    super(code, message, STATUS[code], details);
+export class LightningError extends CodedError<LightningErrorCode> {
+  constructor(code: LightningErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, STATUS, details);
   }
 }

@@ -1,4 +1,4 @@
-import { AppError } from '../domain/errors.js';
+import { CodedError } from '../domain/errors.js';
 
 export const MarketErrorCode = {
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
@@ -21,12 +21,8 @@ const STATUS: Record<MarketErrorCode, number> = {
   DEADLINE_PASSED: 409,
 };
 
-export class MarketError extends AppError {
-  constructor(
-    override readonly code: MarketErrorCode,
-    message: string,
-    details?: Record<string, unknown>,
-  ) {
-    super(code, message, STATUS[code], details);
+export class MarketError extends CodedError<MarketErrorCode> {
+  constructor(code: MarketErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, STATUS, details);
   }
 }

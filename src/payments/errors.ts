@@ -1,4 +1,4 @@
-import { AppError } from '../domain/errors.js';
+import { CodedError } from '../domain/errors.js';
 
 export const PaymentErrorCode = {
   INVALID_INVOICE: 'INVALID_INVOICE',
@@ -35,12 +35,8 @@ const STATUS: Record<PaymentErrorCode, number> = {
   IDEMPOTENCY_CONFLICT: 409,
 };
 
-export class PaymentError extends AppError {
-  constructor(
-    override readonly code: PaymentErrorCode,
-    message: string,
-    details?: Record<string, unknown>,
-  ) {
-    super(code, message, STATUS[code], details);
+export class PaymentError extends CodedError<PaymentErrorCode> {
+  constructor(code: PaymentErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, STATUS, details);
   }
 }

@@ -1,4 +1,4 @@
-import { AppError } from '../domain/errors.js';
+import { CodedError } from '../domain/errors.js';
 
 export const StreamErrorCode = {
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
@@ -25,13 +25,9 @@ const STATUS: Record<StreamErrorCode, number> = {
   STREAMS_NOT_RUNNING: 409,
 };
 
-export class StreamError extends AppError {
-  constructor(
-    override readonly code: StreamErrorCode,
-    message: string,
-    details?: Record<string, unknown>,
-  ) {
-    super(code, message, STATUS[code], details);
+export class StreamError extends CodedError<StreamErrorCode> {
+  constructor(code: StreamErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, STATUS, details);
   }
 }
 
