@@ -12,6 +12,7 @@ export interface EventSink {
 /** The outbox: every event until it expires, `devevt!<device id>!<n, 12 digits>`. */
 const OUTBOX = 'devevt!';
 const outboxKey = (e: EventEnvelope): string => `${OUTBOX}${e.d}!${String(e.n).padStart(12, '0')}`;
+/** The expiry an event's body carries (read once, when the outbox is loaded). */
 const expiryOf = (e: EventEnvelope): number => (JSON.parse(e.b) as { exp: number }).exp;
 
 /**
@@ -27,8 +28,8 @@ const expiryOf = (e: EventEnvelope): number => (JSON.parse(e.b) as { exp: number
 export class DeviceEvents {
   private readonly sinks: EventSink[] = [];
   private readonly listeners: ((e: EventEnvelope) => void)[] = [];
-  /** Unexpired events per device, oldest first (mirrors the outbox records). */
-  private readonly outbox = new Map<string, EventEnvelope[]>();
+  /** Unexpired events per device with their expiry (s), oldest first (mirrors the outbox records). */
+  private readonly outbox = new Map<string, { event: EventEnvelope; exp: number }[]>();
   /** One device's writes and sends at a time, in call order. */
   private readonly queue = new KeyedQueue();
   /** Replays asked for and not yet sent, per device. */
@@ -51,8 +52,9 @@ export class DeviceEvents {
     const nowSec = Math.floor(this.now() / 1000);
     for (const r of await this.ledger.listRecords(OUTBOX)) {
       const e = JSON.parse(r.value) as EventEnvelope;
-      if (expiryOf(e) <= nowSec) expired.push(r.key);
-      else this.keep(e);
+      const exp = expiryOf(e);
+      if (exp <= nowSec) expired.push(r.key);
+      else this.keep(e, exp);
     }
     if (expired.length) await this.ledger.putRecords(expired.map((key) => ({ key, value: null })));
     this.timer = setInterval(() => void this.prune(), pruneEveryMs);
@@ -85,7 +87,8 @@ export class DeviceEvents {
     records: SideRecords = [],
   ): Promise<EventEnvelope> {
     const t = Math.floor(this.now() / 1000);
-    const body = JSON.stringify({ ...data, exp: t + ttlSeconds });
+    const exp = t + ttlSeconds;
+    const body = JSON.stringify({ ...data, exp });
     // Numbered, written and queued now: the records are the state of this moment (never an older
     // copy written later), and the queue's order is the numbers' order. Only the sending waits.
     const { n, record } = this.registry.takeEventSeq(deviceId);
@@ -104,7 +107,7 @@ export class DeviceEvents {
     return this.queue.run(deviceId, async () => {
       await durable;
       // Only a durable event may be sent, by this push or by a replay.
-      this.keep(event);
+      this.keep(event, exp);
       for (const l of this.listeners) {
         try {
           l(event);
@@ -123,7 +126,7 @@ export class DeviceEvents {
     return this.queue.run(deviceId, async () => {
       try {
         const nowSec = Math.floor(this.now() / 1000);
-        const pending = (this.outbox.get(deviceId) ?? []).filter((e) => expiryOf(e) > nowSec);
+        const pending = (this.outbox.get(deviceId) ?? []).filter((k) => k.exp > nowSec).map((k) => k.event);
         await this.send(pending);
         return pending.length;
       } finally {
@@ -171,19 +174,19 @@ export class DeviceEvents {
       );
   }
 
-  private keep(e: EventEnvelope): void {
-    const list = this.outbox.get(e.d);
-    if (list) list.push(e);
-    else this.outbox.set(e.d, [e]);
+  private keep(event: EventEnvelope, exp: number): void {
+    const list = this.outbox.get(event.d);
+    if (list) list.push({ event, exp });
+    else this.outbox.set(event.d, [{ event, exp }]);
   }
 
   private async prune(): Promise<void> {
     const nowSec = Math.floor(this.now() / 1000);
     const gone: string[] = [];
     for (const [deviceId, list] of this.outbox) {
-      const live = list.filter((e) => {
-        if (expiryOf(e) > nowSec) return true;
-        gone.push(outboxKey(e));
+      const live = list.filter((k) => {
+        if (k.exp > nowSec) return true;
+        gone.push(outboxKey(k.event));
         return false;
       });
       if (live.length) this.outbox.set(deviceId, live);

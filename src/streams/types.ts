@@ -38,24 +38,14 @@ export interface CreateStreamInput {
   memo?: string;
 }
 
-/** A stream as its parties see it. */
-export interface PublicStream {
+/** A stream as its parties see it: its terms as created, and where it stands. */
+export interface PublicStream extends CreateStreamInput {
   id: string;
   payerAccountId: string;
-  payee: StreamPayee;
   /** Set when the money stays inside the gateway (the payee named directly or through its inbox). */
   payeeAccountId?: string;
   mode: 'local' | 'remote';
   kind: Rate['kind'];
-  rateMsat?: Msat;
-  perSeconds?: number;
-  priceMsatPerUnit?: Msat;
-  maxTotalMsat?: Msat;
-  maxDurationSeconds?: number;
-  intervalSeconds?: number;
-  minPaymentMsat?: Msat;
-  prefundMsat?: Msat;
-  memo?: string;
   state: StreamState;
   stopReason?: StopReason;
   /** The policy denial code or error code behind a stop that was not asked for. */
