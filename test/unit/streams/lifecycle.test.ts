@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
 import { Ledger } from '../../../src/ledger/ledger.js';
 import { balanceOf } from '../../../src/ledger/types.js';
@@ -8,19 +8,10 @@ import type { CreateStreamInput } from '../../../src/streams/types.js';
 import { REMOTE_NODE } from '../../support/fake-lightning.js';
 import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
 import type { StreamsFixture } from './support.js';
-import { ManualClock, settle, silent, streamsFixture } from './support.js';
+import { balance, closingFixtures, ManualClock, settle, silent, streamsFixture } from './support.js';
 
-const fixtures: StreamsFixture[] = [];
-async function fixture(...args: Parameters<typeof streamsFixture>): Promise<StreamsFixture> {
-  const f = await streamsFixture(...args);
-  fixtures.push(f);
-  return f;
-}
-afterEach(async () => {
-  for (const f of fixtures.splice(0)) await f.close();
-});
+const fixture = closingFixtures();
 
-const balance = (f: StreamsFixture, id: string): bigint => balanceOf(f.ledger.requireAccount(id));
 const local = { accountId: 'payee' };
 const remote = { nodePubkey: REMOTE_NODE };
 

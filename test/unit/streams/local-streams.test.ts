@@ -1,21 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
 import { StreamsService } from '../../../src/streams/service.js';
 import { availableOf, balanceOf } from '../../../src/ledger/types.js';
 import type { StreamsFixture } from './support.js';
-import { OPEN, settle, streamsFixture, T0 } from './support.js';
+import { balance, closingFixtures, OPEN, settle, streamsFixture, T0 } from './support.js';
 
-const fixtures: StreamsFixture[] = [];
-async function fixture(...args: Parameters<typeof streamsFixture>): Promise<StreamsFixture> {
-  const f = await streamsFixture(...args);
-  fixtures.push(f);
-  return f;
-}
-afterEach(async () => {
-  for (const f of fixtures.splice(0)) await f.close();
-});
+const fixture = closingFixtures();
 
-const balance = (f: StreamsFixture, id: string): bigint => balanceOf(f.ledger.requireAccount(id));
 const available = (f: StreamsFixture, id: string): bigint => availableOf(f.ledger.requireAccount(id));
 
 async function pair(f: StreamsFixture, fund = 1_000_000n, policy = OPEN): Promise<void> {

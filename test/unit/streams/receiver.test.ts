@@ -1,26 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
-import { balanceOf } from '../../../src/ledger/types.js';
 import { BLIP10_RECORD, encodeStreamRecord, streamRecords } from '../../../src/streams/records.js';
 import type { StreamEvent } from '../../../src/streams/types.js';
 import { FakeLightning, REMOTE_NODE } from '../../support/fake-lightning.js';
 import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
-import type { StreamsFixture } from './support.js';
-import { keysendInvoice, ManualClock, OPEN, streamsFixture } from './support.js';
+import type { FixtureOptions, StreamsFixture } from './support.js';
+import { balance, closingFixtures, keysendInvoice, ManualClock, OPEN } from './support.js';
 
-const fixtures: StreamsFixture[] = [];
-async function fixture(...args: Parameters<typeof streamsFixture>): Promise<StreamsFixture> {
-  const f = await streamsFixture(...args);
-  fixtures.push(f);
+const open = closingFixtures();
+async function fixture(o?: FixtureOptions): Promise<StreamsFixture> {
+  const f = await open(o);
   await f.account('alice', 0n);
   return f;
 }
-afterEach(async () => {
-  for (const f of fixtures.splice(0)) await f.close();
-});
 
-const balance = (f: StreamsFixture, id: string): bigint => balanceOf(f.ledger.requireAccount(id));
 const tagged = (streamId: string, seq: number, recipientId?: string) =>
   streamRecords({
     streamId,

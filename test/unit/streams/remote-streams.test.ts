@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
 import { balanceOf } from '../../../src/ledger/types.js';
 import type { Payment } from '../../../src/payments/types.js';
@@ -8,18 +8,14 @@ import { readStreamTag } from '../../../src/streams/records.js';
 import { FakeLightning, REMOTE_NODE } from '../../support/fake-lightning.js';
 import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
 import type { FixtureOptions, StreamsFixture } from './support.js';
-import { ManualClock, OPEN, streamsFixture } from './support.js';
+import { closingFixtures, ManualClock, OPEN, streamsFixture } from './support.js';
 
-const fixtures: StreamsFixture[] = [];
+const open = closingFixtures();
 async function fixture(o: FixtureOptions = {}, fund = 1_000_000n, policy = OPEN): Promise<StreamsFixture> {
-  const f = await streamsFixture(o);
-  fixtures.push(f);
+  const f = await open(o);
   await f.account('payer', fund, policy);
   return f;
 }
-afterEach(async () => {
-  for (const f of fixtures.splice(0)) await f.close();
-});
 
 const FEE = 1000n; // what FakeLightning charges per payment
 const payments = (f: StreamsFixture): Payment[] => f.service.listPayments('payer').reverse();
@@ -289,8 +285,7 @@ describe('remote streams', () => {
     clock.clearAll();
     lightning.behaviour = new FakeLightning().behaviour;
     clock.jump(60_000);
-    const g = await streamsFixture({ store, lightning, clock });
-    fixtures.push(g);
+    const g = await open({ store, lightning, clock });
     await clock.advance(1000);
     expect(lightning.payCalls).toBe(1); // the replay found the payment; nothing new went out
     const p = g.service.listPayments('payer');

@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { afterEach } from 'vitest';
+import { balanceOf } from '../../../src/ledger/types.js';
 import { msat } from '../../../src/domain/msat.js';
 import type { Invoice, TlvRecord } from '../../../src/lightning/types.js';
 import type { Policy } from '../../../src/policy/types.js';
@@ -135,6 +137,21 @@ export async function streamsFixture(o: FixtureOptions = {}) {
 }
 
 export type StreamsFixture = Awaited<ReturnType<typeof streamsFixture>>;
+
+/** Fixtures for one test file: each is closed after the test that opened it. */
+export function closingFixtures(): (o?: FixtureOptions) => Promise<StreamsFixture> {
+  const open: StreamsFixture[] = [];
+  afterEach(async () => {
+    for (const f of open.splice(0)) await f.close();
+  });
+  return async (o = {}) => {
+    const f = await streamsFixture(o);
+    open.push(f);
+    return f;
+  };
+}
+
+export const balance = (f: StreamsFixture, id: string): bigint => balanceOf(f.ledger.requireAccount(id));
 
 const sha = (hex: string): string => createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex');
 
