@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as noble from '@noble/secp256k1';
 import { VirtualDevice } from '../src/devices/simulator/virtual-device.js';
-import { RegtestNetwork } from '../src/regtest/network.js';
+import { benchNetwork, runBench } from './support.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,9 +34,7 @@ const PAYMENTS = Number(values.payments);
 const C = Number(values.concurrency);
 const OPERATOR = randomBytes(24).toString('hex');
 const MQTT_PORT = 27950;
-const network = new RegtestNetwork({ dataDir: '.regtest-bench', basePort: 27800 }, (m) =>
-  console.error(`[regtest] ${m}`),
-);
+const network = benchNetwork();
 let gateway: ChildProcess | undefined;
 
 const rssMb = (pid: number): number => {
@@ -201,13 +199,6 @@ async function main(): Promise<void> {
   await Promise.all(devices.map((d) => d.close().catch(() => undefined)));
 }
 
-main()
-  .catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    gateway?.kill('SIGTERM');
-    if (!values.keep) await network.down();
-    process.exit();
-  });
+runBench(main, network, values.keep!, () => {
+  gateway?.kill('SIGTERM');
+});

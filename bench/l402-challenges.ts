@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { DEFAULTS } from '../src/config/load.js';
 import { LndBackend } from '../src/lightning/lnd/lnd-backend.js';
 import { openAccounts, startL402Proxy } from '../src/main.js';
-import { RegtestNetwork } from '../src/regtest/network.js';
+import { benchNetwork } from './support.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,9 +28,7 @@ const { values } = parseArgs({
 const N = Number(values.count);
 const C = Number(values.concurrency);
 
-const network = new RegtestNetwork({ dataDir: '.regtest-bench', basePort: 27800 }, (m) =>
-  console.error(`[regtest] ${m}`),
-);
+const network = benchNetwork();
 
 async function pool(job: () => Promise<void>): Promise<number> {
   let next = 0;

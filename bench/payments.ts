@@ -18,7 +18,7 @@ import { OPERATOR_ACCOUNT } from '../src/payments/service.js';
 import { tierPolicy } from '../src/policy/tiers.js';
 import { msat } from '../src/domain/msat.js';
 import { LndBackend } from '../src/lightning/lnd/lnd-backend.js';
-import { RegtestNetwork } from '../src/regtest/network.js';
+import { benchNetwork, runBench } from './support.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,9 +32,7 @@ const N = Number(values.payments);
 const C = Number(values.concurrency);
 const ROUNDS = Number(values.rounds);
 
-const network = new RegtestNetwork({ dataDir: '.regtest-bench', basePort: 27800 }, (m) =>
-  console.error(`[regtest] ${m}`),
-);
+const network = benchNetwork();
 
 async function runPool(jobs: (() => Promise<void>)[], concurrency: number): Promise<number> {
   let next = 0;
@@ -125,12 +123,4 @@ async function main(): Promise<void> {
   await adapter.close();
 }
 
-main()
-  .catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    if (!values.keep) await network.down();
-    process.exit();
-  });
+runBench(main, network, values.keep!);

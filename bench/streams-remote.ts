@@ -19,7 +19,7 @@ import { msat } from '../src/domain/msat.js';
 import { LndBackend } from '../src/lightning/lnd/lnd-backend.js';
 import { openAccounts } from '../src/main.js';
 import { OPERATOR_ACCOUNT } from '../src/payments/service.js';
-import { RegtestNetwork } from '../src/regtest/network.js';
+import { benchNetwork, runBench } from './support.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,9 +34,7 @@ const MAX = Number(values.max);
 const C = Number(values.concurrency);
 const RATE = 2000n; // msat/s: one 2-sat keysend per stream per second
 
-const network = new RegtestNetwork({ dataDir: '.regtest-bench', basePort: 27800 }, (m) =>
-  console.error(`[regtest] ${m}`),
-);
+const network = benchNetwork();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
@@ -147,12 +145,4 @@ async function main(): Promise<void> {
   await carolBackend.close();
 }
 
-main()
-  .catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    if (!values.keep) await network.down();
-    process.exit();
-  });
+runBench(main, network, values.keep!);
