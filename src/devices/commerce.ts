@@ -1,6 +1,7 @@
 import { provesPayment } from '../domain/hex.js';
 import { AppError } from '../domain/errors.js';
 import { msat, type Msat } from '../domain/msat.js';
+import { CappedSlots } from '../domain/slots.js';
 import type { EscrowService } from '../escrow/service.js';
 import type { Escrow } from '../escrow/types.js';
 import type { Ledger } from '../ledger/ledger.js';
@@ -66,6 +67,8 @@ const actuationIndex = new RecordIndex<Actuation>(
 const SOLD_EVENT_TTL_S = 24 * 3600;
 /** An offer is closed this long after its invoice expired (a payment accepted at the last moment may still settle). */
 const OFFER_GRACE_MS = 10 * 60_000;
+/** Open actuations a device may have: anyone may ask (and leave the invoice unpaid until it expires). */
+const MAX_OPEN_ACTUATIONS = 16;
 /** Streams whose devices were told they stopped, remembered to tell them once. */
 const STOPS_REMEMBERED = 10_000;
 const invalid = (message: string): DeviceError => new DeviceError(DeviceErrorCode.INVALID_PARAMS, message);
@@ -95,6 +98,13 @@ export class DeviceCommerce {
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly stopsSent = new Set<string>();
+  /** Open actuations per device (awaiting payment or sent to the device), and those being created. */
+  private readonly actuationSlots = new CappedSlots(MAX_OPEN_ACTUATIONS, (deviceId) => {
+    let open = 0;
+    for (const a of this.actuations.values())
+      if (a.deviceId === deviceId && (a.state === 'awaiting_payment' || a.state === 'sent')) open += 1;
+    return open;
+  });
 
   constructor(
     private readonly deps: {
@@ -249,27 +259,36 @@ export class DeviceCommerce {
     const device = this.deps.registry.get(deviceId);
     if (!device || device.state !== 'active')
       throw new DeviceError(DeviceErrorCode.UNKNOWN_DEVICE, 'no active device with this id');
-    const open = [...this.actuations.values()].filter(
-      (a) => a.deviceId === deviceId && (a.state === 'awaiting_payment' || a.state === 'sent'),
-    );
-    if (open.length >= 16)
-      throw new AppError('TOO_MANY_ACTUATIONS', 'this device has 16 actuations open', 429);
-    const e = await this.deps.escrow.create(OPERATOR_ACCOUNT, {
-      payeeAccountId: device.accountId,
-      amountMsat: input.priceMsat,
-      description: `actuate ${device.name}: ${input.command}`.slice(0, 600),
-      condition: { type: 'approval' },
-      timeoutSeconds: input.timeoutSeconds ?? 120,
-    });
-    const a: Actuation = {
-      actuationId: e.id,
-      deviceId,
-      command: input.command,
-      state: 'awaiting_payment',
-      createdAt: this.now(),
-    };
-    await this.saveActuation(a);
-    return { actuationId: a.actuationId, request: e.request!, paymentHash: e.paymentHash };
+    // The slot is taken before the hold invoice is asked for: requests arriving meanwhile count it.
+    const slot = this.actuationSlots.take(deviceId);
+    if (!slot)
+      throw new AppError(
+        'TOO_MANY_ACTUATIONS',
+        `this device has ${MAX_OPEN_ACTUATIONS} actuations open`,
+        429,
+      );
+    try {
+      const e = await this.deps.escrow.create(OPERATOR_ACCOUNT, {
+        payeeAccountId: device.accountId,
+        amountMsat: input.priceMsat,
+        description: `actuate ${device.name}: ${input.command}`.slice(0, 600),
+        condition: { type: 'approval' },
+        timeoutSeconds: input.timeoutSeconds ?? 120,
+      });
+      const a: Actuation = {
+        actuationId: e.id,
+        deviceId,
+        command: input.command,
+        state: 'awaiting_payment',
+        createdAt: this.now(),
+      };
+      const saved = this.saveActuation(a); // open in memory from here: counted instead of the slot
+      slot.release();
+      await saved;
+      return { actuationId: a.actuationId, request: e.request!, paymentHash: e.paymentHash };
+    } finally {
+      slot.release();
+    }
   }
 
   async getActuation(id: string): Promise<Actuation | undefined> {

@@ -1,0 +1,134 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { DeviceCommerce } from '../../../src/devices/commerce.js';
+import { xOnlyOf } from '../../../src/devices/envelope.js';
+import { DeviceEvents } from '../../../src/devices/events.js';
+import { DeviceRegistry } from '../../../src/devices/registry.js';
+import { msat } from '../../../src/domain/msat.js';
+import { EscrowService } from '../../../src/escrow/service.js';
+import type { CreateHoldInvoiceArgs, Invoice } from '../../../src/lightning/types.js';
+import { StreamReceiver, StreamsService } from '../../../src/streams/index.js';
+import { fakeBackend } from '../../support/fake-backend.js';
+import { paymentsFixture } from '../../support/payments-fixture.js';
+
+const log = pino({ level: 'silent' });
+const DEVICE = xOnlyOf('79'.repeat(32));
+const CAP = 16;
+
+/**
+ * Device commerce whose escrows get their hold invoices from a backend that answers only after
+ * the event loop turned (as LND does): concurrent requests all reach the gap between the cap
+ * check and the actuation's record.
+ */
+async function fixture(createHold: (args: CreateHoldInvoiceArgs) => Promise<Invoice>) {
+  const f = await paymentsFixture();
+  await f.account('switch', 0n);
+  const publish = (id: string, e: Parameters<typeof f.events.publish>[1]) => f.events.publish(id, e);
+  const backend = fakeBackend({
+    createHoldInvoice: createHold,
+    watchInvoice: () => ({ close: () => undefined }),
+  });
+  const escrow = new EscrowService(f.ledger, backend, f.service, publish, log, { blockPollMs: 3600_000 });
+  await escrow.start();
+  const receiver = new StreamReceiver({ ledger: f.ledger, nodeId: () => f.service.nodeId, publish, log });
+  const streams = new StreamsService({
+    ledger: f.ledger,
+    payments: f.service,
+    publish,
+    log,
+    inboxes: receiver,
+  });
+  const registry = new DeviceRegistry(f.ledger);
+  await registry.load();
+  const events = new DeviceEvents(registry, f.ledger, '88'.repeat(32), log);
+  await events.start(3600_000);
+  const commerce = new DeviceCommerce({
+    ledger: f.ledger,
+    payments: f.service,
+    escrow,
+    streams,
+    registry,
+    events,
+    bus: f.events,
+    log,
+  });
+  await commerce.start();
+  await registry.register({ deviceId: DEVICE, accountId: 'switch', name: 'switch' });
+  const close = () => {
+    commerce.stop();
+    events.stop();
+    escrow.stop();
+    f.service.stop();
+  };
+  return { commerce, close };
+}
+
+const holdInvoice = (args: CreateHoldInvoiceArgs): Invoice => ({
+  paymentHash: args.paymentHash,
+  request: `lnbcrthold${args.paymentHash}`,
+  description: args.description ?? '',
+  amountMsat: args.amountMsat,
+  receivedMsat: msat(0),
+  state: 'open',
+  isKeysend: false,
+  createdAt: new Date(),
+  expiresAt: new Date(Date.now() + 3600_000),
+  cltvDelta: args.cltvDelta ?? 80,
+  addIndex: 0,
+  settleIndex: 0,
+  htlcs: [],
+});
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function requestMany(commerce: DeviceCommerce, n: number) {
+  const results = await Promise.allSettled(
+    Array.from({ length: n }, (_, i) =>
+      commerce.requestActuation(DEVICE, { command: `open ${i}`, priceMsat: msat(5000) }),
+    ),
+  );
+  const created = results.filter((r) => r.status === 'fulfilled');
+  const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  return { created, refused };
+}
+
+describe('the open-actuation cap of a device', () => {
+  it('creates exactly the cap under 40 concurrent requests; the rest are refused before any hold invoice', async () => {
+    let holds = 0;
+    const { commerce, close } = await fixture(async (args) => {
+      holds += 1;
+      await turn();
+      return holdInvoice(args);
+    });
+    const { created, refused } = await requestMany(commerce, 40);
+    expect(created).toHaveLength(CAP);
+    expect(refused).toHaveLength(40 - CAP);
+    for (const err of refused) expect(err).toMatchObject({ code: 'TOO_MANY_ACTUATIONS', status: 429 });
+    expect(holds).toBe(CAP);
+    // Full: one more is refused too.
+    await expect(
+      commerce.requestActuation(DEVICE, { command: 'again', priceMsat: msat(5000) }),
+    ).rejects.toMatchObject({ code: 'TOO_MANY_ACTUATIONS' });
+    close();
+  });
+
+  it('gives the slot of a creation that failed back', async () => {
+    let calls = 0;
+    const { commerce, close } = await fixture(async (args) => {
+      const call = ++calls;
+      await turn();
+      if (call <= 5) throw new Error('LND is unavailable');
+      return holdInvoice(args);
+    });
+    const first = await requestMany(commerce, 20);
+    expect(first.created).toHaveLength(CAP - 5);
+    expect(first.refused.filter((e) => (e as { code?: string }).code === 'TOO_MANY_ACTUATIONS')).toHaveLength(
+      4,
+    );
+    // The five failures held no slot: five more fit, and then the device is full.
+    const second = await requestMany(commerce, 8);
+    expect(second.created).toHaveLength(5);
+    expect(second.refused).toHaveLength(3);
+    close();
+  });
+});
