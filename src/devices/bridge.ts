@@ -8,12 +8,26 @@ import type { DeviceRegistry } from './registry.js';
 import type { Device } from './types.js';
 import { VerifyPool } from './verify-pool.js';
 
-/** One device method: gets the authenticated device and its params, returns the JSON result. */
-export type DeviceOperation = (
-  device: Device,
-  params: Record<string, unknown>,
-  request: RequestEnvelope,
-) => Promise<unknown>;
+/** A device method bound to its checked params: runs for the authenticated device, returns the JSON result. */
+export type BoundOperation = (device: Device, request: RequestEnvelope) => Promise<unknown>;
+
+/**
+ * One device method. Given the request's params it checks them synchronously, with no side
+ * effect (`INVALID_PARAMS` for a missing, mistyped or out-of-range field), and returns the method
+ * bound to them. The bridge calls it before the counter is taken: a refusal changes nothing.
+ */
+export type DeviceOperation = (params: Record<string, unknown>) => BoundOperation;
+
+/** A device method from the parser of its params and its body, which gets what the parser returned. */
+export function deviceMethod<P>(
+  parse: (params: Record<string, unknown>) => P,
+  run: (device: Device, params: P, request: RequestEnvelope) => Promise<unknown>,
+): DeviceOperation {
+  return (params) => {
+    const parsed = parse(params);
+    return (device, request) => run(device, parsed, request);
+  };
+}
 
 export interface BridgeOptions {
   /** How far a request's timestamp may be from the gateway's clock (default 300 s). */
@@ -31,8 +45,9 @@ const idemKey = (deviceId: string, k: string): string => `didem!${deviceId}!${k}
 
 /**
  * The device side of the gateway: checks a request envelope (shape, device, signature, clock,
- * counter — in that order, and nothing changes when one fails), runs the method, and answers with
- * a response signed by the gateway's key. Transports (HTTP, MQTT) only carry the bytes.
+ * method, params, counter — in that order, and nothing changes when one fails), takes the counter,
+ * runs the method, and answers with a response signed by the gateway's key. Transports (HTTP,
+ * MQTT) only carry the bytes.
  */
 export class DeviceBridge {
   private readonly maxSkew: number;
@@ -73,8 +88,12 @@ export class DeviceBridge {
           DeviceErrorCode.CLOCK_SKEW,
           `the request time is ${skew} s from the gateway's clock`,
         );
-      // Not awaited here: the group commit keeps write order, so the request's own writes are never
-      // durable before its counter. The answer waits for it (below).
+      const op = Object.hasOwn(this.operations, req.m) ? this.operations[req.m] : undefined;
+      if (!op) throw new DeviceError(DeviceErrorCode.UNKNOWN_METHOD, `no method ${req.m}`);
+      const run = op(paramsOf(req));
+      // Every check passed, in this same tick: only now is the counter taken. Not awaited here:
+      // the group commit keeps write order, so the request's own writes are never durable before
+      // its counter. The answer waits for it (below).
       counted = this.registry.acceptCounter(device.deviceId, req.c);
       if (req.k !== undefined) {
         const earlier = await this.ledger.getRecord(idemKey(device.deviceId, req.k));
@@ -84,9 +103,7 @@ export class DeviceBridge {
           return this.reply(req, r.ok, r.b);
         }
       }
-      const op = this.operations[req.m];
-      if (!op) throw new DeviceError(DeviceErrorCode.UNKNOWN_METHOD, `no method ${req.m}`);
-      const result = await op(device, paramsOf(req), req);
+      const result = await run(device, req);
       const body = JSON.stringify(result, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
       if (req.k !== undefined)
         await this.ledger.putRecords([
@@ -102,8 +119,9 @@ export class DeviceBridge {
         message = err.message;
       } else this.log.error({ err, deviceId: device.deviceId, method: req.m }, 'device request failed');
       const body = JSON.stringify({ code, message });
-      // Only what the method itself decided is remembered under the idempotency key.
-      if (req.k !== undefined && code !== 'REPLAYED' && code !== 'CLOCK_SKEW' && code !== 'INTERNAL')
+      // A request refused before its counter was taken leaves nothing behind; after that, only
+      // what the method itself decided is remembered under the idempotency key.
+      if (req.k !== undefined && counted !== undefined && code !== 'INTERNAL')
         await this.ledger
           .putRecords([
             { key: idemKey(device.deviceId, req.k), value: JSON.stringify({ ok: false, b: body }) },

@@ -9,7 +9,7 @@ import { IndexedItems, RecordIndex } from '../ledger/record-index.js';
 import type { EventBus } from '../payments/events.js';
 import { OPERATOR_ACCOUNT, type Logger, type PaymentsService } from '../payments/service.js';
 import type { PublicStream, StreamsService } from '../streams/index.js';
-import type { DeviceOperation } from './bridge.js';
+import { deviceMethod, type DeviceOperation } from './bridge.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 import type { DeviceEvents } from './events.js';
 import type { DeviceRegistry } from './registry.js';
@@ -187,60 +187,81 @@ export class DeviceCommerce {
 
   operations(): Record<string, DeviceOperation> {
     return {
-      'offer.sell': async (device, params) => {
-        const price = priceOf(params['priceMsat']);
-        const description = text(params, 'description', 200, true) || 'a reading';
-        // A reading given up front is sealed until the buyer pays; otherwise the device delivers it when told.
-        const reading = params['reading'] === undefined ? undefined : text(params, 'reading', 4000);
-        const inv = await this.deps.payments.createInvoice(device.accountId, {
-          amountMsat: price,
-          description: `${device.name}: ${description}`.slice(0, 639),
-        });
-        const sale: Sale = {
-          paymentHash: inv.paymentHash,
-          deviceId: device.deviceId,
-          accountId: device.accountId,
-          priceMsat: price,
-          description,
-          state: 'offered',
-          request: inv.request,
-          expiresAt: inv.expiresAt,
-          ...(reading !== undefined ? { reading } : {}),
-          createdAt: this.now(),
-        };
-        await this.saveSale(sale);
-        return { paymentHash: sale.paymentHash, request: sale.request, priceMsat: price };
-      },
-      'sale.deliver': async (device, params) => {
-        const sale = await this.sales.find(text(params, 'paymentHash', 64));
-        if (!sale || sale.deviceId !== device.deviceId) throw invalid('no such sale of this device');
-        if (sale.state === 'offered') throw new AppError('SALE_NOT_PAID', 'the buyer has not paid yet', 409);
-        if (sale.state === 'expired') throw new AppError('SALE_EXPIRED', 'the offer expired unpaid', 409);
-        if (sale.state === 'delivered') return { paymentHash: sale.paymentHash, state: sale.state };
-        sale.reading = text(params, 'reading', 4000);
-        sale.state = 'delivered';
-        sale.deliveredAt = this.now();
-        await this.saveSale(sale);
-        return { paymentHash: sale.paymentHash, state: sale.state };
-      },
-      'actuate.ack': async (device, params) => {
-        const a = await this.actuations.find(text(params, 'actuationId', 64));
-        if (!a || a.deviceId !== device.deviceId) throw invalid('no such actuation of this device');
-        const e = await this.deps.escrow.releaseNow(a.actuationId, 'device_acknowledged');
-        a.state = 'acknowledged';
-        await this.saveActuation(a);
-        return { actuationId: a.actuationId, state: a.state, settled: e.state === 'released' };
-      },
-      'meter.report': async (device, params) => {
-        const streamId = text(params, 'streamId', 64);
-        const units = params['units'];
-        if (typeof units !== 'number' || !Number.isSafeInteger(units) || units < 1)
-          throw invalid('units must be a positive integer');
-        const s = this.deps.streams.get(streamId);
-        if (s.payeeAccountId !== device.accountId) throw invalid('this stream does not pay this device');
-        const after = await this.deps.streams.reportUsage(streamId, units);
-        return { streamId, state: after.state, units: after.units, accruedMsat: after.accruedMsat };
-      },
+      'offer.sell': deviceMethod(
+        (params) => ({
+          price: priceOf(params['priceMsat']),
+          description: text(params, 'description', 200, true) || 'a reading',
+          // A reading given up front is sealed until the buyer pays; otherwise the device delivers it when told.
+          reading: params['reading'] === undefined ? undefined : text(params, 'reading', 4000),
+        }),
+        async (device, { price, description, reading }) => {
+          const inv = await this.deps.payments.createInvoice(device.accountId, {
+            amountMsat: price,
+            description: `${device.name}: ${description}`.slice(0, 639),
+          });
+          const sale: Sale = {
+            paymentHash: inv.paymentHash,
+            deviceId: device.deviceId,
+            accountId: device.accountId,
+            priceMsat: price,
+            description,
+            state: 'offered',
+            request: inv.request,
+            expiresAt: inv.expiresAt,
+            ...(reading !== undefined ? { reading } : {}),
+            createdAt: this.now(),
+          };
+          await this.saveSale(sale);
+          return { paymentHash: sale.paymentHash, request: sale.request, priceMsat: price };
+        },
+      ),
+      'sale.deliver': deviceMethod(
+        (params) => ({
+          paymentHash: text(params, 'paymentHash', 64),
+          // Needed only by a sale not delivered yet: a retry of a delivered one may leave it out.
+          reading: params['reading'] === undefined ? undefined : text(params, 'reading', 4000),
+        }),
+        async (device, { paymentHash, reading }) => {
+          const sale = await this.sales.find(paymentHash);
+          if (!sale || sale.deviceId !== device.deviceId) throw invalid('no such sale of this device');
+          if (sale.state === 'offered')
+            throw new AppError('SALE_NOT_PAID', 'the buyer has not paid yet', 409);
+          if (sale.state === 'expired') throw new AppError('SALE_EXPIRED', 'the offer expired unpaid', 409);
+          if (sale.state === 'delivered') return { paymentHash: sale.paymentHash, state: sale.state };
+          if (reading === undefined) throw invalid('reading must be a string of 1 to 4000 characters');
+          sale.reading = reading;
+          sale.state = 'delivered';
+          sale.deliveredAt = this.now();
+          await this.saveSale(sale);
+          return { paymentHash: sale.paymentHash, state: sale.state };
+        },
+      ),
+      'actuate.ack': deviceMethod(
+        (params) => text(params, 'actuationId', 64),
+        async (device, actuationId) => {
+          const a = await this.actuations.find(actuationId);
+          if (!a || a.deviceId !== device.deviceId) throw invalid('no such actuation of this device');
+          const e = await this.deps.escrow.releaseNow(a.actuationId, 'device_acknowledged');
+          a.state = 'acknowledged';
+          await this.saveActuation(a);
+          return { actuationId: a.actuationId, state: a.state, settled: e.state === 'released' };
+        },
+      ),
+      'meter.report': deviceMethod(
+        (params) => {
+          const streamId = text(params, 'streamId', 64);
+          const units = params['units'];
+          if (typeof units !== 'number' || !Number.isSafeInteger(units) || units < 1)
+            throw invalid('units must be a positive integer');
+          return { streamId, units };
+        },
+        async (device, { streamId, units }) => {
+          const s = this.deps.streams.get(streamId);
+          if (s.payeeAccountId !== device.accountId) throw invalid('this stream does not pay this device');
+          const after = await this.deps.streams.reportUsage(streamId, units);
+          return { streamId, state: after.state, units: after.units, accruedMsat: after.accruedMsat };
+        },
+      ),
     };
   }
 

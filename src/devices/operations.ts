@@ -2,7 +2,7 @@ import { availableOf, balanceOf } from '../ledger/types.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { msat } from '../domain/msat.js';
 import type { PaymentsService } from '../payments/service.js';
-import type { DeviceOperation } from './bridge.js';
+import { deviceMethod, type DeviceOperation } from './bridge.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 
 const invalid = (message: string): DeviceError => new DeviceError(DeviceErrorCode.INVALID_PARAMS, message);
@@ -27,40 +27,53 @@ export function accountOperations(deps: {
   payments: PaymentsService;
 }): Record<string, DeviceOperation> {
   return {
-    balance: async (device) => {
-      const a = deps.ledger.requireAccount(device.accountId);
-      return { balanceMsat: balanceOf(a).toString(), availableMsat: availableOf(a).toString() };
-    },
-    pay: async (device, params, req) => {
-      const p = await deps.payments.pay(device.accountId, {
+    balance: deviceMethod(
+      () => undefined,
+      async (device) => {
+        const a = deps.ledger.requireAccount(device.accountId);
+        return { balanceMsat: balanceOf(a).toString(), availableMsat: availableOf(a).toString() };
+      },
+    ),
+    pay: deviceMethod(
+      (params) => ({
         request: str(params, 'invoice'),
         ...(params['maxFeeMsat'] !== undefined ? { maxFeeMsat: amount(params, 'maxFeeMsat') } : {}),
-        ...(req.k !== undefined ? { idempotencyKey: `device:${req.k}` } : {}),
-      });
-      return {
-        paymentId: p.id,
-        status: p.status,
-        amountMsat: p.amountMsat,
-        ...(p.feeMsat !== undefined ? { feeMsat: p.feeMsat } : {}),
-        ...(p.preimage !== undefined ? { preimage: p.preimage } : {}),
-        ...(p.failureReason !== undefined ? { failureReason: p.failureReason } : {}),
-      };
-    },
-    invoice: async (device, params) => {
-      const expiry = params['expirySeconds'];
-      if (expiry !== undefined && (typeof expiry !== 'number' || !Number.isInteger(expiry) || expiry < 60))
-        throw invalid('expirySeconds must be an integer >= 60');
-      const inv = await deps.payments.createInvoice(device.accountId, {
-        amountMsat: amount(params, 'amountMsat'),
-        ...(params['description'] !== undefined ? { description: str(params, 'description', 639) } : {}),
-        ...(typeof expiry === 'number' ? { expirySeconds: expiry } : {}),
-      });
-      return {
-        paymentHash: inv.paymentHash,
-        request: inv.request,
-        amountMsat: inv.amountMsat,
-        expiresAt: inv.expiresAt,
-      };
-    },
+      }),
+      async (device, input, req) => {
+        const p = await deps.payments.pay(device.accountId, {
+          ...input,
+          ...(req.k !== undefined ? { idempotencyKey: `device:${req.k}` } : {}),
+        });
+        return {
+          paymentId: p.id,
+          status: p.status,
+          amountMsat: p.amountMsat,
+          ...(p.feeMsat !== undefined ? { feeMsat: p.feeMsat } : {}),
+          ...(p.preimage !== undefined ? { preimage: p.preimage } : {}),
+          ...(p.failureReason !== undefined ? { failureReason: p.failureReason } : {}),
+        };
+      },
+    ),
+    invoice: deviceMethod(
+      (params) => {
+        const expiry = params['expirySeconds'];
+        if (expiry !== undefined && (typeof expiry !== 'number' || !Number.isInteger(expiry) || expiry < 60))
+          throw invalid('expirySeconds must be an integer >= 60');
+        return {
+          amountMsat: amount(params, 'amountMsat'),
+          ...(params['description'] !== undefined ? { description: str(params, 'description', 639) } : {}),
+          ...(typeof expiry === 'number' ? { expirySeconds: expiry } : {}),
+        };
+      },
+      async (device, input) => {
+        const inv = await deps.payments.createInvoice(device.accountId, input);
+        return {
+          paymentHash: inv.paymentHash,
+          request: inv.request,
+          amountMsat: inv.amountMsat,
+          expiresAt: inv.expiresAt,
+        };
+      },
+    ),
   };
 }

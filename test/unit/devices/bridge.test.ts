@@ -144,6 +144,50 @@ describe('device bridge', () => {
     });
   });
 
+  it('takes no counter and keeps no answer for a request refused for its method or params', async () => {
+    const b = await bridgeFixture();
+    const answer = async (m: string, p: object | string, extra: { c: number; k?: string }) => {
+      const r = verified(await b.send(m, p, extra));
+      return { ok: r.ok, c: r.c, b: JSON.parse(r.b) as Record<string, unknown> };
+    };
+    const lastCounter = () => b.registry.get(xOnlyOf(DEVICE))!.lastCounter;
+    expect(await answer('teleport', '', { c: 10 })).toMatchObject({
+      ok: false,
+      c: 10,
+      b: { code: 'UNKNOWN_METHOD' },
+    });
+    expect(lastCounter()).toBe(0);
+    expect(await answer('balance', '', { c: 10 })).toMatchObject({ ok: true, c: 10 });
+    expect(lastCounter()).toBe(10);
+    // Params that are not an object, and params the method refuses by their shape alone.
+    expect(await answer('pay', '[1]', { c: 11 })).toMatchObject({ ok: false, b: { code: 'INVALID_PARAMS' } });
+    expect(await answer('invoice', { amountMsat: '-5' }, { c: 11 })).toMatchObject({
+      ok: false,
+      b: { code: 'INVALID_PARAMS' },
+    });
+    expect(await answer('pay', { invoice: '' }, { c: 11 })).toMatchObject({
+      ok: false,
+      b: { code: 'INVALID_PARAMS' },
+    });
+    expect(lastCounter()).toBe(10);
+    // Nothing is kept under the idempotency key of a refused request: the key still runs its method.
+    expect(await answer('invoice', { amountMsat: 'x' }, { c: 11, k: 'inv-1' })).toMatchObject({
+      ok: false,
+      b: { code: 'INVALID_PARAMS' },
+    });
+    const made = await answer('invoice', { amountMsat: '5000' }, { c: 11, k: 'inv-1' });
+    expect(made).toMatchObject({ ok: true, c: 11, b: { amountMsat: '5000' } });
+    expect(lastCounter()).toBe(11);
+    // A name every object has by inheritance is not a method.
+    expect(await answer('constructor', '', { c: 12 })).toMatchObject({
+      ok: false,
+      b: { code: 'UNKNOWN_METHOD' },
+    });
+    expect(lastCounter()).toBe(11);
+    // Once taken, the counter is gone: the same counter again is a replay.
+    expect(await answer('balance', '', { c: 11 })).toMatchObject({ ok: false, b: { code: 'REPLAYED' } });
+  });
+
   it('enrolls a device-generated key once with a one-time code', async () => {
     const b = await bridgeFixture();
     const { code } = await b.registry.createEnrollment('meter', 'sensor-2', 600);

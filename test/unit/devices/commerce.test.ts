@@ -6,6 +6,7 @@ import { DeviceCommerce } from '../../../src/devices/commerce.js';
 import { xOnlyOf, type RequestEnvelope } from '../../../src/devices/envelope.js';
 import { DeviceEvents } from '../../../src/devices/events.js';
 import { DeviceRegistry } from '../../../src/devices/registry.js';
+import type { Device } from '../../../src/devices/types.js';
 import { EscrowService } from '../../../src/escrow/service.js';
 import { StreamReceiver, StreamsService } from '../../../src/streams/index.js';
 import { paymentsFixture } from '../../support/payments-fixture.js';
@@ -47,7 +48,15 @@ async function fixture() {
       now: () => clock.now,
     });
     await commerce.start();
-    return { registry, events, commerce, ops: commerce.operations() };
+    // Each method called as the bridge calls it: its params checked, then run for the device.
+    const ops = Object.fromEntries(
+      Object.entries(commerce.operations()).map(([m, op]) => [
+        m,
+        async (device: Device, params: Record<string, unknown>, req: RequestEnvelope) =>
+          op(params)(device, req),
+      ]),
+    );
+    return { registry, events, commerce, ops };
   };
   const first = await open();
   await first.registry.register({ deviceId: DEVICE, accountId: 'sensor', name: 's' });
