@@ -246,7 +246,8 @@ coulomb_err coulomb_verify_digest(const secp256k1_context *ctx, const uint8_t xo
  * idempotency_key (NULL for none) are NUL-terminated; they are checked against the protocol's
  * rules (method syntax, params <= 4096 bytes of valid UTF-8, key 1..64 printable ASCII,
  * 1 <= counter <= 2^53-1, timestamp <= 2^53-1) and referenced, not copied, by `out`.
- * The counter must be persisted by the caller before the request is sent.
+ * The counter must be persisted by the caller before the request is sent, and used once whatever
+ * the answer (the gateway takes a counter only when it runs the request; skipped counters are fine).
  */
 coulomb_err coulomb_sign_request(const secp256k1_context *ctx, const uint8_t secret_key[32],
                                  const uint8_t aux32[32], uint64_t counter, uint64_t timestamp,
