@@ -36,7 +36,8 @@ interface Slot {
 
 /**
  * Verifies BIP340 signatures (32-byte digest, x-only key, signature) on worker threads, each with
- * its own libsecp256k1 (tiny-secp256k1). Verifications requested in the same event-loop turn go
+ * its own verifier: the native libsecp256k1 addon when it was built and not turned off
+ * (COULOMB_NATIVE_VERIFY=0), else tiny-secp256k1 (libsecp256k1 in WASM). Verifications requested in the same event-loop turn go
  * out as one message per worker (triples packed into one transferred ArrayBuffer, at most
  * `maxBatch` per message, to the least loaded workers) and come back as one byte per triple.
  *
@@ -110,7 +111,7 @@ export class VerifyPool {
       try {
         return Promise.resolve(schnorrVerify(digest, xOnlyHex, signatureHex));
       } catch {
-        return Promise.resolve(false); // tiny-secp256k1 throws for r or s >= n: not verified
+        return Promise.resolve(false); // schnorrVerify answers false itself; a throw is not verified either
       }
     }
     if (!HEX64.test(xOnlyHex) || !HEX128.test(signatureHex)) return Promise.resolve(false);

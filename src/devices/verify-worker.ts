@@ -2,8 +2,10 @@ import { parentPort } from 'node:worker_threads';
 import * as ecc from 'tiny-secp256k1';
 import { nativeVerify } from '../crypto/native-verify.js';
 
-// The worker side of VerifyPool (verify-pool.ts): BIP340 verification with tiny-secp256k1
-// (libsecp256k1 in WASM, one instance per worker). Started by the pool only, never imported.
+// The worker side of VerifyPool (verify-pool.ts): BIP340 verification with the native
+// libsecp256k1 addon when it was built (`npm run build:native`) and not turned off with
+// COULOMB_NATIVE_VERIFY=0, else with tiny-secp256k1 (libsecp256k1 in WASM, one instance per
+// worker). Started by the pool only, never imported.
 
 /** Bytes per triple in a batch: digest[32] ‖ x-only public key[32] ‖ signature[64]. */
 const TRIPLE_BYTES = 128;
@@ -34,8 +36,8 @@ function belowN(b: Uint8Array, at: number): boolean {
   return false;
 }
 
-// x-only keys known to be on the curve. A key that is not makes libsecp256k1's verify throw
-// *through* the WASM frames, which leaks its shadow stack: after ~3,400 such throws the instance
+// x-only keys known to be on the curve (only the WASM verifier needs the check). A key that is
+// not makes libsecp256k1's verify throw *through* the WASM frames, which leaks its shadow stack: after ~3,400 such throws the instance
 // is broken for good ("memory access out of bounds" on every call). So keys are checked first —
 // isXOnlyPoint is a square root (~30 µs, ~11% of a verify), hence the cache of keys seen valid
 // (devices sign many requests with one key). Cleared when full.
