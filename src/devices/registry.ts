@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import { isXOnlyKey } from '../crypto/bip340.js';
+import { CappedSlots } from '../domain/slots.js';
 import { connectDigest, enrollDigest, schnorrVerify } from './envelope.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 import type { Device, Enrollment } from './types.js';
@@ -16,6 +17,8 @@ const ALPHABET = '23456789ABCDEFGHJKMNPQRSTVWXYZ';
 export class DeviceRegistry {
   private readonly devices = new Map<string, Device>();
   private readonly enrollments = new Map<string, Enrollment>();
+  /** A device id is taken once: by its registered device, or by its registration in progress. */
+  private readonly ids = new CappedSlots(1, (deviceId) => (this.devices.has(deviceId) ? 1 : 0));
 
   constructor(
     private readonly ledger: Ledger,
@@ -43,8 +46,8 @@ export class DeviceRegistry {
     const account = this.ledger.requireAccount(input.accountId);
     if (account.kind === 'system' || account.kind === 'operator')
       throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'a device needs an account of its own kind');
-    if (this.devices.has(input.deviceId))
-      throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'this device is already registered');
+    const slot = this.ids.take(input.deviceId);
+    if (!slot) throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'this device is already registered');
     const d: Device = {
       deviceId: input.deviceId,
       accountId: input.accountId,
@@ -54,8 +57,12 @@ export class DeviceRegistry {
       lastEventSeq: 0,
       createdAt: this.now(),
     };
-    await this.save(d);
-    this.devices.set(d.deviceId, d);
+    try {
+      await this.save(d);
+      this.devices.set(d.deviceId, d);
+    } finally {
+      slot.release();
+    }
     return { ...d };
   }
 
