@@ -1,4 +1,5 @@
 import { AppError } from '../domain/errors.js';
+import { KeyedQueue } from '../domain/keyed-queue.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../payments/service.js';
 import { requestDigest, signResponse, type RequestEnvelope, type ResponseEnvelope } from './envelope.js';
@@ -43,6 +44,12 @@ export type BridgeReply =
 
 const idemKey = (deviceId: string, k: string): string => `didem!${deviceId}!${k}`;
 
+/** What a method answered (`b` is the JSON text of the result or of the refusal), as kept under a key. */
+interface Answer {
+  ok: boolean;
+  b: string;
+}
+
 /**
  * The device side of the gateway: checks a request envelope (shape, device, signature, clock,
  * method, params, counter — in that order, and nothing changes when one fails), takes the counter,
@@ -54,6 +61,7 @@ export class DeviceBridge {
   private readonly now: () => number;
   private readonly inline = new VerifyPool(); // never started: verifies on this thread
   private readonly verifier: Pick<VerifyPool, 'verify'>;
+  private readonly keyed = new KeyedQueue();
 
   constructor(
     private readonly registry: DeviceRegistry,
@@ -95,41 +103,58 @@ export class DeviceBridge {
       // the group commit keeps write order, so the request's own writes are never durable before
       // its counter. The answer waits for it (below).
       counted = this.registry.acceptCounter(device.deviceId, req.c);
-      if (req.k !== undefined) {
-        const earlier = await this.ledger.getRecord(idemKey(device.deviceId, req.k));
-        if (earlier !== undefined) {
-          const r = JSON.parse(earlier) as { ok: boolean; b: string };
-          await counted;
-          return this.reply(req, r.ok, r.b);
-        }
-      }
-      const result = await run(device, req);
-      const body = JSON.stringify(result, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
-      if (req.k !== undefined)
-        await this.ledger.putRecords([
-          { key: idemKey(device.deviceId, req.k), value: JSON.stringify({ ok: true, b: body }) },
-        ]);
+      const k = req.k;
+      // One request per idempotency key at a time: a retry sent while the first still runs waits
+      // for it, and gets its answer instead of running the method again.
+      const answer =
+        k === undefined
+          ? await this.execute(run, device, req)
+          : await this.keyed.run(idemKey(device.deviceId, k), () => this.executeOnce(k, run, device, req));
       await counted;
-      return this.reply(req, true, body);
+      return this.reply(req, answer.ok, answer.b);
     } catch (err) {
+      // Refused before the counter was taken (nothing changed), or an internal error.
       let code = 'INTERNAL';
       let message = 'internal error';
       if (err instanceof AppError && err.status < 500) {
         code = err.code;
         message = err.message;
       } else this.log.error({ err, deviceId: device.deviceId, method: req.m }, 'device request failed');
-      const body = JSON.stringify({ code, message });
-      // A request refused before its counter was taken leaves nothing behind; after that, only
-      // what the method itself decided is remembered under the idempotency key.
-      if (req.k !== undefined && counted !== undefined && code !== 'INTERNAL')
-        await this.ledger
-          .putRecords([
-            { key: idemKey(device.deviceId, req.k), value: JSON.stringify({ ok: false, b: body }) },
-          ])
-          .catch(() => undefined);
       await counted?.catch(() => undefined);
-      return this.reply(req, false, body);
+      return this.reply(req, false, JSON.stringify({ code, message }));
     }
+  }
+
+  /** Runs the method: its result, or its own refusal. Throws only internal errors. */
+  private async execute(run: BoundOperation, device: Device, req: RequestEnvelope): Promise<Answer> {
+    try {
+      const result = await run(device, req);
+      return {
+        ok: true,
+        b: JSON.stringify(result, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)),
+      };
+    } catch (err) {
+      if (!(err instanceof AppError) || err.status >= 500) throw err;
+      return { ok: false, b: JSON.stringify({ code: err.code, message: err.message }) };
+    }
+  }
+
+  /** The first answer under an idempotency key, kept: a retry gets it without running the method. */
+  private async executeOnce(
+    k: string,
+    run: BoundOperation,
+    device: Device,
+    req: RequestEnvelope,
+  ): Promise<Answer> {
+    const key = idemKey(device.deviceId, k);
+    const earlier = await this.ledger.getRecord(key);
+    if (earlier !== undefined) return JSON.parse(earlier) as Answer;
+    const answer = await this.execute(run, device, req);
+    const kept = this.ledger.putRecords([{ key, value: JSON.stringify(answer) }]);
+    // A result must be kept before it is given; a refusal not kept is only decided again.
+    if (answer.ok) await kept;
+    else await kept.catch(() => undefined);
+    return answer;
   }
 
   private async authenticate(req: RequestEnvelope): Promise<Device> {

@@ -188,6 +188,26 @@ describe('device bridge', () => {
     expect(await answer('balance', '', { c: 11 })).toMatchObject({ ok: false, b: { code: 'REPLAYED' } });
   });
 
+  it('runs a method once per idempotency key when a retry arrives while the first is still running', async () => {
+    const b = await bridgeFixture();
+    const [first, retry] = await Promise.all([
+      b.send('invoice', { amountMsat: '5000' }, { c: 1, k: 'inv-1' }),
+      b.send('invoice', { amountMsat: '5000' }, { c: 2, k: 'inv-1' }),
+    ]);
+    const one = verified(first);
+    const two = verified(retry);
+    expect([one.ok, one.c, two.ok, two.c]).toEqual([true, 1, true, 2]);
+    expect(two.b).toBe(one.b);
+    expect(b.lightning.invoices.size).toBe(1);
+    // A refusal by the method is its answer too, given to a retry in flight without running it again.
+    const [denied, deniedAgain] = await Promise.all([
+      b.send('pay', { invoice: 'lnbcrt-not-an-invoice' }, { c: 3, k: 'pay-x' }),
+      b.send('pay', { invoice: 'lnbcrt-not-an-invoice' }, { c: 4, k: 'pay-x' }),
+    ]);
+    expect(verified(denied).ok).toBe(false);
+    expect(verified(deniedAgain).b).toBe(verified(denied).b);
+  });
+
   it('enrolls a device-generated key once with a one-time code', async () => {
     const b = await bridgeFixture();
     const { code } = await b.registry.createEnrollment('meter', 'sensor-2', 600);
