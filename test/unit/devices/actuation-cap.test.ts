@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { DeviceBridge } from '../../../src/devices/bridge.js';
 import { DeviceCommerce } from '../../../src/devices/commerce.js';
 import { xOnlyOf } from '../../../src/devices/envelope.js';
 import { DeviceEvents } from '../../../src/devices/events.js';
@@ -9,11 +10,12 @@ import { EscrowService } from '../../../src/escrow/service.js';
 import type { CreateHoldInvoiceArgs, Invoice } from '../../../src/lightning/types.js';
 import { StreamReceiver, StreamsService } from '../../../src/streams/index.js';
 import { fakeBackend } from '../../support/fake-backend.js';
-import { paymentsFixture } from '../../support/payments-fixture.js';
+import { accountsApp, paymentsFixture } from '../../support/payments-fixture.js';
 
 const log = pino({ level: 'silent' });
 const DEVICE = xOnlyOf('79'.repeat(32));
 const CAP = 16;
+const GATEWAY_KEY = '88'.repeat(32);
 
 /**
  * Device commerce whose escrows get their hold invoices from a backend that answers only after
@@ -40,7 +42,7 @@ async function fixture(createHold: (args: CreateHoldInvoiceArgs) => Promise<Invo
   });
   const registry = new DeviceRegistry(f.ledger);
   await registry.load();
-  const events = new DeviceEvents(registry, f.ledger, '88'.repeat(32), log);
+  const events = new DeviceEvents(registry, f.ledger, GATEWAY_KEY, log);
   await events.start(3600_000);
   const commerce = new DeviceCommerce({
     ledger: f.ledger,
@@ -60,7 +62,14 @@ async function fixture(createHold: (args: CreateHoldInvoiceArgs) => Promise<Invo
     escrow.stop();
     f.service.stop();
   };
-  return { commerce, close };
+  /** The HTTP app with the device routes over this commerce. */
+  const app = () => {
+    const bridge = new DeviceBridge(registry, f.ledger, GATEWAY_KEY, commerce.operations(), log);
+    return accountsApp(f, 'op-key', {
+      devices: { bridge, registry, gatewayId: xOnlyOf(GATEWAY_KEY), events, commerce },
+    });
+  };
+  return { commerce, close, app };
 }
 
 const holdInvoice = (args: CreateHoldInvoiceArgs): Invoice => ({
@@ -109,6 +118,32 @@ describe('the open-actuation cap of a device', () => {
     await expect(
       commerce.requestActuation(DEVICE, { command: 'again', priceMsat: msat(5000) }),
     ).rejects.toMatchObject({ code: 'TOO_MANY_ACTUATIONS' });
+    close();
+  });
+
+  it('answers 40 concurrent unauthenticated POST /v1/devices/:id/actuations with 16 created and 24 refused (429)', async () => {
+    const { close, app } = await fixture(async (args) => {
+      await turn();
+      return holdInvoice(args);
+    });
+    const a = await app();
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        a.inject({
+          method: 'POST',
+          url: `/v1/devices/${DEVICE}/actuations`,
+          payload: { command: `open ${i}`, priceMsat: '5000' },
+        }),
+      ),
+    );
+    expect(answers.filter((r) => r.statusCode === 201)).toHaveLength(CAP);
+    const refused = answers.filter((r) => r.statusCode !== 201);
+    expect(refused).toHaveLength(40 - CAP);
+    for (const r of refused) {
+      expect(r.statusCode).toBe(429);
+      expect(r.json()).toMatchObject({ error: { code: 'TOO_MANY_ACTUATIONS' } });
+    }
+    await a.close();
     close();
   });
 
