@@ -17,3 +17,23 @@ export function assertInvoiceAmount(amountMsat: Msat): void {
       { maxMsat: MAX_INVOICE_MSAT.toString() },
     );
 }
+
+/**
+ * The longest invoice description, in bytes of UTF-8: a BOLT11 field holds at most 1023 5-bit
+ * words (639 bytes); LND refuses longer memos with its own errors. Schemas count characters, so a
+ * description within their limit can still be too long here.
+ */
+export const MAX_INVOICE_DESCRIPTION_BYTES = 639;
+
+/** Throws LN_INVALID_ARGUMENT (400) for a description longer than MAX_INVOICE_DESCRIPTION_BYTES. */
+export function assertInvoiceDescription(description: string | undefined): void {
+  if (
+    description !== undefined &&
+    new TextEncoder().encode(description).length > MAX_INVOICE_DESCRIPTION_BYTES
+  )
+    throw new LightningError(
+      LightningErrorCode.INVALID_ARGUMENT,
+      `an invoice description is at most ${MAX_INVOICE_DESCRIPTION_BYTES} bytes of UTF-8`,
+      { maxBytes: MAX_INVOICE_DESCRIPTION_BYTES },
+    );
+}

@@ -69,6 +69,7 @@ export function toLightningError(err: unknown, operation: string): LightningErro
       code = LightningErrorCode.INVOICE_NOT_FOUND;
     else if (DUPLICATE_HASH.test(details)) code = LightningErrorCode.INVOICE_EXISTS;
     else if (AMOUNT_TOO_LARGE.test(details)) code = LightningErrorCode.INVOICE_AMOUNT_TOO_LARGE;
+    else if (/memo too large|description too long/i.test(details)) code = LightningErrorCode.INVALID_ARGUMENT;
     else if (/invoice still open|htlc not accepted/i.test(details))
       code = LightningErrorCode.HOLD_NOT_ACCEPTED;
     else if (/invoice already (canceled|settled)|cannot (cancel|settle)/i.test(details))

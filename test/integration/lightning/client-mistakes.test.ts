@@ -86,4 +86,18 @@ describe('client mistakes LND refuses are 4xx with our own code and words (regte
       (await post('/v1/accounts/mx-payee/invoices', { amountMsat: MAX_INVOICE_MSAT.toString() })).statusCode,
     ).toBe(201);
   });
+
+  it('a description within the schema’s characters but over BOLT11’s 639 bytes is a 400', async () => {
+    const res = await post('/v1/accounts/mx-payee/invoices', {
+      amountMsat: '1000',
+      description: '€'.repeat(300),
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json<{ error: { code: string } }>().error.code).toBe('LN_INVALID_ARGUMENT');
+    const lnd = await rawLnd('alice');
+    const memo = await createInvoice({ lnd, mtokens: '1000', description: '€'.repeat(400) }).catch(
+      (err: unknown) => toLightningError(err, 'createInvoice'),
+    );
+    expect(memo).toMatchObject({ code: 'LN_INVALID_ARGUMENT', status: 400 });
+  });
 });

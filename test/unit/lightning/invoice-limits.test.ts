@@ -1,7 +1,11 @@
 import type { AuthenticatedLnd } from 'lightning';
 import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
-import { assertInvoiceAmount, MAX_INVOICE_MSAT } from '../../../src/lightning/limits.js';
+import {
+  assertInvoiceAmount,
+  assertInvoiceDescription,
+  MAX_INVOICE_MSAT,
+} from '../../../src/lightning/limits.js';
 import { createHoldInvoice } from '../../../src/lightning/lnd/create-hold-invoice.js';
 import { createInvoice } from '../../../src/lightning/lnd/create-invoice.js';
 
@@ -39,6 +43,24 @@ describe('the invoice amount limit (LND’s 100,000 BTC)', () => {
     await expect(
       createHoldInvoice({ lnd }, { amountMsat, paymentHash: 'ab'.repeat(32) }),
     ).rejects.toMatchObject({ code: 'LN_INVOICE_AMOUNT_TOO_LARGE', status: 400 });
+    expect(touched).toEqual([]);
+  });
+
+  it('limits descriptions to 639 bytes of UTF-8 (what a BOLT11 field holds), before LND is called', async () => {
+    expect(() => assertInvoiceDescription('€'.repeat(213))).not.toThrow(); // 639 bytes
+    const long = '€'.repeat(214); // 214 characters, 642 bytes
+    expect(() => assertInvoiceDescription(long)).toThrow(
+      expect.objectContaining({ code: 'LN_INVALID_ARGUMENT', status: 400 }) as Error,
+    );
+    const { lnd, touched } = untouchableLnd();
+    await expect(createInvoice({ lnd }, { amountMsat: msat(1000), description: long })).rejects.toMatchObject(
+      {
+        status: 400,
+      },
+    );
+    await expect(
+      createHoldInvoice({ lnd }, { amountMsat: msat(1000), description: long, paymentHash: 'ab'.repeat(32) }),
+    ).rejects.toMatchObject({ status: 400 });
     expect(touched).toEqual([]);
   });
 });
