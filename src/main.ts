@@ -18,6 +18,7 @@ import { Ledger } from './ledger/ledger.js';
 import { EventBus } from './payments/events.js';
 import type { FeatureEvent } from './payments/types.js';
 import { EscrowService, type EscrowOptions } from './escrow/service.js';
+import { OutboundGuard } from './net/outbound.js';
 import { ServiceRegistry } from './market/registry.js';
 import { TaskMarket } from './market/tasks.js';
 import { StreamReceiver, StreamsService, type StreamsOptions } from './streams/index.js';
@@ -142,7 +143,10 @@ export async function openAccounts(
   const payments = new PaymentsService(ledger, backend, policies, audit, events, log, options);
   await payments.start();
   const publish = (accountId: string, event: FeatureEvent): void => events.publish(accountId, event);
-  const escrow = new EscrowService(ledger, backend, payments, publish, log, options.escrow);
+  const escrow = new EscrowService(ledger, backend, payments, publish, log, {
+    outbound: new OutboundGuard({ allow: config.outbound?.allow ?? [] }),
+    ...options.escrow,
+  });
   await escrow.start();
   const registry = new ServiceRegistry(ledger);
   await registry.load();

@@ -39,9 +39,12 @@ const ENV: Record<string, string> = {
   COULOMB_SAMPLE_UPSTREAM_PORT: 'proxy.samplePort',
   COULOMB_MQTT_PORT: 'mqtt.port',
   COULOMB_MQTT_URL: 'mqtt.url',
+  COULOMB_OUTBOUND_ALLOW: 'outbound.allow',
 };
 
 const NUMERIC = new Set(['http.port', 'regtest.basePort', 'proxy.port', 'proxy.samplePort', 'mqtt.port']);
+/** Lists typed as comma-separated text (`10.0.0.0/8,verifier.internal`). */
+const LISTS = new Set(['outbound.allow']);
 
 export function envOverrides(env: NodeJS.ProcessEnv = process.env): Overrides {
   const out: Overrides = {};
@@ -57,7 +60,14 @@ function setPath(target: Plain, path: string, raw: string): void {
     if (typeof node[k] !== 'object' || node[k] === null) node[k] = {};
     node = node[k] as Plain;
   }
-  const value = NUMERIC.has(path) && /^\d+$/.test(raw) ? Number(raw) : raw;
+  const value = LISTS.has(path)
+    ? raw
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v !== '')
+    : NUMERIC.has(path) && /^\d+$/.test(raw)
+      ? Number(raw)
+      : raw;
   node[keys[keys.length - 1] as string] = value;
 }
 

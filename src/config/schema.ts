@@ -87,6 +87,16 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /**
+     * Calls the gateway makes to URLs its users choose (escrow verifiers) reach public addresses
+     * only; `allow` lists the exceptions: host names (exact) and IP addresses or CIDR blocks.
+     */
+    outbound: Type.Optional(
+      Type.Object(
+        { allow: Type.Array(Type.String({ minLength: 1, maxLength: 253 }), { maxItems: 256 }) },
+        { additionalProperties: false },
+      ),
+    ),
     /** Operator credential; when absent one is generated on first start and only its hash is kept. */
     operatorKey: Type.Optional(Type.String({ minLength: 32 })),
   },

@@ -21,7 +21,8 @@ import { IndexedItems } from '../ledger/record-index.js';
 import { EscrowError, EscrowErrorCode } from './errors.js';
 import { isXOnlyKey, verifyReceipt } from './receipt.js';
 import type { Actor, CreateEscrowInput, Escrow, Receipt } from './types.js';
-import { askVerifier } from './verifier.js';
+import { askVerifier, VERIFIER_FAILED_MESSAGE } from './verifier.js';
+import { OutboundGuard } from '../net/outbound.js';
 
 /** Holds the funds of account-funded escrows between lock and release. */
 export const ESCROW_ACCOUNT = 'sys:escrow';
@@ -35,6 +36,8 @@ export interface EscrowOptions {
   /** Expected block interval, to fit wall-clock deadlines inside the CLTV budget. */
   blockTimeMs?: number;
   defaultTimeoutSeconds?: number;
+  /** The rule for the verifier URLs of webhook conditions (default: public addresses only). */
+  outbound?: OutboundGuard;
 }
 
 export type EscrowEvent = { type: 'escrow'; escrow: Escrow };
@@ -56,6 +59,7 @@ export class EscrowService {
   private readonly blockTimeMs: number;
   private readonly blockPollMs: number;
   private readonly defaultTimeoutSeconds: number;
+  private readonly outbound: OutboundGuard;
   private stopped = false;
 
   constructor(
@@ -72,6 +76,7 @@ export class EscrowService {
     this.blockTimeMs = options.blockTimeMs ?? BLOCK_TIME_MS;
     this.blockPollMs = options.blockPollMs ?? 5_000;
     this.defaultTimeoutSeconds = options.defaultTimeoutSeconds ?? 3600;
+    this.outbound = options.outbound ?? new OutboundGuard();
   }
 
   async start(): Promise<void> {
@@ -124,8 +129,7 @@ export class EscrowService {
         'paymentHash must be 64 lowercase hex characters',
       );
     if (condition.type === 'webhook') {
-      if (!/^https?:\/\//.test(condition.url))
-        throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'the verifier url must be http(s)');
+      this.outbound.checkUrl(condition.url);
       if (!Number.isInteger(condition.timeoutMs) || condition.timeoutMs < 100 || condition.timeoutMs > 60_000)
         throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'timeoutMs must be between 100 and 60000');
     }
@@ -283,20 +287,22 @@ export class EscrowService {
       this.assertPayeeActor(e, actor);
       if (e.state !== 'funded') this.wrongState(e, 'verify');
       const c = e.condition as Extract<Escrow['condition'], { type: 'webhook' }>;
-      let release: boolean;
-      try {
-        release = await askVerifier(c.url, c.timeoutMs, {
-          escrowId: e.id,
-          paymentHash: e.paymentHash,
-          amountMsat: e.amountMsat.toString(),
-          payeeAccountId: e.payeeAccountId!,
-          evidence,
-        });
-      } catch (err) {
-        e.verifierError = (err as Error).message;
+      const answer = await askVerifier(this.outbound, c.url, c.timeoutMs, {
+        escrowId: e.id,
+        paymentHash: e.paymentHash,
+        amountMsat: e.amountMsat.toString(),
+        payeeAccountId: e.payeeAccountId!,
+        evidence,
+      });
+      if (!answer.ok) {
+        // The reason (refused address, status, timeout...) stays in the log: telling the caller
+        // would make the gateway a port scanner.
+        this.log.warn({ escrowId: e.id, reason: answer.reason }, 'the escrow verifier gave no decision');
+        e.verifierError = VERIFIER_FAILED_MESSAGE;
         await this.save(e);
-        throw err;
+        throw new EscrowError(EscrowErrorCode.VERIFIER_FAILED, VERIFIER_FAILED_MESSAGE);
       }
+      const release = answer.release;
       delete e.verifierError;
       return release ? this.release(e, 'verifier_approved') : this.refund(e, 'verifier_rejected');
     });

@@ -1,4 +1,4 @@
-import { EscrowError, EscrowErrorCode } from './errors.js';
+import type { OutboundGuard } from '../net/outbound.js';
 
 export interface VerifierRequest {
   escrowId: string;
@@ -8,33 +8,32 @@ export interface VerifierRequest {
   evidence: unknown;
 }
 
+/** The verifier's decision, or why there is none (for the gateway's log, never for the caller). */
+export type VerifierAnswer = { ok: true; release: boolean } | { ok: false; reason: string };
+
+/** What the caller learns when there is no decision: nothing about the target's reachability. */
+export const VERIFIER_FAILED_MESSAGE = 'the verifier could not be reached or gave no valid answer';
+
 /**
- * Asks an external verifier whether to release. It must answer 2xx with `{"release": true}` or
- * `{"release": false}` within the timeout; anything else is an error and decides nothing.
+ * Asks an external verifier whether to release, through the outbound guard (public addresses
+ * or the operator's allowlist, no redirects). It must answer 2xx with `{"release": true}` or
+ * `{"release": false}` within the timeout; anything else decides nothing.
  */
-export async function askVerifier(url: string, timeoutMs: number, body: VerifierRequest): Promise<boolean> {
-  let res: Response;
+export async function askVerifier(
+  guard: OutboundGuard,
+  url: string,
+  timeoutMs: number,
+  body: VerifierRequest,
+): Promise<VerifierAnswer> {
+  let answer: { status: number; body: unknown };
   try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-      redirect: 'error',
-    });
+    answer = await guard.postJson(url, body, { timeoutMs });
   } catch (err) {
-    const timedOut = (err as Error).name === 'TimeoutError';
-    throw new EscrowError(
-      EscrowErrorCode.VERIFIER_FAILED,
-      timedOut ? `the verifier did not answer within ${timeoutMs} ms` : 'the verifier could not be reached',
-    );
+    return { ok: false, reason: (err as Error).message };
   }
-  if (!res.ok) {
-    await res.body?.cancel();
-    throw new EscrowError(EscrowErrorCode.VERIFIER_FAILED, `the verifier answered ${res.status}`);
-  }
-  const answer = (await res.json().catch(() => undefined)) as { release?: unknown } | undefined;
-  if (typeof answer?.release !== 'boolean')
-    throw new EscrowError(EscrowErrorCode.VERIFIER_FAILED, 'the verifier answer has no boolean "release"');
-  return answer.release;
+  if (answer.status < 200 || answer.status >= 300)
+    return { ok: false, reason: `the verifier answered ${answer.status}` };
+  const release = (answer.body as { release?: unknown } | null)?.release;
+  if (typeof release !== 'boolean') return { ok: false, reason: 'the answer has no boolean "release"' };
+  return { ok: true, release };
 }

@@ -24,7 +24,12 @@ const Condition = Type.Union([
   Type.Object(
     {
       type: Type.Literal('webhook'),
-      url: Type.String({ maxLength: 2048, pattern: '^https?://' }),
+      url: Type.String({
+        maxLength: 2048,
+        pattern: '^https?://',
+        description:
+          'the verifier: a public http(s) address (or one the operator allows), no credentials; redirects are not followed',
+      }),
       timeoutMs: Type.Integer({ minimum: 100, maximum: 60_000 }),
     },
     { additionalProperties: false },

@@ -4,6 +4,7 @@ import type { CreateHoldInvoiceArgs, Invoice } from '../types.js';
 import type { LndContext } from './context.js';
 import { expiresAt } from './create-invoice.js';
 import { assertHash, lookupInvoice } from './lookup-invoice.js';
+import { assertInvoiceAmount, assertInvoiceDescription } from '../limits.js';
 import { lndCall } from './map-error.js';
 
 /** LND's default final CLTV delta for invoices. */
@@ -12,6 +13,8 @@ export const DEFAULT_HOLD_CLTV_DELTA = 80;
 /** An invoice for a hash whose preimage we keep: LND holds incoming HTLCs until we settle or cancel. */
 export async function createHoldInvoice(ctx: LndContext, args: CreateHoldInvoiceArgs): Promise<Invoice> {
   assertHash(args.paymentHash);
+  assertInvoiceAmount(args.amountMsat);
+  assertInvoiceDescription(args.description);
   const cltvDelta = args.cltvDelta ?? DEFAULT_HOLD_CLTV_DELTA;
   if (!Number.isInteger(cltvDelta) || cltvDelta < 18 || cltvDelta > 2016) {
     throw new LightningError(

@@ -1,6 +1,7 @@
 import { createInvoice as lnCreateInvoice } from 'ln-service';
 import type { CreateInvoiceArgs, Invoice } from '../types.js';
 import type { LndContext } from './context.js';
+import { assertInvoiceAmount, assertInvoiceDescription } from '../limits.js';
 import { lndCall } from './map-error.js';
 import { decodeInvoice } from './decode-invoice.js';
 import { msat } from '../../domain/msat.js';
@@ -12,6 +13,8 @@ export function expiresAt(expirySeconds: number | undefined): string {
 }
 
 export async function createInvoice(ctx: LndContext, args: CreateInvoiceArgs): Promise<Invoice> {
+  assertInvoiceAmount(args.amountMsat);
+  assertInvoiceDescription(args.description);
   const created = await lndCall('createInvoice', () =>
     lnCreateInvoice({
       lnd: ctx.lnd,

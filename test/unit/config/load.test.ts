@@ -34,6 +34,14 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the outbound allowlist from a file or from env as a comma-separated list', () => {
+    const file = join(dir, 'o.yaml');
+    writeFileSync(file, 'outbound:\n  allow: [verifier.internal, 10.8.0.0/16]\n');
+    expect(loadConfig({ file }).outbound).toEqual({ allow: ['verifier.internal', '10.8.0.0/16'] });
+    const env = envOverrides({ COULOMB_OUTBOUND_ALLOW: ' 10.0.0.5, fd00::/8 ,' });
+    expect(loadConfig({ env }).outbound).toEqual({ allow: ['10.0.0.5', 'fd00::/8'] });
+  });
+
   it.each([
     [{ 'http.port': '70000' }, /http\/port/],
     [{ 'http.port': 'abc' }, /http\/port/],

@@ -5,6 +5,7 @@ import { msat } from '../../../src/domain/msat.js';
 import { ESCROW_ACCOUNT } from '../../../src/escrow/service.js';
 import { signReceipt, xOnlyPublicKey } from '../../../src/escrow/receipt.js';
 import { availableOf, balanceOf } from '../../../src/ledger/types.js';
+import { OutboundGuard } from '../../../src/net/outbound.js';
 import { escrowFixture } from './fixture.js';
 
 const payer = { type: 'account', accountId: 'payer' } as const;
@@ -102,7 +103,8 @@ describe('account-funded escrow', () => {
   });
 
   it('asks the webhook verifier: true releases, false refunds, silence decides nothing', async () => {
-    const f = await escrowFixture();
+    // A verifier on this machine is reachable only because the operator allows it.
+    const f = await escrowFixture({ outbound: new OutboundGuard({ allow: ['127.0.0.1'] }) });
     let answer: 'yes' | 'no' | 'hang' = 'hang';
     const seen: unknown[] = [];
     const server = createServer((req, res) => {
@@ -144,6 +146,96 @@ describe('account-funded escrow', () => {
     });
     expect(bal(f, 'payee')).toBe(10_000n);
     expect(avail(f, 'payer')).toBe(990_000n);
+  });
+
+  it('refuses verifier URLs that point inside the gateway’s network, at creation (400)', async () => {
+    const f = await escrowFixture();
+    for (const url of [
+      'http://127.0.0.1:8402/v1/accounts',
+      'http://localhost:8403/',
+      'http://[::ffff:127.0.0.1]:1883/',
+      'http://169.254.169.254/latest/meta-data/',
+      'http://10.0.0.7/verify',
+      'http://user:pw@verifier.example.com/',
+    ]) {
+      await expect(
+        f.escrow.create('payer', {
+          payeeAccountId: 'payee',
+          amountMsat: msat(10_000),
+          condition: { type: 'webhook', url, timeoutMs: 500 },
+          funding: 'account',
+        }),
+      ).rejects.toMatchObject({ code: 'OUTBOUND_URL_FORBIDDEN', status: 400 });
+    }
+    expect(avail(f, 'payer')).toBe(1_000_000n);
+  });
+
+  it('checks the verifier’s resolved address at call time and tells the caller nothing about the target', async () => {
+    const hits: string[] = [];
+    let mode: 'fail' | 'hang' = 'fail';
+    const server = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      if (mode === 'hang') return;
+      res.statusCode = 500;
+      res.end('internal detail');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(
+      () => server.closeAllConnections(),
+      () => server.close(),
+    );
+    const port = (server.address() as AddressInfo).port;
+    const resolve = async (host: string) =>
+      host === 'verifier.test'
+        ? [{ address: '127.0.0.1', family: 4 as const }]
+        : Promise.reject(new Error('ENOTFOUND'));
+    // A public-looking name that resolves to loopback: the gateway must not call it.
+    const f = await escrowFixture({ outbound: new OutboundGuard({ resolve }) });
+    const e = await f.escrow.create('payer', {
+      payeeAccountId: 'payee',
+      amountMsat: msat(10_000),
+      condition: { type: 'webhook', url: `http://verifier.test:${port}/verify`, timeoutMs: 300 },
+      funding: 'account',
+    });
+    const refused = await f.escrow.verify(e.id, payee, {}).catch((err: unknown) => err);
+    expect(refused).toMatchObject({ code: 'VERIFIER_FAILED', status: 424 });
+    expect(hits).toEqual([]);
+    expect(await f.escrow.get(e.id)).toMatchObject({ state: 'funded' });
+
+    // Allowed by the operator, the same target is called; what it answers, whether it answers
+    // and whether its port is closed all read the same to the caller.
+    const g = await escrowFixture({ outbound: new OutboundGuard({ resolve, allow: ['127.0.0.1'] }) });
+    const make = async (url: string) =>
+      (
+        await g.escrow.create('payer', {
+          payeeAccountId: 'payee',
+          amountMsat: msat(10_000),
+          condition: { type: 'webhook', url, timeoutMs: 300 },
+          funding: 'account',
+        })
+      ).id;
+    const answered500 = await g.escrow
+      .verify(await make(`http://127.0.0.1:${port}/a`), payee, {})
+      .catch((err: unknown) => err);
+    mode = 'hang';
+    const timedOut = await g.escrow
+      .verify(await make(`http://127.0.0.1:${port}/b`), payee, {})
+      .catch((err: unknown) => err);
+    const closed = await g.escrow
+      .verify(await make('http://127.0.0.1:1/c'), payee, {})
+      .catch((err: unknown) => err);
+    expect(hits).toEqual(['/a', '/b']);
+    const seen = [refused, answered500, timedOut, closed].map((err) => ({
+      code: (err as { code: string }).code,
+      message: (err as Error).message,
+    }));
+    expect(new Set(seen.map((s) => JSON.stringify(s))).size).toBe(1);
+    expect(seen[0]!.message).not.toMatch(/500|refused|ECONN|timeout|within|127\.0\.0\.1|loopback/i);
+    expect((await g.escrow.list('payer')).escrows.map((x) => x.verifierError)).toEqual([
+      seen[0]!.message,
+      seen[0]!.message,
+      seen[0]!.message,
+    ]);
   });
 
   it('enforces the payer’s spending policy on the lock and refuses bad input without moving money', async () => {

@@ -1,9 +1,9 @@
 import { pino } from 'pino';
-import { EscrowService, type EscrowEvent } from '../../../src/escrow/service.js';
+import { EscrowService, type EscrowEvent, type EscrowOptions } from '../../../src/escrow/service.js';
 import { paymentsFixture } from '../../support/payments-fixture.js';
 
 /** An escrow service over the payments fixture (in-memory ledger, fake Lightning), clock controlled. */
-export async function escrowFixture() {
+export async function escrowFixture(options: EscrowOptions = {}) {
   let now = 1_000_000;
   const f = await paymentsFixture({ now: () => now });
   const events: { accountId: string; event: EscrowEvent }[] = [];
@@ -14,7 +14,7 @@ export async function escrowFixture() {
       f.service,
       (accountId, event) => events.push({ accountId, event }),
       pino({ level: 'silent' }),
-      { now: () => now, blockPollMs: 3600_000 },
+      { now: () => now, blockPollMs: 3600_000, ...options },
     );
     await service.start();
     return service;

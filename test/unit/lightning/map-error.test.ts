@@ -28,6 +28,24 @@ describe('toLightningError', () => {
       'LN_PERMISSION_DENIED',
       502,
     ],
+    [
+      [
+        503,
+        'UnexpectedAddHodlInvoiceError',
+        { err: { details: 'invoice with payment hash already exists' } },
+      ],
+      'LN_INVOICE_EXISTS',
+      409,
+    ],
+    [
+      [
+        503,
+        'AddInvoiceError',
+        { err: { details: 'invoice amount 100000.00001 BTC is too large, max is 100000 BTC' } },
+      ],
+      'LN_INVOICE_AMOUNT_TOO_LARGE',
+      400,
+    ],
     [[400, 'ExpectedIdToGetInvoiceDetails'], 'LN_INVALID_ARGUMENT', 400],
     [[503, 'SomethingNew'], 'LN_INTERNAL', 502],
   ])('maps %j to %s', (raw, code, status) => {
@@ -36,6 +54,18 @@ describe('toLightningError', () => {
     expect(err.code).toBe(code);
     expect(err.status).toBe(status);
     expect(err.message).toContain('op:');
+  });
+
+  it.each([
+    [503, 'UnexpectedAddHodlInvoiceError', 'invoice with payment hash already exists'],
+    [503, 'AddInvoiceError', 'invoice amount 100000.00001 BTC is too large, max is 100000 BTC'],
+    [503, 'SomethingNew', 'rpc error: code = Unknown desc = boltdb page 4711 freelist corrupt'],
+  ])('never makes LND’s text the explanation (%s %s): it is the cause, for the log', (status, name, text) => {
+    const err = toLightningError([status, name, { err: { details: text } }], 'createInvoice');
+    expect(err.message).not.toContain(text);
+    expect(JSON.stringify(err.toJSON())).not.toContain(text);
+    expect(err.message).toMatch(/^createInvoice: \S/);
+    expect((err.cause as Error).message).toContain(text);
   });
 
   it('maps a plain gRPC connection error to unavailable', () => {
