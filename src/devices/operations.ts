@@ -46,7 +46,7 @@ export function accountOperations(deps: {
         ...(p.failureReason !== undefined ? { failureReason: p.failureReason } : {}),
       };
     },
-    invoice: async (device, params) => {
+    invoice: async (device, params, req) => {
       const expiry = params['expirySeconds'];
       if (expiry !== undefined && (typeof expiry !== 'number' || !Number.isInteger(expiry) || expiry < 60))
         throw invalid('expirySeconds must be an integer >= 60');
@@ -54,6 +54,7 @@ export function accountOperations(deps: {
         amountMsat: amount(params, 'amountMsat'),
         ...(params['description'] !== undefined ? { description: str(params, 'description', 639) } : {}),
         ...(typeof expiry === 'number' ? { expirySeconds: expiry } : {}),
+        ...(req.k !== undefined ? { idempotencyKey: `device:${req.k}` } : {}),
       });
       return {
         paymentHash: inv.paymentHash,
