@@ -17,6 +17,8 @@ import type { StoredRecord } from './store.js';
  */
 
 const PREFIX = 'idem!';
+/** The fingerprint of an adopted key, which any request matches. */
+const LEGACY = '';
 
 /** A side record to commit with what the request creates. */
 export type IdempotencyRecords = { key: string; value: string }[];
@@ -149,8 +151,17 @@ export class IdempotencyKeys {
     return e;
   }
 
+  /**
+   * Registers a key used before this rule existed (e.g. a payment record that names its key): its
+   * retries get `ref` whatever they ask, as they did then. Memory only; a no-op for a known key.
+   */
+  adopt(accountId: string, key: string, operation: string, ref: string, at: number): void {
+    const id = recordKey(accountId, key);
+    if (!this.done.has(id)) this.done.set(id, { operation, fingerprint: LEGACY, ref, at });
+  }
+
   private assertSame(first: string, fingerprint: string): void {
-    if (first !== fingerprint)
+    if (first !== fingerprint && first !== LEGACY)
       throw new LedgerError(
         LedgerErrorCode.IDEMPOTENCY_CONFLICT,
         'this idempotency key was used for a different request',

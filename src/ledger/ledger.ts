@@ -424,6 +424,11 @@ export class Ledger implements RecordStore {
     return this.requests.run(req, create, replay);
   }
 
+  /** Registers a client key used before `idempotent` existed (see IdempotencyKeys.adopt). */
+  adoptIdempotencyKey(accountId: string, key: string, operation: string, ref: string, at: number): void {
+    this.requests.adopt(accountId, key, operation, ref, at);
+  }
+
   /** The transfer an idempotency key already produced, if any (within the retention window). */
   findByIdempotencyKey(key: string): Transfer | undefined {
     const seen = this.idempotency.get(key);

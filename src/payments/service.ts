@@ -113,7 +113,13 @@ export class PaymentsService {
         }).durable;
       }
     }
-    for (const r of await this.ledger.listRecords('pay!')) this.index(decodePayment(r.value));
+    for (const r of await this.ledger.listRecords('pay!')) {
+      const p = decodePayment(r.value);
+      this.index(p);
+      // Payments made before keys had their own records still answer their retries.
+      if (p.idempotencyKey)
+        this.ledger.adoptIdempotencyKey(p.accountId, p.idempotencyKey, p.kind, p.id, p.createdAt);
+    }
     for (const r of await this.ledger.listRecords('inv!')) {
       const inv = decodeInvoice(r.value);
       this.invoices.set(inv.paymentHash, inv);
@@ -334,7 +340,15 @@ export class PaymentsService {
         this.assertCreditable(accountId);
         const id = randomUUID();
         await this.ledger.transfer(
-          { id, debitAccountId: OPERATOR_ACCOUNT, creditAccountId: accountId, amount, code: 'funding' },
+          {
+            id,
+            debitAccountId: OPERATOR_ACCOUNT,
+            creditAccountId: accountId,
+            amount,
+            code: 'funding',
+            // The ledger's own key, as before this rule: a retry of an older funding is still recognised.
+            ...(idempotencyKey ? { idempotencyKey: `fund:${accountId}:${idempotencyKey}` } : {}),
+          },
           records(id),
         ).durable;
       },
