@@ -295,6 +295,17 @@ export class PaymentsService {
       },
       async (records) => {
         this.assertCreditable(toAccountId);
+        // A transfer made before this rule is known by the ledger's own key only.
+        const ledgerKey = idempotencyKey ? `transfer:${fromAccountId}:${idempotencyKey}` : undefined;
+        const earlier = ledgerKey ? this.ledger.findByIdempotencyKey(ledgerKey) : undefined;
+        if (earlier) {
+          if (earlier.creditAccountId !== toAccountId || earlier.amount !== amount)
+            throw new PaymentError(
+              PaymentErrorCode.IDEMPOTENCY_CONFLICT,
+              'this idempotency key was used for a different transfer',
+            );
+          return { transferId: earlier.id, replayed: true };
+        }
         const decision = this.decide(fromAccountId, {
           kind: 'internal_transfer',
           amountMsat: amount,
@@ -312,7 +323,7 @@ export class PaymentsService {
             amount,
             code: 'transfer',
             memo,
-            ...(idempotencyKey ? { idempotencyKey: `transfer:${fromAccountId}:${idempotencyKey}` } : {}),
+            ...(ledgerKey ? { idempotencyKey: ledgerKey } : {}),
           },
           records(id),
         );
