@@ -8,7 +8,9 @@ export const MIN_CUSTOM_TLV = 65536n;
 export const MAX_TLV_TYPE = 2n ** 64n - 1n;
 /**
  * What the custom records of one payment may carry in all (values, in bytes). The whole onion
- * holds 1300 bytes for every hop's payload; a long route can still leave less room than this.
+ * holds 1300 bytes for every hop's payload: on regtest, 1024 bytes reached a node two hops away
+ * and 1200 ended NO_ROUTE (a definitive failure, nothing stays reserved). A longer route can
+ * leave less room than this; LND then fails the payment the same way.
  */
 export const MAX_CUSTOM_RECORDS_BYTES = 1024;
 
