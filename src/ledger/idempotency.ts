@@ -57,10 +57,7 @@ function canonicalJson(v: unknown): string {
   if (v === null || v === undefined) return 'null';
   if (typeof v === 'bigint') return JSON.stringify(v.toString());
   if (typeof v === 'string' || typeof v === 'boolean') return JSON.stringify(v);
-  if (typeof v === 'number') {
-    if (!Number.isFinite(v)) throw new TypeError('cannot fingerprint a non-finite number');
-    return JSON.stringify(v);
-  }
+  if (typeof v === 'number') return Number.isFinite(v) ? JSON.stringify(v) : JSON.stringify(String(v));
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (typeof v === 'object') {
     const fields = Object.entries(v as Record<string, unknown>)
