@@ -99,13 +99,21 @@ export function registerAccountCommands(program: Command): void {
     .command('invoice <id> <amountMsat>')
     .description('create an invoice paying into the account')
     .option('--description <text>')
-    .action(async (id: string, amountMsat: string, o: { description?: string }, cmd: Command) =>
-      print(
-        await client(cmd).call('POST', `/v1/accounts/${enc(id)}/invoices`, {
-          amountMsat,
-          ...(o.description ? { description: o.description } : {}),
-        }),
-      ),
+    .option('--idempotency-key <key>')
+    .action(
+      async (
+        id: string,
+        amountMsat: string,
+        o: { description?: string; idempotencyKey?: string },
+        cmd: Command,
+      ) =>
+        print(
+          await client(cmd).call('POST', `/v1/accounts/${enc(id)}/invoices`, {
+            amountMsat,
+            ...(o.description ? { description: o.description } : {}),
+            ...(o.idempotencyKey ? { idempotencyKey: o.idempotencyKey } : {}),
+          }),
+        ),
     );
 
   program

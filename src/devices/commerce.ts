@@ -4,7 +4,7 @@ import { msat, type Msat } from '../domain/msat.js';
 import { CappedSlots } from '../domain/slots.js';
 import type { EscrowService } from '../escrow/service.js';
 import type { Escrow } from '../escrow/types.js';
-import type { Ledger } from '../ledger/ledger.js';
+import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import { IndexedItems, RecordIndex } from '../ledger/record-index.js';
 import type { EventBus } from '../payments/events.js';
 import { OPERATOR_ACCOUNT, type Logger, type PaymentsService } from '../payments/service.js';
@@ -275,7 +275,25 @@ export class DeviceCommerce {
   /** A buyer asks a device to act: a hold invoice that settles only when the device acknowledges. */
   async requestActuation(
     deviceId: string,
+    input: { command: string; priceMsat: Msat; timeoutSeconds?: number; idempotencyKey?: string },
+  ): Promise<{ actuationId: string; request: string; paymentHash: string }> {
+    const { idempotencyKey, ...request } = input;
+    const device = this.deps.registry.get(deviceId);
+    // Buyers are anonymous: their keys are scoped to the device's account.
+    return this.deps.ledger.idempotent(
+      { accountId: device?.accountId ?? deviceId, key: idempotencyKey, operation: 'actuation', request },
+      (records) => this.requestActuationOnce(deviceId, request, records),
+      async (id) => {
+        const e = await this.deps.escrow.get(id);
+        return { actuationId: id, request: e.request ?? '', paymentHash: e.paymentHash };
+      },
+    );
+  }
+
+  private async requestActuationOnce(
+    deviceId: string,
     input: { command: string; priceMsat: Msat; timeoutSeconds?: number },
+    idem: (id: string) => SideRecords,
   ): Promise<{ actuationId: string; request: string; paymentHash: string }> {
     const device = this.deps.registry.get(deviceId);
     if (!device || device.state !== 'active')
@@ -303,7 +321,7 @@ export class DeviceCommerce {
         state: 'awaiting_payment',
         createdAt: this.now(),
       };
-      const saved = this.saveActuation(a); // open in memory from here: counted instead of the slot
+      const saved = this.saveActuation(a, idem(a.actuationId)); // open in memory from here: counted instead of the slot
       slot.release();
       await saved;
       return { actuationId: a.actuationId, request: e.request!, paymentHash: e.paymentHash };
@@ -400,8 +418,8 @@ export class DeviceCommerce {
     return this.deps.ledger.putRecords(saleIndex.records(s));
   }
 
-  private saveActuation(a: Actuation): Promise<void> {
+  private saveActuation(a: Actuation, extra: SideRecords = []): Promise<void> {
     this.actuations.remember(a);
-    return this.deps.ledger.putRecords(actuationIndex.records(a));
+    return this.deps.ledger.putRecords([...actuationIndex.records(a), ...extra]);
   }
 }

@@ -65,8 +65,11 @@ export function accountOperations(deps: {
           ...(typeof expiry === 'number' ? { expirySeconds: expiry } : {}),
         };
       },
-      async (device, input) => {
-        const inv = await deps.payments.createInvoice(device.accountId, input);
+      async (device, input, req) => {
+        const inv = await deps.payments.createInvoice(device.accountId, {
+          ...input,
+          ...(req.k !== undefined ? { idempotencyKey: `device:${req.k}` } : {}),
+        });
         return {
           paymentHash: inv.paymentHash,
           request: inv.request,

@@ -2,7 +2,7 @@ import { KeyedQueue } from '../domain/keyed-queue.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { paymentHashOf, provesPayment } from '../domain/hex.js';
 import { type Msat } from '../domain/msat.js';
-import type { Ledger } from '../ledger/ledger.js';
+import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
 import type { Invoice, Subscription } from '../lightning/types.js';
@@ -116,6 +116,19 @@ export class EscrowService {
   // ---- creating and funding -------------------------------------------------------------
 
   async create(payerAccountId: string, input: CreateEscrowInput): Promise<Escrow> {
+    const { idempotencyKey, ...request } = input;
+    return this.ledger.idempotent(
+      { accountId: payerAccountId, key: idempotencyKey, operation: 'escrow', request },
+      (records) => this.createOnce(payerAccountId, request, records),
+      async (id) => publicEscrow(await this.must(id)),
+    );
+  }
+
+  private async createOnce(
+    payerAccountId: string,
+    input: CreateEscrowInput,
+    idem: (id: string) => SideRecords,
+  ): Promise<Escrow> {
     const payer = this.ledger.requireAccount(payerAccountId);
     if (payer.kind === 'system')
       throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'system accounts cannot hold escrows');
@@ -175,7 +188,7 @@ export class EscrowService {
       updatedAt: now,
     };
     if (funding === 'account') {
-      await this.lock(e, payerAccountId);
+      await this.lock(e, payerAccountId, idem(e.id));
       return publicEscrow(e);
     }
     const invoice = await this.backend.createHoldInvoice({
@@ -187,7 +200,7 @@ export class EscrowService {
     });
     if (invoice.request) e.request = invoice.request;
     this.escrows.remember(e);
-    await this.save(e);
+    await this.save(e, idem(e.id));
     this.watch(e);
     this.emit(e);
     return publicEscrow(e);
@@ -382,7 +395,7 @@ export class EscrowService {
   // ---- transitions ----------------------------------------------------------------------------
 
   /** Locks the amount on the payer's account (policy first, in the same tick). */
-  private async lock(e: Escrow, payerAccountId: string): Promise<void> {
+  private async lock(e: Escrow, payerAccountId: string, extra: SideRecords = []): Promise<void> {
     this.payments.authorizeSpend(payerAccountId, {
       kind: 'escrow',
       amountMsat: e.amountMsat,
@@ -409,7 +422,7 @@ export class EscrowService {
         memo: e.id,
         pending: true,
       },
-      escrowIndex.records(next),
+      [...escrowIndex.records(next), ...extra],
     );
     Object.assign(e, next);
     delete e.request;
@@ -642,9 +655,9 @@ export class EscrowService {
     return this.queue.run(id, fn);
   }
 
-  private save(e: Escrow): Promise<void> {
+  private save(e: Escrow, extra: SideRecords = []): Promise<void> {
     this.escrows.remember(e);
-    return this.ledger.putRecords(escrowIndex.records(e));
+    return this.ledger.putRecords([...escrowIndex.records(e), ...extra]);
   }
 
   private emit(e: Escrow): void {

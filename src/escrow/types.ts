@@ -66,6 +66,8 @@ export interface CreateEscrowInput {
   timeoutSeconds?: number;
   cltvDelta?: number;
   payoutRequest?: string;
+  /** A retry with the same key gets the first escrow; the same key for another request is a 409. */
+  idempotencyKey?: string;
 }
 
 /** Who acts on an escrow: an account (through its key) or the operator. */

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { msat, type Msat } from '../domain/msat.js';
+import { MAX_MSAT, msat, type Msat } from '../domain/msat.js';
 import { LedgerError, LedgerErrorCode } from './errors.js';
 import { GroupCommit } from './group-commit.js';
+import { IdempotencyKeys, type IdempotencyRecords, type IdempotentRequest } from './idempotency.js';
 import type { LedgerStore, LedgerWrite, RecordStore, StoredRecord } from './store.js';
 import {
   availableOf,
@@ -51,6 +52,7 @@ export class Ledger implements RecordStore {
   private failure: unknown;
   private readonly now: () => number;
   private readonly retentionMs: number;
+  private readonly requests: IdempotencyKeys;
 
   private constructor(
     private readonly store: LedgerStore,
@@ -68,6 +70,7 @@ export class Ledger implements RecordStore {
       },
     );
     this.events.setMaxListeners(0);
+    this.requests = new IdempotencyKeys(this, this.now, this.retentionMs);
   }
 
   static async open(store: LedgerStore, options: LedgerOptions = {}): Promise<Ledger> {
@@ -81,6 +84,7 @@ export class Ledger implements RecordStore {
       if (ledger.transfers.has(i.transferId))
         ledger.idempotency.set(i.key, { transferId: i.transferId, fingerprint: i.fingerprint });
     }
+    await ledger.requests.load();
     return ledger;
   }
 
@@ -204,6 +208,18 @@ export class Ledger implements RecordStore {
           available: availableOf(debit).toString(),
           required: req.amount.toString(),
         },
+      );
+    }
+    // One ceiling for every credit path (funding, invoices, transfers, releases, streams...): no
+    // balance may leave ±MAX_MSAT, counting what is pending (pending credits may still post).
+    const creditCeiling = credit.creditsPosted + credit.creditsPending - credit.debitsPosted + req.amount;
+    const debitFloor = debit.creditsPosted - debit.debitsPosted - debit.debitsPending - req.amount;
+    if (creditCeiling > MAX_MSAT || debitFloor < -MAX_MSAT) {
+      const id = creditCeiling > MAX_MSAT ? credit.id : debit.id;
+      throw new LedgerError(
+        LedgerErrorCode.BALANCE_LIMIT_EXCEEDED,
+        `account ${id} would hold more than ${MAX_MSAT} msat, the largest amount the ledger keeps`,
+        { accountId: id, maxMsat: MAX_MSAT.toString() },
       );
     }
     const now = this.now();
@@ -392,6 +408,25 @@ export class Ledger implements RecordStore {
         expired.push(this.void(t.id, 'timeout').value);
     }
     return expired;
+  }
+
+  /**
+   * The idempotency rule of client requests (see `idempotency.ts`): runs `create` once per
+   * (account, key); a retry with the same request gets `replay(id)`, a different request under
+   * the same key is refused with IDEMPOTENCY_CONFLICT. `create` commits `records(id)` in the same
+   * batch as what it creates. Keys are remembered for the retention window.
+   */
+  idempotent<T>(
+    req: IdempotentRequest,
+    create: (records: (ref: string) => IdempotencyRecords) => Promise<T>,
+    replay: (ref: string) => T | Promise<T>,
+  ): Promise<T> {
+    return this.requests.run(req, create, replay);
+  }
+
+  /** Registers a client key used before `idempotent` existed (see IdempotencyKeys.adopt). */
+  adoptIdempotencyKey(accountId: string, key: string, operation: string, ref: string, at: number): void {
+    this.requests.adopt(accountId, key, operation, ref, at);
   }
 
   /** The transfer an idempotency key already produced, if any (within the retention window). */

@@ -17,6 +17,8 @@ export interface PublishTaskInput {
   /** Seconds from now until the result is due. */
   deadlineSeconds: number;
   reviewSeconds?: number;
+  /** A retry with the same key gets the first task; the same key for another request is a 409. */
+  idempotencyKey?: string;
 }
 
 export type TaskEvent = { type: 'task'; task: Task };
@@ -82,6 +84,19 @@ export class TaskMarket {
   }
 
   async publishTask(publisherAccountId: string, input: PublishTaskInput): Promise<Task> {
+    const { idempotencyKey, ...request } = input;
+    return this.ledger.idempotent(
+      { accountId: publisherAccountId, key: idempotencyKey, operation: 'task', request },
+      (records) => this.publishOnce(publisherAccountId, request, records),
+      (id) => this.get(id),
+    );
+  }
+
+  private async publishOnce(
+    publisherAccountId: string,
+    input: PublishTaskInput,
+    idem: (id: string) => SideRecords,
+  ): Promise<Task> {
     const title = input.title.trim();
     if (title.length === 0 || title.length > 200)
       throw new MarketError(MarketErrorCode.INVALID_ARGUMENT, 'title must be 1 to 200 characters');
@@ -114,7 +129,7 @@ export class TaskMarket {
       createdAt: now,
     };
     this.tasks.remember(task);
-    await this.save(task);
+    await this.save(task, idem(task.id));
     return { ...task };
   }
 

@@ -6,6 +6,7 @@ import type { Transfer } from '../ledger/types.js';
 import { availableOf, balanceOf } from '../ledger/types.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
+import { customRecordsProblem } from '../lightning/records.js';
 import type { DecodedInvoice, Invoice, PaymentOutcome, TlvRecord } from '../lightning/types.js';
 import type { AuditLog } from '../policy/audit.js';
 import { evaluate } from '../policy/engine.js';
@@ -71,7 +72,6 @@ export interface Liabilities {
 export class PaymentsService {
   private readonly payments = new Map<string, Payment>();
   private readonly byHash = new Map<string, string>();
-  private readonly byIdempotency = new Map<string, string>();
   private readonly invoices = new Map<string, InvoiceRecord>();
   private readonly approvals = new Map<string, Approval>();
   private readonly tracking = new Set<string>();
@@ -113,7 +113,13 @@ export class PaymentsService {
         }).durable;
       }
     }
-    for (const r of await this.ledger.listRecords('pay!')) this.index(decodePayment(r.value));
+    for (const r of await this.ledger.listRecords('pay!')) {
+      const p = decodePayment(r.value);
+      this.index(p);
+      // Payments made before keys had their own records still answer their retries.
+      if (p.idempotencyKey)
+        this.ledger.adoptIdempotencyKey(p.accountId, p.idempotencyKey, p.kind, p.id, p.createdAt);
+    }
     for (const r of await this.ledger.listRecords('inv!')) {
       const inv = decodeInvoice(r.value);
       this.invoices.set(inv.paymentHash, inv);
@@ -150,19 +156,31 @@ export class PaymentsService {
   // ---- paying -----------------------------------------------------------------------------
 
   async pay(accountId: string, input: PayInput): Promise<Payment> {
-    const fingerprint = `bolt11|${input.request.trim()}|${input.amountMsat ?? ''}|${input.maxFeeMsat ?? ''}`;
-    const replay = this.replay(accountId, input.idempotencyKey, fingerprint);
-    if (replay) return replay;
+    const request = input.request.trim();
+    return this.ledger.idempotent(
+      {
+        accountId,
+        key: input.idempotencyKey,
+        operation: 'pay',
+        request: { request, amountMsat: input.amountMsat, maxFeeMsat: input.maxFeeMsat },
+      },
+      (records) => this.payOnce(accountId, { ...input, request }, records),
+      (id) => this.replayPayment(id),
+    );
+  }
+
+  private async payOnce(
+    accountId: string,
+    input: PayInput,
+    idem: (id: string) => SideRecords,
+  ): Promise<Payment> {
     this.ledger.requireAccount(accountId);
     const decoded = await this.decode(input.request);
-    // A concurrent request with the same key may have got here first, during the await.
-    const raced = this.replay(accountId, input.idempotencyKey, fingerprint);
-    if (raced) return raced;
     const amount = this.amountOf(decoded, input.amountMsat);
     this.assertNotPaid(decoded.paymentHash, accountId);
     const earlier = this.byHash.get(decoded.paymentHash);
     const own = this.invoices.get(decoded.paymentHash);
-    if (own) return this.payInternal(accountId, own, input, amount);
+    if (own) return this.payInternal(accountId, own, input, amount, idem);
     if (decoded.destination === this.nodePubkey) {
       throw new PaymentError(
         PaymentErrorCode.INVALID_INVOICE,
@@ -173,28 +191,54 @@ export class PaymentsService {
     const payment = this.newPayment(accountId, {
       kind: 'bolt11',
       paymentHash: decoded.paymentHash,
-      request: input.request.trim(),
+      request: input.request,
       destination: decoded.destination,
       amountMsat: amount,
       feeLimitMsat: feeLimit,
       ...(earlier && this.payments.get(earlier)?.status === 'failed' ? { retriesFailedHash: true } : {}),
-      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, fingerprint } : {}),
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
     });
-    const reserved = this.reserve(payment, {
-      kind: 'bolt11',
-      amountMsat: amount,
-      feeLimitMsat: feeLimit,
-      payee: { pubkey: decoded.destination },
-    });
+    const reserved = this.reserve(
+      payment,
+      {
+        kind: 'bolt11',
+        amountMsat: amount,
+        feeLimitMsat: feeLimit,
+        payee: { pubkey: decoded.destination },
+      },
+      idem(payment.id),
+    );
     await reserved;
     if (payment.status === 'awaiting_approval') return publicPayment(payment);
     return this.send(payment);
   }
 
   async keysend(accountId: string, input: KeysendInput): Promise<Payment> {
-    const fingerprint = `keysend|${input.destination}|${input.amountMsat}|${input.maxFeeMsat ?? ''}|${(input.records ?? []).map((r) => `${r.type}=${r.value}`).join(',')}`;
-    const replay = this.replay(accountId, input.idempotencyKey, fingerprint);
-    if (replay) return replay;
+    // Records are checked first: a type LND would wrap or refuse must never reserve anything.
+    const problem = customRecordsProblem(input.records ?? []);
+    if (problem !== undefined) throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, problem);
+    return this.ledger.idempotent(
+      {
+        accountId,
+        key: input.idempotencyKey,
+        operation: 'keysend',
+        request: {
+          destination: input.destination,
+          amountMsat: input.amountMsat,
+          maxFeeMsat: input.maxFeeMsat,
+          records: input.records ?? [],
+        },
+      },
+      (records) => this.keysendOnce(accountId, input, records),
+      (id) => this.replayPayment(id),
+    );
+  }
+
+  private async keysendOnce(
+    accountId: string,
+    input: KeysendInput,
+    idem: (id: string) => SideRecords,
+  ): Promise<Payment> {
     this.ledger.requireAccount(accountId);
     if (!isPubkey(input.destination))
       throw new PaymentError(
@@ -205,14 +249,6 @@ export class PaymentsService {
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
     if (input.destination === this.nodePubkey)
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot keysend to the gateway node itself');
-    for (const r of input.records ?? []) {
-      if (r.type < 65536n || !/^(?:[0-9a-f]{2})+$/.test(r.value)) {
-        throw new PaymentError(
-          PaymentErrorCode.INVALID_ARGUMENT,
-          'custom records need a type >= 65536 and a non-empty lowercase hex value',
-        );
-      }
-    }
     const preimage = randomBytes(32).toString('hex');
     const paymentHash = paymentHashOf(preimage);
     const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(input.amountMsat);
@@ -226,14 +262,18 @@ export class PaymentsService {
       ...(input.records?.length
         ? { records: input.records.map((r) => ({ type: r.type.toString(), value: r.value })) }
         : {}),
-      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey, fingerprint } : {}),
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
     });
-    await this.reserve(payment, {
-      kind: 'keysend',
-      amountMsat: input.amountMsat,
-      feeLimitMsat: feeLimit,
-      payee: { pubkey: input.destination },
-    });
+    await this.reserve(
+      payment,
+      {
+        kind: 'keysend',
+        amountMsat: input.amountMsat,
+        feeLimitMsat: feeLimit,
+        payee: { pubkey: input.destination },
+      },
+      idem(payment.id),
+    );
     if (payment.status === 'awaiting_approval') return publicPayment(payment);
     return this.send(payment);
   }
@@ -246,41 +286,85 @@ export class PaymentsService {
     memo: string,
     idempotencyKey?: string,
   ): Promise<{ transferId: string; replayed: boolean }> {
-    this.ledger.requireAccount(toAccountId);
-    if (toAccountId.startsWith('sys:'))
-      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot transfer to a system account');
-    const req: SpendRequest = {
-      kind: 'internal_transfer',
-      amountMsat: amount,
-      feeLimitMsat: msat(0),
-      payee: { accountId: toAccountId },
-    };
-    const key = idempotencyKey ? `transfer:${fromAccountId}:${idempotencyKey}` : undefined;
-    // A retry is answered from the ledger's idempotency index, before the policy counts it again.
-    const earlier = key ? this.ledger.findByIdempotencyKey(key) : undefined;
-    if (earlier) {
-      if (earlier.creditAccountId !== toAccountId || earlier.amount !== amount) {
-        throw new PaymentError(
-          PaymentErrorCode.IDEMPOTENCY_CONFLICT,
-          'this idempotency key was used for a different transfer',
+    return this.ledger.idempotent(
+      {
+        accountId: fromAccountId,
+        key: idempotencyKey,
+        operation: 'transfer',
+        request: { toAccountId, amountMsat: amount, memo },
+      },
+      async (records) => {
+        this.assertCreditable(toAccountId);
+        // A transfer made before this rule is known by the ledger's own key only.
+        const ledgerKey = idempotencyKey ? `transfer:${fromAccountId}:${idempotencyKey}` : undefined;
+        const earlier = ledgerKey ? this.ledger.findByIdempotencyKey(ledgerKey) : undefined;
+        if (earlier) {
+          if (earlier.creditAccountId !== toAccountId || earlier.amount !== amount)
+            throw new PaymentError(
+              PaymentErrorCode.IDEMPOTENCY_CONFLICT,
+              'this idempotency key was used for a different transfer',
+            );
+          return { transferId: earlier.id, replayed: true };
+        }
+        const decision = this.decide(fromAccountId, {
+          kind: 'internal_transfer',
+          amountMsat: amount,
+          feeLimitMsat: msat(0),
+          payee: { accountId: toAccountId },
+        });
+        // Approvals exist for Lightning payments only; here "needs approval" is a refusal.
+        if (decision.outcome !== 'allow') this.deny(decision);
+        const id = randomUUID();
+        const applied = this.ledger.transfer(
+          {
+            id,
+            debitAccountId: fromAccountId,
+            creditAccountId: toAccountId,
+            amount,
+            code: 'transfer',
+            memo,
+            ...(ledgerKey ? { idempotencyKey: ledgerKey } : {}),
+          },
+          records(id),
         );
-      }
-      return { transferId: earlier.id, replayed: true };
-    }
-    const decision = this.decide(fromAccountId, req);
-    // Approvals exist for Lightning payments only; here "needs approval" is a refusal.
-    if (decision.outcome !== 'allow') this.deny(decision);
-    const applied = this.ledger.transfer({
-      debitAccountId: fromAccountId,
-      creditAccountId: toAccountId,
-      amount,
-      code: 'transfer',
-      memo,
-      ...(key ? { idempotencyKey: key } : {}),
-    });
-    await applied.durable;
-    this.publishBalances(fromAccountId, toAccountId);
-    return { transferId: applied.value.id, replayed: applied.replayed };
+        await applied.durable;
+        this.publishBalances(fromAccountId, toAccountId);
+        return { transferId: applied.value.id, replayed: applied.replayed };
+      },
+      (transferId) => ({ transferId, replayed: true }),
+    );
+  }
+
+  /**
+   * Credits an account from the operator's funds (an allocation of the node's liquidity). Same
+   * rule as transfers for who may be credited; idempotency keys are the operator's.
+   */
+  async fund(accountId: string, amount: Msat, idempotencyKey?: string): Promise<void> {
+    await this.ledger.idempotent(
+      {
+        accountId: OPERATOR_ACCOUNT,
+        key: idempotencyKey,
+        operation: 'fund',
+        request: { accountId, amountMsat: amount },
+      },
+      async (records) => {
+        this.assertCreditable(accountId);
+        const id = randomUUID();
+        await this.ledger.transfer(
+          {
+            id,
+            debitAccountId: OPERATOR_ACCOUNT,
+            creditAccountId: accountId,
+            amount,
+            code: 'funding',
+            // The ledger's own key, as before this rule: a retry of an older funding is still recognised.
+            ...(idempotencyKey ? { idempotencyKey: `fund:${accountId}:${idempotencyKey}` } : {}),
+          },
+          records(id),
+        ).durable;
+      },
+      () => undefined,
+    );
   }
 
   /**
@@ -315,7 +399,24 @@ export class PaymentsService {
 
   async createInvoice(
     accountId: string,
+    input: { amountMsat: Msat; description?: string; expirySeconds?: number; idempotencyKey?: string },
+  ): Promise<InvoiceRecord> {
+    const { idempotencyKey, ...request } = input;
+    return this.ledger.idempotent(
+      { accountId, key: idempotencyKey, operation: 'invoice', request },
+      (records) => this.createInvoiceOnce(accountId, request, records),
+      (hash) => {
+        const inv = this.invoices.get(hash);
+        if (!inv) throw new PaymentError(PaymentErrorCode.INVOICE_NOT_FOUND, `no invoice ${hash}`);
+        return publicInvoice(inv);
+      },
+    );
+  }
+
+  private async createInvoiceOnce(
+    accountId: string,
     input: { amountMsat: Msat; description?: string; expirySeconds?: number },
+    idem: (hash: string) => SideRecords,
   ): Promise<InvoiceRecord> {
     const account = this.ledger.requireAccount(accountId);
     if (account.kind === 'system')
@@ -339,7 +440,10 @@ export class PaymentsService {
       expiresAt: created.expiresAt.getTime(),
     };
     this.invoices.set(record.paymentHash, record);
-    await this.ledger.putRecords([{ key: keys.invoice(record.paymentHash), value: encode(record) }]);
+    await this.ledger.putRecords([
+      { key: keys.invoice(record.paymentHash), value: encode(record) },
+      ...idem(record.paymentHash),
+    ]);
     this.publishInvoice(record);
     return publicInvoice(record);
   }
@@ -422,10 +526,14 @@ export class PaymentsService {
     settledAt: number | undefined,
   ): Promise<void> {
     this.ensureCredentialAccount(rec.accountId);
-    rec.state = 'settled';
-    rec.settledVia = 'lightning';
-    rec.receivedMsat = received;
-    rec.settledAt = settledAt ?? this.now();
+    const settled: InvoiceRecord = {
+      ...rec,
+      state: 'settled',
+      settledVia: 'lightning',
+      receivedMsat: received,
+      settledAt: settledAt ?? this.now(),
+    };
+    // The record changes only if the credit goes through (it can be refused, e.g. at the ceiling).
     const applied = this.ledger.transfer(
       {
         debitAccountId: LIGHTNING_ACCOUNT,
@@ -434,8 +542,9 @@ export class PaymentsService {
         code: 'invoice',
         idempotencyKey: `invoice:${rec.paymentHash}`,
       },
-      [{ key: keys.invoice(rec.paymentHash), value: encode(rec) }],
+      [{ key: keys.invoice(rec.paymentHash), value: encode(settled) }],
     );
+    Object.assign(rec, settled);
     await applied.durable;
     if (!applied.replayed) {
       this.publishInvoice(rec);
@@ -592,18 +701,20 @@ export class PaymentsService {
 
   // ---- internals --------------------------------------------------------------------------
 
-  private replay(accountId: string, key: string | undefined, fingerprint: string): Payment | undefined {
-    if (!key) return undefined;
-    const id = this.byIdempotency.get(`${accountId}:${key}`);
-    const p = id ? this.payments.get(id) : undefined;
-    if (!p) return undefined;
-    if (p.fingerprint !== undefined && p.fingerprint !== fingerprint) {
-      throw new PaymentError(
-        PaymentErrorCode.IDEMPOTENCY_CONFLICT,
-        'this idempotency key was used for a different request',
-      );
-    }
+  private replayPayment(id: string): Payment {
+    const p = this.payments.get(id);
+    if (!p) throw new PaymentError(PaymentErrorCode.PAYMENT_NOT_FOUND, `no payment ${id}`);
     return publicPayment(p);
+  }
+
+  /**
+   * Who may be credited by a transfer or the operator's funding: accounts of agents, devices,
+   * services and credentials, never the gateway's own (system and operator) accounts.
+   */
+  private assertCreditable(accountId: string): void {
+    const a = this.ledger.requireAccount(accountId);
+    if (accountId.startsWith('sys:') || a.kind === 'system' || a.kind === 'operator')
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot credit a system account');
   }
 
   private async decode(request: string): Promise<DecodedInvoice> {
@@ -700,10 +811,10 @@ export class PaymentsService {
    * Policy check and reservation of amount + fee limit, with no await in between: nothing can
    * spend the same funds or budget in the gap. Resolves once the reservation is durable.
    */
-  private reserve(payment: Payment, req: SpendRequest): Promise<void> {
+  private reserve(payment: Payment, req: SpendRequest, extra: SideRecords = []): Promise<void> {
     const decision = this.decide(payment.accountId, req, false, payment.id);
     if (decision.outcome === 'deny') this.deny(decision);
-    const records: SideRecords = [];
+    const records: SideRecords = [...extra];
     let approval: Approval | undefined;
     if (decision.outcome === 'needs_approval') {
       approval = {
@@ -864,6 +975,7 @@ export class PaymentsService {
     inv: InvoiceRecord,
     input: PayInput,
     amount: Msat,
+    idem: (id: string) => SideRecords,
   ): Promise<Payment> {
     if (inv.accountId === accountId)
       throw new PaymentError(PaymentErrorCode.OWN_INVOICE, 'an account cannot pay its own invoice');
@@ -916,6 +1028,7 @@ export class PaymentsService {
         { key: keys.payment(payment.id), value: encode(payment) },
         { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
         { key: keys.invoice(inv.paymentHash), value: encode(settled) },
+        ...idem(payment.id),
       ],
     );
     Object.assign(inv, settled);
@@ -979,7 +1092,6 @@ export class PaymentsService {
   private index(p: Payment): void {
     this.payments.set(p.id, p);
     this.byHash.set(p.paymentHash, p.id);
-    if (p.idempotencyKey) this.byIdempotency.set(`${p.accountId}:${p.idempotencyKey}`, p.id);
   }
 
   private publishBalances(...accountIds: string[]): void {

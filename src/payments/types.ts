@@ -26,8 +26,6 @@ export interface Payment {
   payeeAccountId?: string;
   approvalId?: string;
   idempotencyKey?: string;
-  /** What the idempotency key was used for; a different request under the same key is refused. */
-  fingerprint?: string;
   /** When it was handed to LND (the not-found grace runs from here). */
   sentAt?: number;
   /** An earlier payment of this hash failed: LND may report that old failure for a while. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Ledger } from '../ledger/ledger.js';
+import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import { Ticker, systemClock, type Clock } from './clock.js';
 import { decodeStream } from './codec.js';
 import { invalid, StreamError, StreamErrorCode } from './errors.js';
@@ -136,7 +136,27 @@ export class StreamsService {
     return this.applied(s);
   }
 
-  async create(payerAccountId: string, input: CreateStreamInput): Promise<PublicStream> {
+  /**
+   * Starts a stream. A retry with the same idempotency key gets the first stream; the same key
+   * for another request is a 409.
+   */
+  async create(
+    payerAccountId: string,
+    input: CreateStreamInput,
+    idempotencyKey?: string,
+  ): Promise<PublicStream> {
+    return this.deps.ledger.idempotent(
+      { accountId: payerAccountId, key: idempotencyKey, operation: 'stream', request: input },
+      (records) => this.createOnce(payerAccountId, input, records),
+      (id) => this.get(id),
+    );
+  }
+
+  private async createOnce(
+    payerAccountId: string,
+    input: CreateStreamInput,
+    idem: (id: string) => SideRecords,
+  ): Promise<PublicStream> {
     this.assertRunning();
     this.deps.ledger.requireAccount(payerAccountId);
     const v = validateCreate(input, {
@@ -153,7 +173,11 @@ export class StreamsService {
     this.streams.set(s.id, s);
     this.track(s);
     this.write(s, now);
+    // In the same tick as the stream's record, so in the same batch.
+    const records = idem(s.id);
+    const keyed = records.length > 0 ? this.deps.ledger.putRecords(records) : undefined;
     this.publishState(s, now);
+    await keyed;
     return this.applied(s);
   }
 

@@ -2,7 +2,6 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { msat } from '../../domain/msat.js';
 import { tierPolicy } from '../../policy/tiers.js';
-import { OPERATOR_ACCOUNT } from '../../payments/service.js';
 import { AccountBody, ErrorBody, IdempotencyKey, IdParams, MsatString, Tier } from '../schemas.js';
 import { approvalRoutes } from './approvals.js';
 import { eventRoutes } from './events.js';
@@ -86,7 +85,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
     {
       schema: {
         tags: ['accounts'],
-        description: "Credits the account from the operator's funds (an allocation of the node's liquidity).",
+        description:
+          "Credits the account from the operator's funds (an allocation of the node's liquidity). System accounts cannot be funded; no balance may exceed 2100000000000000000 msat (409 BALANCE_LIMIT_EXCEEDED). Idempotency keys of funding are the operator's.",
         security: [{ operator: [] }],
         params: IdParams,
         body: Type.Object(
@@ -97,16 +97,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       },
     },
     async (req) => {
-      const t = s.ledger.transfer({
-        debitAccountId: OPERATOR_ACCOUNT,
-        creditAccountId: req.params.id,
-        amount: msat(req.body.amountMsat),
-        code: 'funding',
-        ...(req.body.idempotencyKey
-          ? { idempotencyKey: `fund:${req.params.id}:${req.body.idempotencyKey}` }
-          : {}),
-      });
-      await t.durable;
+      await s.payments.fund(req.params.id, msat(req.body.amountMsat), req.body.idempotencyKey);
       return view(req.params.id) as never;
     },
   );

@@ -4,7 +4,7 @@ import type { DeviceBridge } from '../../devices/bridge.js';
 import type { DeviceRegistry } from '../../devices/registry.js';
 import type { DeviceCommerce } from '../../devices/commerce.js';
 import { msat } from '../../domain/msat.js';
-import { AnyObject, ErrorResponses, IdParams, MsatString } from '../schemas.js';
+import { AnyObject, ErrorResponses, IdempotencyKey, IdParams, MsatString } from '../schemas.js';
 
 const DeviceId = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BIP340 x-only public key' });
 
@@ -29,6 +29,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
             command: Type.String({ minLength: 1, maxLength: 200 }),
             priceMsat: MsatString,
             timeoutSeconds: Type.Optional(Type.Integer({ minimum: 5, maximum: 3600 })),
+            idempotencyKey: Type.Optional(IdempotencyKey),
           },
           { additionalProperties: false },
         ),
@@ -41,6 +42,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
           command: req.body.command,
           priceMsat: msat(req.body.priceMsat),
           ...(req.body.timeoutSeconds !== undefined ? { timeoutSeconds: req.body.timeoutSeconds } : {}),
+          ...(req.body.idempotencyKey !== undefined ? { idempotencyKey: req.body.idempotencyKey } : {}),
         })) as never,
       ),
   );

@@ -6,7 +6,15 @@ import type { EscrowService } from '../../escrow/service.js';
 import type { Actor } from '../../escrow/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { ErrorBody, ErrorResponses, Hash, IdParams, MsatString, PageQuery } from '../schemas.js';
+import {
+  ErrorBody,
+  ErrorResponses,
+  Hash,
+  IdempotencyKey,
+  IdParams,
+  MsatString,
+  PageQuery,
+} from '../schemas.js';
 
 const errors = ErrorResponses;
 const EscrowBody = Type.Record(Type.String(), Type.Unknown(), { description: 'an escrow' });
@@ -64,6 +72,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
             timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 90 * 86400 })),
             cltvDelta: Type.Optional(Type.Integer()),
             payoutRequest: Type.Optional(Type.String({ minLength: 10, maxLength: 8000 })),
+            idempotencyKey: Type.Optional(IdempotencyKey),
           },
           { additionalProperties: false },
         ),
@@ -81,6 +90,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         ...(b.timeoutSeconds !== undefined ? { timeoutSeconds: b.timeoutSeconds } : {}),
         ...(b.cltvDelta !== undefined ? { cltvDelta: b.cltvDelta } : {}),
         ...(b.payoutRequest !== undefined ? { payoutRequest: b.payoutRequest } : {}),
+        ...(b.idempotencyKey !== undefined ? { idempotencyKey: b.idempotencyKey } : {}),
       });
       return reply.code(201).send(jsonSafe(e) as never);
     },

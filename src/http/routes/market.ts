@@ -6,7 +6,7 @@ import type { TaskMarket } from '../../market/tasks.js';
 import type { Task } from '../../market/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { AnyObject, ErrorResponses, IdParams, MsatString, PageQuery } from '../schemas.js';
+import { AnyObject, ErrorResponses, IdempotencyKey, IdParams, MsatString, PageQuery } from '../schemas.js';
 
 const errors = ErrorResponses;
 const Obj = AnyObject;
@@ -51,6 +51,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
             rewardMsat: MsatString,
             deadlineSeconds: Type.Integer({ minimum: 1, maximum: 60 * 86400 }),
             reviewSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 30 * 86400 })),
+            idempotencyKey: Type.Optional(IdempotencyKey),
           },
           { additionalProperties: false },
         ),
@@ -66,6 +67,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         ...(b.description !== undefined ? { description: b.description } : {}),
         ...(b.capabilities !== undefined ? { capabilities: b.capabilities } : {}),
         ...(b.reviewSeconds !== undefined ? { reviewSeconds: b.reviewSeconds } : {}),
+        ...(b.idempotencyKey !== undefined ? { idempotencyKey: b.idempotencyKey } : {}),
       });
       return reply.code(201).send(jsonSafe(t) as never);
     },

@@ -67,6 +67,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
             amountMsat: MsatString,
             description: Type.Optional(Type.String({ maxLength: 639 })),
             expirySeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 30 * 86400 })),
+            idempotencyKey: Type.Optional(IdempotencyKey),
           },
           { additionalProperties: false },
         ),
@@ -78,6 +79,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         amountMsat: msat(req.body.amountMsat),
         ...(req.body.description !== undefined ? { description: req.body.description } : {}),
         ...(req.body.expirySeconds !== undefined ? { expirySeconds: req.body.expirySeconds } : {}),
+        ...(req.body.idempotencyKey !== undefined ? { idempotencyKey: req.body.idempotencyKey } : {}),
       });
       return reply.code(201).send(jsonSafe(inv) as never);
     },

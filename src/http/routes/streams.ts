@@ -11,7 +11,7 @@ import {
 import type { PublicStream } from '../../streams/index.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { AnyObject, ErrorResponses, IdParams, MsatString } from '../schemas.js';
+import { AnyObject, ErrorResponses, IdempotencyKey, IdParams, MsatString } from '../schemas.js';
 
 const errors = ErrorResponses;
 const Obj = AnyObject;
@@ -71,6 +71,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
             minPaymentMsat: Type.Optional(MsatString),
             prefundMsat: Type.Optional(MsatString),
             memo: Type.Optional(Type.String({ maxLength: 500 })),
+            idempotencyKey: Type.Optional(IdempotencyKey),
           },
           { additionalProperties: false },
         ),
@@ -94,7 +95,9 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
           memo: b.memo,
         }).filter(([, v]) => v !== undefined),
       ) as unknown as Parameters<StreamsService['create']>[1];
-      return reply.code(201).send(jsonSafe(await streams.create(req.params.id, input)) as never);
+      return reply
+        .code(201)
+        .send(jsonSafe(await streams.create(req.params.id, input, b.idempotencyKey)) as never);
     },
   );
 

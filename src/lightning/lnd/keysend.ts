@@ -2,34 +2,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { subscribeToPayViaDetails } from 'ln-service';
 import { isPubkey } from '../../domain/hex.js';
 import { LightningError, LightningErrorCode } from '../errors.js';
+import { customRecordsProblem, KEYSEND_PREIMAGE_TLV } from '../records.js';
 import type { KeysendArgs, PaymentOutcome, TlvRecord } from '../types.js';
 import { awaitPayment } from './await-payment.js';
 import type { LndContext } from './context.js';
 import { confirmNotSent, DEFAULT_PATHFINDING_TIMEOUT_MS } from './pay-invoice.js';
 
-export const KEYSEND_PREIMAGE_TLV = 5482373484n;
-/** Records below this type are reserved for the protocol (BOLT 1 "custom records" start here). */
-export const MIN_CUSTOM_TLV = 65536n;
-
 export function validateRecords(records: readonly TlvRecord[]): void {
-  const seen = new Set<bigint>();
-  for (const r of records) {
-    if (r.type < MIN_CUSTOM_TLV || r.type === KEYSEND_PREIMAGE_TLV) {
-      throw new LightningError(
-        LightningErrorCode.INVALID_ARGUMENT,
-        `custom record type ${r.type} must be >= 65536 and not the keysend preimage type`,
-      );
-    }
-    if (!/^(?:[0-9a-f]{2})*$/.test(r.value)) {
-      throw new LightningError(
-        LightningErrorCode.INVALID_ARGUMENT,
-        `custom record ${r.type} value must be lowercase hex`,
-      );
-    }
-    if (seen.has(r.type))
-      throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, `custom record ${r.type} given twice`);
-    seen.add(r.type);
-  }
+  const problem = customRecordsProblem(records);
+  if (problem !== undefined) throw new LightningError(LightningErrorCode.INVALID_ARGUMENT, problem);
 }
 
 /** Spontaneous payment: we choose the preimage and send it to the payee in TLV 5482373484. */

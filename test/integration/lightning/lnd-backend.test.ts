@@ -235,11 +235,13 @@ describe('LndBackend on regtest', () => {
     const feed = await collect(alice, cursor);
     try {
       const record = { type: 696969n, value: Buffer.from('coulomb stream 7 seq 1').toString('hex') };
+      // The largest type LND takes (uint64) arrives as itself, not wrapped.
+      const last = { type: 2n ** 64n - 1n, value: 'ff' };
       const outcome = await carol.keysend({
         destination: node('alice').pubkey,
         amountMsat: msat(12_345),
         maxFeeMsat: FEE_LIMIT,
-        records: [record],
+        records: [record, last],
       });
       expect(outcome).toMatchObject({ status: 'succeeded', amountMsat: 12_345n });
       const received = await eventually(() =>
@@ -250,16 +252,19 @@ describe('LndBackend on regtest', () => {
       expect(received.receivedMsat).toBe(12_345n);
       const records = received.htlcs.flatMap((h) => h.records);
       expect(records).toContainEqual(record);
-      await expect(
-        carol.keysend({
-          destination: node('alice').pubkey,
-          amountMsat: msat(1),
-          maxFeeMsat: FEE_LIMIT,
-          records: [{ type: 5n, value: '00' }],
-        }),
-      ).rejects.toMatchObject({
-        code: 'LN_INVALID_ARGUMENT',
-      });
+      expect(records).toContainEqual(last);
+      for (const type of [5n, 2n ** 64n, 5482373484n]) {
+        await expect(
+          carol.keysend({
+            destination: node('alice').pubkey,
+            amountMsat: msat(1),
+            maxFeeMsat: FEE_LIMIT,
+            records: [{ type, value: '00' }],
+          }),
+        ).rejects.toMatchObject({
+          code: 'LN_INVALID_ARGUMENT',
+        });
+      }
     } finally {
       feed.close();
     }

@@ -44,6 +44,13 @@ describe('coulomb CLI', () => {
     expect(history.map((e) => e.type)).toContain('transfer_posted');
   }, 60_000);
 
+  it('creates an invoice once per idempotency key', async () => {
+    await coulomb('account', 'create', 'shop', '--id', 'cli-shop', '--tier', 'L2');
+    const args = ['invoice', 'cli-shop', '5000', '--idempotency-key', 'inv-1'];
+    const first = await coulomb(...args);
+    expect(await coulomb(...args)).toMatchObject({ paymentHash: first.paymentHash });
+  }, 60_000);
+
   it('reports API errors with their code and a non-zero exit', async () => {
     await expect(
       run(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'account', 'fund', 'nobody', '5'], {
