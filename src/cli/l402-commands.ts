@@ -1,12 +1,42 @@
 import type { Command } from 'commander';
+import { client, print } from './api-client.js';
 import { createL402Fetch, lndPayer } from '../l402/client.js';
 import { LndBackend } from '../lightning/lnd/lnd-backend.js';
 import type { NodeName } from '../regtest/layout.js';
 import { RegtestNetwork } from '../regtest/network.js';
 
-/** `coulomb l402 fetch URL`: a paid request, paying from a node of the local regtest network. */
+/**
+ * `coulomb l402 fetch URL`: a paid request, paying from a node of the local regtest network.
+ * `coulomb l402 revoke` / `revoked`: the operator's credential revocations over the HTTP API.
+ */
 export function registerL402Commands(program: Command): void {
-  const l402 = program.command('l402').description('L402 client tools');
+  const l402 = program.command('l402').description('L402 client tools and credential revocation');
+  l402
+    .command('revoke <credential>')
+    .description(
+      'revoke a credential (operator): its token id (64 hex), "L402 <macaroon>:<preimage>" or the macaroon',
+    )
+    .option('--reason <text>', 'kept with the revocation')
+    .action(async (credential: string, o: { reason?: string }, cmd: Command) => {
+      const target = /^[0-9a-fA-F]{64}$/.test(credential)
+        ? { tokenId: credential.toLowerCase() }
+        : { credential };
+      print(
+        await client(cmd).call('POST', '/v1/l402/credentials/revoke', {
+          ...target,
+          ...(o.reason ? { reason: o.reason } : {}),
+        }),
+      );
+    });
+  l402
+    .command('revoked')
+    .description('list revoked credentials (operator), in token id order')
+    .option('--limit <n>', 'entries', '100')
+    .option('--after <tokenId>', "continue after this token id (the previous page's next)")
+    .action(async (o: { limit: string; after?: string }, cmd: Command) => {
+      const q = new URLSearchParams({ limit: o.limit, ...(o.after ? { after: o.after } : {}) });
+      print(await client(cmd).call('GET', `/v1/l402/credentials/revoked?${q.toString()}`));
+    });
   l402
     .command('fetch <url>')
     .description('request a paid URL, paying its 402 challenge from a regtest node')

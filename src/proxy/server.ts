@@ -205,7 +205,14 @@ export function createProxy(deps: ProxyDeps): Server {
       service.name,
       service.config.capabilities ? capabilityOf(path) : undefined,
     );
-    if (!auth.ok) return challenge(service, req, res, auth.message);
+    if (!auth.ok)
+      return challenge(
+        service,
+        req,
+        res,
+        auth.message,
+        auth.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : undefined,
+      );
     const wait = limiters.get(service.name)?.take(auth.tokenId) ?? 0;
     if (wait > 0)
       return sendJson(
@@ -310,6 +317,8 @@ export function createProxy(deps: ProxyDeps): Server {
     req: IncomingMessage,
     res: ServerResponse,
     message: string,
+    /** The body's error code: why the presented credential, if any, was refused. */
+    code = 'PAYMENT_REQUIRED',
   ): Promise<void> {
     const wait = challengeLimiter.take(req.socket.remoteAddress ?? '');
     if (wait > 0)
@@ -329,7 +338,7 @@ export function createProxy(deps: ProxyDeps): Server {
       res,
       402,
       {
-        error: { code: 'PAYMENT_REQUIRED', message },
+        error: { code, message },
         invoice: c.invoice,
         creditMsat: service.credit.toString(),
       },
@@ -539,7 +548,13 @@ export function createProxy(deps: ProxyDeps): Server {
         error: { code: 'INVALID_AMOUNT', message: 'amountMsat must be a positive integer' },
       });
     const auth = await deps.gate.authorize(req.headers.authorization, s.name);
-    if (!auth.ok) return sendJson(res, 401, { error: { code: 'INVALID_CREDENTIAL', message: auth.message } });
+    if (!auth.ok)
+      return sendJson(res, 401, {
+        error: {
+          code: auth.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : 'INVALID_CREDENTIAL',
+          message: auth.message,
+        },
+      });
     const inv = await deps.gate.topUp(
       auth.tokenId,
       { name: s.name, creditMsat: s.credit, lifetimeSeconds: s.config.lifetimeSeconds },
