@@ -8,6 +8,7 @@ import { L402Revocations } from '../../../src/l402/revocations.js';
 import { Ledger } from '../../../src/ledger/ledger.js';
 import { parseProxyConfig } from '../../../src/proxy/config.js';
 import { createProxy } from '../../../src/proxy/server.js';
+import { cliAgainst } from '../../support/cli.js';
 import { accountsApp, paymentsFixture, silentLog } from '../../support/payments-fixture.js';
 
 const OP = 'operator-key-for-l402-tests-0123456789';
@@ -177,4 +178,27 @@ describe('L402 revocation through the operator API', () => {
     expect(seen).toEqual(expect.arrayContaining([a.tokenId, b.tokenId]));
     expect(new Set(seen).size).toBe(seen.length);
   });
+
+  it('is in the CLI: coulomb l402 revoke and coulomb l402 revoked', async () => {
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const coulomb = cliAgainst(() => url, OP);
+    const byId = await credential();
+    const byCredential = await credential();
+    expect((await get(byId.header)).status).toBe(200);
+    expect(await coulomb('l402', 'revoke', byId.tokenId, '--reason', 'cli')).toMatchObject({
+      tokenId: byId.tokenId,
+      reason: 'cli',
+    });
+    expect(await coulomb('l402', 'revoke', byCredential.header)).toMatchObject({
+      tokenId: byCredential.tokenId,
+    });
+    expect((await get(byId.header)).status).toBe(402);
+    expect((await get(byCredential.header)).status).toBe(402);
+    const listed = (await coulomb('l402', 'revoked', '--limit', '500')) as {
+      revocations: { tokenId: string }[];
+    };
+    expect(listed.revocations.map((r) => r.tokenId)).toEqual(
+      expect.arrayContaining([byId.tokenId, byCredential.tokenId]),
+    );
+  }, 120_000);
 });
