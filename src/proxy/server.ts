@@ -18,9 +18,11 @@ import {
   closingEvents,
   costOf,
   estimateTokens,
+  isDoneEvent,
   METERED_PATHS,
   pricingFor,
   promptText,
+  sseComment,
   StreamMeter,
   worstCase,
   type Usage,
@@ -50,9 +52,14 @@ const HOP_BY_HOP = [
 ];
 /** Not forwarded upstream: the client's credential, and what we set ourselves. */
 const REQUEST_DROP = new Set([...HOP_BY_HOP, 'host', 'authorization', 'content-length']);
-/** Not passed back: hop-by-hop only (the upstream's content-length stays when the body does). */
-const RESPONSE_DROP = new Set(HOP_BY_HOP);
 const CREDIT_HEADER = 'x-l402-credit-remaining-msat';
+/**
+ * Not passed back: hop-by-hop headers (the upstream's content-length stays when the body does),
+ * and the credit figure, which only the proxy may state.
+ */
+const RESPONSE_DROP = new Set([...HOP_BY_HOP, CREDIT_HEADER]);
+/** The SSE comment that carries the final figure in a metered stream, just before `data: [DONE]`. */
+const CREDIT_COMMENT = 'coulomb-credit-remaining-msat';
 
 function sendJson(
   res: ServerResponse,
@@ -120,6 +127,12 @@ export function createProxy(deps: ProxyDeps): Server {
       });
     }
   }
+
+  /** What a credential has left now: its available credit less its charges not yet written. */
+  const remaining = (accountId: string): bigint => {
+    const a = deps.ledger.getAccount(accountId);
+    return a ? availableOf(a) - charges.unwritten(accountId) : 0n;
+  };
 
   const match = (host: string, path: string): Service | undefined =>
     deps.services.find((s) => path.startsWith(s.pathPrefix) && (!s.host || s.host.test(host)));
@@ -394,6 +407,8 @@ export function createProxy(deps: ProxyDeps): Server {
         responded = true;
         deps.log.warn({ err: err.message, service: service.name }, 'upstream request failed');
         void settle(billing, 0n).then(() => {
+          // The charge was taken back: the figure is what is left after that.
+          if (billing && !res.headersSent) res.setHeader(CREDIT_HEADER, String(remaining(billing.account)));
           if (!res.headersSent)
             sendJson(res, 502, {
               error: { code: 'UPSTREAM_UNAVAILABLE', message: 'the upstream service did not answer' },
@@ -450,7 +465,12 @@ export function createProxy(deps: ProxyDeps): Server {
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers))
         if (v !== undefined && !RESPONSE_DROP.has(k)) headers[k] = v;
-      if (billing?.pricing && billing.stream) delete headers['content-length'];
+      if (billing?.pricing) {
+        // Metered: the header tells the credit after the worst-case reservation; the final figure,
+        // known only once the usage is read, follows as a trailer (so the body is sent chunked).
+        delete headers['content-length'];
+        headers['trailer'] = CREDIT_HEADER;
+      }
       // Nothing of the response leaves before its charge (or reservation) is on disk: a crash can
       // never hand out a paid response that the ledger does not know about. The write started
       // before the request went upstream, so this wait is normally already over.
@@ -458,7 +478,10 @@ export function createProxy(deps: ProxyDeps): Server {
       if (!billing?.pricing) {
         // Per-request billing (or free): an error status served nothing, so its charge is taken
         // back before it leaves; then the bytes pass through untouched.
-        if (!ok) await settle(billing, 0n);
+        if (!ok && billing) {
+          await settle(billing, 0n);
+          res.setHeader(CREDIT_HEADER, String(remaining(billing.account)));
+        }
         res.writeHead(up.statusCode ?? 502, headers);
         up.once('error', () => res.destroy());
         up.pipe(res);
@@ -490,6 +513,7 @@ export function createProxy(deps: ProxyDeps): Server {
             : costOf(pricing, promptEstimate, estimateTokens(text));
         }
         await settle(billing, used);
+        res.addTrailers({ [CREDIT_HEADER]: String(remaining(billing.account)) });
         res.end();
         return;
       }
@@ -507,10 +531,17 @@ export function createProxy(deps: ProxyDeps): Server {
           : costOf(pricing, promptEstimate, meter.estimatedOutputTokens());
       let cut = false;
       let gone = false;
+      // The upstream's `data: [DONE]` (and anything after it) waits for the final figure.
+      let tail = '';
+      const sse = ok && /^text\/event-stream/i.test(up.headers['content-type'] ?? '');
       up.setEncoding('utf8');
       try {
         outer: for await (const chunk of up) {
           for (const event of meter.push(chunk as string)) {
+            if (sse && (tail || isDoneEvent(event))) {
+              tail += event;
+              continue;
+            }
             if (billing.unbounded && !meter.usage && spent() > billing.reserved) {
               cut = true;
               break outer;
@@ -529,7 +560,15 @@ export function createProxy(deps: ProxyDeps): Server {
       if (cut || gone) up.destroy();
       await settle(billing, used);
       if (gone) return;
-      res.end(cut ? closingEvents(billing.path, model) : meter.rest());
+      const figure = String(remaining(billing.account));
+      res.addTrailers({ [CREDIT_HEADER]: figure });
+      const comment = sse ? sseComment(CREDIT_COMMENT, figure) : '';
+      // A stream cut before its end gets a clean close; one that already sent [DONE] keeps it.
+      res.end(
+        cut && !tail
+          ? closingEvents(billing.path, model, comment)
+          : comment + tail + (cut ? '' : meter.rest()),
+      );
     } finally {
       // Whatever happened (client gone, upstream error), the bill is settled exactly once.
       await settle(billing, used);
