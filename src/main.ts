@@ -269,7 +269,7 @@ export async function startL402Proxy(
     sample = await startSampleUpstream({ port: config.proxy.samplePort, host: '127.0.0.1' });
     raw = sampleProxyConfig(sample.url, config.proxy.port);
   }
-  const { services } = parseProxyConfig({
+  const { config: proxyConfig, services } = parseProxyConfig({
     ...(raw as object),
     host: config.proxy.host,
     port: config.proxy.port,
@@ -284,7 +284,13 @@ export async function startL402Proxy(
   for (const t of accounts.ledger.pendingTransfers()) {
     if (t.code === 'l402_usage') await accounts.ledger.void(t.id, 'interrupted by a restart').durable;
   }
-  const server = createProxy({ services, gate, ledger: accounts.ledger, log });
+  const server = createProxy({
+    services,
+    gate,
+    ledger: accounts.ledger,
+    log,
+    ...(proxyConfig.challengeRateLimit ? { challengeRateLimit: proxyConfig.challengeRateLimit } : {}),
+  });
   await new Promise<void>((r) => server.listen(config.proxy.port, config.proxy.host, r));
   const addr = server.address();
   const url = `http://${config.proxy.host}:${typeof addr === 'object' && addr ? addr.port : config.proxy.port}`;

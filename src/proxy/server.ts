@@ -13,7 +13,7 @@ import { AppError } from '../domain/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { availableOf } from '../ledger/types.js';
 import type { L402Gate } from '../l402/gate.js';
-import type { ModelPricing, Service } from './config.js';
+import { DEFAULT_CHALLENGE_RATE_LIMIT, type ModelPricing, type RateLimit, type Service } from './config.js';
 import {
   closingEvents,
   costOf,
@@ -38,6 +38,8 @@ export interface ProxyDeps {
   log: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   /** Largest request body forwarded (bytes). */
   maxBodyBytes?: number;
+  /** Challenges per client address for the services without their own limit (default 20/s). */
+  challengeRateLimit?: RateLimit;
 }
 
 const HOP_BY_HOP = [
@@ -137,8 +139,16 @@ export function createProxy(deps: ProxyDeps): Server {
   const match = (host: string, path: string): Service | undefined =>
     deps.services.find((s) => path.startsWith(s.pathPrefix) && (!s.host || s.host.test(host)));
 
-  /** Challenges cost an LND invoice each: at most 20 a second per client address. */
-  const challengeLimiter = new RateLimiter(20, 1);
+  // Challenges cost an LND invoice each: limited per client address, in the proxy-wide bucket
+  // or in the service's own.
+  const shared = deps.challengeRateLimit ?? DEFAULT_CHALLENGE_RATE_LIMIT;
+  const sharedChallenges = new RateLimiter(shared.requests, shared.perSeconds);
+  const challengeLimiters = new Map(
+    deps.services.map((s) => {
+      const own = s.config.challengeRateLimit;
+      return [s.name, own ? new RateLimiter(own.requests, own.perSeconds) : sharedChallenges] as const;
+    }),
+  );
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -333,7 +343,7 @@ export function createProxy(deps: ProxyDeps): Server {
     /** The body's error code: why the presented credential, if any, was refused. */
     code = 'PAYMENT_REQUIRED',
   ): Promise<void> {
-    const wait = challengeLimiter.take(req.socket.remoteAddress ?? '');
+    const wait = challengeLimiters.get(service.name)!.take(req.socket.remoteAddress ?? '');
     if (wait > 0)
       return sendJson(
         res,

@@ -182,6 +182,8 @@ describe('L402 proxy on regtest', () => {
         .slice(6),
     ) as { usage: { prompt_tokens: number; completion_tokens: number } };
     const afterStream = balanceOf(stack.services.ledger.requireAccount(tokenAccount));
+    // The stream's last word before [DONE] is what the credential has left after this charge.
+    expect(text).toContain(`: coulomb-credit-remaining-msat=${afterStream}\n\ndata: [DONE]`);
     expect(after - afterStream).toBe(
       BigInt(usageChunk.usage.prompt_tokens) * IN + BigInt(usageChunk.usage.completion_tokens) * OUT,
     );
@@ -196,7 +198,10 @@ describe('L402 proxy on regtest', () => {
       authorization,
     );
     expect(res.status).toBe(200);
-    const events = (await res.text()).split('\n\n').filter(Boolean);
+    const all = (await res.text()).split('\n\n').filter(Boolean);
+    // The final figure is an SSE comment (which SSE clients skip) just before [DONE].
+    expect(all[all.length - 2]).toBe(': coulomb-credit-remaining-msat=0');
+    const events = all.filter((e) => !e.startsWith(':'));
     expect(events[events.length - 1]).toBe('data: [DONE]');
     const last = JSON.parse(events[events.length - 2]!.slice(6)) as { choices: { finish_reason: string }[] };
     expect(last.choices[0]!.finish_reason).toBe('length');

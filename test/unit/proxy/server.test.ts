@@ -323,3 +323,66 @@ describe('the credit figure of metered requests', () => {
     expect(available(accountId)).toBe(995n);
   });
 });
+
+describe('the challenge limiter', () => {
+  it('is configurable for the whole proxy and per service, each service with its own bucket', async () => {
+    const upstream = 'http://127.0.0.1:1';
+    const service = (name: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      pathPrefix: `/${name}/`,
+      upstream,
+      mode: 'paid',
+      pricePerRequestMsat: '10',
+      creditMsat: '1000',
+      ...extra,
+    });
+    const { config, services } = parseProxyConfig({
+      challengeRateLimit: { requests: 30, perSeconds: 60 },
+      services: [
+        service('wide'),
+        service('also-wide'),
+        service('own', { challengeRateLimit: { requests: 2, perSeconds: 60 } }),
+      ],
+    });
+    const limited = createProxy({
+      services,
+      gate,
+      ledger: f.ledger,
+      log: silentLog,
+      challengeRateLimit: config.challengeRateLimit!,
+    });
+    const at = await listen(limited);
+    try {
+      const statuses = async (path: string, n: number): Promise<number[]> => {
+        const out: number[] = [];
+        for (let i = 0; i < n; i++) {
+          const r = await fetch(`${at}${path}`);
+          await r.arrayBuffer();
+          out.push(r.status);
+        }
+        return out;
+      };
+      // More than the default 20: the proxy-wide limit of 30 is shared by the services without their own.
+      expect(await statuses('/wide/x', 25)).toEqual(Array(25).fill(402));
+      expect(await statuses('/also-wide/x', 6)).toEqual([402, 402, 402, 402, 402, 429]);
+      // A service with a limit of its own has its own bucket, untouched by the others.
+      expect(await statuses('/own/x', 3)).toEqual([402, 402, 429]);
+      const refused = await fetch(`${at}/own/x`);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('RATE_LIMITED');
+    } finally {
+      limited.closeAllConnections();
+      limited.close();
+    }
+  });
+
+  it('refuses a limit that is not a positive rate', () => {
+    for (const limit of [{ requests: 0, perSeconds: 1 }, { requests: 5, perSeconds: 0 }, { requests: 5 }])
+      expect(() =>
+        parseProxyConfig({
+          challengeRateLimit: limit,
+          services: [{ name: 'x', upstream: 'http://127.0.0.1:1', mode: 'free', creditMsat: '0' }],
+        }),
+      ).toThrow(/challengeRateLimit/);
+  });
+});
