@@ -89,6 +89,12 @@ describe('L402 revocation through the operator API', () => {
     expect(after.status).toBe(402);
     expect(after.headers.get('www-authenticate')).toMatch(/^LSAT macaroon=/);
     expect(((await after.json()) as { error: { code: string } }).error.code).toBe('CREDENTIAL_REVOKED');
+    const topUp = await fetch(`${proxyUrl}/l402/topup?service=fixed&amountMsat=100`, {
+      method: 'POST',
+      headers: { authorization: c.header },
+    });
+    expect(topUp.status).toBe(401);
+    expect(((await topUp.json()) as { error: { code: string } }).error.code).toBe('CREDENTIAL_REVOKED');
     // Revoking again answers the first revocation.
     const again = await revoke({ tokenId: c.tokenId });
     expect(again.json()).toEqual(res.json());
