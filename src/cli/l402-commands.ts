@@ -67,10 +67,16 @@ export function registerL402Commands(program: Command): void {
             o.data ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: o.data } : {},
           );
           if (paid.length) process.stderr.write(`paid ${paid.join(', ')} from ${o.payer}\n`);
+          const text = await res.text();
+          // A stream tells the credit after its final charge in a comment; the header of a metered
+          // request tells it after the worst-case reservation (docs/L402.md, "The credit figure").
+          const final = /^: coulomb-credit-remaining-msat=(\d+)$/m.exec(text)?.[1];
+          const header = res.headers.get('x-l402-credit-remaining-msat');
+          const reserved = res.headers.get('trailer') ? " (after this request's reservation)" : '';
           process.stderr.write(
-            `HTTP ${res.status}${res.headers.get('x-l402-credit-remaining-msat') ? `, credit left ${res.headers.get('x-l402-credit-remaining-msat')} msat` : ''}\n`,
+            `HTTP ${res.status}${final ? `, credit left ${final} msat` : header ? `, credit left ${header} msat${reserved}` : ''}\n`,
           );
-          process.stdout.write((await res.text()) + '\n');
+          process.stdout.write(text + '\n');
         } finally {
           await backend.close();
         }
