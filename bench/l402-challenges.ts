@@ -2,11 +2,15 @@
  * L402 challenges per second (402 answers, each with a fresh LND invoice and macaroon) vs raw
  * invoice creation with ln-service on the same node, in the same run, rounds alternated.
  *
- *   npm run bench:challenges [-- --count 300 --concurrency 8 --rounds 3]
+ *   npm run bench:challenges [-- --count 300 --concurrency 8 --rounds 3 --challenge-limit 1000000]
  *
- * Uses its own regtest network (.regtest-bench, base port 27800) and stops it at the end.
+ * One client asks for every challenge, so the proxy's per-address challenge limiter (20 a second
+ * by default) is set to --challenge-limit a second through the services file's
+ * `challengeRateLimit`: what is measured is the challenge path, not the limiter.
+ *
+ * Uses its own regtest network (.regtest-bench, base port 27800; see bench/support.ts) and stops it at the end.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,6 +19,8 @@ import { pino } from 'pino';
 import { DEFAULTS } from '../src/config/load.js';
 import { LndBackend } from '../src/lightning/lnd/lnd-backend.js';
 import { openAccounts, startL402Proxy } from '../src/main.js';
+import { sampleProxyConfig } from '../src/proxy/config.js';
+import { startSampleUpstream } from '../src/sample-upstream/server.js';
 import { benchNetwork } from './support.js';
 
 const { values } = parseArgs({
@@ -22,11 +28,13 @@ const { values } = parseArgs({
     count: { type: 'string', default: '300' },
     concurrency: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '3' },
+    'challenge-limit': { type: 'string', default: '1000000' },
     keep: { type: 'boolean', default: false },
   },
 });
 const N = Number(values.count);
 const C = Number(values.concurrency);
+const LIMIT = Number(values['challenge-limit']);
 
 const network = benchNetwork();
 
@@ -51,10 +59,19 @@ try {
   });
   const lnd = await network.lnd('alice');
   const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-bench-ch-'));
+  const sample = await startSampleUpstream({ port: 0, host: '127.0.0.1' });
+  const configFile = join(dataDir, 'services.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      ...(sampleProxyConfig(sample.url) as object),
+      challengeRateLimit: { requests: LIMIT, perSeconds: 1 },
+    }),
+  );
   const config = {
     ...DEFAULTS,
     dataDir,
-    proxy: { enabled: true, host: '127.0.0.1', port: 0, samplePort: 0 },
+    proxy: { enabled: true, host: '127.0.0.1', port: 0, samplePort: 0, configFile },
   };
   const stack = await openAccounts(config, backend, pino({ level: 'silent' }));
   const proxy = await startL402Proxy(config, stack.services, backend, pino({ level: 'silent' }));
@@ -92,12 +109,15 @@ try {
     JSON.stringify({
       count: N,
       concurrency: C,
+      challengeLimitPerSec: LIMIT,
       challengesPerSec: Number(c.toFixed(1)),
       rawInvoicesPerSec: Number(i.toFixed(1)),
       ratio: Number((c / i).toFixed(3)),
     }),
   );
   await proxy.close();
+  sample.server.closeAllConnections();
+  await new Promise((r) => sample.server.close(r));
   await stack.close();
   await backend.close();
 } finally {

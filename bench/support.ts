@@ -1,9 +1,16 @@
 import { RegtestNetwork } from '../src/regtest/network.js';
 
-/** The regtest network the benchmarks share (its own data dir and ports, apart from tests and `npm start`). */
+/**
+ * The regtest network the benchmarks share (its own data dir and ports, apart from tests and
+ * `npm start`); COULOMB_BENCH_REGTEST_DIR and COULOMB_BENCH_REGTEST_BASE_PORT move it.
+ */
 export function benchNetwork(): RegtestNetwork {
-  return new RegtestNetwork({ dataDir: '.regtest-bench', basePort: 27800 }, (m) =>
-    console.error(`[regtest] ${m}`),
+  return new RegtestNetwork(
+    {
+      dataDir: process.env['COULOMB_BENCH_REGTEST_DIR'] ?? '.regtest-bench',
+      basePort: Number(process.env['COULOMB_BENCH_REGTEST_BASE_PORT'] ?? 27800),
+    },
+    (m) => console.error(`[regtest] ${m}`),
   );
 }
 

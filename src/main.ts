@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { readConfigFile } from './config/load.js';
 import { L402Authority } from './l402/authority.js';
 import { L402Gate } from './l402/gate.js';
+import { L402Revocations } from './l402/revocations.js';
 import { parseProxyConfig, sampleProxyConfig } from './proxy/config.js';
 import { createProxy } from './proxy/server.js';
 import { startSampleUpstream } from './sample-upstream/server.js';
@@ -188,6 +189,9 @@ export async function openAccounts(
     log,
     { verifier: verifyPool },
   );
+  const l402Authority = new L402Authority(l402Secret(config));
+  const revocations = new L402Revocations(ledger, l402Authority);
+  await revocations.load();
   const subscription = backend.subscribeInvoices({
     cursor: new LevelCursorStore(db),
     onInvoice: async (invoice) => {
@@ -217,6 +221,7 @@ export async function openAccounts(
         events: deviceEvents,
         commerce,
       },
+      l402: { authority: l402Authority, revocations },
     },
     async close() {
       subscription.close();
@@ -268,20 +273,28 @@ export async function startL402Proxy(
     sample = await startSampleUpstream({ port: config.proxy.samplePort, host: '127.0.0.1' });
     raw = sampleProxyConfig(sample.url, config.proxy.port);
   }
-  const { services } = parseProxyConfig({
+  const { config: proxyConfig, services } = parseProxyConfig({
     ...(raw as object),
     host: config.proxy.host,
     port: config.proxy.port,
   });
-  const authority = new L402Authority(l402Secret(config));
-  for (const r of await accounts.ledger.listRecords('l402rev!'))
-    authority.revoked.add(r.key.slice('l402rev!'.length));
+  let authority = accounts.l402?.authority;
+  if (!authority) {
+    authority = new L402Authority(l402Secret(config));
+    await new L402Revocations(accounts.ledger, authority).load();
+  }
   const gate = new L402Gate(authority, backend, accounts.payments);
   // Metered reservations left by a crash mid-request: the usage is unknown, so they are released.
   for (const t of accounts.ledger.pendingTransfers()) {
     if (t.code === 'l402_usage') await accounts.ledger.void(t.id, 'interrupted by a restart').durable;
   }
-  const server = createProxy({ services, gate, ledger: accounts.ledger, log });
+  const server = createProxy({
+    services,
+    gate,
+    ledger: accounts.ledger,
+    log,
+    ...(proxyConfig.challengeRateLimit ? { challengeRateLimit: proxyConfig.challengeRateLimit } : {}),
+  });
   await new Promise<void>((r) => server.listen(config.proxy.port, config.proxy.host, r));
   const addr = server.address();
   const url = `http://${config.proxy.host}:${typeof addr === 'object' && addr ? addr.port : config.proxy.port}`;

@@ -1,12 +1,42 @@
 import type { Command } from 'commander';
+import { client, print } from './api-client.js';
 import { createL402Fetch, lndPayer } from '../l402/client.js';
 import { LndBackend } from '../lightning/lnd/lnd-backend.js';
 import type { NodeName } from '../regtest/layout.js';
 import { RegtestNetwork } from '../regtest/network.js';
 
-/** `coulomb l402 fetch URL`: a paid request, paying from a node of the local regtest network. */
+/**
+ * `coulomb l402 fetch URL`: a paid request, paying from a node of the local regtest network.
+ * `coulomb l402 revoke` / `revoked`: the operator's credential revocations over the HTTP API.
+ */
 export function registerL402Commands(program: Command): void {
-  const l402 = program.command('l402').description('L402 client tools');
+  const l402 = program.command('l402').description('L402 client tools and credential revocation');
+  l402
+    .command('revoke <credential>')
+    .description(
+      'revoke a credential (operator): its token id (64 hex), "L402 <macaroon>:<preimage>" or the macaroon',
+    )
+    .option('--reason <text>', 'kept with the revocation')
+    .action(async (credential: string, o: { reason?: string }, cmd: Command) => {
+      const target = /^[0-9a-fA-F]{64}$/.test(credential)
+        ? { tokenId: credential.toLowerCase() }
+        : { credential };
+      print(
+        await client(cmd).call('POST', '/v1/l402/credentials/revoke', {
+          ...target,
+          ...(o.reason ? { reason: o.reason } : {}),
+        }),
+      );
+    });
+  l402
+    .command('revoked')
+    .description('list revoked credentials (operator), in token id order')
+    .option('--limit <n>', 'entries', '100')
+    .option('--after <tokenId>', "continue after this token id (the previous page's next)")
+    .action(async (o: { limit: string; after?: string }, cmd: Command) => {
+      const q = new URLSearchParams({ limit: o.limit, ...(o.after ? { after: o.after } : {}) });
+      print(await client(cmd).call('GET', `/v1/l402/credentials/revoked?${q.toString()}`));
+    });
   l402
     .command('fetch <url>')
     .description('request a paid URL, paying its 402 challenge from a regtest node')
@@ -37,10 +67,16 @@ export function registerL402Commands(program: Command): void {
             o.data ? { method: 'POST', headers: { 'content-type': 'application/json' }, body: o.data } : {},
           );
           if (paid.length) process.stderr.write(`paid ${paid.join(', ')} from ${o.payer}\n`);
+          const text = await res.text();
+          // A stream tells the credit after its final charge in a comment; the header of a metered
+          // request tells it after the worst-case reservation (docs/L402.md, "The credit figure").
+          const final = /^: coulomb-credit-remaining-msat=(\d+)$/m.exec(text)?.[1];
+          const header = res.headers.get('x-l402-credit-remaining-msat');
+          const reserved = res.headers.get('trailer') ? " (after this request's reservation)" : '';
           process.stderr.write(
-            `HTTP ${res.status}${res.headers.get('x-l402-credit-remaining-msat') ? `, credit left ${res.headers.get('x-l402-credit-remaining-msat')} msat` : ''}\n`,
+            `HTTP ${res.status}${final ? `, credit left ${final} msat` : header ? `, credit left ${header} msat${reserved}` : ''}\n`,
           );
-          process.stdout.write((await res.text()) + '\n');
+          process.stdout.write(text + '\n');
         } finally {
           await backend.close();
         }

@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { decodeIdentifier, encodeIdentifier } from './identifier.js';
-import { decodeV2, encodeV2, MacaroonFormatError, mint, signatureOf } from './macaroon.js';
+import { decodeIdentifier, encodeIdentifier, type L402Identifier } from './identifier.js';
+import { decodeV2, encodeV2, MacaroonFormatError, mint, signatureOf, type Macaroon } from './macaroon.js';
 import { parseAuthorization } from './header.js';
 
 export const L402_LOCATION = 'lsat';
@@ -36,7 +36,7 @@ const DIRECT_KEY = 1024;
 /**
  * Mints and verifies L402 credentials. The root key of each token is HMAC(secret, token id), so
  * verification needs no database: one HMAC chain, one sha256 and the caveat checks. Revoked token
- * ids are an in-memory set, kept current by whoever persists them.
+ * ids are an in-memory set, kept current by `L402Revocations` (which persists them).
  */
 export class L402Authority {
   readonly revoked = new Set<string>();
@@ -103,6 +103,42 @@ export class L402Authority {
     return result;
   }
 
+  /**
+   * The token id of a credential minted here, its macaroon's signature checked: the credential
+   * as sent (`L402 <macaroon>:<preimage>`, or `LSAT`) or the macaroon alone (base64). Preimage,
+   * caveats and expiry are not checked: this names a credential, it does not admit one.
+   */
+  tokenIdOf(credential: string): string | undefined {
+    const text = credential.trim();
+    if (text.length > MAX_HEADER) return undefined;
+    let bytes = parseAuthorization(text)?.macaroon;
+    if (!bytes && /^[A-Za-z0-9+/_-]+={0,2}$/.test(text))
+      bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (!bytes?.length) return undefined;
+    const signed = this.signed(bytes);
+    return signed.ok ? signed.id.tokenId.toString('hex') : undefined;
+  }
+
+  /** Decodes a macaroon and checks its HMAC chain against the token's derived root key. */
+  private signed(
+    bytes: Buffer,
+  ): { ok: true; mac: Macaroon; id: L402Identifier } | { ok: false; failure: L402Failure; message: string } {
+    let mac;
+    try {
+      mac = decodeV2(bytes);
+    } catch (err) {
+      if (err instanceof MacaroonFormatError)
+        return { ok: false, failure: 'MALFORMED', message: err.message };
+      throw err;
+    }
+    const id = decodeIdentifier(mac.identifier);
+    if (!id) return { ok: false, failure: 'MALFORMED', message: 'unknown macaroon identifier' };
+    const expected = signatureOf(this.rootKey(id.tokenId), mac.identifier, mac.caveats);
+    if (!timingSafeEqual(expected, mac.signature))
+      return { ok: false, failure: 'BAD_SIGNATURE', message: 'the macaroon signature does not verify' };
+    return { ok: true, mac, id };
+  }
+
   private verifyFully(header: string | undefined, service: string, capability?: string): L402Verification {
     const cred = parseAuthorization(header);
     if (!cred)
@@ -110,18 +146,9 @@ export class L402Authority {
         header ? 'MALFORMED' : 'MISSING',
         header ? 'the Authorization header is not an L402 credential' : 'no credential',
       );
-    let mac;
-    try {
-      mac = decodeV2(cred.macaroon);
-    } catch (err) {
-      if (err instanceof MacaroonFormatError) return fail('MALFORMED', err.message);
-      throw err;
-    }
-    const id = decodeIdentifier(mac.identifier);
-    if (!id) return fail('MALFORMED', 'unknown macaroon identifier');
-    const expected = signatureOf(this.rootKey(id.tokenId), mac.identifier, mac.caveats);
-    if (!timingSafeEqual(expected, mac.signature))
-      return fail('BAD_SIGNATURE', 'the macaroon signature does not verify');
+    const signed = this.signed(cred.macaroon);
+    if (!signed.ok) return signed;
+    const { mac, id } = signed;
     if (!timingSafeEqual(createHash('sha256').update(cred.preimage).digest(), id.paymentHash))
       return fail('WRONG_PREIMAGE', 'the preimage does not match the payment hash');
     const tokenId = id.tokenId.toString('hex');

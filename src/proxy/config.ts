@@ -10,6 +10,18 @@ const ModelPrice = Type.Object(
   { additionalProperties: false },
 );
 
+const RateLimit = Type.Object(
+  { requests: Type.Integer({ minimum: 1 }), perSeconds: Type.Number({ exclusiveMinimum: 0 }) },
+  { additionalProperties: false },
+);
+export type RateLimit = Static<typeof RateLimit>;
+
+/**
+ * Challenges cost an LND invoice each, so each client address may ask for this many (a token
+ * bucket) unless the proxy config or a service says otherwise.
+ */
+export const DEFAULT_CHALLENGE_RATE_LIMIT: RateLimit = { requests: 20, perSeconds: 1 };
+
 export const ServiceSchema = Type.Object(
   {
     name: Type.String({
@@ -32,12 +44,12 @@ export const ServiceSchema = Type.Object(
     capabilities: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9_-]+$' }))),
     lifetimeSeconds: Type.Integer({ minimum: 1, default: 86_400 }),
     /** Per-credential token bucket. */
-    rateLimit: Type.Optional(
-      Type.Object(
-        { requests: Type.Integer({ minimum: 1 }), perSeconds: Type.Number({ exclusiveMinimum: 0 }) },
-        { additionalProperties: false },
-      ),
-    ),
+    rateLimit: Type.Optional(RateLimit),
+    /**
+     * Challenges (402s, each a new invoice) per client address for this service, in a bucket of
+     * its own; without it the service shares the proxy-wide `challengeRateLimit` bucket.
+     */
+    challengeRateLimit: Type.Optional(RateLimit),
     /** Headers added upstream (e.g. the provider's API key); never shown to clients. */
     headers: Type.Optional(Type.Record(Type.String(), Type.String())),
     /** Only these path regexps are forwarded (all when absent). */
@@ -52,6 +64,8 @@ export const ProxyConfigSchema = Type.Object(
     host: Type.String({ default: '127.0.0.1' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 8403 }),
     services: Type.Array(ServiceSchema, { minItems: 1 }),
+    /** Challenges per client address, shared by the services without their own (default 20 a second). */
+    challengeRateLimit: Type.Optional(RateLimit),
   },
   { additionalProperties: false },
 );

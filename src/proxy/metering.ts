@@ -125,8 +125,24 @@ export class StreamMeter {
   }
 }
 
-/** A last, well-formed chunk and the terminator, for a stream cut when credit ran out. */
-export function closingEvents(path: string, model: string | undefined): string {
+/** Whether an SSE event is the OpenAI stream's terminator, `data: [DONE]`. */
+export function isDoneEvent(event: string): boolean {
+  return event.split('\n').some((line) => line.startsWith('data:') && line.slice(5).trim() === '[DONE]');
+}
+
+/**
+ * An SSE comment line (`: …`): SSE clients, the openai one included, skip comments, so the
+ * proxy can tell the credential's final figure inside the stream without adding an event.
+ */
+export function sseComment(name: string, value: string): string {
+  return `: ${name}=${value}\n\n`;
+}
+
+/**
+ * A last, well-formed chunk and the terminator, for a stream cut when credit ran out;
+ * `beforeDone` (e.g. an SSE comment) goes between the two.
+ */
+export function closingEvents(path: string, model: string | undefined, beforeDone = ''): string {
   const created = Math.floor(Date.now() / 1000);
   const chat = path === '/v1/chat/completions';
   const chunk = chat
@@ -144,5 +160,5 @@ export function closingEvents(path: string, model: string | undefined): string {
         model: model ?? '',
         choices: [{ index: 0, text: '', finish_reason: 'length' }],
       };
-  return `data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`;
+  return `data: ${JSON.stringify(chunk)}\n\n${beforeDone}data: [DONE]\n\n`;
 }

@@ -13,14 +13,16 @@ import { AppError } from '../domain/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { availableOf } from '../ledger/types.js';
 import type { L402Gate } from '../l402/gate.js';
-import type { ModelPricing, Service } from './config.js';
+import { DEFAULT_CHALLENGE_RATE_LIMIT, type ModelPricing, type RateLimit, type Service } from './config.js';
 import {
   closingEvents,
   costOf,
   estimateTokens,
+  isDoneEvent,
   METERED_PATHS,
   pricingFor,
   promptText,
+  sseComment,
   StreamMeter,
   worstCase,
   type Usage,
@@ -36,6 +38,8 @@ export interface ProxyDeps {
   log: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   /** Largest request body forwarded (bytes). */
   maxBodyBytes?: number;
+  /** Challenges per client address for the services without their own limit (default 20/s). */
+  challengeRateLimit?: RateLimit;
 }
 
 const HOP_BY_HOP = [
@@ -50,9 +54,14 @@ const HOP_BY_HOP = [
 ];
 /** Not forwarded upstream: the client's credential, and what we set ourselves. */
 const REQUEST_DROP = new Set([...HOP_BY_HOP, 'host', 'authorization', 'content-length']);
-/** Not passed back: hop-by-hop only (the upstream's content-length stays when the body does). */
-const RESPONSE_DROP = new Set(HOP_BY_HOP);
 const CREDIT_HEADER = 'x-l402-credit-remaining-msat';
+/**
+ * Not passed back: hop-by-hop headers (the upstream's content-length stays when the body does),
+ * and the credit figure, which only the proxy may state.
+ */
+const RESPONSE_DROP = new Set([...HOP_BY_HOP, CREDIT_HEADER]);
+/** The SSE comment that carries the final figure in a metered stream, just before `data: [DONE]`. */
+const CREDIT_COMMENT = 'coulomb-credit-remaining-msat';
 
 function sendJson(
   res: ServerResponse,
@@ -121,11 +130,25 @@ export function createProxy(deps: ProxyDeps): Server {
     }
   }
 
+  /** What a credential has left now: its available credit less its charges not yet written. */
+  const remaining = (accountId: string): bigint => {
+    const a = deps.ledger.getAccount(accountId);
+    return a ? availableOf(a) - charges.unwritten(accountId) : 0n;
+  };
+
   const match = (host: string, path: string): Service | undefined =>
     deps.services.find((s) => path.startsWith(s.pathPrefix) && (!s.host || s.host.test(host)));
 
-  /** Challenges cost an LND invoice each: at most 20 a second per client address. */
-  const challengeLimiter = new RateLimiter(20, 1);
+  // Challenges cost an LND invoice each: limited per client address, in the proxy-wide bucket
+  // or in the service's own.
+  const shared = deps.challengeRateLimit ?? DEFAULT_CHALLENGE_RATE_LIMIT;
+  const sharedChallenges = new RateLimiter(shared.requests, shared.perSeconds);
+  const challengeLimiters = new Map(
+    deps.services.map((s) => {
+      const own = s.config.challengeRateLimit;
+      return [s.name, own ? new RateLimiter(own.requests, own.perSeconds) : sharedChallenges] as const;
+    }),
+  );
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -205,7 +228,14 @@ export function createProxy(deps: ProxyDeps): Server {
       service.name,
       service.config.capabilities ? capabilityOf(path) : undefined,
     );
-    if (!auth.ok) return challenge(service, req, res, auth.message);
+    if (!auth.ok)
+      return challenge(
+        service,
+        req,
+        res,
+        auth.message,
+        auth.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : undefined,
+      );
     const wait = limiters.get(service.name)?.take(auth.tokenId) ?? 0;
     if (wait > 0)
       return sendJson(
@@ -310,8 +340,10 @@ export function createProxy(deps: ProxyDeps): Server {
     req: IncomingMessage,
     res: ServerResponse,
     message: string,
+    /** The body's error code: why the presented credential, if any, was refused. */
+    code = 'PAYMENT_REQUIRED',
   ): Promise<void> {
-    const wait = challengeLimiter.take(req.socket.remoteAddress ?? '');
+    const wait = challengeLimiters.get(service.name)!.take(req.socket.remoteAddress ?? '');
     if (wait > 0)
       return sendJson(
         res,
@@ -329,7 +361,7 @@ export function createProxy(deps: ProxyDeps): Server {
       res,
       402,
       {
-        error: { code: 'PAYMENT_REQUIRED', message },
+        error: { code, message },
         invoice: c.invoice,
         creditMsat: service.credit.toString(),
       },
@@ -385,6 +417,8 @@ export function createProxy(deps: ProxyDeps): Server {
         responded = true;
         deps.log.warn({ err: err.message, service: service.name }, 'upstream request failed');
         void settle(billing, 0n).then(() => {
+          // The charge was taken back: the figure is what is left after that.
+          if (billing && !res.headersSent) res.setHeader(CREDIT_HEADER, String(remaining(billing.account)));
           if (!res.headersSent)
             sendJson(res, 502, {
               error: { code: 'UPSTREAM_UNAVAILABLE', message: 'the upstream service did not answer' },
@@ -441,7 +475,12 @@ export function createProxy(deps: ProxyDeps): Server {
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers))
         if (v !== undefined && !RESPONSE_DROP.has(k)) headers[k] = v;
-      if (billing?.pricing && billing.stream) delete headers['content-length'];
+      if (billing?.pricing) {
+        // Metered: the header tells the credit after the worst-case reservation; the final figure,
+        // known only once the usage is read, follows as a trailer (so the body is sent chunked).
+        delete headers['content-length'];
+        headers['trailer'] = CREDIT_HEADER;
+      }
       // Nothing of the response leaves before its charge (or reservation) is on disk: a crash can
       // never hand out a paid response that the ledger does not know about. The write started
       // before the request went upstream, so this wait is normally already over.
@@ -449,7 +488,10 @@ export function createProxy(deps: ProxyDeps): Server {
       if (!billing?.pricing) {
         // Per-request billing (or free): an error status served nothing, so its charge is taken
         // back before it leaves; then the bytes pass through untouched.
-        if (!ok) await settle(billing, 0n);
+        if (!ok && billing) {
+          await settle(billing, 0n);
+          res.setHeader(CREDIT_HEADER, String(remaining(billing.account)));
+        }
         res.writeHead(up.statusCode ?? 502, headers);
         up.once('error', () => res.destroy());
         up.pipe(res);
@@ -481,6 +523,7 @@ export function createProxy(deps: ProxyDeps): Server {
             : costOf(pricing, promptEstimate, estimateTokens(text));
         }
         await settle(billing, used);
+        res.addTrailers({ [CREDIT_HEADER]: String(remaining(billing.account)) });
         res.end();
         return;
       }
@@ -498,10 +541,17 @@ export function createProxy(deps: ProxyDeps): Server {
           : costOf(pricing, promptEstimate, meter.estimatedOutputTokens());
       let cut = false;
       let gone = false;
+      // The upstream's `data: [DONE]` (and anything after it) waits for the final figure.
+      let tail = '';
+      const sse = ok && /^text\/event-stream/i.test(up.headers['content-type'] ?? '');
       up.setEncoding('utf8');
       try {
         outer: for await (const chunk of up) {
           for (const event of meter.push(chunk as string)) {
+            if (sse && (tail || isDoneEvent(event))) {
+              tail += event;
+              continue;
+            }
             if (billing.unbounded && !meter.usage && spent() > billing.reserved) {
               cut = true;
               break outer;
@@ -520,7 +570,15 @@ export function createProxy(deps: ProxyDeps): Server {
       if (cut || gone) up.destroy();
       await settle(billing, used);
       if (gone) return;
-      res.end(cut ? closingEvents(billing.path, model) : meter.rest());
+      const figure = String(remaining(billing.account));
+      res.addTrailers({ [CREDIT_HEADER]: figure });
+      const comment = sse ? sseComment(CREDIT_COMMENT, figure) : '';
+      // A stream cut before its end gets a clean close; one that already sent [DONE] keeps it.
+      res.end(
+        cut && !tail
+          ? closingEvents(billing.path, model, comment)
+          : comment + tail + (cut ? '' : meter.rest()),
+      );
     } finally {
       // Whatever happened (client gone, upstream error), the bill is settled exactly once.
       await settle(billing, used);
@@ -539,7 +597,13 @@ export function createProxy(deps: ProxyDeps): Server {
         error: { code: 'INVALID_AMOUNT', message: 'amountMsat must be a positive integer' },
       });
     const auth = await deps.gate.authorize(req.headers.authorization, s.name);
-    if (!auth.ok) return sendJson(res, 401, { error: { code: 'INVALID_CREDENTIAL', message: auth.message } });
+    if (!auth.ok)
+      return sendJson(res, 401, {
+        error: {
+          code: auth.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : 'INVALID_CREDENTIAL',
+          message: auth.message,
+        },
+      });
     const inv = await deps.gate.topUp(
       auth.tokenId,
       { name: s.name, creditMsat: s.credit, lifetimeSeconds: s.config.lifetimeSeconds },

@@ -14,6 +14,8 @@ import type { DeviceBridge } from '../../devices/bridge.js';
 import type { DeviceRegistry } from '../../devices/registry.js';
 import type { DeviceEvents } from '../../devices/events.js';
 import type { DeviceCommerce } from '../../devices/commerce.js';
+import type { L402Authority } from '../../l402/authority.js';
+import type { L402Revocations } from '../../l402/revocations.js';
 
 export interface AccountServices {
   ledger: Ledger;
@@ -35,6 +37,8 @@ export interface AccountServices {
     events: DeviceEvents;
     commerce: DeviceCommerce;
   };
+  /** L402 credentials: the authority the proxy verifies with, and its persisted revocations. */
+  l402?: { authority: L402Authority; revocations: L402Revocations };
 }
 
 export function accountView(a: Account, tier?: string): Record<string, unknown> {

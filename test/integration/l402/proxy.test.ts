@@ -14,6 +14,8 @@ import { balanceOf } from '../../../src/ledger/types.js';
 import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import { openAccounts, startL402Proxy, type ProxyHandle } from '../../../src/main.js';
 import type { AccountServices } from '../../../src/http/routes/accounts.js';
+import { buildApp, type CoulombApp } from '../../../src/http/app.js';
+import { OperatorAuth } from '../../../src/http/operator-auth.js';
 import { OPERATOR_ACCOUNT } from '../../../src/payments/service.js';
 import { tierPolicy } from '../../../src/policy/tiers.js';
 import { backendFor, rawLnd } from '../../support/regtest.js';
@@ -25,6 +27,8 @@ let upstream: Awaited<ReturnType<typeof startUpstreamProcess>>;
 let stack: { services: AccountServices; close(): Promise<void> };
 let proxy: ProxyHandle;
 let url: string;
+let api: CoulombApp;
+const OPERATOR_KEY = 'l402-integration-operator-key-0123456789';
 
 const IN = 2n; // msat per input token
 const OUT = 1000n; // msat per output token
@@ -77,8 +81,14 @@ beforeAll(async () => {
   stack = await openAccounts(config, alice, pino({ level: 'silent' }));
   proxy = await startL402Proxy(config, stack.services, alice, pino({ level: 'silent' }));
   url = proxy.url;
+  api = await buildApp({
+    backend: alice,
+    operatorAuth: OperatorAuth.fromKey(OPERATOR_KEY),
+    accounts: stack.services,
+  });
 });
 afterAll(async () => {
+  await api?.close();
   await proxy?.close();
   await stack?.close();
   await upstream?.stop();
@@ -164,7 +174,6 @@ describe('L402 proxy on regtest', () => {
     // Streams bill the usage chunk the proxy asked for.
     const s = await post('/v1/chat/completions', chat({ max_tokens: 4, stream: true }), authorization);
     const text = await s.text();
-    console.log('DEBUGSTREAM', JSON.stringify(text).slice(0, 1500));
     expect(text.trim().endsWith('data: [DONE]')).toBe(true);
     const usageChunk = JSON.parse(
       text
@@ -173,6 +182,8 @@ describe('L402 proxy on regtest', () => {
         .slice(6),
     ) as { usage: { prompt_tokens: number; completion_tokens: number } };
     const afterStream = balanceOf(stack.services.ledger.requireAccount(tokenAccount));
+    // The stream's last word before [DONE] is what the credential has left after this charge.
+    expect(text).toContain(`: coulomb-credit-remaining-msat=${afterStream}\n\ndata: [DONE]`);
     expect(after - afterStream).toBe(
       BigInt(usageChunk.usage.prompt_tokens) * IN + BigInt(usageChunk.usage.completion_tokens) * OUT,
     );
@@ -187,7 +198,10 @@ describe('L402 proxy on regtest', () => {
       authorization,
     );
     expect(res.status).toBe(200);
-    const events = (await res.text()).split('\n\n').filter(Boolean);
+    const all = (await res.text()).split('\n\n').filter(Boolean);
+    // The final figure is an SSE comment (which SSE clients skip) just before [DONE].
+    expect(all[all.length - 2]).toBe(': coulomb-credit-remaining-msat=0');
+    const events = all.filter((e) => !e.startsWith(':'));
     expect(events[events.length - 1]).toBe('data: [DONE]');
     const last = JSON.parse(events[events.length - 2]!.slice(6)) as { choices: { finish_reason: string }[] };
     expect(last.choices[0]!.finish_reason).toBe('length');
@@ -226,6 +240,31 @@ describe('L402 proxy on regtest', () => {
     const expired = await post('/brief/x', '{}', brief.authorization);
     expect(expired.status).toBe(402);
     expect(((await expired.json()) as { error: { message: string } }).error.message).toMatch(/expired/);
+  });
+
+  it('refuses a paid, used credential on its next request once the operator revokes it', async () => {
+    const { authorization, tokenAccount } = await buyCredential();
+    expect((await post('/v1/chat/completions', chat(), authorization)).status).toBe(200);
+    const tokenId = tokenAccount.slice('l402:'.length);
+    const revoked = await api.inject({
+      method: 'POST',
+      url: '/v1/l402/credentials/revoke',
+      headers: { authorization: `Bearer ${OPERATOR_KEY}` },
+      payload: { credential: authorization, reason: 'integration test' },
+    });
+    expect(revoked.statusCode).toBe(200);
+    expect(revoked.json()).toMatchObject({ tokenId, reason: 'integration test' });
+    const refused = await post('/v1/chat/completions', chat(), authorization);
+    expect(refused.status).toBe(402);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('CREDENTIAL_REVOKED');
+    const listed = await api.inject({
+      method: 'GET',
+      url: '/v1/l402/credentials/revoked',
+      headers: { authorization: `Bearer ${OPERATOR_KEY}` },
+    });
+    expect(
+      (listed.json() as { revocations: { tokenId: string }[] }).revocations.map((r) => r.tokenId),
+    ).toContain(tokenId);
   });
 
   it('lets an agent account of this gateway pay the challenge internally, within its policy', async () => {

@@ -1,4 +1,11 @@
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import {
+  createServer,
+  request,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { L402Authority } from '../../../src/l402/authority.js';
 import { credentialAccountId, L402Gate } from '../../../src/l402/gate.js';
@@ -23,6 +30,7 @@ const listen = (s: Server): Promise<string> =>
 beforeAll(async () => {
   echo = createServer((req, res) => {
     seen.push(req.headers);
+    if (req.url === '/v1/chat/completions') return void completion(req, res);
     res.writeHead(req.url?.includes('fail') ? 500 : 200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ path: req.url }));
   });
@@ -108,6 +116,57 @@ async function credentialWithAccount(service: string): Promise<{ header: string;
 }
 
 const available = (id: string): bigint => availableOf(f.ledger.requireAccount(id));
+
+/** An OpenAI-style upstream that reports a usage of 3 prompt and 2 completion tokens. */
+async function completion(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  let raw = '';
+  for await (const c of req) raw += (c as Buffer).toString();
+  const usage = { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 };
+  if ((JSON.parse(raw) as { stream?: boolean }).stream) {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: 'hi there' } }] })}\n\n`);
+    res.write(`data: ${JSON.stringify({ choices: [], usage })}\n\n`);
+    res.end('data: [DONE]\n\n');
+    return;
+  }
+  const body = JSON.stringify({ choices: [{ index: 0, message: { content: 'hi there' } }], usage });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** A raw HTTP/1.1 POST: status, headers, body and trailers (fetch does not expose trailers). */
+function postRaw(
+  path: string,
+  body: string,
+  authorization: string,
+): Promise<{
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  trailers: Record<string, string | undefined>;
+}> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: Number(new URL(url).port),
+        path,
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text, trailers: res.trailers }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 describe('proxy routing and limits', () => {
   it('injects the service headers upstream and never forwards the client credential', async () => {
@@ -210,6 +269,8 @@ describe('per-request billing', () => {
     await served.arrayBuffer();
     const failed = await fetch(`${url}/fixed/fail`, { headers: { authorization: header } });
     expect(failed.status).toBe(500);
+    // The figure is what is left once the charge was taken back.
+    expect(failed.headers.get('x-l402-credit-remaining-msat')).toBe('990');
     await failed.arrayBuffer();
     await f.ledger.flush();
     expect(available(accountId)).toBe(990n);
@@ -217,6 +278,7 @@ describe('per-request billing', () => {
     const gone = await credentialWithAccount('gone');
     const r = await fetch(`${url}/gone/x`, { headers: { authorization: gone.header } });
     expect(r.status).toBe(502);
+    expect(r.headers.get('x-l402-credit-remaining-msat')).toBe('1000');
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe('UPSTREAM_UNAVAILABLE');
     await f.ledger.flush();
     expect(available(gone.accountId)).toBe(1000n);
@@ -229,5 +291,98 @@ describe('per-request billing', () => {
       statuses.push((await fetch(`${url}/fixed/x`, { headers: { authorization: header } })).status);
     expect(statuses.slice(0, 100)).toEqual(Array(100).fill(200));
     expect(statuses[100]).toBe(402);
+  });
+});
+
+describe('the credit figure of metered requests', () => {
+  const ask = (extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 100, ...extra });
+
+  it('states the credit after the worst-case reservation up front and after the final charge in a trailer', async () => {
+    const { header, accountId } = await credentialWithAccount('tok');
+    const r = await postRaw('/v1/chat/completions', ask(), header);
+    expect(r.status).toBe(200);
+    expect(r.headers['trailer']).toBe('x-l402-credit-remaining-msat');
+    const upFront = BigInt(r.headers['x-l402-credit-remaining-msat'] as string);
+    // 3 prompt + 2 completion tokens at 1 msat each: 5 of the 1000 are spent, not the reservation.
+    expect(r.trailers['x-l402-credit-remaining-msat']).toBe('995');
+    expect(upFront).toBeLessThan(995n);
+    expect(available(accountId)).toBe(995n);
+    expect(JSON.parse(r.body)).toMatchObject({ usage: { completion_tokens: 2 } });
+  });
+
+  it('tells a stream the final figure in an SSE comment just before [DONE], and in the trailer', async () => {
+    const { header, accountId } = await credentialWithAccount('tok');
+    const r = await postRaw('/v1/chat/completions', ask({ stream: true }), header);
+    expect(r.status).toBe(200);
+    const events = r.body.split('\n\n').filter(Boolean);
+    expect(events.slice(-2)).toEqual([': coulomb-credit-remaining-msat=995', 'data: [DONE]']);
+    expect(events.filter((e) => e.includes('"usage"'))).toHaveLength(1);
+    expect(r.trailers['x-l402-credit-remaining-msat']).toBe('995');
+    expect(BigInt(r.headers['x-l402-credit-remaining-msat'] as string)).toBeLessThan(995n);
+    expect(available(accountId)).toBe(995n);
+  });
+});
+
+describe('the challenge limiter', () => {
+  it('is configurable for the whole proxy and per service, each service with its own bucket', async () => {
+    const upstream = 'http://127.0.0.1:1';
+    const service = (name: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      pathPrefix: `/${name}/`,
+      upstream,
+      mode: 'paid',
+      pricePerRequestMsat: '10',
+      creditMsat: '1000',
+      ...extra,
+    });
+    const { config, services } = parseProxyConfig({
+      challengeRateLimit: { requests: 30, perSeconds: 60 },
+      services: [
+        service('wide'),
+        service('also-wide'),
+        service('own', { challengeRateLimit: { requests: 2, perSeconds: 60 } }),
+      ],
+    });
+    const limited = createProxy({
+      services,
+      gate,
+      ledger: f.ledger,
+      log: silentLog,
+      challengeRateLimit: config.challengeRateLimit!,
+    });
+    const at = await listen(limited);
+    try {
+      const statuses = async (path: string, n: number): Promise<number[]> => {
+        const out: number[] = [];
+        for (let i = 0; i < n; i++) {
+          const r = await fetch(`${at}${path}`);
+          await r.arrayBuffer();
+          out.push(r.status);
+        }
+        return out;
+      };
+      // More than the default 20: the proxy-wide limit of 30 is shared by the services without their own.
+      expect(await statuses('/wide/x', 25)).toEqual(Array(25).fill(402));
+      expect(await statuses('/also-wide/x', 6)).toEqual([402, 402, 402, 402, 402, 429]);
+      // A service with a limit of its own has its own bucket, untouched by the others.
+      expect(await statuses('/own/x', 3)).toEqual([402, 402, 429]);
+      const refused = await fetch(`${at}/own/x`);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('RATE_LIMITED');
+    } finally {
+      limited.closeAllConnections();
+      limited.close();
+    }
+  });
+
+  it('refuses a limit that is not a positive rate', () => {
+    for (const limit of [{ requests: 0, perSeconds: 1 }, { requests: 5, perSeconds: 0 }, { requests: 5 }])
+      expect(() =>
+        parseProxyConfig({
+          challengeRateLimit: limit,
+          services: [{ name: 'x', upstream: 'http://127.0.0.1:1', mode: 'free', creditMsat: '0' }],
+        }),
+      ).toThrow(/challengeRateLimit/);
   });
 });
