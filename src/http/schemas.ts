@@ -26,12 +26,21 @@ export const ErrorResponses = {
 /** A JSON object whose fields the route documents in its description (escrows, tasks, streams). */
 export const AnyObject = Type.Record(Type.String(), Type.Unknown());
 
+export const MSAT_PATTERN = '^(0|[1-9][0-9]*)$';
 export const MsatString = Type.String({
-  pattern: '^(0|[1-9][0-9]*)$',
+  pattern: MSAT_PATTERN,
   description: 'amount in millisatoshi, decimal string',
 });
 
-export const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+/**
+ * An account id an operator may choose: letters, digits, `_`, `-` and `.`, not led by a dot (so
+ * never `.` or `..`, which a URL would resolve away). The ledger enforces the same rule (plus the
+ * `:` of system ids such as `sys:operator` and `l402:<token id>`, which no client creates).
+ */
+export const NewAccountId = Type.String({ pattern: '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$' });
+/** Any account id in a path: the ledger's rule, at most 128 characters. */
+export const AccountId = Type.String({ pattern: '^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}$' });
+export const IdParams = Type.Object({ id: AccountId });
 export const IdempotencyKey = Type.String({
   minLength: 1,
   maxLength: 128,
@@ -94,6 +103,8 @@ export const InvoiceBody = Type.Object(
 );
 
 const Amount = MsatString;
+/** A count limit: bounded, so it is always an exact integer (never a float like 6.6e31). */
+const Count = Type.Integer({ minimum: 0, maximum: 1_000_000 });
 
 export const PolicyRuleBody = Type.Union([
   Type.Object({ type: Type.Literal('no_spending') }, { additionalProperties: false }),
@@ -135,14 +146,8 @@ export const PolicyRuleBody = Type.Union([
     },
     { additionalProperties: false },
   ),
-  Type.Object(
-    { type: Type.Literal('max_in_flight'), max: Type.Integer({ minimum: 0 }) },
-    { additionalProperties: false },
-  ),
-  Type.Object(
-    { type: Type.Literal('max_per_minute'), max: Type.Integer({ minimum: 0 }) },
-    { additionalProperties: false },
-  ),
+  Type.Object({ type: Type.Literal('max_in_flight'), max: Count }, { additionalProperties: false }),
+  Type.Object({ type: Type.Literal('max_per_minute'), max: Count }, { additionalProperties: false }),
   Type.Object(
     { type: Type.Literal('approval_above'), thresholdMsat: Amount },
     { additionalProperties: false },

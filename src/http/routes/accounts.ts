@@ -3,7 +3,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { msat } from '../../domain/msat.js';
 import { tierPolicy } from '../../policy/tiers.js';
 import { OPERATOR_ACCOUNT } from '../../payments/service.js';
-import { AccountBody, ErrorBody, IdempotencyKey, IdParams, MsatString, Tier } from '../schemas.js';
+import {
+  AccountBody,
+  ErrorBody,
+  IdempotencyKey,
+  IdParams,
+  MsatString,
+  NewAccountId,
+  Tier,
+} from '../schemas.js';
 import { approvalRoutes } from './approvals.js';
 import { eventRoutes } from './events.js';
 import { escrowRoutes } from './escrow.js';
@@ -35,7 +43,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
             kind: Kind,
             name: Type.String({ minLength: 1, maxLength: 200 }),
             tier: Type.Optional(Tier),
-            id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+            id: Type.Optional(NewAccountId),
           },
           { additionalProperties: false },
         ),

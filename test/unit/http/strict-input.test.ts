@@ -22,7 +22,13 @@ const post = (url: string, payload: unknown) =>
 
 describe('amounts are decimal strings only, no type coercion', () => {
   it('refuses a JSON number amount with INVALID_AMOUNT instead of rounding it', async () => {
-    const res = await post('/v1/accounts/alice/invoices', { amountMsat: 9007199254740993 });
+    // The exact bytes a client sends: a JSON number no double holds (JSON.parse reads 9007199254740992).
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/accounts/alice/invoices',
+      headers: { ...op, 'content-type': 'application/json' },
+      payload: '{"amountMsat": 9007199254740993}',
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json().error.code).toBe('INVALID_AMOUNT');
     expect(f.lightning.invoices.size).toBe(0);
@@ -75,7 +81,9 @@ describe('policy amounts stay exact', () => {
     const num = await put([{ type: 'max_per_payment', maxMsat: 6.6e31 }]);
     expect(num.statusCode).toBe(400);
     expect(num.json().error.code).toBe('INVALID_AMOUNT');
-    const tooBig = await put([{ type: 'budget', window: 'day', maxMsat: '66000000000000000000000000000000' }]);
+    const tooBig = await put([
+      { type: 'budget', window: 'day', maxMsat: '66000000000000000000000000000000' },
+    ]);
     expect(tooBig.statusCode).toBe(400);
     expect(tooBig.json().error.code).toBe('INVALID_AMOUNT');
     const exact = await put([
