@@ -56,6 +56,8 @@ export function installRouting(app: FastifyInstance): void {
   });
 
   app.addHook('preValidation', async (req) => {
+    // A POST without a body (no content at all) is an empty object: optional bodies stay optional.
+    if (req.body === undefined && req.routeOptions.schema?.body !== undefined) req.body = {};
     const schema = req.routeOptions.schema?.querystring as QuerySchema | undefined;
     if (schema?.properties && req.query && typeof req.query === 'object')
       req.query = parseQuery(schema.properties, req.query as Record<string, unknown>);

@@ -5,9 +5,10 @@ import { tierPolicy } from '../../policy/tiers.js';
 import { OPERATOR_ACCOUNT } from '../../payments/service.js';
 import {
   AccountBody,
-  ErrorBody,
+  ErrorResponses,
   IdempotencyKey,
   IdParams,
+  JournalEntryBody,
   MsatString,
   NewAccountId,
   Tier,
@@ -26,7 +27,7 @@ import { accountView, type AccountServices } from './services.js';
 export type { AccountServices } from './services.js';
 
 const Kind = Type.Union([Type.Literal('agent'), Type.Literal('device'), Type.Literal('service')]);
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const errors = ErrorResponses;
 
 /** Accounts: create, list, show, fund, freeze, history; and everything under an account. */
 export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
@@ -69,7 +70,10 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       schema: {
         tags: ['accounts'],
         security: [{ operator: [] }],
-        response: { 200: Type.Object({ accounts: Type.Array(AccountBody) }), ...errors },
+        response: {
+          200: Type.Object({ accounts: Type.Array(AccountBody) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
     async () => ({
@@ -158,7 +162,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
           beforeSeq: Type.Optional(Type.Integer({ minimum: 1 })),
         }),
         response: {
-          200: Type.Object({ entries: Type.Array(Type.Record(Type.String(), Type.Unknown())) }),
+          200: Type.Object({ entries: Type.Array(JournalEntryBody) }, { additionalProperties: false }),
           ...errors,
         },
       },

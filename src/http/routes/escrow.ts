@@ -6,14 +6,9 @@ import type { EscrowService } from '../../escrow/service.js';
 import type { Actor } from '../../escrow/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { ErrorBody, ErrorResponses, Hash, IdParams, MsatString, PageQuery } from '../schemas.js';
+import { ErrorBody, ErrorResponses, Hash, IdParams, literals, MsatString, PageQuery } from '../schemas.js';
 
-const errors = ErrorResponses;
-const EscrowBody = Type.Record(Type.String(), Type.Unknown(), { description: 'an escrow' });
-const EscrowPage = Type.Object({
-  escrows: Type.Array(EscrowBody),
-  next: Type.Optional(Type.String({ description: 'the cursor of the next page: pass it as `before`' })),
-});
+const errors = { ...ErrorResponses, 422: ErrorBody, 424: ErrorBody };
 const EscrowParams = Type.Object({ id: IdParams.properties.id, escrowId: Type.String({ maxLength: 64 }) });
 const XOnlyKey = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BIP340 x-only public key' });
 
@@ -30,6 +25,43 @@ const Condition = Type.Union([
     { additionalProperties: false },
   ),
 ]);
+
+/** An escrow as its parties see it (src/escrow/types.ts `Escrow`, never the preimage). */
+const EscrowBody = Type.Object(
+  {
+    id: Type.String(),
+    payerAccountId: Type.String(),
+    payeeAccountId: Type.Optional(Type.String()),
+    amountMsat: MsatString,
+    description: Type.String(),
+    condition: Condition,
+    funding: literals(['lightning', 'account']),
+    state: literals(['open', 'funded', 'releasing', 'released', 'refunding', 'refunded', 'expired']),
+    paymentHash: Hash,
+    request: Type.Optional(Type.String({ description: 'the hold invoice the payer pays from outside' })),
+    cltvDelta: Type.Integer(),
+    htlcExpiryHeight: Type.Optional(Type.Integer()),
+    deadline: Type.Integer({ description: 'ms since the epoch' }),
+    lockTransferId: Type.Optional(Type.String()),
+    payoutRequest: Type.Optional(Type.String()),
+    payoutPaymentId: Type.Optional(Type.String()),
+    reason: Type.Optional(Type.String()),
+    verifierError: Type.Optional(Type.String()),
+    createdAt: Type.Integer(),
+    updatedAt: Type.Integer(),
+    fundedAt: Type.Optional(Type.Integer()),
+    resolvedAt: Type.Optional(Type.Integer()),
+  },
+  { $id: 'Escrow', additionalProperties: false },
+);
+const EscrowPage = Type.Object(
+  {
+    escrows: Type.Array(EscrowBody),
+    next: Type.Optional(Type.String({ description: 'the cursor of the next page: pass it as `before`' })),
+  },
+  { additionalProperties: false },
+);
+const PubkeyList = Type.Object({ pubkeys: Type.Array(XOnlyKey) }, { additionalProperties: false });
 
 /** The account acting through its key, or the operator. */
 export function actor(req: FastifyRequest): Actor {
@@ -118,7 +150,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
           tags,
           params: EscrowParams,
           body: Type.Object(body, { additionalProperties: false }),
-          response: { 200: EscrowBody, ...errors, 422: ErrorBody, 424: ErrorBody },
+          response: { 200: EscrowBody, ...errors },
         },
       },
       async (req) => {
@@ -157,7 +189,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         tags,
         params: IdParams,
         body: Type.Object({ pubkey: XOnlyKey }, { additionalProperties: false }),
-        response: { 201: Type.Object({ pubkeys: Type.Array(Type.String()) }), ...errors },
+        response: { 201: PubkeyList, ...errors },
       },
     },
     async (req, reply) => {
@@ -172,7 +204,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
       schema: {
         tags,
         params: IdParams,
-        response: { 200: Type.Object({ pubkeys: Type.Array(Type.String()) }), ...errors },
+        response: { 200: PubkeyList, ...errors },
       },
     },
     async (req) => ({ pubkeys: escrow.listReceiptKeys(req.params.id) }),
@@ -186,7 +218,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         tags,
         security: [{ operator: [] }],
         querystring: PageQuery,
-        response: { 200: EscrowPage, 400: ErrorBody },
+        response: { 200: EscrowPage, ...errors },
       },
     },
     async (req) => jsonSafe(await escrow.list(undefined, req.query)) as never,

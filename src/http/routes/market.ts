@@ -6,10 +6,65 @@ import type { TaskMarket } from '../../market/tasks.js';
 import type { Task } from '../../market/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { AnyObject, ErrorResponses, IdParams, MsatString, PageQuery } from '../schemas.js';
+import { ErrorResponses, IdParams, literals, MsatString, PageQuery } from '../schemas.js';
 
 const errors = ErrorResponses;
-const Obj = AnyObject;
+const TaskStates = ['open', 'claimed', 'submitted', 'completed', 'disputed', 'resolved', 'expired'] as const;
+const Unit = Type.Union([
+  Type.Literal('request'),
+  Type.Literal('second'),
+  Type.Literal('unit'),
+  Type.Literal('task'),
+]);
+
+/** A task (src/market/types.ts); `result` and `disputeReason` only for its parties and the operator. */
+const TaskBody = Type.Object(
+  {
+    id: Type.String(),
+    publisherAccountId: Type.String(),
+    title: Type.String(),
+    description: Type.String(),
+    capabilities: Type.Array(Type.String()),
+    rewardMsat: MsatString,
+    deadline: Type.Integer({ description: 'ms since the epoch' }),
+    reviewSeconds: Type.Integer(),
+    escrowId: Type.String(),
+    state: literals(TaskStates),
+    agentAccountId: Type.Optional(Type.String()),
+    result: Type.Optional(Type.String()),
+    disputeReason: Type.Optional(Type.String()),
+    resolvedFor: Type.Optional(Type.Union([Type.Literal('agent'), Type.Literal('publisher')])),
+    createdAt: Type.Integer(),
+    claimedAt: Type.Optional(Type.Integer()),
+    submittedAt: Type.Optional(Type.Integer()),
+    closedAt: Type.Optional(Type.Integer()),
+  },
+  { $id: 'Task', additionalProperties: false },
+);
+const ReputationBody = Type.Object(
+  {
+    accountId: Type.String(),
+    completed: Type.Integer(),
+    disputed: Type.Integer(),
+    lost: Type.Integer(),
+    late: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+const OfferBody = Type.Object(
+  {
+    id: Type.String(),
+    accountId: Type.String(),
+    title: Type.String(),
+    description: Type.String(),
+    capabilities: Type.Array(Type.String()),
+    priceMsat: MsatString,
+    unit: Unit,
+    endpoint: Type.Optional(Type.String()),
+    createdAt: Type.Integer(),
+  },
+  { $id: 'Offer', additionalProperties: false },
+);
 const TaskParams = Type.Object({ id: IdParams.properties.id, taskId: Type.String({ maxLength: 64 }) });
 const Capabilities = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
 const CapabilityQuery = Type.Optional(
@@ -54,7 +109,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
           },
           { additionalProperties: false },
         ),
-        response: { 201: Obj, ...errors },
+        response: { 201: TaskBody, ...errors },
       },
     },
     async (req, reply) => {
@@ -79,24 +134,21 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         tags: ['market'],
         params: IdParams,
         querystring: Type.Object({
-          state: Type.Optional(
-            Type.Union(
-              ['open', 'claimed', 'submitted', 'completed', 'disputed', 'resolved', 'expired'].map((s) =>
-                Type.Literal(s),
-              ),
-            ),
-          ),
+          state: Type.Optional(literals(TaskStates)),
           capability: CapabilityQuery,
           mine: Type.Optional(Type.Boolean()),
           ...PageQuery.properties,
         }),
         response: {
-          200: Type.Object({
-            tasks: Type.Array(Obj),
-            next: Type.Optional(
-              Type.String({ description: 'the cursor of the next page: pass it as `before`' }),
-            ),
-          }),
+          200: Type.Object(
+            {
+              tasks: Type.Array(TaskBody),
+              next: Type.Optional(
+                Type.String({ description: 'the cursor of the next page: pass it as `before`' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           ...errors,
         },
       },
@@ -133,7 +185,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
           tags: ['market'],
           params: TaskParams,
           body: Type.Object(body, { additionalProperties: false }),
-          response: { 200: Obj, ...errors },
+          response: { 200: TaskBody, ...errors },
         },
       },
       async (req) => {
@@ -162,7 +214,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
           { winner: Type.Union([Type.Literal('agent'), Type.Literal('publisher')]) },
           { additionalProperties: false },
         ),
-        response: { 200: Obj, ...errors },
+        response: { 200: TaskBody, ...errors },
       },
     },
     async (req) => jsonSafe(await market.resolve(req.params.taskId, req.body.winner)) as never,
@@ -175,7 +227,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['market'],
         params: Type.Object({ id: IdParams.properties.id, accountId: Type.String({ maxLength: 128 }) }),
-        response: { 200: Obj, ...errors },
+        response: { 200: ReputationBody, ...errors },
       },
     },
     async (req) => market.reputation(req.params.accountId) as never,
@@ -194,17 +246,12 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
             description: Type.Optional(Type.String({ maxLength: 2000 })),
             capabilities: Capabilities,
             priceMsat: MsatString,
-            unit: Type.Union([
-              Type.Literal('request'),
-              Type.Literal('second'),
-              Type.Literal('unit'),
-              Type.Literal('task'),
-            ]),
+            unit: Unit,
             endpoint: Type.Optional(Type.String({ maxLength: 2048 })),
           },
           { additionalProperties: false },
         ),
-        response: { 201: Obj, ...errors },
+        response: { 201: OfferBody, ...errors },
       },
     },
     async (req, reply) => {
@@ -246,7 +293,10 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         tags: ['registry'],
         params: IdParams,
         querystring: Type.Object({ capability: CapabilityQuery }),
-        response: { 200: Type.Object({ offers: Type.Array(Obj) }), ...errors },
+        response: {
+          200: Type.Object({ offers: Type.Array(OfferBody) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
     async (req) => {

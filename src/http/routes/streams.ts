@@ -11,12 +11,79 @@ import {
 import type { PublicStream } from '../../streams/index.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { AnyObject, ErrorResponses, IdParams, MsatString } from '../schemas.js';
+import { CountString, ErrorResponses, IdParams, literals, MsatString } from '../schemas.js';
 
 const errors = ErrorResponses;
-const Obj = AnyObject;
 const StreamParams = Type.Object({ id: IdParams.properties.id, streamId: Type.String({ maxLength: 64 }) });
 const Pubkey = Type.String({ pattern: '^0[23][0-9a-f]{64}$' });
+const Payee = Type.Union([
+  Type.Object({ accountId: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
+  Type.Object(
+    { nodePubkey: Pubkey, recipientId: Type.Optional(Type.String({ maxLength: 64 })) },
+    { additionalProperties: false },
+  ),
+]);
+
+/** A stream as its parties see it (src/streams/types.ts `PublicStream`). */
+const StreamBody = Type.Object(
+  {
+    id: Type.String(),
+    payerAccountId: Type.String(),
+    payee: Payee,
+    payeeAccountId: Type.Optional(Type.String()),
+    mode: Type.Union([Type.Literal('local'), Type.Literal('remote')]),
+    kind: Type.Union([Type.Literal('time'), Type.Literal('metered')]),
+    rateMsat: Type.Optional(MsatString),
+    perSeconds: Type.Optional(Type.Integer()),
+    priceMsatPerUnit: Type.Optional(MsatString),
+    units: Type.Optional(CountString),
+    maxTotalMsat: Type.Optional(MsatString),
+    maxDurationSeconds: Type.Optional(Type.Integer()),
+    intervalSeconds: Type.Optional(Type.Integer()),
+    minPaymentMsat: Type.Optional(MsatString),
+    payments: Type.Optional(Type.Integer()),
+    prefundMsat: Type.Optional(MsatString),
+    memo: Type.Optional(Type.String()),
+    state: Type.Union([Type.Literal('active'), Type.Literal('paused'), Type.Literal('stopped')]),
+    stopReason: Type.Optional(
+      literals(['requested', 'cap_reached', 'funds_exhausted', 'policy_denied', 'payment_failed']),
+    ),
+    stopCode: Type.Optional(Type.String()),
+    stopMessage: Type.Optional(Type.String()),
+    activeSeconds: Type.Integer(),
+    accruedMsat: MsatString,
+    paidMsat: MsatString,
+    owedMsat: MsatString,
+    createdAt: Type.Integer(),
+    updatedAt: Type.Integer(),
+    stoppedAt: Type.Optional(Type.Integer()),
+  },
+  { $id: 'Stream', additionalProperties: false },
+);
+const InboxBody = Type.Object(
+  {
+    recipientId: Type.String(),
+    accountId: Type.String(),
+    graceSeconds: Type.Integer(),
+    createdAt: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+const IncomingBody = Type.Object(
+  {
+    streamId: Type.String(),
+    recipientId: Type.String(),
+    accountId: Type.String(),
+    totalMsat: MsatString,
+    payments: Type.Integer(),
+    lastSeq: Type.Integer(),
+    missingSeqs: Type.Integer(),
+    firstPaymentAt: Type.Integer(),
+    lastPaymentAt: Type.Integer(),
+    lapsed: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
 
 type Role = 'payer' | 'payee' | 'operator' | 'none';
 
@@ -52,16 +119,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
         params: IdParams,
         body: Type.Object(
           {
-            payee: Type.Union([
-              Type.Object(
-                { accountId: Type.String({ minLength: 1, maxLength: 128 }) },
-                { additionalProperties: false },
-              ),
-              Type.Object(
-                { nodePubkey: Pubkey, recipientId: Type.Optional(Type.String({ maxLength: 64 })) },
-                { additionalProperties: false },
-              ),
-            ]),
+            payee: Payee,
             rateMsat: Type.Optional(MsatString),
             perSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 * 366 })),
             priceMsatPerUnit: Type.Optional(MsatString),
@@ -74,7 +132,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
           },
           { additionalProperties: false },
         ),
-        response: { 201: Obj, ...errors },
+        response: { 201: StreamBody, ...errors },
       },
     },
     async (req, reply) => {
@@ -105,7 +163,10 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         params: IdParams,
-        response: { 200: Type.Object({ streams: Type.Array(Obj) }), ...errors },
+        response: {
+          200: Type.Object({ streams: Type.Array(StreamBody) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
     async (req) => ({ streams: jsonSafe(streams.list(req.params.id)) as never }),
@@ -113,7 +174,10 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
 
   app.get(
     '/v1/accounts/:id/streams/:streamId',
-    { config: { scope: 'read' }, schema: { tags, params: StreamParams, response: { 200: Obj, ...errors } } },
+    {
+      config: { scope: 'read' },
+      schema: { tags, params: StreamParams, response: { 200: StreamBody, ...errors } },
+    },
     async (req) => jsonSafe(party(req, ['payer', 'payee', 'operator'])) as never,
   );
 
@@ -122,7 +186,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       `/v1/accounts/:id/streams/:streamId/${verb}`,
       {
         config: { scope: 'pay' },
-        schema: { tags, params: StreamParams, response: { 200: Obj, ...errors } },
+        schema: { tags, params: StreamParams, response: { 200: StreamBody, ...errors } },
       },
       async (req) => {
         party(req, allowed);
@@ -153,7 +217,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
           { units: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) },
           { additionalProperties: false },
         ),
-        response: { 200: Obj, ...errors },
+        response: { 200: StreamBody, ...errors },
       },
     },
     async (req) => {
@@ -175,7 +239,13 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
           { graceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })) },
           { additionalProperties: false },
         ),
-        response: { 201: Type.Object({ recipientId: Type.String(), nodePubkey: Type.String() }), ...errors },
+        response: {
+          201: Type.Object(
+            { recipientId: Type.String(), nodePubkey: Type.String() },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
     async (req, reply) =>
@@ -196,7 +266,13 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         params: IdParams,
-        response: { 200: Type.Object({ inboxes: Type.Array(Obj), incoming: Type.Array(Obj) }), ...errors },
+        response: {
+          200: Type.Object(
+            { inboxes: Type.Array(InboxBody), incoming: Type.Array(IncomingBody) },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
     async (req) => ({
