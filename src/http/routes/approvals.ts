@@ -42,7 +42,7 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<AccountServices> = async 
         schema: {
           tags: ['approvals'],
           security: [{ operator: [] }],
-          params: Type.Object({ approvalId: Type.String() }),
+          params: Type.Object({ approvalId: Type.String({ maxLength: 128 }) }),
           response: { 200: PaymentBody, 202: PaymentBody, ...errors },
         },
       },
