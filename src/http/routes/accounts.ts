@@ -60,7 +60,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       await created.durable;
       // Deny by default: a new account is view-only until the operator grants a tier or rules.
       await s.policies.set(created.value.id, tierPolicy(req.body.tier ?? 'L0', s.tiers));
-      return reply.code(201).send(view(created.value.id) as never);
+      return reply.code(201).send(view(created.value.id));
     },
   );
 
@@ -80,7 +80,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       accounts: s.ledger
         .listAccounts()
         .filter((a) => !a.id.startsWith('sys:'))
-        .map((a) => accountView(a, s.policies.get(a.id)?.tier)) as never,
+        .map((a) => accountView(a, s.policies.get(a.id)?.tier)),
     }),
   );
 
@@ -90,7 +90,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       config: { scope: 'read' },
       schema: { tags: ['accounts'], params: IdParams, response: { 200: AccountBody, ...errors } },
     },
-    async (req) => view(req.params.id) as never,
+    async (req) => view(req.params.id),
   );
 
   app.post(
@@ -119,7 +119,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
           : {}),
       });
       await t.durable;
-      return view(req.params.id) as never;
+      return view(req.params.id);
     },
   );
 
@@ -145,7 +145,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       },
       async (req) => {
         await s.ledger.setFrozen(req.params.id, frozen, req.body?.reason ?? `operator ${path}`).durable;
-        return view(req.params.id) as never;
+        return view(req.params.id);
       },
     );
   }
@@ -173,7 +173,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
         limit: req.query.limit ?? 50,
         ...(req.query.beforeSeq ? { beforeSeq: req.query.beforeSeq } : {}),
       });
-      return { entries: entries as never };
+      return { entries: entries };
     },
   );
 

@@ -32,7 +32,7 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<AccountServices> = async 
         },
       },
     },
-    async (req) => ({ approvals: jsonSafe(s.payments.listApprovals(req.query.state)) as never }),
+    async (req) => ({ approvals: jsonSafe(s.payments.listApprovals(req.query.state)) }),
   );
 
   for (const action of ['approve', 'deny'] as const) {
@@ -51,7 +51,7 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<AccountServices> = async 
           action === 'approve'
             ? await s.payments.approve(req.params.approvalId, actorOf(req))
             : await s.payments.denyApproval(req.params.approvalId, actorOf(req));
-        return reply.code(p.status === 'pending' ? 202 : 200).send(paymentView(p) as never);
+        return reply.code(p.status === 'pending' ? 202 : 200).send(paymentView(p));
       },
     );
   }

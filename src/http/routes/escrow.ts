@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { msat } from '../../domain/msat.js';
 import type { EscrowService } from '../../escrow/service.js';
-import type { Actor } from '../../escrow/types.js';
+import type { Actor, Escrow } from '../../escrow/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
 import { ErrorBody, ErrorResponses, Hash, IdParams, literals, MsatString, PageQuery } from '../schemas.js';
@@ -109,7 +109,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         ...(b.cltvDelta !== undefined ? { cltvDelta: b.cltvDelta } : {}),
         ...(b.payoutRequest !== undefined ? { payoutRequest: b.payoutRequest } : {}),
       });
-      return reply.code(201).send(jsonSafe(e) as never);
+      return reply.code(201).send(jsonSafe(e));
     },
   );
 
@@ -124,7 +124,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         response: { 200: EscrowPage, ...errors },
       },
     },
-    async (req) => jsonSafe(await escrow.list(req.params.id, req.query)) as never,
+    async (req) => jsonSafe(await escrow.list(req.params.id, req.query)),
   );
 
   app.get(
@@ -133,14 +133,14 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
       config: { scope: 'read' },
       schema: { tags, params: EscrowParams, response: { 200: EscrowBody, ...errors } },
     },
-    async (req) => jsonSafe(await escrow.get(req.params.escrowId, actor(req))) as never,
+    async (req) => jsonSafe(await escrow.get(req.params.escrowId, actor(req))),
   );
 
   const action = (
     path: string,
     scope: 'pay' | 'invoice',
     body: Parameters<typeof Type.Object>[0],
-    run: (escrowId: string, who: Actor, body: Record<string, unknown>) => Promise<unknown>,
+    run: (escrowId: string, who: Actor, body: Record<string, unknown>) => Promise<Escrow>,
   ): void => {
     app.post(
       `/v1/accounts/:id/escrows/:escrowId/${path}`,
@@ -156,9 +156,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
       async (req) => {
         const who = actor(req);
         await escrow.get(req.params.escrowId, who); // not a party: 404
-        return jsonSafe(
-          await run(req.params.escrowId, who, (req.body ?? {}) as Record<string, unknown>),
-        ) as never;
+        return jsonSafe(await run(req.params.escrowId, who, (req.body ?? {}) as Record<string, unknown>));
       },
     );
   };
@@ -221,7 +219,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         response: { 200: EscrowPage, ...errors },
       },
     },
-    async (req) => jsonSafe(await escrow.list(undefined, req.query)) as never,
+    async (req) => jsonSafe(await escrow.list(undefined, req.query)),
   );
   for (const verb of ['release', 'refund'] as const) {
     app.post(
@@ -239,7 +237,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
           verb === 'release'
             ? await escrow.releaseNow(req.params.escrowId, 'operator')
             : await escrow.refundNow(req.params.escrowId, 'operator'),
-        ) as never,
+        ),
     );
   }
 };

@@ -5,7 +5,7 @@ import type { ServiceRegistry } from '../../market/registry.js';
 import type { TaskMarket } from '../../market/tasks.js';
 import type { Task } from '../../market/types.js';
 import { principalOf } from '../auth.js';
-import { jsonSafe } from '../json.js';
+import { jsonSafe, type Jsonified } from '../json.js';
 import { ErrorResponses, IdParams, literals, MsatString, PageQuery } from '../schemas.js';
 
 const errors = ErrorResponses;
@@ -74,13 +74,16 @@ const split = (q: string | undefined): string[] | undefined =>
   q === undefined ? undefined : q.split(',').filter((c) => c.length > 0);
 
 /** Others see a task without the result: only its parties (and the operator) read that. */
-function taskView(t: Task, viewer: string | 'operator'): unknown {
+function taskView(
+  t: Task,
+  viewer: string | 'operator',
+): Jsonified<Task> | Jsonified<Omit<Task, 'result' | 'disputeReason'>> {
   const party = viewer === 'operator' || viewer === t.publisherAccountId || viewer === t.agentAccountId;
   if (party) return jsonSafe(t);
   const copy: Partial<Task> = { ...t };
   delete copy.result;
   delete copy.disputeReason;
-  return jsonSafe(copy);
+  return jsonSafe(copy as Omit<Task, 'result' | 'disputeReason'>);
 }
 
 /** Task market, reputations and the service registry. */
@@ -122,7 +125,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         ...(b.capabilities !== undefined ? { capabilities: b.capabilities } : {}),
         ...(b.reviewSeconds !== undefined ? { reviewSeconds: b.reviewSeconds } : {}),
       });
-      return reply.code(201).send(jsonSafe(t) as never);
+      return reply.code(201).send(jsonSafe(t));
     },
   );
 
@@ -167,7 +170,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
           ...(q.before !== undefined ? { before: q.before } : {}),
         },
       );
-      return { tasks: tasks.map((t) => taskView(t, viewer(req))) as never, ...(next ? { next } : {}) };
+      return { tasks: tasks.map((t) => taskView(t, viewer(req))), ...(next ? { next } : {}) };
     },
   );
 
@@ -190,7 +193,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
       },
       async (req) => {
         const t = await run(req.params.taskId, req.params.id, (req.body ?? {}) as Record<string, unknown>);
-        return taskView(t, viewer(req)) as never;
+        return taskView(t, viewer(req));
       },
     );
   };
@@ -217,7 +220,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         response: { 200: TaskBody, ...errors },
       },
     },
-    async (req) => jsonSafe(await market.resolve(req.params.taskId, req.body.winner)) as never,
+    async (req) => jsonSafe(await market.resolve(req.params.taskId, req.body.winner)),
   );
 
   app.get(
@@ -230,7 +233,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         response: { 200: ReputationBody, ...errors },
       },
     },
-    async (req) => market.reputation(req.params.accountId) as never,
+    async (req) => market.reputation(req.params.accountId),
   );
 
   app.post(
@@ -264,7 +267,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         unit: b.unit,
         ...(b.endpoint !== undefined ? { endpoint: b.endpoint } : {}),
       });
-      return reply.code(201).send(jsonSafe(o) as never);
+      return reply.code(201).send(jsonSafe(o));
     },
   );
 
@@ -301,7 +304,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
     },
     async (req) => {
       const caps = split(req.query.capability);
-      return { offers: jsonSafe(registry.find(caps ? { capability: caps } : {})) as never };
+      return { offers: jsonSafe(registry.find(caps ? { capability: caps } : {})) };
     },
   );
 };

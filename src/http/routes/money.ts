@@ -78,7 +78,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         ...(req.body.description !== undefined ? { description: req.body.description } : {}),
         ...(req.body.expirySeconds !== undefined ? { expirySeconds: req.body.expirySeconds } : {}),
       });
-      return reply.code(201).send(invoiceView(inv) as never);
+      return reply.code(201).send(invoiceView(inv));
     },
   );
 
@@ -98,7 +98,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         return reply
           .code(404)
           .send({ error: { code: 'INVOICE_NOT_FOUND', message: 'no such invoice on this account' } });
-      return invoiceView(inv) as never;
+      return invoiceView(inv);
     },
   );
 
@@ -137,7 +137,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
               ...idem,
             });
       const pending = payment.status === 'pending' || payment.status === 'awaiting_approval';
-      return reply.code(pending ? 202 : 201).send(paymentView(payment) as never);
+      return reply.code(pending ? 202 : 201).send(paymentView(payment));
     },
   );
 
@@ -158,7 +158,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
     async (req) => {
       s.ledger.requireAccount(req.params.id);
       return {
-        payments: s.payments.listPayments(req.params.id, req.query.limit ?? 100).map(paymentView) as never,
+        payments: s.payments.listPayments(req.params.id, req.query.limit ?? 100).map(paymentView),
       };
     },
   );
@@ -179,7 +179,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         return reply
           .code(404)
           .send({ error: { code: 'PAYMENT_NOT_FOUND', message: 'no such payment on this account' } });
-      return paymentView(p) as never;
+      return paymentView(p);
     },
   );
 
@@ -218,9 +218,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         req.body.memo ?? '',
         req.body.idempotencyKey,
       );
-      return reply
-        .code(201)
-        .send({ ...r, account: accountView(s.ledger.requireAccount(req.params.id)) as never });
+      return reply.code(201).send({ ...r, account: accountView(s.ledger.requireAccount(req.params.id)) });
     },
   );
 

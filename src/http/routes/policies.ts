@@ -33,7 +33,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
     },
     async (req) => {
       s.ledger.requireAccount(req.params.id);
-      return jsonSafe(s.policies.get(req.params.id) ?? { rules: [] }) as never;
+      return jsonSafe(s.policies.get(req.params.id) ?? { rules: [] });
     },
   );
 
@@ -60,7 +60,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
       s.ledger.requireAccount(req.params.id);
       const policy: Policy =
         'tier' in req.body ? tierPolicy(req.body.tier, s.tiers) : { rules: req.body.rules.map(toRule) };
-      return jsonSafe(await s.policies.set(req.params.id, policy)) as never;
+      return jsonSafe(await s.policies.set(req.params.id, policy));
     },
   );
 
@@ -82,7 +82,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
     async (req) => {
       s.ledger.requireAccount(req.params.id);
       await s.ledger.flush();
-      return { entries: (await s.audit.query(req.params.id, { limit: req.query.limit ?? 50 })) as never };
+      return { entries: await s.audit.query(req.params.id, { limit: req.query.limit ?? 50 }) };
     },
   );
 };

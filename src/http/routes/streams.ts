@@ -152,7 +152,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
           memo: b.memo,
         }).filter(([, v]) => v !== undefined),
       ) as unknown as Parameters<StreamsService['create']>[1];
-      return reply.code(201).send(jsonSafe(await streams.create(req.params.id, input)) as never);
+      return reply.code(201).send(jsonSafe(await streams.create(req.params.id, input)));
     },
   );
 
@@ -169,7 +169,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
         },
       },
     },
-    async (req) => ({ streams: jsonSafe(streams.list(req.params.id)) as never }),
+    async (req) => ({ streams: jsonSafe(streams.list(req.params.id)) }),
   );
 
   app.get(
@@ -178,7 +178,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       config: { scope: 'read' },
       schema: { tags, params: StreamParams, response: { 200: StreamBody, ...errors } },
     },
-    async (req) => jsonSafe(party(req, ['payer', 'payee', 'operator'])) as never,
+    async (req) => jsonSafe(party(req, ['payer', 'payee', 'operator'])),
   );
 
   const control = (verb: 'pause' | 'resume' | 'stop', allowed: Role[]): void => {
@@ -197,7 +197,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
             : verb === 'resume'
               ? await streams.resume(id)
               : await streams.stop(id);
-        return jsonSafe(s) as never;
+        return jsonSafe(s);
       },
     );
   };
@@ -222,7 +222,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
     },
     async (req) => {
       party(req, ['payee', 'operator']);
-      return jsonSafe(await streams.reportUsage(req.params.streamId, req.body.units)) as never;
+      return jsonSafe(await streams.reportUsage(req.params.streamId, req.body.units));
     },
   );
 
@@ -276,8 +276,8 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (req) => ({
-      inboxes: jsonSafe(receiver.listInboxes(req.params.id)) as never,
-      incoming: jsonSafe(receiver.listIncoming(req.params.id)) as never,
+      inboxes: jsonSafe(receiver.listInboxes(req.params.id)),
+      incoming: jsonSafe(receiver.listIncoming(req.params.id)),
     }),
   );
 };

@@ -1,23 +1,28 @@
 import type { InvoiceRecord, Payment } from '../../payments/types.js';
-import { jsonSafe } from '../json.js';
+import { jsonSafe, type Jsonified } from '../json.js';
 
 /**
  * A payment as its account sees it: the record less its bookkeeping (the reservation, the request
  * fingerprint, the keysend preimage kept until the payment is final, retry markers).
  */
-export function paymentView(p: Payment): unknown {
+type PaymentView = Omit<
+  Payment,
+  'reservationId' | 'fingerprint' | 'keysendPreimage' | 'sentAt' | 'retriesFailedHash'
+>;
+
+export function paymentView(p: Payment): Jsonified<PaymentView> {
   const copy: Partial<Payment> = { ...p };
   delete copy.reservationId;
   delete copy.fingerprint;
   delete copy.keysendPreimage;
   delete copy.sentAt;
   delete copy.retriesFailedHash;
-  return jsonSafe(copy);
+  return jsonSafe(copy as PaymentView);
 }
 
 /** An invoice as its account sees it: never the preimage (kept to prove internal payments). */
-export function invoiceView(inv: InvoiceRecord): unknown {
+export function invoiceView(inv: InvoiceRecord): Jsonified<Omit<InvoiceRecord, 'preimage'>> {
   const copy: Partial<InvoiceRecord> = { ...inv };
   delete copy.preimage;
-  return jsonSafe(copy);
+  return jsonSafe(copy as Omit<InvoiceRecord, 'preimage'>);
 }
