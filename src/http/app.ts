@@ -11,6 +11,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { LightningBackend } from '../lightning/backend.js';
 import { installErrorHandling } from './errors.js';
+import { frameworkErrors, installRouting, MAX_PARAM_LENGTH } from './routing.js';
 import type { OperatorAuth } from './operator-auth.js';
 import { healthRoutes } from './routes/health.js';
 import { nodeRoutes } from './routes/node.js';
@@ -37,10 +38,15 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
   // Fastify's request serializer logs method and url only: headers, and so credentials, never reach the log.
   const app = Fastify({
     loggerInstance: deps.logger ?? pino({ enabled: false }),
-    // Unknown fields are an error, not silently dropped.
-    ajv: { customOptions: { removeAdditional: false } },
+    // Unknown fields are an error, not silently dropped; a JSON type is never coerced into another
+    // (fastify's default turns 9007199254740993 into "9007199254740992" and ["1"] into "1");
+    // `verbose` lets the error handler tell an amount's error from others.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, verbose: true } },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandling(app);
+  installRouting(app);
 
   await app.register(swagger, {
     openapi: {

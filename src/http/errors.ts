@@ -1,14 +1,17 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { AppError } from '../domain/errors.js';
 import { InvalidAmountError } from '../domain/msat.js';
+import { MSAT_PATTERN } from './schemas.js';
+
+/** A validation error on an msat field (ajv `verbose` gives each error the schema it broke). */
+function isAmountError(fe: FastifyError): boolean {
+  return (fe.validation ?? []).some(
+    (v) => (v as { parentSchema?: { pattern?: unknown } }).parentSchema?.pattern === MSAT_PATTERN,
+  );
+}
 
 /** Every error leaves as `{ error: { code, message } }`; client mistakes are 4xx, never 500. */
 export function installErrorHandling(app: FastifyInstance): void {
-  app.setNotFoundHandler((req, reply) => {
-    void reply
-      .code(404)
-      .send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
-  });
   app.setErrorHandler((err: FastifyError | AppError | Error, req, reply) => {
     if (err instanceof AppError) {
       if (err.status >= 500) req.log.error({ err }, 'request failed');
@@ -19,6 +22,11 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const fe = err as FastifyError;
     if (fe.validation) {
+      // An amount sent as a number, array, null... is refused (never rounded or coerced) with its own code.
+      if (isAmountError(fe))
+        return reply.code(400).send({
+          error: { code: 'INVALID_AMOUNT', message: `${fe.message} (msat amounts are decimal strings)` },
+        });
       return reply.code(400).send({ error: { code: 'VALIDATION_FAILED', message: fe.message } });
     }
     if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {

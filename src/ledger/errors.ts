@@ -3,6 +3,7 @@ import { CodedError } from '../domain/errors.js';
 export const LedgerErrorCode = {
   ACCOUNT_NOT_FOUND: 'ACCOUNT_NOT_FOUND',
   ACCOUNT_EXISTS: 'ACCOUNT_EXISTS',
+  INVALID_ACCOUNT_ID: 'INVALID_ACCOUNT_ID',
   ACCOUNT_FROZEN: 'ACCOUNT_FROZEN',
   INSUFFICIENT_FUNDS: 'INSUFFICIENT_FUNDS',
   BALANCE_LIMIT_EXCEEDED: 'BALANCE_LIMIT_EXCEEDED',
@@ -22,6 +23,7 @@ export type LedgerErrorCode = (typeof LedgerErrorCode)[keyof typeof LedgerErrorC
 const STATUS: Record<LedgerErrorCode, number> = {
   ACCOUNT_NOT_FOUND: 404,
   ACCOUNT_EXISTS: 409,
+  INVALID_ACCOUNT_ID: 400,
   ACCOUNT_FROZEN: 403,
   INSUFFICIENT_FUNDS: 402,
   BALANCE_LIMIT_EXCEEDED: 409,

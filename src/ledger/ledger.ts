@@ -31,6 +31,11 @@ export interface Applied<T> {
 export type LedgerEvent = { type: 'transfer'; transfer: Transfer } | { type: 'account'; account: Account };
 
 const DAY = 24 * 3600 * 1000;
+/**
+ * Account ids: safe in store keys (no `!`) and in URL paths (never `.` or `..`); `:` marks the
+ * gateway's own accounts (`sys:operator`, `l402:<token id>`, `svc:<service>`).
+ */
+const ACCOUNT_ID = /^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}$/;
 
 /**
  * Double-entry ledger with two-phase transfers. Every change is validated and applied to memory
@@ -106,6 +111,11 @@ export class Ledger implements RecordStore {
   }): Applied<Account> {
     this.assertHealthy();
     const id = input.id ?? randomUUID();
+    if (!ACCOUNT_ID.test(id))
+      throw new LedgerError(
+        LedgerErrorCode.INVALID_ACCOUNT_ID,
+        'an account id is 1 to 128 letters, digits, _ - . or :, not led by a dot',
+      );
     if (this.accounts.has(id)) throw new LedgerError(LedgerErrorCode.ACCOUNT_EXISTS, `account ${id} exists`);
     const account: Account = {
       id,

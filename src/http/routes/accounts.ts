@@ -2,7 +2,16 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { msat } from '../../domain/msat.js';
 import { tierPolicy } from '../../policy/tiers.js';
-import { AccountBody, ErrorBody, IdempotencyKey, IdParams, MsatString, Tier } from '../schemas.js';
+import {
+  AccountBody,
+  ErrorResponses,
+  IdempotencyKey,
+  IdParams,
+  JournalEntryBody,
+  MsatString,
+  NewAccountId,
+  Tier,
+} from '../schemas.js';
 import { approvalRoutes } from './approvals.js';
 import { eventRoutes } from './events.js';
 import { escrowRoutes } from './escrow.js';
@@ -18,7 +27,7 @@ import { accountView, type AccountServices } from './services.js';
 export type { AccountServices } from './services.js';
 
 const Kind = Type.Union([Type.Literal('agent'), Type.Literal('device'), Type.Literal('service')]);
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const errors = ErrorResponses;
 
 /** Accounts: create, list, show, fund, freeze, history; and everything under an account. */
 export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
@@ -35,7 +44,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
             kind: Kind,
             name: Type.String({ minLength: 1, maxLength: 200 }),
             tier: Type.Optional(Tier),
-            id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+            id: Type.Optional(NewAccountId),
           },
           { additionalProperties: false },
         ),
@@ -51,7 +60,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       await created.durable;
       // Deny by default: a new account is view-only until the operator grants a tier or rules.
       await s.policies.set(created.value.id, tierPolicy(req.body.tier ?? 'L0', s.tiers));
-      return reply.code(201).send(view(created.value.id) as never);
+      return reply.code(201).send(view(created.value.id));
     },
   );
 
@@ -61,14 +70,17 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       schema: {
         tags: ['accounts'],
         security: [{ operator: [] }],
-        response: { 200: Type.Object({ accounts: Type.Array(AccountBody) }), ...errors },
+        response: {
+          200: Type.Object({ accounts: Type.Array(AccountBody) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
     async () => ({
       accounts: s.ledger
         .listAccounts()
         .filter((a) => !a.id.startsWith('sys:'))
-        .map((a) => accountView(a, s.policies.get(a.id)?.tier)) as never,
+        .map((a) => accountView(a, s.policies.get(a.id)?.tier)),
     }),
   );
 
@@ -78,7 +90,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       config: { scope: 'read' },
       schema: { tags: ['accounts'], params: IdParams, response: { 200: AccountBody, ...errors } },
     },
-    async (req) => view(req.params.id) as never,
+    async (req) => view(req.params.id),
   );
 
   app.post(
@@ -99,7 +111,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
     },
     async (req) => {
       await s.payments.fund(req.params.id, msat(req.body.amountMsat), req.body.idempotencyKey);
-      return view(req.params.id) as never;
+      return view(req.params.id);
     },
   );
 
@@ -125,7 +137,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       },
       async (req) => {
         await s.ledger.setFrozen(req.params.id, frozen, req.body?.reason ?? `operator ${path}`).durable;
-        return view(req.params.id) as never;
+        return view(req.params.id);
       },
     );
   }
@@ -142,7 +154,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
           beforeSeq: Type.Optional(Type.Integer({ minimum: 1 })),
         }),
         response: {
-          200: Type.Object({ entries: Type.Array(Type.Record(Type.String(), Type.Unknown())) }),
+          200: Type.Object({ entries: Type.Array(JournalEntryBody) }, { additionalProperties: false }),
           ...errors,
         },
       },
@@ -153,7 +165,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
         limit: req.query.limit ?? 50,
         ...(req.query.beforeSeq ? { beforeSeq: req.query.beforeSeq } : {}),
       });
-      return { entries: entries as never };
+      return { entries: entries };
     },
   );
 

@@ -2,18 +2,11 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { actorOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { ErrorBody, PaymentBody } from '../schemas.js';
+import { ApprovalBody, ErrorResponses, PaymentBody } from '../schemas.js';
+import { paymentView } from './views.js';
 import type { AccountServices } from './services.js';
 
-const ApprovalBody = Type.Record(Type.String(), Type.Unknown());
-const errors = {
-  400: ErrorBody,
-  401: ErrorBody,
-  403: ErrorBody,
-  404: ErrorBody,
-  409: ErrorBody,
-  429: ErrorBody,
-};
+const errors = ErrorResponses;
 
 /** Payments held for an operator's decision; they expire by themselves. */
 export const approvalRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
@@ -33,10 +26,13 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<AccountServices> = async 
             ]),
           ),
         }),
-        response: { 200: Type.Object({ approvals: Type.Array(ApprovalBody) }), 401: ErrorBody },
+        response: {
+          200: Type.Object({ approvals: Type.Array(ApprovalBody) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
-    async (req) => ({ approvals: jsonSafe(s.payments.listApprovals(req.query.state)) as never }),
+    async (req) => ({ approvals: jsonSafe(s.payments.listApprovals(req.query.state)) }),
   );
 
   for (const action of ['approve', 'deny'] as const) {
@@ -46,7 +42,7 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<AccountServices> = async 
         schema: {
           tags: ['approvals'],
           security: [{ operator: [] }],
-          params: Type.Object({ approvalId: Type.String() }),
+          params: Type.Object({ approvalId: Type.String({ maxLength: 128 }) }),
           response: { 200: PaymentBody, 202: PaymentBody, ...errors },
         },
       },
@@ -55,7 +51,7 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<AccountServices> = async 
           action === 'approve'
             ? await s.payments.approve(req.params.approvalId, actorOf(req))
             : await s.payments.denyApproval(req.params.approvalId, actorOf(req));
-        return reply.code(p.status === 'pending' ? 202 : 200).send(jsonSafe(p) as never);
+        return reply.code(p.status === 'pending' ? 202 : 200).send(paymentView(p));
       },
     );
   }

@@ -4,9 +4,42 @@ import type { DeviceBridge } from '../../devices/bridge.js';
 import type { DeviceRegistry } from '../../devices/registry.js';
 import type { DeviceCommerce } from '../../devices/commerce.js';
 import { msat } from '../../domain/msat.js';
-import { AnyObject, ErrorResponses, IdempotencyKey, IdParams, MsatString } from '../schemas.js';
+import { ErrorResponses, Hash, IdempotencyKey, IdParams, literals, MsatString } from '../schemas.js';
 
 const DeviceId = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BIP340 x-only public key' });
+const errors = ErrorResponses;
+
+/** A device of the registry (src/devices/types.ts `Device`). */
+const DeviceBody = Type.Object(
+  {
+    deviceId: DeviceId,
+    accountId: Type.String(),
+    name: Type.String(),
+    state: Type.Union([Type.Literal('active'), Type.Literal('revoked')]),
+    lastCounter: Type.Integer(),
+    lastEventSeq: Type.Integer(),
+    createdAt: Type.Integer(),
+    revokedAt: Type.Optional(Type.Integer()),
+  },
+  { $id: 'Device', additionalProperties: false },
+);
+/** The gateway's signed answer to a device request (firmware-bridge/PROTOCOL.md). */
+const ResponseEnvelopeBody = Type.Object(
+  {
+    v: Type.Integer(),
+    g: Type.String(),
+    d: Type.String(),
+    c: Type.Integer(),
+    t: Type.Integer(),
+    ok: Type.Boolean(),
+    b: Type.String({ description: 'result JSON text when ok, else {"code","message"}' }),
+    s: Type.String(),
+  },
+  { additionalProperties: false },
+);
+const RequestEnvelopeBody = Type.Record(Type.String(), Type.Unknown(), {
+  description: 'a signed request envelope; its fields are checked by the bridge (BAD_ENVELOPE)',
+});
 
 /** The device bridge over HTTP (signed envelopes, public), and the operator's device registry. */
 export const deviceRoutes: FastifyPluginAsyncTypebox<{
@@ -33,17 +66,23 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
           },
           { additionalProperties: false },
         ),
-        response: { 201: AnyObject, ...ErrorResponses, 429: ErrorResponses[400] },
+        response: {
+          201: Type.Object(
+            { actuationId: Type.String(), request: Type.String(), paymentHash: Hash },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
     async (req, reply) =>
       reply.code(201).send(
-        (await commerce.requestActuation(req.params.deviceId, {
+        await commerce.requestActuation(req.params.deviceId, {
           command: req.body.command,
           priceMsat: msat(req.body.priceMsat),
           ...(req.body.timeoutSeconds !== undefined ? { timeoutSeconds: req.body.timeoutSeconds } : {}),
           ...(req.body.idempotencyKey !== undefined ? { idempotencyKey: req.body.idempotencyKey } : {}),
-        })) as never,
+        }),
       ),
   );
 
@@ -54,14 +93,24 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         params: Type.Object({ actuationId: Type.String({ maxLength: 64 }) }),
-        response: { 200: AnyObject, ...ErrorResponses },
+        response: {
+          200: Type.Object(
+            {
+              actuationId: Type.String(),
+              deviceId: DeviceId,
+              command: Type.String(),
+              state: literals(['awaiting_payment', 'sent', 'acknowledged', 'refunded']),
+              createdAt: Type.Integer(),
+            },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
     async (req, reply) => {
       const a = await commerce.getActuation(req.params.actuationId);
-      return a
-        ? (a as never)
-        : reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such actuation' } } as never);
+      return a ? a : reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no such actuation' } });
     },
   );
 
@@ -74,10 +123,19 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
         description: 'The reading a device sold, for whoever proves the payment with its preimage.',
         params: Type.Object({ paymentHash: Type.String({ pattern: '^[0-9a-f]{64}$' }) }),
         querystring: Type.Object({ preimage: Type.String({ pattern: '^[0-9a-f]{64}$' }) }),
-        response: { 200: AnyObject, ...ErrorResponses },
+        response: {
+          200: Type.Object(
+            {
+              state: literals(['offered', 'sold', 'delivered', 'expired']),
+              reading: Type.Optional(Type.String()),
+            },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
-    async (req) => (await commerce.readSale(req.params.paymentHash, req.query.preimage)) as never,
+    async (req) => commerce.readSale(req.params.paymentHash, req.query.preimage),
   );
 
   app.post(
@@ -89,13 +147,13 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
         tags,
         description:
           'A signed device request (firmware-bridge/PROTOCOL.md); the answer is a signed response envelope.',
-        body: AnyObject,
-        response: { 200: AnyObject, ...ErrorResponses },
+        body: RequestEnvelopeBody,
+        response: { 200: ResponseEnvelopeBody, ...errors },
       },
     },
     async (req, reply) => {
       const r = await bridge.handle(req.body);
-      return 'envelope' in r ? (r.envelope as never) : reply.code(r.status).send({ error: r.error } as never);
+      return 'envelope' in r ? r.envelope : reply.code(r.status).send({ error: r.error });
     },
   );
 
@@ -106,7 +164,13 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         description: 'The gateway id devices pin (take it from a trusted channel when provisioning).',
-        response: { 200: Type.Object({ gatewayId: Type.String(), protocolVersion: Type.Integer() }) },
+        response: {
+          200: Type.Object(
+            { gatewayId: Type.String(), protocolVersion: Type.Integer() },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
     async () => ({ gatewayId, protocolVersion: 1 }),
@@ -126,10 +190,10 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
           },
           { additionalProperties: false },
         ),
-        response: { 201: AnyObject, ...ErrorResponses },
+        response: { 201: DeviceBody, ...errors },
       },
     },
-    async (req, reply) => reply.code(201).send((await registry.enroll(req.body)) as never),
+    async (req, reply) => reply.code(201).send(await registry.enroll(req.body)),
   );
 
   app.post(
@@ -146,10 +210,10 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
           },
           { additionalProperties: false },
         ),
-        response: { 201: AnyObject, ...ErrorResponses },
+        response: { 201: DeviceBody, ...errors },
       },
     },
-    async (req, reply) => reply.code(201).send((await registry.register(req.body)) as never),
+    async (req, reply) => reply.code(201).send(await registry.register(req.body)),
   );
 
   app.get(
@@ -159,10 +223,13 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
         tags,
         security: [{ operator: [] }],
         querystring: Type.Object({ accountId: Type.Optional(Type.String({ maxLength: 128 })) }),
-        response: { 200: Type.Object({ devices: Type.Array(AnyObject) }) },
+        response: {
+          200: Type.Object({ devices: Type.Array(DeviceBody) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
-    async (req) => ({ devices: registry.list(req.query.accountId) as never }),
+    async (req) => ({ devices: registry.list(req.query.accountId) }),
   );
 
   app.post(
@@ -172,10 +239,10 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
         tags,
         security: [{ operator: [] }],
         params: Type.Object({ deviceId: DeviceId }),
-        response: { 200: AnyObject, ...ErrorResponses },
+        response: { 200: DeviceBody, ...errors },
       },
     },
-    async (req) => (await registry.revoke(req.params.deviceId)) as never,
+    async (req) => registry.revoke(req.params.deviceId),
   );
 
   app.post(
@@ -193,7 +260,13 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
           },
           { additionalProperties: false },
         ),
-        response: { 201: Type.Object({ code: Type.String(), expiresAt: Type.Integer() }), ...ErrorResponses },
+        response: {
+          201: Type.Object(
+            { code: Type.String(), expiresAt: Type.Integer() },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
     async (req, reply) =>

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { msat } from '../../domain/msat.js';
 import type { EscrowService } from '../../escrow/service.js';
-import type { Actor } from '../../escrow/types.js';
+import type { Actor, Escrow } from '../../escrow/types.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
 import {
@@ -12,16 +12,12 @@ import {
   Hash,
   IdempotencyKey,
   IdParams,
+  literals,
   MsatString,
   PageQuery,
 } from '../schemas.js';
 
-const errors = ErrorResponses;
-const EscrowBody = Type.Record(Type.String(), Type.Unknown(), { description: 'an escrow' });
-const EscrowPage = Type.Object({
-  escrows: Type.Array(EscrowBody),
-  next: Type.Optional(Type.String({ description: 'the cursor of the next page: pass it as `before`' })),
-});
+const errors = { ...ErrorResponses, 422: ErrorBody, 424: ErrorBody };
 const EscrowParams = Type.Object({ id: IdParams.properties.id, escrowId: Type.String({ maxLength: 64 }) });
 const XOnlyKey = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'BIP340 x-only public key' });
 
@@ -43,6 +39,43 @@ const Condition = Type.Union([
     { additionalProperties: false },
   ),
 ]);
+
+/** An escrow as its parties see it (src/escrow/types.ts `Escrow`, never the preimage). */
+const EscrowBody = Type.Object(
+  {
+    id: Type.String(),
+    payerAccountId: Type.String(),
+    payeeAccountId: Type.Optional(Type.String()),
+    amountMsat: MsatString,
+    description: Type.String(),
+    condition: Condition,
+    funding: literals(['lightning', 'account']),
+    state: literals(['open', 'funded', 'releasing', 'released', 'refunding', 'refunded', 'expired']),
+    paymentHash: Hash,
+    request: Type.Optional(Type.String({ description: 'the hold invoice the payer pays from outside' })),
+    cltvDelta: Type.Integer(),
+    htlcExpiryHeight: Type.Optional(Type.Integer()),
+    deadline: Type.Integer({ description: 'ms since the epoch' }),
+    lockTransferId: Type.Optional(Type.String()),
+    payoutRequest: Type.Optional(Type.String()),
+    payoutPaymentId: Type.Optional(Type.String()),
+    reason: Type.Optional(Type.String()),
+    verifierError: Type.Optional(Type.String()),
+    createdAt: Type.Integer(),
+    updatedAt: Type.Integer(),
+    fundedAt: Type.Optional(Type.Integer()),
+    resolvedAt: Type.Optional(Type.Integer()),
+  },
+  { $id: 'Escrow', additionalProperties: false },
+);
+const EscrowPage = Type.Object(
+  {
+    escrows: Type.Array(EscrowBody),
+    next: Type.Optional(Type.String({ description: 'the cursor of the next page: pass it as `before`' })),
+  },
+  { additionalProperties: false },
+);
+const PubkeyList = Type.Object({ pubkeys: Type.Array(XOnlyKey) }, { additionalProperties: false });
 
 /** The account acting through its key, or the operator. */
 export function actor(req: FastifyRequest): Actor {
@@ -92,7 +125,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         ...(b.payoutRequest !== undefined ? { payoutRequest: b.payoutRequest } : {}),
         ...(b.idempotencyKey !== undefined ? { idempotencyKey: b.idempotencyKey } : {}),
       });
-      return reply.code(201).send(jsonSafe(e) as never);
+      return reply.code(201).send(jsonSafe(e));
     },
   );
 
@@ -107,7 +140,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         response: { 200: EscrowPage, ...errors },
       },
     },
-    async (req) => jsonSafe(await escrow.list(req.params.id, req.query)) as never,
+    async (req) => jsonSafe(await escrow.list(req.params.id, req.query)),
   );
 
   app.get(
@@ -116,14 +149,14 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
       config: { scope: 'read' },
       schema: { tags, params: EscrowParams, response: { 200: EscrowBody, ...errors } },
     },
-    async (req) => jsonSafe(await escrow.get(req.params.escrowId, actor(req))) as never,
+    async (req) => jsonSafe(await escrow.get(req.params.escrowId, actor(req))),
   );
 
   const action = (
     path: string,
     scope: 'pay' | 'invoice',
     body: Parameters<typeof Type.Object>[0],
-    run: (escrowId: string, who: Actor, body: Record<string, unknown>) => Promise<unknown>,
+    run: (escrowId: string, who: Actor, body: Record<string, unknown>) => Promise<Escrow>,
   ): void => {
     app.post(
       `/v1/accounts/:id/escrows/:escrowId/${path}`,
@@ -133,15 +166,13 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
           tags,
           params: EscrowParams,
           body: Type.Object(body, { additionalProperties: false }),
-          response: { 200: EscrowBody, ...errors, 422: ErrorBody, 424: ErrorBody },
+          response: { 200: EscrowBody, ...errors },
         },
       },
       async (req) => {
         const who = actor(req);
         await escrow.get(req.params.escrowId, who); // not a party: 404
-        return jsonSafe(
-          await run(req.params.escrowId, who, (req.body ?? {}) as Record<string, unknown>),
-        ) as never;
+        return jsonSafe(await run(req.params.escrowId, who, (req.body ?? {}) as Record<string, unknown>));
       },
     );
   };
@@ -172,7 +203,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         tags,
         params: IdParams,
         body: Type.Object({ pubkey: XOnlyKey }, { additionalProperties: false }),
-        response: { 201: Type.Object({ pubkeys: Type.Array(Type.String()) }), ...errors },
+        response: { 201: PubkeyList, ...errors },
       },
     },
     async (req, reply) => {
@@ -187,7 +218,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
       schema: {
         tags,
         params: IdParams,
-        response: { 200: Type.Object({ pubkeys: Type.Array(Type.String()) }), ...errors },
+        response: { 200: PubkeyList, ...errors },
       },
     },
     async (req) => ({ pubkeys: escrow.listReceiptKeys(req.params.id) }),
@@ -201,10 +232,10 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         tags,
         security: [{ operator: [] }],
         querystring: PageQuery,
-        response: { 200: EscrowPage, 400: ErrorBody },
+        response: { 200: EscrowPage, ...errors },
       },
     },
-    async (req) => jsonSafe(await escrow.list(undefined, req.query)) as never,
+    async (req) => jsonSafe(await escrow.list(undefined, req.query)),
   );
   for (const verb of ['release', 'refund'] as const) {
     app.post(
@@ -222,7 +253,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
           verb === 'release'
             ? await escrow.releaseNow(req.params.escrowId, 'operator')
             : await escrow.refundNow(req.params.escrowId, 'operator'),
-        ) as never,
+        ),
     );
   }
 };

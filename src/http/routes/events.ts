@@ -1,6 +1,7 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { jsonSafe } from '../json.js';
-import { IdParams } from '../schemas.js';
+import { ErrorResponses, IdParams } from '../schemas.js';
 import type { AccountServices } from './services.js';
 
 /** Server-sent events for one account: payments, invoices, balances, approvals, alerts. */
@@ -13,6 +14,13 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         tags: ['accounts'],
         description: 'text/event-stream; one JSON event per message.',
         params: IdParams,
+        response: {
+          200: {
+            description: 'server-sent events: `event: <type>` and `data: <JSON>` per message',
+            content: { 'text/event-stream': { schema: Type.String() } },
+          },
+          ...ErrorResponses,
+        },
       },
     },
     async (req, reply) => {

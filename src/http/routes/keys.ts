@@ -2,20 +2,23 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { SCOPES } from '../../auth/api-keys.js';
 import { principalOf } from '../auth.js';
-import { ErrorBody, IdParams } from '../schemas.js';
+import { ErrorResponses, IdParams } from '../schemas.js';
 import type { AccountServices } from './services.js';
 
 const Scope = Type.Union(SCOPES.map((s) => Type.Literal(s)));
-const KeyView = Type.Object({
-  id: Type.String(),
-  accountId: Type.String(),
-  scopes: Type.Array(Type.String()),
-  createdAt: Type.Integer(),
-  expiresAt: Type.Optional(Type.Integer()),
-  revokedAt: Type.Optional(Type.Integer()),
-  createdBy: Type.String(),
-});
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
+const KeyView = Type.Object(
+  {
+    id: Type.String(),
+    accountId: Type.String(),
+    scopes: Type.Array(Type.String()),
+    createdAt: Type.Integer(),
+    expiresAt: Type.Optional(Type.Integer()),
+    revokedAt: Type.Optional(Type.Integer()),
+    createdBy: Type.String(),
+  },
+  { additionalProperties: false },
+);
+const errors = ErrorResponses;
 
 /** API keys of an account: the operator or an admin key of the account manages them. */
 export const keyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
@@ -40,7 +43,10 @@ export const keyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app,
           },
           { additionalProperties: false },
         ),
-        response: { 201: Type.Object({ key: Type.String(), record: KeyView }), ...errors },
+        response: {
+          201: Type.Object({ key: Type.String(), record: KeyView }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
     async (req, reply) => {
@@ -64,7 +70,10 @@ export const keyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app,
       schema: {
         tags: ['keys'],
         params: IdParams,
-        response: { 200: Type.Object({ keys: Type.Array(KeyView) }), ...errors },
+        response: {
+          200: Type.Object({ keys: Type.Array(KeyView) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
     async (req) => ({ keys: s.apiKeys.list(req.params.id).map(strip) }),
@@ -76,7 +85,10 @@ export const keyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app,
       config: { scope: 'admin' },
       schema: {
         tags: ['keys'],
-        params: Type.Object({ id: Type.String(), keyId: Type.String({ pattern: '^[0-9a-f]{16}$' }) }),
+        params: Type.Object({
+          id: IdParams.properties.id,
+          keyId: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+        }),
         response: { 200: KeyView, ...errors },
       },
     },

@@ -5,11 +5,66 @@ import type { ServiceRegistry } from '../../market/registry.js';
 import type { TaskMarket } from '../../market/tasks.js';
 import type { Task } from '../../market/types.js';
 import { principalOf } from '../auth.js';
-import { jsonSafe } from '../json.js';
-import { AnyObject, ErrorResponses, IdempotencyKey, IdParams, MsatString, PageQuery } from '../schemas.js';
+import { jsonSafe, type Jsonified } from '../json.js';
+import { ErrorResponses, IdempotencyKey, IdParams, literals, MsatString, PageQuery } from '../schemas.js';
 
 const errors = ErrorResponses;
-const Obj = AnyObject;
+const TaskStates = ['open', 'claimed', 'submitted', 'completed', 'disputed', 'resolved', 'expired'] as const;
+const Unit = Type.Union([
+  Type.Literal('request'),
+  Type.Literal('second'),
+  Type.Literal('unit'),
+  Type.Literal('task'),
+]);
+
+/** A task (src/market/types.ts); `result` and `disputeReason` only for its parties and the operator. */
+const TaskBody = Type.Object(
+  {
+    id: Type.String(),
+    publisherAccountId: Type.String(),
+    title: Type.String(),
+    description: Type.String(),
+    capabilities: Type.Array(Type.String()),
+    rewardMsat: MsatString,
+    deadline: Type.Integer({ description: 'ms since the epoch' }),
+    reviewSeconds: Type.Integer(),
+    escrowId: Type.String(),
+    state: literals(TaskStates),
+    agentAccountId: Type.Optional(Type.String()),
+    result: Type.Optional(Type.String()),
+    disputeReason: Type.Optional(Type.String()),
+    resolvedFor: Type.Optional(Type.Union([Type.Literal('agent'), Type.Literal('publisher')])),
+    createdAt: Type.Integer(),
+    claimedAt: Type.Optional(Type.Integer()),
+    submittedAt: Type.Optional(Type.Integer()),
+    closedAt: Type.Optional(Type.Integer()),
+  },
+  { $id: 'Task', additionalProperties: false },
+);
+const ReputationBody = Type.Object(
+  {
+    accountId: Type.String(),
+    completed: Type.Integer(),
+    disputed: Type.Integer(),
+    lost: Type.Integer(),
+    late: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+const OfferBody = Type.Object(
+  {
+    id: Type.String(),
+    accountId: Type.String(),
+    title: Type.String(),
+    description: Type.String(),
+    capabilities: Type.Array(Type.String()),
+    priceMsat: MsatString,
+    unit: Unit,
+    endpoint: Type.Optional(Type.String()),
+    createdAt: Type.Integer(),
+  },
+  { $id: 'Offer', additionalProperties: false },
+);
 const TaskParams = Type.Object({ id: IdParams.properties.id, taskId: Type.String({ maxLength: 64 }) });
 const Capabilities = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
 const CapabilityQuery = Type.Optional(
@@ -19,13 +74,16 @@ const split = (q: string | undefined): string[] | undefined =>
   q === undefined ? undefined : q.split(',').filter((c) => c.length > 0);
 
 /** Others see a task without the result: only its parties (and the operator) read that. */
-function taskView(t: Task, viewer: string | 'operator'): unknown {
+function taskView(
+  t: Task,
+  viewer: string | 'operator',
+): Jsonified<Task> | Jsonified<Omit<Task, 'result' | 'disputeReason'>> {
   const party = viewer === 'operator' || viewer === t.publisherAccountId || viewer === t.agentAccountId;
   if (party) return jsonSafe(t);
   const copy: Partial<Task> = { ...t };
   delete copy.result;
   delete copy.disputeReason;
-  return jsonSafe(copy);
+  return jsonSafe(copy as Omit<Task, 'result' | 'disputeReason'>);
 }
 
 /** Task market, reputations and the service registry. */
@@ -55,7 +113,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
           },
           { additionalProperties: false },
         ),
-        response: { 201: Obj, ...errors },
+        response: { 201: TaskBody, ...errors },
       },
     },
     async (req, reply) => {
@@ -69,7 +127,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         ...(b.reviewSeconds !== undefined ? { reviewSeconds: b.reviewSeconds } : {}),
         ...(b.idempotencyKey !== undefined ? { idempotencyKey: b.idempotencyKey } : {}),
       });
-      return reply.code(201).send(jsonSafe(t) as never);
+      return reply.code(201).send(jsonSafe(t));
     },
   );
 
@@ -81,24 +139,21 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         tags: ['market'],
         params: IdParams,
         querystring: Type.Object({
-          state: Type.Optional(
-            Type.Union(
-              ['open', 'claimed', 'submitted', 'completed', 'disputed', 'resolved', 'expired'].map((s) =>
-                Type.Literal(s),
-              ),
-            ),
-          ),
+          state: Type.Optional(literals(TaskStates)),
           capability: CapabilityQuery,
           mine: Type.Optional(Type.Boolean()),
           ...PageQuery.properties,
         }),
         response: {
-          200: Type.Object({
-            tasks: Type.Array(Obj),
-            next: Type.Optional(
-              Type.String({ description: 'the cursor of the next page: pass it as `before`' }),
-            ),
-          }),
+          200: Type.Object(
+            {
+              tasks: Type.Array(TaskBody),
+              next: Type.Optional(
+                Type.String({ description: 'the cursor of the next page: pass it as `before`' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           ...errors,
         },
       },
@@ -117,7 +172,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
           ...(q.before !== undefined ? { before: q.before } : {}),
         },
       );
-      return { tasks: tasks.map((t) => taskView(t, viewer(req))) as never, ...(next ? { next } : {}) };
+      return { tasks: tasks.map((t) => taskView(t, viewer(req))), ...(next ? { next } : {}) };
     },
   );
 
@@ -135,12 +190,12 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
           tags: ['market'],
           params: TaskParams,
           body: Type.Object(body, { additionalProperties: false }),
-          response: { 200: Obj, ...errors },
+          response: { 200: TaskBody, ...errors },
         },
       },
       async (req) => {
         const t = await run(req.params.taskId, req.params.id, (req.body ?? {}) as Record<string, unknown>);
-        return taskView(t, viewer(req)) as never;
+        return taskView(t, viewer(req));
       },
     );
   };
@@ -164,10 +219,10 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
           { winner: Type.Union([Type.Literal('agent'), Type.Literal('publisher')]) },
           { additionalProperties: false },
         ),
-        response: { 200: Obj, ...errors },
+        response: { 200: TaskBody, ...errors },
       },
     },
-    async (req) => jsonSafe(await market.resolve(req.params.taskId, req.body.winner)) as never,
+    async (req) => jsonSafe(await market.resolve(req.params.taskId, req.body.winner)),
   );
 
   app.get(
@@ -177,10 +232,10 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags: ['market'],
         params: Type.Object({ id: IdParams.properties.id, accountId: Type.String({ maxLength: 128 }) }),
-        response: { 200: Obj, ...errors },
+        response: { 200: ReputationBody, ...errors },
       },
     },
-    async (req) => market.reputation(req.params.accountId) as never,
+    async (req) => market.reputation(req.params.accountId),
   );
 
   app.post(
@@ -196,17 +251,12 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
             description: Type.Optional(Type.String({ maxLength: 2000 })),
             capabilities: Capabilities,
             priceMsat: MsatString,
-            unit: Type.Union([
-              Type.Literal('request'),
-              Type.Literal('second'),
-              Type.Literal('unit'),
-              Type.Literal('task'),
-            ]),
+            unit: Unit,
             endpoint: Type.Optional(Type.String({ maxLength: 2048 })),
           },
           { additionalProperties: false },
         ),
-        response: { 201: Obj, ...errors },
+        response: { 201: OfferBody, ...errors },
       },
     },
     async (req, reply) => {
@@ -219,7 +269,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         unit: b.unit,
         ...(b.endpoint !== undefined ? { endpoint: b.endpoint } : {}),
       });
-      return reply.code(201).send(jsonSafe(o) as never);
+      return reply.code(201).send(jsonSafe(o));
     },
   );
 
@@ -248,12 +298,15 @@ export const marketRoutes: FastifyPluginAsyncTypebox<{
         tags: ['registry'],
         params: IdParams,
         querystring: Type.Object({ capability: CapabilityQuery }),
-        response: { 200: Type.Object({ offers: Type.Array(Obj) }), ...errors },
+        response: {
+          200: Type.Object({ offers: Type.Array(OfferBody) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
     async (req) => {
       const caps = split(req.query.capability);
-      return { offers: jsonSafe(registry.find(caps ? { capability: caps } : {})) as never };
+      return { offers: jsonSafe(registry.find(caps ? { capability: caps } : {})) };
     },
   );
 };

@@ -1,9 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { msat } from '../../domain/msat.js';
-import { jsonSafe } from '../json.js';
 import {
-  ErrorBody,
   ErrorResponses,
   Hash,
   IdempotencyKey,
@@ -14,9 +12,10 @@ import {
 } from '../schemas.js';
 import type { AccountServices } from './services.js';
 import { accountView } from './services.js';
+import { invoiceView, paymentView } from './views.js';
 import { AccountBody } from '../schemas.js';
 
-const errors = { ...ErrorResponses, 429: ErrorBody };
+const errors = ErrorResponses;
 
 const PayBody = Type.Union([
   Type.Object(
@@ -81,7 +80,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         ...(req.body.expirySeconds !== undefined ? { expirySeconds: req.body.expirySeconds } : {}),
         ...(req.body.idempotencyKey !== undefined ? { idempotencyKey: req.body.idempotencyKey } : {}),
       });
-      return reply.code(201).send(jsonSafe(inv) as never);
+      return reply.code(201).send(invoiceView(inv));
     },
   );
 
@@ -91,7 +90,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
       config: { scope: 'read' },
       schema: {
         tags: ['invoices'],
-        params: Type.Object({ id: Type.String(), hash: Hash }),
+        params: Type.Object({ id: IdParams.properties.id, hash: Hash }),
         response: { 200: InvoiceBody, ...errors },
       },
     },
@@ -101,7 +100,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         return reply
           .code(404)
           .send({ error: { code: 'INVOICE_NOT_FOUND', message: 'no such invoice on this account' } });
-      return jsonSafe(inv) as never;
+      return invoiceView(inv);
     },
   );
 
@@ -140,9 +139,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
               ...idem,
             });
       const pending = payment.status === 'pending' || payment.status === 'awaiting_approval';
-      const out = { ...payment } as Record<string, unknown>;
-      delete out['keysendPreimage'];
-      return reply.code(pending ? 202 : 201).send(jsonSafe(out) as never);
+      return reply.code(pending ? 202 : 201).send(paymentView(payment));
     },
   );
 
@@ -154,12 +151,17 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         tags: ['payments'],
         params: IdParams,
         querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }),
-        response: { 200: Type.Object({ payments: Type.Array(PaymentBody) }), ...errors },
+        response: {
+          200: Type.Object({ payments: Type.Array(PaymentBody) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
     async (req) => {
       s.ledger.requireAccount(req.params.id);
-      return { payments: jsonSafe(s.payments.listPayments(req.params.id, req.query.limit ?? 100)) as never };
+      return {
+        payments: s.payments.listPayments(req.params.id, req.query.limit ?? 100).map(paymentView),
+      };
     },
   );
 
@@ -169,7 +171,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
       config: { scope: 'read' },
       schema: {
         tags: ['payments'],
-        params: Type.Object({ id: Type.String(), paymentId: Type.String() }),
+        params: Type.Object({ id: IdParams.properties.id, paymentId: Type.String({ maxLength: 128 }) }),
         response: { 200: PaymentBody, ...errors },
       },
     },
@@ -179,7 +181,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         return reply
           .code(404)
           .send({ error: { code: 'PAYMENT_NOT_FOUND', message: 'no such payment on this account' } });
-      return jsonSafe(p) as never;
+      return paymentView(p);
     },
   );
 
@@ -202,7 +204,10 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
           { additionalProperties: false },
         ),
         response: {
-          201: Type.Object({ transferId: Type.String(), replayed: Type.Boolean(), account: AccountBody }),
+          201: Type.Object(
+            { transferId: Type.String(), replayed: Type.Boolean(), account: AccountBody },
+            { additionalProperties: false },
+          ),
           ...errors,
         },
       },
@@ -215,9 +220,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         req.body.memo ?? '',
         req.body.idempotencyKey,
       );
-      return reply
-        .code(201)
-        .send({ ...r, account: accountView(s.ledger.requireAccount(req.params.id)) as never });
+      return reply.code(201).send({ ...r, account: accountView(s.ledger.requireAccount(req.params.id)) });
     },
   );
 
@@ -228,7 +231,21 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         tags: ['operations'],
         description: 'Total owed to accounts against the node’s channel and on-chain balances.',
         security: [{ operator: [] }],
-        response: { 200: Type.Record(Type.String(), Type.String()), 401: ErrorBody },
+        response: {
+          200: Type.Object(
+            {
+              accountsMsat: MsatString,
+              pendingOutMsat: MsatString,
+              nodeChannelLocalMsat: MsatString,
+              nodeOnchainMsat: MsatString,
+              coverage: Type.String({
+                description: 'node funds over liabilities, e.g. "1.2500"; "inf" without liabilities',
+              }),
+            },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
     async () => ({ ...(await s.payments.liabilities()) }),
@@ -241,8 +258,11 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         tags: ['operations'],
         security: [{ operator: [] }],
         response: {
-          200: Type.Object({ checked: Type.Integer(), mismatches: Type.Integer() }),
-          401: ErrorBody,
+          200: Type.Object(
+            { checked: Type.Integer(), mismatches: Type.Integer() },
+            { additionalProperties: false },
+          ),
+          ...errors,
         },
       },
     },

@@ -1,28 +1,34 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { LightningBackend } from '../../lightning/backend.js';
-import { ErrorBody, MsatString } from '../schemas.js';
+import { ErrorResponses, MsatString } from '../schemas.js';
 
-const NodeInfoBody = Type.Object({
-  pubkey: Type.String(),
-  alias: Type.String(),
-  version: Type.String(),
-  network: Type.String(),
-  blockHeight: Type.Integer(),
-  syncedToChain: Type.Boolean(),
-  syncedToGraph: Type.Boolean(),
-  activeChannels: Type.Integer(),
-  peers: Type.Integer(),
-  capabilities: Type.Record(Type.String(), Type.Boolean()),
-});
+const NodeInfoBody = Type.Object(
+  {
+    pubkey: Type.String(),
+    alias: Type.String(),
+    version: Type.String(),
+    network: Type.String(),
+    blockHeight: Type.Integer(),
+    syncedToChain: Type.Boolean(),
+    syncedToGraph: Type.Boolean(),
+    activeChannels: Type.Integer(),
+    peers: Type.Integer(),
+    capabilities: Type.Record(Type.String(), Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
 
-const BalancesBody = Type.Object({
-  channelLocalMsat: MsatString,
-  channelRemoteMsat: MsatString,
-  channelPendingMsat: MsatString,
-  onchainConfirmedMsat: MsatString,
-  onchainUnconfirmedMsat: MsatString,
-});
+const BalancesBody = Type.Object(
+  {
+    channelLocalMsat: MsatString,
+    channelRemoteMsat: MsatString,
+    channelPendingMsat: MsatString,
+    onchainConfirmedMsat: MsatString,
+    onchainUnconfirmedMsat: MsatString,
+  },
+  { additionalProperties: false },
+);
 
 /** Operator-only: the gateway's own node. */
 export const nodeRoutes: FastifyPluginAsyncTypebox<{ backend: LightningBackend }> = async (
@@ -35,7 +41,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox<{ backend: LightningBackend }
       schema: {
         tags: ['node'],
         security: [{ operator: [] }],
-        response: { 200: NodeInfoBody, 401: ErrorBody, 503: ErrorBody },
+        response: { 200: NodeInfoBody, ...ErrorResponses },
       },
     },
     async () => ({ ...(await backend.getNodeInfo()), capabilities: { ...backend.capabilities } }),
@@ -46,7 +52,7 @@ export const nodeRoutes: FastifyPluginAsyncTypebox<{ backend: LightningBackend }
       schema: {
         tags: ['node'],
         security: [{ operator: [] }],
-        response: { 200: BalancesBody, 401: ErrorBody, 503: ErrorBody },
+        response: { 200: BalancesBody, ...ErrorResponses },
       },
     },
     async () => {

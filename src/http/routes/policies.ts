@@ -4,10 +4,13 @@ import { msat } from '../../domain/msat.js';
 import { tierPolicy } from '../../policy/tiers.js';
 import type { Policy, PolicyRule } from '../../policy/types.js';
 import { jsonSafe } from '../json.js';
-import { ErrorBody, IdParams, PolicyRuleBody, Tier } from '../schemas.js';
+import { AuditEntryBody, ErrorResponses, IdParams, PolicyRuleBody, Tier } from '../schemas.js';
 import type { AccountServices } from './services.js';
 
-const PolicyBody = Type.Object({ tier: Type.Optional(Tier), rules: Type.Array(PolicyRuleBody) });
+const PolicyBody = Type.Object(
+  { tier: Type.Optional(Tier), rules: Type.Array(PolicyRuleBody) },
+  { additionalProperties: false },
+);
 
 function toRule(r: Static<typeof PolicyRuleBody>): PolicyRule {
   const out: Record<string, unknown> = { ...r };
@@ -25,12 +28,12 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
       schema: {
         tags: ['policy'],
         params: IdParams,
-        response: { 200: PolicyBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
+        response: { 200: PolicyBody, ...ErrorResponses },
       },
     },
     async (req) => {
       s.ledger.requireAccount(req.params.id);
-      return jsonSafe(s.policies.get(req.params.id) ?? { rules: [] }) as never;
+      return jsonSafe(s.policies.get(req.params.id) ?? { rules: [] });
     },
   );
 
@@ -50,14 +53,14 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
             { additionalProperties: false },
           ),
         ]),
-        response: { 200: PolicyBody, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody },
+        response: { 200: PolicyBody, ...ErrorResponses },
       },
     },
     async (req) => {
       s.ledger.requireAccount(req.params.id);
       const policy: Policy =
         'tier' in req.body ? tierPolicy(req.body.tier, s.tiers) : { rules: req.body.rules.map(toRule) };
-      return jsonSafe(await s.policies.set(req.params.id, policy)) as never;
+      return jsonSafe(await s.policies.set(req.params.id, policy));
     },
   );
 
@@ -71,17 +74,15 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
         params: IdParams,
         querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }),
         response: {
-          200: Type.Object({ entries: Type.Array(Type.Record(Type.String(), Type.Unknown())) }),
-          401: ErrorBody,
-          403: ErrorBody,
-          404: ErrorBody,
+          200: Type.Object({ entries: Type.Array(AuditEntryBody) }, { additionalProperties: false }),
+          ...ErrorResponses,
         },
       },
     },
     async (req) => {
       s.ledger.requireAccount(req.params.id);
       await s.ledger.flush();
-      return { entries: (await s.audit.query(req.params.id, { limit: req.query.limit ?? 50 })) as never };
+      return { entries: await s.audit.query(req.params.id, { limit: req.query.limit ?? 50 }) };
     },
   );
 };

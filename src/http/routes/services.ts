@@ -4,6 +4,9 @@ import { availableOf, balanceOf, type Account } from '../../ledger/types.js';
 import type { AuditLog } from '../../policy/audit.js';
 import type { PolicyRegistry } from '../../policy/registry.js';
 import type { TierAmounts } from '../../policy/tiers.js';
+import type { TierName } from '../../policy/types.js';
+import type { Static } from '@sinclair/typebox';
+import type { AccountBody } from '../schemas.js';
 import type { EventBus } from '../../payments/events.js';
 import type { PaymentsService } from '../../payments/service.js';
 import type { EscrowService } from '../../escrow/service.js';
@@ -41,7 +44,7 @@ export interface AccountServices {
   l402?: { authority: L402Authority; revocations: L402Revocations };
 }
 
-export function accountView(a: Account, tier?: string): Record<string, unknown> {
+export function accountView(a: Account, tier?: TierName): Static<typeof AccountBody> {
   return {
     id: a.id,
     kind: a.kind,

@@ -11,12 +11,79 @@ import {
 import type { PublicStream } from '../../streams/index.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { AnyObject, ErrorResponses, IdempotencyKey, IdParams, MsatString } from '../schemas.js';
+import { CountString, ErrorResponses, IdempotencyKey, IdParams, literals, MsatString } from '../schemas.js';
 
 const errors = ErrorResponses;
-const Obj = AnyObject;
 const StreamParams = Type.Object({ id: IdParams.properties.id, streamId: Type.String({ maxLength: 64 }) });
 const Pubkey = Type.String({ pattern: '^0[23][0-9a-f]{64}$' });
+const Payee = Type.Union([
+  Type.Object({ accountId: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
+  Type.Object(
+    { nodePubkey: Pubkey, recipientId: Type.Optional(Type.String({ maxLength: 64 })) },
+    { additionalProperties: false },
+  ),
+]);
+
+/** A stream as its parties see it (src/streams/types.ts `PublicStream`). */
+const StreamBody = Type.Object(
+  {
+    id: Type.String(),
+    payerAccountId: Type.String(),
+    payee: Payee,
+    payeeAccountId: Type.Optional(Type.String()),
+    mode: Type.Union([Type.Literal('local'), Type.Literal('remote')]),
+    kind: Type.Union([Type.Literal('time'), Type.Literal('metered')]),
+    rateMsat: Type.Optional(MsatString),
+    perSeconds: Type.Optional(Type.Integer()),
+    priceMsatPerUnit: Type.Optional(MsatString),
+    units: Type.Optional(CountString),
+    maxTotalMsat: Type.Optional(MsatString),
+    maxDurationSeconds: Type.Optional(Type.Integer()),
+    intervalSeconds: Type.Optional(Type.Integer()),
+    minPaymentMsat: Type.Optional(MsatString),
+    payments: Type.Optional(Type.Integer()),
+    prefundMsat: Type.Optional(MsatString),
+    memo: Type.Optional(Type.String()),
+    state: Type.Union([Type.Literal('active'), Type.Literal('paused'), Type.Literal('stopped')]),
+    stopReason: Type.Optional(
+      literals(['requested', 'cap_reached', 'funds_exhausted', 'policy_denied', 'payment_failed']),
+    ),
+    stopCode: Type.Optional(Type.String()),
+    stopMessage: Type.Optional(Type.String()),
+    activeSeconds: Type.Integer(),
+    accruedMsat: MsatString,
+    paidMsat: MsatString,
+    owedMsat: MsatString,
+    createdAt: Type.Integer(),
+    updatedAt: Type.Integer(),
+    stoppedAt: Type.Optional(Type.Integer()),
+  },
+  { $id: 'Stream', additionalProperties: false },
+);
+const InboxBody = Type.Object(
+  {
+    recipientId: Type.String(),
+    accountId: Type.String(),
+    graceSeconds: Type.Integer(),
+    createdAt: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+const IncomingBody = Type.Object(
+  {
+    streamId: Type.String(),
+    recipientId: Type.String(),
+    accountId: Type.String(),
+    totalMsat: MsatString,
+    payments: Type.Integer(),
+    lastSeq: Type.Integer(),
+    missingSeqs: Type.Integer(),
+    firstPaymentAt: Type.Integer(),
+    lastPaymentAt: Type.Integer(),
+    lapsed: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
 
 type Role = 'payer' | 'payee' | 'operator' | 'none';
 
@@ -52,16 +119,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
         params: IdParams,
         body: Type.Object(
           {
-            payee: Type.Union([
-              Type.Object(
-                { accountId: Type.String({ minLength: 1, maxLength: 128 }) },
-                { additionalProperties: false },
-              ),
-              Type.Object(
-                { nodePubkey: Pubkey, recipientId: Type.Optional(Type.String({ maxLength: 64 })) },
-                { additionalProperties: false },
-              ),
-            ]),
+            payee: Payee,
             rateMsat: Type.Optional(MsatString),
             perSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 * 366 })),
             priceMsatPerUnit: Type.Optional(MsatString),
@@ -75,7 +133,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
           },
           { additionalProperties: false },
         ),
-        response: { 201: Obj, ...errors },
+        response: { 201: StreamBody, ...errors },
       },
     },
     async (req, reply) => {
@@ -95,9 +153,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
           memo: b.memo,
         }).filter(([, v]) => v !== undefined),
       ) as unknown as Parameters<StreamsService['create']>[1];
-      return reply
-        .code(201)
-        .send(jsonSafe(await streams.create(req.params.id, input, b.idempotencyKey)) as never);
+      return reply.code(201).send(jsonSafe(await streams.create(req.params.id, input, b.idempotencyKey)));
     },
   );
 
@@ -108,16 +164,22 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         params: IdParams,
-        response: { 200: Type.Object({ streams: Type.Array(Obj) }), ...errors },
+        response: {
+          200: Type.Object({ streams: Type.Array(StreamBody) }, { additionalProperties: false }),
+          ...errors,
+        },
       },
     },
-    async (req) => ({ streams: jsonSafe(streams.list(req.params.id)) as never }),
+    async (req) => ({ streams: jsonSafe(streams.list(req.params.id)) }),
   );
 
   app.get(
     '/v1/accounts/:id/streams/:streamId',
-    { config: { scope: 'read' }, schema: { tags, params: StreamParams, response: { 200: Obj, ...errors } } },
-    async (req) => jsonSafe(party(req, ['payer', 'payee', 'operator'])) as never,
+    {
+      config: { scope: 'read' },
+      schema: { tags, params: StreamParams, response: { 200: StreamBody, ...errors } },
+    },
+    async (req) => jsonSafe(party(req, ['payer', 'payee', 'operator'])),
   );
 
   const control = (verb: 'pause' | 'resume' | 'stop', allowed: Role[]): void => {
@@ -125,7 +187,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       `/v1/accounts/:id/streams/:streamId/${verb}`,
       {
         config: { scope: 'pay' },
-        schema: { tags, params: StreamParams, response: { 200: Obj, ...errors } },
+        schema: { tags, params: StreamParams, response: { 200: StreamBody, ...errors } },
       },
       async (req) => {
         party(req, allowed);
@@ -136,7 +198,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
             : verb === 'resume'
               ? await streams.resume(id)
               : await streams.stop(id);
-        return jsonSafe(s) as never;
+        return jsonSafe(s);
       },
     );
   };
@@ -156,12 +218,12 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
           { units: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) },
           { additionalProperties: false },
         ),
-        response: { 200: Obj, ...errors },
+        response: { 200: StreamBody, ...errors },
       },
     },
     async (req) => {
       party(req, ['payee', 'operator']);
-      return jsonSafe(await streams.reportUsage(req.params.streamId, req.body.units)) as never;
+      return jsonSafe(await streams.reportUsage(req.params.streamId, req.body.units));
     },
   );
 
@@ -178,7 +240,13 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
           { graceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })) },
           { additionalProperties: false },
         ),
-        response: { 201: Type.Object({ recipientId: Type.String(), nodePubkey: Type.String() }), ...errors },
+        response: {
+          201: Type.Object(
+            { recipientId: Type.String(), nodePubkey: Type.String() },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
     async (req, reply) =>
@@ -199,12 +267,18 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         params: IdParams,
-        response: { 200: Type.Object({ inboxes: Type.Array(Obj), incoming: Type.Array(Obj) }), ...errors },
+        response: {
+          200: Type.Object(
+            { inboxes: Type.Array(InboxBody), incoming: Type.Array(IncomingBody) },
+            { additionalProperties: false },
+          ),
+          ...errors,
+        },
       },
     },
     async (req) => ({
-      inboxes: jsonSafe(receiver.listInboxes(req.params.id)) as never,
-      incoming: jsonSafe(receiver.listIncoming(req.params.id)) as never,
+      inboxes: jsonSafe(receiver.listInboxes(req.params.id)),
+      incoming: jsonSafe(receiver.listIncoming(req.params.id)),
     }),
   );
 };

@@ -150,8 +150,8 @@ describe('accounts API', () => {
 
   it.each([
     ['POST', '/v1/accounts', { kind: 'robot', name: 'x' }, 'VALIDATION_FAILED'],
-    ['POST', '/v1/accounts/payer/fund', { amountMsat: '-5' }, 'VALIDATION_FAILED'],
-    ['POST', '/v1/accounts/payer/fund', { amountMsat: '1.5' }, 'VALIDATION_FAILED'],
+    ['POST', '/v1/accounts/payer/fund', { amountMsat: '-5' }, 'INVALID_AMOUNT'],
+    ['POST', '/v1/accounts/payer/fund', { amountMsat: '1.5' }, 'INVALID_AMOUNT'],
     ['POST', '/v1/accounts/nobody/fund', { amountMsat: '5' }, 'ACCOUNT_NOT_FOUND'],
     ['POST', '/v1/accounts/payer/payments', { request: 'lnbc1garbagegarbage' }, 'INVALID_INVOICE'],
     ['POST', '/v1/accounts/payer/payments', { request: 'x'.repeat(20), extra: 1 }, 'VALIDATION_FAILED'],
