@@ -23,12 +23,11 @@ export class TcpGate {
 
   static async open(target: string): Promise<TcpGate> {
     const [host, port] = splitHostPort(target);
-    let gate: TcpGate | undefined;
-    const server = createServer((client) => gate!.accept(client, host, port));
+    const server = createServer((client) => gate.accept(client, host, port));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const addr = server.address();
     if (addr === null || typeof addr === 'string') throw new Error('the gate has no TCP address');
-    gate = new TcpGate(server, `127.0.0.1:${addr.port}`);
+    const gate = new TcpGate(server, `127.0.0.1:${addr.port}`);
     return gate;
   }
 
