@@ -27,7 +27,13 @@ export interface Applied<T> {
   replayed: boolean;
 }
 
-export type LedgerEvent = { type: 'transfer'; transfer: Transfer } | { type: 'account'; account: Account };
+/**
+ * What one durable group-commit batch changed: every account a transfer of the batch moved funds
+ * on (posted or pending), once, as of the end of the batch. Published after the batch is on disk.
+ */
+export interface LedgerChange {
+  accounts: Account[];
+}
 
 const DAY = 24 * 3600 * 1000;
 
@@ -66,6 +72,7 @@ export class Ledger implements RecordStore {
         this.failure = err;
         this.events.emit('fatal', err);
       },
+      (writes) => this.committed(writes),
     );
     this.events.setMaxListeners(0);
   }
@@ -84,9 +91,13 @@ export class Ledger implements RecordStore {
     return ledger;
   }
 
-  on(event: 'change', listener: (e: LedgerEvent) => void): () => void;
+  /** `change`: one event per durable batch that moved funds (listeners must not throw). */
+  on(event: 'change', listener: (c: LedgerChange) => void): () => void;
   on(event: 'fatal', listener: (err: unknown) => void): () => void;
-  on(event: 'change' | 'fatal', listener: ((e: LedgerEvent) => void) | ((err: unknown) => void)): () => void {
+  on(
+    event: 'change' | 'fatal',
+    listener: ((c: LedgerChange) => void) | ((err: unknown) => void),
+  ): () => void {
     const l = listener as (...args: unknown[]) => void;
     this.events.on(event, l);
     return () => this.events.off(event, l);
@@ -120,7 +131,6 @@ export class Ledger implements RecordStore {
       [{ type: 'account', account }],
       [{ type: 'account_created', accountIds: [id], detail: input.kind }],
     );
-    this.emit({ type: 'account', account });
     return { value: { ...account }, durable, replayed: false };
   }
 
@@ -148,7 +158,6 @@ export class Ledger implements RecordStore {
       [{ type: 'account', account: a }],
       [{ type: frozen ? 'account_frozen' : 'account_unfrozen', accountIds: [id], detail: reason }],
     );
-    this.emit({ type: 'account', account: a });
     return { value: { ...a }, durable, replayed: false };
   }
 
@@ -250,7 +259,6 @@ export class Ledger implements RecordStore {
       ],
       records,
     );
-    this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
@@ -305,7 +313,6 @@ export class Ledger implements RecordStore {
       ],
       records,
     );
-    this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
@@ -343,7 +350,6 @@ export class Ledger implements RecordStore {
       ],
       records,
     );
-    this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
@@ -379,7 +385,6 @@ export class Ledger implements RecordStore {
       [],
       records,
     );
-    this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
@@ -508,13 +513,21 @@ export class Ledger implements RecordStore {
     });
   }
 
-  private emit(e: LedgerEvent): void {
+  /** Turns a durable batch into one change event: the accounts its transfers touched. */
+  private committed(writes: LedgerWrite[]): void {
     if (this.events.listenerCount('change') === 0) return;
-    const copy: LedgerEvent =
-      e.type === 'transfer'
-        ? { type: 'transfer', transfer: { ...e.transfer } }
-        : { type: 'account', account: { ...e.account } };
-    this.events.emit('change', copy);
+    const touched = new Set<string>();
+    const snapshots = new Map<string, Account>();
+    for (const w of writes) {
+      if (w.type === 'transfer') touched.add(w.transfer.debitAccountId).add(w.transfer.creditAccountId);
+      else if (w.type === 'account') snapshots.set(w.account.id, w.account);
+    }
+    const accounts: Account[] = [];
+    for (const id of touched) {
+      const a = snapshots.get(id);
+      if (a) accounts.push({ ...a });
+    }
+    if (accounts.length > 0) this.events.emit('change', { accounts } satisfies LedgerChange);
   }
 
   private mutableAccount(id: string): Account {

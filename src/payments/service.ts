@@ -3,7 +3,7 @@ import { isPubkey, paymentHashOf } from '../domain/hex.js';
 import { msat, type Msat } from '../domain/msat.js';
 import type { Applied, Ledger, SideRecords } from '../ledger/ledger.js';
 import type { Transfer } from '../ledger/types.js';
-import { availableOf, balanceOf } from '../ledger/types.js';
+import { balanceOf } from '../ledger/types.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
 import type { DecodedInvoice, Invoice, PaymentOutcome, TlvRecord } from '../lightning/types.js';
@@ -14,7 +14,7 @@ import type { PolicyRegistry } from '../policy/registry.js';
 import type { Decision, SpendRequest } from '../policy/types.js';
 import { decodeApproval, decodeInvoice, decodePayment, encode, keys } from './codec.js';
 import { PaymentError, PaymentErrorCode } from './errors.js';
-import type { EventBus } from './events.js';
+import { publishBalanceEvents, type EventBus } from './events.js';
 import { defaultFeeLimit } from './fee-limit.js';
 import { spendContext } from './spend-context.js';
 import type { Approval, InvoiceRecord, Payment } from './types.js';
@@ -80,6 +80,7 @@ export class PaymentsService {
   /** The attempt under way for an intent, which a second caller (reconciliation) waits for. */
   private readonly cancelling = new Map<string, Promise<void>>();
   private timers: NodeJS.Timeout[] = [];
+  private stopBalanceEvents: (() => void) | undefined;
   private stopped = false;
   private nodePubkey = '';
   private network = '';
@@ -107,6 +108,7 @@ export class PaymentsService {
 
   /** Loads state, creates the system accounts, reconciles with LND, and starts the background work. */
   async start(): Promise<void> {
+    this.stopBalanceEvents ??= publishBalanceEvents(this.ledger, this.events);
     for (const id of [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT]) {
       if (!this.ledger.getAccount(id)) {
         await this.ledger.createAccount({
@@ -150,6 +152,8 @@ export class PaymentsService {
 
   stop(): void {
     this.stopped = true;
+    this.stopBalanceEvents?.();
+    this.stopBalanceEvents = undefined;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
   }
@@ -286,7 +290,6 @@ export class PaymentsService {
       ...(key ? { idempotencyKey: key } : {}),
     });
     await applied.durable;
-    this.publishBalances(fromAccountId, toAccountId);
     return { transferId: applied.value.id, replayed: applied.replayed };
   }
 
@@ -438,10 +441,7 @@ export class PaymentsService {
       [{ key: keys.invoice(rec.paymentHash), value: encode(rec) }],
     );
     await applied.durable;
-    if (!applied.replayed) {
-      this.publishInvoice(rec);
-      this.publishBalances(rec.accountId);
-    }
+    if (!applied.replayed) this.publishInvoice(rec);
   }
 
   /**
@@ -946,7 +946,6 @@ export class PaymentsService {
       return;
     }
     this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
-    this.publishBalances(payment.accountId);
   }
 
   /** Follows a pending payment until LND says it is final (runs in the background). */
@@ -1042,7 +1041,6 @@ export class PaymentsService {
     );
     this.events.publish(accountId, { type: 'payment', payment: publicPayment(payment) });
     this.publishInvoice(inv);
-    this.publishBalances(accountId, inv.accountId);
     return publicPayment(payment);
   }
 
@@ -1063,7 +1061,6 @@ export class PaymentsService {
     else await this.ledger.putRecords(records);
     this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
     this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
-    this.publishBalances(payment.accountId);
     return publicPayment(payment);
   }
 
@@ -1093,19 +1090,6 @@ export class PaymentsService {
     this.payments.set(p.id, p);
     this.byHash.set(p.paymentHash, p.id);
     if (p.idempotencyKey) this.byIdempotency.set(`${p.accountId}:${p.idempotencyKey}`, p.id);
-  }
-
-  private publishBalances(...accountIds: string[]): void {
-    for (const id of accountIds) {
-      const a = this.ledger.getAccount(id);
-      if (a)
-        this.events.publish(id, {
-          type: 'balance',
-          accountId: id,
-          balanceMsat: balanceOf(a).toString(),
-          availableMsat: availableOf(a).toString(),
-        });
-    }
   }
 
   private publishInvoice(inv: InvoiceRecord): void {
