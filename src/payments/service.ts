@@ -499,7 +499,13 @@ export class PaymentsService {
     } catch (err) {
       if (!(await this.cancelRefused(hash, err))) return;
     }
-    await this.ledger.putRecords([{ key: keys.cancelIntent(hash), value: null }]);
+    // The invoice is final in LND now: later full reconciliations need not look it up again.
+    const rec = this.invoices.get(hash);
+    if (rec) rec.closedInLnd = true;
+    await this.ledger.putRecords([
+      { key: keys.cancelIntent(hash), value: null },
+      ...(rec ? [{ key: keys.invoice(hash), value: encode(rec) }] : []),
+    ]);
     this.cancelIntents.delete(hash);
   }
 
@@ -661,11 +667,17 @@ export class PaymentsService {
       if (lnd && lnd.state !== 'open') await this.onInvoice(lnd);
     }
     // A full pass also checks every internally settled invoice LND could still accept a payment
-    // for (not yet expired): one still open there is canceled, one paid is a double payment.
+    // for (not expired, not confirmed final in LND): one still open there is canceled, one paid is
+    // a double payment.
     if (full) {
       const now = this.now();
       for (const inv of [...this.invoices.values()]) {
-        if (inv.settledVia !== 'internal' || inv.expiresAt <= now || this.cancelIntents.has(inv.paymentHash))
+        if (
+          inv.settledVia !== 'internal' ||
+          inv.closedInLnd === true ||
+          inv.expiresAt <= now ||
+          this.cancelIntents.has(inv.paymentHash)
+        )
           continue;
         const lnd = await this.backend.lookupInvoice(inv.paymentHash).catch(() => undefined);
         if (lnd?.state === 'settled') await this.onInvoice(lnd);
@@ -1112,5 +1124,6 @@ function publicPayment(p: Payment): Payment {
 function publicInvoice(inv: InvoiceRecord): InvoiceRecord {
   const copy = { ...inv };
   delete copy.preimage;
+  delete copy.closedInLnd;
   return copy;
 }

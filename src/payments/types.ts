@@ -53,6 +53,8 @@ export interface InvoiceRecord {
    * cancel): what LND received, booked to the operator's account for a refund, not to the payee.
    */
   lightningReceivedMsat?: Msat;
+  /** Settled internally, and LND confirmed its invoice can no longer be paid there. Not public. */
+  closedInLnd?: boolean;
   /** Kept to prove internal payments to the payer; never logged. */
   preimage?: string;
   createdAt: number;

@@ -35,6 +35,12 @@ describe('canceling internally paid invoices in LND', () => {
     expect(f.lightning.invoices.get(hash)!.state).toBe('canceled');
     expect(store.records.has(`invcancel!${hash}`)).toBe(false); // bounded: gone once done
     expect(balanceOf(restarted.ledger.requireAccount('b'))).toBe(7_000n);
+    // Confirmed final in LND: later full reconciliations do not look it up again.
+    const looked: string[] = [];
+    const lookup = f.lightning.lookupInvoice.bind(f.lightning);
+    f.lightning.lookupInvoice = (h) => (looked.push(h), lookup(h));
+    await restarted.service.reconcile({ full: true });
+    expect(looked).not.toContain(hash);
   });
 
   it('retries the cancel at every periodic reconciliation', async () => {
