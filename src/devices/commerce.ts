@@ -130,14 +130,17 @@ export class DeviceCommerce {
   async start(): Promise<void> {
     await this.sales.load();
     await this.actuations.load();
-    this.unsubscribe = this.deps.bus.subscribeAll((_account, event) => {
-      if (event.type === 'invoice' && event.invoice.state === 'settled')
-        void this.onSold(event.invoice.paymentHash).catch(this.failed('a sale'));
-      if (event.type === 'escrow')
-        void this.onEscrow(event['escrow'] as Escrow).catch(this.failed('an actuation'));
-      if (event.type === 'stream')
-        void this.onStream(event['stream'] as PublicStream).catch(this.failed('a stream stop'));
-    });
+    this.unsubscribe = this.deps.bus.subscribeAll(
+      (_account, event) => {
+        if (event.type === 'invoice' && event.invoice.state === 'settled')
+          void this.onSold(event.invoice.paymentHash).catch(this.failed('a sale'));
+        if (event.type === 'escrow')
+          void this.onEscrow(event['escrow'] as Escrow).catch(this.failed('an actuation'));
+        if (event.type === 'stream')
+          void this.onStream(event['stream'] as PublicStream).catch(this.failed('a stream stop'));
+      },
+      ['invoice', 'escrow', 'stream'],
+    );
     // What happened while this process was not listening (before a restart, or a crash between a
     // payment and its sale's or actuation's record) is caught up now; offers also every minute.
     for (const a of [...this.actuations.values()]) {

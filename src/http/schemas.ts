@@ -118,6 +118,12 @@ export const InvoiceBody = Type.Object(
     request: Type.String(),
     amountMsat: MsatString,
     receivedMsat: Type.Optional(MsatString),
+    lightningReceivedMsat: Type.Optional(
+      Type.String({
+        ...MsatString,
+        description: 'paid over Lightning after it was settled internally (booked to the operator)',
+      }),
+    ),
     description: Type.String(),
     state: literals(['open', 'settled', 'canceled']),
     settledVia: Type.Optional(literals(['internal', 'lightning'])),

@@ -21,6 +21,8 @@ export class GroupCommit {
   constructor(
     private readonly write: (writes: LedgerWrite[]) => Promise<void>,
     private readonly onFailure: (err: unknown) => void,
+    /** Told what each batch wrote, once it is durable (before its waiters resume). Must not throw. */
+    private readonly onCommitted?: (writes: LedgerWrite[]) => void,
   ) {}
 
   private failed: unknown;
@@ -102,6 +104,7 @@ export class GroupCommit {
     try {
       if (writes.length > 0) await this.write(writes);
       this.batches += 1;
+      if (writes.length > 0) this.committed(writes);
       for (const w of waiters) w.resolve();
     } catch (err) {
       this.failed = err;
@@ -113,6 +116,14 @@ export class GroupCommit {
     }
     if (this.waiters.length > 0 || this.wanted) return this.flush();
     this.settleIdle();
+  }
+
+  private committed(writes: LedgerWrite[]): void {
+    try {
+      this.onCommitted?.(writes);
+    } catch {
+      // documented as never throwing; a listener must not fail a batch that is already durable
+    }
   }
 
   private settleIdle(): void {

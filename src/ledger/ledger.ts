@@ -28,7 +28,13 @@ export interface Applied<T> {
   replayed: boolean;
 }
 
-export type LedgerEvent = { type: 'transfer'; transfer: Transfer } | { type: 'account'; account: Account };
+/**
+ * What one durable group-commit batch changed: every account a transfer of the batch moved funds
+ * on (posted or pending), once, as of the end of the batch. Published after the batch is on disk.
+ */
+export interface LedgerChange {
+  accounts: Account[];
+}
 
 const DAY = 24 * 3600 * 1000;
 /**
@@ -73,6 +79,7 @@ export class Ledger implements RecordStore {
         this.failure = err;
         this.events.emit('fatal', err);
       },
+      (writes) => this.committed(writes),
     );
     this.events.setMaxListeners(0);
     this.requests = new IdempotencyKeys(this, this.now, this.retentionMs);
@@ -93,9 +100,13 @@ export class Ledger implements RecordStore {
     return ledger;
   }
 
-  on(event: 'change', listener: (e: LedgerEvent) => void): () => void;
+  /** `change`: one event per durable batch that moved funds (listeners must not throw). */
+  on(event: 'change', listener: (c: LedgerChange) => void): () => void;
   on(event: 'fatal', listener: (err: unknown) => void): () => void;
-  on(event: 'change' | 'fatal', listener: ((e: LedgerEvent) => void) | ((err: unknown) => void)): () => void {
+  on(
+    event: 'change' | 'fatal',
+    listener: ((c: LedgerChange) => void) | ((err: unknown) => void),
+  ): () => void {
     const l = listener as (...args: unknown[]) => void;
     this.events.on(event, l);
     return () => this.events.off(event, l);
@@ -134,7 +145,6 @@ export class Ledger implements RecordStore {
       [{ type: 'account', account }],
       [{ type: 'account_created', accountIds: [id], detail: input.kind }],
     );
-    this.emit({ type: 'account', account });
     return { value: { ...account }, durable, replayed: false };
   }
 
@@ -162,7 +172,6 @@ export class Ledger implements RecordStore {
       [{ type: 'account', account: a }],
       [{ type: frozen ? 'account_frozen' : 'account_unfrozen', accountIds: [id], detail: reason }],
     );
-    this.emit({ type: 'account', account: a });
     return { value: { ...a }, durable, replayed: false };
   }
 
@@ -276,7 +285,6 @@ export class Ledger implements RecordStore {
       ],
       records,
     );
-    this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
@@ -331,7 +339,6 @@ export class Ledger implements RecordStore {
       ],
       records,
     );
-    this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
@@ -369,7 +376,6 @@ export class Ledger implements RecordStore {
       ],
       records,
     );
-    this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
@@ -405,7 +411,6 @@ export class Ledger implements RecordStore {
       [],
       records,
     );
-    this.emit({ type: 'transfer', transfer: t });
     return { value: { ...t }, durable, replayed: false };
   }
 
@@ -553,13 +558,21 @@ export class Ledger implements RecordStore {
     });
   }
 
-  private emit(e: LedgerEvent): void {
+  /** Turns a durable batch into one change event: the accounts its transfers touched. */
+  private committed(writes: LedgerWrite[]): void {
     if (this.events.listenerCount('change') === 0) return;
-    const copy: LedgerEvent =
-      e.type === 'transfer'
-        ? { type: 'transfer', transfer: { ...e.transfer } }
-        : { type: 'account', account: { ...e.account } };
-    this.events.emit('change', copy);
+    const touched = new Set<string>();
+    const snapshots = new Map<string, Account>();
+    for (const w of writes) {
+      if (w.type === 'transfer') touched.add(w.transfer.debitAccountId).add(w.transfer.creditAccountId);
+      else if (w.type === 'account') snapshots.set(w.account.id, w.account);
+    }
+    const accounts: Account[] = [];
+    for (const id of touched) {
+      const a = snapshots.get(id);
+      if (a) accounts.push({ ...a });
+    }
+    if (accounts.length > 0) this.events.emit('change', { accounts } satisfies LedgerChange);
   }
 
   private mutableAccount(id: string): Account {

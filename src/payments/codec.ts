@@ -3,7 +3,7 @@ import type { Approval, InvoiceRecord, Payment } from './types.js';
 
 // Records are JSON with msat amounts as decimal strings.
 
-const AMOUNTS = ['amountMsat', 'feeLimitMsat', 'feeMsat', 'receivedMsat'] as const;
+const AMOUNTS = ['amountMsat', 'feeLimitMsat', 'feeMsat', 'receivedMsat', 'lightningReceivedMsat'] as const;
 
 export function encode(value: Payment | InvoiceRecord | Approval): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
@@ -24,4 +24,6 @@ export const keys = {
   paymentByHash: (hash: string) => `payh!${hash}`,
   invoice: (hash: string) => `inv!${hash}`,
   approval: (id: string) => `appr!${id}`,
+  /** The durable intent to cancel in LND an invoice settled internally; deleted once LND confirms. */
+  cancelIntent: (hash: string) => `invcancel!${hash}`,
 };

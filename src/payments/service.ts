@@ -3,7 +3,7 @@ import { isPubkey, paymentHashOf } from '../domain/hex.js';
 import { msat, type Msat } from '../domain/msat.js';
 import type { Applied, Ledger, SideRecords } from '../ledger/ledger.js';
 import type { Transfer } from '../ledger/types.js';
-import { availableOf, balanceOf } from '../ledger/types.js';
+import { balanceOf } from '../ledger/types.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
 import { customRecordsProblem } from '../lightning/records.js';
@@ -15,7 +15,7 @@ import type { PolicyRegistry } from '../policy/registry.js';
 import type { Decision, SpendRequest } from '../policy/types.js';
 import { decodeApproval, decodeInvoice, decodePayment, encode, keys } from './codec.js';
 import { PaymentError, PaymentErrorCode } from './errors.js';
-import type { EventBus } from './events.js';
+import { publishBalanceEvents, type EventBus } from './events.js';
 import { defaultFeeLimit } from './fee-limit.js';
 import { spendContext } from './spend-context.js';
 import type { Approval, InvoiceRecord, Payment } from './types.js';
@@ -75,7 +75,12 @@ export class PaymentsService {
   private readonly invoices = new Map<string, InvoiceRecord>();
   private readonly approvals = new Map<string, Approval>();
   private readonly tracking = new Set<string>();
+  /** Hashes of internally settled invoices whose cancel in LND is not confirmed yet (durable intents). */
+  private readonly cancelIntents = new Set<string>();
+  /** The attempt under way for an intent, which a second caller (reconciliation) waits for. */
+  private readonly cancelling = new Map<string, Promise<void>>();
   private timers: NodeJS.Timeout[] = [];
+  private stopBalanceEvents: (() => void) | undefined;
   private stopped = false;
   private nodePubkey = '';
   private network = '';
@@ -103,6 +108,7 @@ export class PaymentsService {
 
   /** Loads state, creates the system accounts, reconciles with LND, and starts the background work. */
   async start(): Promise<void> {
+    this.stopBalanceEvents ??= publishBalanceEvents(this.ledger, this.events);
     for (const id of [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT]) {
       if (!this.ledger.getAccount(id)) {
         await this.ledger.createAccount({
@@ -128,6 +134,9 @@ export class PaymentsService {
       const a = decodeApproval(r.value);
       this.approvals.set(a.id, a);
     }
+    const intentPrefix = keys.cancelIntent('');
+    for (const r of await this.ledger.listRecords(intentPrefix))
+      this.cancelIntents.add(r.key.slice(intentPrefix.length));
     const info = await this.backend.getNodeInfo();
     this.nodePubkey = info.pubkey;
     this.network = info.network;
@@ -149,6 +158,8 @@ export class PaymentsService {
 
   stop(): void {
     this.stopped = true;
+    this.stopBalanceEvents?.();
+    this.stopBalanceEvents = undefined;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
   }
@@ -328,7 +339,6 @@ export class PaymentsService {
           records(id),
         );
         await applied.durable;
-        this.publishBalances(fromAccountId, toAccountId);
         return { transferId: applied.value.id, replayed: applied.replayed };
       },
       (transferId) => ({ transferId, replayed: true }),
@@ -468,13 +478,7 @@ export class PaymentsService {
     }
     if (invoice.state !== 'settled') return;
     if (rec.state === 'settled' && rec.settledVia === 'lightning') return;
-    if (rec.settledVia === 'internal') {
-      this.alert(
-        rec.accountId,
-        'INVOICE_PAID_TWICE',
-        `invoice ${rec.paymentHash} was paid internally and then over Lightning; the second payment is credited too`,
-      );
-    }
+    if (rec.settledVia === 'internal') return this.paidTwice(rec, invoice);
     await this.creditSettled(
       rec,
       invoice.receivedMsat > 0n ? invoice.receivedMsat : rec.amountMsat,
@@ -546,10 +550,104 @@ export class PaymentsService {
     );
     Object.assign(rec, settled);
     await applied.durable;
-    if (!applied.replayed) {
-      this.publishInvoice(rec);
-      this.publishBalances(rec.accountId);
+    if (!applied.replayed) this.publishInvoice(rec);
+  }
+
+  /**
+   * An invoice settled internally was also paid over Lightning (an outside payment that reached LND
+   * before the cancel). The payee has been paid already: what LND received is booked once (same
+   * idempotency key as any invoice credit) to the operator's account, to be refunded to the outside
+   * payer, never credited to the payee a second time. The record keeps the internal settlement and
+   * notes the Lightning receipt; the operator's log and both accounts' event streams get the alert.
+   */
+  private async paidTwice(rec: InvoiceRecord, invoice: Invoice): Promise<void> {
+    if (rec.lightningReceivedMsat !== undefined) return;
+    const received = invoice.receivedMsat > 0n ? invoice.receivedMsat : rec.amountMsat;
+    const applied = this.ledger.transfer(
+      {
+        debitAccountId: LIGHTNING_ACCOUNT,
+        creditAccountId: OPERATOR_ACCOUNT,
+        amount: received,
+        code: 'invoice_paid_twice',
+        memo: rec.paymentHash,
+        idempotencyKey: `invoice:${rec.paymentHash}`,
+      },
+      [{ key: keys.invoice(rec.paymentHash), value: encode({ ...rec, lightningReceivedMsat: received }) }],
+    );
+    rec.lightningReceivedMsat = received;
+    await applied.durable;
+    if (applied.replayed) return;
+    const message = `invoice ${rec.paymentHash} was paid internally and then over Lightning (${received} msat); the second payment is held on ${OPERATOR_ACCOUNT} for a refund, the payee is not credited twice`;
+    this.log.error(
+      { accountId: rec.accountId, paymentHash: rec.paymentHash, code: 'INVOICE_PAID_TWICE' },
+      message,
+    );
+    this.alert(rec.accountId, 'INVOICE_PAID_TWICE', message);
+    this.alert(OPERATOR_ACCOUNT, 'INVOICE_PAID_TWICE', message);
+    this.publishInvoice(rec);
+  }
+
+  /**
+   * Completes the durable intent to cancel in LND an invoice settled internally. The intent goes
+   * only once LND has answered that the invoice can no longer be paid (canceled, or unknown to it);
+   * if it was paid over Lightning meanwhile, that payment is handled as a double payment. Anything
+   * else (LND unreachable, a timeout) keeps the intent for the next reconciliation or restart.
+   */
+  private completeCancel(hash: string): Promise<void> {
+    const running = this.cancelling.get(hash);
+    if (running) return running;
+    if (!this.cancelIntents.has(hash)) return Promise.resolve();
+    const attempt = this.attemptCancel(hash).finally(() => this.cancelling.delete(hash));
+    this.cancelling.set(hash, attempt);
+    return attempt;
+  }
+
+  private async attemptCancel(hash: string): Promise<void> {
+    try {
+      await this.backend.cancelHoldInvoice(hash);
+    } catch (err) {
+      if (!(await this.cancelRefused(hash, err))) return;
     }
+    // The invoice is final in LND now: later full reconciliations need not look it up again.
+    const rec = this.invoices.get(hash);
+    if (rec) rec.closedInLnd = true;
+    await this.ledger.putRecords([
+      { key: keys.cancelIntent(hash), value: null },
+      ...(rec ? [{ key: keys.invoice(hash), value: encode(rec) }] : []),
+    ]);
+    this.cancelIntents.delete(hash);
+  }
+
+  /** Why LND refused a cancel: true when the invoice can no longer be paid (the intent is done). */
+  private async cancelRefused(hash: string, err: unknown): Promise<boolean> {
+    let lnd: Invoice;
+    try {
+      lnd = await this.backend.lookupInvoice(hash);
+    } catch (lookupErr) {
+      if (lookupErr instanceof LightningError && lookupErr.code === LightningErrorCode.INVOICE_NOT_FOUND)
+        return true;
+      this.log.warn({ err, hash }, 'could not cancel an internally paid invoice; retrying later');
+      return false;
+    }
+    if (lnd.state === 'canceled') return true;
+    if (lnd.state === 'settled') {
+      await this.onInvoice(lnd);
+      return true;
+    }
+    this.log.warn(
+      { err, hash, state: lnd.state },
+      'could not cancel an internally paid invoice; retrying later',
+    );
+    return false;
+  }
+
+  /** Makes an intent to cancel an internally settled invoice durable, then completes it. */
+  private async requestCancel(hash: string): Promise<void> {
+    if (!this.cancelIntents.has(hash)) {
+      await this.ledger.putRecords([{ key: keys.cancelIntent(hash), value: String(this.now()) }]);
+      this.cancelIntents.add(hash);
+    }
+    await this.completeCancel(hash);
   }
 
   /** Accounts of L402 credentials come into being with their first credit. */
@@ -628,6 +726,8 @@ export class PaymentsService {
   async reconcile({ full }: { full: boolean }): Promise<{ checked: number; mismatches: number }> {
     let checked = 0;
     let mismatches = 0;
+    // Cancels of internally settled invoices LND has not confirmed yet (lost to a crash or an outage).
+    for (const hash of [...this.cancelIntents]) await this.completeCancel(hash);
     for (const p of [...this.payments.values()]) {
       if (
         p.kind === 'internal' ||
@@ -674,6 +774,30 @@ export class PaymentsService {
       if (inv.state !== 'open') continue;
       const lnd = await this.backend.lookupInvoice(inv.paymentHash).catch(() => undefined);
       if (lnd && lnd.state !== 'open') await this.onInvoice(lnd);
+    }
+    // A full pass also checks every internally settled invoice LND could still accept a payment
+    // for (not expired, not confirmed final in LND): one still open there is canceled, one paid is
+    // a double payment.
+    if (full) {
+      const now = this.now();
+      for (const inv of [...this.invoices.values()]) {
+        if (
+          inv.settledVia !== 'internal' ||
+          inv.closedInLnd === true ||
+          inv.expiresAt <= now ||
+          this.cancelIntents.has(inv.paymentHash)
+        )
+          continue;
+        const lnd = await this.backend.lookupInvoice(inv.paymentHash).catch(() => undefined);
+        if (lnd?.state === 'settled') await this.onInvoice(lnd);
+        else if (lnd?.state === 'open' || lnd?.state === 'accepted') {
+          this.log.warn(
+            { hash: inv.paymentHash },
+            'an internally paid invoice was still open in LND; canceling',
+          );
+          await this.requestCancel(inv.paymentHash);
+        }
+      }
     }
     return { checked, mismatches };
   }
@@ -945,7 +1069,6 @@ export class PaymentsService {
       return;
     }
     this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
-    this.publishBalances(payment.accountId);
   }
 
   /** Follows a pending payment until LND says it is final (runs in the background). */
@@ -1029,20 +1152,20 @@ export class PaymentsService {
         { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
         { key: keys.invoice(inv.paymentHash), value: encode(settled) },
         ...idem(payment.id),
+        // The LND invoice must not be paid again from outside: the intent to cancel it is durable
+        // with the settlement, completed now, and retried by reconciliation and after a restart.
+        { key: keys.cancelIntent(inv.paymentHash), value: String(this.now()) },
       ],
     );
     Object.assign(inv, settled);
     this.index(payment);
     await applied.durable;
-    // The LND invoice must not be paid again from outside: cancel it (best effort; a race is credited and alerted).
-    void this.backend
-      .cancelHoldInvoice(inv.paymentHash)
-      .catch((err: unknown) =>
-        this.log.warn({ err, hash: inv.paymentHash }, 'could not cancel an internally paid invoice'),
-      );
+    this.cancelIntents.add(inv.paymentHash);
+    void this.completeCancel(inv.paymentHash).catch((err: unknown) =>
+      this.log.warn({ err, hash: inv.paymentHash }, 'could not cancel an internally paid invoice'),
+    );
     this.events.publish(accountId, { type: 'payment', payment: publicPayment(payment) });
     this.publishInvoice(inv);
-    this.publishBalances(accountId, inv.accountId);
     return publicPayment(payment);
   }
 
@@ -1063,7 +1186,6 @@ export class PaymentsService {
     else await this.ledger.putRecords(records);
     this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
     this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
-    this.publishBalances(payment.accountId);
     return publicPayment(payment);
   }
 
@@ -1094,19 +1216,6 @@ export class PaymentsService {
     this.byHash.set(p.paymentHash, p.id);
   }
 
-  private publishBalances(...accountIds: string[]): void {
-    for (const id of accountIds) {
-      const a = this.ledger.getAccount(id);
-      if (a)
-        this.events.publish(id, {
-          type: 'balance',
-          accountId: id,
-          balanceMsat: balanceOf(a).toString(),
-          availableMsat: availableOf(a).toString(),
-        });
-    }
-  }
-
   private publishInvoice(inv: InvoiceRecord): void {
     this.events.publish(inv.accountId, { type: 'invoice', invoice: publicInvoice(inv) });
   }
@@ -1127,5 +1236,6 @@ function publicPayment(p: Payment): Payment {
 function publicInvoice(inv: InvoiceRecord): InvoiceRecord {
   const copy = { ...inv };
   delete copy.preimage;
+  delete copy.closedInLnd;
   return copy;
 }

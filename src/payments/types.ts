@@ -46,6 +46,13 @@ export interface InvoiceRecord {
   state: InvoiceRecordState;
   /** How it was paid: by another account of this gateway, or over Lightning. */
   settledVia?: 'internal' | 'lightning';
+  /**
+   * Settled internally and then paid over Lightning as well (an outside payment that beat the
+   * cancel): what LND received, booked to the operator's account for a refund, not to the payee.
+   */
+  lightningReceivedMsat?: Msat;
+  /** Settled internally, and LND confirmed its invoice can no longer be paid there. Not public. */
+  closedInLnd?: boolean;
   /** Kept to prove internal payments to the payer; never logged. */
   preimage?: string;
   createdAt: number;

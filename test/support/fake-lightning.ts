@@ -164,7 +164,15 @@ export class FakeLightning implements LightningBackend {
     throw new Error('not used');
   }
   async settleHoldInvoice(): Promise<void> {}
+  /** Makes every cancel fail with this error (LND unreachable, say) while set. */
+  cancelFailure: Error | undefined;
+  /** As LND: a settled invoice cannot be canceled; an open one becomes canceled. */
   async cancelHoldInvoice(hash: string): Promise<void> {
+    if (this.cancelFailure) throw this.cancelFailure;
+    const inv = this.invoices.get(hash);
+    if (inv?.state === 'settled')
+      throw new LightningError('LN_HOLD_INVOICE_INVALID_STATE', 'invoice already settled');
+    if (inv) inv.state = 'canceled';
     this.canceled.push(hash);
   }
   watchInvoice(): never {

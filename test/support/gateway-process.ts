@@ -13,6 +13,8 @@ export class GatewayProcess {
     private readonly dataDir: string,
     private readonly operatorKey: string,
     private readonly env: Record<string, string> = {},
+    /** Where the gateway reaches alice's gRPC (a relay in front of it, say); alice's own by default. */
+    private readonly lndSocket?: string,
   ) {}
 
   /** Starts the gateway; resolves with its URL once it listens. */
@@ -31,7 +33,7 @@ export class GatewayProcess {
         '--data-dir',
         this.dataDir,
         '--lnd-socket',
-        alice.grpcSocket,
+        this.lndSocket ?? alice.grpcSocket,
         '--lnd-cert',
         alice.tlsCert,
         '--lnd-macaroon',

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { createInvoice, getInvoice, getPayment, pay } from 'ln-service';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GatewayProcess } from '../../support/gateway-process.js';
-import { rawLnd } from '../../support/regtest.js';
+import { node, rawLnd } from '../../support/regtest.js';
+import { TcpGate } from '../../support/tcp-gate.js';
 
 const OPERATOR = 'crash-test-operator-key-0123456789abcdef';
 const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-crash-'));
@@ -128,4 +129,69 @@ describe('crash safety', () => {
     expect(BigInt(b['balanceMsat'] as string)).toBe(received);
     await kill9();
   }, 600_000);
+
+  it('an invoice paid internally is canceled in LND even if the gateway dies before the cancel reaches LND', async () => {
+    const [alice, bob] = await Promise.all([rawLnd('alice'), rawLnd('bob')]);
+    // The gateway reaches LND through a relay that can hold its requests: what it sends while
+    // held never arrives, so the kill lands exactly between the internal settlement and the cancel.
+    const gate = await TcpGate.open(node('alice').grpcSocket);
+    const gw = new GatewayProcess(
+      mkdtempSync(join(tmpdir(), 'coulomb-crash-internal-')),
+      OPERATOR,
+      {},
+      gate.address,
+    );
+    try {
+      let url = await gw.start();
+      const call = (method: string, path: string, body?: unknown) => gw.api(url, method, path, body);
+      expect(
+        (await call('POST', '/v1/accounts', { id: 'int-a', kind: 'agent', name: 'payer', tier: 'L3' }))
+          .status,
+      ).toBe(201);
+      expect(
+        (await call('POST', '/v1/accounts', { id: 'int-b', kind: 'service', name: 'payee', tier: 'L0' }))
+          .status,
+      ).toBe(201);
+      expect((await call('POST', '/v1/accounts/int-a/fund', { amountMsat: '50000000' })).status).toBe(200);
+      const AMOUNT = 1_000_000n;
+      const invoices: { hash: string; request: string }[] = [];
+      for (let i = 0; i < 4; i++) {
+        const created = await call('POST', '/v1/accounts/int-b/invoices', { amountMsat: AMOUNT.toString() });
+        expect(created.status).toBe(201);
+        invoices.push({
+          hash: created.json['paymentHash'] as string,
+          request: created.json['request'] as string,
+        });
+      }
+
+      gate.hold();
+      for (const inv of invoices) {
+        const paid = await call('POST', '/v1/accounts/int-a/payments', { request: inv.request });
+        expect(paid.status).toBe(201);
+        expect(paid.json).toMatchObject({ kind: 'internal', status: 'succeeded' });
+      }
+      await gw.kill9();
+      gate.cut(); // the cancels the gateway sent died with it
+
+      url = await gw.start();
+      expect((await call('POST', '/v1/reconcile')).status).toBe(200);
+      for (const inv of invoices) {
+        const lnd = await getInvoice({ lnd: alice, id: inv.hash });
+        expect({ hash: inv.hash, canceled: lnd.is_canceled }).toEqual({ hash: inv.hash, canceled: true });
+      }
+      // So nobody can pay them again from outside, and the payee was paid exactly once.
+      for (const inv of invoices) {
+        const outside = await pay({ lnd: bob, request: inv.request }).then(
+          () => 'paid',
+          () => 'refused',
+        );
+        expect(outside).toBe('refused');
+      }
+      const b = (await call('GET', '/v1/accounts/int-b')).json;
+      expect(BigInt(b['balanceMsat'] as string)).toBe(AMOUNT * BigInt(invoices.length));
+    } finally {
+      await gw.kill9();
+      await gate.close();
+    }
+  }, 300_000);
 });

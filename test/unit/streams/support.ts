@@ -133,7 +133,8 @@ export async function streamsFixture(o: FixtureOptions = {}) {
     f.service.stop();
     await f.ledger.flush();
   };
-  return { ...f, clock, streams, receiver, events, log, close };
+  // `events` are the streams' own; `bus` is the payments' per-account event bus.
+  return { ...f, bus: f.events, clock, streams, receiver, events, log, close };
 }
 
 export type StreamsFixture = Awaited<ReturnType<typeof streamsFixture>>;
