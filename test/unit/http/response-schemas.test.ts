@@ -156,7 +156,7 @@ describe('response schemas', () => {
       keysend: {
         destination: '03' + '22'.repeat(32),
         amountMsat: '1000',
-        records: [{ type: '5482373484', value: 'ab' }],
+        records: [{ type: '7629169', value: 'ab' }],
       },
     });
     expect([201, 202]).toContain(keysend.status);
