@@ -177,19 +177,23 @@ function field(o: Record<string, unknown>, name: string): string {
   return v;
 }
 
-/** Objects for the fuzzer to find: a funded payer, a payee, an invoice, an internal payment, a read-only key. */
+/** Objects for the fuzzer to find: a funded payer, a payee, invoices, an internal payment, a read-only key. */
 async function seed(url: string, operatorKey: string) {
   const op = (method: string, path: string, body?: unknown) => api(url, operatorKey, method, path, body);
   await op('POST', '/v1/accounts', { kind: 'agent', name: 'fuzz payer', tier: 'L2', id: 'fuzz-payer' });
   await op('POST', '/v1/accounts', { kind: 'agent', name: 'fuzz payee', tier: 'L1', id: 'fuzz-payee' });
   await op('POST', '/v1/accounts/fuzz-payer/fund', { amountMsat: '500000000000' });
-  const toPay = await op('POST', '/v1/accounts/fuzz-payee/invoices', {
+  const paid = await op('POST', '/v1/accounts/fuzz-payee/invoices', {
     amountMsat: '1000000',
     description: 'fuzz',
   });
-  const payment = await op('POST', '/v1/accounts/fuzz-payer/payments', { request: field(toPay, 'request') });
-  const own = await op('POST', '/v1/accounts/fuzz-payer/invoices', {
+  const payment = await op('POST', '/v1/accounts/fuzz-payer/payments', { request: field(paid, 'request') });
+  const open = await op('POST', '/v1/accounts/fuzz-payee/invoices', {
     amountMsat: '2000000',
+    description: 'fuzz',
+  });
+  const own = await op('POST', '/v1/accounts/fuzz-payer/invoices', {
+    amountMsat: '3000000',
     description: 'fuzz',
   });
   const readKey = await op('POST', '/v1/accounts/fuzz-payer/keys', { scopes: ['read'] });
@@ -199,8 +203,51 @@ async function seed(url: string, operatorKey: string) {
     invoiceHash: field(own, 'paymentHash'),
     paymentId: field(payment, 'id'),
     readKey: field(readKey, 'key'),
+    /** Values that reach real paths when the fuzzer draws them (schemathesis keeps the ones each field's schema allows). */
+    dictionary: [
+      'fuzz-payer',
+      'fuzz-payee',
+      'sys:operator',
+      'sys:lightning',
+      '.',
+      '..',
+      'a'.repeat(101),
+      'a'.repeat(128),
+      field(paid, 'paymentHash'),
+      field(open, 'paymentHash'),
+      field(own, 'paymentHash'),
+      field(paid, 'request'),
+      field(open, 'request'),
+      field(payment, 'id'),
+      'vision',
+      `${url}/health`,
+      'http://169.254.169.254/latest/meta-data/',
+    ],
   };
 }
+
+/** Amounts and numbers at the edges: msat ceilings, LND's invoice maximum, 2^32, 2^53, 2^64. */
+const EDGE_NUMBERS = [
+  '1',
+  '999',
+  '1000',
+  '4294967295',
+  '4294967296',
+  '9007199254740993',
+  '10000000000000000',
+  '10000000000000001',
+  '2099999999999999999',
+  '2100000000000000000',
+  '2100000000000000001',
+  '18446744073709551615',
+  '18446744073709551616',
+  '99999999999999999999',
+  '5482373484',
+  '7629169',
+  '133773310',
+  '65535',
+  '65536',
+];
 
 // ---------------------------------------------------------------------------------------------
 // schemathesis passes
@@ -210,6 +257,8 @@ interface Pass {
   key: string;
   /** Path parameters fixed to the seeded objects (none: generated). */
   parameters: Record<string, string>;
+  /** Strings the fuzzer draws now and then in place of generated ones. */
+  dictionary: string[];
 }
 
 const toml = (s: string): string => JSON.stringify(s);
@@ -224,7 +273,17 @@ function configFile(pass: Pass): string {
     lines.push('', '[parameters]');
     for (const [k, v] of Object.entries(pass.parameters)) lines.push(`${toml(`path.${k}`)} = ${toml(v)}`);
   }
+  const numbers = EDGE_NUMBERS.map(Number).filter((n) => Number.isSafeInteger(n));
   lines.push(
+    '',
+    '[dictionaries.coulomb]',
+    `values = [${[...pass.dictionary, ...EDGE_NUMBERS].map(toml).join(', ')}]`,
+    '[dictionaries.numbers]',
+    `values = [${[0, -1, ...numbers, 2 ** 53].join(', ')}]`,
+    '',
+    '[generation.dictionaries]',
+    'string = { dictionary = "coulomb", probability = 0.25 }',
+    'integer = { dictionary = "numbers", probability = 0.1 }',
     '',
     '[[operations]]',
     `include-path = ${toml(EVENTS_PATH)}`,
@@ -440,9 +499,9 @@ async function main(): Promise<number> {
     };
     // The read-only pass first, so the operator passes cannot revoke its key before it runs.
     const passes: Pass[] = [
-      { name: 'read-key', key: s.readKey, parameters: fixed },
-      { name: 'operator', key: operatorKey, parameters: fixed },
-      { name: 'operator-any', key: operatorKey, parameters: {} },
+      { name: 'read-key', key: s.readKey, parameters: fixed, dictionary: s.dictionary },
+      { name: 'operator', key: operatorKey, parameters: fixed, dictionary: s.dictionary },
+      { name: 'operator-any', key: operatorKey, parameters: {}, dictionary: s.dictionary },
     ];
     log(
       `${operations.length} operations, ${passes.length} passes, ${settings.maxExamples} examples per operation, seed ${settings.seed}`,
