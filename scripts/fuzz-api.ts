@@ -178,7 +178,7 @@ function field(o: Record<string, unknown>, name: string): string {
 }
 
 /** Objects for the fuzzer to find: a funded payer, a payee, invoices, an internal payment, a read-only key. */
-async function seed(url: string, operatorKey: string) {
+async function seed(url: string, operatorKey: string, pubkeys: string[]) {
   const op = (method: string, path: string, body?: unknown) => api(url, operatorKey, method, path, body);
   await op('POST', '/v1/accounts', { kind: 'agent', name: 'fuzz payer', tier: 'L2', id: 'fuzz-payer' });
   await op('POST', '/v1/accounts', { kind: 'agent', name: 'fuzz payee', tier: 'L1', id: 'fuzz-payee' });
@@ -219,6 +219,7 @@ async function seed(url: string, operatorKey: string) {
       field(paid, 'request'),
       field(open, 'request'),
       field(payment, 'id'),
+      ...pubkeys,
       'vision',
       `${url}/health`,
       'http://169.254.169.254/latest/meta-data/',
@@ -259,6 +260,8 @@ interface Pass {
   parameters: Record<string, string>;
   /** Strings the fuzzer draws now and then in place of generated ones. */
   dictionary: string[];
+  /** Every field of every request body, as schemathesis binding keys (`body.a.*.b`). */
+  bodyFields: string[];
 }
 
 const toml = (s: string): string => JSON.stringify(s);
@@ -269,20 +272,25 @@ function configFile(pass: Pass): string {
     `headers = { Authorization = ${toml(`Bearer ${pass.key}`)} }`,
     'request-timeout = 30',
   ];
-  if (Object.keys(pass.parameters).length > 0) {
-    lines.push('', '[parameters]');
-    for (const [k, v] of Object.entries(pass.parameters)) lines.push(`${toml(`path.${k}`)} = ${toml(v)}`);
-  }
-  const numbers = EDGE_NUMBERS.map(Number).filter((n) => Number.isSafeInteger(n));
+  // Path parameters fixed to the seeded objects; every body field draws from the edge values now
+  // and then (schemathesis keeps, per field, the values its schema allows, or in negative cases
+  // the ones it refuses: numbers for decimal strings and the like).
+  lines.push('', '[parameters]');
+  for (const [k, v] of Object.entries(pass.parameters)) lines.push(`${toml(`path.${k}`)} = ${toml(v)}`);
+  for (const f of pass.bodyFields) lines.push(`${toml(f)} = { dictionary = "edges", probability = 0.3 }`);
+  const numbers = [0, -1, ...EDGE_NUMBERS.map(Number).filter((n) => Number.isSafeInteger(n)), 2 ** 53];
+  const strings = [...pass.dictionary, ...EDGE_NUMBERS];
   lines.push(
     '',
-    '[dictionaries.coulomb]',
-    `values = [${[...pass.dictionary, ...EDGE_NUMBERS].map(toml).join(', ')}]`,
+    '[dictionaries.edges]',
+    `values = [${[...strings.map(toml), ...numbers].join(', ')}]`,
+    '[dictionaries.strings]',
+    `values = [${strings.map(toml).join(', ')}]`,
     '[dictionaries.numbers]',
-    `values = [${[0, -1, ...numbers, 2 ** 53].join(', ')}]`,
+    `values = [${numbers.join(', ')}]`,
     '',
     '[generation.dictionaries]',
-    'string = { dictionary = "coulomb", probability = 0.25 }',
+    'string = { dictionary = "strings", probability = 0.25 }',
     'integer = { dictionary = "numbers", probability = 0.1 }',
     '',
     '[[operations]]',
@@ -342,6 +350,8 @@ interface Finding {
   count: number;
   passes: Set<string>;
   example: string;
+  /** The first line of schemathesis' explanation (what violated the schema). */
+  detail: string;
 }
 
 interface PassResult {
@@ -413,7 +423,10 @@ async function readPass(
         const check = String(c['name']);
         if (check === 'response_schema_conformance') result.schemaViolations++;
         const failure = obj(obj(c['failure_info'])['failure']);
-        const title = String(failure['title'] ?? failure['message'] ?? check);
+        const message = typeof failure['message'] === 'string' ? failure['message'] : '';
+        // A schema violation is told apart by where in the schema it is.
+        const where = /Schema at (\S+):/.exec(message)?.[1] ?? '';
+        const title = `${String(failure['title'] ?? check)}${where ? ` at ${where}` : ''}`;
         const key = `${label} | ${status} | ${check} | ${title}`;
         const known = findings.get(key);
         if (known) {
@@ -430,6 +443,7 @@ async function readPass(
           count: 1,
           passes: new Set([pass.name]),
           example: reproduction(url, req, res, body),
+          detail: message.split('\n')[0]!.slice(0, 200),
         });
       }
     }
@@ -440,6 +454,34 @@ async function readPass(
   if (report['complete'] !== true)
     result.errors.push(`the run did not complete (${String(report['stop_reason'])})`);
   return result;
+}
+
+/** The binding keys of every field of every JSON request body (`$ref`s followed, arrays as `*`). */
+function bodyFieldsOf(openapi: Json): string[] {
+  const keys = new Set<string>();
+  const resolveRef = (schema: Json): Json => {
+    const ref = schema['$ref'];
+    if (typeof ref !== 'string' || !ref.startsWith('#/')) return schema;
+    let at: unknown = openapi;
+    for (const part of ref.slice(2).split('/')) at = obj(at)[part];
+    return obj(at);
+  };
+  const walk = (raw: unknown, path: string[], depth: number): void => {
+    if (depth > 8) return;
+    const schema = resolveRef(obj(raw));
+    for (const k of ['anyOf', 'oneOf', 'allOf'])
+      if (Array.isArray(schema[k])) for (const sub of schema[k] as unknown[]) walk(sub, path, depth + 1);
+    for (const [name, sub] of Object.entries(obj(schema['properties']))) {
+      if (!/^[A-Za-z0-9_]+$/.test(name)) continue;
+      keys.add(['body', ...path, name].join('.'));
+      walk(sub, [...path, name], depth + 1);
+    }
+    if (schema['items'] !== undefined) walk(schema['items'], [...path, '*'], depth + 1);
+  };
+  for (const item of Object.values(obj(openapi['paths'])))
+    for (const op of Object.values(obj(item)))
+      walk(obj(obj(obj(obj(op)['requestBody'])['content'])['application/json'])['schema'], [], 0);
+  return [...keys].sort();
 }
 
 function operationsOf(openapi: Json): string[] {
@@ -488,9 +530,14 @@ async function main(): Promise<number> {
       macaroon: alice.adminMacaroon,
     });
     log(`gateway on ${url} (log: ${join(outDir, 'gateway.log')})`);
-    const s = await seed(url, operatorKey);
+    const s = await seed(
+      url,
+      operatorKey,
+      status.nodes.map((n) => n.pubkey),
+    );
     const openapi = (await (await fetch(`${url}/docs/json`)).json()) as Json;
     const operations = operationsOf(openapi);
+    const bodyFields = bodyFieldsOf(openapi);
     const fixed = {
       id: s.accountId,
       hash: s.invoiceHash,
@@ -499,9 +546,9 @@ async function main(): Promise<number> {
     };
     // The read-only pass first, so the operator passes cannot revoke its key before it runs.
     const passes: Pass[] = [
-      { name: 'read-key', key: s.readKey, parameters: fixed, dictionary: s.dictionary },
-      { name: 'operator', key: operatorKey, parameters: fixed, dictionary: s.dictionary },
-      { name: 'operator-any', key: operatorKey, parameters: {}, dictionary: s.dictionary },
+      { name: 'read-key', key: s.readKey, parameters: fixed, dictionary: s.dictionary, bodyFields },
+      { name: 'operator', key: operatorKey, parameters: fixed, dictionary: s.dictionary, bodyFields },
+      { name: 'operator-any', key: operatorKey, parameters: {}, dictionary: s.dictionary, bodyFields },
     ];
     log(
       `${operations.length} operations, ${passes.length} passes, ${settings.maxExamples} examples per operation, seed ${settings.seed}`,
@@ -545,7 +592,7 @@ async function main(): Promise<number> {
       log(`${list.length} distinct failures (operation, status, check: title; one reproduction each):`);
       for (const f of list)
         log(
-          `  ${f.operation}  ${f.status ?? '-'}  ${f.check}: ${f.title}  x${f.count} [${[...f.passes].join(',')}]\n      ${f.example}`,
+          `  ${f.operation}  ${f.status ?? '-'}  ${f.check}: ${f.title}  x${f.count} [${[...f.passes].join(',')}]\n      ${f.example}${f.detail ? `\n      ${f.detail}` : ''}`,
         );
     }
     for (const p of problems) log(`PROBLEM: ${p}`);
