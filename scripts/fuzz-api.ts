@@ -302,6 +302,9 @@ function configFile(pass: Pass): string {
   return lines.join('\n') + '\n';
 }
 
+/** schemathesis processes still running, stopped with everything else on a signal. */
+const running = new Set<ChildProcess>();
+
 async function runSchemathesis(url: string, pass: Pass): Promise<{ dir: string; exitCode: number }> {
   const dir = join(outDir, pass.name);
   mkdirSync(dir, { recursive: true });
@@ -333,6 +336,8 @@ async function runSchemathesis(url: string, pass: Pass): Promise<{ dir: string; 
     dir,
   ];
   const child = spawn(settings.schemathesis, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   const out = createWriteStream(join(dir, 'output.txt'));
   child.stdout.pipe(out);
   child.stderr.pipe(out);
@@ -515,6 +520,7 @@ async function main(): Promise<number> {
   const operatorKey = `op_${randomBytes(24).toString('hex')}`;
   const gateway = new Gateway(join(outDir, 'gateway-data'), operatorKey, join(outDir, 'gateway.log'));
   const stopAll = async (): Promise<void> => {
+    for (const child of running) child.kill('SIGTERM');
     await gateway.stop();
     if (!settings.keepNetwork) await network.down();
   };
