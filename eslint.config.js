@@ -8,6 +8,8 @@ export default tseslint.config(
       'node_modules/**',
       '.regtest*/**',
       '.coulomb/**',
+      '.venv-fuzz/**',
+      '.fuzz/**',
       'firmware-bridge/**',
       'coverage/**',
       '.dependency-cruiser.cjs',

@@ -26,7 +26,11 @@ export interface Transfer {
   /** For a pending transfer, the amount reserved; once posted, the amount that moved. */
   amount: Msat;
   state: TransferState;
-  /** What the transfer is for: 'payment', 'invoice', 'internal', 'funding', 'fee', ... */
+  /**
+   * What the transfer is for, as the services write it: 'funding', 'transfer', 'invoice', 'payment',
+   * 'internal_payment', 'escrow', 'escrow_release', 'stream', 'stream_in', 'l402_requests',
+   * 'l402_usage', 'l402_refund'.
+   */
   code: string;
   memo?: string;
   idempotencyKey?: string;
