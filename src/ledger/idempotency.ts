@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { LedgerError, LedgerErrorCode } from './errors.js';
-import type { StoredRecord } from './store.js';
 
 /**
  * One idempotency rule for every request that moves or locks money or creates something with
@@ -43,7 +42,6 @@ interface Entry {
 }
 
 interface Store {
-  listRecords(prefix: string): Promise<StoredRecord[]>;
   getRecord(key: string): Promise<string | undefined>;
   flush(): Promise<void>;
 }
@@ -71,26 +69,24 @@ function canonicalJson(v: unknown): string {
 const recordKey = (accountId: string, key: string): string =>
   `${PREFIX}${encodeURIComponent(accountId)}!${encodeURIComponent(key)}`;
 
-/** The keys used within the retention window, in memory; their records are on disk. */
+/** Recently used keys kept in memory; every key's record is on disk and read on demand. */
+const CACHE_SIZE = 10_000;
+
+/**
+ * Keys of the retention window, read from their records on disk when asked (history is not kept
+ * in memory): a bounded cache of recent ones, the requests still running, and the keys adopted
+ * from records older than this rule.
+ */
 export class IdempotencyKeys {
-  private readonly done = new Map<string, Entry>();
+  private readonly recent = new Map<string, Entry>();
+  private readonly adopted = new Map<string, Entry>();
   private readonly running = new Map<string, { fingerprint: string; settled: Promise<void> }>();
-  private added = 0;
 
   constructor(
     private readonly store: Store,
     private readonly now: () => number,
     private readonly retentionMs: number,
   ) {}
-
-  /** Loads the keys used within the retention window. */
-  async load(): Promise<void> {
-    const since = this.now() - this.retentionMs;
-    for (const r of await this.store.listRecords(PREFIX)) {
-      const e = JSON.parse(r.value) as Entry;
-      if (e.at >= since) this.done.set(r.key, e);
-    }
-  }
 
   /**
    * Runs `create` at most once per (account, key) and fingerprint. `create` receives `records`:
@@ -106,8 +102,16 @@ export class IdempotencyKeys {
     const id = recordKey(req.accountId, req.key);
     const fingerprint = requestFingerprint(req.operation, req.request);
     for (;;) {
-      const known = this.known(id);
-      if (known) {
+      let known = this.recent.get(id);
+      if (!known && !this.running.has(id)) {
+        const stored = await this.store.getRecord(id);
+        // A request that finished while the record was being read is in memory by now; a key
+        // with no record of its own may be one adopted from an older payment.
+        known =
+          this.recent.get(id) ??
+          (stored !== undefined ? this.cache(id, parseEntry(stored)) : this.adopted.get(id));
+      }
+      if (known && known.at >= this.now() - this.retentionMs) {
         this.assertSame(known.fingerprint, fingerprint);
         return replay(known.ref);
       }
@@ -128,24 +132,15 @@ export class IdempotencyKeys {
     this.running.set(id, { fingerprint, settled });
     try {
       const value = await task;
-      if (entry) this.remember(id, entry);
+      if (entry) this.cache(id, entry);
       return value;
     } catch (err) {
       // Failed after its record was handed out: it counts only if the record reached the disk.
-      if (entry && (await this.committed(id))) this.remember(id, entry);
+      if (entry && (await this.committed(id))) this.cache(id, entry);
       throw err;
     } finally {
       this.running.delete(id);
     }
-  }
-
-  private known(id: string): Entry | undefined {
-    const e = this.done.get(id);
-    if (e && e.at < this.now() - this.retentionMs) {
-      this.done.delete(id);
-      return undefined;
-    }
-    return e;
   }
 
   /**
@@ -154,7 +149,7 @@ export class IdempotencyKeys {
    */
   adopt(accountId: string, key: string, operation: string, ref: string, at: number): void {
     const id = recordKey(accountId, key);
-    if (!this.done.has(id)) this.done.set(id, { operation, fingerprint: LEGACY, ref, at });
+    if (!this.adopted.has(id)) this.adopted.set(id, { operation, fingerprint: LEGACY, ref, at });
   }
 
   private assertSame(first: string, fingerprint: string): void {
@@ -174,12 +169,14 @@ export class IdempotencyKeys {
     }
   }
 
-  private remember(id: string, e: Entry): void {
-    this.done.set(id, e);
-    this.added += 1;
-    if (this.added % 4096 === 0) {
-      const cutoff = this.now() - this.retentionMs;
-      for (const [k, v] of this.done) if (v.at < cutoff) this.done.delete(k);
-    }
+  private cache(id: string, e: Entry): Entry {
+    this.recent.delete(id);
+    this.recent.set(id, e);
+    if (this.recent.size > CACHE_SIZE) this.recent.delete(this.recent.keys().next().value as string);
+    return e;
   }
+}
+
+function parseEntry(value: string): Entry {
+  return JSON.parse(value) as Entry;
 }

@@ -96,7 +96,6 @@ export class Ledger implements RecordStore {
       if (ledger.transfers.has(i.transferId))
         ledger.idempotency.set(i.key, { transferId: i.transferId, fingerprint: i.fingerprint });
     }
-    await ledger.requests.load();
     return ledger;
   }
 
