@@ -5,8 +5,10 @@ import { nativeVerify } from './native-verify.js';
 /** Which implementation verifies signatures in this process. */
 export const verifierName = (): string => (nativeVerify ? 'libsecp256k1 (native)' : 'tiny-secp256k1 (WASM)');
 
-// BIP340 Schnorr signatures over tagged hashes, through tiny-secp256k1 (libsecp256k1 in WASM):
-// about 10x the verification rate of the pure-JS libraries (docs/BENCHMARKS.md).
+// BIP340 Schnorr signatures over tagged hashes. Verification goes through the native libsecp256k1
+// addon (native/, built by `npm install` when libsecp256k1-dev is present, off with
+// COULOMB_NATIVE_VERIFY=0), otherwise tiny-secp256k1 (libsecp256k1 in WASM); signing always uses
+// tiny-secp256k1 (docs/BENCHMARKS.md has the verification rates).
 
 const tagHashes = new Map<string, Buffer>();
 
