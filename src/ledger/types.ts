@@ -86,3 +86,11 @@ export function balanceOf(a: Account): bigint {
 export function availableOf(a: Account): bigint {
   return a.creditsPosted - a.debitsPosted - a.debitsPending;
 }
+
+/**
+ * The gateway's own accounts (system and operator): kept by the gateway itself, never credited by
+ * a transfer, funding or stream, and never changed through the account routes.
+ */
+export function isGatewayAccount(id: string, kind: AccountKind | undefined): boolean {
+  return id.startsWith('sys:') || kind === 'system' || kind === 'operator';
+}

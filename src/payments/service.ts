@@ -3,7 +3,7 @@ import { isPubkey, paymentHashOf } from '../domain/hex.js';
 import { msat, type Msat } from '../domain/msat.js';
 import type { Applied, Ledger, SideRecords } from '../ledger/ledger.js';
 import type { Transfer } from '../ledger/types.js';
-import { balanceOf } from '../ledger/types.js';
+import { balanceOf, isGatewayAccount } from '../ledger/types.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
 import { customRecordsProblem } from '../lightning/records.js';
@@ -837,7 +837,7 @@ export class PaymentsService {
    */
   private assertCreditable(accountId: string): void {
     const a = this.ledger.requireAccount(accountId);
-    if (accountId.startsWith('sys:') || a.kind === 'system' || a.kind === 'operator')
+    if (isGatewayAccount(accountId, a.kind))
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot credit a system account');
   }
 

@@ -1,5 +1,6 @@
 import { isPubkey } from '../domain/hex.js';
 import { MAX_MSAT, msat, type Msat } from '../domain/msat.js';
+import { isGatewayAccount, type AccountKind } from '../ledger/types.js';
 import { ceilingMsat } from './accrual.js';
 import { invalid, StreamError, StreamErrorCode } from './errors.js';
 import type { NewStream } from './model.js';
@@ -29,7 +30,7 @@ const FIELDS = new Set([
 export interface ValidationContext {
   payerAccountId: string;
   /** The account's kind, or undefined when there is no such account. */
-  accountKind(id: string): string | undefined;
+  accountKind(id: string): AccountKind | undefined;
   /** This gateway's node id. */
   nodeId: string;
   /** The account behind one of this gateway's recipient ids. */
@@ -64,8 +65,7 @@ function payeeOf(
     const kind = ctx.accountKind(accountId);
     if (kind === undefined)
       throw new StreamError(StreamErrorCode.STREAM_PAYEE_NOT_FOUND, `no account ${accountId}`);
-    if (kind === 'system' || kind === 'operator' || accountId.startsWith('sys:'))
-      throw invalid('cannot stream to a system account');
+    if (isGatewayAccount(accountId, kind)) throw invalid('cannot stream to a system account');
     if (accountId === ctx.payerAccountId) throw invalid('an account cannot stream to itself');
     return { payee: { accountId }, payeeAccountId: accountId };
   }

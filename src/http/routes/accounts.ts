@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { msat } from '../../domain/msat.js';
+import { isGatewayAccount } from '../../ledger/types.js';
 import { tierPolicy } from '../../policy/tiers.js';
 import {
   AccountBody,
@@ -32,6 +33,22 @@ const errors = ErrorResponses;
 /** Accounts: create, list, show, fund, freeze, history; and everything under an account. */
 export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
   const view = (id: string) => accountView(s.ledger.requireAccount(id), s.policies.get(id)?.tier);
+
+  // The gateway's own accounts can be read, never changed through the account routes (policy,
+  // keys, freeze, funding, payments...): the gateway keeps them itself.
+  app.addHook('preHandler', async (req, reply) => {
+    const id = (req.params as { id?: unknown } | undefined)?.id;
+    if (
+      req.method === 'GET' ||
+      typeof id !== 'string' ||
+      !req.routeOptions.url?.startsWith('/v1/accounts/:id')
+    )
+      return;
+    if (isGatewayAccount(id, s.ledger.getAccount(id)?.kind))
+      return reply.code(400).send({
+        error: { code: 'INVALID_ARGUMENT', message: 'the gateway keeps its system accounts itself' },
+      });
+  });
 
   app.post(
     '/v1/accounts',

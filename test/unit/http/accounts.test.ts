@@ -232,4 +232,23 @@ describe('accounts API', () => {
       ]),
     );
   });
+
+  it("the gateway's own accounts can be read but not changed through the account routes", async () => {
+    const changes: [string, string, Record<string, unknown>][] = [
+      ['PUT', '/v1/accounts/sys:lightning/policy', { tier: 'L3' }],
+      ['POST', '/v1/accounts/sys:operator/keys', { scopes: ['pay'] }],
+      ['POST', '/v1/accounts/sys:operator/freeze', {}],
+    ];
+    for (const [method, url, payload] of changes) {
+      const res = await app.inject({ method: method as 'PUT' | 'POST', url, headers: op, payload });
+      expect({ url, status: res.statusCode, code: res.json().error?.code }).toEqual({
+        url,
+        status: 400,
+        code: 'INVALID_ARGUMENT',
+      });
+    }
+    expect(f.ledger.requireAccount('sys:operator').frozen).toBe(false);
+    const read = await app.inject({ method: 'GET', url: '/v1/accounts/sys:operator', headers: op });
+    expect(read.statusCode).toBe(200);
+  });
 });
