@@ -121,17 +121,16 @@ export class IdempotencyKeys {
       await busy.settled;
     }
     let entry: Entry | undefined;
-    const task = create((ref) => {
-      entry = { operation: req.operation, fingerprint, ref, at: this.now() };
-      return [{ key: id, value: JSON.stringify(entry) }];
-    });
-    const settled = task.then(
-      () => undefined,
-      () => undefined,
-    );
+    // Waiters wake only once this request is over (its key known or free again), never while
+    // it still checks whether a failed attempt's record reached the disk.
+    let over!: () => void;
+    const settled = new Promise<void>((resolve) => (over = resolve));
     this.running.set(id, { fingerprint, settled });
     try {
-      const value = await task;
+      const value = await create((ref) => {
+        entry = { operation: req.operation, fingerprint, ref, at: this.now() };
+        return [{ key: id, value: JSON.stringify(entry) }];
+      });
       if (entry) this.cache(id, entry);
       return value;
     } catch (err) {
@@ -140,6 +139,7 @@ export class IdempotencyKeys {
       throw err;
     } finally {
       this.running.delete(id);
+      over();
     }
   }
 

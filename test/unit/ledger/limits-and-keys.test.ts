@@ -99,6 +99,28 @@ describe('the idempotency rule of client requests', () => {
     ).rejects.toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
   });
 
+  it('wakes a concurrent retry of a failing request only once the first is over (no busy loop while its record is looked up on disk)', async () => {
+    // A store that answers from I/O, as LevelDB does: the failed first request looks its record
+    // up on the next turn of the event loop, which a retry spinning on a settled promise starves.
+    class SlowStore extends MemoryLedgerStore {
+      override async getRecord(key: string): Promise<string | undefined> {
+        await new Promise((r) => setImmediate(r));
+        return super.getRecord(key);
+      }
+    }
+    const { ledger } = await fixture(new SlowStore());
+    let runs = 0;
+    const refused = (records: (ref: string) => { key: string; value: string }[]) => {
+      runs += 1;
+      records(`attempt-${runs}`);
+      return Promise.reject(new Error('refused for funds'));
+    };
+    const both = [1, 2].map(() => ledger.idempotent(req('busy', { x: 1 }), refused, (ref) => ref));
+    const outcomes = await Promise.allSettled(both);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+    expect(runs).toBe(2);
+  });
+
   it('lets concurrent retries wait for the first request, and frees the key when the request fails', async () => {
     const { ledger } = await fixture();
     let runs = 0;
