@@ -727,7 +727,11 @@ export class PaymentsService {
     let checked = 0;
     let mismatches = 0;
     // Cancels of internally settled invoices LND has not confirmed yet (lost to a crash or an outage).
-    for (const hash of [...this.cancelIntents]) await this.completeCancel(hash);
+    // One that fails stays for the next pass and holds none of the others (nor the start) up.
+    for (const hash of [...this.cancelIntents])
+      await this.completeCancel(hash).catch((err: unknown) =>
+        this.log.warn({ err, hash }, 'could not complete the cancel of an internally paid invoice'),
+      );
     for (const p of [...this.payments.values()]) {
       if (
         p.kind === 'internal' ||

@@ -43,6 +43,21 @@ describe('canceling internally paid invoices in LND', () => {
     expect(looked).not.toContain(hash);
   });
 
+  it('a cancel that fails to complete holds no other intent (nor the reconciliation) up', async () => {
+    const { f, store, hash: first } = await paidInternallyWhileLndIsDown();
+    const inv = await f.service.createInvoice('b', { amountMsat: msat(3_000) });
+    await f.service.pay('a', { request: inv.request });
+    f.lightning.cancelFailure = undefined;
+    const put = f.ledger.putRecords.bind(f.ledger);
+    f.ledger.putRecords = (records) =>
+      records.some((r) => r.key === `invcancel!${first}`)
+        ? Promise.reject(new Error('disk full'))
+        : put(records);
+    await expect(f.service.reconcile({ full: false })).resolves.toBeDefined();
+    expect(store.records.has(`invcancel!${inv.paymentHash}`)).toBe(false);
+    expect(store.records.has(`invcancel!${first}`)).toBe(true); // kept for the next pass
+  });
+
   it('retries the cancel at every periodic reconciliation', async () => {
     const { f, store, hash } = await paidInternallyWhileLndIsDown();
     f.lightning.cancelFailure = undefined;
