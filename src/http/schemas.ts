@@ -124,6 +124,13 @@ export const InvoiceBody = Type.Object(
         description: 'paid over Lightning after it was settled internally (booked to the operator)',
       }),
     ),
+    heldByOperatorMsat: Type.Optional(
+      Type.String({
+        ...MsatString,
+        description:
+          "paid over Lightning, but the payee's balance would have exceeded the ceiling: booked to the operator",
+      }),
+    ),
     description: Type.String(),
     state: literals(['open', 'settled', 'canceled']),
     settledVia: Type.Optional(literals(['internal', 'lightning'])),

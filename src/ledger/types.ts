@@ -27,9 +27,9 @@ export interface Transfer {
   amount: Msat;
   state: TransferState;
   /**
-   * What the transfer is for, as the services write it: 'funding', 'transfer', 'invoice', 'payment',
-   * 'internal_payment', 'escrow', 'escrow_release', 'stream', 'stream_in', 'l402_requests',
-   * 'l402_usage', 'l402_refund'.
+   * What the transfer is for, as the services write it: 'funding', 'transfer', 'invoice',
+   * 'invoice_paid_twice', 'invoice_held', 'payment', 'internal_payment', 'escrow', 'escrow_release',
+   * 'stream', 'stream_in', 'l402_requests', 'l402_usage', 'l402_refund'.
    */
   code: string;
   memo?: string;

@@ -3,7 +3,14 @@ import type { Approval, InvoiceRecord, Payment } from './types.js';
 
 // Records are JSON with msat amounts as decimal strings.
 
-const AMOUNTS = ['amountMsat', 'feeLimitMsat', 'feeMsat', 'receivedMsat', 'lightningReceivedMsat'] as const;
+const AMOUNTS = [
+  'amountMsat',
+  'feeLimitMsat',
+  'feeMsat',
+  'receivedMsat',
+  'lightningReceivedMsat',
+  'heldByOperatorMsat',
+] as const;
 
 export function encode(value: Payment | InvoiceRecord | Approval): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));

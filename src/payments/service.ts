@@ -4,6 +4,7 @@ import { msat, type Msat } from '../domain/msat.js';
 import type { Applied, Ledger, SideRecords } from '../ledger/ledger.js';
 import type { Transfer } from '../ledger/types.js';
 import { balanceOf, isGatewayAccount } from '../ledger/types.js';
+import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
 import { customRecordsProblem } from '../lightning/records.js';
@@ -537,20 +538,57 @@ export class PaymentsService {
       receivedMsat: received,
       settledAt: settledAt ?? this.now(),
     };
-    // The record changes only if the credit goes through (it can be refused, e.g. at the ceiling).
-    const applied = this.ledger.transfer(
-      {
-        debitAccountId: LIGHTNING_ACCOUNT,
-        creditAccountId: rec.accountId,
-        amount: received,
-        code: 'invoice',
-        idempotencyKey: `invoice:${rec.paymentHash}`,
-      },
-      [{ key: keys.invoice(rec.paymentHash), value: encode(settled) }],
-    );
+    let applied: Applied<Transfer>;
+    try {
+      applied = this.ledger.transfer(
+        {
+          debitAccountId: LIGHTNING_ACCOUNT,
+          creditAccountId: rec.accountId,
+          amount: received,
+          code: 'invoice',
+          idempotencyKey: `invoice:${rec.paymentHash}`,
+        },
+        [{ key: keys.invoice(rec.paymentHash), value: encode(settled) }],
+      );
+    } catch (err) {
+      if (!(err instanceof LedgerError) || err.code !== LedgerErrorCode.BALANCE_LIMIT_EXCEEDED) throw err;
+      return this.heldAboveCeiling(rec, settled, received);
+    }
     Object.assign(rec, settled);
     await applied.durable;
     if (!applied.replayed) this.publishInvoice(rec);
+  }
+
+  /**
+   * LND settled an invoice whose credit would take the payee above the ledger's ceiling: the money
+   * has arrived and cannot be refused any more, so it is booked once (same idempotency key as the
+   * credit) to the operator's account, for the operator to return, and both are alerted — never
+   * left unbooked, and never retried forever.
+   */
+  private async heldAboveCeiling(rec: InvoiceRecord, settled: InvoiceRecord, received: Msat): Promise<void> {
+    const held: InvoiceRecord = { ...settled, heldByOperatorMsat: received };
+    const applied = this.ledger.transfer(
+      {
+        debitAccountId: LIGHTNING_ACCOUNT,
+        creditAccountId: OPERATOR_ACCOUNT,
+        amount: received,
+        code: 'invoice_held',
+        memo: rec.paymentHash,
+        idempotencyKey: `invoice:${rec.paymentHash}`,
+      },
+      [{ key: keys.invoice(rec.paymentHash), value: encode(held) }],
+    );
+    Object.assign(rec, held);
+    await applied.durable;
+    if (applied.replayed) return;
+    const message = `invoice ${rec.paymentHash} was paid over Lightning (${received} msat) but crediting ${rec.accountId} would exceed the ledger's balance ceiling; the amount is held on ${OPERATOR_ACCOUNT}`;
+    this.log.error(
+      { accountId: rec.accountId, paymentHash: rec.paymentHash, code: 'INVOICE_HELD_ABOVE_CEILING' },
+      message,
+    );
+    this.alert(rec.accountId, 'INVOICE_HELD_ABOVE_CEILING', message);
+    this.alert(OPERATOR_ACCOUNT, 'INVOICE_HELD_ABOVE_CEILING', message);
+    this.publishInvoice(rec);
   }
 
   /**

@@ -51,6 +51,11 @@ export interface InvoiceRecord {
    * cancel): what LND received, booked to the operator's account for a refund, not to the payee.
    */
   lightningReceivedMsat?: Msat;
+  /**
+   * Paid over Lightning, but the payee's balance would have exceeded the ledger's ceiling: what
+   * LND received, booked to the operator's account instead, to be returned.
+   */
+  heldByOperatorMsat?: Msat;
   /** Settled internally, and LND confirmed its invoice can no longer be paid there. Not public. */
   closedInLnd?: boolean;
   /** Kept to prove internal payments to the payer; never logged. */

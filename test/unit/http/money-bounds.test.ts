@@ -78,15 +78,23 @@ describe('one credit ceiling and one rule for crediting system accounts', () => 
     expect((await account('rich')).balanceMsat).toBe((MAX_MSAT - 1_000_000n).toString());
   });
 
-  it('refuses to credit a settled invoice past the ceiling, and leaves the invoice as it was', async () => {
+  it('books a settled invoice whose credit would pass the ceiling to the operator, once, with an alert', async () => {
     const inv = (await post('/v1/accounts/rich/invoices', { amountMsat: '1000001' })).json<{
       paymentHash: string;
     }>();
-    await expect(f.service.onInvoice(f.lightning.settle(inv.paymentHash))).rejects.toMatchObject({
-      code: 'BALANCE_LIMIT_EXCEEDED',
-    });
+    const alerts: string[] = [];
+    f.events.subscribe('rich', (e) => e.type === 'alert' && alerts.push(e.code));
+    const operator = BigInt((await account('sys:operator')).balanceMsat!);
+    const settled = f.lightning.settle(inv.paymentHash);
+    await f.service.onInvoice(settled);
+    await f.service.onInvoice(settled); // a redelivery books nothing again
     expect((await account('rich')).balanceMsat).toBe((MAX_MSAT - 1_000_000n).toString());
-    expect(f.service.getInvoice(inv.paymentHash)).toMatchObject({ state: 'open' });
+    expect(BigInt((await account('sys:operator')).balanceMsat!)).toBe(operator + 1_000_001n);
+    expect(f.service.getInvoice(inv.paymentHash)).toMatchObject({
+      state: 'settled',
+      heldByOperatorMsat: 1_000_001n,
+    });
+    expect(alerts).toEqual(['INVOICE_HELD_ABOVE_CEILING']);
   });
 
   it('refuses to fund a system account, as transfers to one are refused', async () => {
