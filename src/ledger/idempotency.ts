@@ -112,12 +112,16 @@ export class IdempotencyKeys {
           (stored !== undefined ? this.cache(id, parseEntry(stored)) : this.adopted.get(id));
       }
       if (known && known.at >= this.now() - this.retentionMs) {
-        this.assertSame(known.fingerprint, fingerprint);
+        this.assertSame(known, fingerprint, req.operation);
         return replay(known.ref);
       }
       const busy = this.running.get(id);
       if (!busy) break;
-      this.assertSame(busy.fingerprint, fingerprint);
+      this.assertSame(
+        { fingerprint: busy.fingerprint, operation: req.operation },
+        fingerprint,
+        req.operation,
+      );
       await busy.settled;
     }
     let entry: Entry | undefined;
@@ -152,8 +156,15 @@ export class IdempotencyKeys {
     if (!this.adopted.has(id)) this.adopted.set(id, { operation, fingerprint: LEGACY, ref, at });
   }
 
-  private assertSame(first: string, fingerprint: string): void {
-    if (first !== fingerprint && first !== LEGACY)
+  /** An adopted (older) key matches any request of its own operation, and only of that one. */
+  private assertSame(
+    first: Pick<Entry, 'fingerprint' | 'operation'>,
+    fingerprint: string,
+    operation: string,
+  ): void {
+    const same =
+      first.fingerprint === LEGACY ? first.operation === operation : first.fingerprint === fingerprint;
+    if (!same)
       throw new LedgerError(
         LedgerErrorCode.IDEMPOTENCY_CONFLICT,
         'this idempotency key was used for a different request',

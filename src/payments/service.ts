@@ -124,8 +124,11 @@ export class PaymentsService {
       const p = decodePayment(r.value);
       this.index(p);
       // Payments made before keys had their own records still answer their retries.
-      if (p.idempotencyKey)
-        this.ledger.adoptIdempotencyKey(p.accountId, p.idempotencyKey, p.kind, p.id, p.createdAt);
+      // They match only a request of their own kind (the operation `pay` or `keysend` names).
+      if (p.idempotencyKey) {
+        const operation = p.kind === 'keysend' ? 'keysend' : 'pay';
+        this.ledger.adoptIdempotencyKey(p.accountId, p.idempotencyKey, operation, p.id, p.createdAt);
+      }
     }
     for (const r of await this.ledger.listRecords('inv!')) {
       const inv = decodeInvoice(r.value);

@@ -44,6 +44,10 @@ describe('payment idempotency keys across a restart', () => {
     });
     expect(retry.id).toBe(first.id);
     expect(f.lightning.payCalls).toBe(1);
+    // Only for a request of its own kind: an invoice under that key is another request.
+    await expect(
+      again.service.createInvoice('a', { amountMsat: msat(5_000), idempotencyKey: 'old' }),
+    ).rejects.toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
     again.service.stop();
   });
 });
