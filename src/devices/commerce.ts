@@ -281,10 +281,10 @@ export class DeviceCommerce {
     input: { command: string; priceMsat: Msat; timeoutSeconds?: number; idempotencyKey?: string },
   ): Promise<{ actuationId: string; request: string; paymentHash: string }> {
     const { idempotencyKey, ...request } = input;
-    const device = this.deps.registry.get(deviceId);
-    // Buyers are anonymous: their keys are scoped to the device's account.
+    // Buyers are anonymous: their keys have a scope of their own per device, apart from the keys
+    // of the device's account (a buyer's key can never collide with the device's own requests).
     return this.deps.ledger.idempotent(
-      { accountId: device?.accountId ?? deviceId, key: idempotencyKey, operation: 'actuation', request },
+      { accountId: `actuations:${deviceId}`, key: idempotencyKey, operation: 'actuation', request },
       (records) => this.requestActuationOnce(deviceId, request, records),
       async (id) => {
         const e = await this.deps.escrow.get(id);
