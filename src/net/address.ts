@@ -132,6 +132,8 @@ export function forbiddenRange(a: Address): string | undefined {
       : undefined;
   if (embedded !== undefined) return forbiddenRange(MAPPED_PREFIX | embedded);
   for (const [name, c] of SPECIAL) if (inCidr(a, c)) return name;
+  // The rest of ::/8 (IPv4-translated ::ffff:0:0:0/96 and unassigned), all but the mapped block.
+  if (a >> 120n === 0n && a >> 32n !== MAPPED_PREFIX >> 32n) return 'reserved';
   return undefined;
 }
 

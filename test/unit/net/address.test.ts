@@ -30,6 +30,8 @@ describe('forbiddenRange', () => {
     ['::ffff:169.254.169.254', 'link-local'],
     ['::ffff:10.0.0.1', 'private'],
     ['::127.0.0.1', 'reserved'],
+    ['::ffff:0:808:808', 'reserved'], // IPv4-translated
+    ['::1:0:0:1', 'reserved'], // unassigned, in ::/8
     ['64:ff9b::a00:1', 'private'],
     ['2002:7f00:1::', 'loopback'],
     ['2001:db8::1', 'documentation'],
