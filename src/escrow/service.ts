@@ -2,7 +2,8 @@ import { KeyedQueue } from '../domain/keyed-queue.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { paymentHashOf, provesPayment } from '../domain/hex.js';
 import { type Msat } from '../domain/msat.js';
-import type { Ledger, SideRecords } from '../ledger/ledger.js';
+import type { Applied, Ledger, SideRecords } from '../ledger/ledger.js';
+import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
 import type { Invoice, Subscription } from '../lightning/types.js';
@@ -24,8 +25,14 @@ import type { Actor, CreateEscrowInput, Escrow, Receipt } from './types.js';
 import { askVerifier, VERIFIER_FAILED_MESSAGE } from './verifier.js';
 import { OutboundGuard } from '../net/outbound.js';
 
-/** Holds the funds of account-funded escrows between lock and release. */
+/**
+ * Holds the funds of account-funded escrows between lock and release, and the settled amount of a
+ * Lightning-funded escrow whose payee could not take it yet (see `heldTransferId`).
+ */
 export const ESCROW_ACCOUNT = 'sys:escrow';
+
+/** The transfer that books a settled HTLC in sys:escrow when the payee's credit was refused. */
+const heldTransferId = (escrowId: string): string => `escrow-held:${escrowId}`;
 
 export interface EscrowOptions {
   now?: () => number;
@@ -90,7 +97,10 @@ export class EscrowService {
     await this.escrows.load();
     for (const e of this.escrows.values()) {
       if (e.funding === 'lightning') this.watch(e);
-      if (e.state === 'releasing') void this.run(e.id, () => this.release(e, e.reason ?? 'resumed'));
+      if (e.state === 'releasing')
+        void this.run(e.id, () => this.release(e, e.reason ?? 'resumed')).catch((err: unknown) =>
+          this.log.error({ err, escrowId: e.id }, 'resuming an escrow release failed; retrying'),
+        );
       if (e.state === 'refunding') void this.run(e.id, () => this.refund(e, e.reason ?? 'resumed'));
     }
     const every = (ms: number, fn: () => Promise<void>): void => {
@@ -103,6 +113,7 @@ export class EscrowService {
     };
     every(1000, () => this.sweepDeadlines());
     every(this.blockPollMs, () => this.sweepHeights());
+    every(this.blockPollMs, () => this.sweepReleasing());
   }
 
   stop(): void {
@@ -115,11 +126,21 @@ export class EscrowService {
 
   // ---- creating and funding -------------------------------------------------------------
 
-  async create(payerAccountId: string, input: CreateEscrowInput): Promise<Escrow> {
+  /**
+   * `sideRecords(escrowId)`: records of the caller's (a task and its idempotency key, say) to
+   * commit in the same atomic batch as the escrow (for account funding, the batch that locks the
+   * amount), so that the escrow never exists without them.
+   */
+  async create(
+    payerAccountId: string,
+    input: CreateEscrowInput,
+    sideRecords?: (escrowId: string) => SideRecords,
+  ): Promise<Escrow> {
     const { idempotencyKey, ...request } = input;
     return this.ledger.idempotent(
       { accountId: payerAccountId, key: idempotencyKey, operation: 'escrow', request },
-      (records) => this.createOnce(payerAccountId, request, records),
+      (records) =>
+        this.createOnce(payerAccountId, request, (id) => [...records(id), ...(sideRecords?.(id) ?? [])]),
       async (id) => publicEscrow(await this.must(id)),
     );
   }
@@ -439,6 +460,9 @@ export class EscrowService {
     const payee = e.payeeAccountId;
     this.ledger.requireAccount(payee);
     if (e.funding === 'account') {
+      // Checked before the lock is posted (same tick): a payee that cannot take the amount
+      // refuses the release (409 BALANCE_LIMIT_EXCEEDED) and the escrow stays funded.
+      this.ledger.assertCanCredit(payee, e.amountMsat);
       const released = this.finished(e, 'released', reason);
       // Both moves apply in this tick, so they are written in one batch with the record.
       this.ledger.post(e.lockTransferId!);
@@ -458,31 +482,61 @@ export class EscrowService {
       await applied.durable;
     } else {
       if (e.state !== 'releasing') {
+        // Before the HTLC is settled (irreversible): a payee that cannot take the amount refuses
+        // the release (409 BALANCE_LIMIT_EXCEEDED) and the escrow stays funded.
+        this.ledger.assertCanCredit(payee, e.amountMsat);
         e.state = 'releasing';
         e.reason = reason;
         e.updatedAt = this.now();
         await this.save(e);
       }
-      const outcome = await this.settle(e);
-      if (outcome === 'canceled') {
-        await this.markRefunded(e, 'htlc_canceled_before_release');
-        throw new EscrowError(
-          EscrowErrorCode.INVALID_STATE,
-          'the payment was canceled (by LND or the payer) before it could be released; refunded',
-        );
+      // Money settled earlier whose credit the payee could not take waits in sys:escrow.
+      const held = await this.ledger.getTransfer(heldTransferId(e.id));
+      if (!held) {
+        const outcome = await this.settle(e);
+        if (outcome === 'canceled') {
+          await this.markRefunded(e, 'htlc_canceled_before_release');
+          throw new EscrowError(
+            EscrowErrorCode.INVALID_STATE,
+            'the payment was canceled (by LND or the payer) before it could be released; refunded',
+          );
+        }
       }
       const released = this.finished(e, 'released', reason);
-      const applied = this.ledger.transfer(
-        {
-          debitAccountId: LIGHTNING_ACCOUNT,
-          creditAccountId: payee,
-          amount: e.amountMsat,
-          code: 'escrow_release',
-          memo: e.id,
-          idempotencyKey: `escrow-release:${e.id}`,
-        },
-        escrowIndex.records(released),
-      );
+      let applied: Applied<unknown>;
+      try {
+        applied = this.ledger.transfer(
+          {
+            debitAccountId: held ? ESCROW_ACCOUNT : LIGHTNING_ACCOUNT,
+            creditAccountId: payee,
+            amount: e.amountMsat,
+            code: 'escrow_release',
+            memo: e.id,
+            idempotencyKey: `escrow-release:${e.id}`,
+          },
+          escrowIndex.records(released),
+        );
+      } catch (err) {
+        if (!(err instanceof LedgerError && err.code === LedgerErrorCode.BALANCE_LIMIT_EXCEEDED)) throw err;
+        // The HTLC is settled: the money is ours and must be booked. The payee took other
+        // credits while LND settled; the amount waits in sys:escrow and the release is retried
+        // (sweepReleasing, restarts) until the payee has room for it.
+        if (!held) {
+          await this.ledger.transfer({
+            id: heldTransferId(e.id),
+            debitAccountId: LIGHTNING_ACCOUNT,
+            creditAccountId: ESCROW_ACCOUNT,
+            amount: e.amountMsat,
+            code: 'escrow_held',
+            memo: e.id,
+          }).durable;
+          this.log.error(
+            { escrowId: e.id, payeeAccountId: payee, amountMsat: e.amountMsat.toString() },
+            'a settled escrow cannot be credited to its payee (balance ceiling); held in sys:escrow, retrying',
+          );
+        }
+        throw err;
+      }
       Object.assign(e, released);
       this.escrows.remember(e);
       this.closeWatch(e.id);
@@ -625,6 +679,16 @@ export class EscrowService {
         await this.run(e.id, () =>
           e.state === 'open' || e.state === 'funded' ? this.refund(e, 'deadline') : Promise.resolve(e),
         ).catch((err: unknown) => this.log.warn({ err, escrowId: e.id }, 'deadline refund failed; retrying'));
+    }
+  }
+
+  /** Retries the releases left half-way (the payee could not take the amount, LND was down...). */
+  private async sweepReleasing(): Promise<void> {
+    for (const e of this.escrows.values()) {
+      if (e.state !== 'releasing') continue;
+      await this.run(e.id, () =>
+        e.state === 'releasing' ? this.release(e, e.reason ?? 'resumed') : Promise.resolve(e),
+      ).catch((err: unknown) => this.log.warn({ err, escrowId: e.id }, 'escrow release failed; retrying'));
     }
   }
 

@@ -43,6 +43,19 @@ const DAY = 24 * 3600 * 1000;
  */
 const ACCOUNT_ID = /^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}$/;
 
+/** The balance ceiling: an account's balance, counting pending credits, stays within MAX_MSAT. */
+function fitsCredit(a: Account, amount: bigint): boolean {
+  return a.creditsPosted + a.creditsPending - a.debitsPosted + amount <= MAX_MSAT;
+}
+
+function balanceLimit(accountId: string): LedgerError {
+  return new LedgerError(
+    LedgerErrorCode.BALANCE_LIMIT_EXCEEDED,
+    `account ${accountId} would hold more than ${MAX_MSAT} msat, the largest amount the ledger keeps`,
+    { accountId, maxMsat: MAX_MSAT.toString() },
+  );
+}
+
 /**
  * Double-entry ledger with two-phase transfers. Every change is validated and applied to memory
  * synchronously (so a policy check and a reservation made in the same tick are atomic), then
@@ -230,16 +243,9 @@ export class Ledger implements RecordStore {
     }
     // One ceiling for every credit path (funding, invoices, transfers, releases, streams...): no
     // balance may leave ±MAX_MSAT, counting what is pending (pending credits may still post).
-    const creditCeiling = credit.creditsPosted + credit.creditsPending - credit.debitsPosted + req.amount;
     const debitFloor = debit.creditsPosted - debit.debitsPosted - debit.debitsPending - req.amount;
-    if (creditCeiling > MAX_MSAT || debitFloor < -MAX_MSAT) {
-      const id = creditCeiling > MAX_MSAT ? credit.id : debit.id;
-      throw new LedgerError(
-        LedgerErrorCode.BALANCE_LIMIT_EXCEEDED,
-        `account ${id} would hold more than ${MAX_MSAT} msat, the largest amount the ledger keeps`,
-        { accountId: id, maxMsat: MAX_MSAT.toString() },
-      );
-    }
+    if (!fitsCredit(credit, req.amount)) throw balanceLimit(credit.id);
+    if (debitFloor < -MAX_MSAT) throw balanceLimit(debit.id);
     const now = this.now();
     const t: Transfer = {
       id,
@@ -285,6 +291,16 @@ export class Ledger implements RecordStore {
       records,
     );
     return { value: { ...t }, durable, replayed: false };
+  }
+
+  /**
+   * Throws BALANCE_LIMIT_EXCEEDED (409) if `accountId` could not take a credit of `amount` now: the
+   * ceiling every transfer applies. Lets a caller refuse before an irreversible step (posting a
+   * lock, settling an HTLC) instead of failing half-way; checked and acted on in the same tick, the
+   * answer holds.
+   */
+  assertCanCredit(accountId: string, amount: Msat): void {
+    if (!fitsCredit(this.mutableAccount(accountId), amount)) throw balanceLimit(accountId);
   }
 
   /** Completes a pending transfer, moving `amount` (at most what was reserved; the rest returns). */

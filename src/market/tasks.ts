@@ -106,14 +106,9 @@ export class TaskMarket {
     if (!Number.isInteger(reviewSeconds) || reviewSeconds < 1)
       throw new MarketError(MarketErrorCode.INVALID_ARGUMENT, 'reviewSeconds must be a positive integer');
     const caps = capabilities(input.capabilities ?? []);
-    // The reward is locked first (policy and funds checked there); the task exists only if that worked.
-    const escrow = await this.escrow.create(publisherAccountId, {
-      amountMsat: input.rewardMsat,
-      description: `task: ${title}`.slice(0, 600),
-      condition: { type: 'approval' },
-      funding: 'account',
-      timeoutSeconds: input.deadlineSeconds + reviewSeconds + DISPUTE_WINDOW_S,
-    });
+    // The reward is locked first (policy and funds checked there); the task and its idempotency
+    // key are written in the batch that locks it, so a crash cannot leave a lock without its task
+    // (a retry would lock the reward again).
     const now = this.now();
     const task: Task = {
       id: randomUUID(),
@@ -124,12 +119,26 @@ export class TaskMarket {
       rewardMsat: input.rewardMsat,
       deadline: now + input.deadlineSeconds * 1000,
       reviewSeconds,
-      escrowId: escrow.id,
+      escrowId: '',
       state: 'open',
       createdAt: now,
     };
+    await this.escrow.create(
+      publisherAccountId,
+      {
+        amountMsat: input.rewardMsat,
+        description: `task: ${title}`.slice(0, 600),
+        condition: { type: 'approval' },
+        funding: 'account',
+        timeoutSeconds: input.deadlineSeconds + reviewSeconds + DISPUTE_WINDOW_S,
+      },
+      (escrowId) => {
+        task.escrowId = escrowId;
+        return [...taskIndex.records(task), ...idem(task.id)];
+      },
+    );
     this.tasks.remember(task);
-    await this.save(task, idem(task.id));
+    this.announce(task);
     return { ...task };
   }
 
@@ -314,6 +323,10 @@ export class TaskMarket {
   private async save(t: Task, extra: SideRecords = []): Promise<void> {
     this.tasks.remember(t);
     await this.ledger.putRecords([...taskIndex.records(t), ...extra]);
+    this.announce(t);
+  }
+
+  private announce(t: Task): void {
     const view = { ...t };
     this.publish(t.publisherAccountId, { type: 'task', task: view });
     if (t.agentAccountId) this.publish(t.agentAccountId, { type: 'task', task: view });

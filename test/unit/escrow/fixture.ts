@@ -1,11 +1,15 @@
 import { pino } from 'pino';
 import { EscrowService, type EscrowEvent, type EscrowOptions } from '../../../src/escrow/service.js';
+import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
 import { paymentsFixture } from '../../support/payments-fixture.js';
 
-/** An escrow service over the payments fixture (in-memory ledger, fake Lightning), clock controlled. */
-export async function escrowFixture(options: EscrowOptions = {}) {
+/**
+ * An escrow service over the payments fixture (in-memory ledger, fake Lightning), clock controlled.
+ * Over a `store` that already holds the accounts (a reopened one, as after a crash) nothing is funded again.
+ */
+export async function escrowFixture(options: EscrowOptions = {}, store = new MemoryLedgerStore()) {
   let now = 1_000_000;
-  const f = await paymentsFixture({ now: () => now });
+  const f = await paymentsFixture({ now: () => now }, store);
   const events: { accountId: string; event: EscrowEvent }[] = [];
   const open = async () => {
     const service = new EscrowService(
@@ -20,9 +24,11 @@ export async function escrowFixture(options: EscrowOptions = {}) {
     return service;
   };
   const escrow = await open();
-  await f.account('payer', 1_000_000n);
-  await f.account('payee', 0n);
-  await f.account('other', 0n);
+  if (!f.ledger.getAccount('payer')) {
+    await f.account('payer', 1_000_000n);
+    await f.account('payee', 0n);
+    await f.account('other', 0n);
+  }
   return {
     ...f,
     escrow,

@@ -35,6 +35,24 @@ describe('the ledger’s balance ceiling', () => {
     );
   });
 
+  it('tells before any transfer whether an account can take a credit, by the same ceiling', async () => {
+    const { ledger } = await fixture();
+    await credit(ledger, 'world', MAX_MSAT - 10n).durable;
+    const held = credit(ledger, 'other', 5n, true);
+    expect(() => ledger.assertCanCredit('a', msat(5))).not.toThrow();
+    expect(() => ledger.assertCanCredit('a', msat(6))).toThrow(
+      expect.objectContaining({ code: 'BALANCE_LIMIT_EXCEEDED', status: 409 }),
+    );
+    expect(() => credit(ledger, 'other', 6n)).toThrow(
+      expect.objectContaining({ code: 'BALANCE_LIMIT_EXCEEDED' }),
+    );
+    ledger.void(held.value.id);
+    expect(() => ledger.assertCanCredit('a', msat(10))).not.toThrow();
+    expect(() => ledger.assertCanCredit('nobody', msat(1))).toThrow(
+      expect.objectContaining({ code: 'ACCOUNT_NOT_FOUND' }),
+    );
+  });
+
   it('refuses a debit that would take an account that may go negative below -MAX_MSAT', async () => {
     const { ledger } = await fixture();
     await credit(ledger, 'world', MAX_MSAT).durable;

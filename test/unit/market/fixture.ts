@@ -3,11 +3,15 @@ import { msat } from '../../../src/domain/msat.js';
 import { availableOf, balanceOf } from '../../../src/ledger/types.js';
 import { ServiceRegistry } from '../../../src/market/registry.js';
 import { TaskMarket, type TaskEvent } from '../../../src/market/tasks.js';
+import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
 import { escrowFixture } from '../escrow/fixture.js';
 
-/** A task market over the escrow fixture; `payee` advertises vision and labelling. */
-export async function marketFixture() {
-  const f = await escrowFixture();
+/**
+ * A task market over the escrow fixture; `payee` advertises vision and labelling. Over the `store`
+ * of an earlier fixture, it is that gateway restarted (e.g. after a crash).
+ */
+export async function marketFixture(store = new MemoryLedgerStore()) {
+  const f = await escrowFixture({}, store);
   const registry = new ServiceRegistry(f.ledger);
   await registry.load();
   const taskEvents: { accountId: string; event: TaskEvent }[] = [];
