@@ -79,6 +79,7 @@ export class DeviceBridge {
   private readonly verifier: Pick<VerifyPool, 'verify'>;
   private readonly keyed = new KeyedQueue();
   private readonly retentionMs: number;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly registry: DeviceRegistry,
@@ -92,6 +93,21 @@ export class DeviceBridge {
     this.now = options.now ?? Date.now;
     this.verifier = options.verifier ?? this.inline;
     this.retentionMs = options.keptAnswerRetentionMs ?? 32 * DAY;
+  }
+
+  /** Prunes expired kept answers now (in the background) and then every `pruneEveryMs`. */
+  start(pruneEveryMs = DAY / 4): void {
+    const prune = (): void =>
+      void this.pruneKeptAnswers().catch((err: unknown) =>
+        this.log.warn({ err }, 'pruning the device kept answers failed'),
+      );
+    prune();
+    this.timer = setInterval(prune, pruneEveryMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
   }
 
   async handle(raw: unknown): Promise<BridgeReply> {

@@ -274,6 +274,27 @@ describe('device bridge', () => {
     expect(JSON.parse(made.b)).toMatchObject({ amountMsat: '5000' });
   });
 
+  it('keeps an answer for 32 days, after which the key is free and its record pruned', async () => {
+    const b = await bridgeFixture();
+    const id = xOnlyOf(DEVICE);
+    const made = verified(await b.send('invoice', { amountMsat: '5000' }, { k: 'inv' }));
+    expect(made.ok).toBe(true);
+    await b.ledger.putRecords([
+      { key: `didem!${id}!legacy`, value: JSON.stringify({ ok: true, b: '{}' }) },
+      { key: `didem!${id}!refused`, value: JSON.stringify({ ok: false, b: '{"code":"QUOTA_EXCEEDED"}' }) },
+    ]);
+    b.advance(31 * 86_400_000);
+    expect(await b.bridge.pruneKeptAnswers()).toBe(1); // the refusal kept before the rule
+    expect(verified(await b.send('invoice', { amountMsat: '5000' }, { k: 'inv' })).b).toBe(made.b);
+    b.advance(2 * 86_400_000);
+    expect(await b.bridge.pruneKeptAnswers(1)).toBe(1);
+    expect(await b.ledger.getRecord(`didem!${id}!inv`)).toBeUndefined();
+    expect(await b.ledger.getRecord(`didem!${id}!legacy`)).toBeDefined(); // no time: kept
+    const again = verified(await b.send('invoice', { amountMsat: '7000' }, { k: 'inv' }));
+    expect(again.ok).toBe(true);
+    expect(JSON.parse(again.b)).toMatchObject({ amountMsat: '7000' });
+  });
+
   it('enrolls a device-generated key once with a one-time code', async () => {
     const b = await bridgeFixture();
     const { code } = await b.registry.createEnrollment('meter', 'sensor-2', 600);
