@@ -206,6 +206,15 @@ describe('device bridge', () => {
     ]);
     expect([verified(denied).ok, verified(deniedAgain).ok]).toEqual([false, false]);
     expect(verified(deniedAgain).c).toBe(4);
+    // Another request under a key whose first request is still running waits, then is refused.
+    const [one2, other2] = await Promise.all([
+      b.send('invoice', { amountMsat: '5000' }, { c: 5, k: 'inv-2' }),
+      b.send('invoice', { amountMsat: '6000' }, { c: 6, k: 'inv-2' }),
+    ]);
+    expect(verified(one2).ok).toBe(true);
+    expect(JSON.parse(verified(other2).b)).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    expect(b.registry.get(xOnlyOf(DEVICE))!.lastCounter).toBe(5);
+    expect(b.lightning.invoices.size).toBe(2);
   });
 
   it('refuses an idempotency key reused for another request with IDEMPOTENCY_CONFLICT, changing nothing', async () => {
