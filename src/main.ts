@@ -189,6 +189,7 @@ export async function openAccounts(
     log,
     { verifier: verifyPool },
   );
+  bridge.start();
   const l402Authority = new L402Authority(l402Secret(config));
   const revocations = new L402Revocations(ledger, l402Authority);
   await revocations.load();
@@ -227,6 +228,7 @@ export async function openAccounts(
       subscription.close();
       commerce.stop();
       deviceEvents.stop();
+      bridge.stop();
       await verifyPool.close();
       await streams.stop();
       receiver.stop();

@@ -1,5 +1,6 @@
 import { AppError } from '../domain/errors.js';
 import { KeyedQueue } from '../domain/keyed-queue.js';
+import { requestFingerprint } from '../ledger/idempotency.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../payments/service.js';
 import { requestDigest, signResponse, type RequestEnvelope, type ResponseEnvelope } from './envelope.js';
@@ -36,18 +37,33 @@ export interface BridgeOptions {
   now?: () => number;
   /** Checks request signatures (a worker pool); default: on this thread. */
   verifier?: Pick<VerifyPool, 'verify'>;
+  /** How long an answer is kept under its idempotency key (default 32 days, the ledger's retention). */
+  keptAnswerRetentionMs?: number;
 }
 
 /** What the transport sends back: a signed envelope, or (when no device can be named) an error. */
 export type BridgeReply =
   { status: 200; envelope: ResponseEnvelope } | { status: number; error: { code: string; message: string } };
 
-const idemKey = (deviceId: string, k: string): string => `didem!${deviceId}!${k}`;
+const KEPT = 'didem!';
+const idemKey = (deviceId: string, k: string): string => `${KEPT}${deviceId}!${k}`;
+const DAY = 86_400_000;
 
-/** What a method answered (`b` is the JSON text of the result or of the refusal), as kept under a key. */
+/** What a method answered (`b` is the JSON text of the result or of the refusal). */
 interface Answer {
   ok: boolean;
   b: string;
+}
+
+/**
+ * A result kept under an idempotency key, with the fingerprint of the request that produced it
+ * (`f`, the ledger's `requestFingerprint` of the method and params) and when it was kept (`at`,
+ * ms). Records kept before fingerprints have neither: such a record matches any request, as the
+ * ledger's adopted keys do, and does not expire.
+ */
+interface Kept extends Answer {
+  f?: string;
+  at?: number;
 }
 
 /**
@@ -62,6 +78,8 @@ export class DeviceBridge {
   private readonly inline = new VerifyPool(); // never started: verifies on this thread
   private readonly verifier: Pick<VerifyPool, 'verify'>;
   private readonly keyed = new KeyedQueue();
+  private readonly retentionMs: number;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly registry: DeviceRegistry,
@@ -74,6 +92,22 @@ export class DeviceBridge {
     this.maxSkew = options.maxSkewSeconds ?? 300;
     this.now = options.now ?? Date.now;
     this.verifier = options.verifier ?? this.inline;
+    this.retentionMs = options.keptAnswerRetentionMs ?? 32 * DAY;
+  }
+
+  /** Prunes expired kept answers now (in the background) and then every `pruneEveryMs`. */
+  start(pruneEveryMs = DAY / 4): void {
+    const prune = (): void =>
+      void this.pruneKeptAnswers().catch((err: unknown) =>
+        this.log.warn({ err }, 'pruning the device kept answers failed'),
+      );
+    prune();
+    this.timer = setInterval(prune, pruneEveryMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
   }
 
   async handle(raw: unknown): Promise<BridgeReply> {
@@ -98,18 +132,27 @@ export class DeviceBridge {
         );
       const op = Object.hasOwn(this.operations, req.m) ? this.operations[req.m] : undefined;
       if (!op) throw new DeviceError(DeviceErrorCode.UNKNOWN_METHOD, `no method ${req.m}`);
-      const run = op(paramsOf(req));
-      // Every check passed, in this same tick: only now is the counter taken. Not awaited here:
-      // the group commit keeps write order, so the request's own writes are never durable before
-      // its counter. The answer waits for it (below).
-      counted = this.registry.acceptCounter(device.deviceId, req.c);
+      const params = paramsOf(req);
+      const run = op(params);
+      // Once every check passed the counter is taken (checked and taken in one synchronous step).
+      // Not awaited there: the group commit keeps write order, so the request's own writes are
+      // never durable before its counter. The answer waits for it (below).
+      const take = (): void => {
+        counted = this.registry.acceptCounter(device.deviceId, req.c);
+      };
       const k = req.k;
-      // One request per idempotency key at a time: a retry sent while the first still runs waits
-      // for it, and gets its answer instead of running the method again.
-      const answer =
-        k === undefined
-          ? await this.execute(run, device, req)
-          : await this.keyed.run(idemKey(device.deviceId, k), () => this.executeOnce(k, run, device, req));
+      let answer: Answer;
+      if (k === undefined) {
+        take();
+        answer = await this.execute(run, device, req);
+      } else {
+        // One request per idempotency key at a time: a retry sent while the first still runs
+        // waits for it, and gets its answer instead of running the method again.
+        const fingerprint = requestFingerprint(req.m, params);
+        answer = await this.keyed.run(idemKey(device.deviceId, k), () =>
+          this.executeOnce(idemKey(device.deviceId, k), fingerprint, take, run, device, req),
+        );
+      }
       await counted;
       return this.reply(req, answer.ok, answer.b);
     } catch (err) {
@@ -139,22 +182,83 @@ export class DeviceBridge {
     }
   }
 
-  /** The first answer under an idempotency key, kept: a retry gets it without running the method. */
+  /**
+   * The ledger's idempotency rule (src/ledger/idempotency.ts) for a device's key: the first result
+   * under a key is kept with the request's fingerprint, and a retry of the same request gets it
+   * without running the method; another request under the key is refused (IDEMPOTENCY_CONFLICT)
+   * before its counter is taken, so it changes nothing. A refusal by the method is not kept: the
+   * key stays free and the request can be retried under it (e.g. after a top-up).
+   */
   private async executeOnce(
-    k: string,
+    key: string,
+    fingerprint: string,
+    take: () => void,
     run: BoundOperation,
     device: Device,
     req: RequestEnvelope,
   ): Promise<Answer> {
-    const key = idemKey(device.deviceId, k);
-    const earlier = await this.ledger.getRecord(key);
-    if (earlier !== undefined) return JSON.parse(earlier) as Answer;
+    const earlier = await this.kept(key);
+    if (earlier !== undefined && earlier.f !== undefined && earlier.f !== fingerprint)
+      throw new DeviceError(
+        DeviceErrorCode.IDEMPOTENCY_CONFLICT,
+        'this idempotency key was used for a different request',
+      );
+    take();
+    if (earlier !== undefined) return { ok: earlier.ok, b: earlier.b };
     const answer = await this.execute(run, device, req);
-    const kept = this.ledger.putRecords([{ key, value: JSON.stringify(answer) }]);
-    // A result must be kept before it is given; a refusal not kept is only decided again.
-    if (answer.ok) await kept;
-    else await kept.catch(() => undefined);
+    // A result is kept before it is given.
+    if (answer.ok) {
+      const kept: Kept = { ...answer, f: fingerprint, at: this.now() };
+      await this.ledger.putRecords([{ key, value: JSON.stringify(kept) }]);
+    }
     return answer;
+  }
+
+  /**
+   * The result kept under a key, if any within the retention window. Refusals kept before they
+   * stopped being kept are ignored: under the rule a refusal leaves the key free.
+   */
+  private async kept(key: string): Promise<Kept | undefined> {
+    const stored = await this.ledger.getRecord(key);
+    if (stored === undefined) return undefined;
+    const kept = JSON.parse(stored) as Kept;
+    if (!kept.ok || this.expired(kept)) return undefined;
+    return kept;
+  }
+
+  private expired(kept: Kept): boolean {
+    return kept.at !== undefined && kept.at < this.now() - this.retentionMs;
+  }
+
+  /**
+   * Deletes the results kept longer than the retention window (records kept before fingerprints
+   * carry no time and stay). Returns how many were deleted. Each key is re-read and deleted in
+   * its own turn of the key's queue, so a result kept meanwhile is never lost.
+   */
+  async pruneKeptAnswers(batch = 500): Promise<number> {
+    let deleted = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.ledger.listRecords(KEPT, {
+        limit: batch,
+        ...(after !== undefined ? { after } : {}),
+      });
+      for (const r of page) {
+        const kept = JSON.parse(r.value) as Kept;
+        if (!this.expired(kept) && kept.ok) continue;
+        const gone = await this.keyed.run(r.key, async () => {
+          const now = await this.ledger.getRecord(r.key);
+          if (now === undefined) return false;
+          const k = JSON.parse(now) as Kept;
+          if (!this.expired(k) && k.ok) return false;
+          await this.ledger.putRecords([{ key: r.key, value: null }]);
+          return true;
+        });
+        if (gone) deleted += 1;
+      }
+      if (page.length < batch) return deleted;
+      after = page[page.length - 1]!.key;
+    }
   }
 
   private async authenticate(req: RequestEnvelope): Promise<Device> {

@@ -11,6 +11,7 @@ export const DeviceErrorCode = {
   CLOCK_SKEW: 'CLOCK_SKEW',
   UNKNOWN_METHOD: 'UNKNOWN_METHOD',
   INVALID_PARAMS: 'INVALID_PARAMS',
+  IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   ENROLLMENT_INVALID: 'ENROLLMENT_INVALID',
 } as const;
 export type DeviceErrorCode = (typeof DeviceErrorCode)[keyof typeof DeviceErrorCode];
@@ -25,6 +26,7 @@ const STATUS: Record<DeviceErrorCode, number> = {
   CLOCK_SKEW: 400,
   UNKNOWN_METHOD: 400,
   INVALID_PARAMS: 400,
+  IDEMPOTENCY_CONFLICT: 409,
   ENROLLMENT_INVALID: 401,
 };
 

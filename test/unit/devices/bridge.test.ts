@@ -199,13 +199,109 @@ describe('device bridge', () => {
     expect([one.ok, one.c, two.ok, two.c]).toEqual([true, 1, true, 2]);
     expect(two.b).toBe(one.b);
     expect(b.lightning.invoices.size).toBe(1);
-    // A refusal by the method is its answer too, given to a retry in flight without running it again.
+    // A refusal by the method is not kept: a retry in flight waits for it, then runs the method itself.
     const [denied, deniedAgain] = await Promise.all([
       b.send('pay', { invoice: 'lnbcrt-not-an-invoice' }, { c: 3, k: 'pay-x' }),
       b.send('pay', { invoice: 'lnbcrt-not-an-invoice' }, { c: 4, k: 'pay-x' }),
     ]);
-    expect(verified(denied).ok).toBe(false);
-    expect(verified(deniedAgain).b).toBe(verified(denied).b);
+    expect([verified(denied).ok, verified(deniedAgain).ok]).toEqual([false, false]);
+    expect(verified(deniedAgain).c).toBe(4);
+    // Another request under a key whose first request is still running waits, then is refused.
+    const [one2, other2] = await Promise.all([
+      b.send('invoice', { amountMsat: '5000' }, { c: 5, k: 'inv-2' }),
+      b.send('invoice', { amountMsat: '6000' }, { c: 6, k: 'inv-2' }),
+    ]);
+    expect(verified(one2).ok).toBe(true);
+    expect(JSON.parse(verified(other2).b)).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    expect(b.registry.get(xOnlyOf(DEVICE))!.lastCounter).toBe(5);
+    expect(b.lightning.invoices.size).toBe(2);
+  });
+
+  it('refuses an idempotency key reused for another request with IDEMPOTENCY_CONFLICT, changing nothing', async () => {
+    const b = await bridgeFixture();
+    const balance = () => balanceOf(b.ledger.requireAccount('meter'));
+    const lastCounter = () => b.registry.get(xOnlyOf(DEVICE))!.lastCounter;
+    const a = fakeRequest({ amountMsat: 100_000n });
+    const other = fakeRequest({ amountMsat: 200_000n });
+    const first = verified(await b.send('pay', { invoice: a.request }, { c: 1, k: 'k' }));
+    expect(first.ok).toBe(true);
+    const after = balance();
+    // Invoice B under invoice A's key, with a new counter: refused, nothing paid, counter not taken.
+    const conflict = verified(await b.send('pay', { invoice: other.request }, { c: 2, k: 'k' }));
+    expect(conflict).toMatchObject({ ok: false, c: 2 });
+    expect(JSON.parse(conflict.b)).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    expect(b.lightning.payCalls).toBe(1);
+    expect(balance()).toBe(after);
+    expect(lastCounter()).toBe(1);
+    // Another method under the same key is another request too.
+    const invoice = verified(await b.send('invoice', { amountMsat: '5000' }, { c: 2, k: 'k' }));
+    expect(JSON.parse(invoice.b)).toMatchObject({ code: 'IDEMPOTENCY_CONFLICT' });
+    expect(b.lightning.invoices.size).toBe(0);
+    expect(lastCounter()).toBe(1);
+    // The same request (its params in another key order) still gets the kept answer, on counter 2.
+    const retry = verified(
+      await b.send('pay', `{ "invoice": ${JSON.stringify(a.request)} }`, { c: 2, k: 'k' }),
+    );
+    expect(retry).toMatchObject({ ok: true, c: 2, b: first.b });
+    expect(lastCounter()).toBe(2);
+    expect(b.lightning.payCalls).toBe(1);
+  });
+
+  it('keeps no refusal of the method under its key: a retry after a top-up runs it again', async () => {
+    const b = await bridgeFixture();
+    const { request } = fakeRequest({ amountMsat: 2_000_000n });
+    const denied = verified(await b.send('pay', { invoice: request }, { k: 'big' }));
+    expect(denied.ok).toBe(false);
+    expect(JSON.parse(denied.b)).toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+    await b.account('meter', 5_000_000n);
+    const paid = verified(await b.send('pay', { invoice: request }, { k: 'big' }));
+    expect(paid.ok).toBe(true);
+    expect(JSON.parse(paid.b)).toMatchObject({ status: 'succeeded' });
+    expect(b.lightning.payCalls).toBe(1);
+    // Now kept: a retry gets it, and the key no longer accepts another request.
+    expect(verified(await b.send('pay', { invoice: request }, { k: 'big' })).b).toBe(paid.b);
+    expect(b.lightning.payCalls).toBe(1);
+  });
+
+  it('replays an answer kept before fingerprints, and ignores a refusal kept then', async () => {
+    const b = await bridgeFixture();
+    const id = xOnlyOf(DEVICE);
+    const legacy = { ok: true, b: '{"paymentId":"old","status":"succeeded"}' };
+    await b.ledger.putRecords([
+      { key: `didem!${id}!old-pay`, value: JSON.stringify(legacy) },
+      {
+        key: `didem!${id}!old-refusal`,
+        value: JSON.stringify({ ok: false, b: '{"code":"QUOTA_EXCEEDED"}' }),
+      },
+    ]);
+    const { request } = fakeRequest({ amountMsat: 100_000n });
+    const replayed = verified(await b.send('pay', { invoice: request }, { k: 'old-pay' }));
+    expect(replayed).toMatchObject({ ok: true, b: legacy.b });
+    expect(b.lightning.payCalls).toBe(0);
+    const made = verified(await b.send('invoice', { amountMsat: '5000' }, { k: 'old-refusal' }));
+    expect(made.ok).toBe(true);
+    expect(JSON.parse(made.b)).toMatchObject({ amountMsat: '5000' });
+  });
+
+  it('keeps an answer for 32 days, after which the key is free and its record pruned', async () => {
+    const b = await bridgeFixture();
+    const id = xOnlyOf(DEVICE);
+    const made = verified(await b.send('invoice', { amountMsat: '5000' }, { k: 'inv' }));
+    expect(made.ok).toBe(true);
+    await b.ledger.putRecords([
+      { key: `didem!${id}!legacy`, value: JSON.stringify({ ok: true, b: '{}' }) },
+      { key: `didem!${id}!refused`, value: JSON.stringify({ ok: false, b: '{"code":"QUOTA_EXCEEDED"}' }) },
+    ]);
+    b.advance(31 * 86_400_000);
+    expect(await b.bridge.pruneKeptAnswers()).toBe(1); // the refusal kept before the rule
+    expect(verified(await b.send('invoice', { amountMsat: '5000' }, { k: 'inv' })).b).toBe(made.b);
+    b.advance(2 * 86_400_000);
+    expect(await b.bridge.pruneKeptAnswers(1)).toBe(1);
+    expect(await b.ledger.getRecord(`didem!${id}!inv`)).toBeUndefined();
+    expect(await b.ledger.getRecord(`didem!${id}!legacy`)).toBeDefined(); // no time: kept
+    const again = verified(await b.send('invoice', { amountMsat: '7000' }, { k: 'inv' }));
+    expect(again.ok).toBe(true);
+    expect(JSON.parse(again.b)).toMatchObject({ amountMsat: '7000' });
   });
 
   it('enrolls a device-generated key once with a one-time code', async () => {
