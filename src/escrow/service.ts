@@ -101,7 +101,10 @@ export class EscrowService {
         void this.run(e.id, () => this.release(e, e.reason ?? 'resumed')).catch((err: unknown) =>
           this.log.error({ err, escrowId: e.id }, 'resuming an escrow release failed; retrying'),
         );
-      if (e.state === 'refunding') void this.run(e.id, () => this.refund(e, e.reason ?? 'resumed'));
+      if (e.state === 'refunding')
+        void this.run(e.id, () => this.refund(e, e.reason ?? 'resumed')).catch((err: unknown) =>
+          this.log.error({ err, escrowId: e.id }, 'resuming an escrow refund failed; the sweep retries'),
+        );
     }
     const every = (ms: number, fn: () => Promise<void>): void => {
       const t = setInterval(
@@ -682,13 +685,20 @@ export class EscrowService {
     }
   }
 
-  /** Retries the releases left half-way (the payee could not take the amount, LND was down...). */
+  /**
+   * Retries the releases and refunds left half-way (the payee could not take the amount, LND was
+   * down...).
+   */
   private async sweepReleasing(): Promise<void> {
     for (const e of this.escrows.values()) {
-      if (e.state !== 'releasing') continue;
-      await this.run(e.id, () =>
-        e.state === 'releasing' ? this.release(e, e.reason ?? 'resumed') : Promise.resolve(e),
-      ).catch((err: unknown) => this.log.warn({ err, escrowId: e.id }, 'escrow release failed; retrying'));
+      if (e.state === 'releasing')
+        await this.run(e.id, () =>
+          e.state === 'releasing' ? this.release(e, e.reason ?? 'resumed') : Promise.resolve(e),
+        ).catch((err: unknown) => this.log.warn({ err, escrowId: e.id }, 'escrow release failed; retrying'));
+      else if (e.state === 'refunding')
+        await this.run(e.id, () =>
+          e.state === 'refunding' ? this.refund(e, e.reason ?? 'resumed') : Promise.resolve(e),
+        ).catch((err: unknown) => this.log.warn({ err, escrowId: e.id }, 'escrow refund failed; retrying'));
     }
   }
 
