@@ -1,18 +1,12 @@
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { DeviceBridge } from '../../../src/devices/bridge.js';
 import { DeviceCommerce } from '../../../src/devices/commerce.js';
 import { xOnlyOf } from '../../../src/devices/envelope.js';
-import { DeviceEvents } from '../../../src/devices/events.js';
-import { DeviceRegistry } from '../../../src/devices/registry.js';
 import { msat } from '../../../src/domain/msat.js';
-import { EscrowService } from '../../../src/escrow/service.js';
 import type { CreateHoldInvoiceArgs, Invoice } from '../../../src/lightning/types.js';
-import { StreamReceiver, StreamsService } from '../../../src/streams/index.js';
 import { fakeBackend } from '../../support/fake-backend.js';
+import { featureServices } from '../../support/features-fixture.js';
 import { accountsApp, paymentsFixture } from '../../support/payments-fixture.js';
 
-const log = pino({ level: 'silent' });
 const DEVICE = xOnlyOf('79'.repeat(32));
 const CAP = 16;
 const GATEWAY_KEY = '88'.repeat(32);
@@ -25,51 +19,19 @@ const GATEWAY_KEY = '88'.repeat(32);
 async function fixture(createHold: (args: CreateHoldInvoiceArgs) => Promise<Invoice>) {
   const f = await paymentsFixture();
   await f.account('switch', 0n);
-  const publish = (id: string, e: Parameters<typeof f.events.publish>[1]) => f.events.publish(id, e);
   const backend = fakeBackend({
     createHoldInvoice: createHold,
     watchInvoice: () => ({ close: () => undefined }),
   });
-  const escrow = new EscrowService(f.ledger, backend, f.service, publish, log, { blockPollMs: 3600_000 });
-  await escrow.start();
-  const receiver = new StreamReceiver({ ledger: f.ledger, nodeId: () => f.service.nodeId, publish, log });
-  const streams = new StreamsService({
-    ledger: f.ledger,
-    payments: f.service,
-    publish,
-    log,
-    inboxes: receiver,
-  });
-  const registry = new DeviceRegistry(f.ledger);
-  await registry.load();
-  const events = new DeviceEvents(registry, f.ledger, GATEWAY_KEY, log);
-  await events.start(3600_000);
-  const commerce = new DeviceCommerce({
-    ledger: f.ledger,
-    payments: f.service,
-    escrow,
-    streams,
-    registry,
-    events,
-    bus: f.events,
-    log,
-  });
-  await commerce.start();
-  await registry.register({ deviceId: DEVICE, accountId: 'switch', name: 'switch' });
-  const close = () => {
-    commerce.stop();
-    events.stop();
-    escrow.stop();
+  const features = await featureServices(f, { backend, gatewayKey: GATEWAY_KEY });
+  await features.devices.register({ deviceId: DEVICE, accountId: 'switch', name: 'switch' });
+  const close = async () => {
+    await features.stop();
     f.service.stop();
   };
   /** The HTTP app with the device routes over this commerce. */
-  const app = () => {
-    const bridge = new DeviceBridge(registry, f.ledger, GATEWAY_KEY, commerce.operations(), log);
-    return accountsApp(f, 'op-key', {
-      devices: { bridge, registry, gatewayId: xOnlyOf(GATEWAY_KEY), events, commerce },
-    });
-  };
-  return { commerce, close, app };
+  const app = () => accountsApp(f, 'op-key', { devices: features.accountServices.devices! });
+  return { commerce: features.commerce, close, app };
 }
 
 const holdInvoice = (args: CreateHoldInvoiceArgs): Invoice => ({
@@ -118,7 +80,7 @@ describe('the open-actuation cap of a device', () => {
     await expect(
       commerce.requestActuation(DEVICE, { command: 'again', priceMsat: msat(5000) }),
     ).rejects.toMatchObject({ code: 'TOO_MANY_ACTUATIONS' });
-    close();
+    await close();
   });
 
   it('answers 40 concurrent unauthenticated POST /v1/devices/:id/actuations with 16 created and 24 refused (429)', async () => {
@@ -144,7 +106,7 @@ describe('the open-actuation cap of a device', () => {
       expect(r.json()).toMatchObject({ error: { code: 'TOO_MANY_ACTUATIONS' } });
     }
     await a.close();
-    close();
+    await close();
   });
 
   it('gives the slot of a creation that failed back', async () => {
@@ -164,6 +126,6 @@ describe('the open-actuation cap of a device', () => {
     const second = await requestMany(commerce, 8);
     expect(second.created).toHaveLength(5);
     expect(second.refused).toHaveLength(3);
-    close();
+    await close();
   });
 });

@@ -1,21 +1,12 @@
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceBridge } from '../../../src/devices/bridge.js';
-import { DeviceCommerce } from '../../../src/devices/commerce.js';
 import { xOnlyOf } from '../../../src/devices/envelope.js';
-import { DeviceEvents } from '../../../src/devices/events.js';
-import { DeviceRegistry } from '../../../src/devices/registry.js';
-import { EscrowService } from '../../../src/escrow/service.js';
 import type { CoulombApp } from '../../../src/http/app.js';
 import type { LightningBackend } from '../../../src/lightning/backend.js';
-import { ServiceRegistry } from '../../../src/market/registry.js';
-import { TaskMarket } from '../../../src/market/tasks.js';
-import { StreamReceiver, StreamsService } from '../../../src/streams/index.js';
+import { featureServices } from '../../support/features-fixture.js';
 import { accountsApp, paymentsFixture } from '../../support/payments-fixture.js';
 
 const OP = 'idempotency-operator-key-0123456789abcdef';
 const auth = { authorization: `Bearer ${OP}` };
-const log = pino({ level: 'silent' });
 const DEVICE = xOnlyOf('66'.repeat(32));
 let app: CoulombApp;
 let f: Awaited<ReturnType<typeof paymentsFixture>>;
@@ -30,55 +21,14 @@ beforeAll(async () => {
     paymentHash: args.paymentHash,
   });
   hold.watchInvoice = () => ({ close: () => undefined });
-  const publish = (id: string, e: Parameters<typeof f.events.publish>[1]) => f.events.publish(id, e);
-  const escrow = new EscrowService(f.ledger, f.lightning, f.service, publish, log, { blockPollMs: 3600_000 });
-  await escrow.start();
-  const registry = new ServiceRegistry(f.ledger);
-  await registry.load();
-  const market = new TaskMarket(f.ledger, escrow, registry, publish, log);
-  await market.start();
-  const receiver = new StreamReceiver({ ledger: f.ledger, nodeId: () => f.service.nodeId, publish, log });
-  const streams = new StreamsService({
-    ledger: f.ledger,
-    payments: f.service,
-    publish,
-    log,
-    inboxes: receiver,
-  });
-  await streams.start();
-  const devices = new DeviceRegistry(f.ledger);
-  await devices.load();
-  const events = new DeviceEvents(devices, f.ledger, '88'.repeat(32), log);
-  await events.start(3600_000);
-  const commerce = new DeviceCommerce({
-    ledger: f.ledger,
-    payments: f.service,
-    escrow,
-    streams,
-    registry: devices,
-    events,
-    bus: f.events,
-    log,
-  });
-  await commerce.start();
-  const bridge = new DeviceBridge(devices, f.ledger, '88'.repeat(32), commerce.operations(), log);
-  app = await accountsApp(f, OP, {
-    escrow,
-    market,
-    registry,
-    streams,
-    receiver,
-    devices: { bridge, registry: devices, gatewayId: xOnlyOf('88'.repeat(32)), events, commerce },
-  });
+  const features = await featureServices(f);
+  app = await accountsApp(f, OP, features.accountServices);
   await f.account('payer', 10_000_000n);
   await f.account('payee', 0n);
   await f.account('sensor', 0n);
-  await devices.register({ deviceId: DEVICE, accountId: 'sensor', name: 'lamp' });
+  await features.devices.register({ deviceId: DEVICE, accountId: 'sensor', name: 'lamp' });
   stop = async () => {
-    commerce.stop();
-    market.stop();
-    escrow.stop();
-    await streams.stop();
+    await features.stop();
     f.service.stop();
     await app.close();
   };

@@ -1,16 +1,7 @@
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceBridge } from '../../../src/devices/bridge.js';
-import { DeviceCommerce } from '../../../src/devices/commerce.js';
 import { enrollDigest, schnorrSign, signRequest, xOnlyOf } from '../../../src/devices/envelope.js';
-import { DeviceEvents } from '../../../src/devices/events.js';
-import { accountOperations } from '../../../src/devices/operations.js';
-import { DeviceRegistry } from '../../../src/devices/registry.js';
-import { EscrowService } from '../../../src/escrow/service.js';
 import type { CoulombApp } from '../../../src/http/app.js';
-import { ServiceRegistry } from '../../../src/market/registry.js';
-import { TaskMarket } from '../../../src/market/tasks.js';
-import { StreamReceiver, StreamsService } from '../../../src/streams/index.js';
+import { featureServices } from '../../support/features-fixture.js';
 import { fakeRequest } from '../../support/fake-lightning.js';
 import { accountsApp, paymentsFixture } from '../../support/payments-fixture.js';
 import { checkResponses } from '../../support/response-check.js';
@@ -22,63 +13,21 @@ const DEVICE_KEY = '77'.repeat(32);
 const ENROLLED_KEY = '66'.repeat(32);
 let app: CoulombApp;
 let f: Awaited<ReturnType<typeof paymentsFixture>>;
-let streams: StreamsService;
 let problems: string[];
-let stopAll: () => void;
+let stopAll: () => Promise<void>;
 
 beforeAll(async () => {
   f = await paymentsFixture();
-  const log = pino({ level: 'silent' });
-  const publish = (id: string, e: Parameters<typeof f.events.publish>[1]) => f.events.publish(id, e);
-  const escrow = new EscrowService(f.ledger, f.lightning, f.service, publish, log, { blockPollMs: 3600_000 });
-  await escrow.start();
-  const registry = new ServiceRegistry(f.ledger);
-  const market = new TaskMarket(f.ledger, escrow, registry, publish, log);
-  const receiver = new StreamReceiver({ ledger: f.ledger, nodeId: () => f.service.nodeId, publish, log });
-  streams = new StreamsService({ ledger: f.ledger, payments: f.service, publish, log, inboxes: receiver });
-  await streams.start();
-  const devices = new DeviceRegistry(f.ledger);
-  await devices.load();
-  const events = new DeviceEvents(devices, f.ledger, GATEWAY_KEY, log);
-  await events.start(3600_000);
-  const commerce = new DeviceCommerce({
-    ledger: f.ledger,
-    payments: f.service,
-    escrow,
-    streams,
-    registry: devices,
-    events,
-    bus: f.events,
-    log,
-  });
-  await commerce.start();
-  const bridge = new DeviceBridge(
-    devices,
-    f.ledger,
-    GATEWAY_KEY,
-    { ...accountOperations({ ledger: f.ledger, payments: f.service }), ...commerce.operations() },
-    log,
-  );
-  app = await accountsApp(f, OP, {
-    escrow,
-    market,
-    registry,
-    streams,
-    receiver,
-    devices: { bridge, registry: devices, gatewayId: xOnlyOf(GATEWAY_KEY), events, commerce },
-  });
+  const features = await featureServices(f, { gatewayKey: GATEWAY_KEY });
+  app = await accountsApp(f, OP, features.accountServices);
   problems = checkResponses(app);
-  stopAll = () => {
-    commerce.stop();
-    escrow.stop();
+  stopAll = async () => {
+    await features.stop();
     f.service.stop();
+    await app.close();
   };
 });
-afterAll(async () => {
-  await streams.stop();
-  stopAll();
-  await app.close();
-});
+afterAll(() => stopAll());
 
 async function call(method: string, url: string, payload?: unknown, headers: Record<string, string> = op) {
   const res = await app.inject({
