@@ -3,6 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { paymentHashOf, provesPayment } from '../domain/hex.js';
 import { type Msat } from '../domain/msat.js';
 import type { Applied, Ledger, SideRecords } from '../ledger/ledger.js';
+import type { Transfer } from '../ledger/types.js';
 import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
@@ -469,17 +470,7 @@ export class EscrowService {
       const released = this.finished(e, 'released', reason);
       // Both moves apply in this tick, so they are written in one batch with the record.
       this.ledger.post(e.lockTransferId!);
-      const applied = this.ledger.transfer(
-        {
-          debitAccountId: ESCROW_ACCOUNT,
-          creditAccountId: payee,
-          amount: e.amountMsat,
-          code: 'escrow_release',
-          memo: e.id,
-          idempotencyKey: `escrow-release:${e.id}`,
-        },
-        escrowIndex.records(released),
-      );
+      const applied = this.creditPayee(e, ESCROW_ACCOUNT, payee, released);
       Object.assign(e, released);
       this.escrows.remember(e);
       await applied.durable;
@@ -506,19 +497,9 @@ export class EscrowService {
         }
       }
       const released = this.finished(e, 'released', reason);
-      let applied: Applied<unknown>;
+      let applied: Applied<Transfer>;
       try {
-        applied = this.ledger.transfer(
-          {
-            debitAccountId: held ? ESCROW_ACCOUNT : LIGHTNING_ACCOUNT,
-            creditAccountId: payee,
-            amount: e.amountMsat,
-            code: 'escrow_release',
-            memo: e.id,
-            idempotencyKey: `escrow-release:${e.id}`,
-          },
-          escrowIndex.records(released),
-        );
+        applied = this.creditPayee(e, held ? ESCROW_ACCOUNT : LIGHTNING_ACCOUNT, payee, released);
       } catch (err) {
         if (!(err instanceof LedgerError && err.code === LedgerErrorCode.BALANCE_LIMIT_EXCEEDED)) throw err;
         // The HTLC is settled: the money is ours and must be booked. The payee took other
@@ -548,6 +529,21 @@ export class EscrowService {
     this.emit(e);
     if (e.payoutRequest && !e.payoutPaymentId) void this.payout(e);
     return publicEscrow(e);
+  }
+
+  /** The release's credit to the payee, once (its key), in one batch with the released record. */
+  private creditPayee(e: Escrow, from: string, payee: string, released: Escrow): Applied<Transfer> {
+    return this.ledger.transfer(
+      {
+        debitAccountId: from,
+        creditAccountId: payee,
+        amount: e.amountMsat,
+        code: 'escrow_release',
+        memo: e.id,
+        idempotencyKey: `escrow-release:${e.id}`,
+      },
+      escrowIndex.records(released),
+    );
   }
 
   /** Settles the hold invoice; true state comes from LND, so a repeated settle is harmless. */
