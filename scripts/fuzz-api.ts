@@ -37,6 +37,7 @@ import {
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { RegtestNetwork } from '../src/regtest/network.js';
+import { listening, spawnGateway } from '../test/support/gateway-spawn.js';
 
 const root = resolve(import.meta.dirname, '..');
 const outDir = join(root, '.fuzz');
@@ -81,37 +82,13 @@ class Gateway {
 
   start(lnd: { socket: string; cert: string; macaroon: string }): Promise<string> {
     const logStream = createWriteStream(this.logFile);
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/index.ts',
-        'start',
-        '--port',
-        '0',
-        '--data-dir',
-        this.dataDir,
-        '--lnd-socket',
-        lnd.socket,
-        '--lnd-cert',
-        lnd.cert,
-        '--lnd-macaroon',
-        lnd.macaroon,
-      ],
-      {
-        cwd: root,
-        env: {
-          ...env,
-          COULOMB_OPERATOR_KEY: this.operatorKey,
-          COULOMB_LOG_LEVEL: 'warn',
-          COULOMB_PROXY_PORT: '0',
-          COULOMB_MQTT_PORT: '0',
-          COULOMB_SAMPLE_UPSTREAM_PORT: '0',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawnGateway({
+      dataDir: this.dataDir,
+      operatorKey: this.operatorKey,
+      lnd,
+      logLevel: 'warn',
+      cwd: root,
+    });
     this.child = child;
     const collect = (c: Buffer): void => {
       if (this.out.length < 100_000) this.out += c.toString();
@@ -123,20 +100,7 @@ class Gateway {
       this.exited = `the gateway exited (code ${code}, signal ${signal}); its log: ${this.logFile}`;
       logStream.end();
     });
-    return new Promise((resolvePromise, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the gateway did not start:\n${this.out}`)), 60_000);
-      child.stdout!.on('data', () => {
-        const m = /listening on (http:\/\/\S+)/.exec(this.out);
-        if (m) {
-          clearTimeout(timer);
-          resolvePromise(m[1]!);
-        }
-      });
-      child.once('exit', () => {
-        clearTimeout(timer);
-        reject(new Error(`the gateway exited during start:\n${this.out}`));
-      });
-    });
+    return listening(child, () => this.out);
   }
 
   async stop(): Promise<void> {

@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { listening, spawnGateway } from './gateway-spawn.js';
 import { node } from './regtest.js';
 
 /**
@@ -21,54 +22,21 @@ export class GatewayProcess {
   start(): Promise<string> {
     const alice = node('alice');
     this.out = '';
-    const proc = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/index.ts',
-        'start',
-        '--port',
-        '0',
-        '--data-dir',
-        this.dataDir,
-        '--lnd-socket',
-        this.lndSocket ?? alice.grpcSocket,
-        '--lnd-cert',
-        alice.tlsCert,
-        '--lnd-macaroon',
-        alice.adminMacaroon,
-      ],
-      {
-        env: {
-          ...process.env,
-          COULOMB_OPERATOR_KEY: this.operatorKey,
-          COULOMB_LOG_LEVEL: 'error',
-          COULOMB_PROXY_PORT: '0',
-          COULOMB_MQTT_PORT: '0',
-          COULOMB_SAMPLE_UPSTREAM_PORT: '0',
-          ...this.env,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+    const proc = spawnGateway({
+      dataDir: this.dataDir,
+      operatorKey: this.operatorKey,
+      lnd: {
+        socket: this.lndSocket ?? alice.grpcSocket,
+        cert: alice.tlsCert,
+        macaroon: alice.adminMacaroon,
       },
-    );
+      logLevel: 'error',
+      env: this.env,
+    });
     this.child = proc;
     proc.stdout!.on('data', (c: Buffer) => (this.out += c.toString()));
     proc.stderr!.on('data', (c: Buffer) => (this.out += c.toString()));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${this.out}`)), 60_000);
-      proc.stdout!.on('data', () => {
-        const m = /listening on (http:\/\/[^\s]+)/.exec(this.out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`gateway exited (${code}) during start:\n${this.out}`));
-      });
-    });
+    return listening(proc, () => this.out);
   }
 
   /** The URL of the embedded MQTT broker of the running gateway (from its banner). */
