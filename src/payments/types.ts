@@ -63,6 +63,8 @@ export interface InvoiceRecord {
   createdAt: number;
   expiresAt: number;
   settledAt?: number;
+  /** An L402 credential's invoice: when the credential expires (unix ms; its revocation may go then). */
+  credentialExpiresAt?: number;
 }
 
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired';
