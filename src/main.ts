@@ -6,7 +6,7 @@ import { L402Authority } from './l402/authority.js';
 import { L402Gate } from './l402/gate.js';
 import { L402Revocations } from './l402/revocations.js';
 import { parseProxyConfig, sampleProxyConfig } from './proxy/config.js';
-import { createProxy } from './proxy/server.js';
+import { createProxy, recoverInterruptedUsage } from './proxy/server.js';
 import { startSampleUpstream } from './sample-upstream/server.js';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -192,7 +192,7 @@ export async function openAccounts(
   bridge.start();
   const l402Authority = new L402Authority(l402Secret(config));
   const revocations = new L402Revocations(ledger, l402Authority);
-  await revocations.load();
+  await revocations.start();
   const subscription = backend.subscribeInvoices({
     cursor: new LevelCursorStore(db),
     onInvoice: async (invoice) => {
@@ -226,6 +226,7 @@ export async function openAccounts(
     },
     async close() {
       subscription.close();
+      revocations.stop();
       commerce.stop();
       deviceEvents.stop();
       bridge.stop();
@@ -281,15 +282,14 @@ export async function startL402Proxy(
     port: config.proxy.port,
   });
   let authority = accounts.l402?.authority;
+  let ownRevocations: L402Revocations | undefined;
   if (!authority) {
     authority = new L402Authority(l402Secret(config));
-    await new L402Revocations(accounts.ledger, authority).load();
+    ownRevocations = new L402Revocations(accounts.ledger, authority);
+    await ownRevocations.start();
   }
   const gate = new L402Gate(authority, backend, accounts.payments);
-  // Metered reservations left by a crash mid-request: the usage is unknown, so they are released.
-  for (const t of accounts.ledger.pendingTransfers()) {
-    if (t.code === 'l402_usage') await accounts.ledger.void(t.id, 'interrupted by a restart').durable;
-  }
+  await recoverInterruptedUsage(accounts.ledger);
   const server = createProxy({
     services,
     gate,
@@ -305,6 +305,7 @@ export async function startL402Proxy(
     ...(sample ? { sampleUpstream: sample.url } : {}),
     services: services.map((s) => s.name),
     async close() {
+      ownRevocations?.stop();
       await new Promise<void>((r) => {
         server.close(() => r());
         server.closeAllConnections();

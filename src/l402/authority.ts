@@ -36,10 +36,12 @@ const DIRECT_KEY = 1024;
 /**
  * Mints and verifies L402 credentials. The root key of each token is HMAC(secret, token id), so
  * verification needs no database: one HMAC chain, one sha256 and the caveat checks. Revoked token
- * ids are an in-memory set, kept current by `L402Revocations` (which persists them).
+ * ids are in memory (with when each credential expires, after which its revocation may go), kept
+ * current by `L402Revocations` (which persists them).
  */
 export class L402Authority {
-  readonly revoked = new Set<string>();
+  /** Revoked token id → when the credential expires (unix ms; Infinity when unknown). */
+  readonly revoked = new Map<string, number>();
 
   constructor(
     private readonly secret: Buffer,
@@ -109,6 +111,14 @@ export class L402Authority {
    * caveats and expiry are not checked: this names a credential, it does not admit one.
    */
   tokenIdOf(credential: string): string | undefined {
+    return this.describe(credential)?.tokenId;
+  }
+
+  /**
+   * The token id of a credential minted here (as `tokenIdOf`) and the latest moment it can be
+   * valid for any service (unix ms; undefined without a valid_until caveat).
+   */
+  describe(credential: string): { tokenId: string; expiresAt?: number } | undefined {
     const text = credential.trim();
     if (text.length > MAX_HEADER) return undefined;
     let bytes = parseAuthorization(text)?.macaroon;
@@ -116,7 +126,12 @@ export class L402Authority {
       bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
     if (!bytes?.length) return undefined;
     const signed = this.signed(bytes);
-    return signed.ok ? signed.id.tokenId.toString('hex') : undefined;
+    if (!signed.ok) return undefined;
+    const expiresAt = latestValidity(signed.mac.caveats);
+    return {
+      tokenId: signed.id.tokenId.toString('hex'),
+      ...(expiresAt !== undefined ? { expiresAt } : {}),
+    };
   }
 
   /** Decodes a macaroon and checks its HMAC chain against the token's derived root key. */
@@ -187,4 +202,34 @@ export class L402Authority {
       expiresAt: Number.isFinite(expiresAt) ? expiresAt * 1000 : Number.POSITIVE_INFINITY,
     };
   }
+}
+
+/**
+ * The latest moment (unix ms) a macaroon can be valid for any of the services its first
+ * `services` caveat names: for each, the earliest of its valid_until caveats (each caveat only
+ * restricts); undefined when one of them has none.
+ */
+function latestValidity(caveats: string[]): number | undefined {
+  const until = new Map<string, number>();
+  let services: string[] | undefined;
+  for (const c of caveats) {
+    const eq = c.indexOf('=');
+    if (eq < 0) continue;
+    const key = c.slice(0, eq).trim();
+    const value = c.slice(eq + 1).trim();
+    if (key === 'services') services ??= value.split(',').map((s) => s.trim().split(':')[0]!);
+    else if (key.endsWith('_valid_until')) {
+      const name = key.slice(0, -'_valid_until'.length);
+      const t = Number(value);
+      if (Number.isFinite(t)) until.set(name, Math.min(until.get(name) ?? t, t));
+    }
+  }
+  if (!services?.length) return undefined;
+  let latest = 0;
+  for (const name of services) {
+    const t = until.get(name);
+    if (t === undefined) return undefined;
+    latest = Math.max(latest, t * 1000);
+  }
+  return latest;
 }

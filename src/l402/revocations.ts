@@ -8,6 +8,17 @@ export interface Revocation {
   /** Unix milliseconds. */
   revokedAt: number;
   reason?: string;
+  /** When the credential expires (unix ms), when known: the revocation is dropped after it. */
+  expiresAt?: number;
+}
+
+export interface RevocationOptions {
+  now?: () => number;
+  /**
+   * When the credential of a token id expires (unix ms), for a revocation by token id (one by
+   * credential reads it from the macaroon); undefined when unknown (the revocation is kept).
+   */
+  credentialExpiry?: (tokenId: string) => Promise<number | undefined>;
 }
 
 /** What names a credential to revoke: its token id, or the credential (or macaroon) itself. */
@@ -20,19 +31,65 @@ const TOKEN_ID = /^[0-9a-f]{64}$/;
  * The durable list of revoked L402 credentials (`l402rev!<token id>` records beside the ledger)
  * and the authority's in-memory set that the hot path reads. A revocation is in the set before
  * it is written, so no request is admitted with it from the moment it is asked for; it is
- * answered once it is on disk, and loaded again at every start.
+ * answered once it is on disk, and loaded again at every start. A revocation lasts as long as
+ * its credential: once the credential has expired (it is refused anyway) the revocation leaves
+ * the set and the disk, so both are bounded by the live credentials.
  */
 export class L402Revocations {
+  private readonly now: () => number;
+  private readonly credentialExpiry: (tokenId: string) => Promise<number | undefined>;
+  private timer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly store: RecordStore & { getAccount(id: string): unknown },
     private readonly authority: L402Authority,
-    private readonly now: () => number = Date.now,
-  ) {}
+    options: RevocationOptions = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.credentialExpiry = options.credentialExpiry ?? (() => Promise.resolve(undefined));
+  }
 
-  /** Fills the authority's set from disk (at start, before the proxy admits anything). */
+  /**
+   * Loads the revocations (before the proxy admits anything) and drops those of expired
+   * credentials every `pruneEveryMs` until `stop`.
+   */
+  async start(pruneEveryMs = 3600_000): Promise<void> {
+    await this.load();
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.prune().catch(() => undefined), pruneEveryMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Fills the authority's set from disk, a page at a time; expired credentials' ones are deleted. */
   async load(): Promise<void> {
-    for (const r of await this.store.listRecords(PREFIX))
-      this.authority.revoked.add(r.key.slice(PREFIX.length));
+    const now = this.now();
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.listRecords(PREFIX, { limit: 1000, ...(after ? { after } : {}) });
+      if (page.length === 0) break;
+      const expired: string[] = [];
+      for (const r of page) {
+        const rev = decode(r.key.slice(PREFIX.length), r.value);
+        if (rev.expiresAt !== undefined && rev.expiresAt <= now) expired.push(r.key);
+        else this.authority.revoked.set(rev.tokenId, rev.expiresAt ?? Infinity);
+      }
+      if (expired.length) await this.store.putRecords(expired.map((key) => ({ key, value: null })));
+      after = page[page.length - 1]!.key;
+    }
+  }
+
+  /** Drops the revocations of credentials that have expired, from memory and disk. */
+  async prune(): Promise<number> {
+    const now = this.now();
+    const expired = [...this.authority.revoked].filter(([, at]) => at <= now).map(([id]) => id);
+    for (const id of expired) this.authority.revoked.delete(id);
+    if (expired.length) await this.store.putRecords(expired.map((id) => ({ key: PREFIX + id, value: null })));
+    return expired.length;
   }
 
   has(tokenId: string): boolean {
@@ -46,31 +103,42 @@ export class L402Revocations {
    */
   async revoke(target: RevokeTarget, reason?: string): Promise<Revocation> {
     let tokenId: string;
+    let expiresAt: number | undefined;
     if ('credential' in target) {
-      const id = this.authority.tokenIdOf(target.credential);
-      if (!id)
+      const described = this.authority.describe(target.credential);
+      if (!described)
         throw new L402Error(
           'INVALID_CREDENTIAL',
           'not a credential of this gateway (expected "L402 <macaroon>:<preimage>" or the macaroon in base64)',
         );
-      tokenId = id;
+      tokenId = described.tokenId;
+      expiresAt = described.expiresAt;
     } else {
       tokenId = target.tokenId.toLowerCase();
       if (!TOKEN_ID.test(tokenId))
         throw new L402Error('INVALID_CREDENTIAL', 'a token id is 64 hexadecimal characters');
-      if (!this.store.getAccount(credentialAccountId(tokenId)) && !this.has(tokenId))
+      // ledger.getAccount becomes async with accounts on disk: awaited either way.
+      if (!(await this.store.getAccount(credentialAccountId(tokenId))) && !this.has(tokenId))
         throw new L402Error('CREDENTIAL_NOT_FOUND', `no credential with token id ${tokenId} was paid here`, {
           tokenId,
         });
+      // Refused from now on, whatever the lookup of its expiry takes.
+      if (!this.has(tokenId)) this.authority.revoked.set(tokenId, Infinity);
+      expiresAt = await this.credentialExpiry(tokenId);
     }
     const existing = await this.get(tokenId);
     if (existing) {
-      this.authority.revoked.add(tokenId);
+      this.authority.revoked.set(tokenId, existing.expiresAt ?? Infinity);
       return existing;
     }
-    const revocation: Revocation = { tokenId, revokedAt: this.now(), ...(reason ? { reason } : {}) };
+    const revocation: Revocation = {
+      tokenId,
+      revokedAt: this.now(),
+      ...(reason ? { reason } : {}),
+      ...(expiresAt !== undefined ? { expiresAt } : {}),
+    };
     // Refused from now on, even while the record is being written.
-    this.authority.revoked.add(tokenId);
+    this.authority.revoked.set(tokenId, expiresAt ?? Infinity);
     await this.store.putRecords([{ key: PREFIX + tokenId, value: encode(revocation) }]);
     return revocation;
   }
@@ -97,11 +165,15 @@ export class L402Revocations {
 }
 
 function encode(r: Revocation): string {
-  return JSON.stringify({ revokedAt: r.revokedAt, ...(r.reason ? { reason: r.reason } : {}) });
+  return JSON.stringify({
+    revokedAt: r.revokedAt,
+    ...(r.reason ? { reason: r.reason } : {}),
+    ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}),
+  });
 }
 
 function decode(tokenId: string, raw: string): Revocation {
-  let v: { revokedAt?: unknown; reason?: unknown } = {};
+  let v: { revokedAt?: unknown; reason?: unknown; expiresAt?: unknown } = {};
   try {
     v = JSON.parse(raw) as typeof v;
   } catch {
@@ -111,5 +183,6 @@ function decode(tokenId: string, raw: string): Revocation {
     tokenId,
     revokedAt: typeof v.revokedAt === 'number' ? v.revokedAt : 0,
     ...(typeof v.reason === 'string' ? { reason: v.reason } : {}),
+    ...(typeof v.expiresAt === 'number' ? { expiresAt: v.expiresAt } : {}),
   };
 }

@@ -80,6 +80,22 @@ function sendJson(
 
 const revenueAccount = (service: string): string => `svc:${service}`;
 
+/** The code of a metered request's reservation (a pending transfer until its usage is billed). */
+const USAGE = 'l402_usage';
+
+/**
+ * Releases the metered reservations a crash left open, before the proxy admits anything: the
+ * usage of those requests is unknown, so nothing is charged for them. Returns how many.
+ */
+export async function recoverInterruptedUsage(ledger: Ledger): Promise<number> {
+  const interrupted = ledger.pendingTransfers().filter((t) => t.code === USAGE);
+  // TODO(ledger.ensure): with accounts loaded on demand, first
+  // `await ledger.ensure({ accounts: interrupted.flatMap((t) => [t.debitAccountId, t.creditAccountId]) })`.
+  const voided = interrupted.map((t) => ledger.void(t.id, 'interrupted by a restart').durable);
+  await Promise.all(voided);
+  return voided.length;
+}
+
 /**
  * The L402 reverse proxy. Unpaid requests get a 402 challenge; paid ones are charged from the
  * credential's credit (per request, or per token for OpenAI-compatible endpoints) and forwarded
@@ -295,7 +311,7 @@ export function createProxy(deps: ProxyDeps): Server {
         debitAccountId: auth.accountId,
         creditAccountId: billing.revenue,
         amount: billing.reserved,
-        code: 'l402_usage',
+        code: USAGE,
         pending: true,
         memo: path,
       });

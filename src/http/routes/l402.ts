@@ -10,6 +10,12 @@ const RevocationBody = Type.Object(
     tokenId: TokenId,
     revokedAt: Type.Integer({ description: 'unix milliseconds' }),
     reason: Type.Optional(Reason),
+    expiresAt: Type.Optional(
+      Type.Integer({
+        description:
+          'when the credential expires (unix milliseconds), when known: the revocation is dropped then',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

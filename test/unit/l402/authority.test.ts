@@ -136,7 +136,7 @@ describe('L402Authority.verify', () => {
     [
       'a revoked credential',
       (s: ReturnType<typeof setup>) => (
-        s.authority.revoked.add(s.minted.tokenId),
+        s.authority.revoked.set(s.minted.tokenId, Infinity),
         s.authority.verify(s.header, 'llm')
       ),
       'REVOKED',
@@ -191,7 +191,7 @@ describe('L402Authority.verify', () => {
     expect(full.mock.calls.length).toBe(calls); // refused by the cached entry's expiry
     const r = setup();
     expect(r.authority.verify(r.header, 'llm')).toMatchObject({ ok: true });
-    r.authority.revoked.add(r.minted.tokenId);
+    r.authority.revoked.set(r.minted.tokenId, Infinity);
     expect(r.authority.verify(r.header, 'llm')).toMatchObject({ ok: false, failure: 'REVOKED' });
   });
 
@@ -210,7 +210,7 @@ describe('L402Authority.verify', () => {
     expect(authority.verify(header, 'llm')).toMatchObject({ ok: true, tokenId: minted.tokenId });
     const bad = header.slice(0, -1) + (header.endsWith('0') ? '1' : '0');
     expect(authority.verify(bad, 'llm')).toMatchObject({ ok: false, failure: 'WRONG_PREIMAGE' });
-    authority.revoked.add(minted.tokenId);
+    authority.revoked.set(minted.tokenId, Infinity);
     expect(authority.verify(header, 'llm')).toMatchObject({ ok: false, failure: 'REVOKED' });
   });
 });

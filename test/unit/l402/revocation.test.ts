@@ -185,6 +185,29 @@ describe('L402 revocation through the operator API', () => {
     expect(new Set(seen).size).toBe(seen.length);
   });
 
+  it('drops a revocation once its credential has expired, from memory and disk', async () => {
+    const c = await credential(); // valid for 600 s
+    const clock = { t: Date.now() };
+    const auth = new L402Authority(SECRET, () => clock.t);
+    const revs = new L402Revocations(f.ledger, auth, { now: () => clock.t });
+    const r = await revs.revoke({ credential: c.header });
+    expect(r.expiresAt).toBeGreaterThan(clock.t);
+    expect(r.expiresAt).toBeLessThanOrEqual(clock.t + 600_000);
+    expect(await revs.prune()).toBe(0);
+    expect(auth.verify(c.header, 'fixed')).toMatchObject({ ok: false, failure: 'REVOKED' });
+
+    // A restart after the credential expired loads nothing for it, and deletes the record.
+    clock.t = r.expiresAt! + 1;
+    const restarted = new L402Authority(SECRET, () => clock.t);
+    await new L402Revocations(f.ledger, restarted, { now: () => clock.t }).load();
+    expect(restarted.revoked.has(c.tokenId)).toBe(false);
+    expect(await revs.get(c.tokenId)).toBeUndefined();
+    // The running one drops it from memory at its next prune.
+    expect(await revs.prune()).toBe(1);
+    expect(auth.revoked.has(c.tokenId)).toBe(false);
+    expect(auth.verify(c.header, 'fixed')).toMatchObject({ ok: false, failure: 'EXPIRED' });
+  });
+
   it('is in the CLI: coulomb l402 revoke and coulomb l402 revoked', async () => {
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     const coulomb = cliAgainst(() => url, OP);
