@@ -1,6 +1,5 @@
 import { msat, type Msat } from '../domain/msat.js';
 import type { LightningBackend } from '../lightning/backend.js';
-import type { PaymentsService } from '../payments/service.js';
 import type { InvoiceRecord } from '../payments/types.js';
 import type { L402Authority, L402Failure } from './authority.js';
 import { challengeHeaders } from './header.js';
@@ -12,6 +11,20 @@ export interface ServiceTerms {
   creditMsat: Msat;
   capabilities?: string[];
   lifetimeSeconds: number;
+}
+
+/** What the gate needs of the payments' inbound invoices. */
+export interface CredentialInvoices {
+  /** Records a credential's invoice (on disk only: nothing in memory until it is paid). */
+  registerServiceInvoice(record: InvoiceRecord): Promise<void>;
+  getInvoice(paymentHash: string): Promise<InvoiceRecord | undefined>;
+  /** From memory only: false can still mean settled (then `creditProvenPayment` finds it). */
+  isInvoiceSettled(paymentHash: string): boolean;
+  creditProvenPayment(
+    paymentHash: string,
+    fallback?: () => Promise<InvoiceRecord | undefined>,
+  ): Promise<boolean>;
+  listInvoices(accountId: string, options: { limit: number }): Promise<{ invoices: InvoiceRecord[] }>;
 }
 
 export type Authorization =
@@ -28,7 +41,7 @@ export class L402Gate {
   constructor(
     private readonly authority: L402Authority,
     private readonly backend: LightningBackend,
-    private readonly payments: PaymentsService,
+    private readonly payments: CredentialInvoices,
   ) {}
 
   /** A new credential offer: returns the two WWW-Authenticate headers and the invoice. */
@@ -47,14 +60,15 @@ export class L402Gate {
       lifetimeSeconds: service.lifetimeSeconds,
       ...(service.capabilities ? { capabilities: service.capabilities } : {}),
     });
-    this.payments.registerServiceInvoice(
+    // On disk before the challenge goes out: its payment, however early, finds it.
+    await this.payments.registerServiceInvoice(
       this.record(
         invoice.paymentHash,
         credentialAccountId(minted.tokenId),
-        invoice.request ?? '',
+        '',
         service.creditMsat,
-        invoice.preimage,
         invoice.expiresAt.getTime(),
+        minted.expiresAt * 1000,
       ),
     );
     return {
@@ -65,8 +79,8 @@ export class L402Gate {
     };
   }
 
-  /** A top-up: a new invoice whose settlement credits the same credential. */
-  async topUp(tokenId: string, service: ServiceTerms, amount: Msat): Promise<InvoiceRecord> {
+  /** A top-up: a new invoice whose settlement credits the same credential (valid until `expiresAt`). */
+  async topUp(tokenId: string, service: ServiceTerms, amount: Msat, expiresAt?: number): Promise<InvoiceRecord> {
     const invoice = await this.backend.createInvoice({
       amountMsat: amount,
       description: `L402 top-up for ${service.name}`,
@@ -77,11 +91,11 @@ export class L402Gate {
       credentialAccountId(tokenId),
       invoice.request ?? '',
       amount,
-      invoice.preimage,
       invoice.expiresAt.getTime(),
+      expiresAt,
     );
-    this.payments.registerServiceInvoice(rec);
-    return this.payments.getInvoice(rec.paymentHash)!; // the public view, without the preimage
+    await this.payments.registerServiceInvoice(rec);
+    return rec;
   }
 
   /** Verifies a credential (no database on the hot path) and makes sure its credit is booked. */
@@ -92,7 +106,7 @@ export class L402Gate {
     if (!this.payments.isInvoiceSettled(v.paymentHash)) {
       // The preimage proves payment; book the credit now unless LND's event already did.
       const booked = await this.payments.creditProvenPayment(v.paymentHash, () =>
-        this.fromLnd(v.paymentHash, accountId),
+        this.fromLnd(v.paymentHash, accountId, v.expiresAt),
       );
       if (!booked)
         return { ok: false, failure: 'UNPAID', message: 'the invoice of this credential is not paid' };
@@ -100,27 +114,38 @@ export class L402Gate {
     return { ok: true, tokenId: v.tokenId, accountId, expiresAt: v.expiresAt };
   }
 
-  /** When the challenge's record was lost (a crash right after issuing it), LND still knows the invoice. */
-  private async fromLnd(hash: string, accountId: string): Promise<InvoiceRecord | undefined> {
+  /**
+   * When the challenge's record is gone (pruned after its expiry, or lost), LND still knows the
+   * invoice.
+   */
+  private async fromLnd(
+    hash: string,
+    accountId: string,
+    credentialExpiresAt: number,
+  ): Promise<InvoiceRecord | undefined> {
     const inv = await this.backend.lookupInvoice(hash).catch(() => undefined);
     if (!inv || inv.state !== 'settled') return undefined;
     return this.record(
       hash,
       accountId,
-      inv.request ?? '',
+      '',
       inv.receivedMsat > 0n ? inv.receivedMsat : inv.amountMsat,
-      undefined,
       inv.expiresAt.getTime(),
+      credentialExpiresAt,
     );
   }
 
+  /**
+   * A credential's invoice record: what crediting it once needs. No preimage (an internal
+   * payment reads it from LND) and, for a challenge, no request (the client has it).
+   */
   private record(
     hash: string,
     accountId: string,
     request: string,
     amount: Msat,
-    preimage: string | undefined,
     expiresAt: number,
+    credentialExpiresAt: number | undefined,
   ): InvoiceRecord {
     return {
       paymentHash: hash,
@@ -129,9 +154,23 @@ export class L402Gate {
       amountMsat: msat(amount),
       description: 'L402 credit',
       state: 'open',
-      ...(preimage ? { preimage } : {}),
       createdAt: Date.now(),
       expiresAt,
+      ...(credentialExpiresAt !== undefined && Number.isFinite(credentialExpiresAt)
+        ? { credentialExpiresAt }
+        : {}),
     };
   }
+}
+
+/**
+ * When the credential of a token id expires (unix ms), from its newest invoice; undefined when
+ * unknown. For revocations by token id (`L402Revocations`' `credentialExpiry`).
+ */
+export async function credentialExpiry(
+  invoices: Pick<CredentialInvoices, 'listInvoices'>,
+  tokenId: string,
+): Promise<number | undefined> {
+  const { invoices: newest } = await invoices.listInvoices(credentialAccountId(tokenId), { limit: 1 });
+  return newest[0]?.credentialExpiresAt;
 }
