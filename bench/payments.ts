@@ -14,7 +14,7 @@ import { createInvoice, payViaPaymentRequest } from 'ln-service';
 import { pino } from 'pino';
 import { DEFAULTS } from '../src/config/load.js';
 import { openAccounts } from '../src/main.js';
-import { OPERATOR_ACCOUNT } from '../src/payments/service.js';
+import { OPERATOR_ACCOUNT } from '../src/ledger/system-accounts.js';
 import { tierPolicy } from '../src/policy/tiers.js';
 import { msat } from '../src/domain/msat.js';
 import { LndBackend } from '../src/lightning/lnd/lnd-backend.js';

@@ -18,7 +18,7 @@ import { DEFAULTS } from '../src/config/load.js';
 import { msat } from '../src/domain/msat.js';
 import { LndBackend } from '../src/lightning/lnd/lnd-backend.js';
 import { openAccounts } from '../src/main.js';
-import { OPERATOR_ACCOUNT } from '../src/payments/service.js';
+import { OPERATOR_ACCOUNT } from '../src/ledger/system-accounts.js';
 import { benchNetwork, runBench } from './support.js';
 
 const { values } = parseArgs({

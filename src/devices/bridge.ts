@@ -2,7 +2,7 @@ import { AppError } from '../domain/errors.js';
 import { KeyedQueue } from '../domain/keyed-queue.js';
 import { requestFingerprint } from '../ledger/idempotency.js';
 import type { Ledger } from '../ledger/ledger.js';
-import type { Logger } from '../payments/service.js';
+import type { Logger } from '../domain/logger.js';
 import { requestDigest, signResponse, type RequestEnvelope, type ResponseEnvelope } from './envelope.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 import { paramsOf, parseRequest } from './parse.js';

@@ -1,6 +1,6 @@
 import { KeyedQueue } from '../domain/keyed-queue.js';
 import type { Ledger, SideRecords } from '../ledger/ledger.js';
-import type { Logger } from '../payments/service.js';
+import type { Logger } from '../domain/logger.js';
 import { signEvent, type EventEnvelope } from './envelope.js';
 import type { DeviceRegistry } from './registry.js';
 

@@ -8,7 +8,9 @@ import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { LightningBackend } from '../lightning/backend.js';
 import type { Invoice, Subscription } from '../lightning/types.js';
-import { LIGHTNING_ACCOUNT, type Logger, type PaymentsService } from '../payments/service.js';
+import type { Logger } from '../domain/logger.js';
+import { LIGHTNING_ACCOUNT } from '../ledger/system-accounts.js';
+import { type PaymentsService } from '../payments/service.js';
 import {
   BLOCK_TIME_MS,
   DEFAULT_ESCROW_CLTV,

@@ -4,7 +4,7 @@ import { msat, type Msat } from '../domain/msat.js';
 import type { EscrowService } from '../escrow/service.js';
 import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import { IndexedItems, RecordIndex } from '../ledger/record-index.js';
-import type { Logger } from '../payments/service.js';
+import type { Logger } from '../domain/logger.js';
 import { MarketError, MarketErrorCode } from './errors.js';
 import { capabilities, type ServiceRegistry } from './registry.js';
 import type { Reputation, Task, TaskState } from './types.js';

@@ -1,4 +1,5 @@
-import type { KeysendInput, Logger } from '../payments/service.js';
+import type { Logger } from '../domain/logger.js';
+import type { KeysendInput } from '../payments/service.js';
 import type { Payment } from '../payments/types.js';
 import type { SpendRequest } from '../policy/types.js';
 

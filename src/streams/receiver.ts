@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { Invoice } from '../lightning/types.js';
-import { LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT } from '../payments/service.js';
+import { LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT } from '../ledger/system-accounts.js';
 import { Ticker, systemClock, type Clock } from './clock.js';
 import { invalid, StreamError, StreamErrorCode } from './errors.js';
 import { decodeIncoming, encodeIncoming, hasLapsed, inboxKey, incomingKey, withPayment } from './incoming.js';

@@ -8,7 +8,8 @@ import { AuditLog } from '../../src/policy/audit.js';
 import { PolicyRegistry } from '../../src/policy/registry.js';
 import type { Policy } from '../../src/policy/types.js';
 import { EventBus } from '../../src/payments/events.js';
-import { OPERATOR_ACCOUNT, PaymentsService, type PaymentsOptions } from '../../src/payments/service.js';
+import { OPERATOR_ACCOUNT } from '../../src/ledger/system-accounts.js';
+import { PaymentsService, type PaymentsOptions } from '../../src/payments/service.js';
 import { FakeLightning } from './fake-lightning.js';
 import { MemoryLedgerStore } from './memory-ledger-store.js';
 

@@ -1,5 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import type { Logger } from '../../payments/service.js';
+import type { Logger } from '../../domain/logger.js';
 import type { DeviceBridge } from '../bridge.js';
 import type { EventEnvelope } from '../envelope.js';
 import { deviceOfTopic, topics } from './topics.js';

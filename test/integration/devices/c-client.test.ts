@@ -15,7 +15,7 @@ import type { AccountServices } from '../../../src/http/routes/accounts.js';
 import { balanceOf } from '../../../src/ledger/types.js';
 import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import { openAccounts } from '../../../src/main.js';
-import { OPERATOR_ACCOUNT } from '../../../src/payments/service.js';
+import { OPERATOR_ACCOUNT } from '../../../src/ledger/system-accounts.js';
 import { tierPolicy } from '../../../src/policy/tiers.js';
 import { backendFor, rawLnd } from '../../support/regtest.js';
 

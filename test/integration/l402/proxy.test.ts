@@ -16,7 +16,7 @@ import { openAccounts, startL402Proxy, type ProxyHandle } from '../../../src/mai
 import type { AccountServices } from '../../../src/http/routes/accounts.js';
 import { buildApp, type CoulombApp } from '../../../src/http/app.js';
 import { OperatorAuth } from '../../../src/http/operator-auth.js';
-import { OPERATOR_ACCOUNT } from '../../../src/payments/service.js';
+import { OPERATOR_ACCOUNT } from '../../../src/ledger/system-accounts.js';
 import { tierPolicy } from '../../../src/policy/tiers.js';
 import { backendFor, rawLnd } from '../../support/regtest.js';
 import { startUpstreamProcess } from '../../support/openai-upstream.js';

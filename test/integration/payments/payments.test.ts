@@ -19,7 +19,7 @@ import { availableOf, balanceOf } from '../../../src/ledger/types.js';
 import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import { openAccounts } from '../../../src/main.js';
 import type { AccountServices } from '../../../src/http/routes/accounts.js';
-import { OPERATOR_ACCOUNT } from '../../../src/payments/service.js';
+import { OPERATOR_ACCOUNT } from '../../../src/ledger/system-accounts.js';
 import { tierPolicy } from '../../../src/policy/tiers.js';
 import { backendFor, eventually, rawLnd } from '../../support/regtest.js';
 

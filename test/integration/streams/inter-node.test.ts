@@ -10,7 +10,7 @@ import { balanceOf } from '../../../src/ledger/types.js';
 import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import { openAccounts } from '../../../src/main.js';
 import type { AccountEvent } from '../../../src/payments/types.js';
-import { OPERATOR_ACCOUNT } from '../../../src/payments/service.js';
+import { OPERATOR_ACCOUNT } from '../../../src/ledger/system-accounts.js';
 import { tierPolicy } from '../../../src/policy/tiers.js';
 import { backendFor, eventually } from '../../support/regtest.js';
 

@@ -4,7 +4,7 @@ import { MAX_MSAT, msat } from '../../../src/domain/msat.js';
 import { ESCROW_ACCOUNT } from '../../../src/escrow/service.js';
 import { balanceOf } from '../../../src/ledger/types.js';
 import type { CreateHoldInvoiceArgs, Invoice } from '../../../src/lightning/types.js';
-import { LIGHTNING_ACCOUNT } from '../../../src/payments/service.js';
+import { LIGHTNING_ACCOUNT } from '../../../src/ledger/system-accounts.js';
 import type { FakeLightning } from '../../support/fake-lightning.js';
 import { escrowFixture } from './fixture.js';
 

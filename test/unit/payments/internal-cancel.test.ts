@@ -3,7 +3,7 @@ import { msat } from '../../../src/domain/msat.js';
 import { balanceOf } from '../../../src/ledger/types.js';
 import { LightningError } from '../../../src/lightning/errors.js';
 import type { AccountEvent } from '../../../src/payments/types.js';
-import { OPERATOR_ACCOUNT } from '../../../src/payments/service.js';
+import { OPERATOR_ACCOUNT } from '../../../src/ledger/system-accounts.js';
 import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
 import { paymentsFixture } from '../../support/payments-fixture.js';
 

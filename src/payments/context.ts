@@ -1,0 +1,97 @@
+import type { Logger } from '../domain/logger.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { LightningBackend } from '../lightning/backend.js';
+import type { AuditLog } from '../policy/audit.js';
+import { evaluate } from '../policy/engine.js';
+import { PolicyDeniedError } from '../policy/errors.js';
+import type { PolicyRegistry } from '../policy/registry.js';
+import type { Decision, SpendRequest } from '../policy/types.js';
+import type { EventBus } from './events.js';
+import { spendContext } from './spend-context.js';
+import type { Payment } from './types.js';
+
+/** What the parts of the payments service share: their dependencies, settings and node. */
+export class PaymentsContext {
+  nodePubkey = '';
+  network = '';
+  stopped = false;
+
+  constructor(
+    readonly ledger: Ledger,
+    readonly backend: LightningBackend,
+    readonly policies: PolicyRegistry,
+    readonly audit: AuditLog,
+    readonly events: EventBus,
+    readonly log: Logger,
+    readonly now: () => number,
+    readonly settings: { payTimeoutMs: number; approvalTtlMs: number; notFoundGraceMs: number },
+  ) {}
+
+  decide(accountId: string, req: SpendRequest, approved = false, paymentId?: string): Decision {
+    const now = this.now();
+    const decision = evaluate(
+      this.policies.get(accountId),
+      req,
+      spendContext(this.ledger, accountId, now, approved),
+    );
+    this.audit.record(accountId, req, decision, now, paymentId);
+    return decision;
+  }
+
+  deny(decision: Decision): never {
+    throw new PolicyDeniedError(decision as Decision & { code: NonNullable<Decision['code']> });
+  }
+
+  finish(payment: Payment, status: Payment['status'], fields: Partial<Payment>): void {
+    Object.assign(payment, fields);
+    payment.status = status;
+    payment.updatedAt = this.now();
+  }
+
+  alert(accountId: string, code: string, message: string): void {
+    this.log.warn({ accountId, code }, message);
+    this.events.publish(accountId, { type: 'alert', accountId, code, message });
+  }
+}
+
+/** A part of the payments service: the shared context under the names the code has always used. */
+export abstract class PaymentsPart {
+  constructor(protected readonly ctx: PaymentsContext) {}
+
+  protected get ledger(): Ledger {
+    return this.ctx.ledger;
+  }
+  protected get backend(): LightningBackend {
+    return this.ctx.backend;
+  }
+  protected get events(): EventBus {
+    return this.ctx.events;
+  }
+  protected get log(): Logger {
+    return this.ctx.log;
+  }
+  protected get nodePubkey(): string {
+    return this.ctx.nodePubkey;
+  }
+  protected get network(): string {
+    return this.ctx.network;
+  }
+  protected get stopped(): boolean {
+    return this.ctx.stopped;
+  }
+  protected now(): number {
+    return this.ctx.now();
+  }
+  protected decide(accountId: string, req: SpendRequest, approved = false, paymentId?: string): Decision {
+    return this.ctx.decide(accountId, req, approved, paymentId);
+  }
+  protected deny(decision: Decision): never {
+    return this.ctx.deny(decision);
+  }
+  protected finish(payment: Payment, status: Payment['status'], fields: Partial<Payment>): void {
+    this.ctx.finish(payment, status, fields);
+  }
+  protected alert(accountId: string, code: string, message: string): void {
+    this.ctx.alert(accountId, code, message);
+  }
+}

@@ -1,0 +1,597 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { isPubkey, paymentHashOf } from '../domain/hex.js';
+import { msat, type Msat } from '../domain/msat.js';
+import type { Applied, SideRecords } from '../ledger/ledger.js';
+import type { Transfer } from '../ledger/types.js';
+import { isGatewayAccount } from '../ledger/types.js';
+import { LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT } from '../ledger/system-accounts.js';
+import { LightningError, LightningErrorCode } from '../lightning/errors.js';
+import { customRecordsProblem } from '../lightning/records.js';
+import type { DecodedInvoice, PaymentOutcome, TlvRecord } from '../lightning/types.js';
+import type { SpendRequest } from '../policy/types.js';
+import { encode, keys } from './codec.js';
+import { PaymentsPart, type PaymentsContext } from './context.js';
+import { PaymentError, PaymentErrorCode } from './errors.js';
+import { defaultFeeLimit } from './fee-limit.js';
+import type { Inbound } from './inbound.js';
+import { publicPayment, type PaymentStore } from './payment-store.js';
+import type { Approval, InvoiceRecord, Payment } from './types.js';
+
+export interface PayInput {
+  request: string;
+  amountMsat?: Msat;
+  maxFeeMsat?: Msat;
+  idempotencyKey?: string;
+}
+
+export interface KeysendInput {
+  destination: string;
+  amountMsat: Msat;
+  maxFeeMsat?: Msat;
+  records?: TlvRecord[];
+  idempotencyKey?: string;
+}
+
+/**
+ * Paying: BOLT11 and keysend payments (policy check and reservation in one synchronous step, the
+ * same fee limit passed to LND, post on success, void only on a definitive failure), internal
+ * settlement of another account's invoice, transfers and funding between accounts, and tracking.
+ */
+export class Outbound extends PaymentsPart {
+  private readonly tracking = new Set<string>();
+
+  constructor(
+    ctx: PaymentsContext,
+    private readonly store: PaymentStore,
+    private readonly inbound: Inbound,
+  ) {
+    super(ctx);
+  }
+
+  async pay(accountId: string, input: PayInput): Promise<Payment> {
+    const request = input.request.trim();
+    return this.ledger.idempotent(
+      {
+        accountId,
+        key: input.idempotencyKey,
+        operation: 'pay',
+        request: { request, amountMsat: input.amountMsat, maxFeeMsat: input.maxFeeMsat },
+      },
+      (records) => this.payOnce(accountId, { ...input, request }, records),
+      (id) => this.store.replayPayment(id),
+    );
+  }
+
+  private async payOnce(
+    accountId: string,
+    input: PayInput,
+    idem: (id: string) => SideRecords,
+  ): Promise<Payment> {
+    this.ledger.requireAccount(accountId);
+    const decoded = await this.decode(input.request);
+    const amount = this.amountOf(decoded, input.amountMsat);
+    this.assertNotPaid(decoded.paymentHash, accountId);
+    const earlier = this.store.byHash.get(decoded.paymentHash);
+    const own = this.inbound.invoices.get(decoded.paymentHash);
+    if (own) return this.payInternal(accountId, own, input, amount, idem);
+    if (decoded.destination === this.nodePubkey) {
+      throw new PaymentError(
+        PaymentErrorCode.INVALID_INVOICE,
+        'this invoice was issued by the gateway node but is not an account invoice',
+      );
+    }
+    const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(amount);
+    const payment = this.newPayment(accountId, {
+      kind: 'bolt11',
+      paymentHash: decoded.paymentHash,
+      request: input.request,
+      destination: decoded.destination,
+      amountMsat: amount,
+      feeLimitMsat: feeLimit,
+      ...(earlier && this.store.payments.get(earlier)?.status === 'failed'
+        ? { retriesFailedHash: true }
+        : {}),
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+    });
+    const reserved = this.reserve(
+      payment,
+      {
+        kind: 'bolt11',
+        amountMsat: amount,
+        feeLimitMsat: feeLimit,
+        payee: { pubkey: decoded.destination },
+      },
+      idem(payment.id),
+    );
+    await reserved;
+    if (payment.status === 'awaiting_approval') return publicPayment(payment);
+    return this.send(payment);
+  }
+
+  async keysend(accountId: string, input: KeysendInput): Promise<Payment> {
+    // Records are checked first: a type LND would wrap or refuse must never reserve anything.
+    const problem = customRecordsProblem(input.records ?? []);
+    if (problem !== undefined) throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, problem);
+    return this.ledger.idempotent(
+      {
+        accountId,
+        key: input.idempotencyKey,
+        operation: 'keysend',
+        request: {
+          destination: input.destination,
+          amountMsat: input.amountMsat,
+          maxFeeMsat: input.maxFeeMsat,
+          records: input.records ?? [],
+        },
+      },
+      (records) => this.keysendOnce(accountId, input, records),
+      (id) => this.store.replayPayment(id),
+    );
+  }
+
+  private async keysendOnce(
+    accountId: string,
+    input: KeysendInput,
+    idem: (id: string) => SideRecords,
+  ): Promise<Payment> {
+    this.ledger.requireAccount(accountId);
+    if (!isPubkey(input.destination))
+      throw new PaymentError(
+        PaymentErrorCode.INVALID_ARGUMENT,
+        'destination must be a node public key (66 hex characters)',
+      );
+    if (input.amountMsat <= 0n)
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
+    if (input.destination === this.nodePubkey)
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot keysend to the gateway node itself');
+    const preimage = randomBytes(32).toString('hex');
+    const paymentHash = paymentHashOf(preimage);
+    const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(input.amountMsat);
+    const payment = this.newPayment(accountId, {
+      kind: 'keysend',
+      paymentHash,
+      destination: input.destination,
+      amountMsat: input.amountMsat,
+      feeLimitMsat: feeLimit,
+      keysendPreimage: preimage,
+      ...(input.records?.length
+        ? { records: input.records.map((r) => ({ type: r.type.toString(), value: r.value })) }
+        : {}),
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+    });
+    await this.reserve(
+      payment,
+      {
+        kind: 'keysend',
+        amountMsat: input.amountMsat,
+        feeLimitMsat: feeLimit,
+        payee: { pubkey: input.destination },
+      },
+      idem(payment.id),
+    );
+    if (payment.status === 'awaiting_approval') return publicPayment(payment);
+    return this.send(payment);
+  }
+
+  /** Moves funds between two accounts of this gateway, within the payer's policy. */
+  async transfer(
+    fromAccountId: string,
+    toAccountId: string,
+    amount: Msat,
+    memo: string,
+    idempotencyKey?: string,
+  ): Promise<{ transferId: string; replayed: boolean }> {
+    return this.ledger.idempotent(
+      {
+        accountId: fromAccountId,
+        key: idempotencyKey,
+        operation: 'transfer',
+        request: { toAccountId, amountMsat: amount, memo },
+      },
+      async (records) => {
+        this.assertCreditable(toAccountId);
+        // A transfer made before this rule is known by the ledger's own key only.
+        const ledgerKey = idempotencyKey ? `transfer:${fromAccountId}:${idempotencyKey}` : undefined;
+        const earlier = ledgerKey ? this.ledger.findByIdempotencyKey(ledgerKey) : undefined;
+        if (earlier) {
+          if (earlier.creditAccountId !== toAccountId || earlier.amount !== amount)
+            throw new PaymentError(
+              PaymentErrorCode.IDEMPOTENCY_CONFLICT,
+              'this idempotency key was used for a different transfer',
+            );
+          return { transferId: earlier.id, replayed: true };
+        }
+        const decision = this.decide(fromAccountId, {
+          kind: 'internal_transfer',
+          amountMsat: amount,
+          feeLimitMsat: msat(0),
+          payee: { accountId: toAccountId },
+        });
+        // Approvals exist for Lightning payments only; here "needs approval" is a refusal.
+        if (decision.outcome !== 'allow') this.deny(decision);
+        const id = randomUUID();
+        const applied = this.ledger.transfer(
+          {
+            id,
+            debitAccountId: fromAccountId,
+            creditAccountId: toAccountId,
+            amount,
+            code: 'transfer',
+            memo,
+            ...(ledgerKey ? { idempotencyKey: ledgerKey } : {}),
+          },
+          records(id),
+        );
+        await applied.durable;
+        return { transferId: applied.value.id, replayed: applied.replayed };
+      },
+      (transferId) => ({ transferId, replayed: true }),
+    );
+  }
+
+  /**
+   * Credits an account from the operator's funds (an allocation of the node's liquidity). Same
+   * rule as transfers for who may be credited; idempotency keys are the operator's.
+   */
+  async fund(accountId: string, amount: Msat, idempotencyKey?: string): Promise<void> {
+    await this.ledger.idempotent(
+      {
+        accountId: OPERATOR_ACCOUNT,
+        key: idempotencyKey,
+        operation: 'fund',
+        request: { accountId, amountMsat: amount },
+      },
+      async (records) => {
+        this.assertCreditable(accountId);
+        const id = randomUUID();
+        await this.ledger.transfer(
+          {
+            id,
+            debitAccountId: OPERATOR_ACCOUNT,
+            creditAccountId: accountId,
+            amount,
+            code: 'funding',
+            // The ledger's own key, as before this rule: a retry of an older funding is still recognised.
+            ...(idempotencyKey ? { idempotencyKey: `fund:${accountId}:${idempotencyKey}` } : {}),
+          },
+          records(id),
+        ).durable;
+      },
+      () => undefined,
+    );
+  }
+
+  /**
+   * Evaluates and audits the account's policy for a spend that another feature books itself
+   * (a stream's prepaid chunk, an escrow lock). Throws PolicyDeniedError unless it is allowed;
+   * the caller must reserve in the same tick, with no await in between.
+   */
+  authorizeSpend(accountId: string, req: SpendRequest): void {
+    const decision = this.decide(accountId, req);
+    if (decision.outcome !== 'allow') this.deny(decision);
+  }
+
+  /**
+   * Who may be credited by a transfer or the operator's funding: accounts of agents, devices,
+   * services and credentials, never the gateway's own (system and operator) accounts.
+   */
+  private assertCreditable(accountId: string): void {
+    const a = this.ledger.requireAccount(accountId);
+    if (isGatewayAccount(accountId, a.kind))
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot credit a system account');
+  }
+
+  private async decode(request: string): Promise<DecodedInvoice> {
+    let decoded: DecodedInvoice;
+    try {
+      decoded = await this.backend.decodeInvoice(request);
+    } catch (err) {
+      if (err instanceof LightningError && err.code === LightningErrorCode.INVALID_REQUEST) {
+        throw new PaymentError(PaymentErrorCode.INVALID_INVOICE, err.message);
+      }
+      throw err;
+    }
+    if (this.network && decoded.network !== this.network) {
+      throw new PaymentError(
+        PaymentErrorCode.NETWORK_MISMATCH,
+        `the invoice is for ${decoded.network}, the gateway runs on ${this.network}`,
+      );
+    }
+    if (decoded.isExpired)
+      throw new PaymentError(PaymentErrorCode.INVOICE_EXPIRED, 'the invoice has expired');
+    return decoded;
+  }
+
+  private amountOf(decoded: DecodedInvoice, given: Msat | undefined): Msat {
+    if (decoded.amountMsat === 0n) {
+      if (given === undefined || given <= 0n)
+        throw new PaymentError(
+          PaymentErrorCode.AMOUNT_REQUIRED,
+          'the invoice has no amount: give amountMsat',
+        );
+      return given;
+    }
+    if (given !== undefined && given !== decoded.amountMsat) {
+      throw new PaymentError(
+        PaymentErrorCode.AMOUNT_MISMATCH,
+        `amountMsat ${given} differs from the invoice amount ${decoded.amountMsat}`,
+      );
+    }
+    return decoded.amountMsat;
+  }
+
+  /** One live attempt per payment hash: a pending or successful one blocks another. */
+  private assertNotPaid(hash: string, accountId: string): void {
+    const id = this.store.byHash.get(hash);
+    const p = id ? this.store.payments.get(id) : undefined;
+    // Another account's payment id is not this caller's business.
+    const details = p && p.accountId === accountId ? { paymentId: p.id } : undefined;
+    if (p?.status === 'succeeded')
+      throw new PaymentError(PaymentErrorCode.ALREADY_PAID, 'this invoice is already paid', details);
+    if (p?.status === 'pending' || p?.status === 'awaiting_approval') {
+      throw new PaymentError(
+        PaymentErrorCode.PAYMENT_IN_PROGRESS,
+        'a payment of this invoice is in progress',
+        details,
+      );
+    }
+    const own = this.inbound.invoices.get(hash);
+    if (own && own.state !== 'open')
+      throw new PaymentError(PaymentErrorCode.ALREADY_PAID, `this invoice is ${own.state}`);
+  }
+
+  private newPayment(
+    accountId: string,
+    fields: Omit<Payment, 'id' | 'accountId' | 'status' | 'reservationId' | 'createdAt' | 'updatedAt'>,
+  ): Payment {
+    const now = this.now();
+    return {
+      id: randomUUID(),
+      accountId,
+      status: 'pending',
+      reservationId: randomUUID(),
+      createdAt: now,
+      updatedAt: now,
+      ...fields,
+    };
+  }
+  /**
+   * Policy check and reservation of amount + fee limit, with no await in between: nothing can
+   * spend the same funds or budget in the gap. Resolves once the reservation is durable.
+   */
+  private reserve(payment: Payment, req: SpendRequest, extra: SideRecords = []): Promise<void> {
+    const decision = this.decide(payment.accountId, req, false, payment.id);
+    if (decision.outcome === 'deny') this.deny(decision);
+    const records: SideRecords = [...extra];
+    let approval: Approval | undefined;
+    if (decision.outcome === 'needs_approval') {
+      approval = {
+        id: randomUUID(),
+        paymentId: payment.id,
+        accountId: payment.accountId,
+        amountMsat: payment.amountMsat,
+        feeLimitMsat: payment.feeLimitMsat,
+        reason: decision.reason ?? 'approval required',
+        state: 'pending',
+        createdAt: this.now(),
+        expiresAt: this.now() + this.ctx.settings.approvalTtlMs,
+      };
+      payment.status = 'awaiting_approval';
+      payment.approvalId = approval.id;
+      records.push({ key: keys.approval(approval.id), value: encode(approval) });
+    }
+    records.push(
+      { key: keys.payment(payment.id), value: encode(payment) },
+      { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
+    );
+    const applied = this.reserveFunds(payment, records);
+    // Only now that the reservation exists do the payment and its approval exist in memory.
+    this.store.index(payment);
+    if (approval) this.store.approvals.set(approval.id, approval);
+    this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
+    if (approval) this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
+    return applied.durable;
+  }
+
+  /** The pending ledger transfer holding amount + fee limit of a payment, with its records. */
+  reserveFunds(payment: Payment, records: SideRecords): Applied<Transfer> {
+    return this.ledger.transfer(
+      {
+        id: payment.reservationId,
+        debitAccountId: payment.accountId,
+        creditAccountId: LIGHTNING_ACCOUNT,
+        amount: msat(payment.amountMsat + payment.feeLimitMsat),
+        code: 'payment',
+        memo: payment.paymentHash,
+        pending: true,
+      },
+      records,
+    );
+  }
+
+  async send(payment: Payment): Promise<Payment> {
+    let outcome: PaymentOutcome;
+    // The not-found grace runs from here, not from creation (an approval may have waited long).
+    payment.sentAt = this.now();
+    try {
+      outcome =
+        payment.kind === 'keysend'
+          ? await this.backend.keysend({
+              destination: payment.destination,
+              amountMsat: payment.amountMsat,
+              maxFeeMsat: payment.feeLimitMsat,
+              preimage: payment.keysendPreimage!,
+              records: (payment.records ?? []).map((r) => ({ type: BigInt(r.type), value: r.value })),
+              timeoutMs: this.ctx.settings.payTimeoutMs,
+            })
+          : await this.backend.payInvoice({
+              request: payment.request!,
+              maxFeeMsat: payment.feeLimitMsat,
+              timeoutMs: this.ctx.settings.payTimeoutMs,
+              ...(payment.amountMsat ? { amountMsat: payment.amountMsat } : {}),
+            });
+    } catch (err) {
+      // Arguments refused before anything was sent are a definitive failure; anything else is unknown.
+      const refused =
+        err instanceof LightningError &&
+        (err.code === LightningErrorCode.INVALID_ARGUMENT || err.code === LightningErrorCode.INVALID_REQUEST);
+      outcome = refused
+        ? {
+            status: 'failed',
+            paymentHash: payment.paymentHash,
+            reason: 'INCORRECT_PAYMENT_DETAILS',
+            message: err.message,
+          }
+        : { status: 'pending', paymentHash: payment.paymentHash };
+      if (!refused) this.log.warn({ err, paymentId: payment.id }, 'payment outcome unknown; tracking');
+    }
+    await this.apply(payment, outcome);
+    if (payment.status === 'pending') this.track(payment);
+    return publicPayment(payment);
+  }
+
+  /** Applies what LND says to a pending payment: post, void, or leave pending. Idempotent. */
+  async apply(payment: Payment, outcome: PaymentOutcome, fromTracking = false): Promise<void> {
+    if (payment.status !== 'pending') return;
+    if (outcome.status === 'succeeded') {
+      const total = msat(outcome.amountMsat + outcome.feeMsat);
+      if (total > payment.amountMsat + payment.feeLimitMsat) {
+        this.alert(
+          payment.accountId,
+          'PAID_MORE_THAN_RESERVED',
+          `payment ${payment.id} cost ${total} msat, more than the ${payment.amountMsat + payment.feeLimitMsat} msat reserved; the difference is the operator's`,
+        );
+      }
+      this.finish(payment, 'succeeded', { feeMsat: outcome.feeMsat, preimage: outcome.preimage });
+      delete payment.keysendPreimage;
+      const cap = msat(payment.amountMsat + payment.feeLimitMsat);
+      await this.ledger.post(payment.reservationId, total > cap ? cap : total, [
+        { key: keys.payment(payment.id), value: encode(payment) },
+      ]).durable;
+    } else if (outcome.status === 'failed') {
+      // LND keeps one record per hash: right after a retry of a hash that failed before, the old
+      // FAILED can still be what tracking sees. Believe it only once the grace has passed.
+      if (
+        fromTracking &&
+        payment.retriesFailedHash &&
+        this.now() - (payment.sentAt ?? payment.createdAt) <= this.ctx.settings.notFoundGraceMs
+      )
+        return;
+      this.finish(payment, 'failed', { failureReason: outcome.reason });
+      await this.ledger.void(payment.reservationId, outcome.reason, [
+        { key: keys.payment(payment.id), value: encode(payment) },
+      ]).durable;
+    } else if (
+      outcome.status === 'not_found' &&
+      this.now() - (payment.sentAt ?? payment.createdAt) > this.ctx.settings.notFoundGraceMs
+    ) {
+      this.finish(payment, 'failed', { failureReason: 'NEVER_REACHED_LND' });
+      await this.ledger.void(payment.reservationId, 'never reached LND', [
+        { key: keys.payment(payment.id), value: encode(payment) },
+      ]).durable;
+    } else {
+      return;
+    }
+    this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
+  }
+
+  /** Follows a pending payment until LND says it is final (runs in the background). */
+  track(payment: Payment): void {
+    if (this.tracking.has(payment.id) || this.stopped) return;
+    this.tracking.add(payment.id);
+    void (async () => {
+      try {
+        while (!this.stopped && payment.status === 'pending') {
+          const outcome = await this.backend
+            .trackPayment(payment.paymentHash, { timeoutMs: 60_000 })
+            .catch(() => undefined);
+          if (outcome) await this.apply(payment, outcome, true);
+          if (payment.status === 'pending')
+            await new Promise((r) => setTimeout(r, outcome?.status === 'not_found' ? 1000 : 2000).unref());
+        }
+      } catch (err) {
+        this.log.error({ err, paymentId: payment.id }, 'tracking a payment failed');
+      } finally {
+        this.tracking.delete(payment.id);
+      }
+    })();
+  }
+
+  private async payInternal(
+    accountId: string,
+    inv: InvoiceRecord,
+    input: PayInput,
+    amount: Msat,
+    idem: (id: string) => SideRecords,
+  ): Promise<Payment> {
+    if (inv.accountId === accountId)
+      throw new PaymentError(PaymentErrorCode.OWN_INVOICE, 'an account cannot pay its own invoice');
+    if (amount !== inv.amountMsat)
+      throw new PaymentError(PaymentErrorCode.AMOUNT_MISMATCH, 'internal invoices are paid in full');
+    const payment = this.newPayment(accountId, {
+      kind: 'internal',
+      paymentHash: inv.paymentHash,
+      request: inv.request,
+      destination: this.nodePubkey,
+      amountMsat: amount,
+      feeLimitMsat: msat(0),
+      payeeAccountId: inv.accountId,
+      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+    });
+    const decision = this.decide(
+      accountId,
+      {
+        kind: 'bolt11',
+        amountMsat: amount,
+        feeLimitMsat: msat(0),
+        payee: { pubkey: this.nodePubkey, accountId: inv.accountId },
+      },
+      false,
+      payment.id,
+    );
+    if (decision.outcome !== 'allow') this.deny(decision);
+    this.inbound.ensureCredentialAccount(inv.accountId);
+    payment.status = 'succeeded';
+    payment.feeMsat = msat(0);
+    if (inv.preimage) payment.preimage = inv.preimage;
+    // The invoice changes only if the transfer goes through (it can still fail on funds).
+    const settled: InvoiceRecord = {
+      ...inv,
+      state: 'settled',
+      settledVia: 'internal',
+      receivedMsat: amount,
+      settledAt: this.now(),
+    };
+    const applied = this.ledger.transfer(
+      {
+        id: payment.reservationId,
+        debitAccountId: accountId,
+        creditAccountId: inv.accountId,
+        amount,
+        code: 'internal_payment',
+        memo: inv.paymentHash,
+      },
+      [
+        { key: keys.payment(payment.id), value: encode(payment) },
+        { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
+        { key: keys.invoice(inv.paymentHash), value: encode(settled) },
+        ...idem(payment.id),
+        // The LND invoice must not be paid again from outside: the intent to cancel it is durable
+        // with the settlement, completed now, and retried by reconciliation and after a restart.
+        { key: keys.cancelIntent(inv.paymentHash), value: String(this.now()) },
+      ],
+    );
+    Object.assign(inv, settled);
+    this.store.index(payment);
+    await applied.durable;
+    this.inbound.cancelIntents.add(inv.paymentHash);
+    void this.inbound
+      .completeCancel(inv.paymentHash)
+      .catch((err: unknown) =>
+        this.log.warn({ err, hash: inv.paymentHash }, 'could not cancel an internally paid invoice'),
+      );
+    this.events.publish(accountId, { type: 'payment', payment: publicPayment(payment) });
+    this.inbound.publishInvoice(inv);
+    return publicPayment(payment);
+  }
+}
