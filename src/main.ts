@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { readConfigFile } from './config/load.js';
 import { L402Authority } from './l402/authority.js';
-import { L402Gate } from './l402/gate.js';
+import { credentialExpiry, L402Gate } from './l402/gate.js';
 import { L402Revocations } from './l402/revocations.js';
 import { parseProxyConfig, sampleProxyConfig } from './proxy/config.js';
 import { createProxy, recoverInterruptedUsage } from './proxy/server.js';
@@ -191,7 +191,9 @@ export async function openAccounts(
   );
   bridge.start();
   const l402Authority = new L402Authority(l402Secret(config));
-  const revocations = new L402Revocations(ledger, l402Authority);
+  const revocations = new L402Revocations(ledger, l402Authority, {
+    credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),
+  });
   await revocations.start();
   const subscription = backend.subscribeInvoices({
     cursor: new LevelCursorStore(db),
@@ -285,7 +287,10 @@ export async function startL402Proxy(
   let ownRevocations: L402Revocations | undefined;
   if (!authority) {
     authority = new L402Authority(l402Secret(config));
-    ownRevocations = new L402Revocations(accounts.ledger, authority);
+    const payments = accounts.payments;
+    ownRevocations = new L402Revocations(accounts.ledger, authority, {
+      credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),
+    });
     await ownRevocations.start();
   }
   const gate = new L402Gate(authority, backend, accounts.payments);

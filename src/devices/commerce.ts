@@ -173,7 +173,7 @@ export class DeviceCommerce {
     const now = this.now();
     for (const sale of [...this.sales.values()]) {
       if (sale.state !== 'offered') continue;
-      const invoice = this.deps.payments.getInvoice(sale.paymentHash);
+      const invoice = await this.deps.payments.getInvoice(sale.paymentHash);
       if (invoice?.state === 'settled') {
         await this.onSold(sale.paymentHash).catch(this.failed('a sale'));
         continue;

@@ -1,3 +1,4 @@
+import { KeyedQueue } from '../domain/keyed-queue.js';
 import type { Msat } from '../domain/msat.js';
 import type { Applied, SideRecords } from '../ledger/ledger.js';
 import type { Transfer } from '../ledger/types.js';
@@ -5,18 +6,84 @@ import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
 import { LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT } from '../ledger/system-accounts.js';
 import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import type { Invoice } from '../lightning/types.js';
-import { encode, keys } from './codec.js';
-import { PaymentsPart } from './context.js';
+import { keys } from './codec.js';
+import { PaymentsPart, type PaymentsContext } from './context.js';
 import { PaymentError, PaymentErrorCode } from './errors.js';
+import {
+  INVOICE_CURSOR,
+  InvoiceStore,
+  isCredentialInvoice,
+  type InvoiceStoreOptions,
+} from './invoice-store.js';
 import type { InvoiceRecord } from './types.js';
 
-/** Receiving: account invoices, their crediting exactly once, and the cancel intents of internal settlements. */
+/**
+ * Receiving: account invoices, their crediting exactly once, and the cancel intents of internal
+ * settlements. Invoice records live on disk (`InvoiceStore`), read when an event, a payment or
+ * a credential needs one; memory holds a bounded cache of them and of settled hashes.
+ */
 export class Inbound extends PaymentsPart {
-  readonly invoices = new Map<string, InvoiceRecord>();
+  readonly invoices: InvoiceStore;
+  /** One change at a time per invoice: read (memory or disk), decide, write, durable. */
+  private readonly queue = new KeyedQueue();
   /** Hashes of internally settled invoices whose cancel in LND is not confirmed yet (durable intents). */
   readonly cancelIntents = new Set<string>();
   /** The attempt under way for an intent, which a second caller (reconciliation) waits for. */
   private readonly cancelling = new Map<string, Promise<void>>();
+
+  constructor(ctx: PaymentsContext, options: InvoiceStoreOptions & { sweepEveryMs?: number } = {}) {
+    super(ctx);
+    this.invoices = new InvoiceStore(ctx.ledger, { now: () => ctx.now(), ...options });
+    this.sweepEveryMs = options.sweepEveryMs ?? 60_000;
+  }
+
+  private readonly sweepEveryMs: number;
+
+  /** Indexes an older store once, and starts pruning expired unpaid challenges. */
+  async start(): Promise<void> {
+    await this.invoices.open();
+    this.invoices.startSweep(this.sweepEveryMs, (err) =>
+      this.log.error({ err }, 'pruning expired invoices failed'),
+    );
+  }
+
+  stop(): void {
+    this.invoices.stopSweep();
+  }
+
+  /**
+   * Runs `fn` alone for this invoice (crediting, settling it internally): what it reads of the
+   * record is what it writes over.
+   */
+  exclusive<T>(paymentHash: string, fn: () => Promise<T>): Promise<T> {
+    return this.queue.run(paymentHash, fn);
+  }
+
+  /** The record as stored (with its preimage), from memory or disk. */
+  findInvoice(paymentHash: string): Promise<InvoiceRecord | undefined> {
+    return this.invoices.get(paymentHash);
+  }
+
+  /** The preimage of one of this node's invoices, from LND (records of L402 challenges keep none). */
+  async preimageOf(paymentHash: string): Promise<string | undefined> {
+    const inv = await this.backend.lookupInvoice(paymentHash).catch(() => undefined);
+    return inv?.preimage;
+  }
+
+  /** An account's invoices, newest first, a page at a time (`before`: the `next` of the previous page). */
+  async listInvoices(
+    accountId: string,
+    options: { limit: number; before?: string },
+  ): Promise<{ invoices: InvoiceRecord[]; next?: string }> {
+    if (options.before !== undefined && !INVOICE_CURSOR.test(options.before))
+      throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'not a cursor of this listing');
+    const page = await this.invoices.listByAccount(accountId, options.limit, options.before);
+    const found = await Promise.all(page.hashes.map((h) => this.invoices.peek(h)));
+    return {
+      invoices: found.filter((r): r is InvoiceRecord => r !== undefined).map(publicInvoice),
+      ...(page.next !== undefined ? { next: page.next } : {}),
+    };
+  }
 
   async createInvoice(
     accountId: string,
@@ -26,8 +93,8 @@ export class Inbound extends PaymentsPart {
     return this.ledger.idempotent(
       { accountId, key: idempotencyKey, operation: 'invoice', request },
       (records) => this.createInvoiceOnce(accountId, request, records),
-      (hash) => {
-        const inv = this.invoices.get(hash);
+      async (hash) => {
+        const inv = await this.invoices.get(hash);
         if (!inv) throw new PaymentError(PaymentErrorCode.INVOICE_NOT_FOUND, `no invoice ${hash}`);
         return publicInvoice(inv);
       },
@@ -60,17 +127,14 @@ export class Inbound extends PaymentsPart {
       createdAt: created.createdAt.getTime(),
       expiresAt: created.expiresAt.getTime(),
     };
-    this.invoices.set(record.paymentHash, record);
-    await this.ledger.putRecords([
-      { key: keys.invoice(record.paymentHash), value: encode(record) },
-      ...idem(record.paymentHash),
-    ]);
+    await this.ledger.putRecords([...this.invoices.writes(record), ...idem(record.paymentHash)]);
+    this.invoices.remember(record);
     this.publishInvoice(record);
     return publicInvoice(record);
   }
 
-  getInvoice(paymentHash: string): InvoiceRecord | undefined {
-    const inv = this.invoices.get(paymentHash);
+  async getInvoice(paymentHash: string): Promise<InvoiceRecord | undefined> {
+    const inv = await this.invoices.get(paymentHash);
     return inv ? publicInvoice(inv) : undefined;
   }
 
@@ -78,12 +142,18 @@ export class Inbound extends PaymentsPart {
    * Handles an invoice update from LND (subscription or reconciliation). Idempotent: the credit
    * carries the idempotency key `invoice:<hash>`, and the invoice record commits with it.
    */
-  async onInvoice(invoice: Invoice): Promise<void> {
-    const rec = this.invoices.get(invoice.paymentHash);
+  onInvoice(invoice: Invoice): Promise<void> {
+    return this.exclusive(invoice.paymentHash, () => this.onInvoiceAlone(invoice));
+  }
+
+  private async onInvoiceAlone(invoice: Invoice): Promise<void> {
+    const rec = await this.invoices.get(invoice.paymentHash);
     if (!rec) return;
     if (invoice.state === 'canceled' && rec.state === 'open') {
+      // An L402 challenge that ended unpaid leaves nothing behind.
+      if (isCredentialInvoice(rec)) return this.invoices.remove(rec);
       rec.state = 'canceled';
-      await this.ledger.putRecords([{ key: keys.invoice(rec.paymentHash), value: encode(rec) }]);
+      await this.invoices.put(rec);
       this.publishInvoice(rec);
       return;
     }
@@ -99,19 +169,20 @@ export class Inbound extends PaymentsPart {
 
   /**
    * Records an invoice issued for a service credential (L402): its settlement credits the
-   * credential's account, created on first credit. Not awaited for durability: if it is lost,
-   * the credential's first use finds the invoice in LND instead.
+   * credential's account, created on first credit. On disk only (durable when this resolves):
+   * an unpaid challenge takes no memory, and an expired one is pruned.
    */
-  registerServiceInvoice(record: InvoiceRecord): void {
-    this.invoices.set(record.paymentHash, record);
-    void this.ledger
-      .putRecords([{ key: keys.invoice(record.paymentHash), value: encode(record) }])
-      .catch((err: unknown) => this.log.warn({ err }, 'could not record a service invoice'));
+  registerServiceInvoice(record: InvoiceRecord): Promise<void> {
+    return this.invoices.putCold(record);
   }
 
-  /** Hot-path check for the L402 gate: has this invoice's credit been booked? */
+  /**
+   * Hot-path check for the L402 gate, from memory only (a bounded cache of settled hashes): true
+   * when this invoice's credit is booked. False may still be settled: `creditProvenPayment` reads
+   * the record and says so (and caches it).
+   */
   isInvoiceSettled(paymentHash: string): boolean {
-    return this.invoices.get(paymentHash)?.state === 'settled';
+    return this.invoices.isSettled(paymentHash);
   }
 
   /**
@@ -119,20 +190,19 @@ export class Inbound extends PaymentsPart {
    * before LND's settlement event arrived). Same idempotency key as the subscription's credit,
    * so whichever comes first credits, once.
    */
-  async creditProvenPayment(
+  creditProvenPayment(
     paymentHash: string,
     fallback?: () => Promise<InvoiceRecord | undefined>,
   ): Promise<boolean> {
-    let rec = this.invoices.get(paymentHash);
-    if (!rec && fallback) {
-      rec = await fallback();
-      if (rec) this.invoices.set(paymentHash, rec);
-    }
-    if (!rec) return false;
-    if (rec.state === 'settled') return true;
-    if (rec.state === 'canceled') return false;
-    await this.creditSettled(rec, rec.amountMsat, this.now());
-    return true;
+    return this.exclusive(paymentHash, async () => {
+      let rec = await this.invoices.get(paymentHash);
+      if (!rec && fallback) rec = await fallback();
+      if (!rec) return false;
+      if (rec.state === 'settled') return true;
+      if (rec.state === 'canceled') return false;
+      await this.creditSettled(rec, rec.amountMsat, this.now());
+      return true;
+    });
   }
 
   private async creditSettled(
@@ -140,6 +210,9 @@ export class Inbound extends PaymentsPart {
     received: Msat,
     settledAt: number | undefined,
   ): Promise<void> {
+    // TODO(ledger.ensure): with ledger keys and accounts on disk, first
+    // `await this.ledger.ensure({ keys: [`invoice:${rec.paymentHash}`], accounts: [LIGHTNING_ACCOUNT, rec.accountId] })`
+    // (the key makes the credit exactly-once whatever the record says).
     this.ensureCredentialAccount(rec.accountId);
     const settled: InvoiceRecord = {
       ...rec,
@@ -158,13 +231,14 @@ export class Inbound extends PaymentsPart {
           code: 'invoice',
           idempotencyKey: `invoice:${rec.paymentHash}`,
         },
-        [{ key: keys.invoice(rec.paymentHash), value: encode(settled) }],
+        this.invoices.writes(settled),
       );
     } catch (err) {
       if (!(err instanceof LedgerError) || err.code !== LedgerErrorCode.BALANCE_LIMIT_EXCEEDED) throw err;
       return this.heldAboveCeiling(rec, settled, received);
     }
     Object.assign(rec, settled);
+    this.invoices.remember(rec);
     await applied.durable;
     if (!applied.replayed) this.publishInvoice(rec);
   }
@@ -186,9 +260,10 @@ export class Inbound extends PaymentsPart {
         memo: rec.paymentHash,
         idempotencyKey: `invoice:${rec.paymentHash}`,
       },
-      [{ key: keys.invoice(rec.paymentHash), value: encode(held) }],
+      this.invoices.writes(held),
     );
     Object.assign(rec, held);
+    this.invoices.remember(rec);
     await applied.durable;
     if (applied.replayed) return;
     const message = `invoice ${rec.paymentHash} was paid over Lightning (${received} msat) but crediting ${rec.accountId} would exceed the ledger's balance ceiling; the amount is held on ${OPERATOR_ACCOUNT}`;
@@ -220,9 +295,10 @@ export class Inbound extends PaymentsPart {
         memo: rec.paymentHash,
         idempotencyKey: `invoice:${rec.paymentHash}`,
       },
-      [{ key: keys.invoice(rec.paymentHash), value: encode({ ...rec, lightningReceivedMsat: received }) }],
+      this.invoices.writes({ ...rec, lightningReceivedMsat: received }),
     );
     rec.lightningReceivedMsat = received;
+    this.invoices.remember(rec);
     await applied.durable;
     if (applied.replayed) return;
     const message = `invoice ${rec.paymentHash} was paid internally and then over Lightning (${received} msat); the second payment is held on ${OPERATOR_ACCOUNT} for a refund, the payee is not credited twice`;
@@ -257,11 +333,11 @@ export class Inbound extends PaymentsPart {
       if (!(await this.cancelRefused(hash, err))) return;
     }
     // The invoice is final in LND now: later full reconciliations need not look it up again.
-    const rec = this.invoices.get(hash);
+    const rec = await this.invoices.get(hash);
     if (rec) rec.closedInLnd = true;
     await this.ledger.putRecords([
       { key: keys.cancelIntent(hash), value: null },
-      ...(rec ? [{ key: keys.invoice(hash), value: encode(rec) }] : []),
+      ...(rec ? this.invoices.writes(rec) : []),
     ]);
     this.cancelIntents.delete(hash);
   }
@@ -300,7 +376,7 @@ export class Inbound extends PaymentsPart {
 
   /** Accounts of L402 credentials come into being with their first credit. */
   ensureCredentialAccount(accountId: string): void {
-    if (accountId.startsWith('l402:') && !this.ledger.getAccount(accountId)) {
+    if (isCredentialInvoice({ accountId }) && !this.ledger.getAccount(accountId)) {
       this.ledger.createAccount({ id: accountId, kind: 'credential', name: accountId });
     }
   }

@@ -9,6 +9,7 @@ import type { InvoiceRecord } from './types.js';
  *   inv!<hash>                              the record
  *   invexp!<expiresAt, 15 digits>!<hash>    while LND may still take a payment for it: open, or
  *                                           settled internally and its cancel not confirmed by LND
+ *                                           (value `c` for an L402 credential's invoice)
  *   invby!<account>!<createdAt, 15 digits>!<hash> = hash
  *                                           an account's invoices, newest first; an L402
  *                                           credential's only once paid
@@ -26,6 +27,8 @@ export const invoiceKeys = {
 };
 
 const EXPIRY_PREFIX = 'invexp!';
+/** The value of an expiry entry of an L402 credential's invoice (others: empty). */
+const CREDENTIAL = 'c';
 const HASH = /^[0-9a-f]{64}$/;
 /** A cursor of `listByAccount`: creation time (15 digits) and hash. */
 export const INVOICE_CURSOR = /^[0-9]{15}![0-9a-f]{64}$/;
@@ -93,7 +96,10 @@ export class InvoiceStore {
     const hash = rec.paymentHash;
     const out: SideRecords = [
       { key: invoiceKeys.record(hash), value: encode(rec) },
-      { key: invoiceKeys.expiry(rec.expiresAt, hash), value: isLiveInLnd(rec) ? '' : null },
+      {
+        key: invoiceKeys.expiry(rec.expiresAt, hash),
+        value: isLiveInLnd(rec) ? (isCredentialInvoice(rec) ? CREDENTIAL : '') : null,
+      },
     ];
     if (!isCredentialInvoice(rec) || rec.state === 'settled')
       out.push({ key: invoiceKeys.byAccount(rec.accountId, rec.createdAt, hash), value: hash });
@@ -166,6 +172,14 @@ export class InvoiceStore {
     return rec;
   }
 
+  /** The record for reading only (listings, reconciliation): from memory, else disk, not cached. */
+  async peek(hash: string): Promise<InvoiceRecord | undefined> {
+    const cached = this.records.get(hash);
+    if (cached || !HASH.test(hash)) return cached;
+    const raw = await this.store.getRecord(invoiceKeys.record(hash));
+    return this.records.get(hash) ?? (raw === undefined ? undefined : decodeInvoice(raw));
+  }
+
   /** From memory only: has this invoice's credit been booked? (The L402 hot path; a miss reads `get`.) */
   isSettled(hash: string): boolean {
     return this.settled.get(hash) === true;
@@ -175,14 +189,20 @@ export class InvoiceStore {
    * Invoices LND may still take a payment for, expiring first, a page at a time (`after`: the
    * `next` of the previous page).
    */
-  async live(limit: number, after?: string): Promise<{ hashes: string[]; next?: string }> {
+  async live(
+    limit: number,
+    after?: string,
+  ): Promise<{ entries: { hash: string; credential: boolean }[]; next?: string }> {
     const page = await this.store.listRecords(EXPIRY_PREFIX, {
       limit,
       ...(after !== undefined ? { after } : {}),
     });
     const last = page[page.length - 1];
     return {
-      hashes: page.map((r) => r.key.slice(r.key.lastIndexOf('!') + 1)),
+      entries: page.map((r) => ({
+        hash: r.key.slice(r.key.lastIndexOf('!') + 1),
+        credential: r.value === CREDENTIAL,
+      })),
       ...(page.length === limit && last ? { next: last.key } : {}),
     };
   }

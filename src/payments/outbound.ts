@@ -72,8 +72,20 @@ export class Outbound extends PaymentsPart {
     const amount = this.amountOf(decoded, input.amountMsat);
     this.assertNotPaid(decoded.paymentHash, accountId);
     const earlier = this.store.byHash.get(decoded.paymentHash);
-    const own = this.inbound.invoices.get(decoded.paymentHash);
-    if (own) return this.payInternal(accountId, own, input, amount, idem);
+    // Only this node's invoices can be an account's: their records are read from disk, and the
+    // internal settlement runs alone for the invoice (what it checks is what it settles).
+    if (decoded.destination === this.nodePubkey && (await this.inbound.findInvoice(decoded.paymentHash)))
+      return this.inbound.exclusive(decoded.paymentHash, async () => {
+        const own = await this.inbound.findInvoice(decoded.paymentHash);
+        if (!own)
+          throw new PaymentError(PaymentErrorCode.INVALID_INVOICE, 'this invoice is no longer payable');
+        if (own.state !== 'open')
+          throw new PaymentError(PaymentErrorCode.ALREADY_PAID, `this invoice is ${own.state}`);
+        // An L402 challenge's record keeps no preimage: LND has it.
+        const preimage = own.preimage ?? (await this.inbound.preimageOf(own.paymentHash));
+        this.assertNotPaid(decoded.paymentHash, accountId);
+        return this.payInternal(accountId, own, input, amount, idem, preimage);
+      });
     if (decoded.destination === this.nodePubkey) {
       throw new PaymentError(
         PaymentErrorCode.INVALID_INVOICE,
@@ -335,9 +347,6 @@ export class Outbound extends PaymentsPart {
         details,
       );
     }
-    const own = this.inbound.invoices.get(hash);
-    if (own && own.state !== 'open')
-      throw new PaymentError(PaymentErrorCode.ALREADY_PAID, `this invoice is ${own.state}`);
   }
 
   private newPayment(
@@ -523,6 +532,7 @@ export class Outbound extends PaymentsPart {
     input: PayInput,
     amount: Msat,
     idem: (id: string) => SideRecords,
+    preimage: string | undefined,
   ): Promise<Payment> {
     if (inv.accountId === accountId)
       throw new PaymentError(PaymentErrorCode.OWN_INVOICE, 'an account cannot pay its own invoice');
@@ -531,7 +541,7 @@ export class Outbound extends PaymentsPart {
     const payment = this.newPayment(accountId, {
       kind: 'internal',
       paymentHash: inv.paymentHash,
-      request: inv.request,
+      request: input.request,
       destination: this.nodePubkey,
       amountMsat: amount,
       feeLimitMsat: msat(0),
@@ -553,7 +563,7 @@ export class Outbound extends PaymentsPart {
     this.inbound.ensureCredentialAccount(inv.accountId);
     payment.status = 'succeeded';
     payment.feeMsat = msat(0);
-    if (inv.preimage) payment.preimage = inv.preimage;
+    if (preimage) payment.preimage = preimage;
     // The invoice changes only if the transfer goes through (it can still fail on funds).
     const settled: InvoiceRecord = {
       ...inv,
@@ -574,7 +584,7 @@ export class Outbound extends PaymentsPart {
       [
         { key: keys.payment(payment.id), value: encode(payment) },
         { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
-        { key: keys.invoice(inv.paymentHash), value: encode(settled) },
+        ...this.inbound.invoices.writes(settled),
         ...idem(payment.id),
         // The LND invoice must not be paid again from outside: the intent to cancel it is durable
         // with the settlement, completed now, and retried by reconciliation and after a restart.
@@ -582,6 +592,7 @@ export class Outbound extends PaymentsPart {
       ],
     );
     Object.assign(inv, settled);
+    this.inbound.invoices.remember(inv);
     this.store.index(payment);
     await applied.durable;
     this.inbound.cancelIntents.add(inv.paymentHash);

@@ -82,35 +82,42 @@ export class Reconciliation extends PaymentsPart {
         );
       }
     }
-    for (const inv of [...this.inbound.invoices.values()]) {
-      if (inv.state !== 'open') continue;
-      const lnd = await this.backend.lookupInvoice(inv.paymentHash).catch(() => undefined);
-      if (lnd && lnd.state !== 'open') await this.inbound.onInvoice(lnd);
-    }
-    // A full pass also checks every internally settled invoice LND could still accept a payment
-    // for (not expired, not confirmed final in LND): one still open there is canceled, one paid is
-    // a double payment.
-    if (full) {
-      const now = this.now();
-      for (const inv of [...this.inbound.invoices.values()]) {
+    // The invoices LND may still take a payment for (the expiry index, a page at a time):
+    // open account invoices are caught up (an L402 challenge's payment is caught by the
+    // subscription, or proven by its preimage when used); a full pass also checks every internally
+    // settled invoice LND has not confirmed final (not expired): one still open there is canceled,
+    // one paid is a double payment.
+    const now = this.now();
+    let after: string | undefined;
+    do {
+      const page = await this.inbound.invoices.live(500, after);
+      for (const { hash, credential } of page.entries) {
+        if (credential && !full) continue;
+        const inv = await this.inbound.invoices.peek(hash);
+        if (!inv) continue;
+        if (inv.state === 'open') {
+          if (credential) continue;
+          const lnd = await this.backend.lookupInvoice(hash).catch(() => undefined);
+          if (lnd && lnd.state !== 'open') await this.inbound.onInvoice(lnd);
+          continue;
+        }
         if (
+          !full ||
           inv.settledVia !== 'internal' ||
           inv.closedInLnd === true ||
           inv.expiresAt <= now ||
-          this.inbound.cancelIntents.has(inv.paymentHash)
+          this.inbound.cancelIntents.has(hash)
         )
           continue;
-        const lnd = await this.backend.lookupInvoice(inv.paymentHash).catch(() => undefined);
+        const lnd = await this.backend.lookupInvoice(hash).catch(() => undefined);
         if (lnd?.state === 'settled') await this.inbound.onInvoice(lnd);
         else if (lnd?.state === 'open' || lnd?.state === 'accepted') {
-          this.log.warn(
-            { hash: inv.paymentHash },
-            'an internally paid invoice was still open in LND; canceling',
-          );
-          await this.inbound.requestCancel(inv.paymentHash);
+          this.log.warn({ hash }, 'an internally paid invoice was still open in LND; canceling');
+          await this.inbound.requestCancel(hash);
         }
       }
-    }
+      after = page.next;
+    } while (after !== undefined);
     return { checked, mismatches };
   }
 

@@ -8,10 +8,11 @@ import type { AuditLog } from '../policy/audit.js';
 import type { PolicyRegistry } from '../policy/registry.js';
 import type { SpendRequest } from '../policy/types.js';
 import { Approvals } from './approvals.js';
-import { decodeApproval, decodeInvoice, decodePayment, keys } from './codec.js';
+import { decodeApproval, decodePayment, keys } from './codec.js';
 import { PaymentsContext } from './context.js';
 import { publishBalanceEvents, type EventBus } from './events.js';
 import { Inbound } from './inbound.js';
+import type { InvoiceStoreOptions } from './invoice-store.js';
 import { Outbound, type KeysendInput, type PayInput } from './outbound.js';
 import { PaymentStore } from './payment-store.js';
 import { Reconciliation, type Liabilities } from './reconciliation.js';
@@ -27,6 +28,8 @@ export interface PaymentsOptions {
   notFoundGraceMs?: number;
   reconcileIntervalMs?: number;
   now?: () => number;
+  /** Invoice caches, the grace before an expired unpaid invoice is pruned, and the sweep's period. */
+  invoices?: InvoiceStoreOptions & { sweepEveryMs?: number };
 }
 
 /**
@@ -60,7 +63,7 @@ export class PaymentsService {
       notFoundGraceMs: options.notFoundGraceMs ?? 60_000,
     });
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? 60_000;
-    this.inbound = new Inbound(this.ctx);
+    this.inbound = new Inbound(this.ctx, options.invoices);
     this.outbound = new Outbound(this.ctx, this.store, this.inbound);
     this.approvals = new Approvals(this.ctx, this.store, this.outbound);
     this.reconciliation = new Reconciliation(this.ctx, this.store, this.outbound, this.inbound);
@@ -89,10 +92,8 @@ export class PaymentsService {
         this.ledger.adoptIdempotencyKey(p.accountId, p.idempotencyKey, operation, p.id, p.createdAt);
       }
     }
-    for (const r of await this.ledger.listRecords('inv!')) {
-      const inv = decodeInvoice(r.value);
-      this.inbound.invoices.set(inv.paymentHash, inv);
-    }
+    // Invoice records stay on disk: nothing of them is loaded (older stores are indexed once).
+    await this.inbound.start();
     for (const r of await this.ledger.listRecords('appr!')) {
       const a = decodeApproval(r.value);
       this.store.approvals.set(a.id, a);
@@ -121,6 +122,7 @@ export class PaymentsService {
 
   stop(): void {
     this.ctx.stopped = true;
+    this.inbound.stop();
     this.stopBalanceEvents?.();
     this.stopBalanceEvents = undefined;
     for (const t of this.timers) clearInterval(t);
@@ -180,8 +182,22 @@ export class PaymentsService {
     return this.inbound.createInvoice(accountId, input);
   }
 
-  getInvoice(paymentHash: string): InvoiceRecord | undefined {
+  /** An invoice as its account sees it (no preimage), from memory or disk. */
+  getInvoice(paymentHash: string): Promise<InvoiceRecord | undefined> {
     return this.inbound.getInvoice(paymentHash);
+  }
+
+  /** An account's invoices, newest first, a page at a time (`before`: the `next` of the previous page). */
+  listInvoices(
+    accountId: string,
+    options: { limit: number; before?: string },
+  ): Promise<{ invoices: InvoiceRecord[]; next?: string }> {
+    return this.inbound.listInvoices(accountId, options);
+  }
+
+  /** What of the invoices is in memory: bounded caches, whatever the number of invoices. */
+  invoiceStats(): { cachedRecords: number; cachedSettled: number } {
+    return this.inbound.invoices.stats();
   }
 
   /** Handles an invoice update from LND (subscription or reconciliation); idempotent. */
@@ -189,9 +205,9 @@ export class PaymentsService {
     return this.inbound.onInvoice(invoice);
   }
 
-  /** Records an invoice issued for a service credential (L402), credited to its account when paid. */
-  registerServiceInvoice(record: InvoiceRecord): void {
-    this.inbound.registerServiceInvoice(record);
+  /** Records an invoice issued for a service credential (L402) on disk, credited to its account when paid. */
+  registerServiceInvoice(record: InvoiceRecord): Promise<void> {
+    return this.inbound.registerServiceInvoice(record);
   }
 
   /** Hot-path check for the L402 gate: has this invoice's credit been booked? */

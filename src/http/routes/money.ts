@@ -95,7 +95,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
       },
     },
     async (req, reply) => {
-      const inv = s.payments.getInvoice(req.params.hash);
+      const inv = await s.payments.getInvoice(req.params.hash);
       if (!inv || inv.accountId !== req.params.id)
         return reply
           .code(404)

@@ -90,7 +90,7 @@ describe('one credit ceiling and one rule for crediting system accounts', () => 
     await f.service.onInvoice(settled); // a redelivery books nothing again
     expect((await account('rich')).balanceMsat).toBe((MAX_MSAT - 1_000_000n).toString());
     expect(BigInt((await account('sys:operator')).balanceMsat!)).toBe(operator + 1_000_001n);
-    expect(f.service.getInvoice(inv.paymentHash)).toMatchObject({
+    expect(await f.service.getInvoice(inv.paymentHash)).toMatchObject({
       state: 'settled',
       heldByOperatorMsat: 1_000_001n,
     });

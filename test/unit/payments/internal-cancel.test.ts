@@ -92,7 +92,7 @@ describe('canceling internally paid invoices in LND', () => {
     // The record keeps the internal settlement, and a restart books nothing again.
     const restarted = await paymentsFixture({}, store, f.lightning);
     await restarted.service.onInvoice(settled);
-    expect(restarted.service.getInvoice(hash)).toMatchObject({
+    expect(await restarted.service.getInvoice(hash)).toMatchObject({
       state: 'settled',
       settledVia: 'internal',
       lightningReceivedMsat: 7_000n,

@@ -166,7 +166,7 @@ describe('PaymentsService', () => {
     const again = await paymentsFixture({}, store, f.lightning);
     await again.service.onInvoice(settled);
     expect(balanceOf(again.ledger.requireAccount('b'))).toBe(5_000n);
-    expect(again.service.getInvoice(inv.paymentHash)).toMatchObject({
+    expect(await again.service.getInvoice(inv.paymentHash)).toMatchObject({
       state: 'settled',
       settledVia: 'lightning',
       receivedMsat: 5_000n,
@@ -340,7 +340,7 @@ describe('PaymentsService', () => {
     await expect(f.service.pay('poor', { request: inv.request })).rejects.toMatchObject({
       code: 'INSUFFICIENT_FUNDS',
     });
-    expect(f.service.getInvoice(inv.paymentHash)?.state).toBe('open');
+    expect((await f.service.getInvoice(inv.paymentHash))?.state).toBe('open');
     await f.account('rich', 10_000n);
     expect((await f.service.pay('rich', { request: inv.request })).status).toBe('succeeded');
   });
