@@ -9,7 +9,8 @@ import type { InvoiceRecord } from './types.js';
  *   inv!<hash>                              the record
  *   invexp!<expiresAt, 15 digits>!<hash>    while LND may still take a payment for it: open, or
  *                                           settled internally and its cancel not confirmed by LND
- *                                           (value `c` for an L402 credential's invoice)
+ *                                           (value: '' open, `c` an open L402 challenge, `i`
+ *                                           settled internally)
  *   invby!<account>!<createdAt, 15 digits>!<hash> = hash
  *                                           an account's invoices, newest first; an L402
  *                                           credential's only once paid
@@ -27,8 +28,13 @@ export const invoiceKeys = {
 };
 
 const EXPIRY_PREFIX = 'invexp!';
-/** The value of an expiry entry of an L402 credential's invoice (others: empty). */
-const CREDENTIAL = 'c';
+/** Why an invoice is in the expiry index, so that its readers can skip what they do not need. */
+export type LiveKind = 'open' | 'challenge' | 'internal';
+const LIVE_VALUE: Record<LiveKind, string> = { open: '', challenge: 'c', internal: 'i' };
+const liveKind = (rec: InvoiceRecord): LiveKind =>
+  rec.state !== 'open' ? 'internal' : isCredentialInvoice(rec) ? 'challenge' : 'open';
+const kindOf = (value: string): LiveKind =>
+  value === LIVE_VALUE.challenge ? 'challenge' : value === LIVE_VALUE.internal ? 'internal' : 'open';
 const HASH = /^[0-9a-f]{64}$/;
 /** A cursor of `listByAccount`: creation time (15 digits) and hash. */
 export const INVOICE_CURSOR = /^[0-9]{15}![0-9a-f]{64}$/;
@@ -98,7 +104,7 @@ export class InvoiceStore {
       { key: invoiceKeys.record(hash), value: encode(rec) },
       {
         key: invoiceKeys.expiry(rec.expiresAt, hash),
-        value: isLiveInLnd(rec) ? (isCredentialInvoice(rec) ? CREDENTIAL : '') : null,
+        value: isLiveInLnd(rec) ? LIVE_VALUE[liveKind(rec)] : null,
       },
     ];
     if (!isCredentialInvoice(rec) || rec.state === 'settled')
@@ -192,7 +198,7 @@ export class InvoiceStore {
   async live(
     limit: number,
     after?: string,
-  ): Promise<{ entries: { hash: string; credential: boolean }[]; next?: string }> {
+  ): Promise<{ entries: { hash: string; kind: LiveKind }[]; next?: string }> {
     const page = await this.store.listRecords(EXPIRY_PREFIX, {
       limit,
       ...(after !== undefined ? { after } : {}),
@@ -201,7 +207,7 @@ export class InvoiceStore {
     return {
       entries: page.map((r) => ({
         hash: r.key.slice(r.key.lastIndexOf('!') + 1),
-        credential: r.value === CREDENTIAL,
+        kind: kindOf(r.value),
       })),
       ...(page.length === limit && last ? { next: last.key } : {}),
     };

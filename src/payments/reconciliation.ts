@@ -91,12 +91,11 @@ export class Reconciliation extends PaymentsPart {
     let after: string | undefined;
     do {
       const page = await this.inbound.invoices.live(500, after);
-      for (const { hash, credential } of page.entries) {
-        if (credential && !full) continue;
+      for (const { hash, kind } of page.entries) {
+        if (kind === 'challenge' || (kind === 'internal' && !full)) continue;
         const inv = await this.inbound.invoices.peek(hash);
         if (!inv) continue;
         if (inv.state === 'open') {
-          if (credential) continue;
           const lnd = await this.backend.lookupInvoice(hash).catch(() => undefined);
           if (lnd && lnd.state !== 'open') await this.inbound.onInvoice(lnd);
           continue;

@@ -195,6 +195,14 @@ export class PaymentsService {
     return this.inbound.listInvoices(accountId, options);
   }
 
+  /**
+   * One bounded pass of the invoice sweep (which runs every minute): expired unpaid L402
+   * challenges leave the disk, expired invoices the expiry index. Returns how many it removed.
+   */
+  pruneExpiredInvoices(limit?: number): Promise<number> {
+    return this.inbound.invoices.prune(limit);
+  }
+
   /** What of the invoices is in memory: bounded caches, whatever the number of invoices. */
   invoiceStats(): { cachedRecords: number; cachedSettled: number } {
     return this.inbound.invoices.stats();

@@ -49,6 +49,7 @@ describe('InvoiceStore', () => {
     expect(store.records.has(exp)).toBe(true);
     await invoices.put({ ...rec, state: 'settled', settledVia: 'internal' });
     expect(store.records.has(exp)).toBe(true); // its cancel in LND is not confirmed yet
+    expect((await invoices.live(10)).entries).toEqual([{ hash: rec.paymentHash, kind: 'internal' }]);
     await invoices.put({ ...rec, state: 'settled', settledVia: 'internal', closedInLnd: true });
     expect(store.records.has(exp)).toBe(false);
     expect((await invoices.live(10)).entries).toEqual([]);
@@ -87,7 +88,7 @@ describe('InvoiceStore', () => {
     expect(await invoices.prune(4)).toBe(0);
     for (const c of challenges) expect(store.records.has(invoiceKeys.record(c.paymentHash))).toBe(false);
     expect(await invoices.get(own.paymentHash)).toMatchObject({ state: 'open' }); // history stays
-    expect((await invoices.live(10)).entries).toEqual([{ hash: later.paymentHash, credential: true }]);
+    expect((await invoices.live(10)).entries).toEqual([{ hash: later.paymentHash, kind: 'challenge' }]);
   });
 
   it('indexes records written before the indexes existed, once', async () => {
@@ -99,7 +100,7 @@ describe('InvoiceStore', () => {
     const ledger = await Ledger.open(store);
     const invoices = new InvoiceStore(ledger);
     await invoices.open();
-    expect((await invoices.live(10)).entries).toEqual([{ hash: old.paymentHash, credential: false }]);
+    expect((await invoices.live(10)).entries).toEqual([{ hash: old.paymentHash, kind: 'open' }]);
     expect((await invoices.listByAccount('alice', 10)).hashes).toHaveLength(2);
     expect(store.records.has(invoiceKeys.indexed)).toBe(true);
   });
