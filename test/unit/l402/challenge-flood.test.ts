@@ -73,4 +73,22 @@ describe('L402 challenges cost nothing until paid', () => {
     expect(h.service.invoiceStats().cachedRecords).toBeLessThanOrEqual(100);
     h.service.stop();
   }, 120_000);
+
+  it('a gateway account pays a challenge internally and gets its preimage from LND (the record keeps none)', async () => {
+    const f = await paymentsFixture();
+    await f.account('agent', 100_000n);
+    const gate = new L402Gate(new L402Authority(SECRET), f.lightning, f.service);
+    const c = await gate.challenge(SERVICE);
+    const hash = hashOf(c.macaroon);
+    const p = await f.service.pay('agent', { request: c.invoice });
+    expect(p).toMatchObject({ kind: 'internal', status: 'succeeded' });
+    expect(p.preimage).toBe(f.lightning.invoices.get(hash)!.preimage);
+    const auth = await gate.authorize(`L402 ${c.macaroon}:${p.preimage!}`, SERVICE.name);
+    expect(auth).toMatchObject({ ok: true, accountId: credentialAccountId(c.tokenId) });
+    expect(balanceOf(f.ledger.requireAccount(credentialAccountId(c.tokenId)))).toBe(5000n);
+    await expect(f.service.pay('agent', { request: c.invoice })).rejects.toMatchObject({
+      code: 'ALREADY_PAID',
+    });
+    f.service.stop();
+  });
 });

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoulombApp } from '../../../src/http/app.js';
 import { L402Authority } from '../../../src/l402/authority.js';
-import { credentialAccountId, L402Gate } from '../../../src/l402/gate.js';
+import { credentialAccountId, credentialExpiry, L402Gate } from '../../../src/l402/gate.js';
 import { decodeV2 } from '../../../src/l402/macaroon.js';
 import { L402Revocations } from '../../../src/l402/revocations.js';
 import { Ledger } from '../../../src/ledger/ledger.js';
@@ -206,6 +206,24 @@ describe('L402 revocation through the operator API', () => {
     expect(await revs.prune()).toBe(1);
     expect(auth.revoked.has(c.tokenId)).toBe(false);
     expect(auth.verify(c.header, 'fixed')).toMatchObject({ ok: false, failure: 'EXPIRED' });
+  });
+
+  it('a revocation by token id lasts as long as the credential (its expiry from its invoice)', async () => {
+    const clock = { t: Date.now() };
+    const c = await credential(); // valid for 600 s
+    expect((await get(c.header)).status).toBe(200); // paid: its invoice is settled
+    const auth = new L402Authority(SECRET, () => clock.t);
+    const revs = new L402Revocations(f.ledger, auth, {
+      now: () => clock.t,
+      credentialExpiry: (tokenId) => credentialExpiry(f.service, tokenId),
+    });
+    const r = await revs.revoke({ tokenId: c.tokenId });
+    expect(r.expiresAt).toBeGreaterThan(clock.t);
+    expect(r.expiresAt).toBeLessThanOrEqual(clock.t + 600_000);
+    expect(auth.revoked.get(c.tokenId)).toBe(r.expiresAt);
+    clock.t = r.expiresAt! + 1;
+    expect(await revs.prune()).toBe(1);
+    expect(await revs.get(c.tokenId)).toBeUndefined();
   });
 
   it('is in the CLI: coulomb l402 revoke and coulomb l402 revoked', async () => {
