@@ -286,6 +286,7 @@ export class Inbound extends PaymentsPart {
   private async paidTwice(rec: InvoiceRecord, invoice: Invoice): Promise<void> {
     if (rec.lightningReceivedMsat !== undefined) return;
     const received = invoice.receivedMsat > 0n ? invoice.receivedMsat : rec.amountMsat;
+    // TODO(ledger.ensure): `await this.ledger.ensure({ keys: [`invoice:${rec.paymentHash}`], accounts: [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT] })`.
     const applied = this.ledger.transfer(
       {
         debitAccountId: LIGHTNING_ACCOUNT,
