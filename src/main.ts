@@ -193,6 +193,7 @@ export async function openAccounts(
   const l402Authority = new L402Authority(l402Secret(config));
   const revocations = new L402Revocations(ledger, l402Authority, {
     credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),
+    onError: (err) => log.warn({ err }, 'pruning L402 revocations failed'),
   });
   await revocations.start();
   const subscription = backend.subscribeInvoices({
@@ -290,6 +291,7 @@ export async function startL402Proxy(
     const payments = accounts.payments;
     ownRevocations = new L402Revocations(accounts.ledger, authority, {
       credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),
+      onError: (err) => log.warn({ err }, 'pruning L402 revocations failed'),
     });
     await ownRevocations.start();
   }

@@ -19,6 +19,8 @@ export interface RevocationOptions {
    * credential reads it from the macaroon); undefined when unknown (the revocation is kept).
    */
   credentialExpiry?: (tokenId: string) => Promise<number | undefined>;
+  /** A periodic prune that failed (it is tried again at the next one). */
+  onError?: (err: unknown) => void;
 }
 
 /** What names a credential to revoke: its token id, or the credential (or macaroon) itself. */
@@ -39,6 +41,7 @@ export class L402Revocations {
   private readonly now: () => number;
   private readonly credentialExpiry: (tokenId: string) => Promise<number | undefined>;
   private timer: NodeJS.Timeout | undefined;
+  private readonly onError: (err: unknown) => void;
 
   constructor(
     private readonly store: RecordStore & { getAccount(id: string): unknown },
@@ -47,6 +50,7 @@ export class L402Revocations {
   ) {
     this.now = options.now ?? Date.now;
     this.credentialExpiry = options.credentialExpiry ?? (() => Promise.resolve(undefined));
+    this.onError = options.onError ?? (() => undefined);
   }
 
   /**
@@ -56,7 +60,7 @@ export class L402Revocations {
   async start(pruneEveryMs = 3600_000): Promise<void> {
     await this.load();
     if (this.timer) return;
-    this.timer = setInterval(() => void this.prune().catch(() => undefined), pruneEveryMs);
+    this.timer = setInterval(() => void this.prune().catch(this.onError), pruneEveryMs);
     this.timer.unref();
   }
 
