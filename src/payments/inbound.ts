@@ -64,10 +64,12 @@ export class Inbound extends PaymentsPart {
     return this.invoices.get(paymentHash);
   }
 
-  /** The preimage of one of this node's invoices, from LND (records of L402 challenges keep none). */
+  /**
+   * The preimage of one of this node's invoices, from LND (records of L402 challenges keep none).
+   * LND's failure is thrown: an internal payment must not settle without the proof it sells.
+   */
   async preimageOf(paymentHash: string): Promise<string | undefined> {
-    const inv = await this.backend.lookupInvoice(paymentHash).catch(() => undefined);
-    return inv?.preimage;
+    return (await this.backend.lookupInvoice(paymentHash)).preimage;
   }
 
   /** An account's invoices, newest first, a page at a time (`before`: the `next` of the previous page). */
