@@ -80,7 +80,12 @@ export class L402Gate {
   }
 
   /** A top-up: a new invoice whose settlement credits the same credential (valid until `expiresAt`). */
-  async topUp(tokenId: string, service: ServiceTerms, amount: Msat, expiresAt?: number): Promise<InvoiceRecord> {
+  async topUp(
+    tokenId: string,
+    service: ServiceTerms,
+    amount: Msat,
+    expiresAt?: number,
+  ): Promise<InvoiceRecord> {
     const invoice = await this.backend.createInvoice({
       amountMsat: amount,
       description: `L402 top-up for ${service.name}`,
