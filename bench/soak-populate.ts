@@ -69,6 +69,8 @@ const SERVICE: ServiceTerms = {
   lifetimeSeconds: 86_400,
 };
 const REVENUE = `svc:${SERVICE.name}`;
+/** Calls of the payments/L402 paths in flight at once: their durable waits share group-commit batches. */
+const INFLIGHT = 2000;
 
 interface Ctx {
   ledger: Ledger;
@@ -106,7 +108,7 @@ async function agents(ctx: Ctx, n: number, policies: PolicyRegistry): Promise<vo
     ctx.agents.push(id);
   }
   await ctx.ledger.flush();
-  await pool(ctx, n, 500, async (i) => {
+  await pool(ctx, n, INFLIGHT, async (i) => {
     const id = ctx.agents[i]!;
     await policies.set(id, tierPolicy('L3'));
     await ctx.payments.fund(id, msat(10n ** 12n));
@@ -147,7 +149,7 @@ async function l402Credentials(ctx: Ctx, n: number, uses: number): Promise<void>
   if (!ctx.ledger.getAccount(REVENUE))
     await ctx.ledger.createAccount({ id: REVENUE, kind: 'service', name: `revenue of ${SERVICE.name}` })
       .durable;
-  await pool(ctx, n, 500, async () => {
+  await pool(ctx, n, INFLIGHT, async () => {
     const c = await ctx.gate.challenge(SERVICE);
     const { paymentHash } = await ctx.fake.decodeInvoice(c.invoice);
     const preimage = ctx.fake.invoices.get(paymentHash)!.preimage!;
@@ -172,7 +174,7 @@ async function l402Credentials(ctx: Ctx, n: number, uses: number): Promise<void>
 /** Invoices of agents settled over Lightning: created by payments, settled by LND's update. */
 async function lightningInvoices(ctx: Ctx, n: number): Promise<void> {
   const a = ctx.agents;
-  await pool(ctx, n, 500, async (i) => {
+  await pool(ctx, n, INFLIGHT, async (i) => {
     const inv = await ctx.payments.createInvoice(a[i % a.length]!, { amountMsat: msat(5000) });
     await ctx.payments.onInvoice(ctx.fake.settle(inv.paymentHash));
   });
@@ -191,7 +193,7 @@ async function finalPayments(ctx: Ctx, n: number): Promise<void> {
     reason: 'NO_ROUTE',
     message: 'no route',
   });
-  await pool(ctx, n, 500, async (i) => {
+  await pool(ctx, n, INFLIGHT, async (i) => {
     const payer = a[i % a.length]!;
     if (i % 2 === 0) {
       const inv = await ctx.payments.createInvoice(a[(i + 1) % a.length]!, { amountMsat: msat(2000) });
@@ -206,7 +208,7 @@ async function finalPayments(ctx: Ctx, n: number): Promise<void> {
 
 /** L402 challenges never paid: what a challenge flood leaves behind (unexpired: an hour to live). */
 async function unpaidChallenges(ctx: Ctx, n: number): Promise<void> {
-  await pool(ctx, n, 500, async () => {
+  await pool(ctx, n, INFLIGHT, async () => {
     await ctx.gate.challenge(SERVICE);
   });
 }

@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -50,6 +50,8 @@ interface Measure {
   startSeconds: number;
   rssMb: number;
   heapUsedMb: number;
+  /** The machine's 1-minute load average when the start began (other processes slow a start down). */
+  loadAvg: number;
 }
 
 const mb = (n: number): number => Number((n / 1024 / 1024).toFixed(1));
@@ -58,6 +60,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Starts the gateway on `dataDir`, times it to ready, probes its memory after GC, stops it. */
 async function measure(node: NodeStatus, label: string): Promise<Measure> {
   const probeFile = join(dataDir, `probe-${label}.json`);
+  const loadAvg = Number(loadavg()[0]!.toFixed(2));
   const t0 = process.hrtime.bigint();
   const child = spawn(
     process.execPath,
@@ -129,7 +132,12 @@ async function measure(node: NodeStatus, label: string): Promise<Measure> {
   live.delete(child);
   if (err.trim())
     console.error(`[gateway ${label}] stderr (last lines):\n${err.trim().split('\n').slice(-5).join('\n')}`);
-  return { startSeconds: Number(startSeconds.toFixed(2)), rssMb: mb(mem.rss), heapUsedMb: mb(mem.heapUsed) };
+  return {
+    startSeconds: Number(startSeconds.toFixed(2)),
+    rssMb: mb(mem.rss),
+    heapUsedMb: mb(mem.heapUsed),
+    loadAvg,
+  };
 }
 
 async function main(): Promise<void> {
@@ -139,7 +147,9 @@ async function main(): Promise<void> {
   console.error(`soak at scale ${SCALE}: ${JSON.stringify(counts)}; data dir ${dataDir}`);
 
   const empty = await measure(alice, 'empty');
-  console.error(`empty store: start ${empty.startSeconds} s, RSS after GC ${empty.rssMb} MB`);
+  console.error(
+    `empty store: start ${empty.startSeconds} s, RSS after GC ${empty.rssMb} MB (load ${empty.loadAvg})`,
+  );
 
   const t0 = process.hrtime.bigint();
   const phases = await populate(dataDir, counts, (t) =>
@@ -149,7 +159,9 @@ async function main(): Promise<void> {
   console.error(`populated in ${populateSeconds} s`);
 
   const full = await measure(alice, 'full');
-  console.error(`full store:  start ${full.startSeconds} s, RSS after GC ${full.rssMb} MB`);
+  console.error(
+    `full store:  start ${full.startSeconds} s, RSS after GC ${full.rssMb} MB (load ${full.loadAvg})`,
+  );
 
   const rssRatio = Number((full.rssMb / empty.rssMb).toFixed(2));
   const startRatio = Number((full.startSeconds / empty.startSeconds).toFixed(2));
