@@ -38,6 +38,7 @@ const { values } = parseArgs({
   },
 });
 const SCALE = Number(values.scale);
+if (!(SCALE > 0)) throw new Error(`--scale must be a positive number, not ${values.scale}`);
 const RSS_GOAL = 1.2;
 const START_GOAL_S = 5;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -100,16 +101,17 @@ async function measure(node: NodeStatus, label: string): Promise<Measure> {
   let err = '';
   child.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-20_000)));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  await new Promise<void>((resolve, reject) => {
+  const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`the gateway did not start within ${values['start-timeout']} s:\n${err}`)),
       Number(values['start-timeout']) * 1000,
     );
     child.stdout.on('data', (c: Buffer) => {
       out = (out + c.toString()).slice(-20_000);
-      if (/listening on http:\/\//.test(out)) {
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
         clearTimeout(timer);
-        resolve();
+        resolve(m[1]!);
       }
     });
     void exited.then((code) => {
@@ -118,6 +120,9 @@ async function measure(node: NodeStatus, label: string): Promise<Measure> {
     });
   });
   const startSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  // Ready means serving: its health answers (after the clock stopped, so not counted).
+  const health = await fetch(`${url}/health`);
+  if (health.status !== 200) throw new Error(`the gateway's /health answered ${health.status}`);
   await sleep(Number(values.settle) * 1000);
   child.kill('SIGUSR2');
   const deadline = Date.now() + 60_000;
