@@ -110,13 +110,7 @@ export const PREFIXES = {
     'didem!',
     'src/devices/bridge.ts',
     'disk',
-    'answers kept before device keys used idem! (read once, migrated)',
-  ),
-  deviceKeptMark: entry(
-    'didemidx!',
-    'src/devices/bridge.ts',
-    'disk',
-    'mark: didem! answers migrated to idem!',
+    'device answers kept before device keys used idem!: read when a key is retried, pruned after 32 days',
   ),
 } as const satisfies Record<string, PrefixEntry>;
 
