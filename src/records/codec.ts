@@ -1,4 +1,4 @@
-import { Type, type StaticDecode, type TSchema } from '@sinclair/typebox';
+import { Type, type StaticDecode, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { CodedError } from '../domain/errors.js';
 import { msat, type Msat } from '../domain/msat.js';
@@ -68,4 +68,13 @@ export function recordCodec<S extends TSchema>(name: string, schema: S): RecordC
       }
     },
   };
+}
+
+/** A union of string literals (states, kinds), typed as that union. */
+export function Literals<const T extends readonly [string, ...string[]]>(
+  ...values: T
+): TUnion<{ -readonly [K in keyof T]: TLiteral<T[K]> }> {
+  return Type.Union(values.map((v) => Type.Literal(v))) as TUnion<{
+    -readonly [K in keyof T]: TLiteral<T[K]>;
+  }>;
 }

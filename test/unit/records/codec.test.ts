@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
-import { MsatField, recordCodec, RecordError } from '../../../src/records/codec.js';
+import { Literals, MsatField, recordCodec, RecordError } from '../../../src/records/codec.js';
 
 const codec = recordCodec(
   'sample',
@@ -9,7 +9,7 @@ const codec = recordCodec(
     id: Type.String(),
     amountMsat: MsatField,
     feeMsat: Type.Optional(MsatField),
-    state: Type.Union([Type.Literal('open'), Type.Literal('closed')]),
+    state: Literals('open', 'closed'),
   }),
 );
 
