@@ -88,7 +88,7 @@ export const PREFIXES = {
     'stream!',
     'src/streams',
     'live',
-    'an outgoing stream (closed ones: deleted or kept on disk)',
+    'an outgoing stream (all loaded at start, stopped ones too)',
   ),
   streamInbox: entry('streaminbox!', 'src/streams/receiver.ts', 'live', 'a receiving inbox of an account'),
   streamIncoming: entry(
@@ -99,7 +99,12 @@ export const PREFIXES = {
   ),
   // devices (and the `dsale`, `dact` collections, INDEXED)
   device: entry('dev!', 'src/devices/registry.ts', 'live', 'a registered device (key, account, counters)'),
-  enrollment: entry('denr!', 'src/devices/registry.ts', 'live', 'a one-time enrollment code (hash)'),
+  enrollment: entry(
+    'denr!',
+    'src/devices/registry.ts',
+    'disk',
+    'a one-time enrollment code, by its hash (read when used)',
+  ),
   deviceEvent: entry(
     'devevt!',
     'src/devices/events.ts',
