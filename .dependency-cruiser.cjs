@@ -19,6 +19,16 @@ module.exports = {
       to: { pathNot: ['^src/domain', '^node:', '^(crypto|events)$'], dependencyTypesNot: ['core'] },
     },
     {
+      name: 'records-import-domain-only',
+      comment: 'The table of record prefixes and the record codecs depend on the domain and TypeBox only.',
+      severity: 'error',
+      from: { path: '^src/records' },
+      to: {
+        pathNot: ['^src/(domain|records)/', 'node_modules/@sinclair/typebox/'],
+        dependencyTypesNot: ['core'],
+      },
+    },
+    {
       name: 'lightning-interface-is-pure',
       comment: 'The LightningBackend interface depends on the domain only; implementations live in lnd/.',
       severity: 'error',

@@ -362,21 +362,7 @@ export async function startDeviceTransports(
         },
   );
   devices.events.addSink(transport);
-  // Events a device may have missed while this process was not running (the outbox keeps them
-  // until they expire). The embedded broker lost its sessions with the last process: each device
-  // gets them when it first subscribes again. An external broker keeps sessions: send them now.
-  const replay = (id?: string): void =>
-    void (id === undefined ? devices.events.replayAll() : devices.events.replay(id)).catch((err: unknown) =>
-      log.warn({ err }, 'replaying device events failed'),
-    );
-  if (broker) {
-    const seen = new Set<string>();
-    broker.onDeviceSubscribed((id) => {
-      if (seen.has(id)) return; // from then on the broker's session holds what the device misses
-      seen.add(id);
-      replay(id);
-    });
-  } else replay();
+  devices.events.recover(broker ? (onSubscribed) => broker.onDeviceSubscribed(onSubscribed) : undefined);
   return {
     mqttUrl: url,
     embedded: broker !== undefined,

@@ -1,6 +1,10 @@
+import { Type } from '@sinclair/typebox';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AppError } from '../domain/errors.js';
+import { BoundedCache } from '../domain/lru.js';
 import type { RecordStore } from '../ledger/store.js';
+import { recordCodec, type RecordCodec } from '../records/codec.js';
+import { PREFIXES } from '../records/prefixes.js';
 
 export const SCOPES = ['admin', 'pay', 'invoice', 'read'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -17,6 +21,30 @@ export interface ApiKeyRecord {
   createdBy: string;
 }
 
+const ScopeField = Type.Union(SCOPES.map((s) => Type.Literal(s)));
+const apiKeyCodec: RecordCodec<ApiKeyRecord> = recordCodec(
+  'api key',
+  Type.Object({
+    id: Type.String(),
+    accountId: Type.String(),
+    scopes: Type.Array(ScopeField),
+    hash: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    createdAt: Type.Number(),
+    expiresAt: Type.Optional(Type.Number()),
+    revokedAt: Type.Optional(Type.Number()),
+    createdBy: Type.String(),
+  }),
+);
+
+const KEY_PREFIX = PREFIXES.apiKey.prefix;
+const BY_PREFIX = PREFIXES.apiKeyBy.prefix;
+const keyKey = (id: string): string => `${KEY_PREFIX}${id}`;
+const byKey = (accountId: string, id: string): string => `${BY_PREFIX}${accountId}!${id}`;
+/** Written once `keyby!` lists every key (stores from before it are indexed once at start). */
+const INDEXED_MARK = `${PREFIXES.apiKeyIndexMark.prefix}v1`;
+/** Key records kept in memory: the recently used ones; the rest are read from disk when presented. */
+const CACHED_KEYS = 10_000;
+
 export type Principal = { type: 'operator' } | { type: 'key'; key: ApiKeyRecord };
 
 export class AuthError extends AppError {}
@@ -30,20 +58,50 @@ export function hasScope(scopes: readonly Scope[], needed: Scope): boolean {
   return scopes.includes('admin') || scopes.includes(needed);
 }
 
-/** Scoped, expiring, revocable API keys per account; stored hashed, compared in constant time. */
+/**
+ * Scoped, expiring, revocable API keys per account; stored hashed, compared in constant time.
+ * Records are read from disk by the key id the presented key carries (`key!<id>`), with a
+ * bounded cache of recently used ones; an account's keys are listed from `keyby!<account>!<id>`.
+ */
 export class ApiKeys {
-  private readonly keys = new Map<string, ApiKeyRecord>();
+  private readonly keys: BoundedCache<string, ApiKeyRecord>;
 
   constructor(
     private readonly store: RecordStore,
     private readonly now: () => number = Date.now,
-  ) {}
+    cached = CACHED_KEYS,
+  ) {
+    this.keys = new BoundedCache(cached, now);
+  }
 
+  /** Indexes the keys of a store from before `keyby!` by account, once. Loads no key. */
   async load(): Promise<void> {
-    for (const r of await this.store.listRecords('key!')) {
-      const k = JSON.parse(r.value) as ApiKeyRecord;
-      this.keys.set(k.id, k);
+    if ((await this.store.getRecord(INDEXED_MARK)) !== undefined) return;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.listRecords(KEY_PREFIX, { limit: 500, ...(after ? { after } : {}) });
+      if (page.length === 0) break;
+      await this.store.putRecords(
+        page.map((r) => {
+          const k = apiKeyCodec.decode(r.value);
+          return { key: byKey(k.accountId, k.id), value: '' };
+        }),
+      );
+      after = page[page.length - 1]!.key;
     }
+    await this.store.putRecords([{ key: INDEXED_MARK, value: String(this.now()) }]);
+  }
+
+  /** A key's record: from the cache, else from disk (then cached). */
+  private async record(id: string): Promise<ApiKeyRecord | undefined> {
+    const cached = this.keys.get(id);
+    if (cached) return cached;
+    const raw = await this.store.getRecord(keyKey(id));
+    if (raw === undefined) return undefined;
+    // A create or revoke that finished meanwhile is in the cache by now: memory wins.
+    const record = this.keys.get(id) ?? apiKeyCodec.decode(raw);
+    this.keys.set(id, record);
+    return record;
   }
 
   /**
@@ -84,15 +142,18 @@ export class ApiKeys {
       createdBy: by.type === 'operator' ? 'operator' : by.key.id,
       ...(expiresAt !== undefined ? { expiresAt } : {}),
     };
+    await this.store.putRecords([
+      { key: keyKey(id), value: apiKeyCodec.encode(record) },
+      { key: byKey(accountId, id), value: '' },
+    ]);
     this.keys.set(id, record);
-    await this.store.putRecords([{ key: `key!${id}`, value: JSON.stringify(record) }]);
     return { key: `ck_${id}_${secret}`, record: { ...record } };
   }
 
   /** The key's record if the presented key is valid, unexpired and not revoked. */
-  verify(presented: string): ApiKeyRecord | undefined {
+  async verify(presented: string): Promise<ApiKeyRecord | undefined> {
     const m = KEY.exec(presented);
-    const record = m ? this.keys.get(m[1]!) : undefined;
+    const record = m ? await this.record(m[1]!) : undefined;
     const digest = m ? sha256(m[2]!) : DUMMY;
     const stored = record ? Buffer.from(record.hash, 'hex') : DUMMY;
     const equal = timingSafeEqual(digest, stored);
@@ -102,17 +163,24 @@ export class ApiKeys {
     return { ...record };
   }
 
-  list(accountId: string): ApiKeyRecord[] {
-    return [...this.keys.values()].filter((k) => k.accountId === accountId).map((k) => ({ ...k }));
+  /** An account's keys, oldest id first (at most a few per account: read from disk each time). */
+  async list(accountId: string): Promise<ApiKeyRecord[]> {
+    const prefix = `${BY_PREFIX}${accountId}!`;
+    const out: ApiKeyRecord[] = [];
+    for (const r of await this.store.listRecords(prefix)) {
+      const k = await this.record(r.key.slice(prefix.length));
+      if (k && k.accountId === accountId) out.push({ ...k });
+    }
+    return out;
   }
 
   async revoke(accountId: string, id: string): Promise<ApiKeyRecord> {
-    const k = this.keys.get(id);
+    const k = /^[0-9a-f]{16}$/.test(id) ? await this.record(id) : undefined;
     if (!k || k.accountId !== accountId)
       throw new AuthError('KEY_NOT_FOUND', `no key ${id} on account ${accountId}`, 404);
     if (k.revokedAt === undefined) {
       k.revokedAt = this.now();
-      await this.store.putRecords([{ key: `key!${id}`, value: JSON.stringify(k) }]);
+      await this.store.putRecords([{ key: keyKey(id), value: apiKeyCodec.encode(k) }]);
     }
     return { ...k };
   }

@@ -1,8 +1,11 @@
+import { Type } from '@sinclair/typebox';
 import { AppError } from '../domain/errors.js';
 import { KeyedQueue } from '../domain/keyed-queue.js';
 import { requestFingerprint } from '../ledger/idempotency.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { Logger } from '../domain/logger.js';
+import { recordCodec } from '../records/codec.js';
+import { PREFIXES } from '../records/prefixes.js';
 import { requestDigest, signResponse, type RequestEnvelope, type ResponseEnvelope } from './envelope.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 import { paramsOf, parseRequest } from './parse.js';
@@ -37,7 +40,7 @@ export interface BridgeOptions {
   now?: () => number;
   /** Checks request signatures (a worker pool); default: on this thread. */
   verifier?: Pick<VerifyPool, 'verify'>;
-  /** How long an answer is kept under its idempotency key (default 32 days, the ledger's retention). */
+  /** How long an answer kept before device keys followed `Ledger.idempotent` counts (default 32 days, the ledger's retention). */
   keptAnswerRetentionMs?: number;
 }
 
@@ -45,8 +48,11 @@ export interface BridgeOptions {
 export type BridgeReply =
   { status: 200; envelope: ResponseEnvelope } | { status: number; error: { code: string; message: string } };
 
-const KEPT = 'didem!';
-const idemKey = (deviceId: string, k: string): string => `${KEPT}${deviceId}!${k}`;
+/** Answers kept before device keys followed `Ledger.idempotent`: read, never written, pruned. */
+const KEPT = PREFIXES.deviceKept.prefix;
+const legacyKey = (deviceId: string, k: string): string => `${KEPT}${deviceId}!${k}`;
+/** A device's key among its account's idempotency keys. */
+const requestKey = (deviceId: string, k: string): string => `device-request:${deviceId}:${k}`;
 const DAY = 86_400_000;
 
 /** What a method answered (`b` is the JSON text of the result or of the refusal). */
@@ -56,15 +62,21 @@ interface Answer {
 }
 
 /**
- * A result kept under an idempotency key, with the fingerprint of the request that produced it
- * (`f`, the ledger's `requestFingerprint` of the method and params) and when it was kept (`at`,
- * ms). Records kept before fingerprints have neither: such a record matches any request, as the
- * ledger's adopted keys do, and does not expire.
+ * A result kept under an idempotency key (`didem!`, before device keys followed
+ * `Ledger.idempotent`), with the fingerprint of the request that produced it (`f`, the ledger's
+ * `requestFingerprint` of the method and params) and when it was kept (`at`, ms). Records kept
+ * before fingerprints have neither: such a record matches any request and does not expire.
  */
-interface Kept extends Answer {
-  f?: string;
-  at?: number;
-}
+const keptCodec = recordCodec(
+  'kept device answer',
+  Type.Object({
+    ok: Type.Boolean(),
+    b: Type.String(),
+    f: Type.Optional(Type.String()),
+    at: Type.Optional(Type.Number()),
+  }),
+);
+type Kept = Answer & { f?: string; at?: number };
 
 /**
  * The device side of the gateway: checks a request envelope (shape, device, signature, clock,
@@ -148,9 +160,8 @@ export class DeviceBridge {
       } else {
         // One request per idempotency key at a time: a retry sent while the first still runs
         // waits for it, and gets its answer instead of running the method again.
-        const fingerprint = requestFingerprint(req.m, params);
-        answer = await this.keyed.run(idemKey(device.deviceId, k), () =>
-          this.executeOnce(idemKey(device.deviceId, k), fingerprint, take, run, device, req),
+        answer = await this.keyed.run(legacyKey(device.deviceId, k), () =>
+          this.executeOnce(k, params, take, run, device, req),
         );
       }
       await counted;
@@ -183,45 +194,59 @@ export class DeviceBridge {
   }
 
   /**
-   * The ledger's idempotency rule (src/ledger/idempotency.ts) for a device's key: the first result
-   * under a key is kept with the request's fingerprint, and a retry of the same request gets it
-   * without running the method; another request under the key is refused (IDEMPOTENCY_CONFLICT)
-   * before its counter is taken, so it changes nothing. A refusal by the method is not kept: the
-   * key stays free and the request can be retried under it (e.g. after a top-up).
+   * The ledger's idempotency rule (`Ledger.idempotent`, src/ledger/idempotency.ts) for a device's
+   * key: keys are per device (`device-request:<device id>:<k>` among its account's keys, apart
+   * from the `device:<k>` its `pay` and `invoice` pass on), the request is the method and its
+   * params. The first result under a key is kept (its JSON text is what the key's record refers
+   * to) before it is sent, and a retry of the same request gets it without running the method;
+   * another request under the key is refused (IDEMPOTENCY_CONFLICT) before its counter is taken,
+   * so it changes nothing. A refusal by the method is not kept: the key stays free and the request
+   * can be retried under it (e.g. after a top-up). Answers kept before this rule (`didem!`) are
+   * still honoured until they are pruned.
    */
   private async executeOnce(
-    key: string,
-    fingerprint: string,
+    k: string,
+    params: Record<string, unknown>,
     take: () => void,
     run: BoundOperation,
     device: Device,
     req: RequestEnvelope,
   ): Promise<Answer> {
-    const earlier = await this.kept(key);
-    if (earlier !== undefined && earlier.f !== undefined && earlier.f !== fingerprint)
-      throw new DeviceError(
-        DeviceErrorCode.IDEMPOTENCY_CONFLICT,
-        'this idempotency key was used for a different request',
-      );
-    take();
-    if (earlier !== undefined) return { ok: earlier.ok, b: earlier.b };
-    const answer = await this.execute(run, device, req);
-    // A result is kept before it is given.
-    if (answer.ok) {
-      const kept: Kept = { ...answer, f: fingerprint, at: this.now() };
-      await this.ledger.putRecords([{ key, value: JSON.stringify(kept) }]);
+    const earlier = await this.kept(legacyKey(device.deviceId, k));
+    if (earlier !== undefined) {
+      if (earlier.f !== undefined && earlier.f !== requestFingerprint(req.m, params))
+        throw new DeviceError(
+          DeviceErrorCode.IDEMPOTENCY_CONFLICT,
+          'this idempotency key was used for a different request',
+        );
+      take();
+      return { ok: earlier.ok, b: earlier.b };
     }
-    return answer;
+    return this.ledger.idempotent(
+      { accountId: device.accountId, key: requestKey(device.deviceId, k), operation: req.m, request: params },
+      async (records) => {
+        take();
+        const answer = await this.execute(run, device, req);
+        // A result is kept before it is given; a refusal leaves the key free.
+        if (answer.ok) await this.ledger.putRecords(records(answer.b));
+        return answer;
+      },
+      (b) => {
+        take();
+        return { ok: true, b };
+      },
+    );
   }
 
   /**
-   * The result kept under a key, if any within the retention window. Refusals kept before they
-   * stopped being kept are ignored: under the rule a refusal leaves the key free.
+   * An answer kept under a key before device keys followed `Ledger.idempotent`, if any within the
+   * retention window. Refusals kept before they stopped being kept are ignored: under the rule a
+   * refusal leaves the key free.
    */
   private async kept(key: string): Promise<Kept | undefined> {
     const stored = await this.ledger.getRecord(key);
     if (stored === undefined) return undefined;
-    const kept = JSON.parse(stored) as Kept;
+    const kept = keptCodec.decode(stored);
     if (!kept.ok || this.expired(kept)) return undefined;
     return kept;
   }
@@ -231,9 +256,10 @@ export class DeviceBridge {
   }
 
   /**
-   * Deletes the results kept longer than the retention window (records kept before fingerprints
-   * carry no time and stay). Returns how many were deleted. Each key is re-read and deleted in
-   * its own turn of the key's queue, so a result kept meanwhile is never lost.
+   * Deletes the answers kept before this rule (`didem!`) once older than the retention window
+   * (records kept before fingerprints carry no time and stay). Returns how many were deleted.
+   * Each key is re-read and deleted in its own turn of the key's queue. New answers are the
+   * ledger's idempotency records, which follow its retention.
    */
   async pruneKeptAnswers(batch = 500): Promise<number> {
     let deleted = 0;
@@ -244,12 +270,12 @@ export class DeviceBridge {
         ...(after !== undefined ? { after } : {}),
       });
       for (const r of page) {
-        const kept = JSON.parse(r.value) as Kept;
+        const kept = keptCodec.decode(r.value);
         if (!this.expired(kept) && kept.ok) continue;
         const gone = await this.keyed.run(r.key, async () => {
           const now = await this.ledger.getRecord(r.key);
           if (now === undefined) return false;
-          const k = JSON.parse(now) as Kept;
+          const k = keptCodec.decode(now);
           if (!this.expired(k) && k.ok) return false;
           await this.ledger.putRecords([{ key: r.key, value: null }]);
           return true;

@@ -137,6 +137,27 @@ export class DeviceEvents {
     });
   }
 
+  /**
+   * Start-up recovery, once a transport is attached: the events devices may have missed while
+   * this process was not running (the outbox keeps them until they expire) go out again. A broker
+   * that lost its sessions with the last process (the embedded one) passes `firstSubscriptions`:
+   * each device gets them when it first subscribes again, and from then on the broker's session
+   * holds what it misses. A broker that keeps sessions (external) gets them all at once.
+   */
+  recover(firstSubscriptions?: (onSubscribed: (deviceId: string) => void) => void): void {
+    const replay = (deviceId?: string): void =>
+      void (deviceId === undefined ? this.replayAll() : this.replay(deviceId)).catch((err: unknown) =>
+        this.log.warn({ err }, 'replaying device events failed'),
+      );
+    if (!firstSubscriptions) return replay();
+    const seen = new Set<string>();
+    firstSubscriptions((deviceId) => {
+      if (seen.has(deviceId)) return;
+      seen.add(deviceId);
+      replay(deviceId);
+    });
+  }
+
   /** Sends every unexpired event again (to a broker that keeps sessions of its own). */
   async replayAll(): Promise<number> {
     // Every device is marked as replaying at once, so no push of any of them overtakes its replay.

@@ -1,22 +1,55 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import { isXOnlyKey } from '../crypto/bip340.js';
+import { Type } from '@sinclair/typebox';
+import { KeyedQueue } from '../domain/keyed-queue.js';
 import { CappedSlots } from '../domain/slots.js';
+import { recordCodec, type RecordCodec } from '../records/codec.js';
+import { PREFIXES } from '../records/prefixes.js';
 import { connectDigest, enrollDigest, schnorrVerify } from './envelope.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 import type { Device, Enrollment } from './types.js';
 
-const devKey = (id: string): string => `dev!${id}`;
-const enrKey = (hash: string): string => `denr!${hash}`;
+const devKey = (id: string): string => `${PREFIXES.device.prefix}${id}`;
+const enrKey = (hash: string): string => `${PREFIXES.enrollment.prefix}${hash}`;
+
+export const deviceCodec: RecordCodec<Device> = recordCodec(
+  'device',
+  Type.Object({
+    deviceId: Type.String(),
+    accountId: Type.String(),
+    name: Type.String(),
+    state: Type.Union([Type.Literal('active'), Type.Literal('revoked')]),
+    lastCounter: Type.Number(),
+    lastEventSeq: Type.Number(),
+    createdAt: Type.Number(),
+    revokedAt: Type.Optional(Type.Number()),
+  }),
+);
+const enrollmentCodec: RecordCodec<Enrollment> = recordCodec(
+  'enrollment',
+  Type.Object({
+    codeHash: Type.String(),
+    accountId: Type.String(),
+    name: Type.String(),
+    expiresAt: Type.Number(),
+    usedBy: Type.Optional(Type.String()),
+  }),
+);
 const HEX64 = /^[0-9a-f]{64}$/;
 const sha256hex = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 /** Crockford-like alphabet without look-alikes, 4-4-4 groups: about 60 bits. */
 const ALPHABET = '23456789ABCDEFGHJKMNPQRSTVWXYZ';
 
-/** The devices of this gateway and their enrollment codes, kept as ledger side records. */
+/**
+ * The devices of this gateway and their enrollment codes, kept as ledger side records. Devices
+ * are in memory (their counters are taken synchronously); enrollment codes stay on disk and are
+ * read by their hash when a device presents one.
+ */
 export class DeviceRegistry {
   private readonly devices = new Map<string, Device>();
-  private readonly enrollments = new Map<string, Enrollment>();
+  /** One use of an enrollment code at a time. */
+  private readonly enrolling = new KeyedQueue();
   /** A device id is taken once: by its registered device, or by its registration in progress. */
   private readonly ids = new CappedSlots(1, (deviceId) => (this.devices.has(deviceId) ? 1 : 0));
 
@@ -26,13 +59,9 @@ export class DeviceRegistry {
   ) {}
 
   async load(): Promise<void> {
-    for (const r of await this.ledger.listRecords('dev!')) {
-      const d = JSON.parse(r.value) as Device;
+    for (const r of await this.ledger.listRecords(PREFIXES.device.prefix)) {
+      const d = deviceCodec.decode(r.value);
       this.devices.set(d.deviceId, d);
-    }
-    for (const r of await this.ledger.listRecords('denr!')) {
-      const e = JSON.parse(r.value) as Enrollment;
-      this.enrollments.set(e.codeHash, e);
     }
   }
 
@@ -83,17 +112,24 @@ export class DeviceRegistry {
       name,
       expiresAt: this.now() + ttlSeconds * 1000,
     };
-    await this.ledger.putRecords([{ key: enrKey(e.codeHash), value: JSON.stringify(e) }]);
-    this.enrollments.set(e.codeHash, e);
+    await this.ledger.putRecords([{ key: enrKey(e.codeHash), value: enrollmentCodec.encode(e) }]);
     return { code, expiresAt: e.expiresAt };
   }
 
   /** A device enrolls its own key with a code: proves the key by signing the code. */
   async enroll(input: { deviceId: string; code: string; signature: string }): Promise<Device> {
     const hash = sha256hex(input.code.trim().toUpperCase());
-    const e = [...this.enrollments.values()].find((x) =>
-      timingSafeEqual(Buffer.from(x.codeHash, 'hex'), Buffer.from(hash, 'hex')),
-    );
+    return this.enrolling.run(hash, () => this.enrollOnce(hash, input));
+  }
+
+  private async enrollOnce(
+    hash: string,
+    input: { deviceId: string; code: string; signature: string },
+  ): Promise<Device> {
+    // Looked up by the code's hash: the code itself is never stored, and a lookup's timing tells
+    // nothing about the codes of other enrollments.
+    const raw = await this.ledger.getRecord(enrKey(hash));
+    const e = raw === undefined ? undefined : enrollmentCodec.decode(raw);
     const invalid = new DeviceError(
       DeviceErrorCode.ENROLLMENT_INVALID,
       'the enrollment code is unknown, used or expired',
@@ -109,7 +145,7 @@ export class DeviceRegistry {
     )
       throw new DeviceError(DeviceErrorCode.BAD_SIGNATURE, 'the enrollment signature does not verify');
     e.usedBy = input.deviceId;
-    await this.ledger.putRecords([{ key: enrKey(e.codeHash), value: JSON.stringify(e) }]);
+    await this.ledger.putRecords([{ key: enrKey(e.codeHash), value: enrollmentCodec.encode(e) }]);
     return this.register({ deviceId: input.deviceId, accountId: e.accountId, name: e.name });
   }
 
@@ -173,7 +209,7 @@ export class DeviceRegistry {
   takeEventSeq(deviceId: string): { n: number; record: SideRecords[number] } {
     const d = this.must(deviceId);
     d.lastEventSeq += 1;
-    return { n: d.lastEventSeq, record: { key: devKey(d.deviceId), value: JSON.stringify(d) } };
+    return { n: d.lastEventSeq, record: { key: devKey(d.deviceId), value: deviceCodec.encode(d) } };
   }
 
   private must(deviceId: string): Device {
@@ -183,6 +219,6 @@ export class DeviceRegistry {
   }
 
   private save(d: Device): Promise<void> {
-    return this.ledger.putRecords([{ key: devKey(d.deviceId), value: JSON.stringify(d) }]);
+    return this.ledger.putRecords([{ key: devKey(d.deviceId), value: deviceCodec.encode(d) }]);
   }
 }

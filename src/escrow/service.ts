@@ -20,7 +20,14 @@ import {
   MIN_ESCROW_CLTV,
   mustCancel,
 } from './cltv.js';
-import { escrowIndex, FINAL_STATES as FINAL, publicEscrow, receiptKeyKey } from './codec.js';
+import { BoundedCache } from '../domain/lru.js';
+import {
+  escrowIndex,
+  FINAL_STATES as FINAL,
+  publicEscrow,
+  receiptKeyKey,
+  receiptKeysPrefix,
+} from './codec.js';
 import { IndexedItems } from '../ledger/record-index.js';
 import { EscrowError, EscrowErrorCode } from './errors.js';
 import { isXOnlyKey, verifyReceipt } from './receipt.js';
@@ -60,7 +67,8 @@ export type EscrowEvent = { type: 'escrow'; escrow: Escrow };
 export class EscrowService {
   /** Open escrows (what the sweeps and watches work on) and a cache of closed ones. */
   private readonly escrows: IndexedItems<Escrow>;
-  private readonly receiptKeys = new Map<string, Set<string>>();
+  /** Receipt keys of recently used accounts (the rest are read from disk when needed). */
+  private readonly receiptKeys: BoundedCache<string, Set<string>>;
   private readonly watches = new Map<string, Subscription>();
   private readonly queue = new KeyedQueue();
   private timers: NodeJS.Timeout[] = [];
@@ -82,6 +90,7 @@ export class EscrowService {
   ) {
     this.escrows = new IndexedItems(escrowIndex, ledger);
     this.now = options.now ?? Date.now;
+    this.receiptKeys = new BoundedCache(10_000, this.now);
     this.safetyBlocks = options.safetyBlocks ?? DEFAULT_SAFETY_BLOCKS;
     this.blockTimeMs = options.blockTimeMs ?? BLOCK_TIME_MS;
     this.blockPollMs = options.blockPollMs ?? 5_000;
@@ -92,10 +101,6 @@ export class EscrowService {
   async start(): Promise<void> {
     if (!this.ledger.getAccount(ESCROW_ACCOUNT))
       await this.ledger.createAccount({ id: ESCROW_ACCOUNT, kind: 'system', name: ESCROW_ACCOUNT }).durable;
-    for (const r of await this.ledger.listRecords('rkey!')) {
-      const [, accountId, pubkey] = r.key.split('!');
-      if (accountId && pubkey) this.keysOf(accountId).add(pubkey);
-    }
     // Only open escrows are loaded; closed ones stay on disk until someone asks for them.
     await this.escrows.load();
     for (const e of this.escrows.values()) {
@@ -306,7 +311,7 @@ export class EscrowService {
           EscrowErrorCode.INVALID_ARGUMENT,
           'the receipt payload is limited to 1024 characters',
         );
-      const keys = this.keysOf(e.payeeAccountId!);
+      const keys = await this.keysOf(e.payeeAccountId!);
       const valid = [...keys].some((k) =>
         verifyReceipt(k, e.id, e.paymentHash, receipt.payload, receipt.signature),
       );
@@ -376,16 +381,16 @@ export class EscrowService {
     if (!isXOnlyKey(pubkey))
       throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'pubkey must be a BIP340 x-only key (64 hex)');
     await this.ledger.putRecords([{ key: receiptKeyKey(accountId, pubkey), value: '1' }]);
-    this.keysOf(accountId).add(pubkey);
+    (await this.keysOf(accountId)).add(pubkey);
   }
 
   async removeReceiptKey(accountId: string, pubkey: string): Promise<void> {
     await this.ledger.putRecords([{ key: receiptKeyKey(accountId, pubkey), value: null }]);
-    this.keysOf(accountId).delete(pubkey);
+    (await this.keysOf(accountId)).delete(pubkey);
   }
 
-  listReceiptKeys(accountId: string): string[] {
-    return [...this.keysOf(accountId)];
+  async listReceiptKeys(accountId: string): Promise<string[]> {
+    return [...(await this.keysOf(accountId))];
   }
 
   // ---- reading --------------------------------------------------------------------------------
@@ -780,10 +785,21 @@ export class EscrowService {
       this.forbidden('only the payee presents the proof');
   }
 
-  private keysOf(accountId: string): Set<string> {
-    let s = this.receiptKeys.get(accountId);
-    if (!s) this.receiptKeys.set(accountId, (s = new Set()));
-    return s;
+  /**
+   * An account's receipt keys: from the cache, else read from disk (`rkey!<account>!`). The first
+   * set cached wins; a registration or removal is durable before it is applied to the cached set,
+   * so a set read before it is corrected by it, and one read after it already has it.
+   */
+  private async keysOf(accountId: string): Promise<Set<string>> {
+    const cached = this.receiptKeys.get(accountId);
+    if (cached) return cached;
+    const prefix = receiptKeysPrefix(accountId);
+    const rows = await this.ledger.listRecords(prefix);
+    const read = new Set(rows.map((r) => r.key.slice(prefix.length)));
+    const now = this.receiptKeys.get(accountId);
+    if (now) return now;
+    this.receiptKeys.set(accountId, read);
+    return read;
   }
 
   private wrongState(e: Escrow, action: string): never {

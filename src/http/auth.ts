@@ -32,7 +32,7 @@ export function installAuth(app: FastifyInstance, operator: OperatorAuth, keys?:
     if (config.public === true || req.routeOptions.url === undefined) return;
     const token = bearer(req.headers.authorization);
     if (token && keys && token.startsWith('ck_')) {
-      const key = keys.verify(token);
+      const key = await keys.verify(token);
       if (!key) return reply.code(401).send(unauthorized);
       req.principal = { type: 'key', key };
     } else if (operator.verify(token)) {

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { msat, type Msat } from '../domain/msat.js';
+import { Type } from '@sinclair/typebox';
+import type { Msat } from '../domain/msat.js';
 import type { Ledger } from '../ledger/ledger.js';
+import { MsatField, recordCodec, type RecordCodec } from '../records/codec.js';
+import { PREFIXES } from '../records/prefixes.js';
 import { MarketError, MarketErrorCode } from './errors.js';
 import type { ServiceOffer } from './types.js';
 
@@ -17,7 +20,27 @@ export function capabilities(list: readonly string[], max = 32): string[] {
   return out;
 }
 
-const key = (id: string): string => `offer!${id}`;
+const PREFIX = PREFIXES.offer.prefix;
+const key = (id: string): string => `${PREFIX}${id}`;
+const offerCodec: RecordCodec<ServiceOffer> = recordCodec(
+  'offer',
+  Type.Object({
+    id: Type.String(),
+    accountId: Type.String(),
+    title: Type.String(),
+    description: Type.String(),
+    capabilities: Type.Array(Type.String()),
+    priceMsat: MsatField,
+    unit: Type.Union([
+      Type.Literal('request'),
+      Type.Literal('second'),
+      Type.Literal('unit'),
+      Type.Literal('task'),
+    ]),
+    endpoint: Type.Optional(Type.String()),
+    createdAt: Type.Number(),
+  }),
+);
 
 /** Where agents and machines advertise what they sell, with prices, found by capability. */
 export class ServiceRegistry {
@@ -29,9 +52,9 @@ export class ServiceRegistry {
   ) {}
 
   async load(): Promise<void> {
-    for (const r of await this.ledger.listRecords('offer!')) {
-      const o = JSON.parse(r.value) as ServiceOffer & { priceMsat: string };
-      this.offers.set(o.id, { ...o, priceMsat: msat(o.priceMsat) });
+    for (const r of await this.ledger.listRecords(PREFIX)) {
+      const o = offerCodec.decode(r.value);
+      this.offers.set(o.id, o);
     }
   }
 
@@ -55,9 +78,7 @@ export class ServiceRegistry {
     };
     if (offer.capabilities.length === 0)
       throw new MarketError(MarketErrorCode.INVALID_ARGUMENT, 'an offer names at least one capability');
-    await this.ledger.putRecords([
-      { key: key(offer.id), value: JSON.stringify({ ...offer, priceMsat: offer.priceMsat.toString() }) },
-    ]);
+    await this.ledger.putRecords([{ key: key(offer.id), value: offerCodec.encode(offer) }]);
     this.offers.set(offer.id, offer);
     return { ...offer };
   }

@@ -1,10 +1,14 @@
+import { Type } from '@sinclair/typebox';
 import { KeyedQueue } from '../domain/keyed-queue.js';
+import { BoundedCache } from '../domain/lru.js';
 import { randomUUID } from 'node:crypto';
-import { msat, type Msat } from '../domain/msat.js';
+import type { Msat } from '../domain/msat.js';
 import type { EscrowService } from '../escrow/service.js';
 import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import { IndexedItems, RecordIndex } from '../ledger/record-index.js';
 import type { Logger } from '../domain/logger.js';
+import { MsatField, recordCodec, type RecordCodec } from '../records/codec.js';
+import { PREFIXES } from '../records/prefixes.js';
 import { MarketError, MarketErrorCode } from './errors.js';
 import { capabilities, type ServiceRegistry } from './registry.js';
 import type { Reputation, Task, TaskState } from './types.js';
@@ -29,19 +33,57 @@ const FINAL_TASK: ReadonlySet<TaskState> = new Set(['completed', 'resolved', 'ex
 /** Index entries a filtered history listing reads at most per page before it returns a cursor. */
 const SCAN_PER_PAGE = 2000;
 
+const L = <T extends string>(v: T) => Type.Literal(v);
+const taskCodec: RecordCodec<Task> = recordCodec(
+  'task',
+  Type.Object({
+    id: Type.String(),
+    publisherAccountId: Type.String(),
+    title: Type.String(),
+    description: Type.String(),
+    capabilities: Type.Array(Type.String()),
+    rewardMsat: MsatField,
+    deadline: Type.Number(),
+    reviewSeconds: Type.Number(),
+    escrowId: Type.String(),
+    state: Type.Union([
+      L('open'),
+      L('claimed'),
+      L('submitted'),
+      L('completed'),
+      L('disputed'),
+      L('resolved'),
+      L('expired'),
+    ]),
+    agentAccountId: Type.Optional(Type.String()),
+    result: Type.Optional(Type.String()),
+    disputeReason: Type.Optional(Type.String()),
+    resolvedFor: Type.Optional(Type.Union([L('agent'), L('publisher')])),
+    createdAt: Type.Number(),
+    claimedAt: Type.Optional(Type.Number()),
+    submittedAt: Type.Optional(Type.Number()),
+    closedAt: Type.Optional(Type.Number()),
+  }),
+);
 const taskIndex = new RecordIndex<Task>(
   'task',
-  {
-    encode: (t) => JSON.stringify({ ...t, rewardMsat: t.rewardMsat.toString() }),
-    decode: (raw) => {
-      const t = JSON.parse(raw) as Task & { rewardMsat: string };
-      return { ...t, rewardMsat: msat(t.rewardMsat) };
-    },
-  },
+  taskCodec,
   (t) => [t.publisherAccountId, t.agentAccountId],
   (t) => FINAL_TASK.has(t.state),
 );
-const repKey = (id: string): string => `rep!${id}`;
+const repKey = (id: string): string => `${PREFIXES.reputation.prefix}${id}`;
+const reputationCodec: RecordCodec<Reputation> = recordCodec(
+  'reputation',
+  Type.Object({
+    accountId: Type.String(),
+    completed: Type.Number(),
+    disputed: Type.Number(),
+    lost: Type.Number(),
+    late: Type.Number(),
+  }),
+);
+/** Reputations kept in memory: the recently used ones (the rest are read from disk when asked). */
+const CACHED_REPUTATIONS = 10_000;
 
 /**
  * The task market: a publisher locks a reward in escrow, an agent with the right capabilities
@@ -51,7 +93,9 @@ const repKey = (id: string): string => `rep!${id}`;
 export class TaskMarket {
   /** Open tasks (what the sweep works on and open listings read) and a cache of closed ones. */
   private readonly tasks: IndexedItems<Task>;
-  private readonly reputations = new Map<string, Reputation>();
+  private readonly reputations: BoundedCache<string, Reputation>;
+  /** Reputation reads in progress, so concurrent ones of an account read it once. */
+  private readonly reading = new Map<string, Promise<Reputation>>();
   private readonly queue = new KeyedQueue();
   private timer: NodeJS.Timeout | undefined;
 
@@ -64,14 +108,11 @@ export class TaskMarket {
     private readonly now: () => number = Date.now,
   ) {
     this.tasks = new IndexedItems(taskIndex, ledger);
+    this.reputations = new BoundedCache(CACHED_REPUTATIONS, now);
   }
 
   async start(): Promise<void> {
     await this.tasks.load();
-    for (const r of await this.ledger.listRecords('rep!')) {
-      const rep = JSON.parse(r.value) as Reputation;
-      this.reputations.set(rep.accountId, rep);
-    }
     this.timer = setInterval(
       () => void this.sweep().catch((err: unknown) => this.log.error({ err }, 'task sweep failed')),
       1000,
@@ -202,10 +243,13 @@ export class TaskMarket {
       this.expect(t, 'submitted', 'reject');
       t.state = 'disputed';
       t.disputeReason = reason.slice(0, 2000);
-      await this.save(t, [
-        this.bump(t.publisherAccountId, 'disputed'),
-        this.bump(t.agentAccountId!, 'disputed'),
-      ]);
+      await this.save(
+        t,
+        await Promise.all([
+          this.bump(t.publisherAccountId, 'disputed'),
+          this.bump(t.agentAccountId!, 'disputed'),
+        ]),
+      );
       return { ...t };
     });
   }
@@ -221,7 +265,7 @@ export class TaskMarket {
       t.resolvedFor = winner;
       t.closedAt = this.now();
       const loser = winner === 'agent' ? t.publisherAccountId : t.agentAccountId!;
-      await this.save(t, [this.bump(loser, 'lost')]);
+      await this.save(t, [await this.bump(loser, 'lost')]);
       return { ...t };
     });
   }
@@ -276,10 +320,32 @@ export class TaskMarket {
     }
   }
 
-  reputation(accountId: string): Reputation {
-    return {
-      ...(this.reputations.get(accountId) ?? { accountId, completed: 0, disputed: 0, lost: 0, late: 0 }),
-    };
+  async reputation(accountId: string): Promise<Reputation> {
+    return { ...(await this.resident(accountId)) };
+  }
+
+  /** The account's reputation in memory: from the cache, else read from disk (then cached). */
+  private resident(accountId: string): Promise<Reputation> {
+    const cached = this.reputations.get(accountId);
+    if (cached) return Promise.resolve(cached);
+    let reading = this.reading.get(accountId);
+    if (!reading) {
+      reading = this.ledger
+        .getRecord(repKey(accountId))
+        .then((raw) => {
+          // One read at a time per account; what a bump changed meanwhile is in the cache.
+          const rep =
+            this.reputations.get(accountId) ??
+            (raw !== undefined
+              ? reputationCodec.decode(raw)
+              : { accountId, completed: 0, disputed: 0, lost: 0, late: 0 });
+          this.reputations.set(accountId, rep);
+          return rep;
+        })
+        .finally(() => this.reading.delete(accountId));
+      this.reading.set(accountId, reading);
+    }
+    return reading;
   }
 
   /** Unclaimed or late tasks refund; submitted ones the publisher left unreviewed are accepted. */
@@ -293,7 +359,7 @@ export class TaskMarket {
         if (t.state === 'submitted') return this.complete(t, 'review_window_lapsed');
         if (t.state !== 'open' && t.state !== 'claimed') return t;
         await this.escrow.refundNow(t.escrowId, t.state === 'open' ? 'task_unclaimed' : 'task_late');
-        const records = t.state === 'claimed' ? [this.bump(t.agentAccountId!, 'late')] : [];
+        const records = t.state === 'claimed' ? [await this.bump(t.agentAccountId!, 'late')] : [];
         t.state = 'expired';
         t.closedAt = this.now();
         await this.save(t, records);
@@ -306,18 +372,24 @@ export class TaskMarket {
     await this.escrow.releaseNow(t.escrowId, reason);
     t.state = 'completed';
     t.closedAt = this.now();
-    await this.save(t, [
-      this.bump(t.publisherAccountId, 'completed'),
-      this.bump(t.agentAccountId!, 'completed'),
-    ]);
+    await this.save(
+      t,
+      await Promise.all([
+        this.bump(t.publisherAccountId, 'completed'),
+        this.bump(t.agentAccountId!, 'completed'),
+      ]),
+    );
     return { ...t };
   }
 
-  private bump(accountId: string, field: 'completed' | 'disputed' | 'lost' | 'late'): SideRecords[number] {
-    const rep = this.reputation(accountId);
-    rep[field] += 1;
-    this.reputations.set(accountId, rep);
-    return { key: repKey(accountId), value: JSON.stringify(rep) };
+  /** Counts an outcome in the account's reputation; returns its record for the task's batch. */
+  private async bump(
+    accountId: string,
+    field: 'completed' | 'disputed' | 'lost' | 'late',
+  ): Promise<SideRecords[number]> {
+    const rep = await this.resident(accountId);
+    rep[field] += 1; // on the resident copy, synchronously: concurrent bumps all count
+    return { key: repKey(accountId), value: reputationCodec.encode(rep) };
   }
 
   private async save(t: Task, extra: SideRecords = []): Promise<void> {

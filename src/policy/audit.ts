@@ -1,5 +1,8 @@
+import { Type } from '@sinclair/typebox';
 import { createHash, randomUUID } from 'node:crypto';
 import type { RecordStore } from '../ledger/store.js';
+import { Literals, recordCodec, type RecordCodec } from '../records/codec.js';
+import { PREFIXES } from '../records/prefixes.js';
 import type { Decision, SpendRequest } from './types.js';
 
 export interface AuditEntry {
@@ -17,6 +20,44 @@ export interface AuditEntry {
 }
 
 const pad = (n: number): string => String(n).padStart(15, '0');
+const PREFIX = PREFIXES.audit.prefix;
+
+const Outcome = Literals('allow', 'deny', 'needs_approval');
+/** Read back with its shape checked. Written with plain JSON.stringify: an entry has no amounts. */
+const auditCodec: RecordCodec<AuditEntry> = recordCodec(
+  'audit entry',
+  Type.Object({
+    id: Type.String(),
+    at: Type.Number(),
+    accountId: Type.String(),
+    action: Literals('bolt11', 'keysend', 'internal_transfer', 'l402', 'stream', 'escrow'),
+    argsHash: Type.String(),
+    outcome: Outcome,
+    code: Type.Optional(Type.String()),
+    reason: Type.Optional(Type.String()),
+    rules: Type.Array(
+      Type.Object({
+        rule: Literals(
+          'frozen',
+          'policy',
+          'no_spending',
+          'max_per_payment',
+          'budget',
+          'max_share_of_balance',
+          'min_reserve',
+          'payee_allowlist',
+          'payee_denylist',
+          'max_in_flight',
+          'max_per_minute',
+          'approval_above',
+        ),
+        outcome: Outcome,
+        reason: Type.Optional(Type.String()),
+      }),
+    ),
+    paymentId: Type.Optional(Type.String()),
+  }),
+);
 
 export function argsHash(req: SpendRequest): string {
   const canonical = JSON.stringify({
@@ -56,17 +97,17 @@ export class AuditLog {
       ...(paymentId ? { paymentId } : {}),
     };
     void this.store
-      .putRecords([{ key: `aud!${accountId}!${pad(at)}!${entry.id}`, value: JSON.stringify(entry) }])
+      .putRecords([{ key: `${PREFIX}${accountId}!${pad(at)}!${entry.id}`, value: JSON.stringify(entry) }])
       .catch(() => undefined);
     return entry;
   }
 
   async query(accountId: string, options: { limit: number; before?: string }): Promise<AuditEntry[]> {
-    const rows = await this.store.listRecords(`aud!${accountId}!`, {
+    const rows = await this.store.listRecords(`${PREFIX}${accountId}!`, {
       reverse: true,
       limit: options.limit,
-      ...(options.before ? { after: `aud!${accountId}!${options.before}` } : {}),
+      ...(options.before ? { after: `${PREFIX}${accountId}!${options.before}` } : {}),
     });
-    return rows.map((r) => JSON.parse(r.value) as AuditEntry);
+    return rows.map((r) => auditCodec.decode(r.value));
   }
 }

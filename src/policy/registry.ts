@@ -1,30 +1,104 @@
+import { Type } from '@sinclair/typebox';
+import { AppError } from '../domain/errors.js';
+import { BoundedCache } from '../domain/lru.js';
 import type { RecordStore } from '../ledger/store.js';
-import { msat } from '../domain/msat.js';
-import type { Policy, PolicyRule } from './types.js';
+import { MsatField, recordCodec, type RecordCodec } from '../records/codec.js';
+import { PREFIXES } from '../records/prefixes.js';
+import { WINDOWS, type Policy, type PolicyRule, type WindowName } from './types.js';
 
-const key = (accountId: string): string => `pol!${accountId}`;
-const AMOUNT_FIELDS = ['maxMsat', 'minMsat', 'thresholdMsat'] as const;
+const PREFIX = PREFIXES.policy.prefix;
+const key = (accountId: string): string => `${PREFIX}${accountId}`;
 
-function decode(raw: string): Policy {
-  const p = JSON.parse(raw) as Policy;
-  for (const r of p.rules as unknown as Record<string, unknown>[]) {
-    for (const f of AMOUNT_FIELDS) if (typeof r[f] === 'string') r[f] = msat(r[f] as string);
+const Payees = {
+  pubkeys: Type.Optional(Type.Array(Type.String())),
+  domains: Type.Optional(Type.Array(Type.String())),
+};
+const Window = Type.Union((Object.keys(WINDOWS) as WindowName[]).map((w) => Type.Literal(w)));
+const Rule = Type.Union([
+  Type.Object({ type: Type.Literal('no_spending') }),
+  Type.Object({ type: Type.Literal('max_per_payment'), maxMsat: MsatField }),
+  Type.Object({ type: Type.Literal('budget'), window: Window, maxMsat: MsatField }),
+  Type.Object({ type: Type.Literal('max_share_of_balance'), basisPoints: Type.Number() }),
+  Type.Object({ type: Type.Literal('min_reserve'), minMsat: MsatField }),
+  Type.Object({ type: Type.Literal('payee_allowlist'), ...Payees }),
+  Type.Object({ type: Type.Literal('payee_denylist'), ...Payees }),
+  Type.Object({ type: Type.Literal('max_in_flight'), max: Type.Number() }),
+  Type.Object({ type: Type.Literal('max_per_minute'), max: Type.Number() }),
+  Type.Object({ type: Type.Literal('approval_above'), thresholdMsat: MsatField }),
+]);
+export const policyCodec: RecordCodec<Policy> = recordCodec(
+  'policy',
+  Type.Object({
+    tier: Type.Optional(
+      Type.Union([Type.Literal('L0'), Type.Literal('L1'), Type.Literal('L2'), Type.Literal('L3')]),
+    ),
+    rules: Type.Array(Rule),
+  }),
+);
+
+/** Policies kept in memory: the recently used ones (an account's is read from disk when needed). */
+const CACHED_POLICIES = 10_000;
+
+/** A synchronous read of a policy that was not loaded first (`ensure`): a wiring error, refused. */
+export class PolicyNotLoadedError extends AppError {
+  constructor(accountId: string) {
+    super('POLICY_NOT_LOADED', `the policy of ${accountId} was read before it was loaded`, 500);
   }
-  return p;
 }
 
-/** Policies per account, held in memory for synchronous evaluation, persisted as side records. */
+/**
+ * Policies per account, persisted as side records (`pol!<account>`), read on demand into a
+ * bounded cache for synchronous evaluation. A synchronous step that evaluates an account's
+ * policy (the payments' check-and-reserve) first awaits `ensure(accountId)`; `get` then answers
+ * from memory, and an entry used within the last minute is never evicted. "No policy" is cached
+ * too (as `null`), so an account without one costs one disk read per eviction, not per payment.
+ */
 export class PolicyRegistry {
-  private readonly policies = new Map<string, Policy>();
+  private readonly policies: BoundedCache<string, Policy | null>;
+  /** Reads in progress, so concurrent `ensure`s of one account read once. */
+  private readonly reading = new Map<string, Promise<void>>();
 
-  constructor(private readonly store: RecordStore) {}
-
-  async load(): Promise<void> {
-    for (const r of await this.store.listRecords('pol!')) this.policies.set(r.key.slice(4), decode(r.value));
+  constructor(
+    private readonly store: RecordStore,
+    options: { cached?: number; now?: () => number } = {},
+  ) {
+    this.policies = new BoundedCache(options.cached ?? CACHED_POLICIES, options.now ?? Date.now);
   }
 
+  /**
+   * Warms the cache at start with at most its size of policies (bounded whatever the number of
+   * accounts). Correctness never depends on it: every synchronous reader awaits `ensure` first.
+   * Until each of them does (see docs/ARCHITECTURE.md, "What is in memory"), this keeps small
+   * gateways' policies resident across restarts.
+   */
+  async load(): Promise<void> {
+    const rows = await this.store.listRecords(PREFIX, { limit: this.policies.max });
+    for (const r of rows) {
+      const id = r.key.slice(PREFIX.length);
+      if (!this.policies.has(id)) this.policies.set(id, policyCodec.decode(r.value));
+    }
+  }
+
+  /** Makes the policies of these accounts resident, for a synchronous `get` right after. */
+  async ensure(accountIds: string | readonly string[]): Promise<void> {
+    const ids = typeof accountIds === 'string' ? [accountIds] : accountIds;
+    await Promise.all(ids.map((id) => (this.policies.get(id) !== undefined ? undefined : this.read(id))));
+  }
+
+  /**
+   * The account's policy from memory (undefined: the account has none). Throws
+   * `POLICY_NOT_LOADED` when it is not resident: call `ensure` first.
+   */
   get(accountId: string): Policy | undefined {
-    return this.policies.get(accountId);
+    const p = this.policies.get(accountId);
+    if (p === undefined) throw new PolicyNotLoadedError(accountId);
+    return p ?? undefined;
+  }
+
+  /** The account's policy, read from disk if needed. */
+  async find(accountId: string): Promise<Policy | undefined> {
+    await this.ensure(accountId);
+    return this.get(accountId);
   }
 
   async set(accountId: string, policy: Policy): Promise<Policy> {
@@ -32,13 +106,24 @@ export class PolicyRegistry {
       ...(policy.tier ? { tier: policy.tier } : {}),
       rules: policy.rules.map((r): PolicyRule => ({ ...r })),
     };
+    await this.store.putRecords([{ key: key(accountId), value: policyCodec.encode(copy) }]);
     this.policies.set(accountId, copy);
-    await this.store.putRecords([
-      {
-        key: key(accountId),
-        value: JSON.stringify(copy, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)),
-      },
-    ]);
     return copy;
+  }
+
+  private read(accountId: string): Promise<void> {
+    let reading = this.reading.get(accountId);
+    if (!reading) {
+      reading = this.store
+        .getRecord(key(accountId))
+        .then((raw) => {
+          // A `set` that finished meanwhile is newer than what was read.
+          if (this.policies.get(accountId) === undefined)
+            this.policies.set(accountId, raw === undefined ? null : policyCodec.decode(raw));
+        })
+        .finally(() => this.reading.delete(accountId));
+      this.reading.set(accountId, reading);
+    }
+    return reading;
   }
 }

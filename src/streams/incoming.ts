@@ -1,8 +1,36 @@
+import { Type } from '@sinclair/typebox';
 import { msat } from '../domain/msat.js';
-import type { IncomingStream } from './types.js';
+import { MsatField, recordCodec, type RecordCodec } from '../records/codec.js';
+import { PREFIXES } from '../records/prefixes.js';
+import type { Inbox, IncomingStream } from './types.js';
 
-export const incomingKey = (streamId: string): string => `streamin!${streamId}`;
-export const inboxKey = (recipientId: string): string => `streaminbox!${recipientId}`;
+export const incomingKey = (streamId: string): string => `${PREFIXES.streamIncoming.prefix}${streamId}`;
+export const inboxKey = (recipientId: string): string => `${PREFIXES.streamInbox.prefix}${recipientId}`;
+
+const incomingCodec: RecordCodec<IncomingStream> = recordCodec(
+  'incoming stream',
+  Type.Object({
+    streamId: Type.String(),
+    recipientId: Type.String(),
+    accountId: Type.String(),
+    totalMsat: MsatField,
+    payments: Type.Number(),
+    lastSeq: Type.Number(),
+    missingSeqs: Type.Number(),
+    firstPaymentAt: Type.Number(),
+    lastPaymentAt: Type.Number(),
+    lapsed: Type.Boolean(),
+  }),
+);
+export const inboxCodec: RecordCodec<Inbox> = recordCodec(
+  'stream inbox',
+  Type.Object({
+    recipientId: Type.String(),
+    accountId: Type.String(),
+    graceSeconds: Type.Number(),
+    createdAt: Type.Number(),
+  }),
+);
 
 /** One received payment of a stream, as the receiver books it. */
 export interface ReceivedPayment {
@@ -42,11 +70,5 @@ export function hasLapsed(s: IncomingStream, graceMs: number, now: number): bool
   return !s.lapsed && now - s.lastPaymentAt > graceMs;
 }
 
-export function encodeIncoming(s: IncomingStream): string {
-  return JSON.stringify({ ...s, totalMsat: s.totalMsat.toString() });
-}
-
-export function decodeIncoming(raw: string): IncomingStream {
-  const o = JSON.parse(raw) as IncomingStream & { totalMsat: string };
-  return { ...o, totalMsat: msat(o.totalMsat) };
-}
+export const encodeIncoming = (s: IncomingStream): string => incomingCodec.encode(s);
+export const decodeIncoming = (raw: string): IncomingStream => incomingCodec.decode(raw);

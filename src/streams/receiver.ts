@@ -5,7 +5,16 @@ import type { Invoice } from '../lightning/types.js';
 import { LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT } from '../ledger/system-accounts.js';
 import { Ticker, systemClock, type Clock } from './clock.js';
 import { invalid, StreamError, StreamErrorCode } from './errors.js';
-import { decodeIncoming, encodeIncoming, hasLapsed, inboxKey, incomingKey, withPayment } from './incoming.js';
+import { PREFIXES } from '../records/prefixes.js';
+import {
+  decodeIncoming,
+  encodeIncoming,
+  hasLapsed,
+  inboxCodec,
+  inboxKey,
+  incomingKey,
+  withPayment,
+} from './incoming.js';
 import type { Logger } from './ports.js';
 import { readStreamTag, type StreamTag } from './records.js';
 import type { Inbox, InboxDirectory, IncomingStream, StreamPublisher } from './types.js';
@@ -40,11 +49,11 @@ export class StreamReceiver implements InboxDirectory {
   }
 
   async start(): Promise<void> {
-    for (const r of await this.deps.ledger.listRecords('streaminbox!')) {
-      const inbox = JSON.parse(r.value) as Inbox;
+    for (const r of await this.deps.ledger.listRecords(PREFIXES.streamInbox.prefix)) {
+      const inbox = inboxCodec.decode(r.value);
       this.inboxes.set(inbox.recipientId, inbox);
     }
-    for (const r of await this.deps.ledger.listRecords('streamin!')) {
+    for (const r of await this.deps.ledger.listRecords(PREFIXES.streamIncoming.prefix)) {
       const s = decodeIncoming(r.value);
       this.incoming.set(s.streamId, s);
     }
@@ -72,7 +81,9 @@ export class StreamReceiver implements InboxDirectory {
       graceSeconds: grace,
       createdAt: Math.floor(this.clock.now()),
     };
-    await this.deps.ledger.putRecords([{ key: inboxKey(inbox.recipientId), value: JSON.stringify(inbox) }]);
+    await this.deps.ledger.putRecords([
+      { key: inboxKey(inbox.recipientId), value: inboxCodec.encode(inbox) },
+    ]);
     this.inboxes.set(inbox.recipientId, inbox);
     return { recipientId: inbox.recipientId, nodePubkey: this.deps.nodeId() };
   }

@@ -19,6 +19,7 @@ import { RemoteSender } from './remote-sender.js';
 import { isFatal, type StopSignal } from './stop-signal.js';
 import type { CreateStreamInput, InboxDirectory, PublicStream, StreamPublisher, TickStats } from './types.js';
 import { validateCreate } from './validate.js';
+import { PREFIXES } from '../records/prefixes.js';
 
 export interface StreamsOptions {
   /** The scheduler's period (default 1000 ms). */
@@ -101,7 +102,7 @@ export class StreamsService {
     this.local.clear();
     this.remote.clear();
     const now = this.now();
-    for (const r of await this.deps.ledger.listRecords('stream!')) {
+    for (const r of await this.deps.ledger.listRecords(PREFIXES.stream.prefix)) {
       let s: StreamModel;
       try {
         s = decodeStream(r.value);

@@ -32,7 +32,8 @@ const errors = ErrorResponses;
 
 /** Accounts: create, list, show, fund, freeze, history; and everything under an account. */
 export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
-  const view = (id: string) => accountView(s.ledger.requireAccount(id), s.policies.get(id)?.tier);
+  const view = async (id: string) =>
+    accountView(s.ledger.requireAccount(id), (await s.policies.find(id))?.tier);
 
   // The gateway's own accounts can be read, never changed through the account routes (policy,
   // keys, freeze, funding, payments...): the gateway keeps them itself.
@@ -77,7 +78,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       await created.durable;
       // Deny by default: a new account is view-only until the operator grants a tier or rules.
       await s.policies.set(created.value.id, tierPolicy(req.body.tier ?? 'L0', s.tiers));
-      return reply.code(201).send(view(created.value.id));
+      return reply.code(201).send(await view(created.value.id));
     },
   );
 
@@ -93,12 +94,11 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
         },
       },
     },
-    async () => ({
-      accounts: s.ledger
-        .listAccounts()
-        .filter((a) => !a.id.startsWith('sys:'))
-        .map((a) => accountView(a, s.policies.get(a.id)?.tier)),
-    }),
+    async () => {
+      const accounts = s.ledger.listAccounts().filter((a) => !a.id.startsWith('sys:'));
+      await s.policies.ensure(accounts.map((a) => a.id));
+      return { accounts: accounts.map((a) => accountView(a, s.policies.get(a.id)?.tier)) };
+    },
   );
 
   app.get(

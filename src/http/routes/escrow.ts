@@ -208,7 +208,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
     },
     async (req, reply) => {
       await escrow.registerReceiptKey(req.params.id, req.body.pubkey);
-      return reply.code(201).send({ pubkeys: escrow.listReceiptKeys(req.params.id) });
+      return reply.code(201).send({ pubkeys: await escrow.listReceiptKeys(req.params.id) });
     },
   );
   app.get(
@@ -221,7 +221,7 @@ export const escrowRoutes: FastifyPluginAsyncTypebox<{ escrow: EscrowService }> 
         response: { 200: PubkeyList, ...errors },
       },
     },
-    async (req) => ({ pubkeys: escrow.listReceiptKeys(req.params.id) }),
+    async (req) => ({ pubkeys: await escrow.listReceiptKeys(req.params.id) }),
   );
 
   // The operator's hand: list everything, release or refund any escrow.

@@ -76,7 +76,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app,
         },
       },
     },
-    async (req) => ({ keys: s.apiKeys.list(req.params.id).map(strip) }),
+    async (req) => ({ keys: (await s.apiKeys.list(req.params.id)).map(strip) }),
   );
 
   app.delete(

@@ -33,7 +33,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
     },
     async (req) => {
       s.ledger.requireAccount(req.params.id);
-      return jsonSafe(s.policies.get(req.params.id) ?? { rules: [] });
+      return jsonSafe((await s.policies.find(req.params.id)) ?? { rules: [] });
     },
   );
 

@@ -283,21 +283,30 @@ describe('device bridge', () => {
     expect(JSON.parse(made.b)).toMatchObject({ amountMsat: '5000' });
   });
 
-  it('keeps an answer for 32 days, after which the key is free and its record pruned', async () => {
+  it('keeps an answer for 32 days under the ledger’s idempotency rule, after which the key is free', async () => {
     const b = await bridgeFixture();
     const id = xOnlyOf(DEVICE);
     const made = verified(await b.send('invoice', { amountMsat: '5000' }, { k: 'inv' }));
     expect(made.ok).toBe(true);
+    // One rule: the answer is the ledger's idempotency record of the device's key, nothing else.
+    expect(
+      await b.ledger.getRecord(`idem!meter!${encodeURIComponent(`device-request:${id}:inv`)}`),
+    ).toBeDefined();
+    expect(await b.ledger.getRecord(`didem!${id}!inv`)).toBeUndefined();
     await b.ledger.putRecords([
       { key: `didem!${id}!legacy`, value: JSON.stringify({ ok: true, b: '{}' }) },
       { key: `didem!${id}!refused`, value: JSON.stringify({ ok: false, b: '{"code":"QUOTA_EXCEEDED"}' }) },
+      {
+        key: `didem!${id}!dated`,
+        value: JSON.stringify({ ok: true, b: '{}', f: 'x', at: T0 * 1000 }),
+      },
     ]);
     b.advance(31 * 86_400_000);
     expect(await b.bridge.pruneKeptAnswers()).toBe(1); // the refusal kept before the rule
     expect(verified(await b.send('invoice', { amountMsat: '5000' }, { k: 'inv' })).b).toBe(made.b);
     b.advance(2 * 86_400_000);
-    expect(await b.bridge.pruneKeptAnswers(1)).toBe(1);
-    expect(await b.ledger.getRecord(`didem!${id}!inv`)).toBeUndefined();
+    expect(await b.bridge.pruneKeptAnswers(1)).toBe(1); // the dated answer kept before the rule
+    expect(await b.ledger.getRecord(`didem!${id}!dated`)).toBeUndefined();
     expect(await b.ledger.getRecord(`didem!${id}!legacy`)).toBeDefined(); // no time: kept
     const again = verified(await b.send('invoice', { amountMsat: '7000' }, { k: 'inv' }));
     expect(again.ok).toBe(true);

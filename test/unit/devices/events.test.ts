@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { eventDigest, schnorrVerify, xOnlyOf, type EventEnvelope } from '../../../src/devices/envelope.js';
 import { DeviceEvents } from '../../../src/devices/events.js';
 import { DeviceRegistry } from '../../../src/devices/registry.js';
@@ -148,5 +148,31 @@ describe('device events outbox', () => {
     await quick.push(DEVICE, 'sold', { x: 2 }, 600);
     expect(sent).toEqual([2]);
     quick.stop();
+  });
+
+  it('recovers after a restart: each device once, at its first subscription, or all at once', async () => {
+    const { first, open } = await fixture();
+    const a = await first.events.push(DEVICE, 'actuate', { x: 1 }, 600);
+    const b = await first.events.push(OTHER, 'actuate', { x: 2 }, 600);
+    first.events.stop();
+
+    const embedded = await open();
+    let subscribed: (deviceId: string) => void = () => undefined;
+    embedded.events.recover((onSubscribed) => (subscribed = onSubscribed));
+    await new Promise((r) => setImmediate(r));
+    expect(embedded.sent).toEqual([]); // nothing before a device subscribes
+    subscribed(DEVICE);
+    await vi.waitFor(() => expect(embedded.sent).toEqual([a]));
+    subscribed(DEVICE); // a second subscription: the broker's session holds what it misses
+    subscribed(OTHER);
+    await vi.waitFor(() => expect(embedded.sent).toEqual([a, b]));
+    await new Promise((r) => setImmediate(r));
+    expect(embedded.sent).toHaveLength(2);
+    embedded.events.stop();
+
+    const external = await open();
+    external.events.recover();
+    await vi.waitFor(() => expect(new Set(external.sent)).toEqual(new Set([a, b])));
+    external.events.stop();
   });
 });

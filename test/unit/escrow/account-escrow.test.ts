@@ -63,6 +63,30 @@ describe('account-funded escrow', () => {
     await expect(f.escrow.approve(e.id, payer)).rejects.toMatchObject({ code: 'ESCROW_INVALID_STATE' });
   });
 
+  it('reads receipt keys from disk when a receipt comes, none at start (after a restart too)', async () => {
+    const f = await escrowFixture();
+    await f.escrow.registerReceiptKey('payee', xOnlyPublicKey(DEVICE_KEY));
+    await f.escrow.registerReceiptKey('payee', xOnlyPublicKey('33'.repeat(32)));
+    await f.escrow.removeReceiptKey('payee', xOnlyPublicKey('33'.repeat(32)));
+    let listed: string[] = [];
+    const list = f.ledger.listRecords.bind(f.ledger);
+    f.ledger.listRecords = async (prefix, options) => ((listed = [...listed, prefix]), list(prefix, options));
+    const again = await f.restart(f.escrow);
+    expect(listed.filter((p) => p.startsWith('rkey!'))).toEqual([]);
+    expect(await again.listReceiptKeys('payee')).toEqual([xOnlyPublicKey(DEVICE_KEY)]);
+    const e = await again.create('payer', {
+      payeeAccountId: 'payee',
+      amountMsat: msat(50_000),
+      condition: { type: 'receipt' },
+      funding: 'account',
+    });
+    const good = signReceipt(DEVICE_KEY, e.id, e.paymentHash, 'parcel delivered');
+    expect(
+      (await again.submitReceipt(e.id, payee, { payload: 'parcel delivered', signature: good })).state,
+    ).toBe('released');
+    again.stop();
+  });
+
   it('releases on a receipt signed by a registered key, not on a forged or replayed one', async () => {
     const f = await escrowFixture();
     await f.escrow.registerReceiptKey('payee', xOnlyPublicKey(DEVICE_KEY));

@@ -76,6 +76,34 @@ describe('task history', () => {
     });
   });
 
+  it('after a restart reads reputations from disk when asked, none at start, and keeps counting', async () => {
+    const m = await marketFixture();
+    await publish(m, 3, () => true);
+    let listed: string[] = [];
+    const list = m.ledger.listRecords.bind(m.ledger);
+    m.ledger.listRecords = async (prefix, options) => ((listed = [...listed, prefix]), list(prefix, options));
+    const again = new TaskMarket(
+      m.ledger,
+      m.escrow,
+      m.registry,
+      () => {},
+      pino({ level: 'silent' }),
+      () => m.ledger.requireAccount('payer').createdAt + m.clock.offset,
+    );
+    await again.start();
+    again.stop();
+    expect(listed).not.toContain('rep!');
+    expect(await again.reputation('payee')).toMatchObject({ completed: 3 });
+    const [t] = await publish(m, 1, () => false);
+    await again.start();
+    again.stop();
+    await again.claim(t!.id, 'payee');
+    await again.submit(t!.id, 'payee', 'done');
+    await again.accept(t!.id, 'payer');
+    expect(await again.reputation('payee')).toMatchObject({ completed: 4 });
+    expect(await again.reputation('payer')).toMatchObject({ completed: 4 });
+  });
+
   it('a selective history listing reads a bounded number of entries per page and goes on from its cursor', async () => {
     const m = await marketFixture();
     await publish(m, 2050, (i) => i === 0); // only the oldest is completed

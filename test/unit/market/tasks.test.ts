@@ -26,8 +26,8 @@ describe('task market', () => {
     const done = await m.market.accept(task.id, 'payer');
     expect(done.state).toBe('completed');
     expect([m.bal('payer'), m.bal('payee')]).toEqual([800_000n, 200_000n]);
-    expect(m.market.reputation('payee')).toMatchObject({ completed: 1, disputed: 0, lost: 0 });
-    expect(m.market.reputation('payer')).toMatchObject({ completed: 1 });
+    expect(await m.market.reputation('payee')).toMatchObject({ completed: 1, disputed: 0, lost: 0 });
+    expect(await m.market.reputation('payer')).toMatchObject({ completed: 1 });
     expect(m.taskEvents.some((e) => e.accountId === 'payee' && e.event.task.state === 'completed')).toBe(
       true,
     );
@@ -53,8 +53,8 @@ describe('task market', () => {
     const b = await mk();
     await m.market.resolve(b.id, 'publisher');
     expect(m.avail('payer')).toBe(900_000n);
-    expect(m.market.reputation('payee')).toMatchObject({ completed: 0, disputed: 2, lost: 1 });
-    expect(m.market.reputation('payer')).toMatchObject({ disputed: 2, lost: 1 });
+    expect(await m.market.reputation('payee')).toMatchObject({ completed: 0, disputed: 2, lost: 1 });
+    expect(await m.market.reputation('payer')).toMatchObject({ disputed: 2, lost: 1 });
     await expect(m.market.resolve(b.id, 'agent')).rejects.toMatchObject({ code: 'TASK_INVALID_STATE' });
     expect(m.bal('payee')).toBe(100_000n);
   });
@@ -89,7 +89,7 @@ describe('task market', () => {
     expect((await m.market.get(late.id)).state).toBe('expired');
     expect((await m.market.get(reviewed.id)).state).toBe('submitted');
     expect(m.avail('payer')).toBe(1_000_000n - 4000n);
-    expect(m.market.reputation('payee').late).toBe(1);
+    expect((await m.market.reputation('payee')).late).toBe(1);
     m.clock.offset = 11_000 + 61_000;
     await m.market.sweep();
     expect((await m.market.get(reviewed.id)).state).toBe('completed');

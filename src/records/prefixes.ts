@@ -1,0 +1,139 @@
+/**
+ * Every side-record key prefix of the code base, in one table: who owns it and what it holds.
+ * Side records live beside the ledger (`Ledger.putRecords` / `getRecord` / `listRecords`); a
+ * listing by prefix returns every record whose key starts with it, so no prefix may start with
+ * another one (each is one lowercase word ended by `!`, and every prefix is unique: checked by
+ * test/unit/records/prefixes.test.ts, which also checks that every prefix written in src/ is here).
+ *
+ * `memory` says what a running gateway keeps of it (docs/ARCHITECTURE.md, "What is in memory"):
+ * `live` — loaded at start because it is open work; `lru` — read on demand into a bounded cache;
+ * `disk` — read on demand, never cached beyond one request; `index` — index entries only.
+ */
+export interface PrefixEntry {
+  readonly prefix: string;
+  readonly owner: string;
+  readonly meaning: string;
+  readonly memory: 'live' | 'lru' | 'disk' | 'index';
+}
+
+const entry = (
+  prefix: string,
+  owner: string,
+  memory: PrefixEntry['memory'],
+  meaning: string,
+): PrefixEntry => ({ prefix, owner, memory, meaning });
+
+/** The entries of a `RecordIndex` collection (src/ledger/record-index.ts) named `name`. */
+const indexed = (name: string, owner: string, what: string): PrefixEntry[] => [
+  entry(`${name}!`, owner, 'lru', `${what} by id (open ones in memory, a cache of recent closed ones)`),
+  entry(`${name}open!`, owner, 'live', `${what} not yet final: what a start loads`),
+  entry(`${name}at!`, owner, 'index', `${what} by creation time (paged listings)`),
+  entry(`${name}by!`, owner, 'index', `${what} by account and creation time (paged listings)`),
+  entry(`${name}idx!`, owner, 'disk', `mark: the ${what} indexes cover every item`),
+];
+
+export const PREFIXES = {
+  // ledger
+  idem: entry(
+    'idem!',
+    'src/ledger/idempotency.ts',
+    'lru',
+    'client idempotency key → fingerprint, ref (32 days)',
+  ),
+  // payments (converted by their owners)
+  payment: entry('pay!', 'src/payments', 'lru', 'a payment (pending ones live)'),
+  paymentByHash: entry('payh!', 'src/payments', 'disk', 'payment hash → payment id'),
+  invoice: entry('inv!', 'src/payments', 'lru', 'an invoice of an account, by payment hash'),
+  invoiceBy: entry('invby!', 'src/payments', 'index', 'invoices by account'),
+  invoiceExpiry: entry('invexp!', 'src/payments', 'index', 'invoices by expiry (pruning)'),
+  invoiceIndexMark: entry('invidx!', 'src/payments', 'disk', 'mark: the invoice indexes are built'),
+  approval: entry('appr!', 'src/payments', 'live', 'an approval of a payment (open ones live)'),
+  cancelIntent: entry(
+    'invcancel!',
+    'src/payments',
+    'live',
+    'intent to cancel in LND an invoice settled internally',
+  ),
+  // l402
+  l402Revocation: entry('l402rev!', 'src/l402/revocations.ts', 'live', 'a revoked L402 token id'),
+  // policy
+  policy: entry('pol!', 'src/policy/registry.ts', 'lru', "an account's policy (rules, tier)"),
+  audit: entry(
+    'aud!',
+    'src/policy/audit.ts',
+    'disk',
+    'a policy decision: aud!<account>!<at, 15 digits>!<id>',
+  ),
+  // auth
+  apiKey: entry('key!', 'src/auth/api-keys.ts', 'lru', 'an API key record (hashed secret) by key id'),
+  apiKeyBy: entry('keyby!', 'src/auth/api-keys.ts', 'index', "an account's key ids: keyby!<account>!<id>"),
+  apiKeyIndexMark: entry('keyidx!', 'src/auth/api-keys.ts', 'disk', 'mark: keyby! covers every key'),
+  // escrow (and the `escrow` collection, INDEXED)
+  receiptKey: entry(
+    'rkey!',
+    'src/escrow/service.ts',
+    'lru',
+    "an account's receipt public key: rkey!<account>!<pubkey>",
+  ),
+  // market (and the `task` collection, INDEXED)
+  reputation: entry('rep!', 'src/market/tasks.ts', 'lru', "an account's reputation"),
+  offer: entry(
+    'offer!',
+    'src/market/registry.ts',
+    'live',
+    'an advertised service offer (withdrawn ones are deleted)',
+  ),
+  // streams
+  stream: entry(
+    'stream!',
+    'src/streams',
+    'live',
+    'an outgoing stream (all loaded at start, stopped ones too)',
+  ),
+  streamInbox: entry('streaminbox!', 'src/streams/receiver.ts', 'live', 'a receiving inbox of an account'),
+  streamIncoming: entry(
+    'streamin!',
+    'src/streams/receiver.ts',
+    'live',
+    'an incoming stream seen by the receiver',
+  ),
+  // devices (and the `dsale`, `dact` collections, INDEXED)
+  device: entry('dev!', 'src/devices/registry.ts', 'live', 'a registered device (key, account, counters)'),
+  enrollment: entry(
+    'denr!',
+    'src/devices/registry.ts',
+    'disk',
+    'a one-time enrollment code, by its hash (read when used)',
+  ),
+  deviceEvent: entry(
+    'devevt!',
+    'src/devices/events.ts',
+    'live',
+    'the event outbox: devevt!<device>!<n> until expiry',
+  ),
+  deviceKept: entry(
+    'didem!',
+    'src/devices/bridge.ts',
+    'disk',
+    'device answers kept before device keys used idem!: read when a key is retried, pruned after 32 days',
+  ),
+} as const satisfies Record<string, PrefixEntry>;
+
+/** The collections kept with a `RecordIndex` (five prefixes each, see `indexed`), by name. */
+export const INDEXED = {
+  escrow: { owner: 'src/escrow', what: 'escrows' },
+  task: { owner: 'src/market/tasks.ts', what: 'tasks' },
+  dsale: { owner: 'src/devices/commerce.ts', what: 'device sales' },
+  dact: { owner: 'src/devices/commerce.ts', what: 'actuations' },
+} as const;
+
+/** Every entry of the table, the indexed collections' prefixes included. */
+export const ALL_PREFIXES: readonly PrefixEntry[] = [
+  ...Object.values(PREFIXES),
+  ...Object.entries(INDEXED).flatMap(([name, c]) => indexed(name, c.owner, c.what)),
+];
+
+/** The key prefix a name of the table stands for. */
+export function prefix(name: keyof typeof PREFIXES): string {
+  return PREFIXES[name].prefix;
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { ApiKeys } from '../../../src/auth/api-keys.js';
+import type { RecordStore } from '../../../src/ledger/store.js';
+
+/** Side records in memory, in key order like the ledger's. */
+class MemoryRecords implements RecordStore {
+  readonly records = new Map<string, string>();
+  /** How many records listings returned. */
+  listed = 0;
+
+  async putRecords(records: { key: string; value: string | null }[]): Promise<void> {
+    for (const r of records) {
+      if (r.value === null) this.records.delete(r.key);
+      else this.records.set(r.key, r.value);
+    }
+  }
+
+  async getRecord(key: string): Promise<string | undefined> {
+    return this.records.get(key);
+  }
+
+  async listRecords(prefix: string, options: { limit?: number; after?: string } = {}) {
+    const keys = [...this.records.keys()]
+      .filter((k) => k.startsWith(prefix) && (options.after === undefined || k > options.after))
+      .sort()
+      .slice(0, options.limit);
+    this.listed += keys.length;
+    return keys.map((key) => ({ key, value: this.records.get(key)! }));
+  }
+}
+
+function countingStore(): { store: MemoryRecords; listed: () => number } {
+  const store = new MemoryRecords();
+  return { store, listed: () => store.listed };
+}
+
+describe('ApiKeys: records read on demand', () => {
+  it('verifies a key after a restart without loading every key at start', async () => {
+    const { store, listed } = countingStore();
+    const before = new ApiKeys(store);
+    await before.load();
+    const minted = [];
+    for (let i = 0; i < 20; i += 1)
+      minted.push(await before.create({ type: 'operator' }, `acct${i % 4}`, ['read']));
+    const start = listed();
+    const after = new ApiKeys(store, Date.now, 3); // a restart, with room for 3 keys in memory
+    await after.load();
+    expect(listed() - start).toBe(0); // the start read no key record
+    for (const m of minted) expect((await after.verify(m.key))?.id).toBe(m.record.id);
+    expect(await after.verify(minted[0]!.key.slice(0, -1) + 'x')).toBeUndefined();
+    expect((await after.list('acct1')).map((k) => k.id).sort()).toEqual(
+      minted
+        .filter((_, i) => i % 4 === 1)
+        .map((m) => m.record.id)
+        .sort(),
+    );
+  });
+
+  it('sees a revocation, from the cache and from disk', async () => {
+    const store = new MemoryRecords();
+    const keys = new ApiKeys(store);
+    const { key, record } = await keys.create({ type: 'operator' }, 'alice', ['pay']);
+    expect(await keys.verify(key)).toBeDefined();
+    await keys.revoke('alice', record.id);
+    expect(await keys.verify(key)).toBeUndefined();
+    expect(await new ApiKeys(store).verify(key)).toBeUndefined();
+    await expect(keys.revoke('bob', record.id)).rejects.toMatchObject({ code: 'KEY_NOT_FOUND' });
+  });
+
+  it('indexes the keys of an older store by account once, at the first start', async () => {
+    const store = new MemoryRecords();
+    const old = new ApiKeys(store);
+    const { record } = await old.create({ type: 'operator' }, 'alice', ['read']);
+    // An older store: the key record without its index entry or the mark.
+    await store.putRecords([
+      { key: `keyby!alice!${record.id}`, value: null },
+      { key: 'keyidx!v1', value: null },
+    ]);
+    const keys = new ApiKeys(store);
+    expect(await keys.list('alice')).toEqual([]);
+    await keys.load();
+    expect((await keys.list('alice')).map((k) => k.id)).toEqual([record.id]);
+  });
+});

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { msat } from '../../../src/domain/msat.js';
+import type { RecordStore } from '../../../src/ledger/store.js';
+import { PolicyRegistry } from '../../../src/policy/registry.js';
+
+class MemoryRecords implements RecordStore {
+  readonly records = new Map<string, string>();
+  reads = 0;
+
+  async putRecords(records: { key: string; value: string | null }[]): Promise<void> {
+    for (const r of records) {
+      if (r.value === null) this.records.delete(r.key);
+      else this.records.set(r.key, r.value);
+    }
+  }
+
+  async getRecord(key: string): Promise<string | undefined> {
+    this.reads += 1;
+    return this.records.get(key);
+  }
+
+  async listRecords(prefix: string, options: { limit?: number; after?: string } = {}) {
+    const keys = [...this.records.keys()]
+      .filter((k) => k.startsWith(prefix) && (options.after === undefined || k > options.after))
+      .sort()
+      .slice(0, options.limit);
+    return keys.map((key) => ({ key, value: this.records.get(key)! }));
+  }
+}
+
+const policy = (n: number) => ({ rules: [{ type: 'max_per_payment' as const, maxMsat: msat(n) }] });
+
+describe('PolicyRegistry: policies read on demand into a bounded cache', () => {
+  it('loads at most its cache size at start and reads the others when ensured', async () => {
+    const store = new MemoryRecords();
+    const first = new PolicyRegistry(store);
+    for (let i = 0; i < 6; i += 1) await first.set(`acct${i}`, policy(1000 + i));
+    let now = 0;
+    const registry = new PolicyRegistry(store, { cached: 2, now: () => now });
+    await registry.load();
+    expect(registry.get('acct0')).toEqual(policy(1000));
+    expect(() => registry.get('acct5')).toThrow(expect.objectContaining({ code: 'POLICY_NOT_LOADED' }));
+    now = 120_000; // the warm-up entries are no longer pinned
+    await registry.ensure(['acct4', 'acct5', 'nobody']);
+    // What was ensured is resident for the synchronous step that follows, beyond the cache size.
+    expect(registry.get('acct4')?.rules[0]).toEqual({ type: 'max_per_payment', maxMsat: 1004n });
+    expect(registry.get('acct5')).toEqual(policy(1005));
+    expect(registry.get('nobody')).toBeUndefined();
+    expect(() => registry.get('acct0')).toThrow(expect.objectContaining({ code: 'POLICY_NOT_LOADED' }));
+    expect(await registry.find('acct0')).toEqual(policy(1000));
+  });
+
+  it('reads an account once however many concurrent ensures, and a set wins over a read', async () => {
+    const store = new MemoryRecords();
+    await new PolicyRegistry(store).set('a', policy(1));
+    const registry = new PolicyRegistry(store);
+    const reads = store.reads;
+    await Promise.all([registry.ensure('a'), registry.ensure('a'), registry.ensure(['a'])]);
+    expect(store.reads - reads).toBe(1);
+    const reading = registry.ensure('b');
+    await registry.set('b', policy(2));
+    await reading;
+    expect(registry.get('b')).toEqual(policy(2));
+  });
+
+  it('refuses a stored policy that is not a policy', async () => {
+    const store = new MemoryRecords();
+    await store.putRecords([{ key: 'pol!x', value: '{"rules":[{"type":"budget","maxMsat":"-1"}]}' }]);
+    await expect(new PolicyRegistry(store).find('x')).rejects.toMatchObject({ code: 'CORRUPT_RECORD' });
+  });
+});
