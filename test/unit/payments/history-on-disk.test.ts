@@ -190,4 +190,42 @@ describe('payments history on disk', () => {
     expect(lightning.payCalls).toBe(2);
     again.service.stop();
   }, 120_000);
+
+  it('keeps only open approvals in memory and pages closed ones from disk, by state', async () => {
+    const store = new MemoryLedgerStore();
+    const clock = ticking();
+    const f = await paymentsFixture(clock, store);
+    await f.account('a', 10_000_000n, { rules: [{ type: 'approval_above', thresholdMsat: msat(5_000) }] });
+    const held: Payment[] = [];
+    for (let i = 0; i < 5; i++) held.push(await pay(f, 'a', 10_000n));
+    for (const p of held.slice(0, 4)) await f.service.denyApproval(p.approvalId!, 'operator');
+    f.service.stop();
+
+    const again = await paymentsFixture(clock, store);
+    expect(again.service.residentPayments).toBe(1); // the one still awaiting approval
+    const pending = await again.service.listApprovals({ state: 'pending' });
+    expect(pending.approvals.map((a) => a.id)).toEqual([held[4]!.approvalId]);
+    const denied: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await again.service.listApprovals({
+        state: 'denied',
+        limit: 3,
+        ...(cursor ? { cursor } : {}),
+      });
+      denied.push(...page.approvals.map((a) => a.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(denied).toEqual(
+      held
+        .slice(0, 4)
+        .reverse()
+        .map((p) => p.approvalId),
+    );
+    // A closed approval is still known: approving it again says why it cannot be.
+    await expect(again.service.approve(held[0]!.approvalId!, 'operator')).rejects.toMatchObject({
+      code: 'APPROVAL_NOT_PENDING',
+    });
+    again.service.stop();
+  }, 120_000);
 });
