@@ -140,9 +140,16 @@ export function registerAccountCommands(program: Command): void {
     );
   program
     .command('payments <id>')
-    .description("the account's payments, newest first")
-    .action(async (id: string, _o: unknown, cmd: Command) =>
-      print(await client(cmd).call('GET', `/v1/accounts/${enc(id)}/payments`)),
+    .description("the account's payments, newest first (a page; --cursor takes the page's nextCursor)")
+    .option('--limit <n>', 'payments per page (at most 500)', '100')
+    .option('--cursor <cursor>', 'continue after the page that gave this nextCursor')
+    .action(async (id: string, o: { limit: string; cursor?: string }, cmd: Command) =>
+      print(
+        await client(cmd).call(
+          'GET',
+          `/v1/accounts/${enc(id)}/payments?limit=${enc(o.limit)}${o.cursor ? `&cursor=${enc(o.cursor)}` : ''}`,
+        ),
+      ),
     );
 
   program

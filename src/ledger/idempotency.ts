@@ -69,6 +69,22 @@ function canonicalJson(v: unknown): string {
 const recordKey = (accountId: string, key: string): string =>
   `${PREFIX}${encodeURIComponent(accountId)}!${encodeURIComponent(key)}`;
 
+/**
+ * The record of a key used before this rule existed (e.g. a payment record that names its key),
+ * written once by its owner's migration: its retries get `ref` whatever they ask, as they did
+ * then, but only for a request of the same operation.
+ */
+export function legacyIdempotencyRecord(
+  accountId: string,
+  key: string,
+  operation: string,
+  ref: string,
+  at: number,
+): { key: string; value: string } {
+  const entry: Entry = { operation, fingerprint: LEGACY, ref, at };
+  return { key: recordKey(accountId, key), value: JSON.stringify(entry) };
+}
+
 /** Recently used keys kept in memory; every key's record is on disk and read on demand. */
 const CACHE_SIZE = 10_000;
 

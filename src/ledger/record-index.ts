@@ -183,7 +183,8 @@ export class IndexedItems<T extends IndexedItem> {
     return { open: this.open.size, closedInMemory: this.closed.size };
   }
 
-  private cached(id: string): T | undefined {
+  /** The item if it is in memory (open, or in the cache of recent ones), without touching the disk. */
+  cached(id: string): T | undefined {
     return this.open.get(id) ?? this.closed.get(id);
   }
 }

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { SideRecords } from '../ledger/ledger.js';
 import type { SpendRequest } from '../policy/types.js';
-import { encode, keys } from './codec.js';
 import { PaymentsPart, type PaymentsContext } from './context.js';
 import { PaymentError, PaymentErrorCode } from './errors.js';
 import type { Outbound } from './outbound.js';
-import { publicPayment, type PaymentStore } from './payment-store.js';
-import type { Approval, Payment } from './types.js';
+import { finalize, publicPayment, resume, type PaymentStore } from './payment-store.js';
+import type { Approval, LivePayment, Payment } from './types.js';
 
 /** Payments a policy sent to the operator: approve (reserve and send), deny, or expire. */
 export class Approvals extends PaymentsPart {
@@ -18,43 +17,74 @@ export class Approvals extends PaymentsPart {
     super(ctx);
   }
 
-  listApprovals(state?: Approval['state']): Approval[] {
-    return [...this.store.approvals.values()]
-      .filter((a) => !state || a.state === state)
-      .map((a) => ({ ...a }));
+  /**
+   * Approvals, newest first, a page at a time: the pending ones from memory (they expire within
+   * the approval TTL), the others from disk (scanning pages for the asked state).
+   */
+  async listApprovals(
+    query: { state?: Approval['state']; limit?: number; cursor?: string } = {},
+  ): Promise<{ approvals: Approval[]; nextCursor?: string }> {
+    const limit = query.limit ?? 100;
+    if (query.state === 'pending') {
+      const open = this.store
+        .openApprovals()
+        .filter((a) => a.state === 'pending')
+        .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
+      return { approvals: open.slice(0, limit).map((a) => ({ ...a })) };
+    }
+    const out: Approval[] = [];
+    let cursor = query.cursor;
+    for (;;) {
+      const page = await this.store.pageApprovals(undefined, limit, cursor);
+      for (const [i, a] of page.approvals.entries()) {
+        if (query.state !== undefined && a.state !== query.state) continue;
+        out.push({ ...a });
+        if (out.length === limit) {
+          const at = page.cursors[i];
+          const more = i < page.approvals.length - 1 || page.nextCursor !== undefined;
+          return { approvals: out, ...(more && at !== undefined ? { nextCursor: at } : {}) };
+        }
+      }
+      if (page.nextCursor === undefined) return { approvals: out };
+      cursor = page.nextCursor;
+    }
   }
 
   async approve(approvalId: string, by: string): Promise<Payment> {
     const approval = this.pendingApproval(approvalId);
-    const payment = this.store.mustPayment(approval.paymentId);
+    if (approval instanceof Promise) return approval;
+    const waiting = this.waitingPayment(approval);
     const req: SpendRequest = {
-      kind: payment.kind === 'keysend' ? 'keysend' : 'bolt11',
-      amountMsat: payment.amountMsat,
-      feeLimitMsat: payment.feeLimitMsat,
-      payee: { pubkey: payment.destination },
+      kind: waiting.kind === 'keysend' ? 'keysend' : 'bolt11',
+      amountMsat: waiting.amountMsat,
+      feeLimitMsat: waiting.feeLimitMsat,
+      payee: { pubkey: waiting.destination },
     };
     // Release the hold and take the real reservation in the same tick: one atomic batch.
-    const hold = this.ledger.getTransferSync(payment.reservationId);
+    const hold = this.ledger.getTransferSync(waiting.reservationId);
     if (hold?.state === 'pending') this.ledger.void(hold.id, 'approved: replaced by reservation');
-    const decision = this.decide(payment.accountId, req, true, payment.id);
+    const decision = this.decide(waiting.accountId, req, true, waiting.id);
     approval.state = decision.outcome === 'allow' ? 'approved' : 'denied';
     approval.decidedAt = this.now();
     approval.decidedBy = by;
     if (decision.outcome !== 'allow') {
-      this.finish(payment, 'denied', { failureReason: 'APPROVAL_DENIED' });
-      await this.ledger.putRecords([
-        { key: keys.approval(approval.id), value: encode(approval) },
-        { key: keys.payment(payment.id), value: encode(payment) },
+      finalize(waiting, { status: 'denied', failureReason: 'APPROVAL_DENIED' }, this.now());
+      const written = this.ledger.putRecords([
+        ...this.store.approvalRecords(approval),
+        ...this.store.records(waiting),
       ]);
+      this.store.remember(waiting);
+      this.store.rememberApproval(approval);
+      await written;
       this.deny(decision);
     }
-    payment.status = 'pending';
-    payment.reservationId = randomUUID();
-    payment.updatedAt = this.now();
+    const payment = resume(waiting, randomUUID(), this.now());
     const applied = this.outbound.reserveFunds(payment, [
-      { key: keys.payment(payment.id), value: encode(payment) },
-      { key: keys.approval(approval.id), value: encode(approval) },
+      ...this.store.records(payment),
+      ...this.store.approvalRecords(approval),
     ]);
+    this.store.remember(payment);
+    this.store.rememberApproval(approval);
     await applied.durable;
     this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
     return this.outbound.send(payment);
@@ -62,13 +92,14 @@ export class Approvals extends PaymentsPart {
 
   async denyApproval(approvalId: string, by: string): Promise<Payment> {
     const approval = this.pendingApproval(approvalId);
+    if (approval instanceof Promise) return approval;
     return this.closeApproval(approval, 'denied', by);
   }
 
   /** Expires approvals whose time passed, releasing their holds. */
   async expireApprovals(): Promise<void> {
     const now = this.now();
-    for (const a of this.store.approvals.values()) {
+    for (const a of this.store.openApprovals()) {
       if (a.state === 'pending' && a.expiresAt <= now) {
         await this.closeApproval(a, 'expired', 'system').catch((err: unknown) =>
           this.log.error({ err, approvalId: a.id }, 'could not expire an approval'),
@@ -76,33 +107,57 @@ export class Approvals extends PaymentsPart {
       }
     }
   }
+
   private async closeApproval(approval: Approval, state: 'denied' | 'expired', by: string): Promise<Payment> {
-    const payment = this.store.mustPayment(approval.paymentId);
+    const payment = this.waitingPayment(approval);
     approval.state = state;
     approval.decidedAt = this.now();
     approval.decidedBy = by;
-    this.finish(payment, state, {
-      failureReason: state === 'denied' ? 'APPROVAL_DENIED' : 'APPROVAL_EXPIRED',
-    });
-    const records: SideRecords = [
-      { key: keys.approval(approval.id), value: encode(approval) },
-      { key: keys.payment(payment.id), value: encode(payment) },
-    ];
+    finalize(
+      payment,
+      state === 'denied'
+        ? { status: 'denied', failureReason: 'APPROVAL_DENIED' }
+        : { status: 'expired', failureReason: 'APPROVAL_EXPIRED' },
+      this.now(),
+    );
+    const records: SideRecords = [...this.store.approvalRecords(approval), ...this.store.records(payment)];
     const hold = this.ledger.getTransferSync(payment.reservationId);
-    if (hold?.state === 'pending') await this.ledger.void(hold.id, `approval ${state}`, records).durable;
-    else await this.ledger.putRecords(records);
+    const written =
+      hold?.state === 'pending'
+        ? this.ledger.void(hold.id, `approval ${state}`, records).durable
+        : this.ledger.putRecords(records);
+    this.store.remember(payment);
+    this.store.rememberApproval(approval);
+    await written;
     this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
     this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
     return publicPayment(payment);
   }
 
-  private pendingApproval(id: string): Approval {
-    const a = this.store.approvals.get(id);
-    if (!a) throw new PaymentError(PaymentErrorCode.APPROVAL_NOT_FOUND, `no approval ${id}`);
+  /** The payment an open approval holds: live, in memory, until the approval closes. */
+  private waitingPayment(approval: Approval): LivePayment {
+    const p = this.store.livePayment(approval.paymentId);
+    if (!p) throw new PaymentError(PaymentErrorCode.PAYMENT_NOT_FOUND, `no payment ${approval.paymentId}`);
+    return p;
+  }
+
+  /**
+   * An approval still pending, from memory where every open one is, synchronously (the caller's
+   * decision follows in the same tick); a closed or unknown one is looked up on disk to say which.
+   */
+  private pendingApproval(id: string): Approval | Promise<never> {
+    const a = this.store.openApproval(id);
+    if (!a) return this.notOpen(id);
     if (a.state !== 'pending')
       throw new PaymentError(PaymentErrorCode.APPROVAL_NOT_PENDING, `approval ${id} is ${a.state}`);
     if (a.expiresAt <= this.now())
       throw new PaymentError(PaymentErrorCode.APPROVAL_NOT_PENDING, `approval ${id} has expired`);
     return a;
+  }
+
+  private async notOpen(id: string): Promise<never> {
+    const closed = await this.store.findApproval(id);
+    if (!closed) throw new PaymentError(PaymentErrorCode.APPROVAL_NOT_FOUND, `no approval ${id}`);
+    throw new PaymentError(PaymentErrorCode.APPROVAL_NOT_PENDING, `approval ${id} is ${closed.state}`);
   }
 }

@@ -27,10 +27,7 @@ export const decodeInvoice = (raw: string): InvoiceRecord => decodeAmounts<Invoi
 export const decodeApproval = (raw: string): Approval => decodeAmounts<Approval>(raw);
 
 export const keys = {
-  payment: (id: string) => `pay!${id}`,
-  paymentByHash: (hash: string) => `payh!${hash}`,
   invoice: (hash: string) => `inv!${hash}`,
-  approval: (id: string) => `appr!${id}`,
   /** The durable intent to cancel in LND an invoice settled internally; deleted once LND confirms. */
   cancelIntent: (hash: string) => `invcancel!${hash}`,
 };

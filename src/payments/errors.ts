@@ -15,6 +15,7 @@ export const PaymentErrorCode = {
   APPROVAL_NOT_PENDING: 'APPROVAL_NOT_PENDING',
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
+  RECONCILIATION_RUNNING: 'RECONCILIATION_RUNNING',
 } as const;
 export type PaymentErrorCode = (typeof PaymentErrorCode)[keyof typeof PaymentErrorCode];
 
@@ -33,6 +34,7 @@ const STATUS: Record<PaymentErrorCode, number> = {
   APPROVAL_NOT_PENDING: 409,
   INVALID_ARGUMENT: 400,
   IDEMPOTENCY_CONFLICT: 409,
+  RECONCILIATION_RUNNING: 409,
 };
 
 export class PaymentError extends CodedError<PaymentErrorCode> {

@@ -9,13 +9,21 @@ import { LightningError, LightningErrorCode } from '../lightning/errors.js';
 import { customRecordsProblem } from '../lightning/records.js';
 import type { DecodedInvoice, PaymentOutcome, TlvRecord } from '../lightning/types.js';
 import type { SpendRequest } from '../policy/types.js';
-import { encode, keys } from './codec.js';
+import { keys } from './codec.js';
 import { PaymentsPart, type PaymentsContext } from './context.js';
 import { PaymentError, PaymentErrorCode } from './errors.js';
 import { defaultFeeLimit } from './fee-limit.js';
 import type { Inbound } from './inbound.js';
-import { publicPayment, type PaymentStore } from './payment-store.js';
-import type { Approval, InvoiceRecord, Payment } from './types.js';
+import { finalize, publicPayment, type PaymentStore } from './payment-store.js';
+import type {
+  Approval,
+  Bolt11Payment,
+  InternalPayment,
+  InvoiceRecord,
+  KeysendPayment,
+  LivePayment,
+  Payment,
+} from './types.js';
 
 export interface PayInput {
   request: string;
@@ -70,54 +78,58 @@ export class Outbound extends PaymentsPart {
     this.ledger.requireAccount(accountId);
     const decoded = await this.decode(input.request);
     const amount = this.amountOf(decoded, input.amountMsat);
-    this.assertNotPaid(decoded.paymentHash, accountId);
-    const earlier = this.store.byHash.get(decoded.paymentHash);
-    // Only this node's invoices can be an account's: their records are read from disk, and the
-    // internal settlement runs alone for the invoice (what it checks is what it settles).
-    if (decoded.destination === this.nodePubkey && (await this.inbound.findInvoice(decoded.paymentHash)))
-      return this.inbound.exclusive(decoded.paymentHash, async () => {
-        const own = await this.inbound.findInvoice(decoded.paymentHash);
-        if (!own)
-          throw new PaymentError(PaymentErrorCode.INVALID_INVOICE, 'this invoice is no longer payable');
-        if (own.state !== 'open')
-          throw new PaymentError(PaymentErrorCode.ALREADY_PAID, `this invoice is ${own.state}`);
-        // An L402 challenge's record keeps no preimage: LND has it.
-        const preimage = own.preimage ?? (await this.inbound.preimageOf(own.paymentHash));
-        this.assertNotPaid(decoded.paymentHash, accountId);
-        return this.payInternal(accountId, own, input, amount, idem, preimage);
-      });
-    if (decoded.destination === this.nodePubkey) {
-      throw new PaymentError(
-        PaymentErrorCode.INVALID_INVOICE,
-        'this invoice was issued by the gateway node but is not an account invoice',
-      );
-    }
-    const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(amount);
-    const payment = this.newPayment(accountId, {
-      kind: 'bolt11',
-      paymentHash: decoded.paymentHash,
-      request: input.request,
-      destination: decoded.destination,
-      amountMsat: amount,
-      feeLimitMsat: feeLimit,
-      ...(earlier && this.store.payments.get(earlier)?.status === 'failed'
-        ? { retriesFailedHash: true }
-        : {}),
-      ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
-    });
-    const reserved = this.reserve(
-      payment,
-      {
+    // Reading the earlier attempts from disk and reserving happen with no other attempt at this
+    // hash in between; the reservation checks the live ones again in its own tick.
+    const reserved = await this.store.withHash(decoded.paymentHash, async () => {
+      const attempts = await this.store.attempts(decoded.paymentHash);
+      this.assertNotPaid(decoded.paymentHash, accountId, attempts);
+      // Only this node's invoices can be an account's: their records are read from disk, and the
+      // internal settlement runs alone for the invoice (what it checks is what it settles).
+      if (decoded.destination === this.nodePubkey && (await this.inbound.findInvoice(decoded.paymentHash)))
+        return this.inbound.exclusive(decoded.paymentHash, async () => {
+          const own = await this.inbound.findInvoice(decoded.paymentHash);
+          if (!own)
+            throw new PaymentError(PaymentErrorCode.INVALID_INVOICE, 'this invoice is no longer payable');
+          if (own.state !== 'open')
+            throw new PaymentError(PaymentErrorCode.ALREADY_PAID, `this invoice is ${own.state}`);
+          // An L402 challenge's record keeps no preimage: LND has it.
+          const preimage = own.preimage ?? (await this.inbound.preimageOf(own.paymentHash));
+          return this.payInternal(accountId, own, input, amount, idem, preimage);
+        });
+      if (decoded.destination === this.nodePubkey) {
+        throw new PaymentError(
+          PaymentErrorCode.INVALID_INVOICE,
+          'this invoice was issued by the gateway node but is not an account invoice',
+        );
+      }
+      const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(amount);
+      const payment: Bolt11Payment = {
+        ...this.newPayment(accountId),
         kind: 'bolt11',
+        status: 'pending',
+        paymentHash: decoded.paymentHash,
+        request: input.request,
+        destination: decoded.destination,
         amountMsat: amount,
         feeLimitMsat: feeLimit,
-        payee: { pubkey: decoded.destination },
-      },
-      idem(payment.id),
-    );
-    await reserved;
-    if (payment.status === 'awaiting_approval') return publicPayment(payment);
-    return this.send(payment);
+        ...(attempts.some((a) => a.status === 'failed') ? { retriesFailedHash: true } : {}),
+        ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+      };
+      const r = this.reserve(
+        payment,
+        {
+          kind: 'bolt11',
+          amountMsat: amount,
+          feeLimitMsat: feeLimit,
+          payee: { pubkey: decoded.destination },
+        },
+        idem(payment.id),
+      );
+      await r.durable;
+      return r.payment;
+    });
+    if (reserved.status !== 'pending') return publicPayment(reserved);
+    return this.send(reserved);
   }
 
   async keysend(accountId: string, input: KeysendInput): Promise<Payment> {
@@ -159,8 +171,10 @@ export class Outbound extends PaymentsPart {
     const preimage = randomBytes(32).toString('hex');
     const paymentHash = paymentHashOf(preimage);
     const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(input.amountMsat);
-    const payment = this.newPayment(accountId, {
+    const payment: KeysendPayment = {
+      ...this.newPayment(accountId),
       kind: 'keysend',
+      status: 'pending',
       paymentHash,
       destination: input.destination,
       amountMsat: input.amountMsat,
@@ -170,8 +184,8 @@ export class Outbound extends PaymentsPart {
         ? { records: input.records.map((r) => ({ type: r.type.toString(), value: r.value })) }
         : {}),
       ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
-    });
-    await this.reserve(
+    };
+    const reserved = this.reserve(
       payment,
       {
         kind: 'keysend',
@@ -181,8 +195,9 @@ export class Outbound extends PaymentsPart {
       },
       idem(payment.id),
     );
-    if (payment.status === 'awaiting_approval') return publicPayment(payment);
-    return this.send(payment);
+    await reserved.durable;
+    if (reserved.payment.status !== 'pending') return publicPayment(reserved.payment);
+    return this.send(reserved.payment);
   }
 
   /** Moves funds between two accounts of this gateway, within the payer's policy. */
@@ -332,47 +347,54 @@ export class Outbound extends PaymentsPart {
     return decoded.amountMsat;
   }
 
-  /** One live attempt per payment hash: a pending or successful one blocks another. */
-  private assertNotPaid(hash: string, accountId: string): void {
-    const id = this.store.byHash.get(hash);
-    const p = id ? this.store.payments.get(id) : undefined;
-    // Another account's payment id is not this caller's business.
-    const details = p && p.accountId === accountId ? { paymentId: p.id } : undefined;
-    if (p?.status === 'succeeded')
-      throw new PaymentError(PaymentErrorCode.ALREADY_PAID, 'this invoice is already paid', details);
-    if (p?.status === 'pending' || p?.status === 'awaiting_approval') {
-      throw new PaymentError(
-        PaymentErrorCode.PAYMENT_IN_PROGRESS,
-        'a payment of this invoice is in progress',
-        details,
-      );
+  /**
+   * One live attempt per payment hash: a pending or successful one blocks another. `attempts` are
+   * the earlier attempts (from disk and memory); the check runs again on the live ones, from
+   * memory, in the tick of the reservation.
+   */
+  private assertNotPaid(hash: string, accountId: string, attempts: readonly Payment[]): void {
+    for (const p of attempts) {
+      // Another account's payment id is not this caller's business.
+      const details = p.accountId === accountId ? { paymentId: p.id } : undefined;
+      if (p.status === 'succeeded')
+        throw new PaymentError(PaymentErrorCode.ALREADY_PAID, 'this invoice is already paid', details);
+      if (p.status === 'pending' || p.status === 'awaiting_approval') {
+        throw new PaymentError(
+          PaymentErrorCode.PAYMENT_IN_PROGRESS,
+          'a payment of this invoice is in progress',
+          details,
+        );
+      }
     }
   }
 
-  private newPayment(
-    accountId: string,
-    fields: Omit<Payment, 'id' | 'accountId' | 'status' | 'reservationId' | 'createdAt' | 'updatedAt'>,
-  ): Payment {
+  /** What every new payment starts with. */
+  private newPayment(accountId: string): {
+    id: string;
+    accountId: string;
+    reservationId: string;
+    createdAt: number;
+    updatedAt: number;
+  } {
     const now = this.now();
-    return {
-      id: randomUUID(),
-      accountId,
-      status: 'pending',
-      reservationId: randomUUID(),
-      createdAt: now,
-      updatedAt: now,
-      ...fields,
-    };
+    return { id: randomUUID(), accountId, reservationId: randomUUID(), createdAt: now, updatedAt: now };
   }
+
   /**
    * Policy check and reservation of amount + fee limit, with no await in between: nothing can
    * spend the same funds or budget in the gap. Resolves once the reservation is durable.
    */
-  private reserve(payment: Payment, req: SpendRequest, extra: SideRecords = []): Promise<void> {
+  private reserve(
+    payment: LivePayment & { status: 'pending' },
+    req: SpendRequest,
+    extra: SideRecords = [],
+  ): { payment: LivePayment; durable: Promise<void> } {
+    this.assertNotPaid(payment.paymentHash, payment.accountId, this.store.liveAttempts(payment.paymentHash));
     const decision = this.decide(payment.accountId, req, false, payment.id);
     if (decision.outcome === 'deny') this.deny(decision);
     const records: SideRecords = [...extra];
     let approval: Approval | undefined;
+    let live: LivePayment = payment;
     if (decision.outcome === 'needs_approval') {
       approval = {
         id: randomUUID(),
@@ -385,21 +407,17 @@ export class Outbound extends PaymentsPart {
         createdAt: this.now(),
         expiresAt: this.now() + this.ctx.settings.approvalTtlMs,
       };
-      payment.status = 'awaiting_approval';
-      payment.approvalId = approval.id;
-      records.push({ key: keys.approval(approval.id), value: encode(approval) });
+      live = Object.assign(payment, { status: 'awaiting_approval' as const, approvalId: approval.id });
+      records.push(...this.store.approvalRecords(approval));
     }
-    records.push(
-      { key: keys.payment(payment.id), value: encode(payment) },
-      { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
-    );
-    const applied = this.reserveFunds(payment, records);
+    records.push(...this.store.records(live));
+    const applied = this.reserveFunds(live, records);
     // Only now that the reservation exists do the payment and its approval exist in memory.
-    this.store.index(payment);
-    if (approval) this.store.approvals.set(approval.id, approval);
-    this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
-    if (approval) this.events.publish(payment.accountId, { type: 'approval', approval: { ...approval } });
-    return applied.durable;
+    this.store.remember(live);
+    if (approval) this.store.rememberApproval(approval);
+    this.events.publish(live.accountId, { type: 'payment', payment: publicPayment(live) });
+    if (approval) this.events.publish(live.accountId, { type: 'approval', approval: { ...approval } });
+    return { payment: live, durable: applied.durable };
   }
 
   /** The pending ledger transfer holding amount + fee limit of a payment, with its records. */
@@ -418,7 +436,7 @@ export class Outbound extends PaymentsPart {
     );
   }
 
-  async send(payment: Payment): Promise<Payment> {
+  async send(payment: LivePayment): Promise<Payment> {
     let outcome: PaymentOutcome;
     // The not-found grace runs from here, not from creation (an approval may have waited long).
     payment.sentAt = this.now();
@@ -429,12 +447,12 @@ export class Outbound extends PaymentsPart {
               destination: payment.destination,
               amountMsat: payment.amountMsat,
               maxFeeMsat: payment.feeLimitMsat,
-              preimage: payment.keysendPreimage!,
+              preimage: payment.keysendPreimage,
               records: (payment.records ?? []).map((r) => ({ type: BigInt(r.type), value: r.value })),
               timeoutMs: this.ctx.settings.payTimeoutMs,
             })
           : await this.backend.payInvoice({
-              request: payment.request!,
+              request: payment.request,
               maxFeeMsat: payment.feeLimitMsat,
               timeoutMs: this.ctx.settings.payTimeoutMs,
               ...(payment.amountMsat ? { amountMsat: payment.amountMsat } : {}),
@@ -455,13 +473,14 @@ export class Outbound extends PaymentsPart {
       if (!refused) this.log.warn({ err, paymentId: payment.id }, 'payment outcome unknown; tracking');
     }
     await this.apply(payment, outcome);
-    if (payment.status === 'pending') this.track(payment);
+    if (this.store.isPending(payment.id)) this.track(payment);
     return publicPayment(payment);
   }
 
   /** Applies what LND says to a pending payment: post, void, or leave pending. Idempotent. */
   async apply(payment: Payment, outcome: PaymentOutcome, fromTracking = false): Promise<void> {
     if (payment.status !== 'pending') return;
+    const sentAt = payment.sentAt ?? payment.createdAt;
     if (outcome.status === 'succeeded') {
       const total = msat(outcome.amountMsat + outcome.feeMsat);
       if (total > payment.amountMsat + payment.feeLimitMsat) {
@@ -471,51 +490,61 @@ export class Outbound extends PaymentsPart {
           `payment ${payment.id} cost ${total} msat, more than the ${payment.amountMsat + payment.feeLimitMsat} msat reserved; the difference is the operator's`,
         );
       }
-      this.finish(payment, 'succeeded', { feeMsat: outcome.feeMsat, preimage: outcome.preimage });
-      delete payment.keysendPreimage;
       const cap = msat(payment.amountMsat + payment.feeLimitMsat);
-      await this.ledger.post(payment.reservationId, total > cap ? cap : total, [
-        { key: keys.payment(payment.id), value: encode(payment) },
-      ]).durable;
+      finalize(
+        payment,
+        { status: 'succeeded', feeMsat: outcome.feeMsat, preimage: outcome.preimage },
+        this.now(),
+      );
+      await this.closePayment(payment, (records) =>
+        this.ledger.post(payment.reservationId, total > cap ? cap : total, records),
+      );
     } else if (outcome.status === 'failed') {
       // LND keeps one record per hash: right after a retry of a hash that failed before, the old
       // FAILED can still be what tracking sees. Believe it only once the grace has passed.
       if (
         fromTracking &&
         payment.retriesFailedHash &&
-        this.now() - (payment.sentAt ?? payment.createdAt) <= this.ctx.settings.notFoundGraceMs
+        this.now() - sentAt <= this.ctx.settings.notFoundGraceMs
       )
         return;
-      this.finish(payment, 'failed', { failureReason: outcome.reason });
-      await this.ledger.void(payment.reservationId, outcome.reason, [
-        { key: keys.payment(payment.id), value: encode(payment) },
-      ]).durable;
-    } else if (
-      outcome.status === 'not_found' &&
-      this.now() - (payment.sentAt ?? payment.createdAt) > this.ctx.settings.notFoundGraceMs
-    ) {
-      this.finish(payment, 'failed', { failureReason: 'NEVER_REACHED_LND' });
-      await this.ledger.void(payment.reservationId, 'never reached LND', [
-        { key: keys.payment(payment.id), value: encode(payment) },
-      ]).durable;
+      finalize(payment, { status: 'failed', failureReason: outcome.reason }, this.now());
+      await this.closePayment(payment, (records) =>
+        this.ledger.void(payment.reservationId, outcome.reason, records),
+      );
+    } else if (outcome.status === 'not_found' && this.now() - sentAt > this.ctx.settings.notFoundGraceMs) {
+      finalize(payment, { status: 'failed', failureReason: 'NEVER_REACHED_LND' }, this.now());
+      await this.closePayment(payment, (records) =>
+        this.ledger.void(payment.reservationId, 'never reached LND', records),
+      );
     } else {
       return;
     }
     this.events.publish(payment.accountId, { type: 'payment', payment: publicPayment(payment) });
   }
 
+  /**
+   * Books a payment made final in memory: `book` posts or voids its reservation with the payment's
+   * records (its index entries: no longer open) in the same batch; it leaves the live set.
+   */
+  async closePayment(payment: Payment, book: (records: SideRecords) => Applied<Transfer>): Promise<void> {
+    const applied = book(this.store.records(payment));
+    this.store.remember(payment);
+    await applied.durable;
+  }
+
   /** Follows a pending payment until LND says it is final (runs in the background). */
-  track(payment: Payment): void {
+  track(payment: LivePayment): void {
     if (this.tracking.has(payment.id) || this.stopped) return;
     this.tracking.add(payment.id);
     void (async () => {
       try {
-        while (!this.stopped && payment.status === 'pending') {
+        while (!this.stopped && this.store.isPending(payment.id)) {
           const outcome = await this.backend
             .trackPayment(payment.paymentHash, { timeoutMs: 60_000 })
             .catch(() => undefined);
           if (outcome) await this.apply(payment, outcome, true);
-          if (payment.status === 'pending')
+          if (this.store.isPending(payment.id))
             await new Promise((r) => setTimeout(r, outcome?.status === 'not_found' ? 1000 : 2000).unref());
         }
       } catch (err) {
@@ -538,8 +567,12 @@ export class Outbound extends PaymentsPart {
       throw new PaymentError(PaymentErrorCode.OWN_INVOICE, 'an account cannot pay its own invoice');
     if (amount !== inv.amountMsat)
       throw new PaymentError(PaymentErrorCode.AMOUNT_MISMATCH, 'internal invoices are paid in full');
-    const payment = this.newPayment(accountId, {
+    const payment: InternalPayment = {
+      ...this.newPayment(accountId),
       kind: 'internal',
+      status: 'succeeded',
+      feeMsat: msat(0),
+      ...(preimage ? { preimage } : {}),
       paymentHash: inv.paymentHash,
       request: input.request,
       destination: this.nodePubkey,
@@ -547,7 +580,8 @@ export class Outbound extends PaymentsPart {
       feeLimitMsat: msat(0),
       payeeAccountId: inv.accountId,
       ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
-    });
+    };
+    this.assertNotPaid(inv.paymentHash, accountId, this.store.liveAttempts(inv.paymentHash));
     const decision = this.decide(
       accountId,
       {
@@ -561,9 +595,6 @@ export class Outbound extends PaymentsPart {
     );
     if (decision.outcome !== 'allow') this.deny(decision);
     this.inbound.ensureCredentialAccount(inv.accountId);
-    payment.status = 'succeeded';
-    payment.feeMsat = msat(0);
-    if (preimage) payment.preimage = preimage;
     // The invoice changes only if the transfer goes through (it can still fail on funds).
     const settled: InvoiceRecord = {
       ...inv,
@@ -582,8 +613,7 @@ export class Outbound extends PaymentsPart {
         memo: inv.paymentHash,
       },
       [
-        { key: keys.payment(payment.id), value: encode(payment) },
-        { key: keys.paymentByHash(payment.paymentHash), value: payment.id },
+        ...this.store.records(payment),
         ...this.inbound.invoices.writes(settled),
         ...idem(payment.id),
         // The LND invoice must not be paid again from outside: the intent to cancel it is durable
@@ -593,7 +623,7 @@ export class Outbound extends PaymentsPart {
     );
     Object.assign(inv, settled);
     this.inbound.invoices.remember(inv);
-    this.store.index(payment);
+    this.store.remember(payment);
     await applied.durable;
     this.inbound.cancelIntents.add(inv.paymentHash);
     void this.inbound

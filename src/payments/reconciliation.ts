@@ -3,6 +3,21 @@ import { PaymentsPart, type PaymentsContext } from './context.js';
 import type { Inbound } from './inbound.js';
 import type { Outbound } from './outbound.js';
 import type { PaymentStore } from './payment-store.js';
+import { PaymentError, PaymentErrorCode } from './errors.js';
+import type { Payment } from './types.js';
+
+/** Final payments read from disk per page of a full reconciliation. */
+const FULL_PAGE = 200;
+
+/** A full reconciliation run in the background, with its progress. */
+export interface ReconciliationJob {
+  state: 'idle' | 'running' | 'done' | 'failed';
+  /** Payments compared with LND so far. */
+  checked: number;
+  mismatches: number;
+  startedAt?: number;
+  finishedAt?: number;
+}
 
 export interface Liabilities {
   accountsMsat: string;
@@ -15,6 +30,8 @@ export interface Liabilities {
 
 /** Reconciliation with LND: pending payments re-tracked, open invoices caught up, final ones checked. */
 export class Reconciliation extends PaymentsPart {
+  private current: ReconciliationJob = { state: 'idle', checked: 0, mismatches: 0 };
+
   constructor(
     ctx: PaymentsContext,
     private readonly store: PaymentStore,
@@ -25,13 +42,15 @@ export class Reconciliation extends PaymentsPart {
   }
 
   /**
-   * Re-tracks every non-final payment (no age cut-off) and catches up on open invoices. A full
-   * pass also checks every final Lightning payment against LND; on a mismatch the account is
-   * frozen and an alert is raised.
+   * Re-tracks every non-final payment (no age cut-off; from memory, where every live payment is)
+   * and catches up on open invoices. A full pass also checks every final Lightning payment
+   * against LND, paging through them on disk; on a mismatch the account is frozen and an alert
+   * is raised. `progress` is updated as the pass goes (the background job shows it).
    */
-  async reconcile({ full }: { full: boolean }): Promise<{ checked: number; mismatches: number }> {
-    let checked = 0;
-    let mismatches = 0;
+  async reconcile(
+    { full }: { full: boolean },
+    progress: { checked: number; mismatches: number } = { checked: 0, mismatches: 0 },
+  ): Promise<{ checked: number; mismatches: number }> {
     // Cancels of internally settled invoices LND has not confirmed yet (lost to a crash or an outage).
     // One that fails stays for the next pass and holds none of the others (nor the start) up.
     for (const hash of [...this.inbound.cancelIntents])
@@ -40,47 +59,22 @@ export class Reconciliation extends PaymentsPart {
         .catch((err: unknown) =>
           this.log.warn({ err, hash }, 'could not complete the cancel of an internally paid invoice'),
         );
-    for (const p of [...this.store.payments.values()]) {
-      if (
-        p.kind === 'internal' ||
-        p.status === 'awaiting_approval' ||
-        p.status === 'denied' ||
-        p.status === 'expired'
-      )
-        continue;
-      if (p.status !== 'pending' && !full) continue;
-      // Only payments LND was asked to make, and only the latest attempt per hash: LND keeps one
-      // record per hash, so an older attempt's final state cannot be compared with it.
-      if (p.status !== 'pending' && (p.sentAt === undefined || this.store.byHash.get(p.paymentHash) !== p.id))
-        continue;
-      checked += 1;
+    for (const p of this.store.live()) {
+      if (p.status !== 'pending') continue;
+      progress.checked += 1;
       const lnd = await this.backend.trackPayment(p.paymentHash, { timeoutMs: 0 }).catch(() => undefined);
       if (!lnd) continue;
-      if (p.status === 'pending') {
-        await this.outbound.apply(p, lnd, true);
-        if (this.store.payments.get(p.id)?.status === 'pending') this.outbound.track(p);
-        continue;
-      }
-      const agrees =
-        (p.status === 'succeeded' && lnd.status === 'succeeded') ||
-        (p.status === 'failed' && (lnd.status === 'failed' || lnd.status === 'not_found'));
-      if (!agrees) {
-        mismatches += 1;
-        this.log.error(
-          { paymentId: p.id, ledger: p.status, lnd: lnd.status },
-          'ledger and LND disagree about a payment',
-        );
-        await this.ledger.setFrozen(
-          p.accountId,
-          true,
-          `reconciliation: payment ${p.id} is ${p.status} in the ledger but ${lnd.status} in LND`,
-        ).durable;
-        this.alert(
-          p.accountId,
-          'RECONCILIATION_MISMATCH',
-          `payment ${p.id} is ${p.status} here but ${lnd.status} in LND; the account is frozen`,
-        );
-      }
+      await this.outbound.apply(p, lnd, true);
+      const still = this.store.livePayment(p.id);
+      if (still?.status === 'pending') this.outbound.track(still);
+    }
+    if (full) {
+      let cursor: string | undefined;
+      do {
+        const page = await this.store.pageAll(FULL_PAGE, cursor);
+        for (const p of page.payments) await this.checkFinal(p, progress);
+        cursor = page.nextCursor;
+      } while (cursor !== undefined && !this.stopped);
     }
     // The invoices LND may still take a payment for (the expiry index, a page at a time):
     // open account invoices are caught up (an L402 challenge's payment is caught by the
@@ -117,7 +111,67 @@ export class Reconciliation extends PaymentsPart {
       }
       after = page.next;
     } while (after !== undefined);
-    return { checked, mismatches };
+    return { checked: progress.checked, mismatches: progress.mismatches };
+  }
+
+  /**
+   * Starts a full reconciliation in the background (one at a time: 409 while one runs) and
+   * returns its state; `job()` shows its progress.
+   */
+  startJob(): ReconciliationJob {
+    if (this.current.state === 'running')
+      throw new PaymentError(PaymentErrorCode.RECONCILIATION_RUNNING, 'a full reconciliation is running');
+    const job: ReconciliationJob = { state: 'running', checked: 0, mismatches: 0, startedAt: this.now() };
+    this.current = job;
+    void this.reconcile({ full: true }, job).then(
+      () => {
+        job.state = 'done';
+        job.finishedAt = this.now();
+      },
+      (err: unknown) => {
+        this.log.error({ err }, 'full reconciliation failed');
+        job.state = 'failed';
+        job.finishedAt = this.now();
+      },
+    );
+    return { ...job };
+  }
+
+  /** The state of the last full reconciliation job (`idle` if none ran since start). */
+  job(): ReconciliationJob {
+    return { ...this.current };
+  }
+
+  /**
+   * A final Lightning payment against LND. Only payments LND was asked to make, and only the
+   * latest attempt per hash: LND keeps one record per hash, so an older attempt's final state
+   * cannot be compared with it.
+   */
+  private async checkFinal(p: Payment, progress: { checked: number; mismatches: number }): Promise<void> {
+    if (p.kind === 'internal' || (p.status !== 'succeeded' && p.status !== 'failed')) return;
+    if (p.sentAt === undefined || (await this.store.latestAttempt(p.paymentHash)) !== p.id) return;
+    progress.checked += 1;
+    const lnd = await this.backend.trackPayment(p.paymentHash, { timeoutMs: 0 }).catch(() => undefined);
+    if (!lnd) return;
+    const agrees =
+      (p.status === 'succeeded' && lnd.status === 'succeeded') ||
+      (p.status === 'failed' && (lnd.status === 'failed' || lnd.status === 'not_found'));
+    if (agrees) return;
+    progress.mismatches += 1;
+    this.log.error(
+      { paymentId: p.id, ledger: p.status, lnd: lnd.status },
+      'ledger and LND disagree about a payment',
+    );
+    await this.ledger.setFrozen(
+      p.accountId,
+      true,
+      `reconciliation: payment ${p.id} is ${p.status} in the ledger but ${lnd.status} in LND`,
+    ).durable;
+    this.alert(
+      p.accountId,
+      'RECONCILIATION_MISMATCH',
+      `payment ${p.id} is ${p.status} here but ${lnd.status} in LND; the account is frozen`,
+    );
   }
 
   /** What the gateway owes its accounts against what the node holds. */

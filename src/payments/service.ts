@@ -8,17 +8,17 @@ import type { AuditLog } from '../policy/audit.js';
 import type { PolicyRegistry } from '../policy/registry.js';
 import type { SpendRequest } from '../policy/types.js';
 import { Approvals } from './approvals.js';
-import { decodeApproval, decodePayment, keys } from './codec.js';
+import { keys } from './codec.js';
 import { PaymentsContext } from './context.js';
 import { publishBalanceEvents, type EventBus } from './events.js';
 import { Inbound } from './inbound.js';
 import type { InvoiceStoreOptions } from './invoice-store.js';
 import { Outbound, type KeysendInput, type PayInput } from './outbound.js';
-import { PaymentStore } from './payment-store.js';
-import { Reconciliation, type Liabilities } from './reconciliation.js';
+import { PaymentStore, publicPayment } from './payment-store.js';
+import { Reconciliation, type Liabilities, type ReconciliationJob } from './reconciliation.js';
 import type { Approval, InvoiceRecord, Payment } from './types.js';
 
-export type { KeysendInput, Liabilities, PayInput };
+export type { KeysendInput, Liabilities, PayInput, ReconciliationJob };
 
 export interface PaymentsOptions {
   /** How long a pay request waits for a final outcome before answering `pending`. */
@@ -39,7 +39,7 @@ export interface PaymentsOptions {
  */
 export class PaymentsService {
   private readonly ctx: PaymentsContext;
-  private readonly store = new PaymentStore();
+  private readonly store: PaymentStore;
   private readonly inbound: Inbound;
   private readonly outbound: Outbound;
   private readonly approvals: Approvals;
@@ -63,6 +63,7 @@ export class PaymentsService {
       notFoundGraceMs: options.notFoundGraceMs ?? 60_000,
     });
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? 60_000;
+    this.store = new PaymentStore(ledger);
     this.inbound = new Inbound(this.ctx, options.invoices);
     this.outbound = new Outbound(this.ctx, this.store, this.inbound);
     this.approvals = new Approvals(this.ctx, this.store, this.outbound);
@@ -82,29 +83,18 @@ export class PaymentsService {
         }).durable;
       }
     }
-    for (const r of await this.ledger.listRecords('pay!')) {
-      const p = decodePayment(r.value);
-      this.store.index(p);
-      // Payments made before keys had their own records still answer their retries.
-      // They match only a request of their own kind (the operation `pay` or `keysend` names).
-      if (p.idempotencyKey) {
-        const operation = p.kind === 'keysend' ? 'keysend' : 'pay';
-        this.ledger.adoptIdempotencyKey(p.accountId, p.idempotencyKey, operation, p.id, p.createdAt);
-      }
-    }
+    // Live payments and open approvals only: final ones stay on disk, read when asked.
+    await this.store.load();
     // Invoice records stay on disk: nothing of them is loaded (older stores are indexed once).
     await this.inbound.start();
-    for (const r of await this.ledger.listRecords('appr!')) {
-      const a = decodeApproval(r.value);
-      this.store.approvals.set(a.id, a);
-    }
     const intentPrefix = keys.cancelIntent('');
     for (const r of await this.ledger.listRecords(intentPrefix))
       this.inbound.cancelIntents.add(r.key.slice(intentPrefix.length));
     const info = await this.backend.getNodeInfo();
     this.ctx.nodePubkey = info.pubkey;
     this.ctx.network = info.network;
-    await this.reconcile({ full: true });
+    // Only what is not final is re-tracked (a full reconciliation is an operator's background job).
+    await this.reconcile({ full: false });
     const every = (ms: number, fn: () => Promise<unknown> | void): void => {
       const t = setInterval(
         () =>
@@ -165,12 +155,38 @@ export class PaymentsService {
     return this.ctx.nodePubkey;
   }
 
+  /**
+   * A payment held in memory (live, or final and recently used), synchronously. For any payment,
+   * use `findPayment`.
+   */
   getPayment(id: string): Payment | undefined {
-    return this.store.getPayment(id);
+    const p = this.store.resident(id);
+    return p ? publicPayment(p) : undefined;
   }
 
-  listPayments(accountId: string, limit = 100): Payment[] {
-    return this.store.listPayments(accountId, limit);
+  /** A payment, from memory or disk. */
+  async findPayment(id: string): Promise<Payment | undefined> {
+    const p = await this.store.find(id);
+    return p ? publicPayment(p) : undefined;
+  }
+
+  /** An account's payments, newest first, a page at a time (`cursor`: the previous page's `nextCursor`). */
+  async pagePayments(
+    accountId: string,
+    page: { limit?: number; cursor?: string } = {},
+  ): Promise<{ payments: Payment[]; nextCursor?: string }> {
+    const r = await this.store.page(accountId, page.limit ?? 100, page.cursor);
+    return { payments: r.payments.map(publicPayment), ...(r.nextCursor ? { nextCursor: r.nextCursor } : {}) };
+  }
+
+  /** An account's latest payments, newest first. */
+  async listPayments(accountId: string, limit = 100): Promise<Payment[]> {
+    return (await this.pagePayments(accountId, { limit })).payments;
+  }
+
+  /** Payments held in memory (live ones and a bounded cache of recent final ones). */
+  get residentPayments(): number {
+    return this.store.residentPayments;
   }
 
   // ---- receiving --------------------------------------------------------------------------
@@ -233,8 +249,11 @@ export class PaymentsService {
 
   // ---- approvals --------------------------------------------------------------------------
 
-  listApprovals(state?: Approval['state']): Approval[] {
-    return this.approvals.listApprovals(state);
+  /** Approvals, newest first, a page at a time (pending ones from memory, the others from disk). */
+  listApprovals(
+    query: { state?: Approval['state']; limit?: number; cursor?: string } = {},
+  ): Promise<{ approvals: Approval[]; nextCursor?: string }> {
+    return this.approvals.listApprovals(query);
   }
 
   approve(approvalId: string, by: string): Promise<Payment> {
@@ -255,6 +274,16 @@ export class PaymentsService {
   /** Re-tracks non-final payments and catches up on open invoices; `full` also checks final ones. */
   reconcile(options: { full: boolean }): Promise<{ checked: number; mismatches: number }> {
     return this.reconciliation.reconcile(options);
+  }
+
+  /** Starts a full reconciliation in the background; 409 `RECONCILIATION_RUNNING` while one runs. */
+  startReconciliation(): ReconciliationJob {
+    return this.reconciliation.startJob();
+  }
+
+  /** The last full reconciliation job's state and progress. */
+  reconciliationJob(): ReconciliationJob {
+    return this.reconciliation.job();
   }
 
   /** What the gateway owes its accounts against what the node holds. */

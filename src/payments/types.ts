@@ -1,38 +1,92 @@
 import type { Msat } from '../domain/msat.js';
 import type { PaymentFailureReason } from '../lightning/types.js';
 
-export type PaymentStatus = 'awaiting_approval' | 'pending' | 'succeeded' | 'failed' | 'denied' | 'expired';
+export type PaymentStatus = Payment['status'];
 
-export interface Payment {
+/** What every payment has, whatever its kind and status. */
+interface PaymentBase {
   id: string;
   accountId: string;
-  kind: 'bolt11' | 'keysend' | 'internal';
   paymentHash: string;
-  request?: string;
   destination: string;
   amountMsat: Msat;
   feeLimitMsat: Msat;
-  feeMsat?: Msat;
-  status: PaymentStatus;
-  failureReason?: PaymentFailureReason | 'NEVER_REACHED_LND' | 'APPROVAL_DENIED' | 'APPROVAL_EXPIRED';
   /** The ledger transfer reserving amount + fee limit, posted with the actual total. */
   reservationId: string;
-  preimage?: string;
-  /** Custom TLV records (keysend), hex values. */
-  records?: { type: string; value: string }[];
-  /** Keysend: the preimage we chose, kept until the payment is final. */
-  keysendPreimage?: string;
-  /** Internal payments: the account whose invoice was paid. */
-  payeeAccountId?: string;
+  /** The operator's approval this payment waited for, if a policy asked for one. */
   approvalId?: string;
   idempotencyKey?: string;
   /** When it was handed to LND (the not-found grace runs from here). */
   sentAt?: number;
-  /** An earlier payment of this hash failed: LND may report that old failure for a while. */
-  retriesFailedHash?: boolean;
   createdAt: number;
   updatedAt: number;
 }
+
+/** Fields a variant does not have, readable (as undefined) on the union without narrowing it. */
+type Absent<K extends string> = { [P in K]?: undefined };
+
+/** Not final: waiting for the operator, or handed to LND (or about to be) with funds reserved. */
+export type LiveStatus = Absent<'feeMsat' | 'preimage' | 'failureReason'> &
+  ({ status: 'pending' } | { status: 'awaiting_approval'; approvalId: string });
+
+/** Final: nothing about the payment changes any more. */
+export type FinalStatus =
+  | ({ status: 'succeeded'; feeMsat: Msat; preimage?: string } & Absent<'failureReason'>)
+  | ({ status: 'failed'; failureReason: PaymentFailureReason | 'NEVER_REACHED_LND' } & Absent<
+      'feeMsat' | 'preimage'
+    >)
+  | ({ status: 'denied'; failureReason: 'APPROVAL_DENIED' } & Absent<'feeMsat' | 'preimage'>)
+  | ({ status: 'expired'; failureReason: 'APPROVAL_EXPIRED' } & Absent<'feeMsat' | 'preimage'>);
+
+export type Bolt11Payment = PaymentBase & {
+  kind: 'bolt11';
+  request: string;
+  /** An earlier payment of this hash failed: LND may report that old failure for a while. */
+  retriesFailedHash?: boolean;
+} & Absent<'records' | 'keysendPreimage' | 'payeeAccountId'> &
+  (LiveStatus | FinalStatus);
+
+export type KeysendPayment = PaymentBase & {
+  kind: 'keysend';
+  /** Custom TLV records, hex values. */
+  records?: { type: string; value: string }[];
+} & Absent<'request' | 'retriesFailedHash' | 'payeeAccountId'> &
+  (
+    | (LiveStatus & {
+        /** The preimage we chose, kept until the payment is final. */
+        keysendPreimage: string;
+      })
+    | (FinalStatus & Absent<'keysendPreimage'>)
+  );
+
+/** A payment of another account's invoice of this gateway: settled by one ledger transfer. */
+export type InternalPayment = PaymentBase & {
+  kind: 'internal';
+  request: string;
+  /** The account whose invoice was paid. */
+  payeeAccountId: string;
+} & Absent<'records' | 'keysendPreimage' | 'retriesFailedHash'> &
+  FinalStatus;
+
+/** An outbound payment, by kind and status: the fields a kind or status has are always there. */
+export type Payment = Bolt11Payment | KeysendPayment | InternalPayment;
+
+/** A payment not final yet (the ones kept in memory and re-tracked at start). */
+export type LivePayment = Payment & LiveStatus;
+
+/** Every field any payment may have, for views that drop some of them. */
+export type PaymentFields = PaymentBase & {
+  kind: Payment['kind'];
+  status: Payment['status'];
+  request?: string;
+  retriesFailedHash?: boolean;
+  records?: { type: string; value: string }[];
+  keysendPreimage?: string;
+  payeeAccountId?: string;
+  feeMsat?: Msat;
+  preimage?: string;
+  failureReason?: PaymentFailureReason | 'NEVER_REACHED_LND' | 'APPROVAL_DENIED' | 'APPROVAL_EXPIRED';
+};
 
 export type InvoiceRecordState = 'open' | 'settled' | 'canceled';
 

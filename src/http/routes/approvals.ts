@@ -4,6 +4,7 @@ import { actorOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
 import { ApprovalBody, ErrorResponses, PaymentBody } from '../schemas.js';
 import { paymentView } from './views.js';
+import { RecordIndex } from '../../ledger/record-index.js';
 import type { AccountServices } from './services.js';
 
 const errors = ErrorResponses;
@@ -25,14 +26,34 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<AccountServices> = async 
               Type.Literal('expired'),
             ]),
           ),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+          cursor: Type.Optional(Type.String({ pattern: RecordIndex.CURSOR.source })),
         }),
         response: {
-          200: Type.Object({ approvals: Type.Array(ApprovalBody) }, { additionalProperties: false }),
+          200: Type.Object(
+            {
+              approvals: Type.Array(ApprovalBody),
+              nextCursor: Type.Optional(
+                Type.String({ description: 'the cursor of the next page: pass it as `cursor`' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           ...errors,
         },
       },
     },
-    async (req) => ({ approvals: jsonSafe(s.payments.listApprovals(req.query.state)) }),
+    async (req) => {
+      const page = await s.payments.listApprovals({
+        limit: req.query.limit ?? 100,
+        ...(req.query.state !== undefined ? { state: req.query.state } : {}),
+        ...(req.query.cursor !== undefined ? { cursor: req.query.cursor } : {}),
+      });
+      return {
+        approvals: jsonSafe(page.approvals),
+        ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}),
+      };
+    },
   );
 
   for (const action of ['approve', 'deny'] as const) {

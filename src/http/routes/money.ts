@@ -14,6 +14,7 @@ import type { AccountServices } from './services.js';
 import { accountView } from './services.js';
 import { invoiceView, paymentView } from './views.js';
 import { AccountBody } from '../schemas.js';
+import { RecordIndex } from '../../ledger/record-index.js';
 
 const errors = ErrorResponses;
 
@@ -150,17 +151,38 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
       schema: {
         tags: ['payments'],
         params: IdParams,
-        querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }),
+        description:
+          'Newest first, read from disk a page at a time: pass `nextCursor` as `cursor` for the next page.',
+        querystring: Type.Object(
+          {
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+            cursor: Type.Optional(Type.String({ pattern: RecordIndex.CURSOR.source })),
+          },
+          { additionalProperties: false },
+        ),
         response: {
-          200: Type.Object({ payments: Type.Array(PaymentBody) }, { additionalProperties: false }),
+          200: Type.Object(
+            {
+              payments: Type.Array(PaymentBody),
+              nextCursor: Type.Optional(
+                Type.String({ description: 'the cursor of the next page: pass it as `cursor`' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           ...errors,
         },
       },
     },
     async (req) => {
       s.ledger.requireAccount(req.params.id);
+      const page = await s.payments.pagePayments(req.params.id, {
+        limit: req.query.limit ?? 100,
+        ...(req.query.cursor !== undefined ? { cursor: req.query.cursor } : {}),
+      });
       return {
-        payments: s.payments.listPayments(req.params.id, req.query.limit ?? 100).map(paymentView),
+        payments: page.payments.map(paymentView),
+        ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}),
       };
     },
   );
@@ -176,7 +198,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
       },
     },
     async (req, reply) => {
-      const p = s.payments.getPayment(req.params.paymentId);
+      const p = await s.payments.findPayment(req.params.paymentId);
       if (!p || p.accountId !== req.params.id)
         return reply
           .code(404)
@@ -267,5 +289,48 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
       },
     },
     async () => s.payments.reconcile({ full: true }),
+  );
+
+  const ReconciliationJob = Type.Object(
+    {
+      state: Type.Union([
+        Type.Literal('idle'),
+        Type.Literal('running'),
+        Type.Literal('done'),
+        Type.Literal('failed'),
+      ]),
+      checked: Type.Integer({ description: 'payments compared with LND so far' }),
+      mismatches: Type.Integer(),
+      startedAt: Type.Optional(Type.Integer({ description: 'ms since the epoch' })),
+      finishedAt: Type.Optional(Type.Integer({ description: 'ms since the epoch' })),
+    },
+    { additionalProperties: false },
+  );
+
+  app.post(
+    '/v1/reconciliation',
+    {
+      schema: {
+        tags: ['operations'],
+        security: [{ operator: [] }],
+        description:
+          'Starts a full reconciliation in the background: every final Lightning payment, paged from disk, is compared with LND. One at a time (409 RECONCILIATION_RUNNING while one runs).',
+        response: { 202: ReconciliationJob, ...errors },
+      },
+    },
+    async (_req, reply) => reply.code(202).send(s.payments.startReconciliation()),
+  );
+
+  app.get(
+    '/v1/reconciliation',
+    {
+      schema: {
+        tags: ['operations'],
+        security: [{ operator: [] }],
+        description: 'The state and progress of the last full reconciliation.',
+        response: { 200: ReconciliationJob, ...errors },
+      },
+    },
+    async () => s.payments.reconciliationJob(),
   );
 };

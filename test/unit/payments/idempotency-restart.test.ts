@@ -33,8 +33,10 @@ describe('payment idempotency keys across a restart', () => {
       idempotencyKey: 'old',
     });
     f.service.stop();
-    // What an older version left on disk: the payment names its key, no key record exists.
-    for (const k of [...store.records.keys()]) if (k.startsWith('idem!')) store.records.delete(k);
+    // What an older version left on disk: the payment names its key, no key record exists, and
+    // no payment index either.
+    const older = /^(idem!|payopen!|payby!|payat!|payhash!|payidx!)/;
+    for (const k of [...store.records.keys()]) if (older.test(k)) store.records.delete(k);
     const again = await paymentsFixture({}, store, f.lightning);
     const retry = await again.service.keysend('a', {
       destination: DEST,

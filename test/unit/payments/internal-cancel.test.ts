@@ -70,7 +70,8 @@ describe('canceling internally paid invoices in LND', () => {
     const { f, store, hash } = await paidInternallyWhileLndIsDown();
     store.records.delete(`invcancel!${hash}`); // as written before intents existed
     f.lightning.cancelFailure = undefined;
-    await paymentsFixture({}, store, f.lightning);
+    const restarted = await paymentsFixture({}, store, f.lightning);
+    await restarted.service.reconcile({ full: true });
     expect(f.lightning.invoices.get(hash)!.state).toBe('canceled');
     expect(store.records.has(`invcancel!${hash}`)).toBe(false);
   });

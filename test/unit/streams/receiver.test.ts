@@ -191,7 +191,7 @@ describe('StreamReceiver', () => {
     await payer.clock.advance(10_000);
     await payer.streams.stop(s.id);
     await payer.clock.advance(2000);
-    for (const p of payer.service.listPayments('bob').reverse()) {
+    for (const p of (await payer.service.listPayments('bob')).reverse()) {
       const records = p.records!.map((r) => ({ type: BigInt(r.type), value: r.value }));
       await payee.receiver.onInvoice(keysendInvoice(p.amountMsat, records, payee.clock.now()));
     }

@@ -18,8 +18,9 @@ async function fixture(o: FixtureOptions = {}, fund = 1_000_000n, policy = OPEN)
 }
 
 const FEE = 1000n; // what FakeLightning charges per payment
-const payments = (f: StreamsFixture): Payment[] => f.service.listPayments('payer').reverse();
-const amounts = (f: StreamsFixture): bigint[] => payments(f).map((p) => p.amountMsat);
+const payments = async (f: StreamsFixture): Promise<Payment[]> =>
+  (await f.service.listPayments('payer')).reverse();
+const amounts = async (f: StreamsFixture): Promise<bigint[]> => (await payments(f)).map((p) => p.amountMsat);
 const records = (p: Payment): TlvRecord[] =>
   (p.records ?? []).map((r) => ({ type: BigInt(r.type), value: r.value }));
 const blip = (p: Payment): Record<string, unknown> =>
@@ -43,7 +44,7 @@ describe('remote streams', () => {
     });
     expect(s).toMatchObject({ mode: 'remote', intervalSeconds: 1, minPaymentMsat: 1000n, payments: 0 });
     await f.clock.advance(3000);
-    const sent = payments(f);
+    const sent = await payments(f);
     expect(sent.map((p) => [p.kind, p.destination, p.amountMsat, p.status])).toEqual([
       ['keysend', REMOTE_NODE, 1000n, 'succeeded'],
       ['keysend', REMOTE_NODE, 1000n, 'succeeded'],
@@ -72,7 +73,7 @@ describe('remote streams', () => {
     const f = await fixture();
     await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(300) });
     await f.clock.advance(9000);
-    expect(amounts(f)).toEqual([1200n, 1200n]); // at 4 s and 8 s
+    expect(await amounts(f)).toEqual([1200n, 1200n]); // at 4 s and 8 s
   });
 
   it('sends every intervalSeconds', async () => {
@@ -84,7 +85,7 @@ describe('remote streams', () => {
       minPaymentMsat: msat(1),
     });
     await f.clock.advance(12_000);
-    expect(amounts(f)).toEqual([50n, 50n]);
+    expect(await amounts(f)).toEqual([50n, 50n]);
   });
 
   it('never overlaps sends of one stream: what accrues meanwhile goes in the next one', async () => {
@@ -102,7 +103,7 @@ describe('remote streams', () => {
     lightning.behaviour = normal;
     release!();
     await f.clock.advance(1000);
-    expect(amounts(f)).toEqual([1000n, 5000n]);
+    expect(await amounts(f)).toEqual([1000n, 5000n]);
   });
 
   it('counts a pending payment as paid and owes it again when it fails later', async () => {
@@ -117,12 +118,12 @@ describe('remote streams', () => {
     };
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(2000);
-    expect(payments(f).map((p) => p.status)).toEqual(['pending', 'succeeded']);
+    expect((await payments(f)).map((p) => p.status)).toEqual(['pending', 'succeeded']);
     expect(f.streams.get(s.id).paidMsat).toBe(2000n);
-    lightning.resolve(failed(payments(f)[0]!.paymentHash));
+    lightning.resolve(failed((await payments(f))[0]!.paymentHash));
     await f.service.reconcile({ full: false });
     await f.clock.advance(1000);
-    expect(amounts(f)).toEqual([1000n, 1000n, 2000n]);
+    expect(await amounts(f)).toEqual([1000n, 1000n, 2000n]);
     expect(f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, owedMsat: 0n });
   });
 
@@ -132,7 +133,7 @@ describe('remote streams', () => {
     const f = await fixture({ lightning, options: { maxConsecutiveFailures: 3 } });
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(5000);
-    expect(amounts(f)).toEqual([1000n, 2000n, 3000n]);
+    expect(await amounts(f)).toEqual([1000n, 2000n, 3000n]);
     expect(f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'payment_failed',
@@ -159,9 +160,9 @@ describe('remote streams', () => {
     const f = await fixture({}, 10_000_000n, { rules: [{ type: 'max_per_minute', max: 2 }] });
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(62_000);
-    expect(amounts(f)).toEqual([1000n, 1000n, 60_000n]);
+    expect(await amounts(f)).toEqual([1000n, 1000n, 60_000n]);
     expect(f.streams.get(s.id)).toMatchObject({ state: 'active', payments: 3, paidMsat: 62_000n });
-    expect(payments(f).map((p) => blip(p)['seq'])).toEqual([1, 2, 3]); // refused attempts use no number
+    expect((await payments(f)).map((p) => blip(p)['seq'])).toEqual([1, 2, 3]); // refused attempts use no number
   });
 
   it('stops with funds_exhausted when the payer cannot cover amount + fee limit', async () => {
@@ -182,7 +183,7 @@ describe('remote streams', () => {
     });
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(3000);
-    expect(payments(f).map((p) => p.status)).toEqual(['awaiting_approval']);
+    expect((await payments(f)).map((p) => p.status)).toEqual(['awaiting_approval']);
     expect(f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'policy_denied',
@@ -194,10 +195,10 @@ describe('remote streams', () => {
     const f = await fixture();
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(300) });
     await f.clock.advance(3500);
-    expect(amounts(f)).toEqual([]);
+    expect(await amounts(f)).toEqual([]);
     expect(await f.streams.stop(s.id)).toMatchObject({ state: 'stopped', owedMsat: 900n });
     await f.clock.advance(3000);
-    expect(amounts(f)).toEqual([900n]);
+    expect(await amounts(f)).toEqual([900n]);
     expect(f.streams.get(s.id)).toMatchObject({ paidMsat: 900n, owedMsat: 0n });
   });
 
@@ -209,7 +210,7 @@ describe('remote streams', () => {
       maxTotalMsat: msat(2500),
     });
     await f.clock.advance(6000);
-    expect(amounts(f)).toEqual([1000n, 1000n, 500n]);
+    expect(await amounts(f)).toEqual([1000n, 1000n, 500n]);
     expect(f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'cap_reached',
@@ -227,10 +228,10 @@ describe('remote streams', () => {
     await f.clock.advance(4500);
     await f.streams.pause(s.id);
     await f.clock.advance(10_000);
-    expect(amounts(f)).toEqual([3000n, 1000n]);
+    expect(await amounts(f)).toEqual([3000n, 1000n]);
     await f.streams.resume(s.id);
     await f.clock.advance(3500);
-    expect(amounts(f)).toEqual([3000n, 1000n, 1000n, 3000n]);
+    expect(await amounts(f)).toEqual([3000n, 1000n, 1000n, 3000n]);
     expect(f.streams.get(s.id)).toMatchObject({ state: 'active', activeSeconds: 8, paidMsat: 8000n });
   });
 
@@ -244,7 +245,7 @@ describe('remote streams', () => {
     await f.clock.advance(1000);
     await f.streams.reportUsage(s.id, 3);
     await f.clock.advance(1000);
-    expect(amounts(f)).toEqual([2000n]); // 800 was under the minimum at the first interval
+    expect(await amounts(f)).toEqual([2000n]); // 800 was under the minimum at the first interval
   });
 
   it('an unknown outcome is retried under the same idempotency key: sent once, counted once', async () => {
@@ -266,7 +267,7 @@ describe('remote streams', () => {
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(3000);
     expect(f.lightning.payCalls).toBe(2);
-    expect(amounts(f)).toEqual([1000n, 2000n]);
+    expect(await amounts(f)).toEqual([1000n, 2000n]);
     expect(f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, payments: 2 });
     expect(f.log.warnings.some((w) => w.msg?.includes('outcome unknown'))).toBe(true);
   });
@@ -288,7 +289,7 @@ describe('remote streams', () => {
     const g = await open({ store, lightning, clock });
     await clock.advance(1000);
     expect(lightning.payCalls).toBe(1); // the replay found the payment; nothing new went out
-    const p = g.service.listPayments('payer');
+    const p = await g.service.listPayments('payer');
     expect(p.map((x) => x.status)).toEqual(['pending']);
     expect(g.streams.get(s.id)).toMatchObject({ paidMsat: 1000n, payments: 1 });
     lightning.resolve({
@@ -300,7 +301,7 @@ describe('remote streams', () => {
     });
     await g.service.reconcile({ full: false });
     await clock.advance(2000);
-    expect(amounts(g)).toEqual([1000n, 2000n, 1000n]); // the minute down is not billed
+    expect(await amounts(g)).toEqual([1000n, 2000n, 1000n]); // the minute down is not billed
     expect(g.streams.get(s.id)).toMatchObject({ activeSeconds: 4, paidMsat: 4000n, owedMsat: 0n });
   });
 
@@ -319,7 +320,7 @@ describe('remote streams', () => {
     lightning.behaviour = normal;
     release!();
     await f.clock.advance(2000);
-    expect(amounts(f)).toEqual([1000n, 2000n]);
+    expect(await amounts(f)).toEqual([1000n, 2000n]);
     expect(f.streams.get(s.id)).toMatchObject({ state: 'stopped', paidMsat: 3000n, owedMsat: 0n });
   });
 
