@@ -4,6 +4,7 @@ import { MAX_MSAT, msat, type Msat } from '../domain/msat.js';
 import { LedgerError, LedgerErrorCode } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import { IdempotencyKeys, type IdempotencyRecords, type IdempotentRequest } from './idempotency.js';
+import { SPEND_CODES, SpendBuckets } from './spend-buckets.js';
 import type { LedgerStore, LedgerWrite, RecordStore, StoredRecord } from './store.js';
 import {
   availableOf,
@@ -34,6 +35,16 @@ export interface Applied<T> {
  */
 export interface LedgerChange {
   accounts: Account[];
+}
+
+/** What budgets and rates read of an account (see spend-buckets.ts for how exact it is). */
+export interface SpendFigures {
+  /** Spending debits since `since`, pending ones included: never less than the exact sum. */
+  spentSince(since: number): bigint;
+  /** Spending debits since `since`, counted: never fewer than the exact count. */
+  countSince(since: number): number;
+  /** Pending `payment` transfers the account pays. */
+  inFlight: number;
 }
 
 const DAY = 24 * 3600 * 1000;
@@ -70,6 +81,9 @@ export class Ledger implements RecordStore {
   private readonly transfers = new Map<string, Transfer>();
   private readonly idempotency = new Map<string, { transferId: string; fingerprint: string }>();
   private readonly debits = new Map<string, Transfer[]>();
+  private readonly spend = new Map<string, SpendBuckets>();
+  /** Pending `payment` transfers per debit account. */
+  private readonly inFlight = new Map<string, number>();
   private readonly commit: GroupCommit;
   private readonly events = new EventEmitter();
   private seq: number;
@@ -103,8 +117,14 @@ export class Ledger implements RecordStore {
     const retention = options.retentionMs ?? 32 * DAY;
     const snapshot = await store.load(now - retention);
     const ledger = new Ledger(store, snapshot.lastSeq, options);
-    for (const a of snapshot.accounts) ledger.accounts.set(a.id, a);
-    for (const t of snapshot.transfers.sort((x, y) => x.createdAt - y.createdAt)) ledger.remember(t);
+    for (const { account, spend } of snapshot.accounts) {
+      ledger.accounts.set(account.id, account);
+      if (spend) ledger.spend.set(account.id, SpendBuckets.from(spend));
+    }
+    for (const t of snapshot.transfers.sort((x, y) => x.createdAt - y.createdAt)) {
+      ledger.remember(t);
+      if (t.state === 'pending') ledger.countInFlight(t, 1);
+    }
     for (const i of snapshot.idempotency) {
       if (ledger.transfers.has(i.transferId))
         ledger.idempotency.set(i.key, { transferId: i.transferId, fingerprint: i.fingerprint });
@@ -181,7 +201,7 @@ export class Ledger implements RecordStore {
     if (a.frozen === frozen) return { value: { ...a }, durable: Promise.resolve(), replayed: true };
     a.frozen = frozen;
     const durable = this.persist(
-      [{ type: 'account', account: a }],
+      [this.accountWrite(a)],
       [{ type: frozen ? 'account_frozen' : 'account_unfrozen', accountIds: [id], detail: reason }],
     );
     return { value: { ...a }, durable, replayed: false };
@@ -260,7 +280,9 @@ export class Ledger implements RecordStore {
       ...(req.timeoutMs !== undefined ? { timeoutAt: now + req.timeoutMs } : {}),
     };
     if (!req.pending) t.resolvedAt = now;
+    if (SPEND_CODES.has(req.code)) t.spentAt = this.spendOf(debit.id).add(now, req.amount);
     if (req.pending) {
+      this.countInFlight(t, 1);
       debit.debitsPending += req.amount;
       credit.creditsPending += req.amount;
     } else {
@@ -270,8 +292,8 @@ export class Ledger implements RecordStore {
     this.remember(t);
     const writes: LedgerWrite[] = [
       { type: 'transfer', transfer: t },
-      { type: 'account', account: debit },
-      { type: 'account', account: credit },
+      this.accountWrite(debit),
+      this.accountWrite(credit),
     ];
     if (req.idempotencyKey !== undefined) {
       this.idempotency.set(req.idempotencyKey, { transferId: id, fingerprint });
@@ -334,16 +356,15 @@ export class Ledger implements RecordStore {
     credit.creditsPending -= t.amount - advanced;
     debit.debitsPosted += final - advanced;
     credit.creditsPosted += final - advanced;
+    if (t.spentAt !== undefined && final < t.amount)
+      this.spendOf(debit.id).remove(t.spentAt, t.amount - final, 0);
+    this.countInFlight(t, -1);
     t.amount = msat(final);
     delete t.advanced;
     t.state = 'posted';
     t.resolvedAt = this.now();
     const durable = this.persist(
-      [
-        { type: 'transfer', transfer: t },
-        { type: 'account', account: debit },
-        { type: 'account', account: credit },
-      ],
+      [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
       [
         {
           type: 'transfer_posted',
@@ -372,14 +393,12 @@ export class Ledger implements RecordStore {
     const credit = this.mutableAccount(t.creditAccountId);
     debit.debitsPending -= t.amount;
     credit.creditsPending -= t.amount;
+    if (t.spentAt !== undefined) this.spendOf(debit.id).remove(t.spentAt, t.amount, 1);
+    this.countInFlight(t, -1);
     t.state = 'voided';
     t.resolvedAt = this.now();
     const durable = this.persist(
-      [
-        { type: 'transfer', transfer: t },
-        { type: 'account', account: debit },
-        { type: 'account', account: credit },
-      ],
+      [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
       [
         {
           type: 'transfer_voided',
@@ -418,11 +437,7 @@ export class Ledger implements RecordStore {
     credit.creditsPosted += delta;
     t.advanced = msat(advanced);
     const durable = this.persist(
-      [
-        { type: 'transfer', transfer: t },
-        { type: 'account', account: debit },
-        { type: 'account', account: credit },
-      ],
+      [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
       [],
       records,
     );
@@ -478,10 +493,18 @@ export class Ledger implements RecordStore {
     return [...this.transfers.values()].filter((t) => t.state === 'pending').map((t) => ({ ...t }));
   }
 
-  /** Debits of an account within the retention window, oldest first (pending and posted; voided ones excluded). */
-  recentDebits(accountId: string, since: number): readonly Transfer[] {
-    const list = this.debits.get(accountId) ?? [];
-    return list.filter((t) => t.createdAt >= since && t.state !== 'voided');
+  /**
+   * The spend figures of a resident account, read synchronously from its spend buckets (O(buckets),
+   * no history): what budgets, rates and in-flight limits are checked against.
+   */
+  spending(accountId: string, now = this.now()): SpendFigures {
+    this.mutableAccount(accountId);
+    const buckets = this.spend.get(accountId);
+    return {
+      spentSince: (since) => buckets?.spentSince(since, now) ?? 0n,
+      countSince: (since) => buckets?.countSince(since, now) ?? 0,
+      inFlight: this.inFlight.get(accountId) ?? 0,
+    };
   }
 
   journal(accountId: string, options: { limit: number; beforeSeq?: number }): Promise<JournalEntry[]> {
@@ -558,6 +581,25 @@ export class Ledger implements RecordStore {
       }
     }
     this.debits.set(accountId, keep);
+  }
+
+  private accountWrite(a: Account): LedgerWrite {
+    const spend = this.spend.get(a.id);
+    return spend ? { type: 'account', account: a, spend } : { type: 'account', account: a };
+  }
+
+  private spendOf(accountId: string): SpendBuckets {
+    let s = this.spend.get(accountId);
+    if (!s) this.spend.set(accountId, (s = new SpendBuckets()));
+    return s;
+  }
+
+  /** In-flight payments: pending `payment` transfers, counted on their debit account. */
+  private countInFlight(t: Transfer, delta: 1 | -1): void {
+    if (t.code !== 'payment') return;
+    const n = (this.inFlight.get(t.debitAccountId) ?? 0) + delta;
+    if (n > 0) this.inFlight.set(t.debitAccountId, n);
+    else this.inFlight.delete(t.debitAccountId);
   }
 
   private persist(

@@ -1,8 +1,13 @@
+import type { SpendBuckets, SpendRecord } from './spend-buckets.js';
 import type { Account, JournalEntry, Transfer } from './types.js';
 
 /** One durable change; a batch of them is written atomically. */
 export type LedgerWrite =
-  | { type: 'account'; account: Account }
+  /**
+   * `spend` is the account's live spend buckets, encoded by the store when the batch is written
+   * (synchronously, at the start of `commit`): the state at the end of the batch, like `account`.
+   */
+  | { type: 'account'; account: Account; spend?: SpendBuckets }
   | { type: 'transfer'; transfer: Transfer }
   | { type: 'idempotency'; key: string; transferId: string; fingerprint: string }
   | { type: 'journal'; entry: JournalEntry }
@@ -25,8 +30,14 @@ export interface RecordStore {
   ): Promise<StoredRecord[]>;
 }
 
+/** An account as stored, with its spend buckets. */
+export interface StoredAccount {
+  account: Account;
+  spend: SpendRecord | undefined;
+}
+
 export interface LedgerSnapshot {
-  accounts: Account[];
+  accounts: StoredAccount[];
   /** Every pending transfer, and every transfer created since `since`. */
   transfers: Transfer[];
   idempotency: { key: string; transferId: string; fingerprint: string }[];

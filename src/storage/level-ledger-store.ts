@@ -1,29 +1,41 @@
 import type { AbstractBatchOptions } from 'abstract-level';
 import type { Level } from 'level';
 import { msat } from '../domain/msat.js';
-import type { LedgerSnapshot, LedgerStore, LedgerWrite, StoredRecord } from '../ledger/store.js';
+import type { SpendBuckets, SpendRecord } from '../ledger/spend-buckets.js';
+import type {
+  LedgerSnapshot,
+  LedgerStore,
+  LedgerWrite,
+  StoredAccount,
+  StoredRecord,
+} from '../ledger/store.js';
 import type { Account, JournalEntry, Transfer } from '../ledger/types.js';
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 
-function encodeAccount(a: Account): string {
+/** The account record: the account and, once it has spent, its spend buckets (`spend`). */
+function encodeAccount(a: Account, spend: SpendBuckets | undefined): string {
   return JSON.stringify({
     ...a,
     creditsPosted: a.creditsPosted.toString(),
     debitsPosted: a.debitsPosted.toString(),
     creditsPending: a.creditsPending.toString(),
     debitsPending: a.debitsPending.toString(),
+    ...(spend && !spend.empty ? { spend: spend.toRecord() } : {}),
   });
 }
 
-function decodeAccount(s: string): Account {
-  const r = JSON.parse(s) as Record<string, unknown>;
+function decodeAccount(s: string): StoredAccount {
+  const { spend, ...r } = JSON.parse(s) as Record<string, unknown>;
   return {
-    ...(r as unknown as Account),
-    creditsPosted: BigInt(r['creditsPosted'] as string),
-    debitsPosted: BigInt(r['debitsPosted'] as string),
-    creditsPending: BigInt(r['creditsPending'] as string),
-    debitsPending: BigInt(r['debitsPending'] as string),
+    account: {
+      ...(r as unknown as Account),
+      creditsPosted: BigInt(r['creditsPosted'] as string),
+      debitsPosted: BigInt(r['debitsPosted'] as string),
+      creditsPending: BigInt(r['creditsPending'] as string),
+      debitsPending: BigInt(r['debitsPending'] as string),
+    },
+    spend: spend as SpendRecord | undefined,
   };
 }
 
@@ -61,7 +73,7 @@ export class LevelLedgerStore implements LedgerStore {
   }
 
   async load(since: number): Promise<LedgerSnapshot> {
-    const accounts: Account[] = [];
+    const accounts: StoredAccount[] = [];
     for await (const v of this.db.values({ gt: 'a!', lt: 'a"' })) accounts.push(decodeAccount(v));
     const ids = new Set<string>();
     for await (const k of this.db.keys({ gt: 'tp!', lt: 'tp"' })) ids.add(k.slice(3));
@@ -85,7 +97,7 @@ export class LevelLedgerStore implements LedgerStore {
     for (const w of writes) {
       switch (w.type) {
         case 'account':
-          batch.put(`a!${w.account.id}`, encodeAccount(w.account));
+          batch.put(`a!${w.account.id}`, encodeAccount(w.account, w.spend));
           break;
         case 'transfer': {
           const t = w.transfer;

@@ -1,9 +1,11 @@
+import type { SpendRecord } from '../../src/ledger/spend-buckets.js';
 import type { LedgerSnapshot, LedgerStore, LedgerWrite, StoredRecord } from '../../src/ledger/store.js';
 import type { Account, JournalEntry, Transfer } from '../../src/ledger/types.js';
 
 /** In-memory LedgerStore for unit tests; copies on the way in and out like a real store. */
 export class MemoryLedgerStore implements LedgerStore {
   accounts = new Map<string, Account>();
+  spend = new Map<string, SpendRecord>();
   transfers = new Map<string, Transfer>();
   idempotency = new Map<string, { transferId: string; fingerprint: string }>();
   entries: JournalEntry[] = [];
@@ -13,7 +15,7 @@ export class MemoryLedgerStore implements LedgerStore {
 
   async load(since: number): Promise<LedgerSnapshot> {
     return {
-      accounts: [...this.accounts.values()].map((a) => ({ ...a })),
+      accounts: [...this.accounts.values()].map((a) => ({ account: { ...a }, spend: this.spend.get(a.id) })),
       transfers: [...this.transfers.values()]
         .filter((t) => t.state === 'pending' || t.createdAt >= since)
         .map((t) => ({ ...t })),
@@ -23,15 +25,22 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async commit(writes: LedgerWrite[]): Promise<void> {
+    // Like a real store, the batch is encoded synchronously (spend buckets are live objects) and
+    // applied later.
+    const encoded = writes.map((w) =>
+      w.type === 'account' ? { ...w, record: w.spend?.toRecord() } : { ...w, record: undefined },
+    );
     await Promise.resolve();
     if (this.failNext) {
       this.failNext = false;
       throw new Error('disk full');
     }
     this.commits += 1;
-    for (const w of writes) {
-      if (w.type === 'account') this.accounts.set(w.account.id, { ...w.account });
-      else if (w.type === 'transfer') this.transfers.set(w.transfer.id, { ...w.transfer });
+    for (const w of encoded) {
+      if (w.type === 'account') {
+        this.accounts.set(w.account.id, { ...w.account });
+        if (w.record) this.spend.set(w.account.id, w.record);
+      } else if (w.type === 'transfer') this.transfers.set(w.transfer.id, { ...w.transfer });
       else if (w.type === 'record') {
         if (w.value === null) this.records.delete(w.key);
         else this.records.set(w.key, w.value);
