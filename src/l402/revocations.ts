@@ -24,7 +24,7 @@ const TOKEN_ID = /^[0-9a-f]{64}$/;
  */
 export class L402Revocations {
   constructor(
-    private readonly store: RecordStore & { getAccount(id: string): unknown },
+    private readonly store: RecordStore & { getAccount(id: string): Promise<unknown> },
     private readonly authority: L402Authority,
     private readonly now: () => number = Date.now,
   ) {}
@@ -58,7 +58,7 @@ export class L402Revocations {
       tokenId = target.tokenId.toLowerCase();
       if (!TOKEN_ID.test(tokenId))
         throw new L402Error('INVALID_CREDENTIAL', 'a token id is 64 hexadecimal characters');
-      if (!this.store.getAccount(credentialAccountId(tokenId)) && !this.has(tokenId))
+      if (!(await this.store.getAccount(credentialAccountId(tokenId))) && !this.has(tokenId))
         throw new L402Error('CREDENTIAL_NOT_FOUND', `no credential with token id ${tokenId} was paid here`, {
           tokenId,
         });

@@ -27,6 +27,14 @@ export class GroupCommit {
 
   private failed: unknown;
 
+  /**
+   * The number of the batch that writes queued now will go into (batches are numbered from 1 in
+   * order; a batch is durable once `batches` reaches its number).
+   */
+  get filling(): number {
+    return this.batches + (this.writing ? 2 : 1);
+  }
+
   /** Queues writes; resolves once they are durable. */
   add(writes: LedgerWrite[]): Promise<void> {
     // After a failed batch, later batches must not land without it: refuse everything.

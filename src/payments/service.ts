@@ -111,7 +111,7 @@ export class PaymentsService {
   async start(): Promise<void> {
     this.stopBalanceEvents ??= publishBalanceEvents(this.ledger, this.events);
     for (const id of [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT]) {
-      if (!this.ledger.getAccount(id)) {
+      if (!(await this.ledger.getAccount(id))) {
         await this.ledger.createAccount({
           id,
           kind: id === OPERATOR_ACCOUNT ? 'operator' : 'system',
@@ -189,9 +189,12 @@ export class PaymentsService {
     input: PayInput,
     idem: (id: string) => SideRecords,
   ): Promise<Payment> {
-    this.ledger.requireAccount(accountId);
+    await this.ledger.requireAccount(accountId);
     const decoded = await this.decode(input.request);
     const amount = this.amountOf(decoded, input.amountMsat);
+    // ledger: from here to the reservation is one synchronous step on resident accounts.
+    const ownPayee = this.invoices.get(decoded.paymentHash)?.accountId;
+    await this.ledger.ensure({ accounts: [accountId, LIGHTNING_ACCOUNT, ...(ownPayee ? [ownPayee] : [])] });
     this.assertNotPaid(decoded.paymentHash, accountId);
     const earlier = this.byHash.get(decoded.paymentHash);
     const own = this.invoices.get(decoded.paymentHash);
@@ -254,7 +257,8 @@ export class PaymentsService {
     input: KeysendInput,
     idem: (id: string) => SideRecords,
   ): Promise<Payment> {
-    this.ledger.requireAccount(accountId);
+    await this.ledger.requireAccount(accountId);
+    await this.ledger.ensure({ accounts: [accountId, LIGHTNING_ACCOUNT] });
     if (!isPubkey(input.destination))
       throw new PaymentError(
         PaymentErrorCode.INVALID_ARGUMENT,
@@ -309,10 +313,14 @@ export class PaymentsService {
         request: { toAccountId, amountMsat: amount, memo },
       },
       async (records) => {
-        this.assertCreditable(toAccountId);
         // A transfer made before this rule is known by the ledger's own key only.
         const ledgerKey = idempotencyKey ? `transfer:${fromAccountId}:${idempotencyKey}` : undefined;
-        const earlier = ledgerKey ? this.ledger.findByIdempotencyKey(ledgerKey) : undefined;
+        await this.ledger.ensure({
+          accounts: [fromAccountId, toAccountId],
+          ...(ledgerKey ? { keys: [ledgerKey] } : {}),
+        });
+        this.assertCreditable(toAccountId);
+        const earlier = ledgerKey ? await this.ledger.findByIdempotencyKey(ledgerKey) : undefined;
         if (earlier) {
           if (earlier.creditAccountId !== toAccountId || earlier.amount !== amount)
             throw new PaymentError(
@@ -362,6 +370,10 @@ export class PaymentsService {
         request: { accountId, amountMsat: amount },
       },
       async (records) => {
+        await this.ledger.ensure({
+          accounts: [OPERATOR_ACCOUNT, accountId],
+          ...(idempotencyKey ? { keys: [`fund:${accountId}:${idempotencyKey}`] } : {}),
+        });
         this.assertCreditable(accountId);
         const id = randomUUID();
         await this.ledger.transfer(
@@ -432,7 +444,7 @@ export class PaymentsService {
     input: { amountMsat: Msat; description?: string; expirySeconds?: number },
     idem: (hash: string) => SideRecords,
   ): Promise<InvoiceRecord> {
-    const account = this.ledger.requireAccount(accountId);
+    const account = await this.ledger.requireAccount(accountId);
     if (account.kind === 'system')
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'system accounts do not receive invoices');
     if (input.amountMsat <= 0n)
@@ -533,6 +545,10 @@ export class PaymentsService {
     received: Msat,
     settledAt: number | undefined,
   ): Promise<void> {
+    await this.ledger.ensure({
+      accounts: [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT, rec.accountId],
+      keys: [`invoice:${rec.paymentHash}`],
+    });
     this.ensureCredentialAccount(rec.accountId);
     const settled: InvoiceRecord = {
       ...rec,
@@ -602,6 +618,11 @@ export class PaymentsService {
    * notes the Lightning receipt; the operator's log and both accounts' event streams get the alert.
    */
   private async paidTwice(rec: InvoiceRecord, invoice: Invoice): Promise<void> {
+    if (rec.lightningReceivedMsat !== undefined) return;
+    await this.ledger.ensure({
+      accounts: [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT],
+      keys: [`invoice:${rec.paymentHash}`],
+    });
     if (rec.lightningReceivedMsat !== undefined) return;
     const received = invoice.receivedMsat > 0n ? invoice.receivedMsat : rec.amountMsat;
     const applied = this.ledger.transfer(
@@ -693,7 +714,7 @@ export class PaymentsService {
 
   /** Accounts of L402 credentials come into being with their first credit. */
   private ensureCredentialAccount(accountId: string): void {
-    if (accountId.startsWith('l402:') && !this.ledger.getAccount(accountId)) {
+    if (accountId.startsWith('l402:') && !this.ledger.accountNow(accountId)) {
       this.ledger.createAccount({ id: accountId, kind: 'credential', name: accountId });
     }
   }
@@ -705,6 +726,8 @@ export class PaymentsService {
   }
 
   async approve(approvalId: string, by: string): Promise<Payment> {
+    const asked = this.approvals.get(approvalId);
+    if (asked) await this.ledger.ensure({ accounts: [asked.accountId, LIGHTNING_ACCOUNT] });
     const approval = this.pendingApproval(approvalId);
     const payment = this.mustPayment(approval.paymentId);
     const req: SpendRequest = {
@@ -803,6 +826,7 @@ export class PaymentsService {
           { paymentId: p.id, ledger: p.status, lnd: lnd.status },
           'ledger and LND disagree about a payment',
         );
+        await this.ledger.ensure({ accounts: [p.accountId] });
         await this.ledger.setFrozen(
           p.accountId,
           true,
@@ -851,10 +875,16 @@ export class PaymentsService {
   async liabilities(): Promise<Liabilities> {
     let owed = 0n;
     let pendingOut = 0n;
-    for (const a of this.ledger.listAccounts()) {
-      if (a.kind === 'system' || a.kind === 'operator') continue;
-      owed += balanceOf(a);
-      pendingOut += a.debitsPending;
+    // A page of accounts at a time from disk (they are not all in memory).
+    for (let after: string | undefined; ;) {
+      const page = await this.ledger.listAccounts({ limit: 1000, ...(after !== undefined ? { after } : {}) });
+      for (const a of page) {
+        if (a.kind === 'system' || a.kind === 'operator') continue;
+        owed += balanceOf(a);
+        pendingOut += a.debitsPending;
+      }
+      if (page.length < 1000) break;
+      after = page[page.length - 1]!.id;
     }
     const node = await this.backend.getBalances();
     const assets = node.channelLocalMsat + node.onchainConfirmedMsat;
@@ -881,7 +911,8 @@ export class PaymentsService {
    * services and credentials, never the gateway's own (system and operator) accounts.
    */
   private assertCreditable(accountId: string): void {
-    const a = this.ledger.requireAccount(accountId);
+    const a = this.ledger.accountNow(accountId);
+    if (!a) throw new LedgerError(LedgerErrorCode.ACCOUNT_NOT_FOUND, `no account ${accountId}`);
     if (isGatewayAccount(accountId, a.kind))
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot credit a system account');
   }

@@ -158,10 +158,23 @@ export class StreamsService {
     idem: (id: string) => SideRecords,
   ): Promise<PublicStream> {
     this.assertRunning();
-    this.deps.ledger.requireAccount(payerAccountId);
+    await this.deps.ledger.requireAccount(payerAccountId);
+    // The checks and the first chunk's reservation below are one synchronous step.
+    const payee: unknown = input.payee;
+    const local =
+      typeof payee !== 'object' || payee === null
+        ? undefined
+        : 'accountId' in payee && typeof payee.accountId === 'string'
+          ? payee.accountId
+          : 'recipientId' in payee && typeof payee.recipientId === 'string'
+            ? this.deps.inboxes?.accountOf(payee.recipientId)
+            : undefined;
+    await this.deps.ledger.ensure({
+      accounts: local !== undefined ? [payerAccountId, local] : [payerAccountId],
+    });
     const v = validateCreate(input, {
       payerAccountId,
-      accountKind: (id) => this.deps.ledger.getAccount(id)?.kind,
+      accountKind: (id) => this.deps.ledger.accountNow(id)?.kind,
       nodeId: this.deps.payments.nodeId,
       inboxAccount: (rid) => this.deps.inboxes?.accountOf(rid),
     });
@@ -203,6 +216,9 @@ export class StreamsService {
   /** Resumes a paused stream; a local one reserves a new chunk first (the policy is asked again). */
   async resume(id: string): Promise<PublicStream> {
     this.assertRunning();
+    const paused = this.mustGet(id);
+    if (isLocal(paused))
+      await this.deps.ledger.ensure({ accounts: [paused.payerAccountId, paused.payeeAccountId!] });
     const s = this.mustGet(id);
     this.assertState(s, 'paused');
     const now = this.now();

@@ -35,7 +35,7 @@ export async function paymentsFixture(
     fundMsat: bigint,
     policy: Policy = { rules: [{ type: 'max_in_flight', max: 1000 }] },
   ) => {
-    if (!ledger.getAccount(id)) await ledger.createAccount({ id, kind: 'agent', name: id }).durable;
+    if (!(await ledger.getAccount(id))) await ledger.createAccount({ id, kind: 'agent', name: id }).durable;
     if (fundMsat > 0n)
       await ledger.transfer({
         debitAccountId: OPERATOR_ACCOUNT,

@@ -32,7 +32,7 @@ const errors = ErrorResponses;
 
 /** Accounts: create, list, show, fund, freeze, history; and everything under an account. */
 export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
-  const view = (id: string) => accountView(s.ledger.requireAccount(id), s.policies.get(id)?.tier);
+  const view = async (id: string) => accountView(await s.ledger.requireAccount(id), s.policies.get(id)?.tier);
 
   // The gateway's own accounts can be read, never changed through the account routes (policy,
   // keys, freeze, funding, payments...): the gateway keeps them itself.
@@ -44,7 +44,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       !req.routeOptions.url?.startsWith('/v1/accounts/:id')
     )
       return;
-    if (isGatewayAccount(id, s.ledger.getAccount(id)?.kind))
+    if (isGatewayAccount(id, (await s.ledger.getAccount(id))?.kind))
       return reply.code(400).send({
         error: { code: 'INVALID_ARGUMENT', message: 'the gateway keeps its system accounts itself' },
       });
@@ -69,6 +69,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       },
     },
     async (req, reply) => {
+      if (req.body.id) await s.ledger.ensure({ accounts: [req.body.id] });
       const created = s.ledger.createAccount({
         ...(req.body.id ? { id: req.body.id } : {}),
         kind: req.body.kind,
@@ -77,7 +78,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       await created.durable;
       // Deny by default: a new account is view-only until the operator grants a tier or rules.
       await s.policies.set(created.value.id, tierPolicy(req.body.tier ?? 'L0', s.tiers));
-      return reply.code(201).send(view(created.value.id));
+      return reply.code(201).send(await view(created.value.id));
     },
   );
 
@@ -87,18 +88,41 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       schema: {
         tags: ['accounts'],
         security: [{ operator: [] }],
+        querystring: Type.Object(
+          {
+            after: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
         response: {
-          200: Type.Object({ accounts: Type.Array(AccountBody) }, { additionalProperties: false }),
+          200: Type.Object(
+            {
+              accounts: Type.Array(AccountBody),
+              /** Pass as `after` for the next page; absent on the last one. */
+              next: Type.Optional(Type.String()),
+            },
+            { additionalProperties: false },
+          ),
           ...errors,
         },
       },
     },
-    async () => ({
-      accounts: s.ledger
-        .listAccounts()
-        .filter((a) => !a.id.startsWith('sys:'))
-        .map((a) => accountView(a, s.policies.get(a.id)?.tier)),
-    }),
+    async (req) => {
+      // A page from disk in id order (accounts are not all in memory); system accounts skipped.
+      const limit = req.query.limit ?? 500;
+      const page = await s.ledger.listAccounts({
+        limit,
+        ...(req.query.after !== undefined ? { after: req.query.after } : {}),
+      });
+      const last = page[page.length - 1];
+      return {
+        accounts: page
+          .filter((a) => !a.id.startsWith('sys:'))
+          .map((a) => accountView(a, s.policies.get(a.id)?.tier)),
+        ...(page.length === limit && last ? { next: last.id } : {}),
+      };
+    },
   );
 
   app.get(
@@ -153,6 +177,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
         },
       },
       async (req) => {
+        await s.ledger.ensure({ accounts: [req.params.id] });
         await s.ledger.setFrozen(req.params.id, frozen, req.body?.reason ?? `operator ${path}`).durable;
         return view(req.params.id);
       },
@@ -177,7 +202,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       },
     },
     async (req) => {
-      s.ledger.requireAccount(req.params.id);
+      await s.ledger.requireAccount(req.params.id);
       const entries = await s.ledger.journal(req.params.id, {
         limit: req.query.limit ?? 50,
         ...(req.query.beforeSeq ? { beforeSeq: req.query.beforeSeq } : {}),

@@ -158,7 +158,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
       },
     },
     async (req) => {
-      s.ledger.requireAccount(req.params.id);
+      await s.ledger.requireAccount(req.params.id);
       return {
         payments: s.payments.listPayments(req.params.id, req.query.limit ?? 100).map(paymentView),
       };
@@ -220,7 +220,9 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         req.body.memo ?? '',
         req.body.idempotencyKey,
       );
-      return reply.code(201).send({ ...r, account: accountView(s.ledger.requireAccount(req.params.id)) });
+      return reply
+        .code(201)
+        .send({ ...r, account: accountView(await s.ledger.requireAccount(req.params.id)) });
     },
   );
 

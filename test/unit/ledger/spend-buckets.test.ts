@@ -83,6 +83,7 @@ describe('spend buckets against the exact sliding window', () => {
           const clock = { now: 1_700_000_000_000 + start };
           const { store } = await fresh(clock);
           let ledger = await Ledger.open(store, { now: () => clock.now });
+          await ledger.ensure({ accounts: ['a', 'b'] });
           const model = new Map<string, Transfer>();
           const pending = () => [...model.values()].filter((t) => t.state === 'pending');
           for (const o of ops) {
@@ -90,6 +91,7 @@ describe('spend buckets against the exact sliding window', () => {
             else if (o.kind === 'reopen') {
               await ledger.flush();
               ledger = await Ledger.open(store, { now: () => clock.now });
+              await ledger.ensure({ accounts: ['a', 'b'] });
             } else if (o.kind === 'spend') {
               const t = ledger.transfer({
                 debitAccountId: 'a',
@@ -161,7 +163,7 @@ describe('spend buckets against the exact sliding window', () => {
               payee: {},
             };
             const bucketed = evaluate(policy, req, spendContext(ledger, 'a', clock.now));
-            const a = ledger.requireAccount('a');
+            const a = await ledger.requireAccount('a');
             const exactCtx: SpendContext = {
               frozen: false,
               availableMsat: availableOf(a),

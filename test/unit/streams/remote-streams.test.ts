@@ -65,7 +65,7 @@ describe('remote streams', () => {
       [1, 2, 3].map((seq) => ({ source: 'coulomb', streamId: s.id, seq, recipientId })),
     );
     expect(f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, payments: 3, owedMsat: 0n });
-    expect(balanceOf(f.ledger.requireAccount('payer'))).toBe(1_000_000n - 3n * (1000n + FEE));
+    expect(balanceOf(await f.ledger.requireAccount('payer'))).toBe(1_000_000n - 3n * (1000n + FEE));
   });
 
   it('carries amounts under the minimum to the next interval', async () => {
@@ -139,7 +139,7 @@ describe('remote streams', () => {
       stopCode: 'NO_ROUTE',
       paidMsat: 0n,
     });
-    expect(balanceOf(f.ledger.requireAccount('payer'))).toBe(1_000_000n);
+    expect(balanceOf(await f.ledger.requireAccount('payer'))).toBe(1_000_000n);
   });
 
   it('stops on a policy denial, keeping its code; nothing was sent', async () => {
