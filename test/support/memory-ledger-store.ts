@@ -17,7 +17,7 @@ export class MemoryLedgerStore implements LedgerStore {
   idempotency = new Map<string, StoredKey>();
   /** Reads of accounts, transfers and keys, counted (what `load` and `ensure` cost). */
   reads = 0;
-  /** Runs before each read resolves (tests use it to interleave work with a read). */
+  /** Runs after each read, before its answer is returned (tests interleave work with a read). */
   beforeRead: (() => Promise<void> | void) | undefined;
   entries: JournalEntry[] = [];
   records = new Map<string, string>();
@@ -44,8 +44,9 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async getAccounts(ids: readonly string[]): Promise<(StoredAccount | undefined)[]> {
+    const out = ids.map((id) => this.stored(id));
     await this.read(ids.length);
-    return ids.map((id) => this.stored(id));
+    return out;
   }
 
   async listAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]> {
@@ -58,19 +59,21 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async getTransfers(ids: readonly string[]): Promise<(Transfer | undefined)[]> {
-    await this.read(ids.length);
-    return ids.map((id) => {
+    const out = ids.map((id) => {
       const t = this.transfers.get(id);
       return t ? { ...t } : undefined;
     });
+    await this.read(ids.length);
+    return out;
   }
 
   async getIdempotency(keys: readonly string[]): Promise<(StoredKey | undefined)[]> {
-    await this.read(keys.length);
-    return keys.map((k) => {
+    const out = keys.map((k) => {
       const r = this.idempotency.get(k);
       return r ? { ...r } : undefined;
     });
+    await this.read(keys.length);
+    return out;
   }
 
   async expiredIdempotency(before: number, limit: number): Promise<{ key: string; at: number }[]> {

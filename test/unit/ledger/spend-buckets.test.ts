@@ -189,4 +189,92 @@ describe('spend buckets against the exact sliding window', () => {
       { numRuns: 150 },
     );
   });
+
+  it('no interleaving of concurrent payments overdraws the account or exceeds a budget, across restarts', async () => {
+    const round = fc.record({
+      payments: fc.array(fc.integer({ min: 1, max: 4_000 }), { minLength: 1, maxLength: 8 }),
+      settle: fc.array(fc.tuple(fc.nat(), fc.boolean()), { maxLength: 4 }),
+      wait: step,
+      restart: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.scheduler(),
+        fc.integer({ min: 1_000, max: 20_000 }),
+        fc.constantFrom('hour' as const, 'day' as const, 'week' as const, 'month' as const),
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(round, { minLength: 1, maxLength: 6 }),
+        async (sch, budget, window, perMinute, rounds) => {
+          const clock = { now: 1_700_000_000_000 };
+          const store = new MemoryLedgerStore();
+          let ledger = await Ledger.open(store, { now: () => clock.now });
+          ledger.createAccount({ id: 'world', kind: 'system', name: 'world', allowNegative: true });
+          ledger.createAccount({ id: 'a', kind: 'agent', name: 'a' });
+          ledger.createAccount({ id: 'b', kind: 'agent', name: 'b' });
+          ledger.transfer({
+            debitAccountId: 'world',
+            creditAccountId: 'a',
+            amount: msat(30_000),
+            code: 'funding',
+          });
+          const policy: Policy = {
+            rules: [
+              { type: 'budget', window, maxMsat: msat(budget) },
+              { type: 'max_per_minute', max: perMinute },
+            ],
+          };
+          const model = new Map<string, Transfer>();
+          const check = () => {
+            const a = ledger.accountNow('a')!;
+            expect(availableOf(a)).toBeGreaterThanOrEqual(0n);
+            expect(exact(model, clock.now - WINDOWS[window]).sum).toBeLessThanOrEqual(BigInt(budget));
+            expect(exact(model, clock.now - MINUTE).count).toBeLessThanOrEqual(perMinute);
+          };
+          // One payment: ensure, a scheduled gap (other payments run there), then the policy
+          // check and the reservation in one synchronous step.
+          const pay = async (l: Ledger, amount: number) => {
+            await l.ensure({ accounts: ['a', 'b'] });
+            await sch.schedule(Promise.resolve(), `pay ${amount}`);
+            const req = {
+              kind: 'bolt11' as const,
+              amountMsat: msat(amount),
+              feeLimitMsat: msat(0),
+              payee: {},
+            };
+            if (evaluate(policy, req, spendContext(l, 'a', clock.now)).outcome !== 'allow') return;
+            try {
+              const t = l.transfer({
+                debitAccountId: 'a',
+                creditAccountId: 'b',
+                amount: msat(amount),
+                code: 'payment',
+                pending: true,
+              }).value;
+              model.set(t.id, t);
+            } catch (err) {
+              expect(err).toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+            }
+            check();
+          };
+          for (const r of rounds) {
+            clock.now += r.wait;
+            const l = ledger;
+            await sch.waitFor(Promise.all(r.payments.map((amount) => pay(l, amount))));
+            for (const [pick, fail] of r.settle) {
+              const open = [...model.values()].filter((t) => t.state === 'pending');
+              const t = open[pick % Math.max(1, open.length)];
+              if (t) model.set(t.id, fail ? ledger.void(t.id).value : ledger.post(t.id).value);
+            }
+            if (r.restart) {
+              await ledger.flush();
+              ledger = await Ledger.open(store, { now: () => clock.now });
+              await ledger.ensure({ accounts: ['a', 'b'] });
+            }
+            check();
+          }
+        },
+      ),
+      { numRuns: 100 },
+    );
+  }, 60_000);
 });
