@@ -102,6 +102,13 @@ interface KeyEntry {
  */
 const ACCOUNT_ID = /^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}$/;
 
+/** Adds `delta` to a per-account counter, dropping it at zero. */
+function bump(m: Map<string, number>, id: string, delta: number): void {
+  const n = (m.get(id) ?? 0) + delta;
+  if (n > 0) m.set(id, n);
+  else m.delete(id);
+}
+
 /** The balance ceiling: an account's balance, counting pending credits, stays within MAX_MSAT. */
 function fitsCredit(a: Account, amount: bigint): boolean {
   return a.creditsPosted + a.creditsPending - a.debitsPosted + amount <= MAX_MSAT;
@@ -783,14 +790,9 @@ export class Ledger implements RecordStore {
    * `payment` transfers, counted on their debit account).
    */
   private countPending(t: Transfer, delta: 1 | -1): void {
-    const bump = (m: Map<string, number>, id: string) => {
-      const n = (m.get(id) ?? 0) + delta;
-      if (n > 0) m.set(id, n);
-      else m.delete(id);
-    };
-    bump(this.pendingOf, t.debitAccountId);
-    bump(this.pendingOf, t.creditAccountId);
-    if (t.code === 'payment') bump(this.inFlight, t.debitAccountId);
+    bump(this.pendingOf, t.debitAccountId, delta);
+    bump(this.pendingOf, t.creditAccountId, delta);
+    if (t.code === 'payment') bump(this.inFlight, t.debitAccountId, delta);
   }
 
   private install(r: StoredAccount, now: number): void {
