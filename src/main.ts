@@ -15,7 +15,7 @@ import type { Config, LndConfig } from './config/schema.js';
 import { ApiKeys } from './auth/api-keys.js';
 import { buildApp, type CoulombApp } from './http/app.js';
 import type { AccountServices } from './http/routes/accounts.js';
-import { Ledger } from './ledger/ledger.js';
+import { Ledger, type LedgerOptions } from './ledger/ledger.js';
 import { EventBus } from './payments/events.js';
 import type { FeatureEvent } from './payments/types.js';
 import { EscrowService, type EscrowOptions } from './escrow/service.js';
@@ -118,6 +118,8 @@ function tierAmounts(config: Config): TierAmounts {
 }
 
 export interface FeatureOptions extends PaymentsOptions {
+  /** Sizes of the ledger's in-memory caches (accounts, final transfers, ledger keys). */
+  ledger?: Pick<LedgerOptions, 'accountCacheSize' | 'transferCacheSize' | 'keyCacheSize'>;
   escrow?: EscrowOptions;
   streams?: StreamsOptions;
 }
@@ -130,7 +132,7 @@ export async function openAccounts(
   options: FeatureOptions = {},
 ): Promise<{ services: AccountServices; close(): Promise<void> }> {
   const db = await openDatabase(join(resolve(config.dataDir), 'db'));
-  const ledger = await Ledger.open(new LevelLedgerStore(db));
+  const ledger = await Ledger.open(new LevelLedgerStore(db), options.ledger ?? {});
   // Memory is ahead of disk after a failed write: stop, and let the restart recover from disk.
   ledger.on('fatal', (err: unknown) => {
     log.fatal({ err }, 'ledger storage failed; exiting');
