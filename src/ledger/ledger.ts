@@ -314,7 +314,7 @@ export class Ledger implements RecordStore {
     this.accounts.set(id, { value: { account, spend: undefined }, touchedAt: this.now(), batch: 0 });
     this.missing.accounts.delete(id);
     const durable = this.persist(
-      [{ type: 'account', account }],
+      [this.accountWrite(account)],
       [{ type: 'account_created', accountIds: [id], detail: input.kind }],
     );
     return { value: { ...account }, durable, replayed: false };
