@@ -42,7 +42,13 @@ export class GroupCommit {
     // Copy now: the in-memory objects keep changing, and a batch must hold exactly the state
     // as of its last operation, never a later operation's effect without that operation's records.
     for (const w of writes) {
-      if (w.type === 'account') this.keyed.set(`a:${w.account.id}`, { ...w, account: { ...w.account } });
+      if (w.type === 'account')
+        this.keyed.set(
+          `a:${w.account.id}`,
+          w.spend
+            ? { type: 'account', account: { ...w.account }, spend: w.spend }
+            : { type: 'account', account: { ...w.account } },
+        );
       else if (w.type === 'transfer')
         this.keyed.set(`t:${w.transfer.id}`, { type: 'transfer', transfer: { ...w.transfer } });
       else this.appended.push(w);

@@ -767,8 +767,8 @@ export class Ledger implements RecordStore {
 
   // ---- internals ------------------------------------------------------------------------
 
+  /** Files a transfer that just became final (new, or pending until now: never in `recent` yet). */
   private rememberFinal(t: Transfer): void {
-    this.recent.delete(t.id);
     this.recent.set(t.id, { value: t, touchedAt: this.now(), batch: this.commit.filling });
   }
 

@@ -96,18 +96,21 @@ export class SpendBuckets {
   add(at: number, amount: bigint): number {
     const t = Math.max(at, this.latest);
     this.latest = t;
-    SPEND_LEVELS.forEach(({ widthMs, buckets }, level) => {
+    for (let level = 0; level < SPEND_LEVELS.length; level++) {
+      const { widthMs, buckets } = SPEND_LEVELS[level]!;
       const list = this.levels[level]!;
       const index = Math.floor(t / widthMs);
-      let drop = 0;
-      while (drop < list.length && list[drop]!.index <= index - buckets) drop++;
-      if (drop > 0) list.splice(0, drop);
       const last = list[list.length - 1];
       if (last && last.index === index) {
         last.amount += amount;
         last.count += 1;
-      } else list.push({ index, amount, count: 1 });
-    });
+        continue;
+      }
+      let drop = 0;
+      while (drop < list.length && list[drop]!.index <= index - buckets) drop++;
+      if (drop > 0) list.splice(0, drop);
+      list.push({ index, amount, count: 1 });
+    }
     return t;
   }
 
