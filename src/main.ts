@@ -15,7 +15,7 @@ import type { Config, LndConfig } from './config/schema.js';
 import { ApiKeys } from './auth/api-keys.js';
 import { buildApp, type CoulombApp } from './http/app.js';
 import type { AccountServices } from './http/routes/accounts.js';
-import { Ledger } from './ledger/ledger.js';
+import { Ledger, type LedgerOptions } from './ledger/ledger.js';
 import { EventBus } from './payments/events.js';
 import type { FeatureEvent } from './payments/types.js';
 import { EscrowService, type EscrowOptions } from './escrow/service.js';
@@ -118,6 +118,8 @@ function tierAmounts(config: Config): TierAmounts {
 }
 
 export interface FeatureOptions extends PaymentsOptions {
+  /** Sizes of the ledger's in-memory caches (accounts, final transfers, ledger keys). */
+  ledger?: Pick<LedgerOptions, 'accountCacheSize' | 'transferCacheSize' | 'keyCacheSize'>;
   escrow?: EscrowOptions;
   streams?: StreamsOptions;
 }
@@ -130,15 +132,17 @@ export async function openAccounts(
   options: FeatureOptions = {},
 ): Promise<{ services: AccountServices; close(): Promise<void> }> {
   const db = await openDatabase(join(resolve(config.dataDir), 'db'));
-  const ledger = await Ledger.open(new LevelLedgerStore(db));
+  const ledger = await Ledger.open(new LevelLedgerStore(db), options.ledger ?? {});
   // Memory is ahead of disk after a failed write: stop, and let the restart recover from disk.
   ledger.on('fatal', (err: unknown) => {
     log.fatal({ err }, 'ledger storage failed; exiting');
     process.exit(70);
   });
-  const policies = new PolicyRegistry(ledger);
+  // A policy evaluated by a synchronous step without an `ensure` first (a running stream's next
+  // chunk) belongs to an account with a pending transfer: it stays resident while that lasts.
+  const policies = new PolicyRegistry(ledger, { keep: (id) => ledger.hasPending(id) });
   const apiKeys = new ApiKeys(ledger);
-  await Promise.all([policies.load(), apiKeys.load()]);
+  await apiKeys.load();
   const audit = new AuditLog(ledger);
   const events = new EventBus();
   const payments = new PaymentsService(ledger, backend, policies, audit, events, log, options);

@@ -30,7 +30,7 @@ export function accountOperations(deps: {
     balance: deviceMethod(
       () => undefined,
       async (device) => {
-        const a = deps.ledger.requireAccount(device.accountId);
+        const a = await deps.ledger.requireAccount(device.accountId);
         return { balanceMsat: balanceOf(a).toString(), availableMsat: availableOf(a).toString() };
       },
     ),

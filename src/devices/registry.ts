@@ -72,7 +72,7 @@ export class DeviceRegistry {
         DeviceErrorCode.INVALID_PARAMS,
         'deviceId must be a BIP340 x-only public key (64 hex)',
       );
-    const account = this.ledger.requireAccount(input.accountId);
+    const account = await this.ledger.requireAccount(input.accountId);
     if (account.kind === 'system' || account.kind === 'operator')
       throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'a device needs an account of its own kind');
     const slot = this.ids.take(input.deviceId);
@@ -101,7 +101,7 @@ export class DeviceRegistry {
     name: string,
     ttlSeconds = 3600,
   ): Promise<{ code: string; expiresAt: number }> {
-    this.ledger.requireAccount(accountId);
+    await this.ledger.requireAccount(accountId);
     const bytes = randomBytes(12);
     let code = '';
     for (let i = 0; i < 12; i++) code += ALPHABET[bytes[i]! % ALPHABET.length];

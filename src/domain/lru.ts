@@ -11,6 +11,8 @@ export class BoundedCache<K, V> {
     readonly max: number,
     private readonly now: () => number = Date.now,
     readonly pinMs = 60_000,
+    /** Entries this says to keep (e.g. an account with money in flight) are never evicted. */
+    private readonly keep: (key: K) => boolean = () => false,
   ) {}
 
   get size(): number {
@@ -47,7 +49,7 @@ export class BoundedCache<K, V> {
     // Oldest first: stop at the first entry used within the pin window (all later ones are newer).
     for (const [key, e] of this.entries) {
       if (this.entries.size <= this.max || e.at >= pinnedSince) return;
-      this.entries.delete(key);
+      if (!this.keep(key)) this.entries.delete(key);
     }
   }
 }

@@ -99,7 +99,7 @@ export class EscrowService {
   }
 
   async start(): Promise<void> {
-    if (!this.ledger.getAccount(ESCROW_ACCOUNT))
+    if (!(await this.ledger.getAccount(ESCROW_ACCOUNT)))
       await this.ledger.createAccount({ id: ESCROW_ACCOUNT, kind: 'system', name: ESCROW_ACCOUNT }).durable;
     // Only open escrows are loaded; closed ones stay on disk until someone asks for them.
     await this.escrows.load();
@@ -161,12 +161,12 @@ export class EscrowService {
     input: CreateEscrowInput,
     idem: (id: string) => SideRecords,
   ): Promise<Escrow> {
-    const payer = this.ledger.requireAccount(payerAccountId);
+    const payer = await this.ledger.requireAccount(payerAccountId);
     if (payer.kind === 'system')
       throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'system accounts cannot hold escrows');
     if (input.amountMsat <= 0n)
       throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
-    if (input.payeeAccountId !== undefined) this.assertPayee(payerAccountId, input.payeeAccountId);
+    if (input.payeeAccountId !== undefined) await this.assertPayee(payerAccountId, input.payeeAccountId);
     const condition = input.condition;
     if (condition.type === 'preimage' && !/^[0-9a-f]{64}$/.test(condition.paymentHash))
       throw new EscrowError(
@@ -268,7 +268,7 @@ export class EscrowService {
       if (FINAL.has(e.state)) this.wrongState(e, 'assign a payee to');
       if (e.payeeAccountId !== undefined && e.payeeAccountId !== payeeAccountId)
         throw new EscrowError(EscrowErrorCode.INVALID_STATE, 'this escrow already has a payee');
-      this.assertPayee(e.payerAccountId, payeeAccountId);
+      await this.assertPayee(e.payerAccountId, payeeAccountId);
       e.payeeAccountId = payeeAccountId;
       await this.save(e);
       this.emit(e);
@@ -377,7 +377,7 @@ export class EscrowService {
   // ---- receipt keys ---------------------------------------------------------------------------
 
   async registerReceiptKey(accountId: string, pubkey: string): Promise<void> {
-    this.ledger.requireAccount(accountId);
+    await this.ledger.requireAccount(accountId);
     if (!isXOnlyKey(pubkey))
       throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'pubkey must be a BIP340 x-only key (64 hex)');
     await this.ledger.putRecords([{ key: receiptKeyKey(accountId, pubkey), value: '1' }]);
@@ -428,6 +428,7 @@ export class EscrowService {
 
   /** Locks the amount on the payer's account (policy first, in the same tick). */
   private async lock(e: Escrow, payerAccountId: string, extra: SideRecords = []): Promise<void> {
+    await this.payments.prepare([payerAccountId, ESCROW_ACCOUNT]);
     this.payments.authorizeSpend(payerAccountId, {
       kind: 'escrow',
       amountMsat: e.amountMsat,
@@ -469,7 +470,12 @@ export class EscrowService {
     if (e.payeeAccountId === undefined)
       throw new EscrowError(EscrowErrorCode.NO_PAYEE, 'this escrow has no payee yet');
     const payee = e.payeeAccountId;
-    this.ledger.requireAccount(payee);
+    await this.ledger.requireAccount(payee);
+    const needs = {
+      accounts: [payee, ESCROW_ACCOUNT, LIGHTNING_ACCOUNT],
+      keys: [`escrow-release:${e.id}`],
+    };
+    await this.ledger.ensure(needs);
     if (e.funding === 'account') {
       // Checked before the lock is posted (same tick): a payee that cannot take the amount
       // refuses the release (409 BALANCE_LIMIT_EXCEEDED) and the escrow stays funded.
@@ -504,6 +510,7 @@ export class EscrowService {
         }
       }
       const released = this.finished(e, 'released', reason);
+      await this.ledger.ensure(needs);
       let applied: Applied<Transfer>;
       try {
         applied = this.creditPayee(e, held ? ESCROW_ACCOUNT : LIGHTNING_ACCOUNT, payee, released);
@@ -762,8 +769,8 @@ export class EscrowService {
     return 'none';
   }
 
-  private assertPayee(payer: string, payee: string): void {
-    const account = this.ledger.requireAccount(payee);
+  private async assertPayee(payer: string, payee: string): Promise<void> {
+    const account = await this.ledger.requireAccount(payee);
     if (payee === payer)
       throw new EscrowError(EscrowErrorCode.INVALID_ARGUMENT, 'payer and payee must differ');
     if (account.kind === 'system')

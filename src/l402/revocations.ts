@@ -44,7 +44,7 @@ export class L402Revocations {
   private readonly onError: (err: unknown) => void;
 
   constructor(
-    private readonly store: RecordStore & { getAccount(id: string): unknown },
+    private readonly store: RecordStore & { getAccount(id: string): Promise<unknown> },
     private readonly authority: L402Authority,
     options: RevocationOptions = {},
   ) {
@@ -121,7 +121,6 @@ export class L402Revocations {
       tokenId = target.tokenId.toLowerCase();
       if (!TOKEN_ID.test(tokenId))
         throw new L402Error('INVALID_CREDENTIAL', 'a token id is 64 hexadecimal characters');
-      // ledger.getAccount becomes async with accounts on disk: awaited either way.
       if (!(await this.store.getAccount(credentialAccountId(tokenId))) && !this.has(tokenId))
         throw new L402Error('CREDENTIAL_NOT_FOUND', `no credential with token id ${tokenId} was paid here`, {
           tokenId,

@@ -27,6 +27,14 @@ export class GroupCommit {
 
   private failed: unknown;
 
+  /**
+   * The number of the batch that writes queued now will go into (batches are numbered from 1 in
+   * order; a batch is durable once `batches` reaches its number).
+   */
+  get filling(): number {
+    return this.batches + (this.writing ? 2 : 1);
+  }
+
   /** Queues writes; resolves once they are durable. */
   add(writes: LedgerWrite[]): Promise<void> {
     // After a failed batch, later batches must not land without it: refuse everything.
@@ -35,7 +43,12 @@ export class GroupCommit {
     // as of its last operation, never a later operation's effect without that operation's records.
     for (const w of writes) {
       if (w.type === 'account')
-        this.keyed.set(`a:${w.account.id}`, { type: 'account', account: { ...w.account } });
+        this.keyed.set(
+          `a:${w.account.id}`,
+          w.spend
+            ? { type: 'account', account: { ...w.account }, spend: w.spend }
+            : { type: 'account', account: { ...w.account } },
+        );
       else if (w.type === 'transfer')
         this.keyed.set(`t:${w.transfer.id}`, { type: 'transfer', transfer: { ...w.transfer } });
       else this.appended.push(w);

@@ -4,7 +4,8 @@ import { MAX_MSAT, msat, type Msat } from '../domain/msat.js';
 import { LedgerError, LedgerErrorCode } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import { IdempotencyKeys, type IdempotencyRecords, type IdempotentRequest } from './idempotency.js';
-import type { LedgerStore, LedgerWrite, RecordStore, StoredRecord } from './store.js';
+import { SPEND_CODES, SpendBuckets } from './spend-buckets.js';
+import type { LedgerStore, LedgerWrite, RecordStore, StoredAccount, StoredRecord } from './store.js';
 import {
   availableOf,
   type Account,
@@ -16,8 +17,22 @@ import {
 
 export interface LedgerOptions {
   now?: () => number;
-  /** How long posted transfers (and their idempotency keys) stay in memory: budgets look back this far. */
+  /** How long a ledger idempotency key counts (32 days): older ones are pruned from disk. */
   retentionMs?: number;
+  /** Accounts kept in memory (least recently used out first; see `ensure`). Default 50,000. */
+  accountCacheSize?: number;
+  /** Final transfers kept in memory (pending ones always are). Default 10,000. */
+  transferCacheSize?: number;
+  /** Ledger idempotency keys kept in memory. Default 50,000. */
+  keyCacheSize?: number;
+}
+
+/** What a synchronous step is about to use: `ensure` makes it resident. */
+export interface LedgerNeeds {
+  accounts?: readonly string[];
+  transfers?: readonly string[];
+  /** Ledger idempotency keys (`invoice:<hash>`, `escrow-release:<id>`...) and their transfers. */
+  keys?: readonly string[];
 }
 
 export interface Applied<T> {
@@ -36,12 +51,63 @@ export interface LedgerChange {
   accounts: Account[];
 }
 
+/** What budgets and rates read of an account (see spend-buckets.ts for how exact it is). */
+export interface SpendFigures {
+  /** Spending debits since `since`, pending ones included: never less than the exact sum. */
+  spentSince(since: number): bigint;
+  /** Spending debits since `since`, counted: never fewer than the exact count. */
+  countSince(since: number): number;
+  /** Pending `payment` transfers the account pays. */
+  inFlight: number;
+}
+
 const DAY = 24 * 3600 * 1000;
+/** Anything used this recently stays resident: `await ensure(...)` then a sync step is safe. */
+const PINNED_MS = 60_000;
+/** How many ids known not to exist are remembered (beyond those of the last PINNED_MS). */
+const MISSING_KEPT = 10_000;
+
+/**
+ * Thrown by a synchronous step on an account, transfer or key that is neither in memory nor known
+ * not to exist: a programming error (the caller forgot `await ledger.ensure(...)`), never an
+ * answer such as ACCOUNT_NOT_FOUND, which would be a lie.
+ */
+export class NotResidentError extends Error {
+  constructor(what: string) {
+    super(`ledger: ${what} is not in memory; await ledger.ensure(...) before the synchronous step`);
+    this.name = 'NotResidentError';
+  }
+}
+
+/** An item held in memory: when it was last used and the batch its last write went into. */
+interface Resident<T> {
+  value: T;
+  touchedAt: number;
+  batch: number;
+}
+
+interface ResidentAccount {
+  account: Account;
+  spend: SpendBuckets | undefined;
+}
+
+interface KeyEntry {
+  transferId: string;
+  fingerprint: string;
+  at: number;
+}
 /**
  * Account ids: safe in store keys (no `!`) and in URL paths (never `.` or `..`); `:` marks the
  * gateway's own accounts (`sys:operator`, `l402:<token id>`, `svc:<service>`).
  */
 const ACCOUNT_ID = /^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}$/;
+
+/** Adds `delta` to a per-account counter, dropping it at zero. */
+function bump(m: Map<string, number>, id: string, delta: number): void {
+  const n = (m.get(id) ?? 0) + delta;
+  if (n > 0) m.set(id, n);
+  else m.delete(id);
+}
 
 /** The balance ceiling: an account's balance, counting pending credits, stays within MAX_MSAT. */
 function fitsCredit(a: Account, amount: bigint): boolean {
@@ -66,10 +132,35 @@ function balanceLimit(accountId: string): LedgerError {
 export type SideRecords = { key: string; value: string | null }[];
 
 export class Ledger implements RecordStore {
-  private readonly accounts = new Map<string, Account>();
-  private readonly transfers = new Map<string, Transfer>();
-  private readonly idempotency = new Map<string, { transferId: string; fingerprint: string }>();
-  private readonly debits = new Map<string, Transfer[]>();
+  /** Recently used accounts (LRU order, approximately: re-inserted at most once a second). */
+  private readonly accounts = new Map<string, Resident<ResidentAccount>>();
+  /** Every pending transfer (always in memory). */
+  private readonly pending = new Map<string, Transfer>();
+  /** Recently used final transfers. */
+  private readonly recent = new Map<string, Resident<Transfer>>();
+  /** Recently used ledger idempotency keys. */
+  private readonly keys = new Map<string, Resident<KeyEntry>>();
+  /** Ids read from disk and not found, with when: a sync step may say "not found" for them. */
+  private readonly missing = {
+    accounts: new Map<string, number>(),
+    transfers: new Map<string, number>(),
+    keys: new Map<string, number>(),
+  };
+  /** Bumped at every eviction: a disk read that overlapped one is read again. */
+  private evictions = 0;
+  /**
+   * Memory holds everything there is (the store was empty at open and nothing was evicted since):
+   * what is not resident does not exist.
+   */
+  private complete: boolean;
+  /** Pending transfers per account (either side): such accounts stay resident. */
+  private readonly pendingOf = new Map<string, number>();
+  /** Pending `payment` transfers per debit account. */
+  private readonly inFlight = new Map<string, number>();
+  private readonly accountCacheSize: number;
+  private readonly transferCacheSize: number;
+  private readonly keyCacheSize: number;
+  private sweeper: NodeJS.Timeout | undefined;
   private readonly commit: GroupCommit;
   private readonly events = new EventEmitter();
   private seq: number;
@@ -81,9 +172,14 @@ export class Ledger implements RecordStore {
   private constructor(
     private readonly store: LedgerStore,
     lastSeq: number,
+    empty: boolean,
     options: LedgerOptions,
   ) {
     this.seq = lastSeq;
+    this.complete = empty;
+    this.accountCacheSize = options.accountCacheSize ?? 50_000;
+    this.transferCacheSize = options.transferCacheSize ?? 10_000;
+    this.keyCacheSize = options.keyCacheSize ?? 50_000;
     this.now = options.now ?? Date.now;
     this.retentionMs = options.retentionMs ?? 32 * DAY;
     this.commit = new GroupCommit(
@@ -98,18 +194,78 @@ export class Ledger implements RecordStore {
     this.requests = new IdempotencyKeys(this, this.now, this.retentionMs);
   }
 
+  /**
+   * Reads only what is live: the pending transfers (and their accounts) and the journal's
+   * sequence. Accounts, final transfers and idempotency keys are read on demand (`ensure`).
+   */
   static async open(store: LedgerStore, options: LedgerOptions = {}): Promise<Ledger> {
-    const now = (options.now ?? Date.now)();
-    const retention = options.retentionMs ?? 32 * DAY;
-    const snapshot = await store.load(now - retention);
-    const ledger = new Ledger(store, snapshot.lastSeq, options);
-    for (const a of snapshot.accounts) ledger.accounts.set(a.id, a);
-    for (const t of snapshot.transfers.sort((x, y) => x.createdAt - y.createdAt)) ledger.remember(t);
-    for (const i of snapshot.idempotency) {
-      if (ledger.transfers.has(i.transferId))
-        ledger.idempotency.set(i.key, { transferId: i.transferId, fingerprint: i.fingerprint });
+    const snapshot = await store.load();
+    const ledger = new Ledger(store, snapshot.lastSeq, snapshot.empty, options);
+    for (const t of snapshot.pending) {
+      ledger.pending.set(t.id, t);
+      ledger.countPending(t, 1);
     }
+    await ledger.ensure({ accounts: [...ledger.pendingOf.keys()] });
+    ledger.sweeper = setInterval(() => void ledger.sweepKeys().catch(() => undefined), 10 * 60_000);
+    ledger.sweeper.unref();
     return ledger;
+  }
+
+  /**
+   * Loads into memory what a following synchronous step needs: accounts, final transfers by id,
+   * ledger idempotency keys (and the transfers they name). What is resident and was used in the
+   * last 60 s is never evicted, so `await ensure(...)` immediately followed by the sync step is
+   * safe. Ids that do not exist are remembered as such (the sync step then says not found).
+   */
+  async ensure(needs: LedgerNeeds): Promise<void> {
+    const now = this.now();
+    if (needs.keys?.length) {
+      const wanted = needs.keys.filter((k) => !this.touchKey(k, now) && !this.missing.keys.has(k));
+      if (wanted.length > 0 && !this.complete) {
+        const found = await this.readFresh(() => this.store.getIdempotency(wanted));
+        wanted.forEach((key, i) => {
+          // A key this process created meanwhile is resident (kept until durable): memory wins.
+          if (this.keys.has(key)) return;
+          const r = found[i];
+          if (r) this.keys.set(key, { value: r, touchedAt: now, batch: 0 });
+          else this.remember(this.missing.keys, key, now);
+        });
+      }
+      const named: string[] = [];
+      for (const k of needs.keys) {
+        const e = this.keys.get(k);
+        if (e) named.push(e.value.transferId);
+      }
+      if (named.length > 0) await this.ensure({ transfers: named });
+    }
+    if (needs.transfers?.length) {
+      const wanted = needs.transfers.filter(
+        (id) => !this.pending.has(id) && !this.touchTransfer(id, now) && !this.missing.transfers.has(id),
+      );
+      if (wanted.length > 0 && !this.complete) {
+        const found = await this.readFresh(() => this.store.getTransfers(wanted));
+        wanted.forEach((id, i) => {
+          if (this.pending.has(id) || this.recent.has(id)) return;
+          const t = found[i];
+          if (t && t.state !== 'pending') this.recent.set(id, { value: t, touchedAt: now, batch: 0 });
+          else if (!t) this.remember(this.missing.transfers, id, now);
+        });
+      }
+    }
+    if (needs.accounts?.length) {
+      const wanted = needs.accounts.filter(
+        (id) => !this.touchAccount(id, now) && !this.missing.accounts.has(id),
+      );
+      if (wanted.length > 0 && !this.complete) {
+        const found = await this.readFresh(() => this.store.getAccounts(wanted));
+        wanted.forEach((id, i) => {
+          if (this.accounts.has(id)) return;
+          const r = found[i];
+          if (r) this.install(r, now);
+          else this.remember(this.missing.accounts, id, now);
+        });
+      }
+    }
   }
 
   /** `change`: one event per durable batch that moved funds (listeners must not throw). */
@@ -140,6 +296,9 @@ export class Ledger implements RecordStore {
         'an account id is 1 to 128 letters, digits, _ - . or :, not led by a dot',
       );
     if (this.accounts.has(id)) throw new LedgerError(LedgerErrorCode.ACCOUNT_EXISTS, `account ${id} exists`);
+    // A generated id is new; a chosen one must have been looked up (`ensure`) unless memory is complete.
+    if (input.id !== undefined && !this.complete && !this.missing.accounts.has(id))
+      throw new NotResidentError(`account ${id}`);
     const account: Account = {
       id,
       kind: input.kind,
@@ -152,27 +311,50 @@ export class Ledger implements RecordStore {
       debitsPending: 0n,
       createdAt: this.now(),
     };
-    this.accounts.set(id, account);
+    this.accounts.set(id, { value: { account, spend: undefined }, touchedAt: this.now(), batch: 0 });
+    this.missing.accounts.delete(id);
     const durable = this.persist(
-      [{ type: 'account', account }],
+      [this.accountWrite(account)],
       [{ type: 'account_created', accountIds: [id], detail: input.kind }],
     );
     return { value: { ...account }, durable, replayed: false };
   }
 
-  getAccount(id: string): Account | undefined {
-    const a = this.accounts.get(id);
-    return a ? { ...a } : undefined;
+  /** The account, from memory or disk (then kept in memory); undefined if there is none. */
+  async getAccount(id: string): Promise<Account | undefined> {
+    await this.ensure({ accounts: [id] });
+    return this.accountNow(id);
   }
 
-  requireAccount(id: string): Account {
-    const a = this.accounts.get(id);
+  /** The account, from memory or disk; ACCOUNT_NOT_FOUND (404) if there is none. */
+  async requireAccount(id: string): Promise<Account> {
+    const a = await this.getAccount(id);
     if (!a) throw new LedgerError(LedgerErrorCode.ACCOUNT_NOT_FOUND, `no account ${id}`);
-    return { ...a };
+    return a;
   }
 
-  listAccounts(): Account[] {
-    return [...this.accounts.values()].map((a) => ({ ...a }));
+  /**
+   * The account as of now, synchronously, for use inside a synchronous step after `ensure`:
+   * undefined if it is known not to exist; throws NotResidentError if it was not loaded.
+   */
+  accountNow(id: string): Account | undefined {
+    const r = this.accounts.get(id);
+    if (r) {
+      this.touch(this.accounts, id, r, this.now());
+      return { ...r.value.account };
+    }
+    if (this.complete || this.missing.accounts.has(id)) return undefined;
+    throw new NotResidentError(`account ${id}`);
+  }
+
+  /** Accounts in id order, a page at a time, from disk (as of now: memory is ahead of disk). */
+  async listAccounts(options: { after?: string; limit: number }): Promise<Account[]> {
+    await this.flush();
+    const page = await this.store.listAccounts(options);
+    return page.map((r) => {
+      const live = this.accounts.get(r.account.id);
+      return { ...(live ? live.value.account : r.account) };
+    });
   }
 
   setFrozen(id: string, frozen: boolean, reason: string): Applied<Account> {
@@ -181,7 +363,7 @@ export class Ledger implements RecordStore {
     if (a.frozen === frozen) return { value: { ...a }, durable: Promise.resolve(), replayed: true };
     a.frozen = frozen;
     const durable = this.persist(
-      [{ type: 'account', account: a }],
+      [this.accountWrite(a)],
       [{ type: frozen ? 'account_frozen' : 'account_unfrozen', accountIds: [id], detail: reason }],
     );
     return { value: { ...a }, durable, replayed: false };
@@ -197,7 +379,7 @@ export class Ledger implements RecordStore {
     this.assertHealthy();
     const fingerprint = `${req.debitAccountId}|${req.creditAccountId}|${req.amount}|${req.code}|${req.pending === true}`;
     if (req.idempotencyKey !== undefined) {
-      const seen = this.idempotency.get(req.idempotencyKey);
+      const seen = this.keyNow(req.idempotencyKey);
       if (seen) {
         if (seen.fingerprint !== fingerprint) {
           throw new LedgerError(
@@ -208,7 +390,7 @@ export class Ledger implements RecordStore {
             },
           );
         }
-        const first = this.transfers.get(seen.transferId);
+        const first = this.transferNow(seen.transferId);
         if (first) return { value: { ...first }, durable: this.commit.barrier(), replayed: true };
       }
     }
@@ -226,7 +408,7 @@ export class Ledger implements RecordStore {
       );
     }
     const id = req.id ?? randomUUID();
-    if (this.transfers.has(id))
+    if (this.pending.has(id) || this.recent.has(id))
       throw new LedgerError(LedgerErrorCode.TRANSFER_EXISTS, `transfer ${id} exists`);
     const debit = this.mutableAccount(req.debitAccountId);
     const credit = this.mutableAccount(req.creditAccountId);
@@ -260,22 +442,30 @@ export class Ledger implements RecordStore {
       ...(req.timeoutMs !== undefined ? { timeoutAt: now + req.timeoutMs } : {}),
     };
     if (!req.pending) t.resolvedAt = now;
+    if (SPEND_CODES.has(req.code)) t.spentAt = this.spendOf(debit.id).add(now, req.amount);
     if (req.pending) {
+      this.countPending(t, 1);
       debit.debitsPending += req.amount;
       credit.creditsPending += req.amount;
     } else {
       debit.debitsPosted += req.amount;
       credit.creditsPosted += req.amount;
     }
-    this.remember(t);
+    if (req.pending) this.pending.set(id, t);
+    else this.rememberFinal(t);
     const writes: LedgerWrite[] = [
       { type: 'transfer', transfer: t },
-      { type: 'account', account: debit },
-      { type: 'account', account: credit },
+      this.accountWrite(debit),
+      this.accountWrite(credit),
     ];
     if (req.idempotencyKey !== undefined) {
-      this.idempotency.set(req.idempotencyKey, { transferId: id, fingerprint });
-      writes.push({ type: 'idempotency', key: req.idempotencyKey, transferId: id, fingerprint });
+      this.keys.set(req.idempotencyKey, {
+        value: { transferId: id, fingerprint, at: now },
+        touchedAt: now,
+        batch: this.commit.filling,
+      });
+      this.missing.keys.delete(req.idempotencyKey);
+      writes.push({ type: 'idempotency', key: req.idempotencyKey, transferId: id, fingerprint, at: now });
     }
     const durable = this.persist(
       writes,
@@ -334,16 +524,17 @@ export class Ledger implements RecordStore {
     credit.creditsPending -= t.amount - advanced;
     debit.debitsPosted += final - advanced;
     credit.creditsPosted += final - advanced;
+    if (t.spentAt !== undefined && final < t.amount)
+      this.spendOf(debit.id).remove(t.spentAt, t.amount - final, 0);
+    this.countPending(t, -1);
     t.amount = msat(final);
     delete t.advanced;
     t.state = 'posted';
     t.resolvedAt = this.now();
+    this.pending.delete(id);
+    this.rememberFinal(t);
     const durable = this.persist(
-      [
-        { type: 'transfer', transfer: t },
-        { type: 'account', account: debit },
-        { type: 'account', account: credit },
-      ],
+      [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
       [
         {
           type: 'transfer_posted',
@@ -372,14 +563,14 @@ export class Ledger implements RecordStore {
     const credit = this.mutableAccount(t.creditAccountId);
     debit.debitsPending -= t.amount;
     credit.creditsPending -= t.amount;
+    if (t.spentAt !== undefined) this.spendOf(debit.id).remove(t.spentAt, t.amount, 1);
+    this.countPending(t, -1);
     t.state = 'voided';
     t.resolvedAt = this.now();
+    this.pending.delete(id);
+    this.rememberFinal(t);
     const durable = this.persist(
-      [
-        { type: 'transfer', transfer: t },
-        { type: 'account', account: debit },
-        { type: 'account', account: credit },
-      ],
+      [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
       [
         {
           type: 'transfer_voided',
@@ -418,11 +609,7 @@ export class Ledger implements RecordStore {
     credit.creditsPosted += delta;
     t.advanced = msat(advanced);
     const durable = this.persist(
-      [
-        { type: 'transfer', transfer: t },
-        { type: 'account', account: debit },
-        { type: 'account', account: credit },
-      ],
+      [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
       [],
       records,
     );
@@ -433,9 +620,8 @@ export class Ledger implements RecordStore {
   expirePending(): Transfer[] {
     const now = this.now();
     const expired: Transfer[] = [];
-    for (const t of this.transfers.values()) {
-      if (t.state === 'pending' && t.timeoutAt !== undefined && t.timeoutAt <= now)
-        expired.push(this.void(t.id, 'timeout').value);
+    for (const t of [...this.pending.values()]) {
+      if (t.timeoutAt !== undefined && t.timeoutAt <= now) expired.push(this.void(t.id, 'timeout').value);
     }
     return expired;
   }
@@ -459,29 +645,76 @@ export class Ledger implements RecordStore {
     this.requests.adopt(accountId, key, operation, ref, at);
   }
 
-  /** The transfer an idempotency key already produced, if any (within the retention window). */
-  findByIdempotencyKey(key: string): Transfer | undefined {
-    const seen = this.idempotency.get(key);
-    return seen ? this.getTransferSync(seen.transferId) : undefined;
+  /** The transfer a ledger idempotency key already produced, if any (within the retention window). */
+  async findByIdempotencyKey(key: string): Promise<Transfer | undefined> {
+    await this.ensure({ keys: [key] });
+    const seen = this.keyNow(key);
+    return seen ? this.getTransfer(seen.transferId) : undefined;
   }
 
+  /** A transfer in memory (every pending one, recently used final ones), else undefined. */
   getTransferSync(id: string): Transfer | undefined {
-    const t = this.transfers.get(id);
+    const t = this.pending.get(id) ?? this.recent.get(id)?.value;
     return t ? { ...t } : undefined;
   }
 
   async getTransfer(id: string): Promise<Transfer | undefined> {
-    return this.getTransferSync(id) ?? this.store.getTransfer(id);
+    await this.ensure({ transfers: [id] });
+    return this.getTransferSync(id) ?? (this.complete ? undefined : this.store.getTransfer(id));
+  }
+
+  /** True while the account has a pending transfer (either side): it stays resident meanwhile. */
+  hasPending(accountId: string): boolean {
+    return this.pendingOf.has(accountId);
   }
 
   pendingTransfers(): Transfer[] {
-    return [...this.transfers.values()].filter((t) => t.state === 'pending').map((t) => ({ ...t }));
+    return [...this.pending.values()].map((t) => ({ ...t }));
   }
 
-  /** Debits of an account within the retention window, oldest first (pending and posted; voided ones excluded). */
-  recentDebits(accountId: string, since: number): readonly Transfer[] {
-    const list = this.debits.get(accountId) ?? [];
-    return list.filter((t) => t.createdAt >= since && t.state !== 'voided');
+  /** What is in memory, for monitoring. */
+  stats(): { accounts: number; pending: number; recentTransfers: number; keys: number } {
+    return {
+      accounts: this.accounts.size,
+      pending: this.pending.size,
+      recentTransfers: this.recent.size,
+      keys: this.keys.size,
+    };
+  }
+
+  /**
+   * Deletes up to `limit` ledger idempotency keys older than the retention window from disk (an
+   * index by time finds them); runs every 10 minutes. Returns how many it deleted.
+   */
+  async sweepKeys(limit = 1000): Promise<number> {
+    if (this.failure !== undefined) return 0;
+    const old = await this.store.expiredIdempotency(this.now() - this.retentionMs, limit);
+    if (old.length === 0) return 0;
+    const writes: LedgerWrite[] = [];
+    for (const o of old) {
+      // A key used again since (a new transfer under it, resident until durable and after) keeps
+      // its record: only the old index entry goes.
+      const live = this.keys.get(o.key);
+      const reused = live !== undefined && live.value.at !== o.at;
+      if (!reused) this.keys.delete(o.key);
+      writes.push({ type: 'idempotency_expired', key: o.key, at: o.at, keepRecord: reused });
+    }
+    await this.commit.add(writes);
+    return old.length;
+  }
+
+  /**
+   * The spend figures of a resident account, read synchronously from its spend buckets (O(buckets),
+   * no history): what budgets, rates and in-flight limits are checked against.
+   */
+  spending(accountId: string, now = this.now()): SpendFigures {
+    this.mutableAccount(accountId);
+    const buckets = this.accounts.get(accountId)?.value.spend;
+    return {
+      spentSince: (since) => buckets?.spentSince(since, now) ?? 0n,
+      countSince: (since) => buckets?.countSince(since, now) ?? 0,
+      inFlight: this.inFlight.get(accountId) ?? 0,
+    };
   }
 
   journal(accountId: string, options: { limit: number; beforeSeq?: number }): Promise<JournalEntry[]> {
@@ -532,32 +765,139 @@ export class Ledger implements RecordStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     await this.commit.drain();
     await this.store.close();
   }
 
   // ---- internals ------------------------------------------------------------------------
 
-  private remember(t: Transfer): void {
-    this.transfers.set(t.id, t);
-    let list = this.debits.get(t.debitAccountId);
-    if (!list) this.debits.set(t.debitAccountId, (list = []));
-    list.push(t);
-    if (list.length % 1024 === 0) this.prune(t.debitAccountId);
+  /** Files a transfer that just became final (new, or pending until now: never in `recent` yet). */
+  private rememberFinal(t: Transfer): void {
+    this.recent.set(t.id, { value: t, touchedAt: this.now(), batch: this.commit.filling });
   }
 
-  private prune(accountId: string): void {
-    const cutoff = this.now() - this.retentionMs;
-    const list = this.debits.get(accountId) ?? [];
-    const keep: Transfer[] = [];
-    for (const t of list) {
-      if (t.state === 'pending' || t.createdAt >= cutoff) keep.push(t);
-      else {
-        this.transfers.delete(t.id);
-        if (t.idempotencyKey) this.idempotency.delete(t.idempotencyKey);
-      }
+  /** The write of an account record (with its spend buckets); marks the account dirty. */
+  private accountWrite(a: Account): LedgerWrite {
+    const r = this.accounts.get(a.id);
+    if (r) r.batch = this.commit.filling;
+    const spend = r?.value.spend;
+    return spend ? { type: 'account', account: a, spend } : { type: 'account', account: a };
+  }
+
+  private spendOf(accountId: string): SpendBuckets {
+    const r = this.accounts.get(accountId)!.value;
+    return (r.spend ??= new SpendBuckets());
+  }
+
+  /**
+   * Pending transfers per account (their accounts stay resident) and in-flight payments (pending
+   * `payment` transfers, counted on their debit account).
+   */
+  private countPending(t: Transfer, delta: 1 | -1): void {
+    bump(this.pendingOf, t.debitAccountId, delta);
+    bump(this.pendingOf, t.creditAccountId, delta);
+    if (t.code === 'payment') bump(this.inFlight, t.debitAccountId, delta);
+  }
+
+  private install(r: StoredAccount, now: number): void {
+    this.accounts.set(r.account.id, {
+      value: { account: r.account, spend: r.spend ? SpendBuckets.from(r.spend) : undefined },
+      touchedAt: now,
+      batch: 0,
+    });
+  }
+
+  /** Reads from disk until no eviction overlapped the read (what it missed is on disk by then). */
+  private async readFresh<T>(read: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const before = this.evictions;
+      const out = await read();
+      if (this.evictions === before) return out;
     }
-    this.debits.set(accountId, keep);
+  }
+
+  private remember(m: Map<string, number>, id: string, now: number): void {
+    m.set(id, now);
+    if (m.size <= MISSING_KEPT) return;
+    for (const [k, at] of m) {
+      if (m.size <= MISSING_KEPT || at > now - PINNED_MS) break;
+      m.delete(k);
+    }
+  }
+
+  /** Marks an item used now, moving it to the young end of its cache (at most once a second). */
+  private touch<T>(m: Map<string, Resident<T>>, id: string, r: Resident<T>, now: number): void {
+    if (r.touchedAt < now - 1000) {
+      m.delete(id);
+      m.set(id, r);
+    }
+    r.touchedAt = now;
+  }
+
+  private touchAccount(id: string, now: number): boolean {
+    const r = this.accounts.get(id);
+    if (r) this.touch(this.accounts, id, r, now);
+    return r !== undefined;
+  }
+
+  private touchTransfer(id: string, now: number): boolean {
+    const r = this.recent.get(id);
+    if (r) this.touch(this.recent, id, r, now);
+    return r !== undefined;
+  }
+
+  private touchKey(key: string, now: number): boolean {
+    const r = this.keys.get(key);
+    if (r) this.touch(this.keys, key, r, now);
+    return r !== undefined;
+  }
+
+  /** A ledger key within its retention window, or undefined if it has none; throws if not loaded. */
+  private keyNow(key: string): KeyEntry | undefined {
+    const r = this.keys.get(key);
+    if (r) {
+      this.touch(this.keys, key, r, this.now());
+      return r.value.at >= this.now() - this.retentionMs ? r.value : undefined;
+    }
+    if (this.complete || this.missing.keys.has(key)) return undefined;
+    throw new NotResidentError(`idempotency key ${key}`);
+  }
+
+  /** A transfer in memory; undefined if known not to exist; throws if not loaded. */
+  private transferNow(id: string): Transfer | undefined {
+    const t = this.pending.get(id);
+    if (t) return t;
+    const r = this.recent.get(id);
+    if (r) {
+      this.touch(this.recent, id, r, this.now());
+      return r.value;
+    }
+    if (this.complete || this.missing.transfers.has(id)) return undefined;
+    throw new NotResidentError(`transfer ${id}`);
+  }
+
+  /**
+   * After a durable batch: caches over their size give up their least recently used items that
+   * are durable, not used in the last 60 s and (accounts) have no pending transfer.
+   */
+  private evict(): void {
+    const now = this.now();
+    const durable = this.commit.batches;
+    const sweep = <T>(m: Map<string, Resident<T>>, max: number, keep: (id: string) => boolean): void => {
+      let budget = m.size - max + 1000;
+      for (const [id, r] of m) {
+        if (m.size <= max || budget-- <= 0 || r.touchedAt > now - PINNED_MS) return;
+        if (r.batch > durable || keep(id)) continue;
+        m.delete(id);
+        this.evictions += 1;
+        this.complete = false;
+      }
+    };
+    if (this.accounts.size > this.accountCacheSize)
+      sweep(this.accounts, this.accountCacheSize, (id) => this.pendingOf.has(id));
+    if (this.recent.size > this.transferCacheSize) sweep(this.recent, this.transferCacheSize, () => false);
+    if (this.keys.size > this.keyCacheSize) sweep(this.keys, this.keyCacheSize, () => false);
   }
 
   private persist(
@@ -575,6 +915,7 @@ export class Ledger implements RecordStore {
 
   /** Turns a durable batch into one change event: the accounts its transfers touched. */
   private committed(writes: LedgerWrite[]): void {
+    this.evict();
     if (this.events.listenerCount('change') === 0) return;
     const touched = new Set<string>();
     const snapshots = new Map<string, Account>();
@@ -591,13 +932,18 @@ export class Ledger implements RecordStore {
   }
 
   private mutableAccount(id: string): Account {
-    const a = this.accounts.get(id);
-    if (!a) throw new LedgerError(LedgerErrorCode.ACCOUNT_NOT_FOUND, `no account ${id}`);
-    return a;
+    const r = this.accounts.get(id);
+    if (r) {
+      this.touch(this.accounts, id, r, this.now());
+      return r.value.account;
+    }
+    if (this.complete || this.missing.accounts.has(id))
+      throw new LedgerError(LedgerErrorCode.ACCOUNT_NOT_FOUND, `no account ${id}`);
+    throw new NotResidentError(`account ${id}`);
   }
 
   private mutableTransfer(id: string): Transfer {
-    const t = this.transfers.get(id);
+    const t = this.transferNow(id);
     if (!t) throw new LedgerError(LedgerErrorCode.TRANSFER_NOT_FOUND, `no transfer ${id}`);
     return t;
   }

@@ -1,10 +1,18 @@
+import type { SpendBuckets, SpendRecord } from './spend-buckets.js';
 import type { Account, JournalEntry, Transfer } from './types.js';
 
 /** One durable change; a batch of them is written atomically. */
 export type LedgerWrite =
-  | { type: 'account'; account: Account }
+  /**
+   * `spend` is the account's live spend buckets, encoded by the store when the batch is written
+   * (synchronously, at the start of `commit`): the state at the end of the batch, like `account`.
+   */
+  | { type: 'account'; account: Account; spend?: SpendBuckets }
   | { type: 'transfer'; transfer: Transfer }
-  | { type: 'idempotency'; key: string; transferId: string; fingerprint: string }
+  /** A ledger idempotency key, with the time it counts from (`at`, for retention). */
+  | { type: 'idempotency'; key: string; transferId: string; fingerprint: string; at: number }
+  /** An expired key's index entry goes; its record too unless the key was used again since. */
+  | { type: 'idempotency_expired'; key: string; at: number; keepRecord: boolean }
   | { type: 'journal'; entry: JournalEntry }
   /** A side record (payment, invoice, policy...) written in the same atomic batch as the money. */
   | { type: 'record'; key: string; value: string | null };
@@ -25,12 +33,27 @@ export interface RecordStore {
   ): Promise<StoredRecord[]>;
 }
 
+/** An account as stored, with its spend buckets. */
+export interface StoredAccount {
+  account: Account;
+  spend: SpendRecord | undefined;
+}
+
+/** What the ledger reads at start: only what is live. */
 export interface LedgerSnapshot {
-  accounts: Account[];
-  /** Every pending transfer, and every transfer created since `since`. */
-  transfers: Transfer[];
-  idempotency: { key: string; transferId: string; fingerprint: string }[];
+  /** Every pending transfer. */
+  pending: Transfer[];
   lastSeq: number;
+  /** The store holds no account at all (a new ledger). */
+  empty: boolean;
+}
+
+/** A ledger idempotency key's record. */
+export interface StoredKey {
+  transferId: string;
+  fingerprint: string;
+  /** When the key's transfer was made: the key counts for the retention window from then. */
+  at: number;
 }
 
 /**
@@ -38,11 +61,21 @@ export interface LedgerSnapshot {
  * multi-instance deployments implements the same contract.
  */
 export interface LedgerStore {
-  /** Reads what the ledger needs in memory: accounts, pending and recent transfers, idempotency keys. */
-  load(since: number): Promise<LedgerSnapshot>;
-  /** Writes all of `writes` atomically and durably (fsync) before resolving. */
+  /** Reads what the ledger needs in memory at start: pending transfers and the journal's seq. */
+  load(): Promise<LedgerSnapshot>;
+  /**
+   * Writes all of `writes` atomically and durably (fsync) before resolving. Encodes them
+   * synchronously, before its first `await` (account spend buckets are live objects).
+   */
   commit(writes: LedgerWrite[]): Promise<void>;
   getTransfer(id: string): Promise<Transfer | undefined>;
+  getTransfers(ids: readonly string[]): Promise<(Transfer | undefined)[]>;
+  getAccounts(ids: readonly string[]): Promise<(StoredAccount | undefined)[]>;
+  /** Accounts in id order, after `after`. */
+  listAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]>;
+  getIdempotency(keys: readonly string[]): Promise<(StoredKey | undefined)[]>;
+  /** Up to `limit` ledger keys whose time is before `before`, oldest first. */
+  expiredIdempotency(before: number, limit: number): Promise<{ key: string; at: number }[]>;
   /** Journal entries touching an account, newest first. */
   journal(accountId: string, options: { limit: number; beforeSeq?: number }): Promise<JournalEntry[]>;
   getRecord(key: string): Promise<string | undefined>;

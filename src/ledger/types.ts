@@ -39,6 +39,11 @@ export interface Transfer {
    * while the rest stays reserved. Posting or voiding later settles the transfer at >= this amount.
    */
   advanced?: Msat;
+  /**
+   * Of a spending debit (code in SPEND_CODES): the time it was counted at in the debit account's
+   * spend buckets, where a void or a lower post takes it out again.
+   */
+  spentAt?: number;
   /** Pending transfers with a timeout are voided by the ledger when it passes. */
   timeoutAt?: number;
   createdAt: number;

@@ -62,7 +62,7 @@ export class ServiceRegistry {
     accountId: string,
     input: Omit<ServiceOffer, 'id' | 'accountId' | 'createdAt' | 'priceMsat'> & { priceMsat: Msat },
   ): Promise<ServiceOffer> {
-    this.ledger.requireAccount(accountId);
+    await this.ledger.requireAccount(accountId);
     if (input.priceMsat < 0n)
       throw new MarketError(MarketErrorCode.INVALID_ARGUMENT, 'priceMsat must not be negative');
     const offer: ServiceOffer = {

@@ -191,7 +191,7 @@ export class TaskMarket {
         throw new MarketError(MarketErrorCode.DEADLINE_PASSED, 'the task deadline has passed');
       if (agentAccountId === t.publisherAccountId)
         throw new MarketError(MarketErrorCode.FORBIDDEN, 'a publisher cannot claim its own task');
-      this.ledger.requireAccount(agentAccountId);
+      await this.ledger.requireAccount(agentAccountId);
       const has = this.registry.capabilitiesOf(agentAccountId);
       const missing = t.capabilities.filter((c) => !has.has(c));
       if (missing.length > 0)

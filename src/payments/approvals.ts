@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { SideRecords } from '../ledger/ledger.js';
+import { LIGHTNING_ACCOUNT } from '../ledger/system-accounts.js';
 import type { SpendRequest } from '../policy/types.js';
 import { PaymentsPart, type PaymentsContext } from './context.js';
 import { PaymentError, PaymentErrorCode } from './errors.js';
@@ -51,6 +52,9 @@ export class Approvals extends PaymentsPart {
   }
 
   async approve(approvalId: string, by: string): Promise<Payment> {
+    // The release of the hold and the new reservation are one synchronous step on resident state.
+    const asked = this.store.openApproval(approvalId);
+    if (asked) await this.ctx.prepare([asked.accountId, LIGHTNING_ACCOUNT]);
     const approval = this.pendingApproval(approvalId);
     if (approval instanceof Promise) return approval;
     const waiting = this.waitingPayment(approval);

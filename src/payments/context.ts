@@ -27,6 +27,15 @@ export class PaymentsContext {
     readonly settings: { payTimeoutMs: number; approvalTtlMs: number; notFoundGraceMs: number },
   ) {}
 
+  /**
+   * Makes resident what a following synchronous step reads: the ledger accounts (and ledger
+   * idempotency keys) it moves money on, and the policies it decides with. Await it right before
+   * the step (see `Ledger.ensure`).
+   */
+  async prepare(accounts: readonly string[], keys: readonly string[] = []): Promise<void> {
+    await Promise.all([this.ledger.ensure({ accounts, keys }), this.policies.ensure(accounts)]);
+  }
+
   decide(accountId: string, req: SpendRequest, approved = false, paymentId?: string): Decision {
     const now = this.now();
     const decision = evaluate(

@@ -108,7 +108,7 @@ export class Inbound extends PaymentsPart {
     input: { amountMsat: Msat; description?: string; expirySeconds?: number },
     idem: (hash: string) => SideRecords,
   ): Promise<InvoiceRecord> {
-    const account = this.ledger.requireAccount(accountId);
+    const account = await this.ledger.requireAccount(accountId);
     if (account.kind === 'system')
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'system accounts do not receive invoices');
     if (input.amountMsat <= 0n)
@@ -212,9 +212,12 @@ export class Inbound extends PaymentsPart {
     received: Msat,
     settledAt: number | undefined,
   ): Promise<void> {
-    // TODO(ledger.ensure): with ledger keys and accounts on disk, first
-    // `await this.ledger.ensure({ keys: [`invoice:${rec.paymentHash}`], accounts: [LIGHTNING_ACCOUNT, rec.accountId] })`
-    // (the key makes the credit exactly-once whatever the record says).
+    // The credit is one synchronous step on resident accounts and the resident ledger key (which
+    // makes it exactly-once whatever the record says).
+    await this.ledger.ensure({
+      accounts: [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT, rec.accountId],
+      keys: [`invoice:${rec.paymentHash}`],
+    });
     this.ensureCredentialAccount(rec.accountId);
     const settled: InvoiceRecord = {
       ...rec,
@@ -287,8 +290,12 @@ export class Inbound extends PaymentsPart {
    */
   private async paidTwice(rec: InvoiceRecord, invoice: Invoice): Promise<void> {
     if (rec.lightningReceivedMsat !== undefined) return;
+    await this.ledger.ensure({
+      accounts: [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT],
+      keys: [`invoice:${rec.paymentHash}`],
+    });
+    if (rec.lightningReceivedMsat !== undefined) return;
     const received = invoice.receivedMsat > 0n ? invoice.receivedMsat : rec.amountMsat;
-    // TODO(ledger.ensure): `await this.ledger.ensure({ keys: [`invoice:${rec.paymentHash}`], accounts: [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT] })`.
     const applied = this.ledger.transfer(
       {
         debitAccountId: LIGHTNING_ACCOUNT,
@@ -377,9 +384,12 @@ export class Inbound extends PaymentsPart {
     await this.completeCancel(hash);
   }
 
-  /** Accounts of L402 credentials come into being with their first credit. */
+  /**
+   * Accounts of L402 credentials come into being with their first credit (inside the credit's
+   * synchronous step: the id must have been `ensure`d, so a missing one is known missing).
+   */
   ensureCredentialAccount(accountId: string): void {
-    if (isCredentialInvoice({ accountId }) && !this.ledger.getAccount(accountId)) {
+    if (isCredentialInvoice({ accountId }) && !this.ledger.accountNow(accountId)) {
       this.ledger.createAccount({ id: accountId, kind: 'credential', name: accountId });
     }
   }

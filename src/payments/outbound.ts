@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isPubkey, paymentHashOf } from '../domain/hex.js';
 import { msat, type Msat } from '../domain/msat.js';
+import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
 import type { Applied, SideRecords } from '../ledger/ledger.js';
 import type { Transfer } from '../ledger/types.js';
 import { isGatewayAccount } from '../ledger/types.js';
@@ -75,7 +76,7 @@ export class Outbound extends PaymentsPart {
     input: PayInput,
     idem: (id: string) => SideRecords,
   ): Promise<Payment> {
-    this.ledger.requireAccount(accountId);
+    await this.ledger.requireAccount(accountId);
     const decoded = await this.decode(input.request);
     const amount = this.amountOf(decoded, input.amountMsat);
     // Reading the earlier attempts from disk and reserving happen with no other attempt at this
@@ -94,6 +95,8 @@ export class Outbound extends PaymentsPart {
             throw new PaymentError(PaymentErrorCode.ALREADY_PAID, `this invoice is ${own.state}`);
           // An L402 challenge's record keeps no preimage: LND has it.
           const preimage = own.preimage ?? (await this.inbound.preimageOf(own.paymentHash));
+          // From here to the transfer is one synchronous step on resident accounts and policies.
+          await this.ctx.prepare([accountId, own.accountId]);
           return this.payInternal(accountId, own, input, amount, idem, preimage);
         });
       if (decoded.destination === this.nodePubkey) {
@@ -102,6 +105,8 @@ export class Outbound extends PaymentsPart {
           'this invoice was issued by the gateway node but is not an account invoice',
         );
       }
+      // From here to the reservation is one synchronous step on resident accounts and policies.
+      await this.ctx.prepare([accountId, LIGHTNING_ACCOUNT]);
       const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(amount);
       const payment: Bolt11Payment = {
         ...this.newPayment(accountId),
@@ -158,7 +163,7 @@ export class Outbound extends PaymentsPart {
     input: KeysendInput,
     idem: (id: string) => SideRecords,
   ): Promise<Payment> {
-    this.ledger.requireAccount(accountId);
+    await this.ledger.requireAccount(accountId);
     if (!isPubkey(input.destination))
       throw new PaymentError(
         PaymentErrorCode.INVALID_ARGUMENT,
@@ -168,6 +173,7 @@ export class Outbound extends PaymentsPart {
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
     if (input.destination === this.nodePubkey)
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot keysend to the gateway node itself');
+    await this.ctx.prepare([accountId, LIGHTNING_ACCOUNT]);
     const preimage = randomBytes(32).toString('hex');
     const paymentHash = paymentHashOf(preimage);
     const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(input.amountMsat);
@@ -216,10 +222,11 @@ export class Outbound extends PaymentsPart {
         request: { toAccountId, amountMsat: amount, memo },
       },
       async (records) => {
-        this.assertCreditable(toAccountId);
         // A transfer made before this rule is known by the ledger's own key only.
         const ledgerKey = idempotencyKey ? `transfer:${fromAccountId}:${idempotencyKey}` : undefined;
-        const earlier = ledgerKey ? this.ledger.findByIdempotencyKey(ledgerKey) : undefined;
+        const earlier = ledgerKey ? await this.ledger.findByIdempotencyKey(ledgerKey) : undefined;
+        await this.ctx.prepare([fromAccountId, toAccountId], ledgerKey ? [ledgerKey] : []);
+        this.assertCreditable(toAccountId);
         if (earlier) {
           if (earlier.creditAccountId !== toAccountId || earlier.amount !== amount)
             throw new PaymentError(
@@ -269,6 +276,10 @@ export class Outbound extends PaymentsPart {
         request: { accountId, amountMsat: amount },
       },
       async (records) => {
+        await this.ledger.ensure({
+          accounts: [OPERATOR_ACCOUNT, accountId],
+          ...(idempotencyKey ? { keys: [`fund:${accountId}:${idempotencyKey}`] } : {}),
+        });
         this.assertCreditable(accountId);
         const id = randomUUID();
         await this.ledger.transfer(
@@ -303,7 +314,8 @@ export class Outbound extends PaymentsPart {
    * services and credentials, never the gateway's own (system and operator) accounts.
    */
   private assertCreditable(accountId: string): void {
-    const a = this.ledger.requireAccount(accountId);
+    const a = this.ledger.accountNow(accountId);
+    if (!a) throw new LedgerError(LedgerErrorCode.ACCOUNT_NOT_FOUND, `no account ${accountId}`);
     if (isGatewayAccount(accountId, a.kind))
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot credit a system account');
   }

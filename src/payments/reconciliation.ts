@@ -162,6 +162,7 @@ export class Reconciliation extends PaymentsPart {
       { paymentId: p.id, ledger: p.status, lnd: lnd.status },
       'ledger and LND disagree about a payment',
     );
+    await this.ledger.ensure({ accounts: [p.accountId] });
     await this.ledger.setFrozen(
       p.accountId,
       true,
@@ -178,10 +179,17 @@ export class Reconciliation extends PaymentsPart {
   async liabilities(): Promise<Liabilities> {
     let owed = 0n;
     let pendingOut = 0n;
-    for (const a of this.ledger.listAccounts()) {
-      if (a.kind === 'system' || a.kind === 'operator') continue;
-      owed += balanceOf(a);
-      pendingOut += a.debitsPending;
+    // A page of accounts at a time from disk (they are not all in memory).
+    for (let after: string | undefined; ;) {
+      const page = await this.ledger.listAccounts({ limit: 1000, ...(after !== undefined ? { after } : {}) });
+      for (const a of page) {
+        if (a.kind === 'system' || a.kind === 'operator') continue;
+        owed += balanceOf(a);
+        pendingOut += a.debitsPending;
+      }
+      const last = page[page.length - 1];
+      if (page.length < 1000 || !last) break;
+      after = last.id;
     }
     const node = await this.backend.getBalances();
     const assets = node.channelLocalMsat + node.onchainConfirmedMsat;

@@ -74,7 +74,7 @@ export class PaymentsService {
   async start(): Promise<void> {
     this.stopBalanceEvents ??= publishBalanceEvents(this.ledger, this.events);
     for (const id of [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT]) {
-      if (!this.ledger.getAccount(id)) {
+      if (!(await this.ledger.getAccount(id))) {
         await this.ledger.createAccount({
           id,
           kind: id === OPERATOR_ACCOUNT ? 'operator' : 'system',
@@ -143,6 +143,14 @@ export class PaymentsService {
   /** Credits an account from the operator's funds (see `Outbound.fund`). */
   fund(accountId: string, amount: Msat, idempotencyKey?: string): Promise<void> {
     return this.outbound.fund(accountId, amount, idempotencyKey);
+  }
+
+  /**
+   * Makes resident what a synchronous `authorizeSpend` and the reservation after it read: the
+   * accounts and their policies. Await it right before that step.
+   */
+  prepare(accountIds: readonly string[]): Promise<void> {
+    return this.ctx.prepare(accountIds);
   }
 
   /** Evaluates and audits the account's policy for a spend another feature books itself. */

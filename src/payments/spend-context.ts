@@ -1,22 +1,25 @@
+import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { availableOf } from '../ledger/types.js';
 import type { SpendContext } from '../policy/types.js';
 
-/** Ledger transfer codes that count as spending for budgets and rates. */
-export const SPEND_CODES = new Set(['payment', 'internal_payment', 'transfer', 'stream', 'escrow']);
+export { SPEND_CODES } from '../ledger/spend-buckets.js';
 
-/** What the policy engine sees of an account, read synchronously from the ledger. */
+/**
+ * What the policy engine sees of an account, read synchronously from the ledger (the account must
+ * be resident: `await ledger.ensure({ accounts: [accountId] })` first): the balance and
+ * the running sums of its spend buckets (O(buckets), conservative: see ledger/spend-buckets.ts).
+ */
 export function spendContext(ledger: Ledger, accountId: string, now: number, approved = false): SpendContext {
-  const account = ledger.requireAccount(accountId);
-  const debits = (since: number) =>
-    ledger.recentDebits(accountId, since).filter((t) => SPEND_CODES.has(t.code));
+  const account = ledger.accountNow(accountId);
+  if (!account) throw new LedgerError(LedgerErrorCode.ACCOUNT_NOT_FOUND, `no account ${accountId}`);
+  const figures = ledger.spending(accountId, now);
   return {
     frozen: account.frozen,
     availableMsat: availableOf(account),
-    spentSince: (since) => debits(since).reduce((s, t) => s + t.amount, 0n),
-    countSince: (since) => debits(since).length,
-    inFlight: ledger.recentDebits(accountId, 0).filter((t) => t.state === 'pending' && t.code === 'payment')
-      .length,
+    spentSince: figures.spentSince,
+    countSince: figures.countSince,
+    inFlight: figures.inFlight,
     now,
     approved,
   };

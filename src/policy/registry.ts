@@ -60,23 +60,23 @@ export class PolicyRegistry {
 
   constructor(
     private readonly store: RecordStore,
-    options: { cached?: number; now?: () => number } = {},
+    options: {
+      cached?: number;
+      now?: () => number;
+      /**
+       * Accounts whose policy stays resident whatever the cache's size: those a synchronous step
+       * may evaluate without an `ensure` first (a running stream's payer, asked again for each
+       * new chunk by the stream scheduler's tick).
+       */
+      keep?: (accountId: string) => boolean;
+    } = {},
   ) {
-    this.policies = new BoundedCache(options.cached ?? CACHED_POLICIES, options.now ?? Date.now);
-  }
-
-  /**
-   * Warms the cache at start with at most its size of policies (bounded whatever the number of
-   * accounts). Correctness never depends on it: every synchronous reader awaits `ensure` first.
-   * Until each of them does (see docs/ARCHITECTURE.md, "What is in memory"), this keeps small
-   * gateways' policies resident across restarts.
-   */
-  async load(): Promise<void> {
-    const rows = await this.store.listRecords(PREFIX, { limit: this.policies.max });
-    for (const r of rows) {
-      const id = r.key.slice(PREFIX.length);
-      if (!this.policies.has(id)) this.policies.set(id, policyCodec.decode(r.value));
-    }
+    this.policies = new BoundedCache(
+      options.cached ?? CACHED_POLICIES,
+      options.now ?? Date.now,
+      undefined,
+      options.keep,
+    );
   }
 
   /** Makes the policies of these accounts resident, for a synchronous `get` right after. */

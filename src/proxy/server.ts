@@ -89,8 +89,7 @@ const USAGE = 'l402_usage';
  */
 export async function recoverInterruptedUsage(ledger: Ledger): Promise<number> {
   const interrupted = ledger.pendingTransfers().filter((t) => t.code === USAGE);
-  // TODO(ledger.ensure): with accounts loaded on demand, first
-  // `await ledger.ensure({ accounts: interrupted.flatMap((t) => [t.debitAccountId, t.creditAccountId]) })`.
+  // Both sides of a pending transfer are resident (the ledger loads them with it at open).
   const voided = interrupted.map((t) => ledger.void(t.id, 'interrupted by a restart').durable);
   await Promise.all(voided);
   return voided.length;
@@ -136,19 +135,23 @@ export function createProxy(deps: ProxyDeps): Server {
   const charges = new ChargeBatcher(deps.ledger);
   const maxBody = deps.maxBodyBytes ?? 10 * 1024 * 1024;
 
-  for (const s of deps.services) {
-    if (s.config.mode !== 'free' && !deps.ledger.getAccount(revenueAccount(s.name))) {
-      deps.ledger.createAccount({
-        id: revenueAccount(s.name),
-        kind: 'service',
-        name: `revenue of ${s.name}`,
-      });
+  /** The services' revenue accounts, created once (requests wait for it before charging). */
+  const revenueReady = (async () => {
+    for (const s of deps.services) {
+      if (s.config.mode !== 'free' && !(await deps.ledger.getAccount(revenueAccount(s.name)))) {
+        deps.ledger.createAccount({
+          id: revenueAccount(s.name),
+          kind: 'service',
+          name: `revenue of ${s.name}`,
+        });
+      }
     }
-  }
+  })();
+  revenueReady.catch((err: unknown) => deps.log.error({ err }, 'creating the revenue accounts failed'));
 
   /** What a credential has left now: its available credit less its charges not yet written. */
-  const remaining = (accountId: string): bigint => {
-    const a = deps.ledger.getAccount(accountId);
+  const remaining = async (accountId: string): Promise<bigint> => {
+    const a = await deps.ledger.getAccount(accountId);
     return a ? availableOf(a) - charges.unwritten(accountId) : 0n;
   };
 
@@ -274,7 +277,10 @@ export function createProxy(deps: ProxyDeps): Server {
         });
       }
     }
-    const account = deps.ledger.getAccount(auth.accountId);
+    await revenueReady;
+    // Everything from here to the charge is one synchronous step on resident accounts.
+    await deps.ledger.ensure({ accounts: [auth.accountId, revenueAccount(service.name)] });
+    const account = deps.ledger.accountNow(auth.accountId);
     const available = account ? availableOf(account) - charges.unwritten(auth.accountId) : 0n;
     const pricing = parsed
       ? pricingFor(service, typeof parsed['model'] === 'string' ? parsed['model'] : undefined)
@@ -432,9 +438,10 @@ export function createProxy(deps: ProxyDeps): Server {
         if (responded) return; // once the response is under way, relay owns the outcome
         responded = true;
         deps.log.warn({ err: err.message, service: service.name }, 'upstream request failed');
-        void settle(billing, 0n).then(() => {
+        void settle(billing, 0n).then(async () => {
           // The charge was taken back: the figure is what is left after that.
-          if (billing && !res.headersSent) res.setHeader(CREDIT_HEADER, String(remaining(billing.account)));
+          const left = billing ? await remaining(billing.account) : undefined;
+          if (left !== undefined && !res.headersSent) res.setHeader(CREDIT_HEADER, String(left));
           if (!res.headersSent)
             sendJson(res, 502, {
               error: { code: 'UPSTREAM_UNAVAILABLE', message: 'the upstream service did not answer' },
@@ -506,7 +513,7 @@ export function createProxy(deps: ProxyDeps): Server {
         // back before it leaves; then the bytes pass through untouched.
         if (!ok && billing) {
           await settle(billing, 0n);
-          res.setHeader(CREDIT_HEADER, String(remaining(billing.account)));
+          res.setHeader(CREDIT_HEADER, String(await remaining(billing.account)));
         }
         res.writeHead(up.statusCode ?? 502, headers);
         up.once('error', () => res.destroy());
@@ -539,7 +546,7 @@ export function createProxy(deps: ProxyDeps): Server {
             : costOf(pricing, promptEstimate, estimateTokens(text));
         }
         await settle(billing, used);
-        res.addTrailers({ [CREDIT_HEADER]: String(remaining(billing.account)) });
+        res.addTrailers({ [CREDIT_HEADER]: String(await remaining(billing.account)) });
         res.end();
         return;
       }
@@ -586,7 +593,7 @@ export function createProxy(deps: ProxyDeps): Server {
       if (cut || gone) up.destroy();
       await settle(billing, used);
       if (gone) return;
-      const figure = String(remaining(billing.account));
+      const figure = String(await remaining(billing.account));
       res.addTrailers({ [CREDIT_HEADER]: figure });
       const comment = sse ? sseComment(CREDIT_COMMENT, figure) : '';
       // A stream cut before its end gets a clean close; one that already sent [DONE] keeps it.

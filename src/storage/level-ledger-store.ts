@@ -1,29 +1,42 @@
 import type { AbstractBatchOptions } from 'abstract-level';
 import type { Level } from 'level';
 import { msat } from '../domain/msat.js';
-import type { LedgerSnapshot, LedgerStore, LedgerWrite, StoredRecord } from '../ledger/store.js';
+import type { SpendBuckets, SpendRecord } from '../ledger/spend-buckets.js';
+import type {
+  LedgerSnapshot,
+  LedgerStore,
+  LedgerWrite,
+  StoredAccount,
+  StoredKey,
+  StoredRecord,
+} from '../ledger/store.js';
 import type { Account, JournalEntry, Transfer } from '../ledger/types.js';
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 
-function encodeAccount(a: Account): string {
+/** The account record: the account and, once it has spent, its spend buckets (`spend`). */
+function encodeAccount(a: Account, spend: SpendBuckets | undefined): string {
   return JSON.stringify({
     ...a,
     creditsPosted: a.creditsPosted.toString(),
     debitsPosted: a.debitsPosted.toString(),
     creditsPending: a.creditsPending.toString(),
     debitsPending: a.debitsPending.toString(),
+    ...(spend && !spend.empty ? { spend: spend.toRecord() } : {}),
   });
 }
 
-function decodeAccount(s: string): Account {
-  const r = JSON.parse(s) as Record<string, unknown>;
+function decodeAccount(s: string): StoredAccount {
+  const { spend, ...r } = JSON.parse(s) as Record<string, unknown>;
   return {
-    ...(r as unknown as Account),
-    creditsPosted: BigInt(r['creditsPosted'] as string),
-    debitsPosted: BigInt(r['debitsPosted'] as string),
-    creditsPending: BigInt(r['creditsPending'] as string),
-    debitsPending: BigInt(r['debitsPending'] as string),
+    account: {
+      ...(r as unknown as Account),
+      creditsPosted: BigInt(r['creditsPosted'] as string),
+      debitsPosted: BigInt(r['debitsPosted'] as string),
+      creditsPending: BigInt(r['creditsPending'] as string),
+      debitsPending: BigInt(r['debitsPending'] as string),
+    },
+    spend: spend as SpendRecord | undefined,
   };
 }
 
@@ -44,8 +57,9 @@ function decodeTransfer(s: string): Transfer {
 
 /**
  * The ledger in LevelDB, under its own sublevel. Keys:
- *   a!<account>  t!<transfer>  tt!<createdAt>!<transfer>  tp!<pending transfer>
- *   i!<idempotency key>  j!<seq>  ja!<account>!<seq>  m!seq  r!<side record>
+ *   a!<account> (with its spend buckets)  t!<transfer>  tt!<createdAt>!<transfer>
+ *   tp!<pending transfer>  i!<idempotency key>  it!<at>!<idempotency key> (for retention)
+ *   j!<seq>  ja!<account>!<seq>  m!seq  r!<side record>
  * Every commit is one atomic batch written with sync (fsync) before it resolves.
  */
 export class LevelLedgerStore implements LedgerStore {
@@ -60,23 +74,53 @@ export class LevelLedgerStore implements LedgerStore {
     this.db = new PrefixedDb(root, '!ledger!');
   }
 
-  async load(since: number): Promise<LedgerSnapshot> {
-    const accounts: Account[] = [];
-    for await (const v of this.db.values({ gt: 'a!', lt: 'a"' })) accounts.push(decodeAccount(v));
-    const ids = new Set<string>();
-    for await (const k of this.db.keys({ gt: 'tp!', lt: 'tp"' })) ids.add(k.slice(3));
-    for await (const k of this.db.keys({ gte: `tt!${pad(since, 15)}`, lt: 'tt"' })) ids.add(k.slice(19));
-    const list = [...ids];
-    const values = list.length ? await this.db.getMany(list.map((id) => `t!${id}`)) : [];
-    const transfers = values.filter((v): v is string => typeof v === 'string').map(decodeTransfer);
-    const known = new Set(transfers.map((t) => t.id));
-    const idempotency: LedgerSnapshot['idempotency'] = [];
-    for await (const [k, v] of this.db.iterator({ gt: 'i!', lt: 'i"' })) {
-      const r = JSON.parse(v) as { transferId: string; fingerprint: string };
-      if (known.has(r.transferId)) idempotency.push({ key: k.slice(2), ...r });
-    }
+  /** Only what is live: the pending transfers (`tp!` index) and the seq. No history is read. */
+  async load(): Promise<LedgerSnapshot> {
+    const ids: string[] = [];
+    for await (const k of this.db.keys({ gt: 'tp!', lt: 'tp"' })) ids.push(k.slice(3));
+    const pending = (await this.getTransfers(ids)).filter(
+      (t): t is Transfer => t !== undefined && t.state === 'pending',
+    );
     const seq = await this.db.get('m!seq');
-    return { accounts, transfers, idempotency, lastSeq: seq ? Number(seq) : 0 };
+    const empty = (await this.listAccounts({ limit: 1 })).length === 0;
+    return { pending, lastSeq: seq ? Number(seq) : 0, empty };
+  }
+
+  async getTransfers(ids: readonly string[]): Promise<(Transfer | undefined)[]> {
+    if (ids.length === 0) return [];
+    const values = await this.db.getMany(ids.map((id) => `t!${id}`));
+    return values.map((v) => (v === undefined ? undefined : decodeTransfer(v)));
+  }
+
+  async getAccounts(ids: readonly string[]): Promise<(StoredAccount | undefined)[]> {
+    if (ids.length === 0) return [];
+    const values = await this.db.getMany(ids.map((id) => `a!${id}`));
+    return values.map((v) => (v === undefined ? undefined : decodeAccount(v)));
+  }
+
+  async listAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]> {
+    const out: StoredAccount[] = [];
+    const gt = options.after !== undefined ? `a!${options.after}` : 'a!';
+    for await (const v of this.db.values({ gt, lt: 'a"', limit: options.limit })) out.push(decodeAccount(v));
+    return out;
+  }
+
+  async getIdempotency(keys: readonly string[]): Promise<(StoredKey | undefined)[]> {
+    if (keys.length === 0) return [];
+    const values = await this.db.getMany(keys.map((k) => `i!${k}`));
+    const out = values.map((v) => (v === undefined ? undefined : (JSON.parse(v) as Partial<StoredKey>)));
+    // Records from before keys carried their time count from their transfer's.
+    const undated = out.filter((r): r is Partial<StoredKey> => r !== undefined && r.at === undefined);
+    const transfers = await this.getTransfers(undated.map((r) => r.transferId!));
+    undated.forEach((r, i) => (r.at = transfers[i]?.createdAt ?? 0));
+    return out as (StoredKey | undefined)[];
+  }
+
+  async expiredIdempotency(before: number, limit: number): Promise<{ key: string; at: number }[]> {
+    const out: { key: string; at: number }[] = [];
+    for await (const k of this.db.keys({ gt: 'it!', lt: `it!${pad(before, 15)}`, limit }))
+      out.push({ key: k.slice(19), at: Number(k.slice(3, 18)) });
+    return out;
   }
 
   async commit(writes: LedgerWrite[]): Promise<void> {
@@ -85,7 +129,7 @@ export class LevelLedgerStore implements LedgerStore {
     for (const w of writes) {
       switch (w.type) {
         case 'account':
-          batch.put(`a!${w.account.id}`, encodeAccount(w.account));
+          batch.put(`a!${w.account.id}`, encodeAccount(w.account, w.spend));
           break;
         case 'transfer': {
           const t = w.transfer;
@@ -96,7 +140,15 @@ export class LevelLedgerStore implements LedgerStore {
           break;
         }
         case 'idempotency':
-          batch.put(`i!${w.key}`, JSON.stringify({ transferId: w.transferId, fingerprint: w.fingerprint }));
+          batch.put(
+            `i!${w.key}`,
+            JSON.stringify({ transferId: w.transferId, fingerprint: w.fingerprint, at: w.at }),
+          );
+          batch.put(`it!${pad(w.at, 15)}!${w.key}`, '');
+          break;
+        case 'idempotency_expired':
+          batch.del(`it!${pad(w.at, 15)}!${w.key}`);
+          if (!w.keepRecord) batch.del(`i!${w.key}`);
           break;
         case 'record':
           if (w.value === null) batch.del(`r!${w.key}`);
@@ -203,8 +255,9 @@ class PrefixedDb {
       yield k.slice(n);
   }
 
-  async *values(r: { gt?: string; lt?: string }): AsyncGenerator<string> {
-    for await (const v of this.root.values(this.range(r))) yield v;
+  async *values(r: { gt?: string; lt?: string; limit?: number }): AsyncGenerator<string> {
+    const { limit, ...bounds } = r;
+    for await (const v of this.root.values({ ...this.range(bounds), limit: limit ?? -1 })) yield v;
   }
 
   async *iterator(r: {

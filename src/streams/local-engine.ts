@@ -99,7 +99,10 @@ export class LocalEngine {
       const cut = (size * staggerOf(s.id, this.staggerPermille)) / 1000n;
       if (size - cut >= atLeast && size - cut >= 1n) size -= cut;
     }
-    const available = availableOf(this.ledger.requireAccount(s.payerAccountId));
+    // Resident: the payer is being streamed from (a pending chunk) or was just ensured.
+    const payer = this.ledger.accountNow(s.payerAccountId);
+    if (!payer) throw new LedgerError(LedgerErrorCode.ACCOUNT_NOT_FOUND, `no account ${s.payerAccountId}`);
+    const available = availableOf(payer);
     // Spend what there is rather than stop early; less than is due fails below, on funds.
     if (size > available && available >= atLeast && available > 0n) size = available;
     if (size <= 0n)

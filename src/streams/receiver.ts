@@ -69,7 +69,7 @@ export class StreamReceiver implements InboxDirectory {
     accountId: string,
     options: { graceSeconds?: number } = {},
   ): Promise<{ recipientId: string; nodePubkey: string }> {
-    const account = this.deps.ledger.requireAccount(accountId);
+    const account = await this.deps.ledger.requireAccount(accountId);
     if (account.kind === 'system' || account.kind === 'operator')
       throw invalid('system accounts do not receive streams');
     const grace = options.graceSeconds ?? DEFAULT_GRACE_SECONDS;
@@ -115,10 +115,16 @@ export class StreamReceiver implements InboxDirectory {
   async onInvoice(invoice: Invoice): Promise<void> {
     if (!invoice.isKeysend || invoice.state !== 'settled' || invoice.receivedMsat <= 0n) return;
     const key = `keysend:${invoice.paymentHash}`;
-    if (this.deps.ledger.findByIdempotencyKey(key)) return;
+    if (await this.deps.ledger.findByIdempotencyKey(key)) return;
     const tag = this.tagOf(invoice);
     const inbox = this.inboxOf(tag);
-    const accountId = inbox && this.deps.ledger.getAccount(inbox.accountId) ? inbox.accountId : undefined;
+    const accountId =
+      inbox && (await this.deps.ledger.getAccount(inbox.accountId)) ? inbox.accountId : undefined;
+    // From here to the credit: one synchronous step.
+    await this.deps.ledger.ensure({
+      accounts: [LIGHTNING_ACCOUNT, accountId ?? OPERATOR_ACCOUNT],
+      keys: [key],
+    });
     if (!accountId) {
       this.deps.log.warn(
         { paymentHash: invoice.paymentHash, recipientId: tag?.recipientId, streamId: tag?.streamId },

@@ -101,15 +101,23 @@ export class StreamsService {
     this.streams.clear();
     this.local.clear();
     this.remote.clear();
-    const now = this.now();
+    const loaded: StreamModel[] = [];
     for (const r of await this.deps.ledger.listRecords(PREFIXES.stream.prefix)) {
-      let s: StreamModel;
       try {
-        s = decodeStream(r.value);
+        loaded.push(decodeStream(r.value));
       } catch (err) {
         this.deps.log.error({ err, key: r.key }, 'unreadable stream record; skipped');
-        continue;
       }
+    }
+    // The scheduler reserves chunks for local streams in its synchronous tick: their payers' and
+    // payees' accounts and the payers' policies are made resident first (and stay so while a
+    // chunk is pending).
+    const live = loaded.filter((s) => isLocal(s) && s.state !== 'stopped');
+    await this.deps.payments.prepare([
+      ...new Set(live.flatMap((s) => [s.payerAccountId, ...(s.payeeAccountId ? [s.payeeAccountId] : [])])),
+    ]);
+    const now = this.now();
+    for (const s of loaded) {
       this.streams.set(s.id, s);
       if (s.state === 'active') s.activeSince = now;
       if (isLocal(s)) this.recoverChunk(s, now);
@@ -159,10 +167,21 @@ export class StreamsService {
     idem: (id: string) => SideRecords,
   ): Promise<PublicStream> {
     this.assertRunning();
-    this.deps.ledger.requireAccount(payerAccountId);
+    await this.deps.ledger.requireAccount(payerAccountId);
+    // The checks and the first chunk's reservation below are one synchronous step.
+    const payee: unknown = input.payee;
+    const local =
+      typeof payee !== 'object' || payee === null
+        ? undefined
+        : 'accountId' in payee && typeof payee.accountId === 'string'
+          ? payee.accountId
+          : 'recipientId' in payee && typeof payee.recipientId === 'string'
+            ? this.deps.inboxes?.accountOf(payee.recipientId)
+            : undefined;
+    await this.deps.payments.prepare(local !== undefined ? [payerAccountId, local] : [payerAccountId]);
     const v = validateCreate(input, {
       payerAccountId,
-      accountKind: (id) => this.deps.ledger.getAccount(id)?.kind,
+      accountKind: (id) => this.deps.ledger.accountNow(id)?.kind,
       nodeId: this.deps.payments.nodeId,
       inboxAccount: (rid) => this.deps.inboxes?.accountOf(rid),
     });
@@ -204,6 +223,8 @@ export class StreamsService {
   /** Resumes a paused stream; a local one reserves a new chunk first (the policy is asked again). */
   async resume(id: string): Promise<PublicStream> {
     this.assertRunning();
+    const paused = this.mustGet(id);
+    if (isLocal(paused)) await this.deps.payments.prepare([paused.payerAccountId, paused.payeeAccountId!]);
     const s = this.mustGet(id);
     this.assertState(s, 'paused');
     const now = this.now();

@@ -1,43 +1,114 @@
-import type { LedgerSnapshot, LedgerStore, LedgerWrite, StoredRecord } from '../../src/ledger/store.js';
+import type { SpendRecord } from '../../src/ledger/spend-buckets.js';
+import type {
+  LedgerSnapshot,
+  LedgerStore,
+  LedgerWrite,
+  StoredAccount,
+  StoredKey,
+  StoredRecord,
+} from '../../src/ledger/store.js';
 import type { Account, JournalEntry, Transfer } from '../../src/ledger/types.js';
 
 /** In-memory LedgerStore for unit tests; copies on the way in and out like a real store. */
 export class MemoryLedgerStore implements LedgerStore {
   accounts = new Map<string, Account>();
+  spend = new Map<string, SpendRecord>();
   transfers = new Map<string, Transfer>();
-  idempotency = new Map<string, { transferId: string; fingerprint: string }>();
+  idempotency = new Map<string, StoredKey>();
+  /** Reads of accounts, transfers and keys, counted (what `load` and `ensure` cost). */
+  reads = 0;
+  /** Runs after each read, before its answer is returned (tests interleave work with a read). */
+  beforeRead: (() => Promise<void> | void) | undefined;
   entries: JournalEntry[] = [];
   records = new Map<string, string>();
   commits = 0;
   failNext = false;
 
-  async load(since: number): Promise<LedgerSnapshot> {
+  async load(): Promise<LedgerSnapshot> {
     return {
-      accounts: [...this.accounts.values()].map((a) => ({ ...a })),
-      transfers: [...this.transfers.values()]
-        .filter((t) => t.state === 'pending' || t.createdAt >= since)
-        .map((t) => ({ ...t })),
-      idempotency: [...this.idempotency.entries()].map(([key, v]) => ({ key, ...v })),
+      pending: [...this.transfers.values()].filter((t) => t.state === 'pending').map((t) => ({ ...t })),
       lastSeq: this.entries.length ? this.entries[this.entries.length - 1]!.seq : 0,
+      empty: this.accounts.size === 0,
     };
   }
 
+  private async read(n: number): Promise<void> {
+    this.reads += n;
+    await this.beforeRead?.();
+  }
+
+  private stored(id: string): StoredAccount | undefined {
+    const a = this.accounts.get(id);
+    const spend = this.spend.get(id);
+    return a ? { account: { ...a }, spend: spend ? structuredClone(spend) : undefined } : undefined;
+  }
+
+  async getAccounts(ids: readonly string[]): Promise<(StoredAccount | undefined)[]> {
+    const out = ids.map((id) => this.stored(id));
+    await this.read(ids.length);
+    return out;
+  }
+
+  async listAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]> {
+    await this.read(1);
+    return [...this.accounts.keys()]
+      .sort()
+      .filter((id) => options.after === undefined || id > options.after)
+      .slice(0, options.limit)
+      .map((id) => this.stored(id)!);
+  }
+
+  async getTransfers(ids: readonly string[]): Promise<(Transfer | undefined)[]> {
+    const out = ids.map((id) => {
+      const t = this.transfers.get(id);
+      return t ? { ...t } : undefined;
+    });
+    await this.read(ids.length);
+    return out;
+  }
+
+  async getIdempotency(keys: readonly string[]): Promise<(StoredKey | undefined)[]> {
+    const out = keys.map((k) => {
+      const r = this.idempotency.get(k);
+      return r ? { ...r } : undefined;
+    });
+    await this.read(keys.length);
+    return out;
+  }
+
+  async expiredIdempotency(before: number, limit: number): Promise<{ key: string; at: number }[]> {
+    return [...this.idempotency.entries()]
+      .filter(([, r]) => r.at < before)
+      .sort(([, a], [, b]) => a.at - b.at)
+      .slice(0, limit)
+      .map(([key, r]) => ({ key, at: r.at }));
+  }
+
   async commit(writes: LedgerWrite[]): Promise<void> {
+    // Like a real store, the batch is encoded synchronously (spend buckets are live objects) and
+    // applied later.
+    const encoded = writes.map((w) =>
+      w.type === 'account' ? { ...w, record: w.spend?.toRecord() } : { ...w, record: undefined },
+    );
     await Promise.resolve();
     if (this.failNext) {
       this.failNext = false;
       throw new Error('disk full');
     }
     this.commits += 1;
-    for (const w of writes) {
-      if (w.type === 'account') this.accounts.set(w.account.id, { ...w.account });
-      else if (w.type === 'transfer') this.transfers.set(w.transfer.id, { ...w.transfer });
+    for (const w of encoded) {
+      if (w.type === 'account') {
+        this.accounts.set(w.account.id, { ...w.account });
+        if (w.record) this.spend.set(w.account.id, w.record);
+      } else if (w.type === 'transfer') this.transfers.set(w.transfer.id, { ...w.transfer });
       else if (w.type === 'record') {
         if (w.value === null) this.records.delete(w.key);
         else this.records.set(w.key, w.value);
       } else if (w.type === 'idempotency')
-        this.idempotency.set(w.key, { transferId: w.transferId, fingerprint: w.fingerprint });
-      else this.entries.push(w.entry);
+        this.idempotency.set(w.key, { transferId: w.transferId, fingerprint: w.fingerprint, at: w.at });
+      else if (w.type === 'idempotency_expired') {
+        if (!w.keepRecord && this.idempotency.get(w.key)?.at === w.at) this.idempotency.delete(w.key);
+      } else this.entries.push(w.entry);
     }
   }
 

@@ -22,8 +22,7 @@ export async function paymentsFixture(
   lightning = new FakeLightning(),
 ) {
   const ledger = await Ledger.open(store, options.now ? { now: options.now } : {});
-  const policies = new PolicyRegistry(ledger);
-  await policies.load();
+  const policies = new PolicyRegistry(ledger, { keep: (id) => ledger.hasPending(id) });
   const audit = new AuditLog(ledger);
   const events = new EventBus();
   const service = new PaymentsService(ledger, lightning, policies, audit, events, silentLog, {
@@ -36,7 +35,7 @@ export async function paymentsFixture(
     fundMsat: bigint,
     policy: Policy = { rules: [{ type: 'max_in_flight', max: 1000 }] },
   ) => {
-    if (!ledger.getAccount(id)) await ledger.createAccount({ id, kind: 'agent', name: id }).durable;
+    if (!(await ledger.getAccount(id))) await ledger.createAccount({ id, kind: 'agent', name: id }).durable;
     if (fundMsat > 0n)
       await ledger.transfer({
         debitAccountId: OPERATOR_ACCOUNT,

@@ -33,7 +33,7 @@ const errors = ErrorResponses;
 /** Accounts: create, list, show, fund, freeze, history; and everything under an account. */
 export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
   const view = async (id: string) =>
-    accountView(s.ledger.requireAccount(id), (await s.policies.find(id))?.tier);
+    accountView(await s.ledger.requireAccount(id), (await s.policies.find(id))?.tier);
 
   // The gateway's own accounts can be read, never changed through the account routes (policy,
   // keys, freeze, funding, payments...): the gateway keeps them itself.
@@ -45,7 +45,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       !req.routeOptions.url?.startsWith('/v1/accounts/:id')
     )
       return;
-    if (isGatewayAccount(id, s.ledger.getAccount(id)?.kind))
+    if (isGatewayAccount(id, (await s.ledger.getAccount(id))?.kind))
       return reply.code(400).send({
         error: { code: 'INVALID_ARGUMENT', message: 'the gateway keeps its system accounts itself' },
       });
@@ -70,6 +70,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       },
     },
     async (req, reply) => {
+      if (req.body.id) await s.ledger.ensure({ accounts: [req.body.id] });
       const created = s.ledger.createAccount({
         ...(req.body.id ? { id: req.body.id } : {}),
         kind: req.body.kind,
@@ -88,16 +89,41 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       schema: {
         tags: ['accounts'],
         security: [{ operator: [] }],
+        querystring: Type.Object(
+          {
+            after: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+          },
+          { additionalProperties: false },
+        ),
         response: {
-          200: Type.Object({ accounts: Type.Array(AccountBody) }, { additionalProperties: false }),
+          200: Type.Object(
+            {
+              accounts: Type.Array(AccountBody),
+              /** Pass as `after` for the next page; absent on the last one. */
+              next: Type.Optional(Type.String()),
+            },
+            { additionalProperties: false },
+          ),
           ...errors,
         },
       },
     },
-    async () => {
-      const accounts = s.ledger.listAccounts().filter((a) => !a.id.startsWith('sys:'));
-      await s.policies.ensure(accounts.map((a) => a.id));
-      return { accounts: accounts.map((a) => accountView(a, s.policies.get(a.id)?.tier)) };
+    async (req) => {
+      // A page from disk in id order (accounts are not all in memory); system accounts skipped.
+      const limit = req.query.limit ?? 500;
+      const page = await s.ledger.listAccounts({
+        limit,
+        ...(req.query.after !== undefined ? { after: req.query.after } : {}),
+      });
+      const last = page[page.length - 1];
+      await s.policies.ensure(page.map((a) => a.id));
+      return {
+        accounts: page
+          .filter((a) => !a.id.startsWith('sys:'))
+          .map((a) => accountView(a, s.policies.get(a.id)?.tier)),
+        ...(page.length === limit && last ? { next: last.id } : {}),
+      };
     },
   );
 
@@ -153,6 +179,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
         },
       },
       async (req) => {
+        await s.ledger.ensure({ accounts: [req.params.id] });
         await s.ledger.setFrozen(req.params.id, frozen, req.body?.reason ?? `operator ${path}`).durable;
         return view(req.params.id);
       },
@@ -177,7 +204,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       },
     },
     async (req) => {
-      s.ledger.requireAccount(req.params.id);
+      await s.ledger.requireAccount(req.params.id);
       const entries = await s.ledger.journal(req.params.id, {
         limit: req.query.limit ?? 50,
         ...(req.query.beforeSeq ? { beforeSeq: req.query.beforeSeq } : {}),

@@ -24,7 +24,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
       },
     },
     async (req, reply) => {
-      s.ledger.requireAccount(req.params.id);
+      await s.ledger.requireAccount(req.params.id);
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {

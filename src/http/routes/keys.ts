@@ -50,7 +50,7 @@ export const keyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app,
       },
     },
     async (req, reply) => {
-      s.ledger.requireAccount(req.params.id);
+      await s.ledger.requireAccount(req.params.id);
       const expiresAt =
         req.body.expiresInSeconds !== undefined ? Date.now() + req.body.expiresInSeconds * 1000 : undefined;
       const { key, record } = await s.apiKeys.create(

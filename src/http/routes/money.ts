@@ -175,7 +175,7 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
       },
     },
     async (req) => {
-      s.ledger.requireAccount(req.params.id);
+      await s.ledger.requireAccount(req.params.id);
       const page = await s.payments.pagePayments(req.params.id, {
         limit: req.query.limit ?? 100,
         ...(req.query.cursor !== undefined ? { cursor: req.query.cursor } : {}),
@@ -242,7 +242,9 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         req.body.memo ?? '',
         req.body.idempotencyKey,
       );
-      return reply.code(201).send({ ...r, account: accountView(s.ledger.requireAccount(req.params.id)) });
+      return reply
+        .code(201)
+        .send({ ...r, account: accountView(await s.ledger.requireAccount(req.params.id)) });
     },
   );
 

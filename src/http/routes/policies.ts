@@ -32,7 +32,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
       },
     },
     async (req) => {
-      s.ledger.requireAccount(req.params.id);
+      await s.ledger.requireAccount(req.params.id);
       return jsonSafe((await s.policies.find(req.params.id)) ?? { rules: [] });
     },
   );
@@ -57,7 +57,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
       },
     },
     async (req) => {
-      s.ledger.requireAccount(req.params.id);
+      await s.ledger.requireAccount(req.params.id);
       const policy: Policy =
         'tier' in req.body ? tierPolicy(req.body.tier, s.tiers) : { rules: req.body.rules.map(toRule) };
       return jsonSafe(await s.policies.set(req.params.id, policy));
@@ -80,7 +80,7 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
       },
     },
     async (req) => {
-      s.ledger.requireAccount(req.params.id);
+      await s.ledger.requireAccount(req.params.id);
       await s.ledger.flush();
       return { entries: await s.audit.query(req.params.id, { limit: req.query.limit ?? 50 }) };
     },

@@ -91,7 +91,9 @@ describe('the host-built C client against the gateway', () => {
     expect(JSON.parse(paid.out)).toMatchObject({ status: 'succeeded', amountMsat: '10000000' });
     expect((await getInvoice({ lnd: carol, id: invoice.id })).is_confirmed).toBe(true);
     const fee = BigInt((JSON.parse(paid.out) as { feeMsat: string }).feeMsat);
-    expect(balanceOf(stack.services.ledger.requireAccount('c-device'))).toBe(50_000_000n - 10_000_000n - fee);
+    expect(balanceOf(await stack.services.ledger.requireAccount('c-device'))).toBe(
+      50_000_000n - 10_000_000n - fee,
+    );
 
     const replay = await cli(1, 'balance', '');
     expect(replay.code).toBe(2); // a signed refusal

@@ -44,7 +44,7 @@ afterAll(async () => {
 });
 
 async function device(accountId: string): Promise<VirtualDevice> {
-  if (!s.ledger.getAccount(accountId)) {
+  if (!(await s.ledger.getAccount(accountId))) {
     await s.ledger.createAccount({ id: accountId, kind: 'device', name: accountId }).durable;
     await s.policies.set(accountId, tierPolicy('L2'));
   }
@@ -77,7 +77,7 @@ describe('IoT devices over MQTT on regtest', () => {
     await expect(s.devices!.commerce.readSale(paymentHash, '00'.repeat(32))).rejects.toMatchObject({
       code: 'SALE_NOT_FOUND',
     });
-    expect(balanceOf(s.ledger.requireAccount('sensor-acct'))).toBe(15_000_000n);
+    expect(balanceOf(await s.ledger.requireAccount('sensor-acct'))).toBe(15_000_000n);
   });
 
   it('pay-to-actuate settles on acknowledgement and refunds the buyer when the device stays silent', async () => {
@@ -96,7 +96,7 @@ describe('IoT devices over MQTT on regtest', () => {
     const ack = await sw.call('actuate.ack', { actuationId: a.actuationId });
     expect(body(ack)).toMatchObject({ state: 'acknowledged', settled: true });
     expect(await paying).toBe('paid');
-    expect(balanceOf(s.ledger.requireAccount('switch-acct'))).toBe(5_000_000n);
+    expect(balanceOf(await s.ledger.requireAccount('switch-acct'))).toBe(5_000_000n);
 
     const silent = await s.devices!.commerce.requestActuation(sw.id, {
       command: 'open',
@@ -115,7 +115,7 @@ describe('IoT devices over MQTT on regtest', () => {
       15_000,
       'the refund',
     );
-    expect(balanceOf(s.ledger.requireAccount('switch-acct'))).toBe(5_000_000n);
+    expect(balanceOf(await s.ledger.requireAccount('switch-acct'))).toBe(5_000_000n);
   });
 
   it('an energy meter’s metered stream bills per Wh, and the consumer’s relay gets "stop" when credit lapses', async () => {
@@ -134,7 +134,7 @@ describe('IoT devices over MQTT on regtest', () => {
     const report = await meter.call('meter.report', { streamId: stream.id, units: 3 });
     expect(report.ok).toBe(true);
     await eventually(
-      () => (balanceOf(s.ledger.requireAccount('energy-seller')) === 3000n ? true : undefined),
+      () => (balanceOf(s.ledger.accountNow('energy-seller')!) === 3000n ? true : undefined),
       10_000,
       'the first 3 Wh billed',
     );
@@ -143,8 +143,8 @@ describe('IoT devices over MQTT on regtest', () => {
     const stop = await relay.nextEvent('stop', 15_000);
     expect(JSON.parse(stop.b)).toMatchObject({ streamId: stream.id, reason: 'funds_exhausted' });
     expect(JSON.parse((await meter.nextEvent('stop', 15_000)).b)).toMatchObject({ streamId: stream.id });
-    expect(balanceOf(s.ledger.requireAccount('energy-seller'))).toBe(10_000n);
-    expect(balanceOf(s.ledger.requireAccount('energy-consumer'))).toBe(0n);
+    expect(balanceOf(await s.ledger.requireAccount('energy-seller'))).toBe(10_000n);
+    expect(balanceOf(await s.ledger.requireAccount('energy-consumer'))).toBe(0n);
     // A device cannot report for a stream that does not pay it.
     const foreign = await relay.call('meter.report', { streamId: stream.id, units: 1 });
     expect(foreign.ok).toBe(false);
@@ -187,7 +187,7 @@ describe('IoT devices over MQTT on regtest', () => {
       reconnectPeriod: 0,
     });
     await expect(impostor).rejects.toThrow(/Bad username or password|Not authorized|refused/i);
-    expect(balanceOf(s.ledger.requireAccount('meter-acct'))).toBe(1_000_000n);
+    expect(balanceOf(await s.ledger.requireAccount('meter-acct'))).toBe(1_000_000n);
     expect(s.devices!.registry.get(meter.id)?.lastCounter).toBe(meter.counter);
   });
 });

@@ -42,7 +42,7 @@ afterAll(async () => {
 
 const escrow = () => s.escrow!;
 const state = async (id: string) => (await escrow().get(id)).state;
-const payeeBalance = () => balanceOf(s.ledger.requireAccount('esc-payee'));
+const payeeBalance = () => balanceOf(s.ledger.accountNow('esc-payee')!);
 
 /** Bob pays the hold invoice; the promise settles when the escrow releases or refunds. */
 async function bobPays(e: Escrow): Promise<{ outcome: Promise<'paid' | 'failed'> }> {

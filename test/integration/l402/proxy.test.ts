@@ -164,11 +164,11 @@ describe('L402 proxy on regtest', () => {
   it('charges exactly the usage the upstream reports', async () => {
     const { authorization, tokenAccount } = await buyCredential();
     await post('/v1/chat/completions', chat({ max_tokens: 1 }), authorization); // books the credit
-    const before = balanceOf(stack.services.ledger.requireAccount(tokenAccount));
+    const before = balanceOf(await stack.services.ledger.requireAccount(tokenAccount));
     const res = await post('/v1/chat/completions', chat({ max_tokens: 5 }), authorization);
     const { usage } = (await res.json()) as { usage: { prompt_tokens: number; completion_tokens: number } };
     await stack.services.ledger.flush();
-    const after = balanceOf(stack.services.ledger.requireAccount(tokenAccount));
+    const after = balanceOf(await stack.services.ledger.requireAccount(tokenAccount));
     expect(before - after).toBe(BigInt(usage.prompt_tokens) * IN + BigInt(usage.completion_tokens) * OUT);
 
     // Streams bill the usage chunk the proxy asked for.
@@ -181,7 +181,7 @@ describe('L402 proxy on regtest', () => {
         .find((e) => e.includes('"usage"'))!
         .slice(6),
     ) as { usage: { prompt_tokens: number; completion_tokens: number } };
-    const afterStream = balanceOf(stack.services.ledger.requireAccount(tokenAccount));
+    const afterStream = balanceOf(await stack.services.ledger.requireAccount(tokenAccount));
     // The stream's last word before [DONE] is what the credential has left after this charge.
     expect(text).toContain(`: coulomb-credit-remaining-msat=${afterStream}\n\ndata: [DONE]`);
     expect(after - afterStream).toBe(
@@ -208,7 +208,7 @@ describe('L402 proxy on regtest', () => {
     const words = events.filter((e) => e.includes('"content":"')).length;
     expect(words).toBeGreaterThan(10);
     expect(words).toBeLessThan(200); // cut well before the upstream's 200 words
-    expect(balanceOf(stack.services.ledger.requireAccount(tokenAccount))).toBe(0n);
+    expect(balanceOf(await stack.services.ledger.requireAccount(tokenAccount))).toBe(0n);
     // The credential is out of credit: a new challenge, not the resource.
     expect((await post('/v1/chat/completions', chat(), authorization)).status).toBe(402);
     const top = await fetch(`${url}/l402/topup?service=llm&amountMsat=50000`, {
@@ -217,9 +217,9 @@ describe('L402 proxy on regtest', () => {
     });
     const { invoice } = (await top.json()) as { invoice: string };
     await pay({ lnd: await rawLnd('bob'), request: invoice });
-    for (let i = 0; i < 50 && balanceOf(stack.services.ledger.requireAccount(tokenAccount)) === 0n; i++)
+    for (let i = 0; i < 50 && balanceOf(await stack.services.ledger.requireAccount(tokenAccount)) === 0n; i++)
       await new Promise((r) => setTimeout(r, 100));
-    expect(balanceOf(stack.services.ledger.requireAccount(tokenAccount))).toBe(50_000n);
+    expect(balanceOf(await stack.services.ledger.requireAccount(tokenAccount))).toBe(50_000n);
     expect((await post('/v1/chat/completions', chat({ max_tokens: 2 }), authorization)).status).toBe(200);
   });
 
@@ -293,7 +293,7 @@ describe('L402 proxy on regtest', () => {
       body: chat(),
     });
     expect(res.status).toBe(200);
-    expect(balanceOf(s.ledger.requireAccount('l402-agent'))).toBe(900_000n);
+    expect(balanceOf(await s.ledger.requireAccount('l402-agent'))).toBe(900_000n);
   });
 
   it('works unchanged in the openai npm client through the SDK fetch, streams included', async () => {

@@ -59,7 +59,7 @@ describe('payments on regtest', () => {
     });
     await pay({ lnd: await rawLnd('bob'), request: inv.request });
     await eventually(
-      () => (balanceOf(s.ledger.requireAccount('agent-1')) === 200_000_000n ? true : undefined),
+      () => (balanceOf(s.ledger.accountNow('agent-1')!) === 200_000_000n ? true : undefined),
       30_000,
       'credit',
     );
@@ -70,14 +70,14 @@ describe('payments on regtest', () => {
     expect(p).toMatchObject({ status: 'succeeded', amountMsat: 50_000_000n });
     expect(p.feeMsat).toBeGreaterThan(0n);
     expect((await getInvoice({ lnd: carol, id: bill.id })).is_confirmed).toBe(true);
-    const account = s.ledger.requireAccount('agent-1');
+    const account = await s.ledger.requireAccount('agent-1');
     expect(balanceOf(account)).toBe(200_000_000n - 50_000_000n - p.feeMsat!);
     expect(availableOf(account)).toBe(balanceOf(account)); // the unused fee reserve came back
   });
 
   it('a failing payment releases the reservation', async () => {
     await agent('agent-2', 10_000_000_000n, 'L3');
-    const before = availableOf(s.ledger.requireAccount('agent-2'));
+    const before = availableOf(await s.ledger.requireAccount('agent-2'));
     // 8M sat cannot route: alice has about 5M sat towards bob.
     const big = await createInvoice({
       lnd: await rawLnd('carol'),
@@ -87,7 +87,7 @@ describe('payments on regtest', () => {
     const p = await s.payments.pay('agent-2', { request: big.request, maxFeeMsat: msat(1_000_000) });
     expect(p.status).toBe('failed');
     expect(['NO_ROUTE', 'INSUFFICIENT_BALANCE']).toContain(p.failureReason);
-    expect(availableOf(s.ledger.requireAccount('agent-2'))).toBe(before);
+    expect(availableOf(await s.ledger.requireAccount('agent-2'))).toBe(before);
     expect(s.ledger.getTransferSync(p.reservationId)?.state).toBe('voided');
   });
 
@@ -99,7 +99,7 @@ describe('payments on regtest', () => {
     const hold = await createHodlInvoice({ lnd: carol, id, mtokens: '30000000', description: 'held' });
     const p = await s.payments.pay('agent-3', { request: hold.request, maxFeeMsat: msat(100_000) });
     expect(p.status).toBe('pending'); // the 2 s wait passed; the HTLC is still held by carol
-    const held = availableOf(s.ledger.requireAccount('agent-3'));
+    const held = availableOf(await s.ledger.requireAccount('agent-3'));
     expect(held).toBe(1_000_000_000n - 30_000_000n - 100_000n);
     await s.payments.reconcile({ full: false });
     expect(s.payments.getPayment(p.id)?.status).toBe('pending');
@@ -115,7 +115,9 @@ describe('payments on regtest', () => {
       'tracked to success',
     );
     expect(done!.preimage).toBe(preimage.toString('hex'));
-    expect(balanceOf(s.ledger.requireAccount('agent-3'))).toBe(1_000_000_000n - 30_000_000n - done!.feeMsat!);
+    expect(balanceOf(await s.ledger.requireAccount('agent-3'))).toBe(
+      1_000_000_000n - 30_000_000n - done!.feeMsat!,
+    );
 
     // And the other way: a held payment that carol cancels ends failed with the funds back.
     const id2 = createHash('sha256').update(randomBytes(32)).digest('hex');
@@ -133,8 +135,8 @@ describe('payments on regtest', () => {
       30_000,
       'tracked to failure',
     );
-    expect(balanceOf(s.ledger.requireAccount('agent-3'))).toBe(
-      availableOf(s.ledger.requireAccount('agent-3')),
+    expect(balanceOf(await s.ledger.requireAccount('agent-3'))).toBe(
+      availableOf(await s.ledger.requireAccount('agent-3')),
     );
   });
 
@@ -150,7 +152,7 @@ describe('payments on regtest', () => {
     const p = await s.payments.pay('agent-4', { request: inv.request });
     expect(p).toMatchObject({ kind: 'internal', status: 'succeeded', feeMsat: 0n });
     expect(createHash('sha256').update(Buffer.from(p.preimage!, 'hex')).digest('hex')).toBe(inv.paymentHash);
-    expect(balanceOf(s.ledger.requireAccount('agent-5'))).toBe(400_000n);
+    expect(balanceOf(await s.ledger.requireAccount('agent-5'))).toBe(400_000n);
     expect((await getPayments({ lnd: alice })).payments.length).toBe(paymentsBefore);
     // The LND invoice is canceled so nobody can pay it a second time from outside.
     await eventually(

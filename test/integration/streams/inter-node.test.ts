@@ -82,10 +82,10 @@ describe('inter-node streaming payments (alice → bob → carol)', () => {
     // Everything that accrued was paid, and that is the rate over the active time (within one tick).
     expect(final.s.paidMsat).toBe(stopped.accruedMsat);
     expect(final.s.paidMsat).toBeGreaterThanOrEqual(RATE * 20n);
-    expect(balanceOf(carol.services.ledger.requireAccount('relay'))).toBe(final.incoming.totalMsat);
+    expect(balanceOf(await carol.services.ledger.requireAccount('relay'))).toBe(final.incoming.totalMsat);
     expect(final.incoming.payments).toBeGreaterThanOrEqual(19);
     // Alice's account paid exactly what was sent plus routing fees.
-    const spent = 50_000_000n - balanceOf(alice.services.ledger.requireAccount('streamer'));
+    const spent = 50_000_000n - balanceOf(await alice.services.ledger.requireAccount('streamer'));
     expect(spent).toBeGreaterThanOrEqual(final.s.paidMsat);
 
     await eventually(

@@ -92,7 +92,7 @@ describe('device bridge', () => {
 
   it('rejects forged, tampered, replayed, stale and unknown requests, changing nothing', async () => {
     const b = await bridgeFixture();
-    const balance = () => balanceOf(b.ledger.requireAccount('meter'));
+    const balance = () => balanceOf(b.ledger.accountNow('meter')!);
     const { request } = fakeRequest({ amountMsat: 100_000n });
     // Forged: the right device id, signed by another key.
     const good = signRequest({ c: 10, t: T0, m: 'pay', p: JSON.stringify({ invoice: request }) }, DEVICE);
@@ -219,7 +219,7 @@ describe('device bridge', () => {
 
   it('refuses an idempotency key reused for another request with IDEMPOTENCY_CONFLICT, changing nothing', async () => {
     const b = await bridgeFixture();
-    const balance = () => balanceOf(b.ledger.requireAccount('meter'));
+    const balance = () => balanceOf(b.ledger.accountNow('meter')!);
     const lastCounter = () => b.registry.get(xOnlyOf(DEVICE))!.lastCounter;
     const a = fakeRequest({ amountMsat: 100_000n });
     const other = fakeRequest({ amountMsat: 200_000n });

@@ -14,10 +14,9 @@ const other = { type: 'account', accountId: 'other' } as const;
 const operator = { type: 'operator' } as const;
 const DEVICE_KEY = '11'.repeat(32);
 
-const bal = (f: Awaited<ReturnType<typeof escrowFixture>>, id: string) =>
-  balanceOf(f.ledger.requireAccount(id));
+const bal = (f: Awaited<ReturnType<typeof escrowFixture>>, id: string) => balanceOf(f.ledger.accountNow(id)!);
 const avail = (f: Awaited<ReturnType<typeof escrowFixture>>, id: string) =>
-  availableOf(f.ledger.requireAccount(id));
+  availableOf(f.ledger.accountNow(id)!);
 
 let closers: (() => void)[] = [];
 afterEach(() => {

@@ -24,7 +24,7 @@ export async function escrowFixture(options: EscrowOptions = {}, store = new Mem
     return service;
   };
   const escrow = await open();
-  if (!f.ledger.getAccount('payer')) {
+  if (!(await f.ledger.getAccount('payer'))) {
     await f.account('payer', 1_000_000n);
     await f.account('payee', 0n);
     await f.account('other', 0n);

@@ -13,11 +13,11 @@ const payee = { type: 'account', accountId: 'payee' } as const;
 const AMOUNT = msat(300_000);
 
 type Fixture = Awaited<ReturnType<typeof escrowFixture>>;
-const bal = (f: Fixture, id: string) => balanceOf(f.ledger.requireAccount(id));
+const bal = (f: Fixture, id: string) => balanceOf(f.ledger.accountNow(id)!);
 
 /** Brings `accountId` to `room` msat below the ledger's balance ceiling. */
 async function fillUp(f: Fixture, accountId: string, room: bigint): Promise<void> {
-  if (!f.ledger.getAccount('mint'))
+  if (!(await f.ledger.getAccount('mint')))
     await f.ledger.createAccount({ id: 'mint', kind: 'system', name: 'mint', allowNegative: true }).durable;
   const amount = MAX_MSAT - room - bal(f, accountId);
   await f.ledger.transfer({

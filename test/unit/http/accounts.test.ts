@@ -247,7 +247,7 @@ describe('accounts API', () => {
         code: 'INVALID_ARGUMENT',
       });
     }
-    expect(f.ledger.requireAccount('sys:operator').frozen).toBe(false);
+    expect((await f.ledger.requireAccount('sys:operator')).frozen).toBe(false);
     const read = await app.inject({ method: 'GET', url: '/v1/accounts/sys:operator', headers: op });
     expect(read.statusCode).toBe(200);
   });

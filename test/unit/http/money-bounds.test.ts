@@ -100,14 +100,14 @@ describe('one credit ceiling and one rule for crediting system accounts', () => 
   it('refuses to fund a system account, as transfers to one are refused', async () => {
     for (const id of ['sys:escrow', 'sys:lightning', 'sys:operator']) {
       await f.ledger.flush();
-      if (!f.ledger.getAccount(id))
+      if (!(await f.ledger.getAccount(id)))
         await f.ledger.createAccount({ id, kind: 'system', name: id, allowNegative: false }).durable;
-      const before = f.ledger.requireAccount(id).creditsPosted;
+      const before = (await f.ledger.requireAccount(id)).creditsPosted;
       const fund = await post(`/v1/accounts/${encodeURIComponent(id)}/fund`, { amountMsat: '1000' });
       const transfer = await post('/v1/accounts/payer/transfers', { toAccountId: id, amountMsat: '1000' });
       expect(fund.statusCode).toBe(400);
       expect(fund.json().error.code).toBe(transfer.json().error.code);
-      expect(f.ledger.requireAccount(id).creditsPosted).toBe(before);
+      expect((await f.ledger.requireAccount(id)).creditsPosted).toBe(before);
     }
   });
 });

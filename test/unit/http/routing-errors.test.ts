@@ -51,7 +51,7 @@ describe('ids, URL errors and methods', () => {
         payload: { id, kind: 'agent', name: 'x' },
       });
       expect(res.statusCode).toBe(400);
-      expect(f.ledger.getAccount(id)).toBeUndefined();
+      expect(await f.ledger.getAccount(id)).toBeUndefined();
       expect(() => f.ledger.createAccount({ id, kind: 'agent', name: 'x' })).toThrow(
         expect.objectContaining({ code: 'INVALID_ACCOUNT_ID', status: 400 }),
       );

@@ -43,7 +43,7 @@ describe('L402 challenges cost nothing until paid', () => {
     await g.service.onInvoice(settled);
     await g.service.onInvoice(settled); // the subscription's catch-up delivers it again
     const account = credentialAccountId(paid.tokenId);
-    expect(balanceOf(g.ledger.requireAccount(account))).toBe(5000n);
+    expect(balanceOf(await g.ledger.requireAccount(account))).toBe(5000n);
     const gate2 = new L402Gate(new L402Authority(SECRET, now), g.lightning, g.service);
     const header = `L402 ${paid.macaroon}:${f.lightning.invoices.get(hash)!.preimage}`;
     expect(await gate2.authorize(header, SERVICE.name)).toMatchObject({ ok: true, accountId: account });
@@ -69,7 +69,7 @@ describe('L402 challenges cost nothing until paid', () => {
     expect(await h.service.creditProvenPayment(hash)).toBe(true);
     await h.service.onInvoice(settled);
     await h.ledger.flush();
-    expect(balanceOf(h.ledger.requireAccount(account))).toBe(5000n);
+    expect(balanceOf(await h.ledger.requireAccount(account))).toBe(5000n);
     expect(h.service.invoiceStats().cachedRecords).toBeLessThanOrEqual(100);
     h.service.stop();
   }, 120_000);
@@ -85,7 +85,7 @@ describe('L402 challenges cost nothing until paid', () => {
     expect(p.preimage).toBe(f.lightning.invoices.get(hash)!.preimage);
     const auth = await gate.authorize(`L402 ${c.macaroon}:${p.preimage!}`, SERVICE.name);
     expect(auth).toMatchObject({ ok: true, accountId: credentialAccountId(c.tokenId) });
-    expect(balanceOf(f.ledger.requireAccount(credentialAccountId(c.tokenId)))).toBe(5000n);
+    expect(balanceOf(await f.ledger.requireAccount(credentialAccountId(c.tokenId)))).toBe(5000n);
     await expect(f.service.pay('agent', { request: c.invoice })).rejects.toMatchObject({
       code: 'ALREADY_PAID',
     });

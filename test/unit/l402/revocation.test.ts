@@ -163,7 +163,7 @@ describe('L402 revocation through the operator API', () => {
     await new L402Revocations(reopened, fresh).load();
     for (const c of [a, b])
       expect(fresh.verify(c.header, 'fixed')).toMatchObject({ ok: false, failure: 'REVOKED' });
-    expect(reopened.getAccount(credentialAccountId(a.tokenId))).toBeDefined();
+    expect(await reopened.getAccount(credentialAccountId(a.tokenId))).toBeDefined();
 
     const seen: string[] = [];
     let after: string | undefined;

@@ -31,8 +31,8 @@ describe('Ledger.advance (a stream paying out of a reserved chunk)', () => {
     const id = await funded(ledger);
     await ledger.advance(id, msat(100)).durable;
     await ledger.advance(id, msat(150)).durable;
-    const a = ledger.requireAccount('a');
-    const b = ledger.requireAccount('b');
+    const a = await ledger.requireAccount('a');
+    const b = await ledger.requireAccount('b');
     expect(balanceOf(a)).toBe(750n);
     expect(availableOf(a)).toBe(400n); // 750 posted less the 350 still reserved
     expect(balanceOf(b)).toBe(250n);
@@ -52,7 +52,7 @@ describe('Ledger.advance (a stream paying out of a reserved chunk)', () => {
     expect(() => ledger.advance(id, msat(0))).toThrow(
       expect.objectContaining({ code: 'AMOUNT_MUST_BE_POSITIVE' }),
     );
-    expect(balanceOf(ledger.requireAccount('b'))).toBe(500n);
+    expect(balanceOf(await ledger.requireAccount('b'))).toBe(500n);
   });
 
   it('posting settles at the final amount; voiding keeps what moved and releases the rest', async () => {
@@ -62,7 +62,7 @@ describe('Ledger.advance (a stream paying out of a reserved chunk)', () => {
     const voided = ledger.void(id, 'stopped').value;
     expect(voided).toMatchObject({ state: 'posted', amount: 200n });
     expect(voided.advanced).toBeUndefined();
-    const a = ledger.requireAccount('a');
+    const a = await ledger.requireAccount('a');
     expect([balanceOf(a), availableOf(a), a.debitsPending]).toEqual([800n, 800n, 0n]);
 
     const second = ledger.transfer({
@@ -74,9 +74,9 @@ describe('Ledger.advance (a stream paying out of a reserved chunk)', () => {
     }).value.id;
     ledger.advance(second, msat(50));
     expect(ledger.post(second, msat(120)).value).toMatchObject({ state: 'posted', amount: 120n });
-    expect(balanceOf(ledger.requireAccount('a'))).toBe(680n);
-    expect(balanceOf(ledger.requireAccount('b'))).toBe(320n);
-    expect(ledger.requireAccount('b').creditsPending).toBe(0n);
+    expect(balanceOf(await ledger.requireAccount('a'))).toBe(680n);
+    expect(balanceOf(await ledger.requireAccount('b'))).toBe(320n);
+    expect((await ledger.requireAccount('b')).creditsPending).toBe(0n);
   });
 
   it('an advanced reservation survives a reopen from LevelDB', async () => {
@@ -90,9 +90,9 @@ describe('Ledger.advance (a stream paying out of a reserved chunk)', () => {
     db = await openDatabase(dir);
     ledger = await Ledger.open(new LevelLedgerStore(db));
     expect(ledger.getTransferSync(id)).toMatchObject({ state: 'pending', advanced: 42n });
-    expect(balanceOf(ledger.requireAccount('b'))).toBe(42n);
+    expect(balanceOf(await ledger.requireAccount('b'))).toBe(42n);
     ledger.void(id);
-    expect(availableOf(ledger.requireAccount('a'))).toBe(958n);
+    expect(availableOf(await ledger.requireAccount('a'))).toBe(958n);
     await ledger.close();
     await db.close();
   });

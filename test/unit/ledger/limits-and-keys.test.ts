@@ -7,7 +7,7 @@ import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
 
 async function fixture(store = new MemoryLedgerStore()) {
   const ledger = await Ledger.open(store, { now: () => 1_000_000 });
-  if (!ledger.getAccount('world')) {
+  if (!(await ledger.getAccount('world'))) {
     ledger.createAccount({ id: 'world', kind: 'system', name: 'lightning', allowNegative: true });
     ledger.createAccount({ id: 'other', kind: 'system', name: 'other', allowNegative: true });
     ledger.createAccount({ id: 'a', kind: 'agent', name: 'a' });
@@ -29,7 +29,7 @@ describe('the ledger’s balance ceiling', () => {
     );
     ledger.void(held.value.id);
     await credit(ledger, 'other', 10n).durable;
-    expect(balanceOf(ledger.requireAccount('a'))).toBe(MAX_MSAT);
+    expect(balanceOf(await ledger.requireAccount('a'))).toBe(MAX_MSAT);
     expect(() => credit(ledger, 'other', 1n)).toThrow(
       expect.objectContaining({ code: 'BALANCE_LIMIT_EXCEEDED' }),
     );
@@ -60,7 +60,7 @@ describe('the ledger’s balance ceiling', () => {
     expect(() =>
       ledger.transfer({ debitAccountId: 'world', creditAccountId: 'b', amount: msat(1), code: 'c' }),
     ).toThrow(expect.objectContaining({ code: 'BALANCE_LIMIT_EXCEEDED' }));
-    expect(balanceOf(ledger.requireAccount('b'))).toBe(0n);
+    expect(balanceOf(await ledger.requireAccount('b'))).toBe(0n);
   });
 });
 

@@ -21,7 +21,7 @@ export async function marketFixture(store = new MemoryLedgerStore()) {
     registry,
     (accountId, event) => taskEvents.push({ accountId, event }),
     pino({ level: 'silent' }),
-    () => f.ledger.requireAccount('payer').createdAt + clock.offset,
+    () => f.ledger.accountNow('payer')!.createdAt + clock.offset,
   );
   const clock = { offset: 0 };
   await market.start();
@@ -33,7 +33,7 @@ export async function marketFixture(store = new MemoryLedgerStore()) {
     priceMsat: msat(1000),
     unit: 'task',
   });
-  const bal = (id: string) => balanceOf(f.ledger.requireAccount(id));
-  const avail = (id: string) => availableOf(f.ledger.requireAccount(id));
+  const bal = (id: string) => balanceOf(f.ledger.accountNow(id)!);
+  const avail = (id: string) => availableOf(f.ledger.accountNow(id)!);
   return { ...f, registry, market, taskEvents, clock, bal, avail };
 }

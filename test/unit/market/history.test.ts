@@ -88,7 +88,7 @@ describe('task history', () => {
       m.registry,
       () => {},
       pino({ level: 'silent' }),
-      () => m.ledger.requireAccount('payer').createdAt + m.clock.offset,
+      () => m.ledger.accountNow('payer')!.createdAt + m.clock.offset,
     );
     await again.start();
     again.stop();

@@ -34,7 +34,7 @@ describe('canceling internally paid invoices in LND', () => {
     const restarted = await paymentsFixture({}, store, f.lightning); // start() reconciles
     expect(f.lightning.invoices.get(hash)!.state).toBe('canceled');
     expect(store.records.has(`invcancel!${hash}`)).toBe(false); // bounded: gone once done
-    expect(balanceOf(restarted.ledger.requireAccount('b'))).toBe(7_000n);
+    expect(balanceOf(await restarted.ledger.requireAccount('b'))).toBe(7_000n);
     // Confirmed final in LND: later full reconciliations do not look it up again.
     const looked: string[] = [];
     const lookup = f.lightning.lookupInvoice.bind(f.lightning);
@@ -80,14 +80,14 @@ describe('canceling internally paid invoices in LND', () => {
     const { f, store, hash } = await paidInternallyWhileLndIsDown();
     const alerts: AccountEvent[] = [];
     f.events.subscribe('b', (e) => e.type === 'alert' && alerts.push(e));
-    const operatorBefore = balanceOf(f.ledger.requireAccount(OPERATOR_ACCOUNT));
+    const operatorBefore = balanceOf(await f.ledger.requireAccount(OPERATOR_ACCOUNT));
     const settled = f.lightning.settle(hash); // an outside payer got there first
     f.lightning.cancelFailure = undefined;
     await f.service.onInvoice(settled); // the subscription's delivery
     await f.service.reconcile({ full: true }); // the cancel is refused: LND says settled
     await f.service.onInvoice(settled);
-    expect(balanceOf(f.ledger.requireAccount('b'))).toBe(7_000n);
-    expect(balanceOf(f.ledger.requireAccount(OPERATOR_ACCOUNT))).toBe(operatorBefore + 7_000n);
+    expect(balanceOf(await f.ledger.requireAccount('b'))).toBe(7_000n);
+    expect(balanceOf(await f.ledger.requireAccount(OPERATOR_ACCOUNT))).toBe(operatorBefore + 7_000n);
     expect(alerts).toEqual([expect.objectContaining({ code: 'INVOICE_PAID_TWICE', accountId: 'b' })]);
     expect(store.records.has(`invcancel!${hash}`)).toBe(false);
     // The record keeps the internal settlement, and a restart books nothing again.
@@ -98,7 +98,7 @@ describe('canceling internally paid invoices in LND', () => {
       settledVia: 'internal',
       lightningReceivedMsat: 7_000n,
     });
-    expect(balanceOf(restarted.ledger.requireAccount('b'))).toBe(7_000n);
-    expect(balanceOf(restarted.ledger.requireAccount(OPERATOR_ACCOUNT))).toBe(operatorBefore + 7_000n);
+    expect(balanceOf(await restarted.ledger.requireAccount('b'))).toBe(7_000n);
+    expect(balanceOf(await restarted.ledger.requireAccount(OPERATOR_ACCOUNT))).toBe(operatorBefore + 7_000n);
   });
 });

@@ -16,7 +16,7 @@ describe('PaymentsService', () => {
     let seenMaxFee = 0n;
     f.lightning.behaviour = (hash, amount, maxFee) => {
       seenMaxFee = maxFee;
-      expect(availableOf(f.ledger.requireAccount('a'))).toBe(100_000n - 50_000n - 2_000n);
+      expect(availableOf(f.ledger.accountNow('a')!)).toBe(100_000n - 50_000n - 2_000n);
       return {
         status: 'succeeded',
         paymentHash: hash,
@@ -28,8 +28,8 @@ describe('PaymentsService', () => {
     const p = await f.service.pay('a', { request, maxFeeMsat: msat(2_000) });
     expect(seenMaxFee).toBe(2_000n); // LND gets the same fee limit that was reserved
     expect(p).toMatchObject({ status: 'succeeded', feeMsat: 300n, amountMsat: 50_000n });
-    expect(balanceOf(f.ledger.requireAccount('a'))).toBe(100_000n - 50_300n);
-    expect(availableOf(f.ledger.requireAccount('a'))).toBe(100_000n - 50_300n);
+    expect(balanceOf(await f.ledger.requireAccount('a'))).toBe(100_000n - 50_300n);
+    expect(availableOf(await f.ledger.requireAccount('a'))).toBe(100_000n - 50_300n);
   });
 
   it('releases the reservation only on a definitive failure', async () => {
@@ -46,7 +46,7 @@ describe('PaymentsService', () => {
       maxFeeMsat: FEE,
     });
     expect(failed).toMatchObject({ status: 'failed', failureReason: 'NO_ROUTE' });
-    expect(availableOf(f.ledger.requireAccount('a'))).toBe(100_000n);
+    expect(availableOf(await f.ledger.requireAccount('a'))).toBe(100_000n);
   });
 
   it('keeps an unknown outcome pending and settles it when LND reports it', async () => {
@@ -58,7 +58,7 @@ describe('PaymentsService', () => {
       maxFeeMsat: FEE,
     });
     expect(p.status).toBe('pending');
-    expect(availableOf(f.ledger.requireAccount('a'))).toBe(89_000n);
+    expect(availableOf(await f.ledger.requireAccount('a'))).toBe(89_000n);
     await f.service.reconcile({ full: false });
     expect(f.service.getPayment(p.id)?.status).toBe('pending'); // still in flight: nothing changes
     f.lightning.resolve({
@@ -70,7 +70,7 @@ describe('PaymentsService', () => {
     });
     await f.service.reconcile({ full: false });
     expect(f.service.getPayment(p.id)).toMatchObject({ status: 'succeeded', feeMsat: 10n });
-    expect(balanceOf(f.ledger.requireAccount('a'))).toBe(89_990n);
+    expect(balanceOf(await f.ledger.requireAccount('a'))).toBe(89_990n);
     f.service.stop();
   });
 
@@ -93,7 +93,7 @@ describe('PaymentsService', () => {
     });
     const restarted = await paymentsFixture({}, store, f.lightning);
     expect(restarted.service.getPayment(p.id)).toMatchObject({ status: 'succeeded', feeMsat: 5n });
-    expect(balanceOf(restarted.ledger.requireAccount('a'))).toBe(89_995n);
+    expect(balanceOf(await restarted.ledger.requireAccount('a'))).toBe(89_995n);
     restarted.service.stop();
   });
 
@@ -115,7 +115,7 @@ describe('PaymentsService', () => {
       status: 'failed',
       failureReason: 'NEVER_REACHED_LND',
     });
-    expect(availableOf(f.ledger.requireAccount('a'))).toBe(100_000n);
+    expect(availableOf(await f.ledger.requireAccount('a'))).toBe(100_000n);
     f.service.stop();
   });
 
@@ -144,7 +144,7 @@ describe('PaymentsService', () => {
     expect(p.preimage).toBe(f.lightning.invoices.get(inv.paymentHash)!.preimage);
     expect(f.lightning.payCalls).toBe(0);
     expect(f.lightning.canceled).toEqual([inv.paymentHash]);
-    expect(balanceOf(f.ledger.requireAccount('b'))).toBe(7_000n);
+    expect(balanceOf(await f.ledger.requireAccount('b'))).toBe(7_000n);
     await expect(f.service.pay('a', { request: inv.request })).rejects.toMatchObject({
       code: 'ALREADY_PAID',
     });
@@ -161,11 +161,11 @@ describe('PaymentsService', () => {
     const settled = f.lightning.settle(inv.paymentHash);
     await f.service.onInvoice(settled);
     await f.service.onInvoice(settled);
-    expect(balanceOf(f.ledger.requireAccount('b'))).toBe(5_000n);
+    expect(balanceOf(await f.ledger.requireAccount('b'))).toBe(5_000n);
     // A new process over the same store and node sees the same invoice again.
     const again = await paymentsFixture({}, store, f.lightning);
     await again.service.onInvoice(settled);
-    expect(balanceOf(again.ledger.requireAccount('b'))).toBe(5_000n);
+    expect(balanceOf(await again.ledger.requireAccount('b'))).toBe(5_000n);
     expect(await again.service.getInvoice(inv.paymentHash)).toMatchObject({
       state: 'settled',
       settledVia: 'lightning',
@@ -180,7 +180,7 @@ describe('PaymentsService', () => {
     const inv = await f.service.createInvoice('b', { amountMsat: msat(3_000) });
     f.lightning.settle(inv.paymentHash);
     const restarted = await paymentsFixture({}, store, f.lightning);
-    expect(balanceOf(restarted.ledger.requireAccount('b'))).toBe(3_000n);
+    expect(balanceOf(await restarted.ledger.requireAccount('b'))).toBe(3_000n);
   });
 
   it('freezes an account and alerts when the ledger and LND disagree', async () => {
@@ -208,7 +208,7 @@ describe('PaymentsService', () => {
     const alerts: string[] = [];
     f.events.subscribe('a', (e) => e.type === 'alert' && alerts.push(e.code));
     expect(await f.service.reconcile({ full: true })).toMatchObject({ mismatches: 1 });
-    expect(f.ledger.requireAccount('a').frozen).toBe(true);
+    expect((await f.ledger.requireAccount('a')).frozen).toBe(true);
     expect(alerts).toEqual(['RECONCILIATION_MISMATCH']);
     await expect(
       f.service.pay('a', { request: fakeRequest({ amountMsat: 1n }).request, maxFeeMsat: FEE }),
@@ -225,7 +225,7 @@ describe('PaymentsService', () => {
     });
     expect(big.status).toBe('awaiting_approval');
     expect(f.lightning.payCalls).toBe(0);
-    expect(availableOf(f.ledger.requireAccount('a'))).toBe(89_000n); // held while waiting
+    expect(availableOf(await f.ledger.requireAccount('a'))).toBe(89_000n); // held while waiting
     const paid = await f.service.approve(big.approvalId!, 'operator');
     expect(paid.status).toBe('succeeded');
     expect(f.lightning.payCalls).toBe(1);
@@ -247,11 +247,11 @@ describe('PaymentsService', () => {
       request: fakeRequest({ amountMsat: 10_000n }).request,
       maxFeeMsat: FEE,
     });
-    const before = availableOf(f.ledger.requireAccount('a'));
+    const before = availableOf(await f.ledger.requireAccount('a'));
     now += 60_001;
     await f.service.expireApprovals();
     expect(f.service.getPayment(expiring.id)).toMatchObject({ status: 'expired' });
-    expect(availableOf(f.ledger.requireAccount('a'))).toBe(before + 11_000n);
+    expect(availableOf(await f.ledger.requireAccount('a'))).toBe(before + 11_000n);
     f.service.stop();
   });
 
@@ -264,7 +264,7 @@ describe('PaymentsService', () => {
     const f = await paymentsFixture();
     await f.account('a', 100_000n);
     await expect(f.service.pay('a', input)).rejects.toMatchObject({ code, status: 400 });
-    expect(availableOf(f.ledger.requireAccount('a'))).toBe(100_000n);
+    expect(availableOf(await f.ledger.requireAccount('a'))).toBe(100_000n);
   });
 
   it('never overdraws nor exceeds a budget, whatever the interleaving of concurrent payments', async () => {
@@ -320,7 +320,7 @@ describe('PaymentsService', () => {
             await new Promise((r) => setImmediate(r));
           }
           await all;
-          const acct = f.ledger.requireAccount('a');
+          const acct = await f.ledger.requireAccount('a');
           expect(availableOf(acct)).toBeGreaterThanOrEqual(0n);
           // Reserved (pending) and spent (posted) together never pass the 60,000 msat day budget.
           const committed = acct.debitsPosted - 0n + acct.debitsPending;

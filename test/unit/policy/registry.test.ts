@@ -31,16 +31,17 @@ class MemoryRecords implements RecordStore {
 const policy = (n: number) => ({ rules: [{ type: 'max_per_payment' as const, maxMsat: msat(n) }] });
 
 describe('PolicyRegistry: policies read on demand into a bounded cache', () => {
-  it('loads at most its cache size at start and reads the others when ensured', async () => {
+  it('loads nothing at start and reads the policies a synchronous step ensures', async () => {
     const store = new MemoryRecords();
     const first = new PolicyRegistry(store);
     for (let i = 0; i < 6; i += 1) await first.set(`acct${i}`, policy(1000 + i));
     let now = 0;
     const registry = new PolicyRegistry(store, { cached: 2, now: () => now });
-    await registry.load();
-    expect(registry.get('acct0')).toEqual(policy(1000));
-    expect(() => registry.get('acct5')).toThrow(expect.objectContaining({ code: 'POLICY_NOT_LOADED' }));
-    now = 120_000; // the warm-up entries are no longer pinned
+    const reads = store.reads;
+    expect(() => registry.get('acct0')).toThrow(expect.objectContaining({ code: 'POLICY_NOT_LOADED' }));
+    expect(store.reads).toBe(reads);
+    await registry.ensure(['acct0', 'acct1']);
+    now = 120_000; // those two are no longer pinned by their use
     await registry.ensure(['acct4', 'acct5', 'nobody']);
     // What was ensured is resident for the synchronous step that follows, beyond the cache size.
     expect(registry.get('acct4')?.rules[0]).toEqual({ type: 'max_per_payment', maxMsat: 1004n });
@@ -48,6 +49,24 @@ describe('PolicyRegistry: policies read on demand into a bounded cache', () => {
     expect(registry.get('nobody')).toBeUndefined();
     expect(() => registry.get('acct0')).toThrow(expect.objectContaining({ code: 'POLICY_NOT_LOADED' }));
     expect(await registry.find('acct0')).toEqual(policy(1000));
+  });
+
+  it('never evicts the policy of an account it is told to keep (money in flight)', async () => {
+    const store = new MemoryRecords();
+    const first = new PolicyRegistry(store);
+    for (let i = 0; i < 6; i += 1) await first.set(`acct${i}`, policy(1000 + i));
+    let now = 0;
+    const busy = new Set(['acct0']);
+    const registry = new PolicyRegistry(store, { cached: 2, now: () => now, keep: (id) => busy.has(id) });
+    await registry.ensure(['acct0', 'acct1']);
+    now = 120_000;
+    await registry.ensure(['acct2', 'acct3', 'acct4']);
+    expect(registry.get('acct0')).toEqual(policy(1000));
+    expect(() => registry.get('acct1')).toThrow(expect.objectContaining({ code: 'POLICY_NOT_LOADED' }));
+    busy.clear();
+    now = 240_000;
+    await registry.ensure(['acct5']);
+    expect(() => registry.get('acct0')).toThrow(expect.objectContaining({ code: 'POLICY_NOT_LOADED' }));
   });
 
   it('reads an account once however many concurrent ensures, and a set wins over a read', async () => {

@@ -24,8 +24,8 @@ describe('ChargeBatcher', () => {
     expect(batcher.unwritten('cred')).toBe(50n);
     await Promise.all(all);
     expect(batcher.unwritten('cred')).toBe(0n);
-    expect(balanceOf(ledger.requireAccount('cred'))).toBe(50n);
-    expect(balanceOf(ledger.requireAccount('rev'))).toBe(50n);
+    expect(balanceOf(await ledger.requireAccount('cred'))).toBe(50n);
+    expect(balanceOf(await ledger.requireAccount('rev'))).toBe(50n);
     expect(store.commits - before).toBe(1);
     expect([...store.transfers.values()].filter((t) => t.code === 'l402_requests')).toHaveLength(1);
   });
@@ -37,8 +37,8 @@ describe('ChargeBatcher', () => {
     expect(batcher.unwritten('cred')).toBe(7n);
     await batcher.refund('cred', 'rev', 10n);
     await pending;
-    expect(balanceOf(ledger.requireAccount('cred'))).toBe(93n);
-    expect(balanceOf(ledger.requireAccount('rev'))).toBe(7n);
+    expect(balanceOf(await ledger.requireAccount('cred'))).toBe(93n);
+    expect(balanceOf(await ledger.requireAccount('rev'))).toBe(7n);
   });
 
   it('writes what is pending when it closes', async () => {
@@ -46,7 +46,7 @@ describe('ChargeBatcher', () => {
     const pending = batcher.charge('cred', 'rev', 5n);
     batcher.close();
     await pending;
-    expect(balanceOf(ledger.requireAccount('cred'))).toBe(95n);
+    expect(balanceOf(await ledger.requireAccount('cred'))).toBe(95n);
   });
 
   it('rejects the waiting requests when the credit is gone by write time', async () => {

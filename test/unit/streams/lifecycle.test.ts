@@ -149,7 +149,7 @@ describe('restarts', () => {
     const chunks = g.ledger.pendingTransfers().filter((t) => t.code === 'stream');
     expect(chunks).toHaveLength(1);
     await clock.advance(1000); // 5.4 + 1 s active: the remainder of the last second carried over
-    expect(balanceOf(g.ledger.requireAccount('payee'))).toBe(2000n);
+    expect(balanceOf(await g.ledger.requireAccount('payee'))).toBe(2000n);
     expect(g.streams.get(s.id).activeSeconds).toBe(6);
     expect(g.ledger.pendingTransfers().filter((t) => t.code === 'stream')).toHaveLength(1);
   });
@@ -169,9 +169,9 @@ describe('restarts', () => {
     const g = await reopen(store, clock, f);
     const paid = g.streams.get(s.id).paidMsat;
     expect(paid).toBe(700n);
-    expect(balanceOf(g.ledger.requireAccount('payee'))).toBe(paid);
+    expect(balanceOf(await g.ledger.requireAccount('payee'))).toBe(paid);
     await clock.advance(2000);
-    expect(balanceOf(g.ledger.requireAccount('payee'))).toBe(900n);
+    expect(balanceOf(await g.ledger.requireAccount('payee'))).toBe(900n);
   });
 
   it('paused and stopped streams come back as they were', async () => {
@@ -210,6 +210,7 @@ describe('restarts', () => {
       ledger,
       payments: {
         authorizeSpend: () => undefined,
+        prepare: () => Promise.resolve(),
         keysend: () => Promise.reject(new Error('x')),
         getPayment: () => undefined,
         nodeId: 'n',

@@ -7,7 +7,7 @@ import { balance, closingFixtures, OPEN, settle, streamsFixture, T0 } from './su
 
 const fixture = closingFixtures();
 
-const available = (f: StreamsFixture, id: string): bigint => availableOf(f.ledger.requireAccount(id));
+const available = (f: StreamsFixture, id: string): bigint => availableOf(f.ledger.accountNow(id)!);
 
 async function pair(f: StreamsFixture, fund = 1_000_000n, policy = OPEN): Promise<void> {
   await f.account('payer', fund, policy);
@@ -328,7 +328,7 @@ describe('local streams, robustness', () => {
       f.ledger.void(chunk.id, 'operator intervened');
       await f.clock.advance(2000);
       expect(f.streams.get(s.id)).toMatchObject({ state: 'active', paidMsat: 4000n });
-      expect(balanceOf(f.ledger.requireAccount('payee'))).toBe(4000n);
+      expect(balanceOf(await f.ledger.requireAccount('payee'))).toBe(4000n);
       expect(f.ledger.pendingTransfers().filter((t) => t.code === 'stream')).toHaveLength(1);
     } finally {
       await f.close();
@@ -363,7 +363,7 @@ describe('chunk rollovers of streams started together', () => {
       expect(opened).toHaveLength(100); // every stream rolled over once...
       expect(perTick.size).toBeGreaterThan(15); // ...on many different ticks
       expect(Math.max(...perTick.values())).toBeLessThan(20);
-      expect(balanceOf(f.ledger.requireAccount('payee'))).toBe(100n * 61_000n);
+      expect(balanceOf(await f.ledger.requireAccount('payee'))).toBe(100n * 61_000n);
     } finally {
       await f.close();
     }

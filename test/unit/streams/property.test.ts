@@ -65,8 +65,8 @@ describe('local streams against the closed form (property)', () => {
               Math.floor(activeMs / 1000),
               0n,
             );
-            expect(balanceOf(f.ledger.requireAccount('payee'))).toBe(expected);
-            expect(balanceOf(f.ledger.requireAccount('payer'))).toBe(10n ** 12n - expected);
+            expect(balanceOf(await f.ledger.requireAccount('payee'))).toBe(expected);
+            expect(balanceOf(await f.ledger.requireAccount('payer'))).toBe(10n ** 12n - expected);
             expect(f.streams.get(s.id).paidMsat).toBe(expected);
             expect(f.ledger.pendingTransfers()).toEqual([]);
           } finally {
@@ -109,7 +109,7 @@ describe('local streams against the closed form (property)', () => {
             if (f.streams.get(s.id).state !== 'stopped') await f.streams.stop(s.id);
             const total = price * units;
             const expected = maxTotal !== undefined && total > maxTotal ? maxTotal : total;
-            expect(balanceOf(f.ledger.requireAccount('payee'))).toBe(expected);
+            expect(balanceOf(await f.ledger.requireAccount('payee'))).toBe(expected);
             expect(f.ledger.pendingTransfers()).toEqual([]);
           } finally {
             await f.close();

@@ -59,7 +59,7 @@ describe('StreamReceiver', () => {
     await f.receiver.onInvoice(inv);
     await f.receiver.onInvoice({ ...inv });
     expect(balance(f, 'alice')).toBe(1000n);
-    const credit = f.ledger.findByIdempotencyKey(`keysend:${inv.paymentHash}`);
+    const credit = await f.ledger.findByIdempotencyKey(`keysend:${inv.paymentHash}`);
     expect(credit).toMatchObject({
       debitAccountId: 'sys:lightning',
       creditAccountId: 'alice',
@@ -85,7 +85,7 @@ describe('StreamReceiver', () => {
     await f.receiver.onInvoice({ ...inv, isKeysend: false });
     await f.receiver.onInvoice({ ...inv, receivedMsat: msat(0) });
     expect(balance(f, 'alice')).toBe(0n);
-    expect(f.ledger.findByIdempotencyKey(`keysend:${inv.paymentHash}`)).toBeUndefined();
+    expect(await f.ledger.findByIdempotencyKey(`keysend:${inv.paymentHash}`)).toBeUndefined();
   });
 
   it('understands bLIP-10 alone: by recipient, or by a stream it already knows', async () => {

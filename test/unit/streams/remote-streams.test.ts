@@ -66,7 +66,7 @@ describe('remote streams', () => {
       [1, 2, 3].map((seq) => ({ source: 'coulomb', streamId: s.id, seq, recipientId })),
     );
     expect(f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, payments: 3, owedMsat: 0n });
-    expect(balanceOf(f.ledger.requireAccount('payer'))).toBe(1_000_000n - 3n * (1000n + FEE));
+    expect(balanceOf(await f.ledger.requireAccount('payer'))).toBe(1_000_000n - 3n * (1000n + FEE));
   });
 
   it('carries amounts under the minimum to the next interval', async () => {
@@ -140,7 +140,7 @@ describe('remote streams', () => {
       stopCode: 'NO_ROUTE',
       paidMsat: 0n,
     });
-    expect(balanceOf(f.ledger.requireAccount('payer'))).toBe(1_000_000n);
+    expect(balanceOf(await f.ledger.requireAccount('payer'))).toBe(1_000_000n);
   });
 
   it('stops on a policy denial, keeping its code; nothing was sent', async () => {
@@ -253,6 +253,7 @@ describe('remote streams', () => {
     const f = await fixture({
       payments: (real) => ({
         authorizeSpend: (a, r) => real.authorizeSpend(a, r),
+        prepare: (ids) => real.prepare(ids),
         getPayment: (id) => real.getPayment(id),
         get nodeId() {
           return real.nodeId;
@@ -329,6 +330,7 @@ describe('remote streams', () => {
       options: { maxConsecutiveFailures: 2 },
       payments: (real) => ({
         authorizeSpend: (a, r) => real.authorizeSpend(a, r),
+        prepare: (ids) => real.prepare(ids),
         getPayment: (id) => real.getPayment(id),
         get nodeId() {
           return real.nodeId;

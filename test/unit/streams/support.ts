@@ -152,7 +152,7 @@ export function closingFixtures(): (o?: FixtureOptions) => Promise<StreamsFixtur
   };
 }
 
-export const balance = (f: StreamsFixture, id: string): bigint => balanceOf(f.ledger.requireAccount(id));
+export const balance = (f: StreamsFixture, id: string): bigint => balanceOf(f.ledger.accountNow(id)!);
 
 const sha = (hex: string): string => createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex');
 
