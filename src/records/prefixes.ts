@@ -41,13 +41,17 @@ export const PREFIXES = {
     'client idempotency key → fingerprint, ref (32 days)',
   ),
   // payments (converted by their owners)
-  payment: entry('pay!', 'src/payments', 'lru', 'a payment (pending ones live)'),
-  paymentByHash: entry('payh!', 'src/payments', 'disk', 'payment hash → payment id'),
+  // (payments and approvals are the `pay` and `appr` collections, INDEXED)
+  paymentAttempt: entry(
+    'payhash!',
+    'src/payments/payment-store.ts',
+    'index',
+    'every attempt at a payment hash (one attempt per hash)',
+  ),
   invoice: entry('inv!', 'src/payments', 'lru', 'an invoice of an account, by payment hash'),
   invoiceBy: entry('invby!', 'src/payments', 'index', 'invoices by account'),
   invoiceExpiry: entry('invexp!', 'src/payments', 'index', 'invoices by expiry (pruning)'),
   invoiceIndexMark: entry('invidx!', 'src/payments', 'disk', 'mark: the invoice indexes are built'),
-  approval: entry('appr!', 'src/payments', 'live', 'an approval of a payment (open ones live)'),
   cancelIntent: entry(
     'invcancel!',
     'src/payments',
@@ -121,6 +125,8 @@ export const PREFIXES = {
 
 /** The collections kept with a `RecordIndex` (five prefixes each, see `indexed`), by name. */
 export const INDEXED = {
+  pay: { owner: 'src/payments/payment-store.ts', what: 'outbound payments' },
+  appr: { owner: 'src/payments/payment-store.ts', what: 'approvals of payments' },
   escrow: { owner: 'src/escrow', what: 'escrows' },
   task: { owner: 'src/market/tasks.ts', what: 'tasks' },
   dsale: { owner: 'src/devices/commerce.ts', what: 'device sales' },

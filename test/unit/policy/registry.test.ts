@@ -66,6 +66,7 @@ describe('PolicyRegistry: policies read on demand into a bounded cache', () => {
     busy.clear();
     now = 240_000;
     await registry.ensure(['acct5']);
+    await registry.ensure(['acct1']);
     expect(() => registry.get('acct0')).toThrow(expect.objectContaining({ code: 'POLICY_NOT_LOADED' }));
   });
 
