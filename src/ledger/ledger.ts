@@ -83,6 +83,8 @@ export class NotResidentError extends Error {
 interface Resident<T> {
   value: T;
   touchedAt: number;
+  /** When it last moved to the young end of its cache (set when moved; absent: where inserted). */
+  movedAt?: number;
   batch: number;
 }
 
@@ -826,11 +828,16 @@ export class Ledger implements RecordStore {
     }
   }
 
-  /** Marks an item used now, moving it to the young end of its cache (at most once a second). */
+  /**
+   * Marks an item used now, moving it to the young end of its cache at most once a second (an
+   * item used more often than that still moves every second, so a hot item never sits at the old
+   * end and holds eviction up).
+   */
   private touch<T>(m: Map<string, Resident<T>>, id: string, r: Resident<T>, now: number): void {
-    if (r.touchedAt < now - 1000) {
+    if ((r.movedAt ?? r.touchedAt) < now - 1000) {
       m.delete(id);
       m.set(id, r);
+      r.movedAt = now;
     }
     r.touchedAt = now;
   }
@@ -887,8 +894,10 @@ export class Ledger implements RecordStore {
     const sweep = <T>(m: Map<string, Resident<T>>, max: number, keep: (id: string) => boolean): void => {
       let budget = m.size - max + 1000;
       for (const [id, r] of m) {
-        if (m.size <= max || budget-- <= 0 || r.touchedAt > now - PINNED_MS) return;
-        if (r.batch > durable || keep(id)) continue;
+        if (m.size <= max || budget-- <= 0) return;
+        // Used within the last minute, not durable yet, or with money in flight: kept, and the
+        // walk goes on (the order is only approximately by last use).
+        if (r.touchedAt > now - PINNED_MS || r.batch > durable || keep(id)) continue;
         m.delete(id);
         this.evictions += 1;
         this.complete = false;

@@ -59,6 +59,21 @@ describe('accounts on demand', () => {
     expect(ledger.accountNow('nobody')).toBeUndefined();
   });
 
+  it('keeps evicting while an account older than the others is used more than once a second', async () => {
+    const { clock, ledger } = await setup({ accountCacheSize: 20 });
+    // `world` was loaded first and is used every half second: it must not hold eviction up.
+    for (let i = 0; i < 400; i += 1) {
+      const id = `acct-${i}`;
+      await ledger.ensure({ accounts: [id] });
+      ledger.createAccount({ id, kind: 'agent', name: id });
+      ledger.transfer({ debitAccountId: 'world', creditAccountId: id, amount: msat(1), code: 'funding' });
+      await ledger.flush();
+      clock.now += 500;
+    }
+    // Only what was used in the last minute (120 accounts at two a second) may stay beyond the size.
+    expect(ledger.stats().accounts).toBeLessThanOrEqual(121 + 1);
+  });
+
   it('never evicts an account with a pending transfer', async () => {
     const { clock, ledger } = await setup({ accountCacheSize: 1 });
     for (const id of ['a', 'b', 'c']) ledger.createAccount({ id, kind: 'agent', name: id });
