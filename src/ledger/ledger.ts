@@ -4,7 +4,7 @@ import { MAX_MSAT, msat, type Msat } from '../domain/msat.js';
 import { LedgerError, LedgerErrorCode } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import { IdempotencyKeys, type IdempotencyRecords, type IdempotentRequest } from './idempotency.js';
-import { SPEND_CODES, SpendBuckets } from './spend-buckets.js';
+import { SPEND_CODES, SPEND_HORIZON_MS, SpendBuckets } from './spend-buckets.js';
 import type { LedgerStore, LedgerWrite, RecordStore, StoredAccount, StoredRecord } from './store.js';
 import {
   availableOf,
@@ -80,6 +80,9 @@ export class NotResidentError extends Error {
 }
 
 /** An item held in memory: when it was last used and the batch its last write went into. */
+/** Marks that the store's accounts carry spend buckets (see `rebuildSpend`). */
+const SPEND_BUCKETS_MARK = 'ledgermark!spend-buckets';
+
 interface Resident<T> {
   value: T;
   touchedAt: number;
@@ -208,6 +211,10 @@ export class Ledger implements RecordStore {
       ledger.countPending(t, 1);
     }
     await ledger.ensure({ accounts: [...ledger.pendingOf.keys()] });
+    if ((await store.getRecord(SPEND_BUCKETS_MARK)) === undefined) {
+      if (!snapshot.empty) await ledger.rebuildSpend();
+      await ledger.putRecords([{ key: SPEND_BUCKETS_MARK, value: String(ledger.now()) }]);
+    }
     ledger.sweeper = setInterval(() => void ledger.sweepKeys().catch(() => undefined), 10 * 60_000);
     ledger.sweeper.unref();
     return ledger;
@@ -777,6 +784,40 @@ export class Ledger implements RecordStore {
   /** Files a transfer that just became final (new, or pending until now: never in `recent` yet). */
   private rememberFinal(t: Transfer): void {
     this.recent.set(t.id, { value: t, touchedAt: this.now(), batch: this.commit.filling });
+  }
+
+  /**
+   * A store written before accounts kept spend buckets: budgets and rates would forget what was
+   * spent in their windows. Once (a mark records it), the spending debits of the last 30 days are
+   * counted into their accounts' buckets from the transfers, oldest first, a page at a time; a
+   * pending one keeps the time it was counted at, so its void or post takes it out again.
+   */
+  private async rebuildSpend(): Promise<void> {
+    const since = this.now() - SPEND_HORIZON_MS;
+    let after: string | undefined;
+    do {
+      const page = await this.store.transfersCreatedSince(since, {
+        limit: 2000,
+        ...(after !== undefined ? { after } : {}),
+      });
+      const spending = page.transfers.filter(
+        (t) => SPEND_CODES.has(t.code) && t.state !== 'voided' && t.spentAt === undefined,
+      );
+      const accounts = [...new Set(spending.map((t) => t.debitAccountId))];
+      await this.ensure({ accounts });
+      const writes: LedgerWrite[] = [];
+      for (const t of spending) {
+        const spentAt = this.spendOf(t.debitAccountId).add(t.createdAt, t.amount);
+        const live = this.pending.get(t.id);
+        if (live) {
+          live.spentAt = spentAt;
+          writes.push({ type: 'transfer', transfer: live });
+        }
+      }
+      for (const id of accounts) writes.push(this.accountWrite(this.mutableAccount(id)));
+      if (writes.length > 0) await this.persist(writes, []);
+      after = page.next;
+    } while (after !== undefined);
   }
 
   /** The write of an account record (with its spend buckets); marks the account dirty. */

@@ -64,6 +64,15 @@ export interface LedgerStore {
   /** Reads what the ledger needs in memory at start: pending transfers and the journal's seq. */
   load(): Promise<LedgerSnapshot>;
   /**
+   * Transfers created at or after `since`, oldest first, a page at a time (`after`: the `next` of
+   * the previous page). Only for the one-off rebuild of spend buckets of a store written before
+   * they existed.
+   */
+  transfersCreatedSince(
+    since: number,
+    options: { after?: string; limit: number },
+  ): Promise<{ transfers: Transfer[]; next?: string }>;
+  /**
    * Writes all of `writes` atomically and durably (fsync) before resolving. Encodes them
    * synchronously, before its first `await` (account spend buckets are live objects).
    */

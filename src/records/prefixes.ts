@@ -40,6 +40,7 @@ export const PREFIXES = {
     'lru',
     'client idempotency key → fingerprint, ref (32 days)',
   ),
+  ledgerMark: entry('ledgermark!', 'src/ledger/ledger.ts', 'disk', 'one-off upgrades of the ledger done'),
   // payments (converted by their owners)
   // (payments and approvals are the `pay` and `appr` collections, INDEXED)
   paymentAttempt: entry(

@@ -86,6 +86,19 @@ export class LevelLedgerStore implements LedgerStore {
     return { pending, lastSeq: seq ? Number(seq) : 0, empty };
   }
 
+  async transfersCreatedSince(
+    since: number,
+    options: { after?: string; limit: number },
+  ): Promise<{ transfers: Transfer[]; next?: string }> {
+    const keys: string[] = [];
+    const from = options.after !== undefined ? { gt: options.after } : { gte: `tt!${pad(since, 15)}` };
+    for await (const k of this.db.keys({ ...from, lt: 'tt"', limit: options.limit })) keys.push(k);
+    const found = await this.getTransfers(keys.map((k) => k.slice(19)));
+    const transfers = found.filter((t): t is Transfer => t !== undefined);
+    const last = keys[keys.length - 1];
+    return { transfers, ...(keys.length === options.limit && last !== undefined ? { next: last } : {}) };
+  }
+
   async getTransfers(ids: readonly string[]): Promise<(Transfer | undefined)[]> {
     if (ids.length === 0) return [];
     const values = await this.db.getMany(ids.map((id) => `t!${id}`));

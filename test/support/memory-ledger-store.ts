@@ -32,6 +32,23 @@ export class MemoryLedgerStore implements LedgerStore {
     };
   }
 
+  async transfersCreatedSince(
+    since: number,
+    options: { after?: string; limit: number },
+  ): Promise<{ transfers: Transfer[]; next?: string }> {
+    const key = (t: Transfer) => `${String(t.createdAt).padStart(15, '0')}!${t.id}`;
+    const all = [...this.transfers.values()]
+      .filter((t) => t.createdAt >= since && (options.after === undefined || key(t) > options.after))
+      .sort((a, b) => (key(a) < key(b) ? -1 : 1))
+      .slice(0, options.limit);
+    await this.read(all.length);
+    const last = all[all.length - 1];
+    return {
+      transfers: all.map((t) => ({ ...t })),
+      ...(all.length === options.limit && last ? { next: key(last) } : {}),
+    };
+  }
+
   private async read(n: number): Promise<void> {
     this.reads += n;
     await this.beforeRead?.();

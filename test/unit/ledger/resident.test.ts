@@ -248,3 +248,70 @@ describe('ledger idempotency keys on disk', () => {
     expect(credit(ledger).replayed).toBe(false);
   });
 });
+
+describe('a store written before spend buckets', () => {
+  it('counts the last 30 days of spending into the buckets once, at the first open', async () => {
+    const first = await setup({});
+    const { clock, store, open } = first;
+    let ledger = first.ledger;
+    ledger.createAccount({ id: 'agent', kind: 'agent', name: 'agent' });
+    ledger.createAccount({ id: 'shop', kind: 'agent', name: 'shop' });
+    ledger.transfer({
+      debitAccountId: 'world',
+      creditAccountId: 'agent',
+      amount: msat(100_000),
+      code: 'funding',
+    });
+    ledger.transfer({
+      debitAccountId: 'agent',
+      creditAccountId: 'shop',
+      amount: msat(1_000),
+      code: 'transfer',
+    });
+    clock.now += 40 * 24 * 3600_000; // the first spend is older than every window
+    ledger.transfer({
+      debitAccountId: 'agent',
+      creditAccountId: 'shop',
+      amount: msat(2_000),
+      code: 'transfer',
+    });
+    clock.now += 3600_000;
+    const held = ledger.transfer({
+      debitAccountId: 'agent',
+      creditAccountId: 'shop',
+      amount: msat(3_000),
+      code: 'payment',
+      pending: true,
+    }).value;
+    const voided = ledger.transfer({
+      debitAccountId: 'agent',
+      creditAccountId: 'shop',
+      amount: msat(4_000),
+      code: 'payment',
+      pending: true,
+    }).value;
+    ledger.void(voided.id);
+    await ledger.close();
+    const day = 24 * 3600_000;
+    const expected = ledger.spending('agent', clock.now).spentSince(clock.now - 7 * day);
+    expect(expected).toBe(5_000n);
+    // What an older version wrote: no buckets on the accounts, no counted time on the transfers.
+    store.spend.clear();
+    store.records.delete('ledgermark!spend-buckets');
+    for (const t of store.transfers.values()) delete t.spentAt;
+    ledger = await open();
+    await ledger.ensure({ accounts: ['agent'] });
+    expect(ledger.spending('agent', clock.now).spentSince(clock.now - 7 * day)).toBe(5_000n);
+    expect(ledger.spending('agent', clock.now).countSince(clock.now - 7 * day)).toBe(2);
+    expect(ledger.spending('agent', clock.now).inFlight).toBe(1);
+    // The pending one takes out exactly what it added.
+    ledger.void(held.id);
+    expect(ledger.spending('agent', clock.now).spentSince(clock.now - 7 * day)).toBe(2_000n);
+    await ledger.close();
+    // Done once: the next open does not count them again.
+    ledger = await open();
+    await ledger.ensure({ accounts: ['agent'] });
+    expect(ledger.spending('agent', clock.now).spentSince(clock.now - 7 * day)).toBe(2_000n);
+    await ledger.close();
+  });
+});
