@@ -79,13 +79,11 @@ export class L402Gate {
     };
   }
 
-  /** A top-up: a new invoice whose settlement credits the same credential (valid until `expiresAt`). */
-  async topUp(
-    tokenId: string,
-    service: ServiceTerms,
-    amount: Msat,
-    expiresAt?: number,
-  ): Promise<InvoiceRecord> {
+  /**
+   * A top-up: a new invoice whose settlement credits the same credential. It records no credential
+   * expiry: the presenting copy's may be earlier than the minted one (see `credentialExpiry`).
+   */
+  async topUp(tokenId: string, service: ServiceTerms, amount: Msat): Promise<InvoiceRecord> {
     const invoice = await this.backend.createInvoice({
       amountMsat: amount,
       description: `L402 top-up for ${service.name}`,
@@ -97,7 +95,7 @@ export class L402Gate {
       invoice.request ?? '',
       amount,
       invoice.expiresAt.getTime(),
-      expiresAt,
+      undefined,
     );
     await this.payments.registerServiceInvoice(rec);
     return rec;
@@ -111,7 +109,7 @@ export class L402Gate {
     if (!this.payments.isInvoiceSettled(v.paymentHash)) {
       // The preimage proves payment; book the credit now unless LND's event already did.
       const booked = await this.payments.creditProvenPayment(v.paymentHash, () =>
-        this.fromLnd(v.paymentHash, accountId, v.expiresAt),
+        this.fromLnd(v.paymentHash, accountId),
       );
       if (!booked)
         return { ok: false, failure: 'UNPAID', message: 'the invoice of this credential is not paid' };
@@ -123,11 +121,7 @@ export class L402Gate {
    * When the challenge's record is gone (pruned after its expiry, or lost), LND still knows the
    * invoice.
    */
-  private async fromLnd(
-    hash: string,
-    accountId: string,
-    credentialExpiresAt: number,
-  ): Promise<InvoiceRecord | undefined> {
+  private async fromLnd(hash: string, accountId: string): Promise<InvoiceRecord | undefined> {
     const inv = await this.backend.lookupInvoice(hash).catch(() => undefined);
     if (!inv || inv.state !== 'settled') return undefined;
     return this.record(
@@ -136,7 +130,8 @@ export class L402Gate {
       '',
       inv.receivedMsat > 0n ? inv.receivedMsat : inv.amountMsat,
       inv.expiresAt.getTime(),
-      credentialExpiresAt,
+      // Not the presented copy's expiry (it may be attenuated): unknown, so a revocation stays.
+      undefined,
     );
   }
 
@@ -169,13 +164,14 @@ export class L402Gate {
 }
 
 /**
- * When the credential of a token id expires (unix ms), from its newest invoice; undefined when
- * unknown. For revocations by token id (`L402Revocations`' `credentialExpiry`).
+ * When the credential of a token id expires (unix ms) as minted: from its challenge's invoice, the
+ * only one that records it (top-ups do not); undefined when unknown (a revocation then stays).
+ * For revocations (`L402Revocations`' `credentialExpiry`).
  */
 export async function credentialExpiry(
   invoices: Pick<CredentialInvoices, 'listInvoices'>,
   tokenId: string,
 ): Promise<number | undefined> {
-  const { invoices: newest } = await invoices.listInvoices(credentialAccountId(tokenId), { limit: 1 });
-  return newest[0]?.credentialExpiresAt;
+  const { invoices: newest } = await invoices.listInvoices(credentialAccountId(tokenId), { limit: 100 });
+  return newest.find((inv) => inv.credentialExpiresAt !== undefined)?.credentialExpiresAt;
 }

@@ -116,7 +116,9 @@ export class L402Revocations {
           'not a credential of this gateway (expected "L402 <macaroon>:<preimage>" or the macaroon in base64)',
         );
       tokenId = described.tokenId;
-      expiresAt = described.expiresAt;
+      // From what was minted (the challenge's record), never from the copy presented: a holder can
+      // add an earlier valid_until to a copy, and the revocation must outlast the original.
+      expiresAt = await this.credentialExpiry(tokenId);
     } else {
       tokenId = target.tokenId.toLowerCase();
       if (!TOKEN_ID.test(tokenId))

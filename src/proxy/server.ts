@@ -631,7 +631,6 @@ export function createProxy(deps: ProxyDeps): Server {
       auth.tokenId,
       { name: s.name, creditMsat: s.credit, lifetimeSeconds: s.config.lifetimeSeconds },
       msat(raw),
-      auth.expiresAt,
     );
     sendJson(res, 200, {
       invoice: inv.request,

@@ -1,9 +1,10 @@
+import { createHmac } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoulombApp } from '../../../src/http/app.js';
 import { L402Authority } from '../../../src/l402/authority.js';
 import { credentialAccountId, credentialExpiry, L402Gate } from '../../../src/l402/gate.js';
-import { decodeV2 } from '../../../src/l402/macaroon.js';
+import { decodeV2, encodeV2 } from '../../../src/l402/macaroon.js';
 import { L402Revocations } from '../../../src/l402/revocations.js';
 import { Ledger } from '../../../src/ledger/ledger.js';
 import { parseProxyConfig } from '../../../src/proxy/config.js';
@@ -187,9 +188,13 @@ describe('L402 revocation through the operator API', () => {
 
   it('drops a revocation once its credential has expired, from memory and disk', async () => {
     const c = await credential(); // valid for 600 s
+    expect((await get(c.header)).status).toBe(200); // paid: its challenge's record gives the expiry
     const clock = { t: Date.now() };
     const auth = new L402Authority(SECRET, () => clock.t);
-    const revs = new L402Revocations(f.ledger, auth, { now: () => clock.t });
+    const revs = new L402Revocations(f.ledger, auth, {
+      now: () => clock.t,
+      credentialExpiry: (tokenId) => credentialExpiry(f.service, tokenId),
+    });
     const r = await revs.revoke({ credential: c.header });
     expect(r.expiresAt).toBeGreaterThan(clock.t);
     expect(r.expiresAt).toBeLessThanOrEqual(clock.t + 600_000);
@@ -224,6 +229,32 @@ describe('L402 revocation through the operator API', () => {
     clock.t = r.expiresAt! + 1;
     expect(await revs.prune()).toBe(1);
     expect(await revs.get(c.tokenId)).toBeUndefined();
+  });
+
+  it('a revocation by a copy with an earlier valid_until lasts as long as the original credential', async () => {
+    const clock = { t: Date.now() };
+    const c = await credential(); // minted valid for 600 s
+    expect((await get(c.header)).status).toBe(200);
+    // The holder attenuates a copy: valid for 10 s only (the signature chain still verifies).
+    const mac = decodeV2(Buffer.from(c.macaroon, 'base64'));
+    const caveat = `fixed_valid_until=${Math.floor(clock.t / 1000) + 10}`;
+    const copy = encodeV2({
+      ...mac,
+      caveats: [...mac.caveats, caveat],
+      signature: createHmac('sha256', mac.signature).update(caveat).digest(),
+    }).toString('base64');
+    const preimage = c.header.slice(c.header.lastIndexOf(':') + 1);
+    const auth = new L402Authority(SECRET, () => clock.t);
+    expect(auth.verify(`L402 ${copy}:${preimage}`, 'fixed')).toMatchObject({ ok: true });
+    const revs = new L402Revocations(f.ledger, auth, {
+      now: () => clock.t,
+      credentialExpiry: (tokenId) => credentialExpiry(f.service, tokenId),
+    });
+    const r = await revs.revoke({ credential: `L402 ${copy}:${preimage}` });
+    expect(r.expiresAt).toBeGreaterThan(clock.t + 500_000);
+    clock.t += 60_000; // the copy has expired; the original has not
+    expect(await revs.prune()).toBe(0);
+    expect(auth.verify(c.header, 'fixed')).toMatchObject({ ok: false, failure: 'REVOKED' });
   });
 
   it('is in the CLI: coulomb l402 revoke and coulomb l402 revoked', async () => {
