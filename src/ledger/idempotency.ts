@@ -12,10 +12,22 @@ import { LedgerError, LedgerErrorCode } from './errors.js';
  * - a concurrent retry waits for the first request and then gets its result;
  * - the key's record (`idem!<account>!<key>` → operation, fingerprint, id of what was created)
  *   is a side record committed in the same atomic batch as what it created; a request that fails
- *   leaves no record, so it can be retried under the same key.
+ *   leaves no record, so it can be retried under the same key;
+ * - a key counts for the retention window from its record's time; with its record goes a time
+ *   index entry (`idemat!<at, 15 digits>!<account>!<key>`, same batch), and a background sweep
+ *   deletes the records whose retention has passed, a page at a time (see `sweep`), so the disk
+ *   holds the keys of the window, not of all history. Records written before the index get
+ *   their entries from a one-off, paged background job (`reindex`).
  */
 
 const PREFIX = 'idem!';
+/** Time index of the records: `idemat!<at, 15 digits>!<account>!<key>` → ''. */
+const INDEX = 'idemat!';
+/** Progress of the one-off indexing of records older than the index: a cursor, then 'done'. */
+const INDEX_MARK = 'idemidx!v1';
+/** Records per page of the sweep and of the reindex. */
+const PAGE = 1000;
+
 /** The fingerprint of an adopted key, which any request matches. */
 const LEGACY = '';
 
@@ -43,6 +55,8 @@ interface Entry {
 
 interface Store {
   getRecord(key: string): Promise<string | undefined>;
+  listRecords(prefix: string, options?: { limit?: number; after?: string }): Promise<IdempotencyRecords>;
+  putRecords(records: { key: string; value: string | null }[]): Promise<void>;
   flush(): Promise<void>;
 }
 
@@ -69,9 +83,27 @@ function canonicalJson(v: unknown): string {
 const recordKey = (accountId: string, key: string): string =>
   `${PREFIX}${encodeURIComponent(accountId)}!${encodeURIComponent(key)}`;
 
+/** The index entry of record `id` (account and key are URI-encoded: no `!` in them). */
+const indexKey = (at: number, id: string): string =>
+  `${INDEX}${String(at).padStart(15, '0')}!${id.slice(PREFIX.length)}`;
+
+/** The record and the time an index entry names. */
+function parseIndexKey(k: string): { id: string; at: number } {
+  const rest = k.slice(INDEX.length);
+  return { at: Number(rest.slice(0, 15)), id: PREFIX + rest.slice(16) };
+}
+
+/** A key's record and its index entry, to commit together. */
+function withIndex(id: string, entry: Entry): IdempotencyRecords {
+  return [
+    { key: id, value: JSON.stringify(entry) },
+    { key: indexKey(entry.at, id), value: '' },
+  ];
+}
+
 /**
  * The record of a key used before this rule existed (e.g. a payment record that names its key),
- * written once by its owner's migration: its retries get `ref` whatever they ask, as they did
+ * written once by its owner's migration (the record first, then its index entry): its retries get `ref` whatever they ask, as they did
  * then, but only for a request of the same operation.
  */
 export function legacyIdempotencyRecord(
@@ -80,9 +112,9 @@ export function legacyIdempotencyRecord(
   operation: string,
   ref: string,
   at: number,
-): { key: string; value: string } {
+): IdempotencyRecords {
   const entry: Entry = { operation, fingerprint: LEGACY, ref, at };
-  return { key: recordKey(accountId, key), value: JSON.stringify(entry) };
+  return withIndex(recordKey(accountId, key), entry);
 }
 
 /** Recently used keys kept in memory; every key's record is on disk and read on demand. */
@@ -97,6 +129,9 @@ export class IdempotencyKeys {
   private readonly recent = new Map<string, Entry>();
   private readonly adopted = new Map<string, Entry>();
   private readonly running = new Map<string, { fingerprint: string; settled: Promise<void> }>();
+  /** Keys written while a sweep runs: it leaves their records alone. */
+  private renewed: Set<string> | undefined;
+  private reindexing: Promise<void> | undefined;
 
   constructor(
     private readonly store: Store,
@@ -149,7 +184,8 @@ export class IdempotencyKeys {
     try {
       const value = await create((ref) => {
         entry = { operation: req.operation, fingerprint, ref, at: this.now() };
-        return [{ key: id, value: JSON.stringify(entry) }];
+        this.renewed?.add(id);
+        return withIndex(id, entry);
       });
       if (entry) this.cache(id, entry);
       return value;
@@ -159,6 +195,7 @@ export class IdempotencyKeys {
       throw err;
     } finally {
       this.running.delete(id);
+      this.renewed?.add(id);
       over();
     }
   }
@@ -170,6 +207,60 @@ export class IdempotencyKeys {
   adopt(accountId: string, key: string, operation: string, ref: string, at: number): void {
     const id = recordKey(accountId, key);
     if (!this.adopted.has(id)) this.adopted.set(id, { operation, fingerprint: LEGACY, ref, at });
+  }
+
+  /**
+   * Deletes the records whose retention has passed, with their index entries, at most `limit`
+   * of them (the oldest); runs every 10 minutes. An index entry whose record has another time
+   * (the key was used again since) goes alone, and so does one of a key being written or written
+   * while the sweep read (it is in `running` or `renewed` until the delete is queued, and the
+   * delete is queued before any later write of it). Returns how many index entries it removed.
+   */
+  async sweep(limit = PAGE): Promise<number> {
+    const before = this.now() - this.retentionMs;
+    const renewed = (this.renewed ??= new Set());
+    try {
+      const page = await this.store.listRecords(INDEX, { limit });
+      const old = page.map((r) => ({ ...parseIndexKey(r.key), entry: r.key })).filter((o) => o.at < before);
+      if (old.length === 0) return 0;
+      const stored = await Promise.all(old.map((o) => this.store.getRecord(o.id)));
+      const deletes: { key: string; value: null }[] = [];
+      old.forEach((o, i) => {
+        deletes.push({ key: o.entry, value: null });
+        const value = stored[i];
+        if (value === undefined || renewed.has(o.id) || this.running.has(o.id)) return;
+        if (parseEntry(value).at !== o.at) return;
+        deletes.push({ key: o.id, value: null });
+        this.recent.delete(o.id);
+      });
+      await this.store.putRecords(deletes);
+      return old.length;
+    } finally {
+      if (this.renewed === renewed) this.renewed = undefined;
+    }
+  }
+
+  /**
+   * Gives the records written before the time index existed their index entries, once, a page
+   * at a time in the background (the cursor is kept in `idemidx!v1` with each page: a crash
+   * redoes at most one page). Started at open; later calls share the run.
+   */
+  reindex(): Promise<void> {
+    return (this.reindexing ??= this.indexOlder());
+  }
+
+  private async indexOlder(): Promise<void> {
+    let mark = await this.store.getRecord(INDEX_MARK);
+    while (mark !== 'done') {
+      const after = mark === undefined ? undefined : mark;
+      const page = await this.store.listRecords(PREFIX, { limit: PAGE, ...(after ? { after } : {}) });
+      const last = page[page.length - 1];
+      mark = last && page.length === PAGE ? last.key : 'done';
+      await this.store.putRecords([
+        ...page.map((r) => ({ key: indexKey(parseEntry(r.value).at, r.key), value: '' })),
+        { key: INDEX_MARK, value: mark },
+      ]);
+    }
   }
 
   /** An adopted (older) key matches any request of its own operation, and only of that one. */

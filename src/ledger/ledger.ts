@@ -82,6 +82,11 @@ export class NotResidentError extends Error {
 /** An item held in memory: when it was last used and the batch its last write went into. */
 /** Marks that the store's accounts carry spend buckets (see `rebuildSpend`). */
 const SPEND_BUCKETS_MARK = 'ledgermark!spend-buckets';
+/**
+ * Progress of the one-off time indexing of ledger keys written before the `it!` index (see
+ * `indexKeys`): `{"after": <key>}` after each page, then `{"done": true}`.
+ */
+const KEY_INDEX_MARK = 'ledgermark!key-index';
 
 interface Resident<T> {
   value: T;
@@ -166,6 +171,7 @@ export class Ledger implements RecordStore {
   private readonly transferCacheSize: number;
   private readonly keyCacheSize: number;
   private sweeper: NodeJS.Timeout | undefined;
+  private indexing: Promise<void> | undefined;
   private readonly commit: GroupCommit;
   private readonly events = new EventEmitter();
   private seq: number;
@@ -215,8 +221,13 @@ export class Ledger implements RecordStore {
       if (!snapshot.empty) await ledger.rebuildSpend();
       await ledger.putRecords([{ key: SPEND_BUCKETS_MARK, value: String(ledger.now()) }]);
     }
-    ledger.sweeper = setInterval(() => void ledger.sweepKeys().catch(() => undefined), 10 * 60_000);
+    ledger.sweeper = setInterval(() => {
+      void ledger.sweepKeys().catch(() => undefined);
+      void ledger.sweepRequestKeys().catch(() => undefined);
+    }, 10 * 60_000);
     ledger.sweeper.unref();
+    // Keys written before their time index get it in the background: start-up does not wait.
+    void ledger.indexKeys().catch(() => undefined);
     return ledger;
   }
 
@@ -699,17 +710,55 @@ export class Ledger implements RecordStore {
     if (this.failure !== undefined) return 0;
     const old = await this.store.expiredIdempotency(this.now() - this.retentionMs, limit);
     if (old.length === 0) return 0;
+    // The records' own times: a key used again since (on disk, or a new transfer under it,
+    // resident until durable and after, so seen here) keeps its record: only the old index entry
+    // goes. Nothing is awaited between this check and queuing the delete.
+    const stored = await this.store.getIdempotency(old.map((o) => o.key));
     const writes: LedgerWrite[] = [];
-    for (const o of old) {
-      // A key used again since (a new transfer under it, resident until durable and after) keeps
-      // its record: only the old index entry goes.
+    for (const [i, o] of old.entries()) {
       const live = this.keys.get(o.key);
-      const reused = live !== undefined && live.value.at !== o.at;
+      const own = stored[i];
+      const reused = (live !== undefined && live.value.at !== o.at) || (own !== undefined && own.at !== o.at);
       if (!reused) this.keys.delete(o.key);
       writes.push({ type: 'idempotency_expired', key: o.key, at: o.at, keepRecord: reused });
     }
     await this.commit.add(writes);
     return old.length;
+  }
+
+  /**
+   * Deletes up to `limit` client idempotency keys (`idem!`) past the retention window, with their
+   * time index entries (see IdempotencyKeys.sweep); runs every 10 minutes with `sweepKeys`.
+   */
+  sweepRequestKeys(limit = 1000): Promise<number> {
+    if (this.failure !== undefined) return Promise.resolve(0);
+    return this.requests.sweep(limit);
+  }
+
+  /**
+   * The one-off time indexing of keys written before their index existed, so that the sweeps
+   * find them: ledger keys (`i!` without `it!`, dated from their transfer) and client keys
+   * (`idem!` without `idemat!`). Paged, in the background from `open`, resumable (a mark holds
+   * the cursor: a crash redoes at most a page); later calls share the run.
+   */
+  indexKeys(): Promise<void> {
+    return (this.indexing ??= Promise.all([this.indexLedgerKeys(), this.requests.reindex()]).then(
+      () => undefined,
+    ));
+  }
+
+  private async indexLedgerKeys(): Promise<void> {
+    const stored = await this.store.getRecord(KEY_INDEX_MARK);
+    let mark = stored === undefined ? {} : (JSON.parse(stored) as { after?: string; done?: boolean });
+    while (mark.done !== true) {
+      const page = await this.store.undatedIdempotency({
+        limit: 1000,
+        ...(mark.after !== undefined ? { after: mark.after } : {}),
+      });
+      mark = page.next !== undefined ? { after: page.next } : { done: true };
+      const writes = page.keys.map((k): LedgerWrite => ({ type: 'idempotency_indexed', key: k.key, at: k.at }));
+      await this.persist(writes, [], [{ key: KEY_INDEX_MARK, value: JSON.stringify(mark) }]);
+    }
   }
 
   /**
@@ -775,6 +824,7 @@ export class Ledger implements RecordStore {
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
+    await this.indexing?.catch(() => undefined);
     await this.commit.drain();
     await this.store.close();
   }

@@ -13,6 +13,8 @@ export type LedgerWrite =
   | { type: 'idempotency'; key: string; transferId: string; fingerprint: string; at: number }
   /** An expired key's index entry goes; its record too unless the key was used again since. */
   | { type: 'idempotency_expired'; key: string; at: number; keepRecord: boolean }
+  /** The time index entry of a key written before the index existed (its record is unchanged). */
+  | { type: 'idempotency_indexed'; key: string; at: number }
   | { type: 'journal'; entry: JournalEntry }
   /** A side record (payment, invoice, policy...) written in the same atomic batch as the money. */
   | { type: 'record'; key: string; value: string | null };
@@ -85,6 +87,15 @@ export interface LedgerStore {
   getIdempotency(keys: readonly string[]): Promise<(StoredKey | undefined)[]>;
   /** Up to `limit` ledger keys whose time is before `before`, oldest first. */
   expiredIdempotency(before: number, limit: number): Promise<{ key: string; at: number }[]>;
+  /**
+   * Ledger keys whose record has no time (written before the time index), dated from their
+   * transfer like `getIdempotency` does, in key order, a page of `limit` records read at a time
+   * (`after`: the `next` of the previous page; no `next` on the last page).
+   */
+  undatedIdempotency(options: {
+    after?: string;
+    limit: number;
+  }): Promise<{ keys: { key: string; at: number }[]; next?: string }>;
   /** Journal entries touching an account, newest first. */
   journal(accountId: string, options: { limit: number; beforeSeq?: number }): Promise<JournalEntry[]>;
   getRecord(key: string): Promise<string | undefined>;

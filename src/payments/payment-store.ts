@@ -256,7 +256,7 @@ export class PaymentStore {
             p.id,
             p.createdAt,
           );
-          if ((await this.ledger.getRecord(legacy.key)) === undefined) records.push(legacy);
+          if ((await this.ledger.getRecord(legacy[0]!.key)) === undefined) records.push(...legacy);
         }
       }
       await this.ledger.putRecords(records);

@@ -38,7 +38,19 @@ export const PREFIXES = {
     'idem!',
     'src/ledger/idempotency.ts',
     'lru',
-    'client idempotency key → fingerprint, ref (32 days)',
+    'client idempotency key → fingerprint, ref (32 days, then deleted by the sweep)',
+  ),
+  idemAt: entry(
+    'idemat!',
+    'src/ledger/idempotency.ts',
+    'index',
+    'client keys by time: idemat!<at, 15 digits>!<account>!<key> (the retention sweep)',
+  ),
+  idemIndexMark: entry(
+    'idemidx!',
+    'src/ledger/idempotency.ts',
+    'disk',
+    'mark: idemat! covers every idem! record (a cursor until done)',
   ),
   ledgerMark: entry('ledgermark!', 'src/ledger/ledger.ts', 'disk', 'one-off upgrades of the ledger done'),
   // payments (converted by their owners)

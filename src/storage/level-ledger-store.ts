@@ -129,6 +129,25 @@ export class LevelLedgerStore implements LedgerStore {
     return out as (StoredKey | undefined)[];
   }
 
+  async undatedIdempotency(options: {
+    after?: string;
+    limit: number;
+  }): Promise<{ keys: { key: string; at: number }[]; next?: string }> {
+    const undated: { key: string; transferId: string }[] = [];
+    let read = 0;
+    let last: string | undefined;
+    const gt = options.after !== undefined ? `i!${options.after}` : 'i!';
+    for await (const [k, v] of this.db.iterator({ gt, lt: 'i"', limit: options.limit })) {
+      read += 1;
+      last = k.slice(2);
+      const r = JSON.parse(v) as Partial<StoredKey>;
+      if (r.at === undefined && r.transferId !== undefined) undated.push({ key: last, transferId: r.transferId });
+    }
+    const transfers = await this.getTransfers(undated.map((u) => u.transferId));
+    const keys = undated.map((u, i) => ({ key: u.key, at: transfers[i]?.createdAt ?? 0 }));
+    return { keys, ...(read === options.limit && last !== undefined ? { next: last } : {}) };
+  }
+
   async expiredIdempotency(before: number, limit: number): Promise<{ key: string; at: number }[]> {
     const out: { key: string; at: number }[] = [];
     for await (const k of this.db.keys({ gt: 'it!', lt: `it!${pad(before, 15)}`, limit }))
@@ -157,6 +176,9 @@ export class LevelLedgerStore implements LedgerStore {
             `i!${w.key}`,
             JSON.stringify({ transferId: w.transferId, fingerprint: w.fingerprint, at: w.at }),
           );
+          batch.put(`it!${pad(w.at, 15)}!${w.key}`, '');
+          break;
+        case 'idempotency_indexed':
           batch.put(`it!${pad(w.at, 15)}!${w.key}`, '');
           break;
         case 'idempotency_expired':

@@ -15,6 +15,11 @@ export class MemoryLedgerStore implements LedgerStore {
   spend = new Map<string, SpendRecord>();
   transfers = new Map<string, Transfer>();
   idempotency = new Map<string, StoredKey>();
+  /**
+   * Keys of `idempotency` written before the time index (a test puts them there): their record
+   * has no time (`at` is their transfer's) and no index entry until `idempotency_indexed`.
+   */
+  unindexed = new Set<string>();
   /** Reads of accounts, transfers and keys, counted (what `load` and `ensure` cost). */
   reads = 0;
   /** Runs after each read, before its answer is returned (tests interleave work with a read). */
@@ -95,10 +100,23 @@ export class MemoryLedgerStore implements LedgerStore {
 
   async expiredIdempotency(before: number, limit: number): Promise<{ key: string; at: number }[]> {
     return [...this.idempotency.entries()]
-      .filter(([, r]) => r.at < before)
+      .filter(([k, r]) => r.at < before && !this.unindexed.has(k))
       .sort(([, a], [, b]) => a.at - b.at)
       .slice(0, limit)
       .map(([key, r]) => ({ key, at: r.at }));
+  }
+
+  async undatedIdempotency(options: {
+    after?: string;
+    limit: number;
+  }): Promise<{ keys: { key: string; at: number }[]; next?: string }> {
+    const page = [...this.idempotency.keys()]
+      .sort()
+      .filter((k) => options.after === undefined || k > options.after)
+      .slice(0, options.limit);
+    const keys = page.filter((k) => this.unindexed.has(k)).map((key) => ({ key, at: this.idempotency.get(key)!.at }));
+    const last = page[page.length - 1];
+    return { keys, ...(page.length === options.limit && last !== undefined ? { next: last } : {}) };
   }
 
   async commit(writes: LedgerWrite[]): Promise<void> {
@@ -121,8 +139,10 @@ export class MemoryLedgerStore implements LedgerStore {
       else if (w.type === 'record') {
         if (w.value === null) this.records.delete(w.key);
         else this.records.set(w.key, w.value);
-      } else if (w.type === 'idempotency')
+      } else if (w.type === 'idempotency') {
         this.idempotency.set(w.key, { transferId: w.transferId, fingerprint: w.fingerprint, at: w.at });
+        this.unindexed.delete(w.key);
+      } else if (w.type === 'idempotency_indexed') this.unindexed.delete(w.key);
       else if (w.type === 'idempotency_expired') {
         if (!w.keepRecord && this.idempotency.get(w.key)?.at === w.at) this.idempotency.delete(w.key);
       } else this.entries.push(w.entry);
