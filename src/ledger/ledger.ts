@@ -83,7 +83,7 @@ export class NotResidentError extends Error {
 /** Marks that the store's accounts carry spend buckets (see `rebuildSpend`). */
 const SPEND_BUCKETS_MARK = 'ledgermark!spend-buckets';
 /**
- * Progress of the one-off time indexing of ledger keys written before the `it!` index (see
+ * Progress of the one-off time indexing of ledger keys written before their time index (see
  * `indexKeys`): `{"after": <key>}` after each page, then `{"done": true}`.
  */
 const KEY_INDEX_MARK = 'ledgermark!key-index';
@@ -737,7 +737,7 @@ export class Ledger implements RecordStore {
 
   /**
    * The one-off time indexing of keys written before their index existed, so that the sweeps
-   * find them: ledger keys (`i!` without `it!`, dated from their transfer) and client keys
+   * find them: ledger keys (without a time index entry, dated from their transfer) and client keys
    * (`idem!` without `idemat!`). Paged, in the background from `open`, resumable (a mark holds
    * the cursor: a crash redoes at most a page); later calls share the run.
    */
