@@ -1,0 +1,90 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { msat } from '../../../src/domain/msat.js';
+import { Ledger } from '../../../src/ledger/ledger.js';
+import { openDatabase, type Database } from '../../../src/storage/level-db.js';
+import { LevelLedgerStore } from '../../../src/storage/level-ledger-store.js';
+
+const DAY = 86_400_000;
+const T0 = 1_000_000_000;
+const dirs: string[] = [];
+
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+async function database(): Promise<Database> {
+  const dir = mkdtempSync(join(tmpdir(), 'coulomb-keys-'));
+  dirs.push(dir);
+  return openDatabase(dir);
+}
+
+/** A ledger on `db` whose clock reads `at` (a new instance: nothing of an earlier one resident). */
+async function open(db: Database, at: number): Promise<Ledger> {
+  const ledger = await Ledger.open(new LevelLedgerStore(db), { now: () => at });
+  await ledger.indexKeys();
+  return ledger;
+}
+
+const keyed = (ledger: Ledger, key: string) =>
+  ledger.transfer({
+    debitAccountId: 'world',
+    creditAccountId: 'a',
+    amount: msat(5),
+    code: 'c',
+    idempotencyKey: key,
+  });
+
+describe('ledger idempotency keys in LevelDB', () => {
+  it('a key used again after its retention keeps its record when its old index entry is swept', async () => {
+    const db = await database();
+    let ledger = await open(db, T0);
+    ledger.createAccount({ id: 'world', kind: 'system', name: 'w', allowNegative: true });
+    ledger.createAccount({ id: 'a', kind: 'agent', name: 'a' });
+    await keyed(ledger, 'k').durable;
+    await ledger.close();
+
+    ledger = await open(db, T0 + 33 * DAY);
+    await ledger.ensure({ accounts: ['world', 'a'], keys: ['k'] });
+    const again = keyed(ledger, 'k');
+    expect(again.replayed).toBe(false);
+    await again.durable;
+    await ledger.close();
+
+    // Another process, where the key is not resident, sweeps the old entry.
+    ledger = await open(db, T0 + 33 * DAY);
+    expect(await ledger.sweepKeys()).toBe(1);
+    expect((await ledger.findByIdempotencyKey('k'))?.id).toBe(again.value.id);
+    await ledger.close();
+    await db.close();
+  });
+
+  it('keys written before the time index are indexed once at open, then swept', async () => {
+    const db = await database();
+    let ledger = await open(db, T0);
+    ledger.createAccount({ id: 'world', kind: 'system', name: 'w', allowNegative: true });
+    ledger.createAccount({ id: 'a', kind: 'agent', name: 'a' });
+    const t = keyed(ledger, 'old');
+    await t.durable;
+    await ledger.close();
+    // As an older version wrote it: no time in the record, no index entry, no mark.
+    await db.batch([
+      { type: 'put', key: '!ledger!i!old', value: JSON.stringify({ transferId: t.value.id, fingerprint: 'f' }) },
+      { type: 'del', key: `!ledger!it!${String(T0).padStart(15, '0')}!old` },
+      { type: 'del', key: '!ledger!r!ledgermark!key-index' },
+    ]);
+
+    ledger = await open(db, T0 + DAY);
+    expect(await db.get(`!ledger!it!${String(T0).padStart(15, '0')}!old`)).toBe('');
+    expect(await db.get('!ledger!r!ledgermark!key-index')).toBe('{"done":true}');
+    await ledger.close();
+
+    ledger = await open(db, T0 + 33 * DAY);
+    expect(await ledger.sweepKeys()).toBe(1);
+    expect(await db.get('!ledger!i!old')).toBeUndefined();
+    await ledger.close();
+    await db.close();
+  });
+});
