@@ -756,7 +756,11 @@ export class Ledger implements RecordStore {
         ...(mark.after !== undefined ? { after: mark.after } : {}),
       });
       mark = page.next !== undefined ? { after: page.next } : { done: true };
-      const writes = page.keys.map((k): LedgerWrite => ({ type: 'idempotency_indexed', key: k.key, at: k.at }));
+      const writes = page.keys.map((k): LedgerWrite => ({
+        type: 'idempotency_indexed',
+        key: k.key,
+        at: k.at,
+      }));
       await this.persist(writes, [], [{ key: KEY_INDEX_MARK, value: JSON.stringify(mark) }]);
     }
   }

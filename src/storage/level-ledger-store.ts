@@ -141,7 +141,8 @@ export class LevelLedgerStore implements LedgerStore {
       read += 1;
       last = k.slice(2);
       const r = JSON.parse(v) as Partial<StoredKey>;
-      if (r.at === undefined && r.transferId !== undefined) undated.push({ key: last, transferId: r.transferId });
+      if (r.at === undefined && r.transferId !== undefined)
+        undated.push({ key: last, transferId: r.transferId });
     }
     const transfers = await this.getTransfers(undated.map((u) => u.transferId));
     const keys = undated.map((u, i) => ({ key: u.key, at: transfers[i]?.createdAt ?? 0 }));

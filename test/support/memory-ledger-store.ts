@@ -114,7 +114,9 @@ export class MemoryLedgerStore implements LedgerStore {
       .sort()
       .filter((k) => options.after === undefined || k > options.after)
       .slice(0, options.limit);
-    const keys = page.filter((k) => this.unindexed.has(k)).map((key) => ({ key, at: this.idempotency.get(key)!.at }));
+    const keys = page
+      .filter((k) => this.unindexed.has(k))
+      .map((key) => ({ key, at: this.idempotency.get(key)!.at }));
     const last = page[page.length - 1];
     return { keys, ...(page.length === options.limit && last !== undefined ? { next: last } : {}) };
   }

@@ -71,7 +71,11 @@ describe('ledger idempotency keys in LevelDB', () => {
     await ledger.close();
     // As an older version wrote it: no time in the record, no index entry, no mark.
     await db.batch([
-      { type: 'put', key: '!ledger!i!old', value: JSON.stringify({ transferId: t.value.id, fingerprint: 'f' }) },
+      {
+        type: 'put',
+        key: '!ledger!i!old',
+        value: JSON.stringify({ transferId: t.value.id, fingerprint: 'f' }),
+      },
       { type: 'del', key: `!ledger!it!${String(T0).padStart(15, '0')}!old` },
       { type: 'del', key: '!ledger!r!ledgermark!key-index' },
     ]);
