@@ -217,8 +217,9 @@ export class IdempotencyKeys {
    * delete is queued before any later write of it). Returns how many index entries it removed.
    */
   async sweep(limit = PAGE): Promise<number> {
+    if (this.renewed) return 0; // one sweep at a time
     const before = this.now() - this.retentionMs;
-    const renewed = (this.renewed ??= new Set());
+    const renewed = (this.renewed = new Set<string>());
     try {
       const page = await this.store.listRecords(INDEX, { limit });
       const old = page.map((r) => ({ ...parseIndexKey(r.key), entry: r.key })).filter((o) => o.at < before);
@@ -236,7 +237,7 @@ export class IdempotencyKeys {
       await this.store.putRecords(deletes);
       return old.length;
     } finally {
-      if (this.renewed === renewed) this.renewed = undefined;
+      this.renewed = undefined;
     }
   }
 
