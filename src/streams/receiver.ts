@@ -98,6 +98,11 @@ export class StreamReceiver implements InboxDirectory {
     this.ticker.stop();
   }
 
+  /** What is in memory: incoming streams still flowing (lapsed ones are on disk). */
+  stats(): { flowing: number } {
+    return { flowing: this.incoming.size };
+  }
+
   /** A recipient id for an account: remote payers stream to (this node, recipientId). */
   async createInbox(
     accountId: string,
