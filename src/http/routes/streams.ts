@@ -294,7 +294,9 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
               inboxes: Type.Array(InboxBody),
               incoming: Type.Array(IncomingBody),
               next: Type.Optional(
-                Type.String({ description: 'the cursor of the next page of `incoming`: pass it as `before`' }),
+                Type.String({
+                  description: 'the cursor of the next page of `incoming`: pass it as `before`',
+                }),
               ),
             },
             { additionalProperties: false },

@@ -69,8 +69,8 @@ describe('inter-node streaming payments (alice → bob → carol)', () => {
     expect(stopped.accruedMsat).toBe(RATE * seconds);
     const final = await eventually(
       async () => {
-        const s = (await alice.services.streams!.get(stream.id));
-        const incoming = (await carol.services.receiver!.getIncoming(stream.id));
+        const s = await alice.services.streams!.get(stream.id);
+        const incoming = await carol.services.receiver!.getIncoming(stream.id);
         // A stop drains what is owed with one last keysend after stop() returns: wait for it too.
         return incoming && s.owedMsat === 0n && incoming.totalMsat === s.paidMsat
           ? { s, incoming }

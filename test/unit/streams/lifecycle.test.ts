@@ -143,7 +143,7 @@ describe('restarts', () => {
     expect(balance(f, 'payee')).toBe(1666n); // settled at shutdown: 5 s of 1000/3
     clock.jump(3_600_000);
     const g = await reopen(store, clock, f);
-    expect((await g.streams.get(s.id))).toMatchObject({ state: 'active', activeSeconds: 5, paidMsat: 1666n });
+    expect(await g.streams.get(s.id)).toMatchObject({ state: 'active', activeSeconds: 5, paidMsat: 1666n });
     const chunks = g.ledger.pendingTransfers().filter((t) => t.code === 'stream');
     expect(chunks).toHaveLength(1);
     await clock.advance(1000); // 5.4 + 1 s active: the remainder of the last second carried over
@@ -188,10 +188,10 @@ describe('restarts', () => {
     await clock.advance(2000);
     await f.streams.pause(a.id);
     await f.streams.stop(b.id);
-    const before = [(await f.streams.get(a.id)), (await f.streams.get(b.id))];
+    const before = [await f.streams.get(a.id), await f.streams.get(b.id)];
     await f.close();
     const g = await reopen(store, clock, f);
-    expect([(await g.streams.get(a.id)), (await g.streams.get(b.id))]).toEqual(before);
+    expect([await g.streams.get(a.id), await g.streams.get(b.id)]).toEqual(before);
     await clock.advance(5000);
     expect((await g.streams.get(a.id)).paidMsat).toBe(20n);
     await g.streams.resume(a.id);

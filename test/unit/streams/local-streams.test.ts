@@ -25,7 +25,7 @@ describe('local streams', () => {
     expect(balance(f, 'payee')).toBe(10_000n);
     expect(balance(f, 'payer')).toBe(990_000n);
     expect(available(f, 'payer')).toBe(940_000n); // the chunk's rest is still reserved
-    expect((await f.streams.get(s.id))).toMatchObject({ activeSeconds: 10, paidMsat: 10_000n, owedMsat: 0n });
+    expect(await f.streams.get(s.id)).toMatchObject({ activeSeconds: 10, paidMsat: 10_000n, owedMsat: 0n });
     const chunk = f.ledger.pendingTransfers().find((t) => t.code === 'stream')!;
     expect(chunk).toMatchObject({
       debitAccountId: 'payer',
@@ -111,7 +111,7 @@ describe('local streams', () => {
     const s = await f.streams.create('payer', { payee: { accountId: 'payee' }, rateMsat: msat(1000) });
     expect(available(f, 'payer')).toBe(0n); // the first chunk took what there was
     await f.clock.advance(8000);
-    expect((await f.streams.get(s.id))).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'funds_exhausted',
       stopCode: 'INSUFFICIENT_FUNDS',
@@ -132,7 +132,7 @@ describe('local streams', () => {
     await pair(f, 1_000_000n, { rules: [{ type: 'budget', window: 'hour', maxMsat: msat(90_000) }] });
     const s = await f.streams.create('payer', { payee: { accountId: 'payee' }, rateMsat: msat(1000) });
     await f.clock.advance(65_000);
-    expect((await f.streams.get(s.id))).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'policy_denied',
       stopCode: 'QUOTA_EXCEEDED',
@@ -221,12 +221,12 @@ describe('local streams', () => {
     });
     expect(available(f, 'payer')).toBe(1_000_000n - 2500n - 832n); // chunks clipped to the caps
     await f.clock.advance(10_000);
-    expect((await f.streams.get(byTotal.id))).toMatchObject({
+    expect(await f.streams.get(byTotal.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'cap_reached',
       paidMsat: 2500n,
     });
-    expect((await f.streams.get(byTime.id))).toMatchObject({
+    expect(await f.streams.get(byTime.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'cap_reached',
       paidMsat: 832n, // floor(333 × 5 / 2)
@@ -263,7 +263,7 @@ describe('local streams', () => {
     await f.streams.reportUsage(s.id, 5);
     await f.clock.advance(1000);
     expect(balance(f, 'payee')).toBe(2500n); // 10 units: two prefunds were opened
-    expect((await f.streams.get(s.id))).toMatchObject({ units: 10n, paidMsat: 2500n, owedMsat: 0n });
+    expect(await f.streams.get(s.id)).toMatchObject({ units: 10n, paidMsat: 2500n, owedMsat: 0n });
   });
 
   it('metered streams default to a prefund of 1000 units and stop at their cap', async () => {
@@ -277,10 +277,14 @@ describe('local streams', () => {
     expect(available(f, 'payer')).toBe(1_000_000n - 10n); // min(3 × 1000, cap)
     await f.streams.reportUsage(s.id, 2);
     await f.clock.advance(1000);
-    expect((await f.streams.get(s.id))).toMatchObject({ state: 'active', paidMsat: 6n });
+    expect(await f.streams.get(s.id)).toMatchObject({ state: 'active', paidMsat: 6n });
     await f.streams.reportUsage(s.id, 2);
     await f.clock.advance(1000);
-    expect((await f.streams.get(s.id))).toMatchObject({ state: 'stopped', stopReason: 'cap_reached', paidMsat: 10n });
+    expect(await f.streams.get(s.id)).toMatchObject({
+      state: 'stopped',
+      stopReason: 'cap_reached',
+      paidMsat: 10n,
+    });
     await expect(f.streams.reportUsage(s.id, 1)).rejects.toMatchObject({
       code: 'STREAM_STOPPED',
       status: 409,
@@ -327,7 +331,7 @@ describe('local streams, robustness', () => {
       const chunk = f.ledger.pendingTransfers().find((t) => t.code === 'stream')!;
       f.ledger.void(chunk.id, 'operator intervened');
       await f.clock.advance(2000);
-      expect((await f.streams.get(s.id))).toMatchObject({ state: 'active', paidMsat: 4000n });
+      expect(await f.streams.get(s.id)).toMatchObject({ state: 'active', paidMsat: 4000n });
       expect(balanceOf(await f.ledger.requireAccount('payee'))).toBe(4000n);
       expect(f.ledger.pendingTransfers().filter((t) => t.code === 'stream')).toHaveLength(1);
     } finally {
