@@ -23,6 +23,8 @@ import type { Inbox, InboxDirectory, IncomingStream, StreamPublisher } from './t
 
 export const DEFAULT_GRACE_SECONDS = 5;
 export const MAX_GRACE_SECONDS = 24 * 3600;
+/** Lapsed incoming streams kept in memory after use (the rest are read from disk when paid). */
+const MAX_LAPSED_IN_MEMORY = 1000;
 
 export interface ReceiverDeps {
   ledger: Ledger;
@@ -47,6 +49,11 @@ export class StreamReceiver implements InboxDirectory {
   private readonly inboxes = new Map<string, Inbox>();
   /** Incoming streams still flowing (not lapsed). */
   private readonly incoming = new Map<string, IncomingStream>();
+  /**
+   * Lapsed ones lately written or read, newest last (bounded): memory wins over a copy read from
+   * disk before, so concurrent payments of a lapsed stream each see the others'.
+   */
+  private readonly lapsed = new Map<string, IncomingStream>();
   private readonly clock: Clock;
   private readonly ticker: Ticker;
 
@@ -61,6 +68,7 @@ export class StreamReceiver implements InboxDirectory {
       this.inboxes.set(inbox.recipientId, inbox);
     }
     this.incoming.clear();
+    this.lapsed.clear();
     if ((await this.deps.ledger.getRecord(INCOMING_INDEX_MARK)) === undefined) await this.reindex();
     const open = PREFIXES.streamIncomingOpen.prefix;
     for (const r of await this.deps.ledger.listRecords(open)) {
@@ -91,7 +99,25 @@ export class StreamReceiver implements InboxDirectory {
 
   /** The summary: a flowing one from memory, a lapsed one from disk. */
   private async findIncoming(streamId: string): Promise<IncomingStream | undefined> {
-    return this.incoming.get(streamId) ?? (await this.readIncoming(streamId));
+    const s = this.inMemory(streamId) ?? (await this.readIncoming(streamId));
+    // Another call may have changed it meanwhile: memory wins.
+    return this.inMemory(streamId) ?? s;
+  }
+
+  private inMemory(streamId: string): IncomingStream | undefined {
+    return this.incoming.get(streamId) ?? this.lapsed.get(streamId);
+  }
+
+  /** Files a summary by its state: flowing ones in memory, lapsed ones in the bounded cache. */
+  private remember(s: IncomingStream): void {
+    this.lapsed.delete(s.streamId);
+    if (!s.lapsed) {
+      this.incoming.set(s.streamId, s);
+      return;
+    }
+    this.incoming.delete(s.streamId);
+    this.lapsed.set(s.streamId, s);
+    if (this.lapsed.size > MAX_LAPSED_IN_MEMORY) this.lapsed.delete(this.lapsed.keys().next().value!);
   }
 
   stop(): void {
@@ -197,7 +223,7 @@ export class StreamReceiver implements InboxDirectory {
     let summary: IncomingStream | undefined;
     if (accountId && inbox && tag?.streamId !== undefined) {
       // Memory wins: another payment may have changed it since it was read.
-      const prev = this.incoming.get(tag.streamId) ?? known;
+      const prev = this.inMemory(tag.streamId) ?? known;
       if (prev && prev.recipientId !== inbox.recipientId) {
         this.deps.log.warn({ streamId: tag.streamId }, 'stream id reused for another recipient; not tracked');
       } else {
@@ -212,7 +238,7 @@ export class StreamReceiver implements InboxDirectory {
         if (summary.lapsed && now - at <= inbox.graceSeconds * 1000) summary.lapsed = false;
       }
     }
-    const first = summary !== undefined && (this.incoming.get(summary.streamId) ?? known) === undefined;
+    const first = summary !== undefined && (this.inMemory(summary.streamId) ?? known) === undefined;
     let applied;
     try {
       applied = this.deps.ledger.transfer(
@@ -232,10 +258,9 @@ export class StreamReceiver implements InboxDirectory {
       throw err;
     }
     if (applied.replayed) return;
-    const prev = summary ? (this.incoming.get(summary.streamId) ?? known) : undefined;
+    const prev = summary ? (this.inMemory(summary.streamId) ?? known) : undefined;
     if (summary) {
-      if (summary.lapsed) this.incoming.delete(summary.streamId);
-      else this.incoming.set(summary.streamId, summary);
+      this.remember(summary);
     }
     await applied.durable;
     if (summary && prev?.lapsed && !summary.lapsed)
@@ -249,7 +274,7 @@ export class StreamReceiver implements InboxDirectory {
       if (!inbox || !hasLapsed(s, inbox.graceSeconds * 1000, now)) continue;
       s.lapsed = true;
       // A lapsed stream leaves memory; a payment for it reads it back from disk.
-      this.incoming.delete(s.streamId);
+      this.remember(s);
       this.deps.ledger
         .putRecords(incomingRecords(s, false))
         .catch((err: unknown) => this.deps.log.warn({ err }, 'could not record a lapsed stream'));

@@ -135,11 +135,15 @@ describe('incoming streams on disk', () => {
     expect((await g.receiver.listIncoming('alice')).incoming.map((s) => s.streamId).sort()).toEqual(
       [lapsing, flowing].sort(),
     );
-    await g.receiver.onInvoice(keysendInvoice(500n, tagged(lapsing, 2, recipientId), clock.now()));
+    // Two payments at once, each reading the summary from disk: neither loses the other's.
+    await Promise.all([
+      g.receiver.onInvoice(keysendInvoice(500n, tagged(lapsing, 2, recipientId), clock.now())),
+      g.receiver.onInvoice(keysendInvoice(500n, tagged(lapsing, 3, recipientId), clock.now())),
+    ]);
     expect(await g.receiver.getIncoming(lapsing)).toMatchObject({
       lapsed: false,
-      totalMsat: 1500n,
-      payments: 2,
+      totalMsat: 2000n,
+      payments: 3,
     });
     expect(g.receiver.stats()).toEqual({ flowing: 2 });
     expect(g.events.filter((e) => e.event.type === 'stream_resumed')).toHaveLength(1);
