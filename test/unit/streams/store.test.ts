@@ -135,15 +135,20 @@ describe('incoming streams on disk', () => {
     expect((await g.receiver.listIncoming('alice')).incoming.map((s) => s.streamId).sort()).toEqual(
       [lapsing, flowing].sort(),
     );
-    // Two payments at once, each reading the summary from disk: neither loses the other's.
+    // Two late deliveries at once (still lapsed), each reading the summary from disk: neither
+    // loses the other's.
+    const late = clock.now() - 60_000;
     await Promise.all([
-      g.receiver.onInvoice(keysendInvoice(500n, tagged(lapsing, 2, recipientId), clock.now())),
-      g.receiver.onInvoice(keysendInvoice(500n, tagged(lapsing, 3, recipientId), clock.now())),
+      g.receiver.onInvoice(keysendInvoice(500n, tagged(lapsing, 2, recipientId), late)),
+      g.receiver.onInvoice(keysendInvoice(500n, tagged(lapsing, 3, recipientId), late)),
     ]);
+    expect(await g.receiver.getIncoming(lapsing)).toMatchObject({ lapsed: true, totalMsat: 2000n });
+    expect(g.receiver.stats()).toEqual({ flowing: 1 });
+    await g.receiver.onInvoice(keysendInvoice(500n, tagged(lapsing, 4, recipientId), clock.now()));
     expect(await g.receiver.getIncoming(lapsing)).toMatchObject({
       lapsed: false,
-      totalMsat: 2000n,
-      payments: 3,
+      totalMsat: 2500n,
+      payments: 4,
     });
     expect(g.receiver.stats()).toEqual({ flowing: 2 });
     expect(g.events.filter((e) => e.event.type === 'stream_resumed')).toHaveLength(1);
