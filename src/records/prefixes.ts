@@ -93,8 +93,8 @@ export const PREFIXES = {
   streamIncoming: entry(
     'streamin!',
     'src/streams/receiver.ts',
-    'disk',
-    'an incoming stream seen by the receiver (flowing ones in memory; lapsed ones read when paid again)',
+    'lru',
+    'an incoming stream seen by the receiver (flowing ones in memory; lapsed ones read when paid again, a cache of recent ones)',
   ),
   streamIncomingOpen: entry(
     'streaminopen!',
