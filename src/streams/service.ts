@@ -415,6 +415,7 @@ export class StreamsService {
 
   /** The stream's index entries (open mark, by account, by time), in the current batch. */
   private writeIndex(s: StreamModel): void {
+    if (this.failed) return;
     this.deps.ledger.putRecords(streamIndexRecords(s)).catch(() => undefined); // failures: ledger's 'fatal' event
   }
 
