@@ -120,10 +120,13 @@ async function main(): Promise<void> {
     let settled = false;
     for (let i = 0; i < 60 && !settled; i++) {
       await sleep(1000);
-      settled = ids.every((id) => {
-        const s = a.streams!.get(id);
-        return c.receiver!.getIncoming(id)?.totalMsat === s.paidMsat && s.owedMsat === 0n;
-      });
+      const checks = await Promise.all(
+        ids.map(async (id) => {
+          const s = await a.streams!.get(id);
+          return (await c.receiver!.getIncoming(id))?.totalMsat === s.paidMsat && s.owedMsat === 0n;
+        }),
+      );
+      settled = checks.every(Boolean);
     }
     const payments = stopped.map((s) => s.payments ?? 0);
     const minPayments = Math.min(...payments);

@@ -51,8 +51,11 @@ export function registerStreamCommands(program: Command): void {
     );
   stream
     .command('list <account>')
-    .action(async (account: string, _o: unknown, cmd: Command) =>
-      print(await client(cmd).call('GET', `/v1/accounts/${enc(account)}/streams`)),
+    .description("the account's streams, newest first (a page; --before takes the page's next)")
+    .option('--limit <n>', 'streams per page (at most 1000)', '100')
+    .option('--before <cursor>', 'continue after the page that gave this next')
+    .action(async (account: string, o: Page, cmd: Command) =>
+      print(await client(cmd).call('GET', `/v1/accounts/${enc(account)}/streams${pageQuery(o)}`)),
     );
   for (const verb of ['pause', 'resume', 'stop'] as const)
     stream
@@ -83,7 +86,18 @@ export function registerStreamCommands(program: Command): void {
     );
   stream
     .command('incoming <account>')
-    .action(async (account: string, _o: unknown, cmd: Command) =>
-      print(await client(cmd).call('GET', `/v1/accounts/${enc(account)}/incoming-streams`)),
+    .description("the account's inboxes and incoming streams, newest first (a page; --before takes next)")
+    .option('--limit <n>', 'incoming streams per page (at most 1000)', '100')
+    .option('--before <cursor>', 'continue after the page that gave this next')
+    .action(async (account: string, o: Page, cmd: Command) =>
+      print(await client(cmd).call('GET', `/v1/accounts/${enc(account)}/incoming-streams${pageQuery(o)}`)),
     );
 }
+
+interface Page {
+  limit: string;
+  before?: string;
+}
+
+const pageQuery = (o: Page): string =>
+  `?limit=${encodeURIComponent(o.limit)}${o.before ? `&before=${encodeURIComponent(o.before)}` : ''}`;

@@ -261,7 +261,7 @@ export class DeviceCommerce {
           return { streamId, units };
         },
         async (device, { streamId, units }) => {
-          const s = this.deps.streams.get(streamId);
+          const s = await this.deps.streams.get(streamId);
           if (s.payeeAccountId !== device.accountId) throw invalid('this stream does not pay this device');
           const after = await this.deps.streams.reportUsage(streamId, units);
           return { streamId, state: after.state, units: after.units, accruedMsat: after.accruedMsat };

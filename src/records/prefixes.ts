@@ -100,19 +100,31 @@ export const PREFIXES = {
     'live',
     'an advertised service offer (withdrawn ones are deleted)',
   ),
-  // streams
-  stream: entry(
-    'stream!',
-    'src/streams',
-    'live',
-    'an outgoing stream (all loaded at start, stopped ones too)',
-  ),
+  // streams (outgoing streams are the `stream` collection, INDEXED)
   streamInbox: entry('streaminbox!', 'src/streams/receiver.ts', 'live', 'a receiving inbox of an account'),
   streamIncoming: entry(
     'streamin!',
     'src/streams/receiver.ts',
+    'lru',
+    'an incoming stream seen by the receiver (flowing ones in memory; lapsed ones read when paid again, a cache of recent ones)',
+  ),
+  streamIncomingOpen: entry(
+    'streaminopen!',
+    'src/streams/receiver.ts',
     'live',
-    'an incoming stream seen by the receiver',
+    'an incoming stream still flowing (not lapsed): what a start loads',
+  ),
+  streamIncomingBy: entry(
+    'streaminby!',
+    'src/streams/receiver.ts',
+    'index',
+    'incoming streams by account: streaminby!<account>!<first payment, 15 digits>!<id>',
+  ),
+  streamIncomingIndexMark: entry(
+    'streaminidx!',
+    'src/streams/receiver.ts',
+    'disk',
+    'mark: the incoming stream indexes cover every summary',
   ),
   // devices (and the `dsale`, `dact` collections, INDEXED)
   device: entry('dev!', 'src/devices/registry.ts', 'live', 'a registered device (key, account, counters)'),
@@ -144,6 +156,7 @@ export const INDEXED = {
   task: { owner: 'src/market/tasks.ts', what: 'tasks' },
   dsale: { owner: 'src/devices/commerce.ts', what: 'device sales' },
   dact: { owner: 'src/devices/commerce.ts', what: 'actuations' },
+  stream: { owner: 'src/streams/store.ts', what: 'outgoing streams' },
 } as const;
 
 /** Every entry of the table, the indexed collections' prefixes included. */

@@ -7,6 +7,28 @@ import type { Inbox, IncomingStream } from './types.js';
 export const incomingKey = (streamId: string): string => `${PREFIXES.streamIncoming.prefix}${streamId}`;
 export const inboxKey = (recipientId: string): string => `${PREFIXES.streamInbox.prefix}${recipientId}`;
 
+/** Kept while an incoming stream flows (not lapsed): what a start loads. */
+export const incomingOpenKey = (streamId: string): string =>
+  `${PREFIXES.streamIncomingOpen.prefix}${streamId}`;
+/** The listing cursor of an incoming stream: its first payment's time (15 digits) and its id. */
+export const incomingCursor = (s: IncomingStream): string =>
+  `${String(s.firstPaymentAt).padStart(15, '0')}!${s.streamId}`;
+export const incomingByPrefix = (accountId: string): string =>
+  `${PREFIXES.streamIncomingBy.prefix}${accountId}!`;
+export const INCOMING_INDEX_MARK = `${PREFIXES.streamIncomingIndexMark.prefix}v1`;
+
+/**
+ * The summary's record and its open mark; `first` adds its listing entry (written once, when the
+ * stream is first seen, so that a late payment moving `firstPaymentAt` does not list it twice).
+ */
+export function incomingRecords(s: IncomingStream, first: boolean): { key: string; value: string | null }[] {
+  return [
+    { key: incomingKey(s.streamId), value: encodeIncoming(s) },
+    { key: incomingOpenKey(s.streamId), value: s.lapsed ? null : '' },
+    ...(first ? [{ key: incomingByPrefix(s.accountId) + incomingCursor(s), value: s.streamId }] : []),
+  ];
+}
+
 const incomingCodec: RecordCodec<IncomingStream> = recordCodec(
   'incoming stream',
   Type.Object({

@@ -8,19 +8,23 @@ import { invalid, StreamError, StreamErrorCode } from './errors.js';
 import { PREFIXES } from '../records/prefixes.js';
 import {
   decodeIncoming,
-  encodeIncoming,
   hasLapsed,
   inboxCodec,
   inboxKey,
+  INCOMING_INDEX_MARK,
+  incomingByPrefix,
   incomingKey,
+  incomingRecords,
   withPayment,
 } from './incoming.js';
 import type { Logger } from './ports.js';
-import { readStreamTag, type StreamTag } from './records.js';
+import { isUuid, readStreamTag, type StreamTag } from './records.js';
 import type { Inbox, InboxDirectory, IncomingStream, StreamPublisher } from './types.js';
 
 export const DEFAULT_GRACE_SECONDS = 5;
 export const MAX_GRACE_SECONDS = 24 * 3600;
+/** Lapsed incoming streams kept in memory after use (the rest are read from disk when paid). */
+const MAX_LAPSED_IN_MEMORY = 1000;
 
 export interface ReceiverDeps {
   ledger: Ledger;
@@ -36,10 +40,20 @@ export interface ReceiverDeps {
  * exactly once (idempotency key `keysend:<hash>`): to the account behind the recipient id it
  * carries, or to the operator when there is none. Each incoming stream is summarized; a stream
  * that stops paying for its inbox's grace period is reported lapsed, and resumed if it comes back.
+ *
+ * Only flowing incoming streams are in memory (what the lapse check visits). A lapsed one stays on
+ * disk: a payment for it reads its summary back (so it can resume at any age), listings page
+ * from disk.
  */
 export class StreamReceiver implements InboxDirectory {
   private readonly inboxes = new Map<string, Inbox>();
+  /** Incoming streams still flowing (not lapsed). */
   private readonly incoming = new Map<string, IncomingStream>();
+  /**
+   * Lapsed ones lately written or read, newest last (bounded): memory wins over a copy read from
+   * disk before, so concurrent payments of a lapsed stream each see the others'.
+   */
+  private readonly lapsed = new Map<string, IncomingStream>();
   private readonly clock: Clock;
   private readonly ticker: Ticker;
 
@@ -53,15 +67,66 @@ export class StreamReceiver implements InboxDirectory {
       const inbox = inboxCodec.decode(r.value);
       this.inboxes.set(inbox.recipientId, inbox);
     }
-    for (const r of await this.deps.ledger.listRecords(PREFIXES.streamIncoming.prefix)) {
-      const s = decodeIncoming(r.value);
-      this.incoming.set(s.streamId, s);
+    this.incoming.clear();
+    this.lapsed.clear();
+    if ((await this.deps.ledger.getRecord(INCOMING_INDEX_MARK)) === undefined) await this.reindex();
+    const open = PREFIXES.streamIncomingOpen.prefix;
+    for (const r of await this.deps.ledger.listRecords(open)) {
+      const s = await this.readIncoming(r.key.slice(open.length));
+      if (s && !s.lapsed) this.incoming.set(s.streamId, s);
     }
     this.ticker.start();
   }
 
+  /** A store from before the indexes: every summary gets its entries, a page at a time, once. */
+  private async reindex(): Promise<void> {
+    const prefix = PREFIXES.streamIncoming.prefix;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.deps.ledger.listRecords(prefix, { limit: 500, ...(after ? { after } : {}) });
+      if (page.length === 0) break;
+      await this.deps.ledger.putRecords(page.flatMap((r) => incomingRecords(decodeIncoming(r.value), true)));
+      after = page[page.length - 1]!.key;
+    }
+    await this.deps.ledger.putRecords([{ key: INCOMING_INDEX_MARK, value: String(Date.now()) }]);
+  }
+
+  private async readIncoming(streamId: string): Promise<IncomingStream | undefined> {
+    if (!isUuid(streamId)) return undefined;
+    const raw = await this.deps.ledger.getRecord(incomingKey(streamId));
+    return raw === undefined ? undefined : decodeIncoming(raw);
+  }
+
+  /** The summary: a flowing one from memory, a lapsed one from disk. */
+  private async findIncoming(streamId: string): Promise<IncomingStream | undefined> {
+    const s = this.inMemory(streamId) ?? (await this.readIncoming(streamId));
+    // Another call may have changed it meanwhile: memory wins.
+    return this.inMemory(streamId) ?? s;
+  }
+
+  private inMemory(streamId: string): IncomingStream | undefined {
+    return this.incoming.get(streamId) ?? this.lapsed.get(streamId);
+  }
+
+  /** Files a summary by its state: flowing ones in memory, lapsed ones in the bounded cache. */
+  private remember(s: IncomingStream): void {
+    this.lapsed.delete(s.streamId);
+    if (!s.lapsed) {
+      this.incoming.set(s.streamId, s);
+      return;
+    }
+    this.incoming.delete(s.streamId);
+    this.lapsed.set(s.streamId, s);
+    if (this.lapsed.size > MAX_LAPSED_IN_MEMORY) this.lapsed.delete(this.lapsed.keys().next().value!);
+  }
+
   stop(): void {
     this.ticker.stop();
+  }
+
+  /** What is in memory: incoming streams still flowing (lapsed ones are on disk). */
+  stats(): { flowing: number } {
+    return { flowing: this.incoming.size };
   }
 
   /** A recipient id for an account: remote payers stream to (this node, recipientId). */
@@ -102,13 +167,34 @@ export class StreamReceiver implements InboxDirectory {
     return this.inboxes.get(recipientId)?.accountId;
   }
 
-  getIncoming(streamId: string): IncomingStream | undefined {
-    const s = this.incoming.get(streamId);
+  async getIncoming(streamId: string): Promise<IncomingStream | undefined> {
+    const s = await this.findIncoming(streamId);
     return s ? { ...s } : undefined;
   }
 
-  listIncoming(accountId: string): IncomingStream[] {
-    return [...this.incoming.values()].filter((s) => s.accountId === accountId).map((s) => ({ ...s }));
+  /** The account's incoming streams, newest first, a page at a time (`next`: pass as `before`). */
+  async listIncoming(
+    accountId: string,
+    page: { limit?: number; before?: string } = {},
+  ): Promise<{ incoming: IncomingStream[]; next?: string }> {
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 1000);
+    const prefix = incomingByPrefix(accountId);
+    const entries = await this.deps.ledger.listRecords(prefix, {
+      reverse: true,
+      limit: limit + 1,
+      ...(page.before !== undefined ? { after: prefix + page.before } : {}),
+    });
+    const shown = entries.slice(0, limit);
+    const incoming: IncomingStream[] = [];
+    for (const r of shown) {
+      const s = await this.findIncoming(r.value);
+      if (s) incoming.push({ ...s });
+    }
+    const last = shown[shown.length - 1];
+    return {
+      incoming,
+      ...(entries.length > limit && last ? { next: last.key.slice(prefix.length) } : {}),
+    };
   }
 
   /** Called for every invoice update from LND; acts on settled keysends only. Idempotent. */
@@ -117,7 +203,8 @@ export class StreamReceiver implements InboxDirectory {
     const key = `keysend:${invoice.paymentHash}`;
     if (await this.deps.ledger.findByIdempotencyKey(key)) return;
     const tag = this.tagOf(invoice);
-    const inbox = this.inboxOf(tag);
+    const known = tag?.streamId !== undefined ? await this.findIncoming(tag.streamId) : undefined;
+    const inbox = this.inboxOf(tag, known);
     const accountId =
       inbox && (await this.deps.ledger.getAccount(inbox.accountId)) ? inbox.accountId : undefined;
     // From here to the credit: one synchronous step.
@@ -135,7 +222,8 @@ export class StreamReceiver implements InboxDirectory {
     const at = Math.min(invoice.settledAt?.getTime() ?? now, now);
     let summary: IncomingStream | undefined;
     if (accountId && inbox && tag?.streamId !== undefined) {
-      const prev = this.incoming.get(tag.streamId);
+      // Memory wins: another payment may have changed it since it was read.
+      const prev = this.inMemory(tag.streamId) ?? known;
       if (prev && prev.recipientId !== inbox.recipientId) {
         this.deps.log.warn({ streamId: tag.streamId }, 'stream id reused for another recipient; not tracked');
       } else {
@@ -150,6 +238,7 @@ export class StreamReceiver implements InboxDirectory {
         if (summary.lapsed && now - at <= inbox.graceSeconds * 1000) summary.lapsed = false;
       }
     }
+    const first = summary !== undefined && (this.inMemory(summary.streamId) ?? known) === undefined;
     let applied;
     try {
       applied = this.deps.ledger.transfer(
@@ -161,7 +250,7 @@ export class StreamReceiver implements InboxDirectory {
           idempotencyKey: key,
           memo: tag?.streamId !== undefined ? `stream ${tag.streamId}` : `keysend ${invoice.paymentHash}`,
         },
-        summary ? [{ key: incomingKey(summary.streamId), value: encodeIncoming(summary) }] : [],
+        summary ? incomingRecords(summary, first) : [],
       );
     } catch (err) {
       // Credited before under other terms (e.g. the inbox appeared since): it stays as it was.
@@ -169,8 +258,10 @@ export class StreamReceiver implements InboxDirectory {
       throw err;
     }
     if (applied.replayed) return;
-    const prev = summary ? this.incoming.get(summary.streamId) : undefined;
-    if (summary) this.incoming.set(summary.streamId, summary);
+    const prev = summary ? (this.inMemory(summary.streamId) ?? known) : undefined;
+    if (summary) {
+      this.remember(summary);
+    }
     await applied.durable;
     if (summary && prev?.lapsed && !summary.lapsed)
       this.deps.publish(summary.accountId, { type: 'stream_resumed', incoming: { ...summary } });
@@ -182,8 +273,10 @@ export class StreamReceiver implements InboxDirectory {
       const inbox = this.inboxes.get(s.recipientId);
       if (!inbox || !hasLapsed(s, inbox.graceSeconds * 1000, now)) continue;
       s.lapsed = true;
+      // A lapsed stream leaves memory; a payment for it reads it back from disk.
+      this.remember(s);
       this.deps.ledger
-        .putRecords([{ key: incomingKey(s.streamId), value: encodeIncoming(s) }])
+        .putRecords(incomingRecords(s, false))
         .catch((err: unknown) => this.deps.log.warn({ err }, 'could not record a lapsed stream'));
       this.deps.publish(s.accountId, { type: 'stream_lapsed', incoming: { ...s } });
     }
@@ -198,10 +291,9 @@ export class StreamReceiver implements InboxDirectory {
   }
 
   /** The inbox a payment is for: its recipient id, or the stream's known recipient. */
-  private inboxOf(tag: StreamTag | undefined): Inbox | undefined {
+  private inboxOf(tag: StreamTag | undefined, known: IncomingStream | undefined): Inbox | undefined {
     if (!tag) return undefined;
     if (tag.recipientId !== undefined) return this.inboxes.get(tag.recipientId);
-    const known = tag.streamId !== undefined ? this.incoming.get(tag.streamId) : undefined;
     return known ? this.inboxes.get(known.recipientId) : undefined;
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Ledger, SideRecords } from '../ledger/ledger.js';
+import { IndexedItems } from '../ledger/record-index.js';
 import { Ticker, systemClock, type Clock } from './clock.js';
-import { decodeStream } from './codec.js';
 import { invalid, StreamError, StreamErrorCode } from './errors.js';
 import { IDLE, LocalEngine, PAID } from './local-engine.js';
 import {
@@ -19,7 +19,7 @@ import { RemoteSender } from './remote-sender.js';
 import { isFatal, type StopSignal } from './stop-signal.js';
 import type { CreateStreamInput, InboxDirectory, PublicStream, StreamPublisher, TickStats } from './types.js';
 import { validateCreate } from './validate.js';
-import { PREFIXES } from '../records/prefixes.js';
+import { isFinalStream, loadOpenStreams, streamIndex, streamIndexRecords } from './store.js';
 
 export interface StreamsOptions {
   /** The scheduler's period (default 1000 ms). */
@@ -34,6 +34,8 @@ export interface StreamsOptions {
   firstChunkStagger?: number;
   /** Remote streams stop after this many failed payments in a row (default 10). */
   maxConsecutiveFailures?: number;
+  /** Final (stopped) streams kept in memory after use, most recent first (default 1000). */
+  stoppedInMemory?: number;
 }
 
 export interface StreamsDeps {
@@ -58,7 +60,8 @@ const DRAINS = new Set(['requested', 'cap_reached']);
  * streams keysend what accrued every interval. State changes are published to the parties.
  */
 export class StreamsService {
-  private readonly streams = new Map<string, StreamModel>();
+  /** Open streams (active, paused, or stopped with work left) and a cache of recent final ones. */
+  private streams: IndexedItems<StreamModel>;
   /** Active local streams: what the tick visits. */
   private readonly local = new Set<StreamModel>();
   /** Remote streams with work left: active, paused, draining, or with payments in flight. */
@@ -73,6 +76,7 @@ export class StreamsService {
   constructor(private readonly deps: StreamsDeps) {
     const options = deps.options ?? {};
     this.clock = deps.clock ?? systemClock;
+    this.streams = new IndexedItems(streamIndex, deps.ledger, options.stoppedInMemory ?? 1000);
     this.ticker = new Ticker(this.clock, options.tickMs ?? 1000, (t) => this.tick(t));
     const stagger = options.firstChunkStagger ?? 0.5;
     const chunkSeconds = options.chunkSeconds ?? 60;
@@ -93,22 +97,20 @@ export class StreamsService {
   }
 
   /**
-   * Loads every stream. Active ones resume from now: the time the gateway was down is not billed.
-   * A local stream keeps its open chunk; a remote one first re-sends an intent left unfinished.
+   * Loads the open streams (final ones stay on disk, read on demand). Active ones resume from
+   * now: the time the gateway was down is not billed. A local stream keeps its open chunk; a
+   * remote one first re-sends an intent left unfinished.
    */
   async start(): Promise<void> {
     if (this.running) return;
-    this.streams.clear();
+    this.streams = new IndexedItems(
+      streamIndex,
+      this.deps.ledger,
+      this.deps.options?.stoppedInMemory ?? 1000,
+    );
     this.local.clear();
     this.remote.clear();
-    const loaded: StreamModel[] = [];
-    for (const r of await this.deps.ledger.listRecords(PREFIXES.stream.prefix)) {
-      try {
-        loaded.push(decodeStream(r.value));
-      } catch (err) {
-        this.deps.log.error({ err, key: r.key }, 'unreadable stream record; skipped');
-      }
-    }
+    const loaded = await loadOpenStreams(this.deps.ledger, this.deps.log);
     // The scheduler reserves chunks for local streams in its synchronous tick: their payers' and
     // payees' accounts and the payers' policies are made resident first (and stay so while a
     // chunk is pending).
@@ -118,7 +120,7 @@ export class StreamsService {
     ]);
     const now = this.now();
     for (const s of loaded) {
-      this.streams.set(s.id, s);
+      this.streams.remember(s);
       if (s.state === 'active') s.activeSince = now;
       if (isLocal(s)) this.recoverChunk(s, now);
       else s.nextSendAt = now + s.intervalSeconds * 1000;
@@ -136,7 +138,7 @@ export class StreamsService {
     if (id === undefined) return this.shutdown();
     if (reason !== undefined && (typeof reason !== 'string' || reason.length > 256))
       throw invalid('reason must be a string of at most 256 characters');
-    const s = this.mustGet(id);
+    const s = await this.mustGet(id);
     if (s.state === 'stopped')
       throw new StreamError(StreamErrorCode.STREAM_STOPPED, `stream ${id} is stopped`);
     const now = this.now();
@@ -190,9 +192,10 @@ export class StreamsService {
     // A local stream exists only once its first chunk is reserved: a refusal refuses the stream.
     if (isLocal(s)) this.engine.openChunk(s, 0n, true);
     else s.nextSendAt = now + s.intervalSeconds * 1000;
-    this.streams.set(s.id, s);
+    this.streams.remember(s);
     this.track(s);
     this.write(s, now);
+    this.writeIndex(s);
     // In the same tick as the stream's record, so in the same batch.
     const records = idem(s.id);
     const keyed = records.length > 0 ? this.deps.ledger.putRecords(records) : undefined;
@@ -202,7 +205,7 @@ export class StreamsService {
   }
 
   async pause(id: string): Promise<PublicStream> {
-    const s = this.mustGet(id);
+    const s = await this.mustGet(id);
     this.assertState(s, 'active');
     const now = this.now();
     this.settleNow(s, now);
@@ -223,9 +226,9 @@ export class StreamsService {
   /** Resumes a paused stream; a local one reserves a new chunk first (the policy is asked again). */
   async resume(id: string): Promise<PublicStream> {
     this.assertRunning();
-    const paused = this.mustGet(id);
+    const paused = await this.mustGet(id);
     if (isLocal(paused)) await this.deps.payments.prepare([paused.payerAccountId, paused.payeeAccountId!]);
-    const s = this.mustGet(id);
+    const s = await this.mustGet(id);
     this.assertState(s, 'paused');
     const now = this.now();
     if (isLocal(s)) this.engine.openChunk(s, 0n, true);
@@ -240,7 +243,7 @@ export class StreamsService {
 
   /** Adds metered usage (a positive integer of units); the next tick or interval pays for it. */
   async reportUsage(id: string, units: number): Promise<PublicStream> {
-    const s = this.mustGet(id);
+    const s = await this.mustGet(id);
     if (s.rate.kind !== 'metered')
       throw new StreamError(StreamErrorCode.STREAM_NOT_METERED, `stream ${id} is billed by time`);
     this.assertState(s, 'active');
@@ -253,17 +256,34 @@ export class StreamsService {
     return this.applied(s);
   }
 
-  get(id: string): PublicStream {
-    return publicStream(this.mustGet(id), this.now());
+  /** The stream, open ones from memory, stopped ones from the cache or disk. */
+  async get(id: string): Promise<PublicStream> {
+    return publicStream(await this.mustGet(id), this.now());
   }
 
-  /** Streams the account pays or (locally) receives, newest first. */
-  list(accountId: string): PublicStream[] {
+  /**
+   * Streams the account pays or (locally) receives, newest first, a page at a time from the
+   * index: `next` is the cursor of the following page (pass it as `before`).
+   */
+  async list(
+    accountId: string,
+    page: { limit?: number; before?: string } = {},
+  ): Promise<{ streams: PublicStream[]; next?: string }> {
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 1000);
+    const { entries, next } = await streamIndex.page(this.deps.ledger, accountId, limit, page.before);
     const now = this.now();
-    return [...this.streams.values()]
-      .filter((s) => s.payerAccountId === accountId || s.payeeAccountId === accountId)
-      .sort((a, b) => b.createdAt - a.createdAt)
-      .map((s) => publicStream(s, now));
+    const streams: PublicStream[] = [];
+    for (const { id } of entries) {
+      const s = await this.streams.peek(id);
+      if (s) streams.push(publicStream(s, now));
+    }
+    return { streams, ...(next ? { next } : {}) };
+  }
+
+  /** What is in memory: open streams, and final ones in the cache of recent ones. */
+  stats(): { open: number; stoppedInMemory: number } {
+    const { open, closedInMemory } = this.streams.stats();
+    return { open, stoppedInMemory: closedInMemory };
   }
 
   // ---- scheduler ------------------------------------------------------------------------
@@ -383,9 +403,20 @@ export class StreamsService {
     if (this.failed) return;
     try {
       this.engine.write(s, activeMsAt(s, t));
+      // The stream became final: its open mark goes in the same batch, and it leaves memory's open set.
+      if (isFinalStream(s) && this.streams.openItem(s.id) === s) {
+        this.writeIndex(s);
+        this.streams.remember(s);
+      }
     } catch (err) {
       if (!this.fail(err)) this.deps.log.error({ err, streamId: s.id }, 'could not write a stream record');
     }
+  }
+
+  /** The stream's index entries (open mark, by account, by time), in the current batch. */
+  private writeIndex(s: StreamModel): void {
+    if (this.failed) return;
+    this.deps.ledger.putRecords(streamIndexRecords(s)).catch(() => undefined); // failures: ledger's 'fatal' event
   }
 
   /** Resolves with the stream's view once everything applied for it is durable. */
@@ -409,8 +440,8 @@ export class StreamsService {
     return true;
   }
 
-  private mustGet(id: string): StreamModel {
-    const s = typeof id === 'string' ? this.streams.get(id) : undefined;
+  private async mustGet(id: string): Promise<StreamModel> {
+    const s = typeof id === 'string' ? await this.streams.find(id) : undefined;
     if (!s) throw new StreamError(StreamErrorCode.STREAM_NOT_FOUND, `no stream ${String(id)}`);
     return s;
   }

@@ -11,7 +11,15 @@ import {
 import type { PublicStream } from '../../streams/index.js';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
-import { CountString, ErrorResponses, IdempotencyKey, IdParams, literals, MsatString } from '../schemas.js';
+import {
+  CountString,
+  ErrorResponses,
+  IdempotencyKey,
+  IdParams,
+  literals,
+  MsatString,
+  PageQuery,
+} from '../schemas.js';
 
 const errors = ErrorResponses;
 const StreamParams = Type.Object({ id: IdParams.properties.id, streamId: Type.String({ maxLength: 64 }) });
@@ -100,8 +108,11 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
     return 'none';
   };
   /** The stream, if the caller is a party to it (otherwise it does not exist for them). */
-  const party = (req: { params: { id: string; streamId: string } }, allowed: Role[]): PublicStream => {
-    const s = streams.get(req.params.streamId);
+  const party = async (
+    req: { params: { id: string; streamId: string } },
+    allowed: Role[],
+  ): Promise<PublicStream> => {
+    const s = await streams.get(req.params.streamId);
     const role = roleOf(req, s);
     if (role === 'none')
       throw new StreamError(StreamErrorCode.STREAM_NOT_FOUND, `no stream ${req.params.streamId}`);
@@ -164,13 +175,22 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         params: IdParams,
+        querystring: PageQuery,
         response: {
-          200: Type.Object({ streams: Type.Array(StreamBody) }, { additionalProperties: false }),
+          200: Type.Object(
+            {
+              streams: Type.Array(StreamBody),
+              next: Type.Optional(
+                Type.String({ description: 'the cursor of the next page: pass it as `before`' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           ...errors,
         },
       },
     },
-    async (req) => ({ streams: jsonSafe(streams.list(req.params.id)) }),
+    async (req) => jsonSafe(await streams.list(req.params.id, req.query)),
   );
 
   app.get(
@@ -179,7 +199,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       config: { scope: 'read' },
       schema: { tags, params: StreamParams, response: { 200: StreamBody, ...errors } },
     },
-    async (req) => jsonSafe(party(req, ['payer', 'payee', 'operator'])),
+    async (req) => jsonSafe(await party(req, ['payer', 'payee', 'operator'])),
   );
 
   const control = (verb: 'pause' | 'resume' | 'stop', allowed: Role[]): void => {
@@ -190,7 +210,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
         schema: { tags, params: StreamParams, response: { 200: StreamBody, ...errors } },
       },
       async (req) => {
-        party(req, allowed);
+        await party(req, allowed);
         const id = req.params.streamId;
         const s =
           verb === 'pause'
@@ -222,7 +242,7 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (req) => {
-      party(req, ['payee', 'operator']);
+      await party(req, ['payee', 'operator']);
       return jsonSafe(await streams.reportUsage(req.params.streamId, req.body.units));
     },
   );
@@ -267,18 +287,31 @@ export const streamRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         params: IdParams,
+        querystring: PageQuery,
         response: {
           200: Type.Object(
-            { inboxes: Type.Array(InboxBody), incoming: Type.Array(IncomingBody) },
+            {
+              inboxes: Type.Array(InboxBody),
+              incoming: Type.Array(IncomingBody),
+              next: Type.Optional(
+                Type.String({
+                  description: 'the cursor of the next page of `incoming`: pass it as `before`',
+                }),
+              ),
+            },
             { additionalProperties: false },
           ),
           ...errors,
         },
       },
     },
-    async (req) => ({
-      inboxes: jsonSafe(receiver.listInboxes(req.params.id)),
-      incoming: jsonSafe(receiver.listIncoming(req.params.id)),
-    }),
+    async (req) => {
+      const { incoming, next } = await receiver.listIncoming(req.params.id, req.query);
+      return {
+        inboxes: jsonSafe(receiver.listInboxes(req.params.id)),
+        incoming: jsonSafe(incoming),
+        ...(next ? { next } : {}),
+      };
+    },
   );
 };

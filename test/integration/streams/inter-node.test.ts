@@ -68,9 +68,9 @@ describe('inter-node streaming payments (alice → bob → carol)', () => {
     // Everything that accrued was sent, and every keysend landed at carol, credited once.
     expect(stopped.accruedMsat).toBe(RATE * seconds);
     const final = await eventually(
-      () => {
-        const s = alice.services.streams!.get(stream.id);
-        const incoming = carol.services.receiver!.getIncoming(stream.id);
+      async () => {
+        const s = await alice.services.streams!.get(stream.id);
+        const incoming = await carol.services.receiver!.getIncoming(stream.id);
         // A stop drains what is owed with one last keysend after stop() returns: wait for it too.
         return incoming && s.owedMsat === 0n && incoming.totalMsat === s.paidMsat
           ? { s, incoming }
@@ -93,6 +93,6 @@ describe('inter-node streaming payments (alice → bob → carol)', () => {
       15_000,
       'the lapsed event',
     );
-    expect(carol.services.receiver!.getIncoming(stream.id)?.lapsed).toBe(true);
+    expect((await carol.services.receiver!.getIncoming(stream.id))?.lapsed).toBe(true);
   });
 });

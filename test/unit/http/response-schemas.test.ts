@@ -216,6 +216,18 @@ describe('response schemas', () => {
     });
     expect(usage.status).toBe(200);
     expect(usage.body['units']).toBe('3');
+    const page1 = await call('GET', '/v1/accounts/seller/streams?limit=1');
+    expect(page1.status).toBe(200);
+    const next = page1.body['next'] as string;
+    const page2 = await call('GET', `/v1/accounts/seller/streams?limit=1&before=${encodeURIComponent(next)}`);
+    expect(page2.body['next']).toBeUndefined();
+    const paged = [
+      ...(page1.body['streams'] as { id: string }[]),
+      ...(page2.body['streams'] as { id: string }[]),
+    ];
+    // Each stream once (two made in the same millisecond are ordered by id).
+    expect(paged.map((x) => x.id).sort()).toEqual([metered.body['id'] as string, sid].sort());
+    expect((await call('GET', '/v1/accounts/seller/streams?before=nope')).status).toBe(400);
     expect((await call('POST', '/v1/accounts/seller/stream-inboxes', { graceSeconds: 60 })).status).toBe(201);
     expect((await call('GET', '/v1/accounts/seller/incoming-streams')).status).toBe(200);
 

@@ -25,7 +25,7 @@ describe('local streams', () => {
     expect(balance(f, 'payee')).toBe(10_000n);
     expect(balance(f, 'payer')).toBe(990_000n);
     expect(available(f, 'payer')).toBe(940_000n); // the chunk's rest is still reserved
-    expect(f.streams.get(s.id)).toMatchObject({ activeSeconds: 10, paidMsat: 10_000n, owedMsat: 0n });
+    expect(await f.streams.get(s.id)).toMatchObject({ activeSeconds: 10, paidMsat: 10_000n, owedMsat: 0n });
     const chunk = f.ledger.pendingTransfers().find((t) => t.code === 'stream')!;
     expect(chunk).toMatchObject({
       debitAccountId: 'payer',
@@ -47,7 +47,7 @@ describe('local streams', () => {
     expect(balance(f, 'payee')).toBe(16n);
     await f.clock.advance(89_000);
     expect(balance(f, 'payee')).toBe(1500n); // floor(1000 × 90 / 60), no drift
-    expect(f.streams.get(s.id).paidMsat).toBe(1500n);
+    expect((await f.streams.get(s.id)).paidMsat).toBe(1500n);
   });
 
   it('writes every stream of a tick in one batch, with its record', async () => {
@@ -111,7 +111,7 @@ describe('local streams', () => {
     const s = await f.streams.create('payer', { payee: { accountId: 'payee' }, rateMsat: msat(1000) });
     expect(available(f, 'payer')).toBe(0n); // the first chunk took what there was
     await f.clock.advance(8000);
-    expect(f.streams.get(s.id)).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'funds_exhausted',
       stopCode: 'INSUFFICIENT_FUNDS',
@@ -132,7 +132,7 @@ describe('local streams', () => {
     await pair(f, 1_000_000n, { rules: [{ type: 'budget', window: 'hour', maxMsat: msat(90_000) }] });
     const s = await f.streams.create('payer', { payee: { accountId: 'payee' }, rateMsat: msat(1000) });
     await f.clock.advance(65_000);
-    expect(f.streams.get(s.id)).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'policy_denied',
       stopCode: 'QUOTA_EXCEEDED',
@@ -155,7 +155,7 @@ describe('local streams', () => {
     await expect(
       f.streams.create('poor', { payee: { accountId: 'payee' }, rateMsat: msat(1) }),
     ).rejects.toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
-    expect(f.streams.list('payee')).toEqual([]);
+    expect((await f.streams.list('payee')).streams).toEqual([]);
     expect(f.ledger.pendingTransfers()).toEqual([]);
   });
 
@@ -173,7 +173,7 @@ describe('local streams', () => {
     await f.streams.resume(s.id);
     expect(available(f, 'payer')).toBe(998_000n - 60_000n);
     await f.clock.advance(600); // 2.5 s + 0.6 s active
-    expect(f.streams.get(s.id).activeSeconds).toBe(3);
+    expect((await f.streams.get(s.id)).activeSeconds).toBe(3);
     await f.clock.advance(400); // a grid tick: 3.1 s active
     expect(balance(f, 'payee')).toBe(3000n);
     const types = f.events
@@ -221,12 +221,12 @@ describe('local streams', () => {
     });
     expect(available(f, 'payer')).toBe(1_000_000n - 2500n - 832n); // chunks clipped to the caps
     await f.clock.advance(10_000);
-    expect(f.streams.get(byTotal.id)).toMatchObject({
+    expect(await f.streams.get(byTotal.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'cap_reached',
       paidMsat: 2500n,
     });
-    expect(f.streams.get(byTime.id)).toMatchObject({
+    expect(await f.streams.get(byTime.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'cap_reached',
       paidMsat: 832n, // floor(333 × 5 / 2)
@@ -243,7 +243,7 @@ describe('local streams', () => {
     f.clock.jump(7300); // the event loop was blocked: the 1 s timers fire late
     await f.clock.advance(0);
     expect(balance(f, 'payee')).toBe(7000n);
-    expect(f.streams.get(s.id).paidMsat).toBe(7000n);
+    expect((await f.streams.get(s.id)).paidMsat).toBe(7000n);
   });
 
   it('metered streams pay price × reported units out of a prefund', async () => {
@@ -263,7 +263,7 @@ describe('local streams', () => {
     await f.streams.reportUsage(s.id, 5);
     await f.clock.advance(1000);
     expect(balance(f, 'payee')).toBe(2500n); // 10 units: two prefunds were opened
-    expect(f.streams.get(s.id)).toMatchObject({ units: 10n, paidMsat: 2500n, owedMsat: 0n });
+    expect(await f.streams.get(s.id)).toMatchObject({ units: 10n, paidMsat: 2500n, owedMsat: 0n });
   });
 
   it('metered streams default to a prefund of 1000 units and stop at their cap', async () => {
@@ -277,10 +277,14 @@ describe('local streams', () => {
     expect(available(f, 'payer')).toBe(1_000_000n - 10n); // min(3 × 1000, cap)
     await f.streams.reportUsage(s.id, 2);
     await f.clock.advance(1000);
-    expect(f.streams.get(s.id)).toMatchObject({ state: 'active', paidMsat: 6n });
+    expect(await f.streams.get(s.id)).toMatchObject({ state: 'active', paidMsat: 6n });
     await f.streams.reportUsage(s.id, 2);
     await f.clock.advance(1000);
-    expect(f.streams.get(s.id)).toMatchObject({ state: 'stopped', stopReason: 'cap_reached', paidMsat: 10n });
+    expect(await f.streams.get(s.id)).toMatchObject({
+      state: 'stopped',
+      stopReason: 'cap_reached',
+      paidMsat: 10n,
+    });
     await expect(f.streams.reportUsage(s.id, 1)).rejects.toMatchObject({
       code: 'STREAM_STOPPED',
       status: 409,
@@ -300,7 +304,7 @@ describe('local streams', () => {
     await f.clock.advance(3000);
     expect(balance(f, 'payee')).toBe(30n);
     expect(f.lightning.payCalls).toBe(0);
-    expect(f.streams.list('payee').map((x) => x.id)).toEqual([s.id]);
+    expect((await f.streams.list('payee')).streams.map((x) => x.id)).toEqual([s.id]);
   });
 
   it('lists an account’s streams as payer and payee, newest first', async () => {
@@ -310,9 +314,9 @@ describe('local streams', () => {
     const a = await f.streams.create('payer', { payee: { accountId: 'payee' }, rateMsat: msat(1) });
     f.clock.jump(1);
     const b = await f.streams.create('third', { payee: { accountId: 'payer' }, rateMsat: msat(1) });
-    expect(f.streams.list('payer').map((s) => s.id)).toEqual([b.id, a.id]);
-    expect(f.streams.list('payee').map((s) => s.id)).toEqual([a.id]);
-    expect(f.streams.list('nobody')).toEqual([]);
+    expect((await f.streams.list('payer')).streams.map((s) => s.id)).toEqual([b.id, a.id]);
+    expect((await f.streams.list('payee')).streams.map((s) => s.id)).toEqual([a.id]);
+    expect((await f.streams.list('nobody')).streams).toEqual([]);
   });
 });
 
@@ -327,7 +331,7 @@ describe('local streams, robustness', () => {
       const chunk = f.ledger.pendingTransfers().find((t) => t.code === 'stream')!;
       f.ledger.void(chunk.id, 'operator intervened');
       await f.clock.advance(2000);
-      expect(f.streams.get(s.id)).toMatchObject({ state: 'active', paidMsat: 4000n });
+      expect(await f.streams.get(s.id)).toMatchObject({ state: 'active', paidMsat: 4000n });
       expect(balanceOf(await f.ledger.requireAccount('payee'))).toBe(4000n);
       expect(f.ledger.pendingTransfers().filter((t) => t.code === 'stream')).toHaveLength(1);
     } finally {

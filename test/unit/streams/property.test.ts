@@ -46,7 +46,7 @@ describe('local streams against the closed form (property)', () => {
             let activeMs = 0;
             let active = true;
             for (const o of ops) {
-              const state = f.streams.get(s.id).state;
+              const state = (await f.streams.get(s.id)).state;
               if (o.type === 'run') {
                 await f.clock.advance(o.ms);
                 if (active) activeMs += o.ms;
@@ -58,7 +58,7 @@ describe('local streams against the closed form (property)', () => {
                 active = true;
               }
             }
-            if (f.streams.get(s.id).state !== 'stopped') await f.streams.stop(s.id);
+            if ((await f.streams.get(s.id)).state !== 'stopped') await f.streams.stop(s.id);
             const expected = accruedMsat(
               { kind: 'time', rateMsat: msat(rateMsat), perSeconds },
               caps,
@@ -67,7 +67,7 @@ describe('local streams against the closed form (property)', () => {
             );
             expect(balanceOf(await f.ledger.requireAccount('payee'))).toBe(expected);
             expect(balanceOf(await f.ledger.requireAccount('payer'))).toBe(10n ** 12n - expected);
-            expect(f.streams.get(s.id).paidMsat).toBe(expected);
+            expect((await f.streams.get(s.id)).paidMsat).toBe(expected);
             expect(f.ledger.pendingTransfers()).toEqual([]);
           } finally {
             await f.close();
@@ -101,12 +101,12 @@ describe('local streams against the closed form (property)', () => {
             });
             let units = 0n;
             for (const [n, ms] of usage) {
-              if (f.streams.get(s.id).state !== 'active') break;
+              if ((await f.streams.get(s.id)).state !== 'active') break;
               await f.streams.reportUsage(s.id, n);
               units += BigInt(n);
               await f.clock.advance(ms);
             }
-            if (f.streams.get(s.id).state !== 'stopped') await f.streams.stop(s.id);
+            if ((await f.streams.get(s.id)).state !== 'stopped') await f.streams.stop(s.id);
             const total = price * units;
             const expected = maxTotal !== undefined && total > maxTotal ? maxTotal : total;
             expect(balanceOf(await f.ledger.requireAccount('payee'))).toBe(expected);

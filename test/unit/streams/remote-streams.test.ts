@@ -65,7 +65,7 @@ describe('remote streams', () => {
     expect(sent.map((p) => readStreamTag(records(p)))).toEqual(
       [1, 2, 3].map((seq) => ({ source: 'coulomb', streamId: s.id, seq, recipientId })),
     );
-    expect(f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, payments: 3, owedMsat: 0n });
+    expect(await f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, payments: 3, owedMsat: 0n });
     expect(balanceOf(await f.ledger.requireAccount('payer'))).toBe(1_000_000n - 3n * (1000n + FEE));
   });
 
@@ -119,12 +119,12 @@ describe('remote streams', () => {
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(2000);
     expect((await payments(f)).map((p) => p.status)).toEqual(['pending', 'succeeded']);
-    expect(f.streams.get(s.id).paidMsat).toBe(2000n);
+    expect((await f.streams.get(s.id)).paidMsat).toBe(2000n);
     lightning.resolve(failed((await payments(f))[0]!.paymentHash));
     await f.service.reconcile({ full: false });
     await f.clock.advance(1000);
     expect(await amounts(f)).toEqual([1000n, 1000n, 2000n]);
-    expect(f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, owedMsat: 0n });
+    expect(await f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, owedMsat: 0n });
   });
 
   it('stops with payment_failed after failures in a row; each retry carries everything owed', async () => {
@@ -134,7 +134,7 @@ describe('remote streams', () => {
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(5000);
     expect(await amounts(f)).toEqual([1000n, 2000n, 3000n]);
-    expect(f.streams.get(s.id)).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'payment_failed',
       stopCode: 'NO_ROUTE',
@@ -147,7 +147,7 @@ describe('remote streams', () => {
     const f = await fixture({}, 1_000_000n, { rules: [{ type: 'payee_denylist', pubkeys: [REMOTE_NODE] }] });
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(3000);
-    expect(f.streams.get(s.id)).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'policy_denied',
       stopCode: 'PAYEE_RESTRICTED',
@@ -161,7 +161,7 @@ describe('remote streams', () => {
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(62_000);
     expect(await amounts(f)).toEqual([1000n, 1000n, 60_000n]);
-    expect(f.streams.get(s.id)).toMatchObject({ state: 'active', payments: 3, paidMsat: 62_000n });
+    expect(await f.streams.get(s.id)).toMatchObject({ state: 'active', payments: 3, paidMsat: 62_000n });
     expect((await payments(f)).map((p) => blip(p)['seq'])).toEqual([1, 2, 3]); // refused attempts use no number
   });
 
@@ -169,7 +169,7 @@ describe('remote streams', () => {
     const f = await fixture({}, 15_000n);
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(4000);
-    expect(f.streams.get(s.id)).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'funds_exhausted',
       stopCode: 'INSUFFICIENT_FUNDS',
@@ -184,7 +184,7 @@ describe('remote streams', () => {
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(3000);
     expect((await payments(f)).map((p) => p.status)).toEqual(['awaiting_approval']);
-    expect(f.streams.get(s.id)).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'policy_denied',
       stopCode: 'NEEDS_APPROVAL',
@@ -199,7 +199,7 @@ describe('remote streams', () => {
     expect(await f.streams.stop(s.id)).toMatchObject({ state: 'stopped', owedMsat: 900n });
     await f.clock.advance(3000);
     expect(await amounts(f)).toEqual([900n]);
-    expect(f.streams.get(s.id)).toMatchObject({ paidMsat: 900n, owedMsat: 0n });
+    expect(await f.streams.get(s.id)).toMatchObject({ paidMsat: 900n, owedMsat: 0n });
   });
 
   it('reaching maxTotalMsat stops the stream and the last payment completes the total exactly', async () => {
@@ -211,7 +211,7 @@ describe('remote streams', () => {
     });
     await f.clock.advance(6000);
     expect(await amounts(f)).toEqual([1000n, 1000n, 500n]);
-    expect(f.streams.get(s.id)).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'cap_reached',
       paidMsat: 2500n,
@@ -232,7 +232,7 @@ describe('remote streams', () => {
     await f.streams.resume(s.id);
     await f.clock.advance(3500);
     expect(await amounts(f)).toEqual([3000n, 1000n, 1000n, 3000n]);
-    expect(f.streams.get(s.id)).toMatchObject({ state: 'active', activeSeconds: 8, paidMsat: 8000n });
+    expect(await f.streams.get(s.id)).toMatchObject({ state: 'active', activeSeconds: 8, paidMsat: 8000n });
   });
 
   it('metered remote streams pay reported usage', async () => {
@@ -269,7 +269,7 @@ describe('remote streams', () => {
     await f.clock.advance(3000);
     expect(f.lightning.payCalls).toBe(2);
     expect(await amounts(f)).toEqual([1000n, 2000n]);
-    expect(f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, payments: 2 });
+    expect(await f.streams.get(s.id)).toMatchObject({ paidMsat: 3000n, payments: 2 });
     expect(f.log.warnings.some((w) => w.msg?.includes('outcome unknown'))).toBe(true);
   });
 
@@ -292,7 +292,7 @@ describe('remote streams', () => {
     expect(lightning.payCalls).toBe(1); // the replay found the payment; nothing new went out
     const p = await g.service.listPayments('payer');
     expect(p.map((x) => x.status)).toEqual(['pending']);
-    expect(g.streams.get(s.id)).toMatchObject({ paidMsat: 1000n, payments: 1 });
+    expect(await g.streams.get(s.id)).toMatchObject({ paidMsat: 1000n, payments: 1 });
     lightning.resolve({
       status: 'succeeded',
       paymentHash: p[0]!.paymentHash,
@@ -303,7 +303,7 @@ describe('remote streams', () => {
     await g.service.reconcile({ full: false });
     await clock.advance(2000);
     expect(await amounts(g)).toEqual([1000n, 2000n, 1000n]); // the minute down is not billed
-    expect(g.streams.get(s.id)).toMatchObject({ activeSeconds: 4, paidMsat: 4000n, owedMsat: 0n });
+    expect(await g.streams.get(s.id)).toMatchObject({ activeSeconds: 4, paidMsat: 4000n, owedMsat: 0n });
   });
 
   it('a stop during a send still gets its last payment once that send completes', async () => {
@@ -322,7 +322,7 @@ describe('remote streams', () => {
     release!();
     await f.clock.advance(2000);
     expect(await amounts(f)).toEqual([1000n, 2000n]);
-    expect(f.streams.get(s.id)).toMatchObject({ state: 'stopped', paidMsat: 3000n, owedMsat: 0n });
+    expect(await f.streams.get(s.id)).toMatchObject({ state: 'stopped', paidMsat: 3000n, owedMsat: 0n });
   });
 
   it('a stopped stream gives up on a payment it cannot confirm, after the failure limit', async () => {
@@ -340,7 +340,7 @@ describe('remote streams', () => {
     });
     const s = await f.streams.create('payer', { payee: { nodePubkey: REMOTE_NODE }, rateMsat: msat(1000) });
     await f.clock.advance(10_000);
-    expect(f.streams.get(s.id)).toMatchObject({
+    expect(await f.streams.get(s.id)).toMatchObject({
       state: 'stopped',
       stopReason: 'payment_failed',
       stopCode: 'INTERNAL',
