@@ -981,18 +981,27 @@ export class Ledger implements RecordStore {
 
   /**
    * After a durable batch: caches over their size give up their least recently used items that
-   * are durable, not used in the last 60 s and (accounts) have no pending transfer.
+   * are durable, not used in the last 60 s and (accounts) have no pending transfer. Final
+   * transfers are pinned by their use only up to ten times their cache's size: every transfer
+   * written becomes one, so past that the time pin would make memory grow with the write rate
+   * (their readers `ensure` them right before a synchronous step, which no eviction interrupts).
    */
   private evict(): void {
     const now = this.now();
     const durable = this.commit.batches;
-    const sweep = <T>(m: Map<string, Resident<T>>, max: number, keep: (id: string) => boolean): void => {
+    const sweep = <T>(
+      m: Map<string, Resident<T>>,
+      max: number,
+      keep: (id: string) => boolean,
+      pinUpTo = Infinity,
+    ): void => {
       let budget = m.size - max + 1000;
       for (const [id, r] of m) {
         if (m.size <= max || budget-- <= 0) return;
         // Used within the last minute, not durable yet, or with money in flight: kept, and the
         // walk goes on (the order is only approximately by last use).
-        if (r.touchedAt > now - PINNED_MS || r.batch > durable || keep(id)) continue;
+        const pinned = r.touchedAt > now - PINNED_MS && m.size <= pinUpTo;
+        if (pinned || r.batch > durable || keep(id)) continue;
         m.delete(id);
         this.evictions += 1;
         this.complete = false;
@@ -1000,7 +1009,8 @@ export class Ledger implements RecordStore {
     };
     if (this.accounts.size > this.accountCacheSize)
       sweep(this.accounts, this.accountCacheSize, (id) => this.pendingOf.has(id));
-    if (this.recent.size > this.transferCacheSize) sweep(this.recent, this.transferCacheSize, () => false);
+    if (this.recent.size > this.transferCacheSize)
+      sweep(this.recent, this.transferCacheSize, () => false, 10 * this.transferCacheSize);
     if (this.keys.size > this.keyCacheSize) sweep(this.keys, this.keyCacheSize, () => false);
   }
 

@@ -315,3 +315,18 @@ describe('a store written before spend buckets', () => {
     await ledger.close();
   });
 });
+
+describe('final transfers in memory', () => {
+  it('stay bounded by ten times their cache size whatever the write rate', async () => {
+    const { ledger } = await setup({ transferCacheSize: 10 });
+    ledger.createAccount({ id: 'a', kind: 'agent', name: 'a' });
+    // 1,000 transfers within one second: all used "just now", none may pin memory past the bound.
+    for (let i = 0; i < 1000; i += 1) {
+      ledger.transfer({ debitAccountId: 'world', creditAccountId: 'a', amount: msat(1), code: 'funding' });
+      if (i % 50 === 49) await ledger.flush();
+    }
+    await ledger.flush();
+    expect(ledger.stats().recentTransfers).toBeLessThanOrEqual(100 + 50);
+    expect((await ledger.requireAccount('a')).creditsPosted).toBe(1000n);
+  });
+});
