@@ -3,10 +3,15 @@
  * through the gateway's own modules and write paths: the store is opened by `openAccounts` exactly
  * as `coulomb start` opens it (LevelDB, `Ledger.open(new LevelLedgerStore(db))`, payments, policies,
  * the L402 authority of the data dir), and every kind of history is made by the call the gateway
- * makes for it. Lightning is the in-memory stand-in (test/support/fake-lightning.ts): the invoices
- * and payments it makes up are unknown to the real LND the measured gateway starts against, so
- * every Lightning payment written here is a FAILED one (LND's "not found" agrees with it at start;
+ * makes for it. Lightning is the in-memory stand-in (bench/soak-lightning.ts over the unit tests'
+ * test/support/fake-lightning.ts: requests are base64 JSON, no BOLT11 signing): the invoices and
+ * payments it makes up are unknown to the real LND the measured gateway starts against, so every
+ * Lightning payment written here is a FAILED one (LND's "not found" agrees with it at start;
  * a succeeded one would be a reconciliation mismatch that freezes its account).
+ *
+ * The ledger's synchronous steps go in waves (one `ensure` of the wave's accounts, the steps, one
+ * wait for durability); the async payments/L402 calls run many at once so their durable waits share
+ * group-commit batches.
  *
  * One small function per kind of history, so each can follow its write path when that changes.
  * The calls into the ledger/payments API are marked `API:` for whoever adapts them.
@@ -20,7 +25,8 @@ import { openAccounts } from '../src/main.js';
 import type { PaymentsService } from '../src/payments/service.js';
 import type { PolicyRegistry } from '../src/policy/registry.js';
 import { tierPolicy } from '../src/policy/tiers.js';
-import { FakeLightning, fakeRequest } from '../test/support/fake-lightning.js';
+import { fakeRequest } from '../test/support/fake-lightning.js';
+import { SoakLightning } from './soak-lightning.js';
 
 /** How much history, at scale 1 the figures of issue #12's acceptance. */
 export interface SoakCounts {
@@ -71,13 +77,22 @@ const SERVICE: ServiceTerms = {
 const REVENUE = `svc:${SERVICE.name}`;
 /** Calls of the payments/L402 paths in flight at once: their durable waits share group-commit batches. */
 const INFLIGHT = 2000;
+/** Items per wave of the ledger's synchronous steps: one `ensure`, then the steps, then one wait. */
+const WAVE = 10_000;
 
 interface Ctx {
   ledger: Ledger;
   payments: PaymentsService;
   gate: L402Gate;
-  fake: FakeLightning;
+  fake: SoakLightning;
   agents: string[];
+}
+
+/** Between chunks (nothing in flight) the stand-in Lightning forgets what it made. */
+function forget(ctx: Ctx): void {
+  ctx.fake.invoices.clear();
+  ctx.fake.sent.clear();
+  ctx.fake.canceled.length = 0;
 }
 
 /**
@@ -94,18 +109,27 @@ async function pool(ctx: Ctx, n: number, inflight: number, job: (i: number) => P
         while (next < end) await job(next++);
       }),
     );
-    ctx.fake.invoices.clear();
-    ctx.fake.sent.clear();
-    ctx.fake.canceled.length = 0;
+    forget(ctx);
+  }
+}
+
+/** Runs `wave(from, to)` over 0..n-1 in waves of `WAVE` items, one after the other. */
+async function waves(ctx: Ctx, n: number, wave: (from: number, to: number) => Promise<void>): Promise<void> {
+  for (let from = 0; from < n; from += WAVE) {
+    await wave(from, Math.min(n, from + WAVE));
+    forget(ctx);
   }
 }
 
 /** Agent accounts, each with the L3 policy (no daily limit) and funded by the operator. */
 async function agents(ctx: Ctx, n: number, policies: PolicyRegistry): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const id = `soak-agent-${i}`;
-    ctx.ledger.createAccount({ id, kind: 'agent', name: id }); // API: sync create
-    ctx.agents.push(id);
+  const ids = Array.from({ length: n }, (_, i) => `soak-agent-${i}`);
+  for (let start = 0; start < n; start += WAVE) {
+    const wave = ids.slice(start, start + WAVE);
+    // API: a chosen id is looked up first (`ensure`), then created in one synchronous step.
+    await ctx.ledger.ensure({ accounts: wave });
+    for (const id of wave) ctx.ledger.createAccount({ id, kind: 'agent', name: id });
+    ctx.agents.push(...wave);
   }
   await ctx.ledger.flush();
   await pool(ctx, n, INFLIGHT, async (i) => {
@@ -115,16 +139,26 @@ async function agents(ctx: Ctx, n: number, policies: PolicyRegistry): Promise<vo
   });
 }
 
-/** Internal posted transfers agent → agent, group-committed with `inflight` outstanding. */
-async function internalTransfers(ctx: Ctx, n: number, inflight = 20_000): Promise<void> {
+/**
+ * Internal posted transfers agent → agent, group-committed: a wave of `WAVE` is one `ensure` of
+ * all its accounts, then the synchronous transfers, then one wait for their durability.
+ */
+async function internalTransfers(ctx: Ctx, n: number): Promise<void> {
   const a = ctx.agents;
-  for (let done = 0; done < n; done += inflight) {
+  const pair = (i: number): [string, string] => {
+    const from = a[i % a.length]!;
+    const to = a[(i * 7 + 1) % a.length]!;
+    return [from, to === from ? a[(i + 1) % a.length]! : to];
+  };
+  for (let done = 0; done < n; done += WAVE) {
+    const end = Math.min(n, done + WAVE);
+    const accounts = new Set<string>();
+    for (let i = done; i < end; i++) for (const id of pair(i)) accounts.add(id);
+    // API: `ensure` the wave's accounts, then the synchronous check-and-apply of each transfer.
+    await ctx.ledger.ensure({ accounts: [...accounts] });
     const wave: Promise<void>[] = [];
-    for (let i = done; i < Math.min(n, done + inflight); i++) {
-      const from = a[i % a.length]!;
-      let to = a[(i * 7 + 1) % a.length]!;
-      if (to === from) to = a[(i + 1) % a.length]!;
-      // API: synchronous check-and-apply (after the ledger change: `await ledger.ensure({accounts})` first).
+    for (let i = done; i < end; i++) {
+      const [from, to] = pair(i);
       wave.push(
         ctx.ledger.transfer({
           debitAccountId: from,
@@ -146,27 +180,38 @@ async function internalTransfers(ctx: Ctx, n: number, inflight = 20_000): Promis
  * case, posted at the cost used; src/proxy/server.ts).
  */
 async function l402Credentials(ctx: Ctx, n: number, uses: number): Promise<void> {
-  if (!ctx.ledger.getAccount(REVENUE))
+  // API: async read of an account.
+  if (!(await ctx.ledger.getAccount(REVENUE)))
     await ctx.ledger.createAccount({ id: REVENUE, kind: 'service', name: `revenue of ${SERVICE.name}` })
       .durable;
-  await pool(ctx, n, INFLIGHT, async () => {
-    const c = await ctx.gate.challenge(SERVICE);
-    const { paymentHash } = await ctx.fake.decodeInvoice(c.invoice);
-    const preimage = ctx.fake.invoices.get(paymentHash)!.preimage!;
-    const auth = await ctx.gate.authorize(`L402 ${c.macaroon}:${preimage}`, SERVICE.name);
-    if (!auth.ok) throw new Error(`a paid credential was refused: ${auth.message}`);
+  await waves(ctx, n, async (from, to) => {
+    // Bought: challenges and first presentations, the wave's calls all in flight at once.
+    const credentials = await Promise.all(
+      Array.from({ length: to - from }, async () => {
+        const c = await ctx.gate.challenge(SERVICE);
+        const { paymentHash } = await ctx.fake.decodeInvoice(c.invoice);
+        const preimage = ctx.fake.invoices.get(paymentHash)!.preimage!;
+        const auth = await ctx.gate.authorize(`L402 ${c.macaroon}:${preimage}`, SERVICE.name);
+        if (!auth.ok) throw new Error(`a paid credential was refused: ${auth.message}`);
+        return auth.accountId;
+      }),
+    );
+    // Used: the proxy's charge per request, a wave at a time (one `ensure`, synchronous steps).
     for (let u = 0; u < uses; u++) {
-      // API: sync transfer/post on a resident credential account.
-      const r = ctx.ledger.transfer({
-        debitAccountId: auth.accountId,
-        creditAccountId: REVENUE,
-        amount: msat(50_000),
-        code: 'l402_usage',
-        pending: true,
-        memo: '/v1/chat/completions',
-      });
-      await r.durable;
-      await ctx.ledger.post(r.value.id, msat(20_000)).durable;
+      // API: `ensure` the credential accounts, then synchronous transfer/post.
+      await ctx.ledger.ensure({ accounts: [REVENUE, ...credentials] });
+      const held = credentials.map((accountId) =>
+        ctx.ledger.transfer({
+          debitAccountId: accountId,
+          creditAccountId: REVENUE,
+          amount: msat(50_000),
+          code: 'l402_usage',
+          pending: true,
+          memo: '/v1/chat/completions',
+        }),
+      );
+      await Promise.all(held.map((r) => r.durable));
+      await Promise.all(held.map((r) => ctx.ledger.post(r.value.id, msat(20_000)).durable));
     }
   });
 }
@@ -219,7 +264,7 @@ export async function populate(
   counts: SoakCounts,
   report: (t: PhaseTiming) => void,
 ): Promise<PhaseTiming[]> {
-  const fake = new FakeLightning();
+  const fake = new SoakLightning();
   const stack = await openAccounts({ ...DEFAULTS, dataDir }, fake, pino({ level: 'silent' }));
   const s = stack.services;
   const ctx: Ctx = {
