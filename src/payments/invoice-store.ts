@@ -9,8 +9,10 @@ import type { InvoiceRecord } from './types.js';
  *   inv!<hash>                              the record
  *   invexp!<expiresAt, 15 digits>!<hash>    while LND may still take a payment for it: open, or
  *                                           settled internally and its cancel not confirmed by LND
- *                                           (value: '' open, `c` an open L402 challenge, `i`
- *                                           settled internally)
+ *                                           (value: '' open, `i` settled internally; `c` an open
+ *                                           L402 challenge written by an older version)
+ *   invexpc!<expiresAt, 15 digits>!<hash>   an open L402 challenge (value `c`): apart, so that
+ *                                           reconciliation never walks a challenge flood
  *   invby!<account>!<createdAt, 15 digits>!<hash> = hash
  *                                           an account's invoices, newest first; an L402
  *                                           credential's only once paid
@@ -22,12 +24,14 @@ import type { InvoiceRecord } from './types.js';
 export const invoiceKeys = {
   record: (hash: string) => `inv!${hash}`,
   expiry: (expiresAt: number, hash: string) => `invexp!${pad(expiresAt)}!${hash}`,
+  challengeExpiry: (expiresAt: number, hash: string) => `invexpc!${pad(expiresAt)}!${hash}`,
   byAccount: (accountId: string, createdAt: number, hash: string) =>
     `invby!${accountId}!${pad(createdAt)}!${hash}`,
   indexed: 'invidx!v1',
 };
 
 const EXPIRY_PREFIX = 'invexp!';
+const CHALLENGE_EXPIRY_PREFIX = 'invexpc!';
 /** Why an invoice is in the expiry index, so that its readers can skip what they do not need. */
 export type LiveKind = 'open' | 'challenge' | 'internal';
 const LIVE_VALUE: Record<LiveKind, string> = { open: '', challenge: 'c', internal: 'i' };
@@ -100,13 +104,19 @@ export class InvoiceStore {
    */
   writes(rec: InvoiceRecord): SideRecords {
     const hash = rec.paymentHash;
+    const kind = isLiveInLnd(rec) ? liveKind(rec) : undefined;
     const out: SideRecords = [
       { key: invoiceKeys.record(hash), value: encode(rec) },
       {
         key: invoiceKeys.expiry(rec.expiresAt, hash),
-        value: isLiveInLnd(rec) ? LIVE_VALUE[liveKind(rec)] : null,
+        value: kind !== undefined && kind !== 'challenge' ? LIVE_VALUE[kind] : null,
       },
     ];
+    if (isCredentialInvoice(rec))
+      out.push({
+        key: invoiceKeys.challengeExpiry(rec.expiresAt, hash),
+        value: kind === 'challenge' ? LIVE_VALUE.challenge : null,
+      });
     if (!isCredentialInvoice(rec) || rec.state === 'settled')
       out.push({ key: invoiceKeys.byAccount(rec.accountId, rec.createdAt, hash), value: hash });
     return out;
@@ -136,6 +146,7 @@ export class InvoiceStore {
     await this.store.putRecords([
       { key: invoiceKeys.record(rec.paymentHash), value: null },
       { key: invoiceKeys.expiry(rec.expiresAt, rec.paymentHash), value: null },
+      { key: invoiceKeys.challengeExpiry(rec.expiresAt, rec.paymentHash), value: null },
       { key: invoiceKeys.byAccount(rec.accountId, rec.createdAt, rec.paymentHash), value: null },
     ]);
   }
@@ -240,9 +251,17 @@ export class InvoiceStore {
    * Returns how many entries it removed; a full pass means more are waiting for the next one.
    */
   async prune(limit = 2000): Promise<number> {
+    const challenges = await this.pruneIndex(CHALLENGE_EXPIRY_PREFIX, limit);
+    return challenges === limit
+      ? limit
+      : challenges + (await this.pruneIndex(EXPIRY_PREFIX, limit - challenges));
+  }
+
+  private async pruneIndex(prefix: string, limit: number): Promise<number> {
+    if (limit <= 0) return 0;
     const cutoff = pad(this.now() - this.graceMs);
-    const page = await this.store.listRecords(EXPIRY_PREFIX, { limit });
-    const due = page.filter((r) => r.key.slice(EXPIRY_PREFIX.length, EXPIRY_PREFIX.length + 15) < cutoff);
+    const page = await this.store.listRecords(prefix, { limit });
+    const due = page.filter((r) => r.key.slice(prefix.length, prefix.length + 15) < cutoff);
     if (due.length === 0) return 0;
     const hashes = due.map((r) => r.key.slice(r.key.lastIndexOf('!') + 1));
     const raws = await Promise.all(hashes.map((h) => this.store.getRecord(invoiceKeys.record(h))));

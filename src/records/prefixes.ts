@@ -64,6 +64,12 @@ export const PREFIXES = {
   invoice: entry('inv!', 'src/payments', 'lru', 'an invoice of an account, by payment hash'),
   invoiceBy: entry('invby!', 'src/payments', 'index', 'invoices by account'),
   invoiceExpiry: entry('invexp!', 'src/payments', 'index', 'invoices by expiry (pruning)'),
+  invoiceChallengeExpiry: entry(
+    'invexpc!',
+    'src/payments/invoice-store.ts',
+    'index',
+    'open L402 challenges by expiry (pruning; apart from reconciliation)',
+  ),
   invoiceIndexMark: entry('invidx!', 'src/payments', 'disk', 'mark: the invoice indexes are built'),
   cancelIntent: entry(
     'invcancel!',
