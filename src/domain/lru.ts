@@ -10,6 +10,7 @@ export class BoundedCache<K, V> {
   constructor(
     readonly max: number,
     private readonly now: () => number = Date.now,
+    /** 0: no pin, least recently used out as soon as the cache is over its size. */
     readonly pinMs = 60_000,
     /** Entries this says to keep (e.g. an account with money in flight) are never evicted. */
     private readonly keep: (key: K) => boolean = () => false,
@@ -48,7 +49,7 @@ export class BoundedCache<K, V> {
     const pinnedSince = this.now() - this.pinMs;
     // Oldest first: stop at the first entry used within the pin window (all later ones are newer).
     for (const [key, e] of this.entries) {
-      if (this.entries.size <= this.max || e.at >= pinnedSince) return;
+      if (this.entries.size <= this.max || e.at > pinnedSince) return;
       if (!this.keep(key)) this.entries.delete(key);
     }
   }

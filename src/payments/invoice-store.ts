@@ -1,3 +1,4 @@
+import { BoundedCache } from '../domain/lru.js';
 import type { SideRecords } from '../ledger/ledger.js';
 import type { RecordStore } from '../ledger/store.js';
 import { decodeInvoice, encode } from './codec.js';
@@ -67,8 +68,8 @@ export interface InvoiceStoreOptions {
 
 /** The invoice records of the payments service, on disk with a bounded cache. */
 export class InvoiceStore {
-  private readonly records: Lru<InvoiceRecord>;
-  private readonly settled: Lru<true>;
+  private readonly records: BoundedCache<string, InvoiceRecord>;
+  private readonly settled: BoundedCache<string, true>;
   private readonly graceMs: number;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
@@ -77,8 +78,9 @@ export class InvoiceStore {
     private readonly store: RecordStore,
     options: InvoiceStoreOptions = {},
   ) {
-    this.records = new Lru(options.cachedRecords ?? 1000);
-    this.settled = new Lru(options.cachedSettled ?? 10_000);
+    // Not pinned: every reader falls back to disk on a miss.
+    this.records = new BoundedCache(options.cachedRecords ?? 1000, Date.now, 0);
+    this.settled = new BoundedCache(options.cachedSettled ?? 10_000, Date.now, 0);
     this.graceMs = options.pruneGraceMs ?? 3600_000;
     this.now = options.now ?? Date.now;
   }
@@ -124,8 +126,8 @@ export class InvoiceStore {
 
   /** Files the record's latest state in memory (after `writes`, or after reading it). */
   remember(rec: InvoiceRecord): void {
-    this.records.put(rec.paymentHash, rec);
-    if (rec.state === 'settled') this.settled.put(rec.paymentHash, true);
+    this.records.set(rec.paymentHash, rec);
+    if (rec.state === 'settled') this.settled.set(rec.paymentHash, true);
   }
 
   /** Writes the record on its own, durably, and remembers it. */
@@ -282,35 +284,5 @@ export class InvoiceStore {
   /** What is resident, for tests and metrics. */
   stats(): { cachedRecords: number; cachedSettled: number } {
     return { cachedRecords: this.records.size, cachedSettled: this.settled.size };
-  }
-}
-
-/** A bounded map, least recently used out first. */
-class Lru<V> {
-  private readonly items = new Map<string, V>();
-
-  constructor(private readonly max: number) {}
-
-  get size(): number {
-    return this.items.size;
-  }
-
-  get(key: string): V | undefined {
-    const v = this.items.get(key);
-    if (v !== undefined) {
-      this.items.delete(key);
-      this.items.set(key, v);
-    }
-    return v;
-  }
-
-  put(key: string, value: V): void {
-    this.items.delete(key);
-    this.items.set(key, value);
-    if (this.items.size > this.max) this.items.delete(this.items.keys().next().value!);
-  }
-
-  delete(key: string): void {
-    this.items.delete(key);
   }
 }
