@@ -1,32 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
-import type { RecordStore } from '../../../src/ledger/store.js';
+import { MemoryRecords } from '../../support/memory-records.js';
 import { PolicyRegistry } from '../../../src/policy/registry.js';
-
-class MemoryRecords implements RecordStore {
-  readonly records = new Map<string, string>();
-  reads = 0;
-
-  async putRecords(records: { key: string; value: string | null }[]): Promise<void> {
-    for (const r of records) {
-      if (r.value === null) this.records.delete(r.key);
-      else this.records.set(r.key, r.value);
-    }
-  }
-
-  async getRecord(key: string): Promise<string | undefined> {
-    this.reads += 1;
-    return this.records.get(key);
-  }
-
-  async listRecords(prefix: string, options: { limit?: number; after?: string } = {}) {
-    const keys = [...this.records.keys()]
-      .filter((k) => k.startsWith(prefix) && (options.after === undefined || k > options.after))
-      .sort()
-      .slice(0, options.limit);
-    return keys.map((key) => ({ key, value: this.records.get(key)! }));
-  }
-}
 
 const policy = (n: number) => ({ rules: [{ type: 'max_per_payment' as const, maxMsat: msat(n) }] });
 
