@@ -10,6 +10,7 @@
  *   3. the gateway starts again on the full store: the same two figures, and full/empty ratios.
  *
  *   npm run bench:soak [-- --scale 0.01 --keep --keep-data --settle 3]
+ *   npm run bench:soak -- --reuse <data dir kept by --keep-data>   (full store re-measured, no populate)
  *
  * RSS after GC: the gateway runs with `--expose-gc --import bench/soak-probe.mjs`; on SIGUSR2 the
  * probe runs gc() twice and writes process.memoryUsage() to a file read here (nothing in src/).
@@ -35,6 +36,8 @@ const { values } = parseArgs({
     'start-timeout': { type: 'string', default: '3600' },
     keep: { type: 'boolean', default: false },
     'keep-data': { type: 'boolean', default: false },
+    /** A data dir a previous run populated (kept with --keep-data): measure it again, no populate. */
+    reuse: { type: 'string' },
   },
 });
 const SCALE = Number(values.scale);
@@ -45,6 +48,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const probe = pathToFileURL(join(root, 'bench', 'soak-probe.mjs')).href;
 const network = benchNetwork();
 const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-soak-'));
+/** The full store: this run's `dataDir` once populated, or the one given by --reuse. */
+const fullDir = values.reuse ?? dataDir;
 const live = new Set<ReturnType<typeof spawn>>();
 
 interface Measure {
@@ -59,7 +64,7 @@ const mb = (n: number): number => Number((n / 1024 / 1024).toFixed(1));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Starts the gateway on `dataDir`, times it to ready, probes its memory after GC, stops it. */
-async function measure(node: NodeStatus, label: string): Promise<Measure> {
+async function measure(node: NodeStatus, label: string, dir: string): Promise<Measure> {
   const probeFile = join(dataDir, `probe-${label}.json`);
   const loadAvg = Number(loadavg()[0]!.toFixed(2));
   const t0 = process.hrtime.bigint();
@@ -74,7 +79,7 @@ async function measure(node: NodeStatus, label: string): Promise<Measure> {
       '--port',
       '0',
       '--data-dir',
-      dataDir,
+      dir,
       '--lnd-socket',
       node.grpcSocket,
       '--lnd-cert',
@@ -151,19 +156,21 @@ async function main(): Promise<void> {
   const counts = countsFor(SCALE);
   console.error(`soak at scale ${SCALE}: ${JSON.stringify(counts)}; data dir ${dataDir}`);
 
-  const empty = await measure(alice, 'empty');
+  const empty = await measure(alice, 'empty', dataDir);
   console.error(
     `empty store: start ${empty.startSeconds} s, RSS after GC ${empty.rssMb} MB (load ${empty.loadAvg})`,
   );
 
   const t0 = process.hrtime.bigint();
-  const phases = await populate(dataDir, counts, (t) =>
-    console.error(`  populate ${t.phase}: ${t.count} in ${t.seconds} s (${t.perSec}/s)`),
-  );
+  const phases = values.reuse
+    ? []
+    : await populate(dataDir, counts, (t) =>
+        console.error(`  populate ${t.phase}: ${t.count} in ${t.seconds} s (${t.perSec}/s)`),
+      );
   const populateSeconds = Number((Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1));
-  console.error(`populated in ${populateSeconds} s`);
+  console.error(values.reuse ? `reusing the store in ${fullDir}` : `populated in ${populateSeconds} s`);
 
-  const full = await measure(alice, 'full');
+  const full = await measure(alice, 'full', fullDir);
   console.error(
     `full store:  start ${full.startSeconds} s, RSS after GC ${full.rssMb} MB (load ${full.loadAvg})`,
   );
