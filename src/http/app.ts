@@ -1,3 +1,4 @@
+import { lazyCompilers } from './lazy-compilers.js';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -44,6 +45,7 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, verbose: true } },
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors,
+    schemaController: { compilersFactory: lazyCompilers() },
   }).withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandling(app);
   installRouting(app);
