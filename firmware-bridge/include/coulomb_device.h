@@ -222,8 +222,8 @@ int coulomb_enroll_message(const uint8_t device_id[32], const char *code, size_t
 /** Bytes a context created by coulomb_context_create() needs (about 200 on 64-bit hosts). */
 size_t coulomb_context_size(void);
 /**
- * Builds a secp256k1 context in caller memory (`mem`, aligned for any type, at least
- * coulomb_context_size() bytes) and, if seed32 is not NULL, randomizes it (side-channel
+ * Builds a secp256k1 context in caller memory (`mem`, aligned for uint64_t and pointers, as
+ * malloc's memory is; at least coulomb_context_size() bytes) and, if seed32 is not NULL, randomizes it (side-channel
  * blinding; use 32 bytes from the hardware RNG). Returns NULL if mem is too small or unaligned
  * or randomization fails. Release with secp256k1_context_preallocated_destroy().
  */

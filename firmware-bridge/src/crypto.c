@@ -25,15 +25,16 @@
 
 /* Room for a temporary context: libsecp256k1 0.2.x needs 208 bytes on x86-64, less on 32-bit
  * targets; checked at run time (COULOMB_ERR_CONTEXT if too small). The union aligns the buffer for
- * any type the context holds. Override with -DCOULOMB_STACK_CONTEXT_BYTES=... */
+ * every type the context holds (64-bit and 32-bit integers, pointers, function pointers), and no
+ * more: not long double, whose 16-byte alignment on rv32 (ilp32) is more than picolibc's or
+ * ESP-IDF's malloc gives, which made coulomb_context_create() refuse malloc'd memory there.
+ * Override the size with -DCOULOMB_STACK_CONTEXT_BYTES=... */
 #ifndef COULOMB_STACK_CONTEXT_BYTES
 #define COULOMB_STACK_CONTEXT_BYTES 320
 #endif
 
 typedef union {
   unsigned char bytes[COULOMB_STACK_CONTEXT_BYTES];
-  long double ld;
-  double d;
   unsigned long long ull;
   void *ptr;
   void (*fn)(void);
