@@ -45,7 +45,7 @@ die() {
 
 # --- Debian packages ---------------------------------------------------------------------------
 packages=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-xtensa-lx106 picolibc-xtensa-lx106-elf
-  gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-misc dpkg-dev)
+  gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-misc qemu-system-arm dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -202,6 +202,25 @@ rv32_programs() {
     "$b/libcoulomb-noverify.a" "$b/libsecp256k1.a" || die "rv32imc: link probe (no verify after sign)"
 }
 
+# --- Cortex-M4 under qemu (stack only: no instruction counter there) --------------------------------
+m4_flags=(-mcpu=cortex-m4 -mthumb --specs=picolibc.specs --oslib=semihost --crt0=semihost)
+# mps2-an386 (Cortex-M4): code SRAM at 0, data SRAM at 0x20000000.
+m4_layout=(-Wl,--defsym=__flash=0x0 -Wl,--defsym=__flash_size=0x400000 -Wl,--defsym=__ram=0x20000000
+  -Wl,--defsym=__ram_size=0x400000 -Wl,--defsym=__stack_size=0x20000)
+qemu_m4() { # elf
+  timeout 300 qemu-system-arm -M mps2-an386 -nographic -kernel "$1" -semihosting-config enable=on,target=native \
+    </dev/null
+}
+m4_programs() {
+  local b="$out/cortex-m4" cc=arm-none-eabi-gcc
+  mkdir -p "$b/test"
+  compile $cc "${m4_flags[@]}" -Os -std=gnu99 -Wall -Wextra -Werror -I"$fw/include" -I"$secp/include" \
+    -- "$here/probe.c" "$b/test/probe.o"
+  compile $cc "${m4_flags[@]}" -Os -std=c99 -Wall -Wextra -Werror -pedantic -- "$here/callbacks.c" "$b/test/callbacks.o"
+  $cc "${m4_flags[@]}" "${m4_layout[@]}" -o "$b/test/probe.elf" "$b/test/probe.o" "$b/test/callbacks.o" \
+    "$b/libcoulomb.a" "$b/libsecp256k1.a" || die "cortex-m4: link probe"
+}
+
 rv32_tests() { # the host suite's vectors and checks, on the emulated rv32imc
   local elf="$out/rv32imc/test/coulomb_tests.elf" s log
   for s in sha256 "vectors $fw/test/vectors.json" escapes parser buffers signing; do
@@ -229,56 +248,75 @@ for v in probe probe-noverify; do
   fi
   say "rv32imc $v: $(tr '\n' ' ' <"$out/rv32imc/$v.txt")"
 done
+m4_programs
+if ! qemu_m4 "$out/cortex-m4/test/probe.elf" >"$out/cortex-m4/probe.txt" 2>&1; then
+  cat "$out/cortex-m4/probe.txt" >&2
+  die "cortex-m4: probe failed under qemu"
+fi
+say "cortex-m4 probe: $(tr '\n' ' ' <"$out/cortex-m4/probe.txt")"
 
 # --- figures ----------------------------------------------------------------------------------------
 val() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 kb() { awk -v n="$1" 'BEGIN { printf "%.1f KiB", n / 1024 }'; }
 figures() {
-  local t f
+  local t f lf lr sf sr rf stack_sign stack_open time_sign
   echo "Produced by \`bash firmware-bridge/cross/build.sh\` (Debian bookworm cross compilers, GCC 12.2, \`-Os\`;"
   echo "libsecp256k1 $secp_version from Debian's source package with \`ECMULT_WINDOW_SIZE=8\`,"
-  echo "\`ECMULT_GEN_PREC_BITS=4\`). Flash = text + rodata, RAM = data + bss, summed per archive from the"
-  echo "linker map of a size image that keeps every public function (\`firmware-bridge/build/cross/<target>/image/size.map\`)."
+  echo "\`ECMULT_GEN_PREC_BITS=4\`). Flash = text + rodata and RAM = data + bss, summed per archive from the"
+  echo "linker map of a size image that keeps every public function"
+  echo "(\`firmware-bridge/build/cross/<target>/image/size.map\`). Peak stack: painted, under qemu"
+  echo "(\`firmware-bridge/cross/probe.c\`), libsecp256k1 included, caller's context. Time: **an estimate**,"
+  echo "rv32imc instructions counted by qemu ÷ 160 MHz at one instruction per cycle, not a measurement on a chip."
   echo
-  echo "| Target | Library flash | Library RAM | libsecp256k1 flash | libsecp256k1 RAM | Library + libsecp256k1 flash | libc/libgcc used |"
-  echo "| --- | --: | --: | --: | --: | --: | --: |"
+  echo "| Target | Library flash | Library RAM | libsecp256k1 flash | libsecp256k1 RAM | Library + libsecp256k1 flash | libc/libgcc used | Peak stack: sign request + envelope | Peak stack: open response | Sign request + envelope at 160 MHz |"
+  echo "| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |"
   for t in rv32imc lx106 cortex-m4; do
     f="$out/$t/sizes.txt"
-    local lf lr sf sr rf
     lf=$(($(val "$f" lib_text) + $(val "$f" lib_rodata)))
     lr=$(($(val "$f" lib_data) + $(val "$f" lib_bss)))
     sf=$(($(val "$f" secp_text) + $(val "$f" secp_rodata)))
     sr=$(($(val "$f" secp_data) + $(val "$f" secp_bss)))
     rf=$(($(val "$f" runtime_text) + $(val "$f" runtime_rodata)))
-    echo "| $t | $lf B ($(kb $lf)) | $lr B | $sf B ($(kb $sf)) | $sr B | $((lf + sf)) B ($(kb $((lf + sf)))) | $rf B |"
+    stack_sign="not measured (no lx106 emulator)"
+    stack_open="not measured"
+    time_sign="not measured"
+    if [ -f "$out/$t/probe.txt" ]; then
+      stack_sign="$(awk '$1 == "build_request" { print $3 }' "$out/$t/probe.txt") B"
+      stack_open="$(awk '$1 == "open_response" { print $3 }' "$out/$t/probe.txt") B"
+    fi
+    [ "$t" = rv32imc ] && time_sign="$(awk '$1 == "build_request" { printf "%.1f ms (estimate)", $2 / 160000 }' \
+      "$out/$t/probe.txt")"
+    [ "$t" = cortex-m4 ] && time_sign="not measured (no instruction counter)"
+    echo "| $t | $lf B ($(kb $lf)) | $lr B | $sf B ($(kb $sf)) | $sr B | $((lf + sf)) B ($(kb $((lf + sf)))) | $rf B | $stack_sign | $stack_open | $time_sign |"
   done
   echo
-  echo "rv32imc under \`qemu-system-riscv32 -icount shift=0\` (\`firmware-bridge/cross/probe.c\`): instructions"
-  echo "executed (the \`instret\` counter) and peak stack (painted), libsecp256k1 included. **The time is an estimate**"
-  echo "from the instruction count at 160 MHz and one instruction per cycle, not a measurement on a chip."
+  echo "Each operation on rv32imc under \`qemu-system-riscv32 -icount shift=0\` (instructions: the \`instret\` counter):"
   echo
   echo "| Operation | Library built with | Instructions | Estimated time at 160 MHz | Peak stack |"
   echo "| --- | --- | --: | --: | --: |"
-  local name label build file
+  local name label build file line insns stack what
   for build in probe probe-noverify; do
     file="$out/rv32imc/$build.txt"
     [ "$build" = probe ] && label="defaults" || label="\`-DCOULOMB_VERIFY_AFTER_SIGN=0\`"
-    for name in build_request build_request_tmp sign_digest open_response; do
-      [ "$build" = probe-noverify ] && [ "$name" = open_response ] && continue
-      local line insns stack what
+    for name in build_request build_request_tmp sign_digest device_id open_response; do
+      [ "$build" = probe-noverify ] && { [ "$name" = open_response ] || [ "$name" = device_id ]; } && continue
       line=$(awk -v k="$name" '$1 == k' "$file")
       insns=$(echo "$line" | awk '{ print $2 }')
       stack=$(echo "$line" | awk '{ print $3 }')
       [ -n "$insns" ] || die "probe output lacks $name"
       case "$name" in
-        build_request) what="sign a request + its JSON envelope (caller's context)" ;;
+        build_request) what="\`coulomb_sign_request\` + \`coulomb_request_to_json\` (caller's context)" ;;
         build_request_tmp) what="the same with \`ctx = NULL\`" ;;
         sign_digest) what="\`coulomb_sign_digest\` (caller's context)" ;;
+        device_id) what="\`coulomb_device_id\` (one key pair: a fixed-base multiplication)" ;;
         open_response) what="\`coulomb_open_response\`: parse + verify a response" ;;
       esac
       echo "| $what | $label | $insns | $(awk -v n="$insns" 'BEGIN { printf "%.1f ms", n / 160000 }') | $stack B |"
     done
   done
+  echo
+  echo "Peak stack on Cortex-M4 (\`qemu-system-arm -M mps2-an386\`), same probe:"
+  echo "$(awk '$1 ~ /^(build_request|build_request_tmp|sign_digest|device_id|open_response)$/ { printf "%s%s %s B", sep, $1, $3; sep = ", " }' "$out/cortex-m4/probe.txt")."
   echo
   f="$out/rv32imc/probe.txt"
   echo "Sizes on rv32imc: context (\`coulomb_context_size()\`) $(val "$f" context_size) bytes, \`coulomb_request\`"

@@ -1,13 +1,15 @@
 /*
- * Runs bare-metal on rv32imc under qemu-system-riscv32 (build.sh): for each operation, the number
- * of instructions it executes (the instret CSR; qemu counts executed instructions in it when run
- * with -icount shift=0) and its peak stack (the stack below the caller is painted with a pattern
+ * Runs bare-metal under qemu (build.sh): rv32imc in qemu-system-riscv32, Cortex-M4 in
+ * qemu-system-arm (mps2-an386). For each operation, the number of instructions it executes (rv32
+ * only: the instret CSR, which qemu makes count executed instructions with -icount shift=0) and
+ * its peak stack (the stack below the caller is painted with a pattern
  * before the call; the deepest overwritten byte gives the high-water mark; an empty operation's
  * figures are subtracted). libsecp256k1 included. Prints "name instructions stack_bytes" lines.
  *
  *   build_request     coulomb_sign_request + coulomb_request_to_json, caller's randomized context
  *   build_request_tmp the same with ctx = NULL (temporary context on the stack)
  *   sign_digest       coulomb_sign_digest alone (BIP340 sign + its check-verification), caller's context
+ *   device_id         coulomb_device_id: the key pair (one fixed-base multiplication), caller's context
  *   open_response     coulomb_open_response: parse + verify a response envelope (static context)
  */
 #include <stdint.h>
@@ -57,22 +59,39 @@ static int op_build_request_tmp(void) { return op_build_request_ctx(NULL); }
 
 static int op_sign_digest(void) { return coulomb_sign_digest(own_ctx, sk, aux, digest, sig); }
 
+static int op_device_id(void) { return coulomb_device_id(own_ctx, sk, id); }
+
 static int op_open_response(void) {
   memcpy(answer, RESPONSE, sizeof RESPONSE);
   return coulomb_open_response(NULL, answer, sizeof RESPONSE - 1, gw, id, 2, &res);
 }
 
+/* Instructions retired so far (RISC-V only; elsewhere 0: only the stack is measured). */
 static uint32_t instret(void) {
-  uint32_t v;
+  uint32_t v = 0;
+#if defined(__riscv)
   __asm__ volatile("rdinstret %0" : "=r"(v));
+#endif
   return v;
+}
+
+static inline __attribute__((always_inline)) unsigned char *stack_pointer(void) {
+  unsigned char *sp;
+#if defined(__riscv)
+  __asm__ volatile("mv %0, sp" : "=r"(sp));
+#elif defined(__arm__)
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+#else
+#error "stack_pointer: unknown architecture"
+#endif
+  return sp;
 }
 
 /* Not inlined: its frame is the same for every operation, and the empty one measures it. */
 static __attribute__((noinline)) void measure(op_fn op, uint32_t *insns, uint32_t *stack, int *result) {
   unsigned char *sp, *p;
   uint32_t before;
-  __asm__ volatile("mv %0, sp" : "=r"(sp));
+  sp = stack_pointer();
   for (p = sp - PAINT_BYTES; p < sp - 16; p++) *(volatile unsigned char *)p = PAINT;
   before = instret();
   *result = op();
@@ -93,6 +112,7 @@ int main(void) {
   } ops[] = {{"build_request", op_build_request},
              {"build_request_tmp", op_build_request_tmp},
              {"sign_digest", op_sign_digest},
+             {"device_id", op_device_id},
              {"open_response", op_open_response}};
   uint8_t seed[32];
   uint32_t base_insns, base_stack, insns, stack;
