@@ -298,7 +298,7 @@ figures() {
   for build in probe probe-noverify; do
     file="$out/rv32imc/$build.txt"
     [ "$build" = probe ] && label="defaults" || label="\`-DCOULOMB_VERIFY_AFTER_SIGN=0\`"
-    for name in build_request build_request_tmp sign_digest device_id open_response; do
+    for name in build_request build_request_tmp build_request_keypair sign_digest device_id open_response; do
       [ "$build" = probe-noverify ] && { [ "$name" = open_response ] || [ "$name" = device_id ]; } && continue
       line=$(awk -v k="$name" '$1 == k' "$file")
       insns=$(echo "$line" | awk '{ print $2 }')
@@ -307,6 +307,7 @@ figures() {
       case "$name" in
         build_request) what="\`coulomb_sign_request\` + \`coulomb_request_to_json\` (caller's context)" ;;
         build_request_tmp) what="the same with \`ctx = NULL\`" ;;
+        build_request_keypair) what="the same from a key pair made once (\`coulomb_sign_request_keypair\`)" ;;
         sign_digest) what="\`coulomb_sign_digest\` (caller's context)" ;;
         device_id) what="\`coulomb_device_id\` (one key pair: a fixed-base multiplication)" ;;
         open_response) what="\`coulomb_open_response\`: parse + verify a response" ;;
@@ -316,7 +317,7 @@ figures() {
   done
   echo
   echo "Peak stack on Cortex-M4 (\`qemu-system-arm -M mps2-an386\`), same probe:"
-  echo "$(awk '$1 ~ /^(build_request|build_request_tmp|sign_digest|device_id|open_response)$/ { printf "%s%s %s B", sep, $1, $3; sep = ", " }' "$out/cortex-m4/probe.txt")."
+  echo "$(awk '$1 ~ /^(build_request|build_request_tmp|build_request_keypair|sign_digest|device_id|open_response)$/ { printf "%s%s %s B", sep, $1, $3; sep = ", " }' "$out/cortex-m4/probe.txt")."
   echo
   f="$out/rv32imc/probe.txt"
   echo "Sizes on rv32imc: context (\`coulomb_context_size()\`) $(val "$f" context_size) bytes, \`coulomb_request\`"

@@ -8,6 +8,7 @@
  *
  *   build_request     coulomb_sign_request + coulomb_request_to_json, caller's randomized context
  *   build_request_tmp the same with ctx = NULL (temporary context on the stack)
+ *   build_request_keypair  the same from a key pair made beforehand (coulomb_sign_request_keypair)
  *   sign_digest       coulomb_sign_digest alone (BIP340 sign + its check-verification), caller's context
  *   device_id         coulomb_device_id: the key pair (one fixed-base multiplication), caller's context
  *   open_response     coulomb_open_response: parse + verify a response envelope (static context)
@@ -36,6 +37,7 @@ static const char RESPONSE[] =
 
 static uint8_t sk[32], aux[32], gw[32], id[32], digest[32], sig[64];
 static secp256k1_context *own_ctx;
+static secp256k1_keypair keypair;
 static coulomb_request req;
 static coulomb_response res;
 static char json[COULOMB_REQUEST_JSON_MAX];
@@ -54,6 +56,14 @@ static int op_build_request_ctx(const secp256k1_context *ctx) {
 }
 
 static int op_build_request(void) { return op_build_request_ctx(own_ctx); }
+
+static int op_build_request_keypair(void) {
+  int r = coulomb_sign_request_keypair(own_ctx, &keypair, aux, 2, 1763700001u, "pay",
+                                       "{\"invoice\":\"lnbcrt10u1pexample\"}", "pay-0001", &req);
+  if (r != COULOMB_OK) return r;
+  r = coulomb_request_to_json(&req, json, sizeof json);
+  return r < 0 ? r : 0;
+}
 
 static int op_build_request_tmp(void) { return op_build_request_ctx(NULL); }
 
@@ -111,6 +121,7 @@ int main(void) {
     op_fn op;
   } ops[] = {{"build_request", op_build_request},
              {"build_request_tmp", op_build_request_tmp},
+             {"build_request_keypair", op_build_request_keypair},
              {"sign_digest", op_sign_digest},
              {"device_id", op_device_id},
              {"open_response", op_open_response}};
@@ -127,6 +138,7 @@ int main(void) {
   if (coulomb_context_size() > sizeof ctx_mem.bytes) return 2;
   own_ctx = coulomb_context_create(ctx_mem.bytes, sizeof ctx_mem.bytes, seed);
   if (own_ctx == NULL) return 2;
+  if (coulomb_keypair_create(own_ctx, sk, &keypair) != COULOMB_OK) return 2;
   printf("context_size %u\n", (unsigned)coulomb_context_size());
   printf("sizeof_request %u\nsizeof_response %u\nsizeof_event %u\n", (unsigned)sizeof(coulomb_request),
          (unsigned)sizeof(coulomb_response), (unsigned)sizeof(coulomb_event));
