@@ -22,7 +22,7 @@ const fn coulomb_size_image_keep[] = {
     K(coulomb_sign_enroll),      K(coulomb_connect_digest),    K(coulomb_mqtt_credentials),
     K(coulomb_enroll_to_json),   K(coulomb_parse_response),    K(coulomb_parse_event),
     K(coulomb_verify_response),  K(coulomb_verify_event),      K(coulomb_open_response),
-    K(coulomb_open_event),
+    K(coulomb_open_event),       K(coulomb_keypair_create),    K(coulomb_sign_request_keypair),
 };
 
 void _start(void);
