@@ -139,6 +139,19 @@ int main(void) {
   own_ctx = coulomb_context_create(ctx_mem.bytes, sizeof ctx_mem.bytes, seed);
   if (own_ctx == NULL) return 2;
   if (coulomb_keypair_create(own_ctx, sk, &keypair) != COULOMB_OK) return 2;
+#if defined(__riscv)
+  {
+    /* The counter counts instructions (qemu -icount), not time: 100000 turns of a 2-instruction loop. */
+    uint32_t n = 100000, before = instret(), spent;
+    __asm__ volatile("1: addi %0, %0, -1\n bnez %0, 1b" : "+r"(n));
+    spent = instret() - before;
+    if (spent < 200000 || spent > 200010) {
+      fprintf(stderr, "FAIL: instret counted %lu for 200000 instructions (run qemu with -icount shift=0)\n",
+              (unsigned long)spent);
+      return 1;
+    }
+  }
+#endif
   printf("context_size %u\n", (unsigned)coulomb_context_size());
   printf("sizeof_request %u\nsizeof_response %u\nsizeof_event %u\n", (unsigned)sizeof(coulomb_request),
          (unsigned)sizeof(coulomb_response), (unsigned)sizeof(coulomb_event));
