@@ -26,6 +26,8 @@
 #   4. probe.c under qemu with -icount shift=0 (the instret CSR then counts executed instructions):
 #      instructions and peak stack (painted) of signing a request + its JSON envelope, and of
 #      opening (parsing + verifying) a response.
+# On lx106 (qemu-system-xtensa -M sim -cpu lx106) and Cortex-M4 (qemu-system-arm -M mps2-an386):
+#   5. probe.c again, for the peak stack (no instruction counter there).
 # Results: firmware-bridge/build/cross/figures.md (and README.md between the "cross-figures" markers
 # with --update-readme). Any failure stops the script with a non-zero status.
 set -euo pipefail
@@ -202,6 +204,26 @@ rv32_programs() {
     "$b/libcoulomb-noverify.a" "$b/libsecp256k1.a" || die "rv32imc: link probe (no verify after sign)"
 }
 
+# --- lx106 under qemu (stack only) -----------------------------------------------------------------
+# qemu-system-xtensa has the lx106 core; picolibc has no Xtensa semihosting, so lx106_sim.c
+# starts the program and writes through qemu's simcall, and lx106-sim.ld maps it.
+qemu_lx106() { # elf
+  timeout 300 qemu-system-xtensa -M sim -cpu lx106 -display none -monitor none -serial none -semihosting \
+    -kernel "$1" </dev/null
+}
+lx106_programs() {
+  local b="$out/lx106" cc=xtensa-lx106-elf-gcc lx=(-mlongcalls --specs=/usr/lib/xtensa-lx106-elf/picolibc.specs)
+  mkdir -p "$b/test"
+  compile $cc "${lx[@]}" -Os -std=gnu99 -Wall -Wextra -Werror -I"$fw/include" -I"$secp/include" \
+    -- "$here/probe.c" "$b/test/probe.o"
+  compile $cc "${lx[@]}" -Os -std=c99 -Wall -Wextra -Werror -pedantic -- "$here/callbacks.c" "$b/test/callbacks.o"
+  compile $cc "${lx[@]}" -Os -std=gnu99 -Wall -Wextra -Werror -- "$here/lx106_sim.c" "$b/test/lx106_sim.o"
+  # Integer-only printf (no float formatting code).
+  $cc -mlongcalls -nostartfiles -T "$here/lx106-sim.ld" -Wl,--gc-sections -Wl,--defsym=vfprintf=__i_vfprintf \
+    -o "$b/test/probe.elf" "$b/test/probe.o" "$b/test/lx106_sim.o" "$b/test/callbacks.o" "$b/libcoulomb.a" \
+    "$b/libsecp256k1.a" -L/usr/lib/xtensa-lx106-elf/lib -lc -lgcc || die "lx106: link probe"
+}
+
 # --- Cortex-M4 under qemu (stack only: no instruction counter there) --------------------------------
 m4_flags=(-mcpu=cortex-m4 -mthumb --specs=picolibc.specs --oslib=semihost --crt0=semihost)
 # mps2-an386 (Cortex-M4): code SRAM at 0, data SRAM at 0x20000000.
@@ -248,6 +270,12 @@ for v in probe probe-noverify; do
   fi
   say "rv32imc $v: $(tr '\n' ' ' <"$out/rv32imc/$v.txt")"
 done
+lx106_programs
+if ! qemu_lx106 "$out/lx106/test/probe.elf" >"$out/lx106/probe.txt" 2>&1; then
+  cat "$out/lx106/probe.txt" >&2
+  die "lx106: probe failed under qemu"
+fi
+say "lx106 probe: $(tr '\n' ' ' <"$out/lx106/probe.txt")"
 m4_programs
 if ! qemu_m4 "$out/cortex-m4/test/probe.elf" >"$out/cortex-m4/probe.txt" 2>&1; then
   cat "$out/cortex-m4/probe.txt" >&2
@@ -277,16 +305,11 @@ figures() {
     sf=$(($(val "$f" secp_text) + $(val "$f" secp_rodata)))
     sr=$(($(val "$f" secp_data) + $(val "$f" secp_bss)))
     rf=$(($(val "$f" runtime_text) + $(val "$f" runtime_rodata)))
-    stack_sign="not measured (no lx106 emulator)"
-    stack_open="not measured"
-    time_sign="not measured"
-    if [ -f "$out/$t/probe.txt" ]; then
-      stack_sign="$(awk '$1 == "build_request" { print $3 }' "$out/$t/probe.txt") B"
-      stack_open="$(awk '$1 == "open_response" { print $3 }' "$out/$t/probe.txt") B"
-    fi
+    stack_sign="$(awk '$1 == "build_request" { print $3 }' "$out/$t/probe.txt") B"
+    stack_open="$(awk '$1 == "open_response" { print $3 }' "$out/$t/probe.txt") B"
+    time_sign="not measured (no instruction counter)"
     [ "$t" = rv32imc ] && time_sign="$(awk '$1 == "build_request" { printf "%.1f ms (estimate)", $2 / 160000 }' \
       "$out/$t/probe.txt")"
-    [ "$t" = cortex-m4 ] && time_sign="not measured (no instruction counter)"
     echo "| $t | $lf B ($(kb $lf)) | $lr B | $sf B ($(kb $sf)) | $sr B | $((lf + sf)) B ($(kb $((lf + sf)))) | $rf B | $stack_sign | $stack_open | $time_sign |"
   done
   echo
@@ -316,8 +339,12 @@ figures() {
     done
   done
   echo
-  echo "Peak stack on Cortex-M4 (\`qemu-system-arm -M mps2-an386\`), same probe:"
-  echo "$(awk '$1 ~ /^(build_request|build_request_tmp|build_request_keypair|sign_digest|device_id|open_response)$/ { printf "%s%s %s B", sep, $1, $3; sep = ", " }' "$out/cortex-m4/probe.txt")."
+  for t in lx106 cortex-m4; do
+    [ "$t" = lx106 ] && echo "Peak stack on lx106 (\`qemu-system-xtensa -M sim -cpu lx106\`), same probe:"
+    [ "$t" = cortex-m4 ] && echo "Peak stack on Cortex-M4 (\`qemu-system-arm -M mps2-an386\`), same probe:"
+    echo "$(awk '$1 ~ /^(build_request|build_request_tmp|build_request_keypair|sign_digest|device_id|open_response)$/ { printf "%s%s %s B", sep, $1, $3; sep = ", " }' "$out/$t/probe.txt")."
+    echo
+  done
   echo
   f="$out/rv32imc/probe.txt"
   echo "Sizes on rv32imc: context (\`coulomb_context_size()\`) $(val "$f" context_size) bytes, \`coulomb_request\`"

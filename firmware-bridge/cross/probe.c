@@ -1,6 +1,6 @@
 /*
- * Runs bare-metal under qemu (build.sh): rv32imc in qemu-system-riscv32, Cortex-M4 in
- * qemu-system-arm (mps2-an386). For each operation, the number of instructions it executes (rv32
+ * Runs bare-metal under qemu (build.sh): rv32imc in qemu-system-riscv32, lx106 in
+ * qemu-system-xtensa (sim), Cortex-M4 in qemu-system-arm (mps2-an386). For each operation, the number of instructions it executes (rv32
  * only: the instret CSR, which qemu makes count executed instructions with -icount shift=0) and
  * its peak stack (the stack below the caller is painted with a pattern
  * before the call; the deepest overwritten byte gives the high-water mark; an empty operation's
@@ -91,6 +91,8 @@ static inline __attribute__((always_inline)) unsigned char *stack_pointer(void) 
   __asm__ volatile("mv %0, sp" : "=r"(sp));
 #elif defined(__arm__)
   __asm__ volatile("mov %0, sp" : "=r"(sp));
+#elif defined(__XTENSA__)
+  __asm__ volatile("mov %0, a1" : "=r"(sp));
 #else
 #error "stack_pointer: unknown architecture"
 #endif
