@@ -27,7 +27,8 @@
 #      instructions and peak stack (painted) of signing a request + its JSON envelope, and of
 #      opening (parsing + verifying) a response.
 # On lx106 (qemu-system-xtensa -M sim -cpu lx106) and Cortex-M4 (qemu-system-arm -M mps2-an386):
-#   5. probe.c again, for the peak stack (no instruction counter there).
+#   5. probe.c again, for the peak stack (no instruction counter there);
+#   6. on Cortex-M4 also the suites of step 3 (semihosting as on rv32).
 # Results: firmware-bridge/build/cross/figures.md (and README.md between the "cross-figures" markers
 # with --update-readme). Any failure stops the script with a non-zero status.
 set -euo pipefail
@@ -229,9 +230,12 @@ m4_flags=(-mcpu=cortex-m4 -mthumb --specs=picolibc.specs --oslib=semihost --crt0
 # mps2-an386 (Cortex-M4): code SRAM at 0, data SRAM at 0x20000000.
 m4_layout=(-Wl,--defsym=__flash=0x0 -Wl,--defsym=__flash_size=0x400000 -Wl,--defsym=__ram=0x20000000
   -Wl,--defsym=__ram_size=0x400000 -Wl,--defsym=__stack_size=0x20000)
-qemu_m4() { # elf
-  timeout 300 qemu-system-arm -M mps2-an386 -nographic -kernel "$1" -semihosting-config enable=on,target=native \
-    </dev/null
+qemu_m4() { # elf args...
+  local elf="$1" args="" a
+  shift
+  for a in "$(basename "$elf" .elf)" "$@"; do args="$args,arg=$a"; done
+  timeout 300 qemu-system-arm -M mps2-an386 -nographic -kernel "$elf" \
+    -semihosting-config "enable=on,target=native$args" </dev/null
 }
 m4_programs() {
   local b="$out/cortex-m4" cc=arm-none-eabi-gcc
@@ -241,18 +245,26 @@ m4_programs() {
   compile $cc "${m4_flags[@]}" -Os -std=c99 -Wall -Wextra -Werror -pedantic -- "$here/callbacks.c" "$b/test/callbacks.o"
   $cc "${m4_flags[@]}" "${m4_layout[@]}" -o "$b/test/probe.elf" "$b/test/probe.o" "$b/test/callbacks.o" \
     "$b/libcoulomb.a" "$b/libsecp256k1.a" || die "cortex-m4: link probe"
+  local strict=(-std=c99 -Wall -Wextra -Werror -pedantic)
+  compile $cc "${m4_flags[@]}" -Os "${strict[@]}" -I"$fw/include" -I"$secp/include" -Dmain=program_main \
+    -- "$fw/test/coulomb_tests.c" "$b/test/coulomb_tests.o"
+  compile $cc "${m4_flags[@]}" -Os "${strict[@]}" -- "$fw/test/tiny_json.c" "$b/test/tiny_json.o"
+  compile $cc "${m4_flags[@]}" -Os "${strict[@]}" -- "$here/semihost_main.c" "$b/test/semihost_main.o"
+  $cc "${m4_flags[@]}" "${m4_layout[@]}" -o "$b/test/coulomb_tests.elf" "$b/test/coulomb_tests.o" \
+    "$b/test/tiny_json.o" "$b/test/semihost_main.o" "$b/test/callbacks.o" "$b/libcoulomb.a" "$b/libsecp256k1.a" \
+    || die "cortex-m4: link coulomb_tests"
 }
 
-rv32_tests() { # the host suite's vectors and checks, on the emulated rv32imc
-  local elf="$out/rv32imc/test/coulomb_tests.elf" s log
+suite_tests() { # target runner: the host suite's vectors and checks, on the emulated target
+  local t="$1" run="$2" elf="$out/$1/test/coulomb_tests.elf" s log
   for s in sha256 "vectors $fw/test/vectors.json" escapes parser buffers signing; do
-    log="$out/rv32imc/test/${s%% *}.log"
+    log="$out/$t/test/${s%% *}.log"
     # shellcheck disable=SC2086 # word splitting of "vectors <file>" is wanted
-    if ! qemu_rv32 "$elf" $s >"$log" 2>&1; then
+    if ! "$run" "$elf" $s >"$log" 2>&1; then
       cat "$log" >&2
-      die "rv32imc: coulomb_tests ${s%% *} failed under qemu"
+      die "$t: coulomb_tests ${s%% *} failed under qemu"
     fi
-    say "rv32imc (qemu): $(tail -n 1 "$log")"
+    say "$t (qemu): $(tail -n 1 "$log")"
   done
 }
 
@@ -261,7 +273,7 @@ start=$(date +%s)
 for t in rv32imc lx106 cortex-m4; do build_target "$t"; done
 say "cross builds done in $(($(date +%s) - start))s"
 rv32_programs
-rv32_tests
+suite_tests rv32imc qemu_rv32
 for v in probe probe-noverify; do
   # qemu writes the program's semihosting output to its stderr.
   if ! qemu_rv32 "$out/rv32imc/test/$v.elf" >"$out/rv32imc/$v.txt" 2>&1; then
@@ -277,6 +289,7 @@ if ! qemu_lx106 "$out/lx106/test/probe.elf" >"$out/lx106/probe.txt" 2>&1; then
 fi
 say "lx106 probe: $(tr '\n' ' ' <"$out/lx106/probe.txt")"
 m4_programs
+suite_tests cortex-m4 qemu_m4
 if ! qemu_m4 "$out/cortex-m4/test/probe.elf" >"$out/cortex-m4/probe.txt" 2>&1; then
   cat "$out/cortex-m4/probe.txt" >&2
   die "cortex-m4: probe failed under qemu"
@@ -373,4 +386,4 @@ if ! cmp -s "$readme" "$out/README.md.new"; then
     die "firmware-bridge/README.md's figures differ from this build's: run bash firmware-bridge/cross/build.sh --update-readme"
   fi
 fi
-say "all targets built, rv32 tests passed, figures match README.md; done in $(($(date +%s) - start))s"
+say "all targets built, suites passed on rv32imc and cortex-m4, figures match README.md; done in $(($(date +%s) - start))s"
