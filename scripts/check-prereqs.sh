@@ -2,6 +2,8 @@
 # Checks what `npm test` needs besides node_modules, and installs what it can:
 #   - Debian packages gcc, make, cmake, libsecp256k1-dev (firmware-bridge host tests, native verifier),
 #     mosquitto (the external-broker test) and python3-venv: installed with apt-get when run as root;
+#   - the firmware cross toolchains, picolibc and qemu (firmware-bridge/cross/build.sh: rv32imc, lx106,
+#     Cortex-M4; the rv32 tests and probes under qemu-system-riscv32 and -arm) and dpkg-dev (apt-get source);
 #   - schemathesis for the API fuzz (scripts/fuzz-api.ts), pinned in scripts/fuzz-requirements.txt,
 #     into the project-local, gitignored venv .venv-fuzz;
 #   - the regtest binaries (btcd, lnd): built from their Go modules into ~/.cache/coulomb when
@@ -33,6 +35,11 @@ if ! command -v gcc >/dev/null 2>&1 || ! echo '#include <secp256k1_schnorrsig.h>
   missing+=(libsecp256k1-dev)
 fi
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+# firmware-bridge/cross/build.sh (npm run test:firmware-cross); it adds Debian's deb-src entry itself.
+for p in gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-xtensa-lx106 picolibc-xtensa-lx106-elf \
+  gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-misc qemu-system-arm dpkg-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
 if ! command -v python3 >/dev/null 2>&1; then
   missing+=(python3 python3-venv)
 elif [ ! -x .venv-fuzz/bin/pip ]; then

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include <secp256k1.h>
+#include <secp256k1_extrakeys.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -222,8 +223,8 @@ int coulomb_enroll_message(const uint8_t device_id[32], const char *code, size_t
 /** Bytes a context created by coulomb_context_create() needs (about 200 on 64-bit hosts). */
 size_t coulomb_context_size(void);
 /**
- * Builds a secp256k1 context in caller memory (`mem`, aligned for any type, at least
- * coulomb_context_size() bytes) and, if seed32 is not NULL, randomizes it (side-channel
+ * Builds a secp256k1 context in caller memory (`mem`, aligned for uint64_t and pointers, as
+ * malloc's memory is; at least coulomb_context_size() bytes) and, if seed32 is not NULL, randomizes it (side-channel
  * blinding; use 32 bytes from the hardware RNG). Returns NULL if mem is too small or unaligned
  * or randomization fails. Release with secp256k1_context_preallocated_destroy().
  */
@@ -253,6 +254,22 @@ coulomb_err coulomb_sign_request(const secp256k1_context *ctx, const uint8_t sec
                                  const uint8_t aux32[32], uint64_t counter, uint64_t timestamp,
                                  const char *method, const char *params,
                                  const char *idempotency_key, coulomb_request *out);
+
+/**
+ * The device's key pair (libsecp256k1's secp256k1_keypair: the secret key and its public key),
+ * computed once, for example at start-up, so that coulomb_sign_request_keypair() skips the
+ * public-key computation every signature otherwise repeats (a fixed-base multiplication: about
+ * half of a signature without its check-verification). It holds the secret key: keep it in RAM
+ * only and wipe it when done. COULOMB_ERR_SECRET_KEY if the key is invalid (keypair zeroed).
+ */
+coulomb_err coulomb_keypair_create(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                                   secp256k1_keypair *keypair);
+
+/** coulomb_sign_request() with a key pair from coulomb_keypair_create(): same checks, same bytes. */
+coulomb_err coulomb_sign_request_keypair(const secp256k1_context *ctx, const secp256k1_keypair *keypair,
+                                         const uint8_t aux32[32], uint64_t counter, uint64_t timestamp,
+                                         const char *method, const char *params,
+                                         const char *idempotency_key, coulomb_request *out);
 
 /**
  * Writes the request envelope as compact JSON ({"v":1,"d":...,"c":...,"t":...,"m":...,"p":...,

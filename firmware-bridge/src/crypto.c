@@ -25,15 +25,16 @@
 
 /* Room for a temporary context: libsecp256k1 0.2.x needs 208 bytes on x86-64, less on 32-bit
  * targets; checked at run time (COULOMB_ERR_CONTEXT if too small). The union aligns the buffer for
- * any type the context holds. Override with -DCOULOMB_STACK_CONTEXT_BYTES=... */
+ * every type the context holds (64-bit and 32-bit integers, pointers, function pointers), and no
+ * more: not long double, whose 16-byte alignment on rv32 (ilp32) is more than picolibc's or
+ * ESP-IDF's malloc gives, which made coulomb_context_create() refuse malloc'd memory there.
+ * Override the size with -DCOULOMB_STACK_CONTEXT_BYTES=... */
 #ifndef COULOMB_STACK_CONTEXT_BYTES
 #define COULOMB_STACK_CONTEXT_BYTES 320
 #endif
 
 typedef union {
   unsigned char bytes[COULOMB_STACK_CONTEXT_BYTES];
-  long double ld;
-  double d;
   unsigned long long ull;
   void *ptr;
   void (*fn)(void);
@@ -134,6 +135,7 @@ typedef coulomb_err (*digest_fn)(void *arg, const uint8_t xonly[32], uint8_t dig
 
 typedef struct {
   const uint8_t *secret_key;
+  const secp256k1_keypair *keypair; /* if not NULL, used instead of secret_key */
   const uint8_t *aux32;
   digest_fn make_digest;
   void *digest_arg;
@@ -143,18 +145,19 @@ typedef struct {
 
 static coulomb_err sign_op(const secp256k1_context *ctx, void *arg) {
   const sign_args *a = (const sign_args *)arg;
-  secp256k1_keypair keypair;
+  secp256k1_keypair own;
+  const secp256k1_keypair *keypair = a->keypair != NULL ? a->keypair : &own;
   secp256k1_xonly_pubkey pub;
   uint8_t xonly[32], digest[32];
   coulomb_err err = COULOMB_OK;
-  if (!secp256k1_keypair_create(ctx, &keypair, a->secret_key)) {
+  if (a->keypair == NULL && !secp256k1_keypair_create(ctx, &own, a->secret_key)) {
     err = COULOMB_ERR_SECRET_KEY;
-  } else if (!secp256k1_keypair_xonly_pub(ctx, &pub, NULL, &keypair) ||
+  } else if (!secp256k1_keypair_xonly_pub(ctx, &pub, NULL, keypair) ||
              !secp256k1_xonly_pubkey_serialize(ctx, xonly, &pub)) {
     err = COULOMB_ERR_CRYPTO;
   } else if ((err = a->make_digest(a->digest_arg, xonly, digest)) != COULOMB_OK) {
     /* err set */
-  } else if (!secp256k1_schnorrsig_sign32(ctx, a->signature, digest, &keypair, a->aux32)) {
+  } else if (!secp256k1_schnorrsig_sign32(ctx, a->signature, digest, keypair, a->aux32)) {
     err = COULOMB_ERR_CRYPTO;
   } else if (COULOMB_VERIFY_AFTER_SIGN &&
              !secp256k1_schnorrsig_verify(ctx, a->signature, digest, 32, &pub)) {
@@ -162,16 +165,20 @@ static coulomb_err sign_op(const secp256k1_context *ctx, void *arg) {
   }
   if (err == COULOMB_OK && a->xonly_out != NULL) memcpy(a->xonly_out, xonly, 32);
   if (err != COULOMB_OK) memset(a->signature, 0, 64);
-  coulomb_memzero(&keypair, sizeof keypair);
+  coulomb_memzero(&own, sizeof own);
   return err;
 }
 
+/* Signs with the key pair if given, else with one computed from secret_key. */
 static coulomb_err sign(const secp256k1_context *ctx, const uint8_t secret_key[32],
-                        const uint8_t aux32[32], digest_fn make_digest, void *digest_arg,
-                        uint8_t signature[64], uint8_t xonly_out[32]) {
+                        const secp256k1_keypair *keypair, const uint8_t aux32[32],
+                        digest_fn make_digest, void *digest_arg, uint8_t signature[64],
+                        uint8_t xonly_out[32]) {
   sign_args a;
-  if (secret_key == NULL || aux32 == NULL || signature == NULL) return COULOMB_ERR_ARG;
+  if ((secret_key == NULL && keypair == NULL) || aux32 == NULL || signature == NULL)
+    return COULOMB_ERR_ARG;
   a.secret_key = secret_key;
+  a.keypair = keypair;
   a.aux32 = aux32;
   a.make_digest = make_digest;
   a.digest_arg = digest_arg;
@@ -192,7 +199,7 @@ coulomb_err coulomb_sign_digest(const secp256k1_context *ctx, const uint8_t secr
   uint8_t copy[32];
   if (digest == NULL) return COULOMB_ERR_ARG;
   memcpy(copy, digest, 32);
-  return sign(ctx, secret_key, aux32, fixed_digest, copy, signature, NULL);
+  return sign(ctx, secret_key, NULL, aux32, fixed_digest, copy, signature, NULL);
 }
 
 static coulomb_err request_digest(void *arg, const uint8_t xonly[32], uint8_t digest[32]) {
@@ -201,10 +208,11 @@ static coulomb_err request_digest(void *arg, const uint8_t xonly[32], uint8_t di
   return coulomb_request_digest(req, digest);
 }
 
-coulomb_err coulomb_sign_request(const secp256k1_context *ctx, const uint8_t secret_key[32],
-                                 const uint8_t aux32[32], uint64_t counter, uint64_t timestamp,
-                                 const char *method, const char *params,
-                                 const char *idempotency_key, coulomb_request *out) {
+static coulomb_err sign_request(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                                const secp256k1_keypair *keypair, const uint8_t aux32[32],
+                                uint64_t counter, uint64_t timestamp, const char *method,
+                                const char *params, const char *idempotency_key,
+                                coulomb_request *out) {
   coulomb_err err;
   size_t method_len, params_len, key_len = 0;
   if (out == NULL || method == NULL || params == NULL) return COULOMB_ERR_ARG;
@@ -231,9 +239,54 @@ coulomb_err coulomb_sign_request(const secp256k1_context *ctx, const uint8_t sec
   out->params_len = params_len;
   out->idempotency_key = idempotency_key;
   out->idempotency_key_len = key_len;
-  err = sign(ctx, secret_key, aux32, request_digest, out, out->signature, NULL);
+  err = sign(ctx, secret_key, keypair, aux32, request_digest, out, out->signature, NULL);
   if (err != COULOMB_OK) memset(out, 0, sizeof *out);
   return err;
+}
+
+coulomb_err coulomb_sign_request(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                                 const uint8_t aux32[32], uint64_t counter, uint64_t timestamp,
+                                 const char *method, const char *params,
+                                 const char *idempotency_key, coulomb_request *out) {
+  if (secret_key == NULL) {
+    if (out != NULL) memset(out, 0, sizeof *out);
+    return COULOMB_ERR_ARG;
+  }
+  return sign_request(ctx, secret_key, NULL, aux32, counter, timestamp, method, params,
+                      idempotency_key, out);
+}
+
+coulomb_err coulomb_sign_request_keypair(const secp256k1_context *ctx, const secp256k1_keypair *keypair,
+                                         const uint8_t aux32[32], uint64_t counter, uint64_t timestamp,
+                                         const char *method, const char *params,
+                                         const char *idempotency_key, coulomb_request *out) {
+  if (keypair == NULL) {
+    if (out != NULL) memset(out, 0, sizeof *out);
+    return COULOMB_ERR_ARG;
+  }
+  return sign_request(ctx, NULL, keypair, aux32, counter, timestamp, method, params,
+                      idempotency_key, out);
+}
+
+typedef struct {
+  const uint8_t *secret_key;
+  secp256k1_keypair *keypair;
+} keypair_args;
+
+static coulomb_err keypair_op(const secp256k1_context *ctx, void *arg) {
+  const keypair_args *a = (const keypair_args *)arg;
+  if (secp256k1_keypair_create(ctx, a->keypair, a->secret_key)) return COULOMB_OK;
+  memset(a->keypair, 0, sizeof *a->keypair);
+  return COULOMB_ERR_SECRET_KEY;
+}
+
+coulomb_err coulomb_keypair_create(const secp256k1_context *ctx, const uint8_t secret_key[32],
+                                   secp256k1_keypair *keypair) {
+  keypair_args a;
+  if (secret_key == NULL || keypair == NULL) return COULOMB_ERR_ARG;
+  a.secret_key = secret_key;
+  a.keypair = keypair;
+  return with_signing_context(ctx, keypair_op, &a);
 }
 
 typedef struct {
@@ -256,7 +309,7 @@ coulomb_err coulomb_sign_enroll(const secp256k1_context *ctx, const uint8_t secr
   if (arg.code_len < 1 || arg.code_len > COULOMB_MAX_ENROLL_CODE_BYTES ||
       !coulomb_utf8_valid(code, arg.code_len))
     return COULOMB_ERR_ARG;
-  return sign(ctx, secret_key, aux32, enroll_digest, &arg, signature, device_id);
+  return sign(ctx, secret_key, NULL, aux32, enroll_digest, &arg, signature, device_id);
 }
 
 coulomb_err coulomb_verify_response(const secp256k1_context *ctx, const coulomb_response *res,
@@ -336,7 +389,7 @@ coulomb_err coulomb_mqtt_credentials(const secp256k1_context *ctx, const uint8_t
   uint64_t t = timestamp;
   coulomb_err err;
   if (client_id == NULL || username == NULL || password == NULL) return COULOMB_ERR_ARG;
-  err = sign(ctx, secret_key, aux32, connect_digest, &t, sig, id);
+  err = sign(ctx, secret_key, NULL, aux32, connect_digest, &t, sig, id);
   if (err != COULOMB_OK) return err;
   coulomb_hex_encode(id, 32, client_id);
   coulomb_hex_encode(sig, 64, password);

@@ -230,6 +230,19 @@ static void test_requests(const tj_value *root, secp256k1_context *own) {
       CHECK(bytes_eq_hex(req.signature, 64, tj_str(r, "signature")),
             "request %u (context %u): same aux, same signature", (unsigned)i, (unsigned)x);
       CHECK(strcmp(tj_str(r, "signature"), tj_str(env, "s")) == 0, "vector consistency");
+      /* the same request from a key pair computed beforehand: the same bytes */
+      {
+        secp256k1_keypair kp;
+        coulomb_request kreq;
+        CHECK_ERR(coulomb_keypair_create(contexts[x], sk, &kp), COULOMB_OK);
+        CHECK_ERR(coulomb_sign_request_keypair(contexts[x], &kp, aux, c, t, tj_str(env, "m"),
+                                               tj_str(env, "p"), tj_str(env, "k"), &kreq),
+                  COULOMB_OK);
+        CHECK(bytes_eq_hex(kreq.device_id, 32, tj_str(env, "d")), "request %u: key pair's device id",
+              (unsigned)i);
+        CHECK(bytes_eq_hex(kreq.signature, 64, tj_str(r, "signature")),
+              "request %u (context %u): key pair, same signature", (unsigned)i, (unsigned)x);
+      }
     }
     n = coulomb_request_message(&req, msg, sizeof msg);
     CHECK(n > 0 && bytes_eq_hex(msg, (size_t)n, tj_str(r, "message")), "request %u: message bytes",
@@ -876,6 +889,23 @@ static void test_signing(void) {
   CHECK_ERR(coulomb_device_id(NULL, order, id), COULOMB_ERR_SECRET_KEY);
   CHECK_ERR(coulomb_sign_digest(NULL, order, aux, digest, sig), COULOMB_ERR_SECRET_KEY);
   CHECK_ERR(coulomb_sign_enroll(NULL, sk, aux, "", id, sig), COULOMB_ERR_ARG);
+  /* key pairs */
+  {
+    secp256k1_keypair kp;
+    CHECK_ERR(coulomb_keypair_create(NULL, zero, &kp), COULOMB_ERR_SECRET_KEY);
+    CHECK_ERR(coulomb_keypair_create(NULL, order, &kp), COULOMB_ERR_SECRET_KEY);
+    CHECK_ERR(coulomb_keypair_create(NULL, NULL, &kp), COULOMB_ERR_ARG);
+    CHECK_ERR(coulomb_keypair_create(NULL, sk, NULL), COULOMB_ERR_ARG);
+    CHECK_ERR(coulomb_keypair_create(NULL, sk, &kp), COULOMB_OK);
+    CHECK_ERR(coulomb_sign_request_keypair(NULL, NULL, aux, 1, 0, "m", "", NULL, &req), COULOMB_ERR_ARG);
+    CHECK_ERR(coulomb_sign_request_keypair(NULL, &kp, NULL, 1, 0, "m", "", NULL, &req), COULOMB_ERR_ARG);
+    CHECK_ERR(coulomb_sign_request_keypair(NULL, &kp, aux, 0, 0, "m", "", NULL, &req), COULOMB_ERR_ARG);
+    CHECK_ERR(coulomb_sign_request_keypair(NULL, &kp, aux, 1, 0, "M", "", NULL, &req), COULOMB_ERR_ARG);
+    CHECK_ERR(coulomb_sign_request_keypair(NULL, &kp, aux, 1, 0, "m", "", NULL, NULL), COULOMB_ERR_ARG);
+    CHECK_ERR(coulomb_sign_request_keypair(NULL, &kp, aux, 1, 0, "m", "", NULL, &req), COULOMB_OK);
+    CHECK_ERR(coulomb_device_id(NULL, sk, id), COULOMB_OK);
+    CHECK(memcmp(req.device_id, id, 32) == 0, "key pair request: device id");
+  }
   /* verification with an invalid public key */
   CHECK_ERR(coulomb_sign_digest(NULL, sk, aux, digest, sig), COULOMB_OK);
   must_hex(DEV3_ID, id, 32);
