@@ -1,5 +1,5 @@
 import type { Logger } from '../domain/logger.js';
-import type { Ledger } from '../ledger/ledger.js';
+import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import type { LightningBackend } from '../lightning/backend.js';
 import type { AuditLog } from '../policy/audit.js';
 import { evaluate } from '../policy/engine.js';
@@ -36,15 +36,40 @@ export class PaymentsContext {
     await Promise.all([this.ledger.ensure({ accounts, keys }), this.policies.ensure(accounts)]);
   }
 
-  decide(accountId: string, req: SpendRequest, approved = false, paymentId?: string): Decision {
+  /**
+   * Evaluates the account's policy and audits the decision. With `auditInto`, an allowing
+   * decision's audit record is appended there for the caller to commit with what it allows (see
+   * `AuditLog.record`); every other decision is written at once.
+   */
+  decide(
+    accountId: string,
+    req: SpendRequest,
+    approved = false,
+    paymentId?: string,
+    auditInto?: SideRecords,
+  ): Decision {
     const now = this.now();
     const decision = evaluate(
       this.policies.get(accountId),
       req,
       spendContext(this.ledger, accountId, now, approved),
     );
-    this.audit.record(accountId, req, decision, now, paymentId);
+    this.audit.record(accountId, req, decision, now, paymentId, auditInto);
     return decision;
+  }
+
+  /**
+   * Runs the ledger step `step` that commits side records including an audit record taken by
+   * `decide`; if the step throws (nothing was committed), the audit records are written on
+   * their own, so a decision is never missing from the trail.
+   */
+  withAudit<T>(audit: SideRecords, step: () => T): T {
+    try {
+      return step();
+    } catch (err) {
+      this.audit.write(audit);
+      throw err;
+    }
   }
 
   deny(decision: Decision): never {
@@ -91,8 +116,14 @@ export abstract class PaymentsPart {
   protected now(): number {
     return this.ctx.now();
   }
-  protected decide(accountId: string, req: SpendRequest, approved = false, paymentId?: string): Decision {
-    return this.ctx.decide(accountId, req, approved, paymentId);
+  protected decide(
+    accountId: string,
+    req: SpendRequest,
+    approved = false,
+    paymentId?: string,
+    auditInto?: SideRecords,
+  ): Decision {
+    return this.ctx.decide(accountId, req, approved, paymentId, auditInto);
   }
   protected deny(decision: Decision): never {
     return this.ctx.deny(decision);

@@ -235,26 +235,36 @@ export class Outbound extends PaymentsPart {
             );
           return { transferId: earlier.id, replayed: true };
         }
-        const decision = this.decide(fromAccountId, {
-          kind: 'internal_transfer',
-          amountMsat: amount,
-          feeLimitMsat: msat(0),
-          payee: { accountId: toAccountId },
-        });
+        // An allowing decision's audit record is committed with the transfer it allows.
+        const audit: SideRecords = [];
+        const decision = this.decide(
+          fromAccountId,
+          {
+            kind: 'internal_transfer',
+            amountMsat: amount,
+            feeLimitMsat: msat(0),
+            payee: { accountId: toAccountId },
+          },
+          false,
+          undefined,
+          audit,
+        );
         // Approvals exist for Lightning payments only; here "needs approval" is a refusal.
         if (decision.outcome !== 'allow') this.deny(decision);
         const id = randomUUID();
-        const applied = this.ledger.transfer(
-          {
-            id,
-            debitAccountId: fromAccountId,
-            creditAccountId: toAccountId,
-            amount,
-            code: 'transfer',
-            memo,
-            ...(ledgerKey ? { idempotencyKey: ledgerKey } : {}),
-          },
-          records(id),
+        const applied = this.ctx.withAudit(audit, () =>
+          this.ledger.transfer(
+            {
+              id,
+              debitAccountId: fromAccountId,
+              creditAccountId: toAccountId,
+              amount,
+              code: 'transfer',
+              memo,
+              ...(ledgerKey ? { idempotencyKey: ledgerKey } : {}),
+            },
+            [...records(id), ...audit],
+          ),
         );
         await applied.durable;
         return { transferId: applied.value.id, replayed: applied.replayed };
@@ -402,9 +412,11 @@ export class Outbound extends PaymentsPart {
     extra: SideRecords = [],
   ): { payment: LivePayment; durable: Promise<void> } {
     this.assertNotPaid(payment.paymentHash, payment.accountId, this.store.liveAttempts(payment.paymentHash));
-    const decision = this.decide(payment.accountId, req, false, payment.id);
+    // An allowing decision's audit record is committed with the reservation it allows.
+    const audit: SideRecords = [];
+    const decision = this.decide(payment.accountId, req, false, payment.id, audit);
     if (decision.outcome === 'deny') this.deny(decision);
-    const records: SideRecords = [...extra];
+    const records: SideRecords = [...extra, ...audit];
     let approval: Approval | undefined;
     let live: LivePayment = payment;
     if (decision.outcome === 'needs_approval') {
@@ -423,7 +435,7 @@ export class Outbound extends PaymentsPart {
       records.push(...this.store.approvalRecords(approval));
     }
     records.push(...this.store.records(live));
-    const applied = this.reserveFunds(live, records);
+    const applied = this.ctx.withAudit(audit, () => this.reserveFunds(live, records));
     // Only now that the reservation exists do the payment and its approval exist in memory.
     this.store.remember(live);
     if (approval) this.store.rememberApproval(approval);

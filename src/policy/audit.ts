@@ -59,30 +59,44 @@ const auditCodec: RecordCodec<AuditEntry> = recordCodec(
   }),
 );
 
+/** A JSON string or null, as JSON.stringify writes it. */
+const jsonOrNull = (s: string | undefined): string => (s === undefined ? 'null' : JSON.stringify(s));
+
+/**
+ * The canonical request, byte for byte
+ * `JSON.stringify({kind, amountMsat, feeLimitMsat, payee: {pubkey, domain, accountId}})` with the
+ * amounts as decimal strings and absent payee fields as null — built without the intermediate
+ * objects (it runs for every policy decision).
+ */
+export function canonicalRequest(req: SpendRequest): string {
+  return (
+    `{"kind":${JSON.stringify(req.kind)},"amountMsat":"${req.amountMsat}","feeLimitMsat":"${req.feeLimitMsat}",` +
+    `"payee":{"pubkey":${jsonOrNull(req.payee.pubkey)},"domain":${jsonOrNull(req.payee.domain)},` +
+    `"accountId":${jsonOrNull(req.payee.accountId)}}}`
+  );
+}
+
 export function argsHash(req: SpendRequest): string {
-  const canonical = JSON.stringify({
-    kind: req.kind,
-    amountMsat: req.amountMsat.toString(),
-    feeLimitMsat: req.feeLimitMsat.toString(),
-    payee: {
-      pubkey: req.payee.pubkey ?? null,
-      domain: req.payee.domain ?? null,
-      accountId: req.payee.accountId ?? null,
-    },
-  });
-  return createHash('sha256').update(canonical).digest('hex');
+  return createHash('sha256').update(canonicalRequest(req)).digest('hex');
 }
 
 /** Every policy decision, per account, newest first on query. Written with the ledger's group commit. */
 export class AuditLog {
   constructor(private readonly store: RecordStore) {}
 
+  /**
+   * Records a decision: written now, or, when `into` is given and the decision allows, appended
+   * to `into` for the caller to commit in the same batch as what the decision allows (one write
+   * instead of two on the hot path). A caller that gets the record in `into` and then does not
+   * commit it (its own step failed) must `write` it.
+   */
   record(
     accountId: string,
     req: SpendRequest,
     decision: Decision,
     at: number,
     paymentId?: string,
+    into?: { key: string; value: string | null }[],
   ): AuditEntry {
     const entry: AuditEntry = {
       id: randomUUID(),
@@ -96,10 +110,15 @@ export class AuditLog {
       ...(decision.reason ? { reason: decision.reason } : {}),
       ...(paymentId ? { paymentId } : {}),
     };
-    void this.store
-      .putRecords([{ key: `${PREFIX}${accountId}!${pad(at)}!${entry.id}`, value: JSON.stringify(entry) }])
-      .catch(() => undefined);
+    const record = { key: `${PREFIX}${accountId}!${pad(at)}!${entry.id}`, value: JSON.stringify(entry) };
+    if (into && decision.outcome === 'allow') into.push(record);
+    else this.write([record]);
     return entry;
+  }
+
+  /** Writes audit records on their own (a failed write of the audit trail is not the caller's failure). */
+  write(records: { key: string; value: string | null }[]): void {
+    if (records.length) void this.store.putRecords(records).catch(() => undefined);
   }
 
   async query(accountId: string, options: { limit: number; before?: string }): Promise<AuditEntry[]> {

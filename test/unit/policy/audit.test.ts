@@ -1,0 +1,79 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { msat } from '../../../src/domain/msat.js';
+import { canonicalRequest } from '../../../src/policy/audit.js';
+import type { SpendRequest } from '../../../src/policy/types.js';
+import { paymentsFixture } from '../../support/payments-fixture.js';
+
+/** The canonical form as first defined: JSON of the request with amounts as decimal strings. */
+const reference = (req: SpendRequest): string =>
+  JSON.stringify({
+    kind: req.kind,
+    amountMsat: req.amountMsat.toString(),
+    feeLimitMsat: req.feeLimitMsat.toString(),
+    payee: {
+      pubkey: req.payee.pubkey ?? null,
+      domain: req.payee.domain ?? null,
+      accountId: req.payee.accountId ?? null,
+    },
+  });
+
+describe('audit', () => {
+  it('hashes the same canonical request text as JSON.stringify of the request, for any request', () => {
+    // Plain text, and text made of what JSON must escape (quotes, backslashes, controls, lone surrogates).
+    const tricky = fc.constantFrom('"', '\\', '\n', '\u0000', '\u001f', '\ud800', '\udfff', 'é', '😀', 'a');
+    const text = fc.option(
+      fc.oneof(fc.string({ maxLength: 24 }), fc.string({ unit: tricky, maxLength: 24 })),
+      {
+        nil: undefined,
+      },
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom<SpendRequest['kind']>(
+          'bolt11',
+          'keysend',
+          'internal_transfer',
+          'l402',
+          'stream',
+          'escrow',
+        ),
+        fc.bigInt({ min: 0n, max: 2_100_000_000_000_000_000n }),
+        fc.bigInt({ min: 0n, max: 2_100_000_000_000_000_000n }),
+        text,
+        text,
+        text,
+        (kind, amount, fee, pubkey, domain, accountId) => {
+          const req: SpendRequest = {
+            kind,
+            amountMsat: msat(amount),
+            feeLimitMsat: msat(fee),
+            payee: {
+              ...(pubkey !== undefined ? { pubkey } : {}),
+              ...(domain !== undefined ? { domain } : {}),
+              ...(accountId !== undefined ? { accountId } : {}),
+            },
+          };
+          return canonicalRequest(req) === reference(req);
+        },
+      ),
+    );
+  });
+
+  it('commits an allowed transfer with its audit entry, and keeps the entry when the ledger then refuses', async () => {
+    const f = await paymentsFixture();
+    await f.account('a', 10_000n);
+    await f.account('b', 0n);
+    await f.service.transfer('a', 'b', msat(4_000), 'first');
+    // The policy allows it (no balance rule); the ledger refuses the overdraw.
+    await expect(f.service.transfer('a', 'b', msat(7_000), 'second')).rejects.toMatchObject({
+      code: 'INSUFFICIENT_FUNDS',
+    });
+    await f.ledger.flush();
+    const entries = await f.audit.query('a', { limit: 10 });
+    expect(entries.map((e) => [e.action, e.outcome])).toEqual([
+      ['internal_transfer', 'allow'],
+      ['internal_transfer', 'allow'],
+    ]);
+  });
+});
