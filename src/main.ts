@@ -29,6 +29,8 @@ import { accountOperations } from './devices/operations.js';
 import { DeviceRegistry } from './devices/registry.js';
 import { DeviceEvents } from './devices/events.js';
 import { DeviceCommerce } from './devices/commerce.js';
+import { EnergyMarket } from './energy/market.js';
+import { energyOperations } from './energy/device-methods.js';
 import { startEmbeddedBroker } from './devices/mqtt/broker.js';
 import { MqttTransport } from './devices/mqtt/transport.js';
 import { xOnlyOf } from './crypto/bip340.js';
@@ -184,12 +186,30 @@ export async function openAccounts(
     log,
   });
   await commerce.start();
+  const energy = new EnergyMarket({
+    ledger,
+    streams,
+    bus: events,
+    publish,
+    deviceOf: (id) => {
+      const d = deviceRegistry.get(id);
+      return d ? { accountId: d.accountId, active: d.state === 'active' } : undefined;
+    },
+    log,
+    ...(config.energy ? { options: config.energy } : {}),
+  });
+  await energy.start();
+  const commerceOperations = commerce.operations();
   const verifyPool = await VerifyPool.start();
   const bridge = new DeviceBridge(
     deviceRegistry,
     ledger,
     deviceKey,
-    { ...accountOperations({ ledger, payments }), ...commerce.operations() },
+    {
+      ...accountOperations({ ledger, payments }),
+      ...commerceOperations,
+      ...energyOperations(energy, commerceOperations['meter.report']),
+    },
     log,
     { verifier: verifyPool },
   );
@@ -222,6 +242,7 @@ export async function openAccounts(
       registry,
       streams,
       receiver,
+      energy,
       devices: {
         bridge,
         registry: deviceRegistry,
@@ -234,6 +255,7 @@ export async function openAccounts(
     async close() {
       subscription.close();
       revocations.stop();
+      energy.stop();
       commerce.stop();
       deviceEvents.stop();
       bridge.stop();

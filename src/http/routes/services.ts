@@ -17,6 +17,7 @@ import type { DeviceBridge } from '../../devices/bridge.js';
 import type { DeviceRegistry } from '../../devices/registry.js';
 import type { DeviceEvents } from '../../devices/events.js';
 import type { DeviceCommerce } from '../../devices/commerce.js';
+import type { EnergyMarket } from '../../energy/market.js';
 import type { L402Authority } from '../../l402/authority.js';
 import type { L402Revocations } from '../../l402/revocations.js';
 
@@ -33,6 +34,8 @@ export interface AccountServices {
   registry?: ServiceRegistry;
   streams?: StreamsService;
   receiver?: StreamReceiver;
+  /** The energy market: order books, trades settled by metered streams. */
+  energy?: EnergyMarket;
   devices?: {
     bridge: DeviceBridge;
     registry: DeviceRegistry;
