@@ -72,6 +72,14 @@ async function fund(accountId: string, amountMsat: bigint): Promise<void> {
   );
 }
 
+/** The `stop` event of a stream (a device also hears of the other streams that stopped). */
+async function stopFor(d: VirtualDevice, streamId: string): Promise<Record<string, unknown>> {
+  for (;;) {
+    const e = JSON.parse((await d.nextEvent('stop', 15_000)).b) as Record<string, unknown>;
+    if (e['streamId'] === streamId) return e;
+  }
+}
+
 const body = (r: { b: string }) => JSON.parse(r.b) as Record<string, unknown>;
 const order = (side: 'offer' | 'bid', quantityWh: string, priceMsatPerKWh: string, extra = {}) => ({
   side,
@@ -152,18 +160,21 @@ describe('the energy market on regtest', () => {
     );
     await meter1.call('meter.report', { tradeId: t2.id, interval: 0, wh: 150 });
     await meter1.call('meter.report', { tradeId: t2.id, interval: 1, wh: 100 });
-    const stop = await relay2.nextEvent('stop', 15_000);
-    expect(JSON.parse(stop.b)).toMatchObject({ reason: 'funds_exhausted' });
-    expect(JSON.parse((await meter1.nextEvent('stop', 15_000)).b)).toMatchObject({
-      reason: 'funds_exhausted',
-    });
+    const streamId = (await s.energy!.getTrade(t2.id)).streamId!;
+    expect(await stopFor(relay2, streamId)).toMatchObject({ reason: 'funds_exhausted' });
+    expect(await stopFor(meter1, streamId)).toMatchObject({ reason: 'funds_exhausted' });
     await eventually(
       async () => ((await s.energy!.getTrade(t2.id)).state === 'lapsed' ? true : undefined),
       10_000,
       'lapsed',
     );
-    expect(balanceOf(await s.ledger.requireAccount('prod-1'))).toBe(10_000n + 10_000n);
-    expect(balanceOf(await s.ledger.requireAccount('cons-2'))).toBe(0n);
+    // What the stream paid before the lapse went to the producer, to the msat; the reading that
+    // the consumer's next prepaid chunk could not cover was not paid.
+    const lapsed = await s.energy!.getTrade(t2.id);
+    expect(lapsed.billedMsat).toBe(12_500n);
+    expect(lapsed.paidMsat < lapsed.billedMsat).toBe(true);
+    expect(balanceOf(await s.ledger.requireAccount('prod-1'))).toBe(10_000n + lapsed.paidMsat);
+    expect(balanceOf(await s.ledger.requireAccount('cons-2'))).toBe(10_000n - lapsed.paidMsat);
   });
 
   it('a delivery mismatch beyond the tolerance opens a dispute instead of paying', async () => {
