@@ -22,6 +22,7 @@ import { EscrowService, type EscrowOptions } from './escrow/service.js';
 import { OutboundGuard } from './net/outbound.js';
 import { ServiceRegistry } from './market/registry.js';
 import { TaskMarket } from './market/tasks.js';
+import { TaskAuctions } from './market/auctions.js';
 import { StreamReceiver, StreamsService, type StreamsOptions } from './streams/index.js';
 import { DeviceBridge } from './devices/bridge.js';
 import { VerifyPool } from './devices/verify-pool.js';
@@ -159,6 +160,8 @@ export async function openAccounts(
   await registry.load();
   const market = new TaskMarket(ledger, escrow, registry, publish, log);
   await market.start();
+  const auctions = new TaskAuctions({ ledger, tasks: market, registry, publish, log });
+  await auctions.start();
   const receiver = new StreamReceiver({ ledger, nodeId: () => payments.nodeId, publish, log });
   await receiver.start();
   const streams = new StreamsService({
@@ -243,6 +246,7 @@ export async function openAccounts(
       streams,
       receiver,
       energy,
+      auctions,
       devices: {
         bridge,
         registry: deviceRegistry,
@@ -262,6 +266,7 @@ export async function openAccounts(
       await verifyPool.close();
       await streams.stop();
       receiver.stop();
+      auctions.stop();
       market.stop();
       escrow.stop();
       payments.stop();

@@ -170,6 +170,7 @@ export const INDEXED = {
   dsale: { owner: 'src/devices/commerce.ts', what: 'device sales' },
   dact: { owner: 'src/devices/commerce.ts', what: 'actuations' },
   stream: { owner: 'src/streams/store.ts', what: 'outgoing streams' },
+  auction: { owner: 'src/market/auctions.ts', what: 'task auctions' },
   eorder: { owner: 'src/energy/codec.ts', what: 'energy orders' },
   etrade: { owner: 'src/energy/codec.ts', what: 'energy trades' },
 } as const;
