@@ -43,7 +43,7 @@ interface TaskView {
 
 /** Runs the loop; resolves with the models used, task by task. */
 export async function runAgent(o: AgentOptions): Promise<{ models: string[]; balanceMsat: bigint }> {
-  const print = o.print ?? ((line: string) => console.log(line));
+  const print = o.print ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const headers = { authorization: `Bearer ${o.apiKey}`, 'content-type': 'application/json' };
   const base = `${o.api.replace(/\/$/, '')}/v1/accounts/${encodeURIComponent(o.accountId)}`;
   const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
