@@ -4,6 +4,7 @@ import { EnergyMarket } from '../../../src/energy/market.js';
 import type { NewOrder } from '../../../src/energy/types.js';
 import { balanceOf } from '../../../src/ledger/types.js';
 import { StreamsService } from '../../../src/streams/service.js';
+import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
 import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
 import { ManualClock, settle } from '../streams/support.js';
 
@@ -178,5 +179,59 @@ describe('energy market', () => {
     expect((await f.market.cancel('p1', o.id)).state).toBe('canceled');
     await expect(f.market.cancel('p1', o.id)).rejects.toMatchObject({ code: 'ENERGY_ORDER_CLOSED' });
     expect((await f.market.book(product)).offers).toEqual([]);
+  });
+});
+
+describe('energy market restart', () => {
+  it('rebuilds the books from the open orders in arrival order', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const store = new MemoryLedgerStore();
+    const open = async () => {
+      const f = await paymentsFixture({ now: () => clock.now() }, store);
+      const streams = new StreamsService({
+        ledger: f.ledger,
+        payments: f.service,
+        publish: (id, e) => f.events.publish(id, { ...e }),
+        log: silentLog,
+        clock,
+      });
+      await streams.start();
+      const market = new EnergyMarket({
+        ledger: f.ledger,
+        streams,
+        bus: f.events,
+        publish: (id, e) => f.events.publish(id, e),
+        deviceOf: () => undefined,
+        log: silentLog,
+        now: () => clock.now(),
+        options: { sweepMs: 3600_000 },
+      });
+      await market.start();
+      const close = async () => {
+        market.stop();
+        await streams.stop();
+        f.service.stop();
+        await f.ledger.flush();
+      };
+      return { ...f, market, close };
+    };
+    const a = await open();
+    for (const id of ['p1', 'p2', 'c1']) await a.account(id, id === 'c1' ? 1_000_000n : 0n);
+    const first = await a.market.submit('p1', order('offer', 100, 50_000));
+    await a.market.submit('p2', order('offer', 100, 50_000));
+    await a.market.submit('p1', order('offer', 50, 45_000));
+    await a.close();
+    const b = await open();
+    closers.push(b.close);
+    expect((await b.market.book(product)).offers).toEqual([
+      { price: 45_000n, quantity: 50n, orders: 1 },
+      { price: 50_000n, quantity: 200n, orders: 2 },
+    ]);
+    // Time priority survived: p1's 50,000 offer (older) fills before p2's.
+    const { trades } = await b.market.submit('c1', order('bid', 120, 50_000));
+    expect(trades.map((t) => [t.offerId, t.quantityWh])).toEqual([
+      [expect.any(String), 50n],
+      [first.order.id, 70n],
+    ]);
   });
 });
