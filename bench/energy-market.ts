@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { msat } from '../src/domain/msat.js';
-import { OrderBook, type BookOrder, type Side } from '../src/energy/book.js';
+import { OrderBook, type Side } from '../src/energy/book.js';
 import { EnergyMarket } from '../src/energy/market.js';
 import { Ledger } from '../src/ledger/ledger.js';
 import { OPERATOR_ACCOUNT } from '../src/ledger/system-accounts.js';
@@ -27,6 +27,7 @@ import { tierPolicy } from '../src/policy/tiers.js';
 import { openDatabase } from '../src/storage/level-db.js';
 import { LevelLedgerStore } from '../src/storage/level-ledger-store.js';
 import { StreamsService } from '../src/streams/service.js';
+import { Reference } from '../test/support/energy-reference.js';
 import { FakeLightning } from '../test/support/fake-lightning.js';
 
 const { values } = parseArgs({
@@ -72,39 +73,11 @@ function orders(n: number, seed: number): { side: Side; price: bigint; quantity:
   });
 }
 
-function seedBook(book: { submit(o: BookOrder): unknown }, n: number): void {
+function seedBook(book: OrderBook, n: number): void {
   for (let i = 0; i < n; i++) {
     const side: Side = i % 2 === 0 ? 'bid' : 'offer';
     const price = side === 'bid' ? 49_999n - BigInt(i % 2000) : 50_001n + BigInt(i % 2000);
     book.submit({ id: `r${i}`, side, price, remaining: 500n, seq: i });
-  }
-}
-
-/** The property tests' reference: every resting order in one list; filter and sort per order. */
-class Reference {
-  private rest: BookOrder[] = [];
-  submit(o: BookOrder): void {
-    const crossing = this.rest
-      .filter((r) => r.side !== o.side && (o.side === 'bid' ? r.price <= o.price : r.price >= o.price))
-      .sort((a, b) =>
-        a.price !== b.price
-          ? o.side === 'bid'
-            ? a.price < b.price
-              ? -1
-              : 1
-            : a.price > b.price
-              ? -1
-              : 1
-          : a.seq - b.seq,
-      );
-    for (const r of crossing) {
-      if (o.remaining === 0n) break;
-      const q = r.remaining < o.remaining ? r.remaining : o.remaining;
-      r.remaining -= q;
-      o.remaining -= q;
-    }
-    this.rest = this.rest.filter((r) => r.remaining > 0n);
-    if (o.remaining > 0n) this.rest.push(o);
   }
 }
 
@@ -138,11 +111,15 @@ function matching(): void {
   }
   const rate = ORDERS / secs;
   const ref = new Reference();
-  seedBook(ref, RESTING);
+  for (let i = 0; i < RESTING; i++) {
+    const side: Side = i % 2 === 0 ? 'bid' : 'offer';
+    const price = side === 'bid' ? 49_999n - BigInt(i % 2000) : 50_001n + BigInt(i % 2000);
+    ref.submit({ id: `r${i}`, side, price, quantity: 500n, seq: i });
+  }
   const r0 = process.hrtime.bigint();
   for (let i = 0; i < REF_ORDERS; i++) {
     const o = input[i]!;
-    ref.submit({ id: `o${i}`, side: o.side, price: o.price, remaining: o.quantity, seq: RESTING + i });
+    ref.submit({ id: `o${i}`, side: o.side, price: o.price, quantity: o.quantity, seq: RESTING + i });
   }
   const refRate = REF_ORDERS / (Number(process.hrtime.bigint() - r0) / 1e9);
   console.log(
