@@ -22,6 +22,7 @@ import { EscrowService, type EscrowOptions } from './escrow/service.js';
 import { OutboundGuard } from './net/outbound.js';
 import { ServiceRegistry } from './market/registry.js';
 import { TaskMarket } from './market/tasks.js';
+import { TaskAuctions } from './market/auctions.js';
 import { StreamReceiver, StreamsService, type StreamsOptions } from './streams/index.js';
 import { DeviceBridge } from './devices/bridge.js';
 import { VerifyPool } from './devices/verify-pool.js';
@@ -29,6 +30,8 @@ import { accountOperations } from './devices/operations.js';
 import { DeviceRegistry } from './devices/registry.js';
 import { DeviceEvents } from './devices/events.js';
 import { DeviceCommerce } from './devices/commerce.js';
+import { EnergyMarket } from './energy/market.js';
+import { energyOperations } from './energy/device-methods.js';
 import { startEmbeddedBroker } from './devices/mqtt/broker.js';
 import { MqttTransport } from './devices/mqtt/transport.js';
 import { xOnlyOf } from './crypto/bip340.js';
@@ -157,6 +160,8 @@ export async function openAccounts(
   await registry.load();
   const market = new TaskMarket(ledger, escrow, registry, publish, log);
   await market.start();
+  const auctions = new TaskAuctions({ ledger, tasks: market, registry, publish, log });
+  await auctions.start();
   const receiver = new StreamReceiver({ ledger, nodeId: () => payments.nodeId, publish, log });
   await receiver.start();
   const streams = new StreamsService({
@@ -184,12 +189,30 @@ export async function openAccounts(
     log,
   });
   await commerce.start();
+  const energy = new EnergyMarket({
+    ledger,
+    streams,
+    bus: events,
+    publish,
+    deviceOf: (id) => {
+      const d = deviceRegistry.get(id);
+      return d ? { accountId: d.accountId, active: d.state === 'active' } : undefined;
+    },
+    log,
+    ...(config.energy ? { options: config.energy } : {}),
+  });
+  await energy.start();
+  const commerceOperations = commerce.operations();
   const verifyPool = await VerifyPool.start();
   const bridge = new DeviceBridge(
     deviceRegistry,
     ledger,
     deviceKey,
-    { ...accountOperations({ ledger, payments }), ...commerce.operations() },
+    {
+      ...accountOperations({ ledger, payments }),
+      ...commerceOperations,
+      ...energyOperations(energy, commerceOperations['meter.report']),
+    },
     log,
     { verifier: verifyPool },
   );
@@ -222,6 +245,8 @@ export async function openAccounts(
       registry,
       streams,
       receiver,
+      energy,
+      auctions,
       devices: {
         bridge,
         registry: deviceRegistry,
@@ -234,12 +259,14 @@ export async function openAccounts(
     async close() {
       subscription.close();
       revocations.stop();
+      energy.stop();
       commerce.stop();
       deviceEvents.stop();
       bridge.stop();
       await verifyPool.close();
       await streams.stop();
       receiver.stop();
+      auctions.stop();
       market.stop();
       escrow.stop();
       payments.stop();

@@ -10,6 +10,8 @@ import { registerAccountCommands } from './account-commands.js';
 import { registerL402Commands } from './l402-commands.js';
 import { registerMarketCommands } from './market-commands.js';
 import { registerStreamCommands } from './stream-commands.js';
+import { registerEnergyCommands } from './energy-commands.js';
+import { registerAuctionCommands } from './auction-commands.js';
 import { CliError } from './api-client.js';
 
 const program = new Command('coulomb')
@@ -111,6 +113,8 @@ registerAccountCommands(program);
 registerL402Commands(program);
 registerMarketCommands(program);
 registerStreamCommands(program);
+registerEnergyCommands(program);
+registerAuctionCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError) process.stderr.write(`coulomb: ${err.message}\n`);

@@ -97,6 +97,19 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** The energy market (src/energy): delivery slots, meter tolerance, prepaid chunk, caps. */
+    energy: Type.Optional(
+      Type.Object(
+        {
+          slotSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400 })),
+          toleranceBps: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+          prefundWh: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
+          maxOpenOrdersPerAccount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+          maxPendingReadings: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     /** Operator credential; when absent one is generated on first start and only its hash is kept. */
     operatorKey: Type.Optional(Type.String({ minLength: 32 })),
   },

@@ -148,6 +148,14 @@ export type AccountEvent =
 
 /** Events of the features built on payments (escrow, tasks, streams), published on the same bus. */
 export interface FeatureEvent {
-  type: 'escrow' | 'task' | 'stream' | 'stream_lapsed' | 'stream_resumed';
+  type:
+    | 'escrow'
+    | 'task'
+    | 'stream'
+    | 'stream_lapsed'
+    | 'stream_resumed'
+    | 'energy_order'
+    | 'energy_trade'
+    | 'auction';
   [field: string]: unknown;
 }

@@ -152,6 +152,13 @@ export const PREFIXES = {
     'disk',
     'device answers kept before device keys used idem!: read when a key is retried, pruned after 32 days',
   ),
+  // energy market (and the `eorder`, `etrade` collections, INDEXED)
+  energyLastPrice: entry(
+    'elast!',
+    'src/energy/market.ts',
+    'disk',
+    "a zone's last trade price (read when its book is shown)",
+  ),
 } as const satisfies Record<string, PrefixEntry>;
 
 /** The collections kept with a `RecordIndex` (five prefixes each, see `indexed`), by name. */
@@ -163,6 +170,9 @@ export const INDEXED = {
   dsale: { owner: 'src/devices/commerce.ts', what: 'device sales' },
   dact: { owner: 'src/devices/commerce.ts', what: 'actuations' },
   stream: { owner: 'src/streams/store.ts', what: 'outgoing streams' },
+  auction: { owner: 'src/market/auctions.ts', what: 'task auctions' },
+  eorder: { owner: 'src/energy/codec.ts', what: 'energy orders' },
+  etrade: { owner: 'src/energy/codec.ts', what: 'energy trades' },
 } as const;
 
 /** Every entry of the table, the indexed collections' prefixes included. */

@@ -19,6 +19,8 @@ import { escrowRoutes } from './escrow.js';
 import { marketRoutes } from './market.js';
 import { streamRoutes } from './streams.js';
 import { deviceRoutes } from './devices.js';
+import { energyRoutes } from './energy.js';
+import { auctionRoutes } from './auctions.js';
 import { l402Routes } from './l402.js';
 import { keyRoutes } from './keys.js';
 import { moneyRoutes } from './money.js';
@@ -222,5 +224,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
   if (s.market && s.registry) await app.register(marketRoutes, { market: s.market, registry: s.registry });
   if (s.streams && s.receiver) await app.register(streamRoutes, { streams: s.streams, receiver: s.receiver });
   if (s.devices) await app.register(deviceRoutes, s.devices);
+  if (s.energy) await app.register(energyRoutes, { energy: s.energy });
+  if (s.auctions) await app.register(auctionRoutes, { auctions: s.auctions });
   if (s.l402) await app.register(l402Routes, { revocations: s.l402.revocations });
 };

@@ -17,6 +17,8 @@ import type { DeviceBridge } from '../../devices/bridge.js';
 import type { DeviceRegistry } from '../../devices/registry.js';
 import type { DeviceEvents } from '../../devices/events.js';
 import type { DeviceCommerce } from '../../devices/commerce.js';
+import type { TaskAuctions } from '../../market/auctions.js';
+import type { EnergyMarket } from '../../energy/market.js';
 import type { L402Authority } from '../../l402/authority.js';
 import type { L402Revocations } from '../../l402/revocations.js';
 
@@ -33,6 +35,10 @@ export interface AccountServices {
   registry?: ServiceRegistry;
   streams?: StreamsService;
   receiver?: StreamReceiver;
+  /** The energy market: order books, trades settled by metered streams. */
+  energy?: EnergyMarket;
+  /** Reverse auctions of tasks (provider selection by a documented score). */
+  auctions?: TaskAuctions;
   devices?: {
     bridge: DeviceBridge;
     registry: DeviceRegistry;

@@ -1,0 +1,400 @@
+import { randomUUID } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import { AppError } from '../domain/errors.js';
+import { KeyedQueue } from '../domain/keyed-queue.js';
+import type { Logger } from '../domain/logger.js';
+import type { Msat } from '../domain/msat.js';
+import type { Ledger, SideRecords } from '../ledger/ledger.js';
+import { IndexedItems, RecordIndex } from '../ledger/record-index.js';
+import { Literals, MsatField, recordCodec } from '../records/codec.js';
+import { MarketError, MarketErrorCode } from './errors.js';
+import { capabilities, type ServiceRegistry } from './registry.js';
+import type { TaskMarket } from './tasks.js';
+import type { Reputation } from './types.js';
+
+/**
+ * Reverse auctions for tasks: a buyer opens a task for bids until a deadline; providers with the
+ * task's capabilities bid a price (at most the buyer's ceiling) and a promised time (at most the
+ * buyer's); the buyer picks, or at the deadline the best score wins automatically. The award
+ * publishes the task with the winning bid as its reward (escrowed from the buyer's account, the
+ * task market's own escrow) and claims it for the winner.
+ *
+ * Score (lower wins; ties go to the earlier bid), in parts per million so it is exact:
+ *   price = bid / ceiling, time = promised / maxPromised,
+ *   risk  = min(1, (disputed + lost + late) / (completed + disputed + late + 1)),
+ *   score = wPrice × price + wTime × time + wReputation × risk   (default weights 50 / 30 / 20).
+ * A provider with no history has risk 0: reputation only ever counts against bad outcomes.
+ */
+export interface AuctionWeights {
+  price: number;
+  time: number;
+  reputation: number;
+}
+
+export interface AuctionBid {
+  accountId: string;
+  priceMsat: Msat;
+  promisedSeconds: number;
+  at: number;
+}
+
+export type AuctionState = 'open' | 'awarding' | 'awarded' | 'expired' | 'failed';
+
+export interface Auction {
+  id: string;
+  publisherAccountId: string;
+  title: string;
+  description: string;
+  capabilities: string[];
+  maxRewardMsat: Msat;
+  maxPromisedSeconds: number;
+  reviewSeconds: number;
+  /** Bids are taken until this time (ms). */
+  bidDeadline: number;
+  selection: 'auto' | 'manual';
+  weights: AuctionWeights;
+  bids: AuctionBid[];
+  state: AuctionState;
+  winnerAccountId?: string;
+  taskId?: string;
+  failCode?: string;
+  createdAt: number;
+  closedAt?: number;
+}
+
+export interface OpenAuctionInput {
+  title: string;
+  description?: string;
+  capabilities?: string[];
+  maxRewardMsat: Msat;
+  /** How long bids are taken. */
+  bidSeconds: number;
+  /** The longest a provider may promise (and the winner's task deadline is its promise). */
+  maxPromisedSeconds: number;
+  reviewSeconds?: number;
+  selection?: 'auto' | 'manual';
+  weights?: AuctionWeights;
+}
+
+export interface ScoredBid extends AuctionBid {
+  score: number;
+  reputation: Reputation;
+}
+
+const DEFAULT_WEIGHTS: AuctionWeights = { price: 50, time: 30, reputation: 20 };
+const MAX_BIDS = 200;
+/** A manual auction the buyer never decides on closes this long after its bid deadline. */
+const MANUAL_GRACE_MS = 24 * 3600_000;
+
+const codec = recordCodec(
+  'auction',
+  Type.Object({
+    id: Type.String(),
+    publisherAccountId: Type.String(),
+    title: Type.String(),
+    description: Type.String(),
+    capabilities: Type.Array(Type.String()),
+    maxRewardMsat: MsatField,
+    maxPromisedSeconds: Type.Integer(),
+    reviewSeconds: Type.Integer(),
+    bidDeadline: Type.Integer(),
+    selection: Literals('auto', 'manual'),
+    weights: Type.Object({ price: Type.Integer(), time: Type.Integer(), reputation: Type.Integer() }),
+    bids: Type.Array(
+      Type.Object({
+        accountId: Type.String(),
+        priceMsat: MsatField,
+        promisedSeconds: Type.Integer(),
+        at: Type.Integer(),
+      }),
+    ),
+    state: Literals('open', 'awarding', 'awarded', 'expired', 'failed'),
+    winnerAccountId: Type.Optional(Type.String()),
+    taskId: Type.Optional(Type.String()),
+    failCode: Type.Optional(Type.String()),
+    createdAt: Type.Integer(),
+    closedAt: Type.Optional(Type.Integer()),
+  }),
+);
+const FINAL = new Set<AuctionState>(['awarded', 'expired', 'failed']);
+const auctionIndex = new RecordIndex<Auction>(
+  'auction',
+  codec,
+  (a) => [a.publisherAccountId, a.winnerAccountId],
+  (a) => FINAL.has(a.state),
+);
+
+const invalid = (message: string): MarketError => new MarketError(MarketErrorCode.INVALID_ARGUMENT, message);
+const PPM = 1_000_000n;
+
+/** The documented score of a bid, in ppm-weighted units (lower is better). */
+export function scoreBid(
+  a: Pick<Auction, 'maxRewardMsat' | 'maxPromisedSeconds' | 'weights'>,
+  bid: AuctionBid,
+  rep: Reputation,
+): number {
+  const price = (bid.priceMsat * PPM) / a.maxRewardMsat;
+  const time = (BigInt(bid.promisedSeconds) * PPM) / BigInt(a.maxPromisedSeconds);
+  const bad = BigInt(rep.disputed + rep.lost + rep.late);
+  const seen = BigInt(rep.completed + rep.disputed + rep.late + 1);
+  const riskRaw = (bad * PPM) / seen;
+  const risk = riskRaw > PPM ? PPM : riskRaw;
+  return Number(
+    BigInt(a.weights.price) * price + BigInt(a.weights.time) * time + BigInt(a.weights.reputation) * risk,
+  );
+}
+
+export class TaskAuctions {
+  private readonly auctions: IndexedItems<Auction>;
+  private readonly queue = new KeyedQueue();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly deps: {
+      ledger: Ledger;
+      tasks: TaskMarket;
+      registry: ServiceRegistry;
+      publish: (accountId: string, event: { type: 'auction'; auction: Auction }) => void;
+      log: Logger;
+      now?: () => number;
+    },
+  ) {
+    this.auctions = new IndexedItems(auctionIndex, deps.ledger);
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  async start(sweepMs = 1000): Promise<void> {
+    await this.auctions.load();
+    this.timer = setInterval(
+      () => void this.sweep().catch((err: unknown) => this.deps.log.error({ err }, 'auction sweep failed')),
+      sweepMs,
+    );
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async open(publisherAccountId: string, input: OpenAuctionInput, idempotencyKey?: string): Promise<Auction> {
+    return this.deps.ledger.idempotent(
+      { accountId: publisherAccountId, key: idempotencyKey, operation: 'auction', request: input },
+      (records) => this.openOnce(publisherAccountId, input, records),
+      (id) => this.get(id),
+    );
+  }
+
+  private async openOnce(
+    publisherAccountId: string,
+    input: OpenAuctionInput,
+    idem: (id: string) => SideRecords,
+  ): Promise<Auction> {
+    await this.deps.ledger.requireAccount(publisherAccountId);
+    const title = input.title.trim();
+    if (title.length === 0 || title.length > 200) throw invalid('title must be 1 to 200 characters');
+    if (input.maxRewardMsat < 1n) throw invalid('maxRewardMsat must be positive');
+    for (const [k, v] of [
+      ['bidSeconds', input.bidSeconds],
+      ['maxPromisedSeconds', input.maxPromisedSeconds],
+      ['reviewSeconds', input.reviewSeconds ?? 1],
+    ] as const)
+      if (!Number.isSafeInteger(v) || v < 1 || v > 366 * 86_400)
+        throw invalid(`${k} must be 1 to 31622400 seconds`);
+    const weights = input.weights ?? DEFAULT_WEIGHTS;
+    for (const w of [weights.price, weights.time, weights.reputation])
+      if (!Number.isSafeInteger(w) || w < 0 || w > 1000)
+        throw invalid('weights must be integers from 0 to 1000');
+    const now = this.now();
+    const a: Auction = {
+      id: randomUUID(),
+      publisherAccountId,
+      title,
+      description: input.description ?? '',
+      capabilities: capabilities(input.capabilities ?? []),
+      maxRewardMsat: input.maxRewardMsat,
+      maxPromisedSeconds: input.maxPromisedSeconds,
+      reviewSeconds: input.reviewSeconds ?? 24 * 3600,
+      bidDeadline: now + input.bidSeconds * 1000,
+      selection: input.selection ?? 'auto',
+      weights,
+      bids: [],
+      state: 'open',
+      createdAt: now,
+    };
+    await this.save(a, idem(a.id));
+    return this.view(a);
+  }
+
+  /** A provider bids (again: its new bid replaces its old one). */
+  bid(auctionId: string, accountId: string, priceMsat: Msat, promisedSeconds: number): Promise<Auction> {
+    return this.queue.run(auctionId, async () => {
+      const a = await this.must(auctionId);
+      if (a.state !== 'open' || this.now() >= a.bidDeadline)
+        throw new MarketError(MarketErrorCode.INVALID_STATE, 'the auction takes no more bids', {
+          state: a.state,
+        });
+      if (accountId === a.publisherAccountId)
+        throw new MarketError(MarketErrorCode.FORBIDDEN, 'a publisher cannot bid on its own auction');
+      await this.deps.ledger.requireAccount(accountId);
+      const has = this.deps.registry.capabilitiesOf(accountId);
+      const missing = a.capabilities.filter((c) => !has.has(c));
+      if (missing.length > 0)
+        throw new MarketError(
+          MarketErrorCode.MISSING_CAPABILITY,
+          `advertise these capabilities first: ${missing.join(', ')}`,
+          { missing },
+        );
+      if (priceMsat < 1n || priceMsat > a.maxRewardMsat)
+        throw invalid(`priceMsat must be 1 to ${a.maxRewardMsat}`);
+      if (
+        !Number.isSafeInteger(promisedSeconds) ||
+        promisedSeconds < 1 ||
+        promisedSeconds > a.maxPromisedSeconds
+      )
+        throw invalid(`promisedSeconds must be 1 to ${a.maxPromisedSeconds}`);
+      const others = a.bids.filter((b) => b.accountId !== accountId);
+      if (others.length >= MAX_BIDS)
+        throw new AppError('TOO_MANY_BIDS', `an auction takes at most ${MAX_BIDS} bidders`, 429);
+      a.bids = [...others, { accountId, priceMsat, promisedSeconds, at: this.now() }];
+      await this.save(a);
+      return this.view(a);
+    });
+  }
+
+  /** The bids with their scores and the bidders' reputations, best first. */
+  async ranking(a: Auction): Promise<ScoredBid[]> {
+    const scored: ScoredBid[] = [];
+    for (const b of a.bids) {
+      const reputation = await this.deps.tasks.reputation(b.accountId);
+      scored.push({ ...b, reputation, score: scoreBid(a, b, reputation) });
+    }
+    return scored.sort((x, y) => x.score - y.score || x.at - y.at);
+  }
+
+  /**
+   * Awards the auction: to the bidder the buyer names (any time it is open), or to the best score
+   * (the buyer without a name, or the sweep at the deadline of an `auto` auction).
+   */
+  award(auctionId: string, by: string | 'operator' | 'sweep', bidder?: string): Promise<Auction> {
+    return this.queue.run(auctionId, async () => {
+      const a = await this.must(auctionId);
+      if (by !== 'sweep' && by !== 'operator' && by !== a.publisherAccountId)
+        throw new MarketError(MarketErrorCode.FORBIDDEN, 'only the publisher awards its auction');
+      if (a.state !== 'open' && a.state !== 'awarding')
+        throw new MarketError(MarketErrorCode.INVALID_STATE, `the auction is ${a.state}`, { state: a.state });
+      if (a.state === 'open') {
+        const ranked = await this.ranking(a);
+        const winner = bidder !== undefined ? ranked.find((b) => b.accountId === bidder) : ranked[0];
+        if (!winner) {
+          if (bidder !== undefined) throw invalid(`${bidder} has not bid`);
+          a.state = 'expired';
+          a.closedAt = this.now();
+          await this.save(a);
+          return this.view(a);
+        }
+        // The intent first: a restart finishes the award (the task's idempotency key makes it once).
+        a.state = 'awarding';
+        a.winnerAccountId = winner.accountId;
+        await this.save(a);
+      }
+      return this.finishAward(a);
+    });
+  }
+
+  private async finishAward(a: Auction): Promise<Auction> {
+    const bid = a.bids.find((b) => b.accountId === a.winnerAccountId)!;
+    try {
+      const task = await this.deps.tasks.publishTask(a.publisherAccountId, {
+        title: a.title,
+        description: a.description,
+        capabilities: a.capabilities,
+        rewardMsat: bid.priceMsat,
+        deadlineSeconds: bid.promisedSeconds,
+        reviewSeconds: a.reviewSeconds,
+        idempotencyKey: `auction:${a.id}`,
+      });
+      const t = await this.deps.tasks.get(task.id);
+      if (t.state === 'open') await this.deps.tasks.claim(task.id, bid.accountId);
+      a.taskId = task.id;
+      a.state = 'awarded';
+    } catch (err) {
+      if (!(err instanceof AppError) || err.status >= 500) throw err;
+      a.state = 'failed';
+      a.failCode = err.code;
+    }
+    a.closedAt = this.now();
+    await this.save(a);
+    return this.view(a);
+  }
+
+  async get(id: string): Promise<Auction> {
+    return this.view(await this.must(id));
+  }
+
+  /** Open auctions (from memory), newest first; `capability` keeps those these capabilities can bid on. */
+  listOpen(capability?: string[]): Auction[] {
+    const has = capability ? new Set(capabilities(capability)) : undefined;
+    return [...this.auctions.values()]
+      .filter((a) => a.state === 'open' && (has === undefined || a.capabilities.every((c) => has.has(c))))
+      .sort((x, y) => y.createdAt - x.createdAt)
+      .map((a) => this.view(a));
+  }
+
+  /** An account's auctions (published or won), newest first, a page at a time from disk. */
+  async list(
+    accountId: string,
+    page: { limit?: number; before?: string } = {},
+  ): Promise<{ auctions: Auction[]; next?: string }> {
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
+    const { entries, next } = await auctionIndex.page(this.deps.ledger, accountId, limit, page.before);
+    const auctions: Auction[] = [];
+    for (const { id } of entries) {
+      const a = await this.auctions.peek(id);
+      if (a) auctions.push(this.view(a));
+    }
+    return { auctions, ...(next ? { next } : {}) };
+  }
+
+  /** Auto auctions past their deadline are awarded; awards a crash interrupted are finished. */
+  async sweep(): Promise<void> {
+    const now = this.now();
+    for (const a of [...this.auctions.values()]) {
+      const due =
+        a.state === 'awarding' ||
+        (a.state === 'open' &&
+          now >= a.bidDeadline &&
+          (a.selection === 'auto' || now >= a.bidDeadline + MANUAL_GRACE_MS || a.bids.length === 0));
+      if (!due) continue;
+      await this.award(a.id, 'sweep').catch((err: unknown) =>
+        this.deps.log.warn({ err, auctionId: a.id }, 'closing an auction failed; retrying'),
+      );
+    }
+  }
+
+  private async must(id: string): Promise<Auction> {
+    const a = typeof id === 'string' ? await this.auctions.find(id) : undefined;
+    if (!a) throw new AppError('AUCTION_NOT_FOUND', `no auction ${String(id)}`, 404);
+    return a;
+  }
+
+  private async save(a: Auction, extra: SideRecords = []): Promise<void> {
+    this.auctions.remember(a);
+    await this.deps.ledger.putRecords([...auctionIndex.records(a), ...extra]);
+    const view = this.view(a);
+    this.deps.publish(a.publisherAccountId, { type: 'auction', auction: view });
+    if (a.winnerAccountId !== undefined)
+      this.deps.publish(a.winnerAccountId, { type: 'auction', auction: view });
+  }
+
+  private view(a: Auction): Auction {
+    return {
+      ...a,
+      capabilities: [...a.capabilities],
+      weights: { ...a.weights },
+      bids: a.bids.map((b) => ({ ...b })),
+    };
+  }
+}

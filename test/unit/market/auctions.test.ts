@@ -1,0 +1,108 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { msat } from '../../../src/domain/msat.js';
+import { scoreBid, TaskAuctions, type Auction } from '../../../src/market/auctions.js';
+import { marketFixture } from './fixture.js';
+
+async function fixture() {
+  const m = await marketFixture();
+  const events: Auction[] = [];
+  const auctions = new TaskAuctions({
+    ledger: m.ledger,
+    tasks: m.market,
+    registry: m.registry,
+    publish: (_id, e) => void events.push(e.auction),
+    log: pino({ level: 'silent' }),
+    now: () => m.ledger.accountNow('payer')!.createdAt + m.clock.offset,
+  });
+  await m.registry.advertise('other', {
+    title: 'labelling too',
+    description: '',
+    capabilities: ['vision', 'labelling'],
+    priceMsat: msat(900),
+    unit: 'task',
+  });
+  return { ...m, auctions, events };
+}
+
+describe('task reverse auctions', () => {
+  it('scores price, promised time and reputation as documented (lower wins)', () => {
+    const a = {
+      maxRewardMsat: msat(1000),
+      maxPromisedSeconds: 7200,
+      weights: { price: 50, time: 30, reputation: 20 },
+    };
+    const clean = { accountId: 'x', completed: 0, disputed: 0, lost: 0, late: 0 };
+    expect(scoreBid(a, { accountId: 'x', priceMsat: msat(800), promisedSeconds: 3600, at: 0 }, clean)).toBe(
+      50 * 800_000 + 30 * 500_000,
+    );
+    // One late task in four outcomes: risk = 1 / (3 + 0 + 1 + 1) = 0.2.
+    const late = { accountId: 'y', completed: 3, disputed: 0, lost: 0, late: 1 };
+    expect(scoreBid(a, { accountId: 'y', priceMsat: msat(800), promisedSeconds: 3600, at: 0 }, late)).toBe(
+      50 * 800_000 + 30 * 500_000 + 20 * 200_000,
+    );
+  });
+
+  it('awards the best score at the deadline and escrows the winning bid as the task reward', async () => {
+    const f = await fixture();
+    const a = await f.auctions.open('payer', {
+      title: 'label 1000 images',
+      capabilities: ['vision'],
+      maxRewardMsat: msat(1000),
+      bidSeconds: 60,
+      maxPromisedSeconds: 7200,
+    });
+    // Cheaper but slow loses to a faster bid: 50×0.7 + 30×1.0 = 65 against 50×0.8 + 30×0.5 = 55.
+    await f.auctions.bid(a.id, 'other', msat(700), 7200);
+    await f.auctions.bid(a.id, 'payee', msat(800), 3600);
+    await expect(f.auctions.bid(a.id, 'payer', msat(10), 10)).rejects.toMatchObject({
+      code: 'TASK_FORBIDDEN',
+    });
+    await expect(f.auctions.bid(a.id, 'payee', msat(1001), 10)).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    const ranked = await f.auctions.ranking(await f.auctions.get(a.id));
+    expect(ranked.map((b) => b.accountId)).toEqual(['payee', 'other']);
+    await f.auctions.sweep(); // before the deadline: nothing happens
+    expect((await f.auctions.get(a.id)).state).toBe('open');
+    f.clock.offset += 61_000;
+    await f.auctions.sweep();
+    const done = await f.auctions.get(a.id);
+    expect(done).toMatchObject({ state: 'awarded', winnerAccountId: 'payee' });
+    const task = await f.market.get(done.taskId!);
+    expect(task).toMatchObject({ state: 'claimed', agentAccountId: 'payee', rewardMsat: 800n });
+    expect(f.avail('payer')).toBe(1_000_000n - 800n);
+    await expect(f.auctions.bid(a.id, 'other', msat(1), 1)).rejects.toMatchObject({
+      code: 'TASK_INVALID_STATE',
+    });
+  });
+
+  it('lets the buyer pick a bidder; an auction without bids expires with nothing locked', async () => {
+    const f = await fixture();
+    const a = await f.auctions.open('payer', {
+      title: 'pick',
+      capabilities: ['vision'],
+      maxRewardMsat: msat(1000),
+      bidSeconds: 60,
+      maxPromisedSeconds: 600,
+      selection: 'manual',
+    });
+    await f.auctions.bid(a.id, 'payee', msat(500), 600);
+    await f.auctions.bid(a.id, 'other', msat(900), 600);
+    await expect(f.auctions.award(a.id, 'other')).rejects.toMatchObject({ code: 'TASK_FORBIDDEN' });
+    const won = await f.auctions.award(a.id, 'payer', 'other');
+    expect(won).toMatchObject({ state: 'awarded', winnerAccountId: 'other' });
+    expect((await f.market.get(won.taskId!)).rewardMsat).toBe(900n);
+
+    const empty = await f.auctions.open('payer', {
+      title: 'none',
+      maxRewardMsat: msat(10),
+      bidSeconds: 1,
+      maxPromisedSeconds: 1,
+    });
+    f.clock.offset += 2_000;
+    await f.auctions.sweep();
+    expect((await f.auctions.get(empty.id)).state).toBe('expired');
+    expect(f.avail('payer')).toBe(1_000_000n - 900n);
+  });
+});
