@@ -3,6 +3,16 @@ import type { LightningBackend } from '../lightning/backend.js';
 import { msat } from '../domain/msat.js';
 import { parseChallenge } from './header.js';
 
+/** A BOLT11 invoice's amount and payment hash, read offline; undefined when it does not parse. */
+export function readInvoice(request: string): { amountMsat: bigint; paymentHash: string } | undefined {
+  try {
+    const p = parsePaymentRequest({ request });
+    return { amountMsat: BigInt(p.mtokens ?? '0'), paymentHash: p.id };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Pays a BOLT11 invoice and returns its preimage (hex). */
 export interface L402Payer {
   pay(invoice: string): Promise<{ preimage: string }>;

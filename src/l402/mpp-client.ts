@@ -1,5 +1,4 @@
-import { parsePaymentRequest } from 'ln-service';
-import { L402ClientError, type L402Payer } from './client.js';
+import { L402ClientError, readInvoice, type L402Payer } from './client.js';
 import {
   challengeFromParams,
   decodeRequest,
@@ -122,15 +121,11 @@ export function createMppClient(options: MppFetchOptions): MppClient {
     const stated = want === 'charge' ? details.amount : (details.depositAmount ?? details.amount);
     if (!invoice || !hash || !/^[0-9]+$/.test(stated))
       throw new L402ClientError('BAD_CHALLENGE', 'the Payment challenge has no invoice');
-    let parsed;
-    try {
-      parsed = parsePaymentRequest({ request: invoice });
-    } catch {
-      throw new L402ClientError('BAD_CHALLENGE', 'the challenge carries an invalid invoice');
-    }
-    const amount = BigInt(parsed.mtokens ?? '0');
+    const parsed = readInvoice(invoice);
+    if (!parsed) throw new L402ClientError('BAD_CHALLENGE', 'the challenge carries an invalid invoice');
+    const amount = parsed.amountMsat;
     // The invoice is what gets paid: it must be what the request states, and within the cap.
-    if (parsed.id !== hash || amount !== BigInt(stated) * 1000n)
+    if (parsed.paymentHash !== hash || amount !== BigInt(stated) * 1000n)
       throw new L402ClientError('BAD_CHALLENGE', 'the invoice does not match the Payment challenge');
     if (amount > options.maxCostMsat) return first;
     await first.arrayBuffer().catch(() => undefined);
