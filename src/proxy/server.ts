@@ -253,6 +253,7 @@ export function createProxy(deps: ProxyDeps): Server {
     }
     const mppCredential = service.mpp ? parseCredential(req.headers.authorization) : undefined;
     let receipt: string | undefined;
+    let mppIntent: 'charge' | 'session' | undefined;
     let auth;
     if (mppCredential !== undefined && deps.mpp && service.mpp) {
       const m =
@@ -267,6 +268,7 @@ export function createProxy(deps: ProxyDeps): Server {
       if (m.ok === 'close') return closeSession(res, m.accountId, m.sessionId, m.session.returnInvoice);
       if (!m.ok) return challenge(service, req, res, m.message, 'PAYMENT_REQUIRED', m.problem);
       receipt = m.receipt;
+      mppIntent = m.intent;
       auth = m;
     } else if (service.schemes.l402) {
       auth = await deps.gate.authorize(
@@ -325,11 +327,17 @@ export function createProxy(deps: ProxyDeps): Server {
         service,
         req,
         res,
-        receipt === undefined
+        mppIntent === undefined
           ? 'the credit of this credential is used up; pay a new challenge or top it up'
-          : 'this credential is used up (a charge buys one request); pay a new challenge',
+          : mppIntent === 'charge'
+            ? 'this charge credential is used (a charge buys one request); pay a new challenge'
+            : 'the deposit of this session is used up; close it and open a new one',
         'PAYMENT_REQUIRED',
-        receipt === undefined ? undefined : 'verification-failed',
+        mppIntent === undefined
+          ? undefined
+          : mppIntent === 'charge'
+            ? 'verification-failed'
+            : 'lightning/insufficient-balance',
       );
 
     const billing: Billing = {
