@@ -12,8 +12,6 @@ export function registerMcpCommand(program: Command): void {
   program
     .command('mcp')
     .description('serve the MCP tools of one account to an agent (stdio, or --http)')
-    .option('--url <url>', 'gateway URL (default $COULOMB_URL or http://127.0.0.1:8402)')
-    .option('--key <key>', "the account's API key (default $COULOMB_API_KEY)")
     .option('--account <id>', 'the account (or COULOMB_ACCOUNT_ID)')
     .option('--max-cost <msat>', 'paid fetch: the most one request may cost', '100000')
     .option('--session-budget <msat>', 'paid fetch: the most this server spends in all', '1000000')
@@ -41,7 +39,8 @@ export function registerMcpCommand(program: Command): void {
         },
         cmd: Command,
       ) => {
-        const g = cmd.opts<{ url?: string; key?: string }>();
+        // --url and --key are the program's global options (src/cli/account-commands.ts).
+        const g = cmd.optsWithGlobals<{ url?: string; key?: string }>();
         const accountId = o.account ?? process.env['COULOMB_ACCOUNT_ID'];
         const apiKey = g.key ?? process.env['COULOMB_API_KEY'];
         if (!accountId || !apiKey)

@@ -115,8 +115,8 @@ async function exercise(client: Client): Promise<void> {
   );
 
   const paid = await call(client, 'pay_invoice', { invoice: await bobInvoice(1000) });
-  expect(paid.isError).toBeFalsy();
   expect(paid.structuredContent).toMatchObject({ status: 'succeeded', amountMsat: '1000000' });
+  expect(paid.isError).toBeFalsy();
 
   // Above the L1 tier's 10,000 sat a payment: the policy's code, and an instruction to stop.
   const denied = await call(client, 'pay_invoice', { invoice: await bobInvoice(20_000) });
