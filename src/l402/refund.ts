@@ -109,33 +109,45 @@ export class CreditRefunds {
     destination: RefundDestination,
     flushCharges: () => Promise<void> = () => Promise.resolve(),
   ): Promise<RefundResult> {
-    return this.queue.run(accountId, async () => {
-      let rec = await this.closed(accountId);
-      if (!rec) {
-        if (!(await this.ledger.getAccount(accountId)))
-          throw new RefundError('CREDENTIAL_NOT_FOUND', 'this credential has no credit on this gateway');
-        if (destination.kind === 'account' && !(await this.ledger.getAccount(destination.accountId)))
-          throw new RefundError('REFUND_DESTINATION_INVALID', 'the refund account does not exist');
-        await flushCharges();
-        await this.drain(accountId);
-        await this.ledger.ensure({ accounts: [accountId] });
-        const account = this.ledger.accountNow(accountId)!;
-        const fee = destination.kind === 'invoice' ? destination.maxFeeMsat : 0n;
-        const available = availableOf(account);
-        const refund = available > fee ? available - fee : 0n;
-        if (destination.kind === 'invoice') await this.checkInvoice(destination.invoice, refund);
-        rec = {
-          destination: destination.kind,
-          ...(destination.kind === 'invoice'
-            ? { invoice: destination.invoice, maxFeeMsat: String(destination.maxFeeMsat) }
-            : { accountId: destination.accountId }),
-          refundMsat: String(refund),
-          closedAt: (this.options.now ?? Date.now)(),
-        };
-        await this.ledger.putRecords([{ key: PREFIX + accountId, value: JSON.stringify(rec) }]);
-      }
-      return this.refund(accountId, rec);
-    });
+    return this.queue.run(accountId, () => this.closeNow(accountId, destination, flushCharges));
+  }
+
+  /** Runs `fn` alone for this credential account (closes included). */
+  exclusive<T>(accountId: string, fn: () => Promise<T>): Promise<T> {
+    return this.queue.run(accountId, fn);
+  }
+
+  /** `close` for a caller already inside `exclusive(accountId, …)`. */
+  async closeNow(
+    accountId: string,
+    destination: RefundDestination,
+    flushCharges: () => Promise<void> = () => Promise.resolve(),
+  ): Promise<RefundResult> {
+    let rec = await this.closed(accountId);
+    if (!rec) {
+      if (!(await this.ledger.getAccount(accountId)))
+        throw new RefundError('CREDENTIAL_NOT_FOUND', 'this credential has no credit on this gateway');
+      if (destination.kind === 'account' && !(await this.ledger.getAccount(destination.accountId)))
+        throw new RefundError('REFUND_DESTINATION_INVALID', 'the refund account does not exist');
+      await flushCharges();
+      await this.drain(accountId);
+      await this.ledger.ensure({ accounts: [accountId] });
+      const account = this.ledger.accountNow(accountId)!;
+      const fee = destination.kind === 'invoice' ? destination.maxFeeMsat : 0n;
+      const available = availableOf(account);
+      const refund = available > fee ? available - fee : 0n;
+      if (destination.kind === 'invoice') await this.checkInvoice(destination.invoice, refund);
+      rec = {
+        destination: destination.kind,
+        ...(destination.kind === 'invoice'
+          ? { invoice: destination.invoice, maxFeeMsat: String(destination.maxFeeMsat) }
+          : { accountId: destination.accountId }),
+        refundMsat: String(refund),
+        closedAt: (this.options.now ?? Date.now)(),
+      };
+      await this.ledger.putRecords([{ key: PREFIX + accountId, value: JSON.stringify(rec) }]);
+    }
+    return this.refund(accountId, rec);
   }
 
   /** Sends (or replays) the refund a close record names. */
@@ -237,23 +249,22 @@ export async function closeL402Credential(
   flushCharges?: () => Promise<void>,
 ): Promise<RefundResult> {
   const v = deps.authority.verify(authorization, service);
-  let tokenId: string | undefined;
-  if (v.ok) tokenId = v.tokenId;
-  else if (v.failure === 'REVOKED' && authorization) {
-    tokenId = deps.authority.tokenIdOf(authorization);
-    const revocation = tokenId ? await deps.revocations.get(tokenId) : undefined;
-    if (revocation?.reason !== HOLDER_CLOSE_REASON) tokenId = undefined;
-  }
-  if (!tokenId)
-    throw new AppError(
-      v.ok ? 'INVALID_CREDENTIAL' : v.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : 'INVALID_CREDENTIAL',
-      v.ok ? 'invalid credential' : v.message,
-      401,
-    );
+  // A revoked credential is still named (its signature and preimage were checked before its
+  // revocation was): it may be one its holder closed, whose close answers again.
+  const tokenId = v.ok
+    ? v.tokenId
+    : v.failure === 'REVOKED' && authorization
+      ? deps.authority.tokenIdOf(authorization)
+      : undefined;
+  if (!tokenId) throw new AppError('INVALID_CREDENTIAL', v.ok ? 'invalid credential' : v.message, 401);
   const accountId = `l402:${tokenId}`;
-  if (!(await deps.refunds.closed(accountId))) {
+  // One at a time per credential: a concurrent close waits for this one's revocation and record.
+  return deps.refunds.exclusive(accountId, async () => {
+    const closed = await deps.refunds.closed(accountId);
+    if (!v.ok && !closed && (await deps.revocations.get(tokenId))?.reason !== HOLDER_CLOSE_REASON)
+      throw new AppError('CREDENTIAL_REVOKED', 'this credential was revoked', 401);
     // Refused from this moment (the revocation is in memory before it is written).
-    await deps.revocations.revoke({ tokenId }, HOLDER_CLOSE_REASON);
-  }
-  return deps.refunds.close(accountId, destination, flushCharges);
+    if (!closed) await deps.revocations.revoke({ tokenId }, HOLDER_CLOSE_REASON);
+    return deps.refunds.closeNow(accountId, destination, flushCharges);
+  });
 }
