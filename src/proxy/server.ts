@@ -800,10 +800,11 @@ function refundDestination(raw: Buffer): RefundDestination | undefined {
     if (typeof fee !== 'string' || !/^(0|[1-9][0-9]{0,12})$/.test(fee)) return undefined;
     return { kind: 'invoice', invoice: o['invoice'].trim(), maxFeeMsat: msat(fee) };
   }
+  // A client account (the ids clients create: no `:`, so never a system or credential account).
   if (
     typeof o['accountId'] === 'string' &&
     keys.length === 1 &&
-    /^[A-Za-z0-9_-]{1,128}$/.test(o['accountId'])
+    /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/.test(o['accountId'])
   )
     return { kind: 'account', accountId: o['accountId'] };
   return undefined;
