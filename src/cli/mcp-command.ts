@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CliError } from './api-client.js';
-import { serveHttp, serveStdio, type McpOptions } from '../mcp/server.js';
+import type { McpOptions } from '../mcp/server.js';
 
 const AMOUNT = /^(0|[1-9][0-9]{0,15})$/;
 
@@ -63,6 +63,8 @@ export function registerMcpCommand(program: Command): void {
           fetchAllow:
             o.fetchAllow ?? (process.env['COULOMB_MCP_FETCH_ALLOW'] ?? '').split(',').filter(Boolean),
         };
+        // Loaded only here: the other commands do not pay for the MCP SDK's start-up.
+        const { serveHttp, serveStdio } = await import('../mcp/server.js');
         if (!o.http) return serveStdio(options);
         const token = process.env['COULOMB_MCP_TOKEN'];
         if (!token) throw new CliError('--http needs COULOMB_MCP_TOKEN, the bearer secret clients present');
