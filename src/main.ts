@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { readConfigFile } from './config/load.js';
@@ -7,6 +7,9 @@ import { credentialExpiry, L402Gate } from './l402/gate.js';
 import { L402Revocations } from './l402/revocations.js';
 import { parseProxyConfig, sampleProxyConfig } from './proxy/config.js';
 import { createProxy, recoverInterruptedUsage } from './proxy/server.js';
+import { MppGate } from './proxy/mpp.js';
+import { closeL402Credential, CreditRefunds } from './l402/refund.js';
+import { msat } from './domain/msat.js';
 import { startSampleUpstream } from './sample-upstream/server.js';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -328,11 +331,30 @@ export async function startL402Proxy(
   }
   const gate = new L402Gate(authority, backend, accounts.payments);
   await recoverInterruptedUsage(accounts.ledger);
+  const revocations = ownRevocations ?? accounts.l402!.revocations;
+  const refunds = new CreditRefunds(accounts.ledger, accounts.payments, accounts.policies, backend);
+  const mpp = services.some((s) => s.mpp)
+    ? new MppGate({
+        // Its own key for the challenge binding, derived from the L402 secret.
+        secret: createHmac('sha256', l402Secret(config)).update('mpp-challenge-binding').digest(),
+        realm: proxyConfig.mppRealm ?? `${config.proxy.host}:${config.proxy.port}`,
+        backend,
+        invoices: accounts.payments,
+        records: accounts.ledger,
+      })
+    : undefined;
   const server = createProxy({
     services,
     gate,
     ledger: accounts.ledger,
     log,
+    ...(mpp ? { mpp } : {}),
+    refunds: {
+      refunds,
+      sessionRefundMaxFeeMsat: msat(proxyConfig.sessionRefundMaxFeeMsat ?? '0'),
+      closeL402: (authorization, service, destination, flush) =>
+        closeL402Credential({ authority, revocations, refunds }, authorization, service, destination, flush),
+    },
     ...(proxyConfig.challengeRateLimit ? { challengeRateLimit: proxyConfig.challengeRateLimit } : {}),
   });
   await new Promise<void>((r) => server.listen(config.proxy.port, config.proxy.host, r));

@@ -12,6 +12,7 @@ import { registerMarketCommands } from './market-commands.js';
 import { registerStreamCommands } from './stream-commands.js';
 import { registerEnergyCommands } from './energy-commands.js';
 import { registerAuctionCommands } from './auction-commands.js';
+import { registerMcpCommand } from './mcp-command.js';
 import { CliError } from './api-client.js';
 
 const program = new Command('coulomb')
@@ -115,6 +116,7 @@ registerMarketCommands(program);
 registerStreamCommands(program);
 registerEnergyCommands(program);
 registerAuctionCommands(program);
+registerMcpCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError) process.stderr.write(`coulomb: ${err.message}\n`);

@@ -3,6 +3,16 @@ import type { LightningBackend } from '../lightning/backend.js';
 import { msat } from '../domain/msat.js';
 import { parseChallenge } from './header.js';
 
+/** A BOLT11 invoice's amount and payment hash, read offline; undefined when it does not parse. */
+export function readInvoice(request: string): { amountMsat: bigint; paymentHash: string } | undefined {
+  try {
+    const p = parsePaymentRequest({ request });
+    return { amountMsat: BigInt(p.mtokens ?? '0'), paymentHash: p.id };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Pays a BOLT11 invoice and returns its preimage (hex). */
 export interface L402Payer {
   pay(invoice: string): Promise<{ preimage: string }>;
@@ -79,6 +89,8 @@ export interface L402FetchOptions {
   fetch?: typeof fetch;
   /** Called with each payment made, for bookkeeping. */
   onPayment?: (info: { origin: string; invoice: string; amountMsat: bigint }) => void;
+  /** The credentials cache (origin → `L402 mac:preimage`): pass a map to read them, e.g. to refund. */
+  credentials?: Map<string, string>;
 }
 
 /**
@@ -88,7 +100,7 @@ export interface L402FetchOptions {
  */
 export function createL402Fetch(options: L402FetchOptions): typeof fetch {
   const base = options.fetch ?? fetch;
-  const cache = new Map<string, string>();
+  const cache = options.credentials ?? new Map<string, string>();
   const l402fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const request = new Request(input, init);
     // The body may be sent twice: keep it.
@@ -124,4 +136,54 @@ export function createL402Fetch(options: L402FetchOptions): typeof fetch {
     return send(auth);
   };
   return l402fetch as typeof fetch;
+}
+
+export interface L402RefundResult {
+  status: 'succeeded' | 'failed' | 'pending' | 'skipped';
+  refundMsat: string;
+  destination: 'invoice' | 'account';
+  closedAt: number;
+  paymentId?: string;
+  transferId?: string;
+  feeMsat?: string;
+}
+
+/**
+ * Closes an L402 credential on a Coulomb proxy and gets its unused credit back, to a BOLT11
+ * invoice (without an amount, or of exactly the refund) or to an account of that gateway.
+ * Exactly once: closing again answers the first refund (its status as it stands now); the
+ * credential is refused from the moment it is closed.
+ */
+export async function refundL402(options: {
+  /** The proxy's origin, e.g. `http://127.0.0.1:8403`. */
+  proxyUrl: string;
+  service: string;
+  /** The credential, `L402 <macaroon>:<preimage>`. */
+  authorization: string;
+  to: { invoice: string; maxFeeMsat?: bigint } | { accountId: string };
+  fetch?: typeof fetch;
+}): Promise<L402RefundResult> {
+  const f = options.fetch ?? fetch;
+  const body =
+    'invoice' in options.to
+      ? {
+          invoice: options.to.invoice,
+          ...(options.to.maxFeeMsat !== undefined ? { maxFeeMsat: String(options.to.maxFeeMsat) } : {}),
+        }
+      : { accountId: options.to.accountId };
+  const res = await f(
+    `${options.proxyUrl.replace(/\/$/, '')}/l402/refund?service=${encodeURIComponent(options.service)}`,
+    {
+      method: 'POST',
+      headers: { authorization: options.authorization, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    },
+  );
+  const answer = (await res.json()) as L402RefundResult & { error?: { code: string; message: string } };
+  if (!res.ok)
+    throw new L402ClientError(
+      'PAYMENT_FAILED',
+      answer.error ? `${answer.error.code}: ${answer.error.message}` : `the refund answered ${res.status}`,
+    );
+  return answer;
 }

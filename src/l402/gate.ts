@@ -11,6 +11,8 @@ export interface ServiceTerms {
   creditMsat: Msat;
   capabilities?: string[];
   lifetimeSeconds: number;
+  /** Also send the `version="0", token=` challenge form. */
+  tokenForm?: boolean;
 }
 
 /** What the gate needs of the payments' inbound invoices. */
@@ -72,7 +74,9 @@ export class L402Gate {
       ),
     );
     return {
-      headers: challengeHeaders(minted.macaroon, invoice.request ?? ''),
+      headers: challengeHeaders(minted.macaroon, invoice.request ?? '', {
+        tokenForm: service.tokenForm === true,
+      }),
       invoice: invoice.request ?? '',
       macaroon: minted.macaroon,
       tokenId: minted.tokenId,

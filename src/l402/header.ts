@@ -1,9 +1,21 @@
-/** WWW-Authenticate challenges exactly as Aperture sends them: LSAT first, then L402. */
-export function challengeHeaders(macaroonBase64: string, invoice: string): string[] {
-  return [
+import { parseWwwAuthenticate } from './www-authenticate.js';
+
+/**
+ * WWW-Authenticate challenges exactly as Aperture sends them: LSAT first, then L402. With
+ * `tokenForm`, a third one in the L402 specification's newer form, `L402 version="0",
+ * token="…", invoice="…"`, follows them (clients that read the first challenge keep working).
+ */
+export function challengeHeaders(
+  macaroonBase64: string,
+  invoice: string,
+  options: { tokenForm?: boolean } = {},
+): string[] {
+  const headers = [
     `LSAT macaroon="${macaroonBase64}", invoice="${invoice}"`,
     `L402 macaroon="${macaroonBase64}", invoice="${invoice}"`,
   ];
+  if (options.tokenForm) headers.push(`L402 version="0", token="${macaroonBase64}", invoice="${invoice}"`);
+  return headers;
 }
 
 export interface PresentedCredential {
@@ -27,8 +39,20 @@ export function parseAuthorization(header: string | undefined): PresentedCredent
   return { macaroon, preimage: Buffer.from(m[2]!, 'hex') };
 }
 
-/** Parses a challenge header (for the client side): both LSAT and L402 forms. */
+/**
+ * The first L402 (or LSAT) challenge of a `WWW-Authenticate` value (for the client side), in
+ * either form: `macaroon="…", invoice="…"` or `version="0", token="…", invoice="…"`. Other
+ * schemes in the same value (a `Payment` challenge) are skipped; a version other than 0 is not
+ * understood.
+ */
 export function parseChallenge(header: string): { macaroon: string; invoice: string } | undefined {
-  const m = /(?:LSAT|L402)\s+macaroon="([^"]+)",\s*invoice="([^"]+)"/i.exec(header);
-  return m ? { macaroon: m[1]!, invoice: m[2]! } : undefined;
+  for (const c of parseWwwAuthenticate(header)) {
+    const scheme = c.scheme.toUpperCase();
+    if (scheme !== 'L402' && scheme !== 'LSAT') continue;
+    const { version, macaroon, token, invoice } = c.params;
+    if (version !== undefined && version !== '0') continue;
+    const mac = macaroon ?? token;
+    if (mac && invoice) return { macaroon: mac, invoice };
+  }
+  return undefined;
 }

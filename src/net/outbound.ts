@@ -53,7 +53,7 @@ export interface PostJsonOptions {
 const HOST_NAME =
   /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/;
 
-function bare(hostname: string): string {
+export function bare(hostname: string): string {
   return hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
 }
 
@@ -213,7 +213,7 @@ export class OutboundGuard {
 }
 
 /** A `lookup` for node:net that answers only the addresses already checked (no DNS rebinding). */
-function pinnedLookup(addresses: readonly ResolvedAddress[]): LookupFunction {
+export function pinnedLookup(addresses: readonly ResolvedAddress[]): LookupFunction {
   return (_hostname, options, callback) => {
     const wanted = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family;
     const pool = addresses.filter((a) => !wanted || a.family === wanted);

@@ -48,9 +48,12 @@ function pad(ms: number): string {
   return String(Math.max(0, Math.min(Math.floor(ms), 999_999_999_999_999))).padStart(15, '0');
 }
 
-/** Invoices of L402 credentials (their account is the credential's, `l402:<token id>`). */
+/**
+ * Invoices of prepaid credentials: L402 (their account is the credential's, `l402:<token id>`)
+ * and MPP charges and sessions (`mpp:<payment hash>`).
+ */
 export const isCredentialInvoice = (rec: Pick<InvoiceRecord, 'accountId'>): boolean =>
-  rec.accountId.startsWith('l402:');
+  rec.accountId.startsWith('l402:') || rec.accountId.startsWith('mpp:');
 
 /** LND may still accept a payment for it (so reconciliation and the sweep look at it). */
 export const isLiveInLnd = (rec: InvoiceRecord): boolean =>

@@ -2,6 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ConfigError } from '../domain/errors.js';
 import { msat, type Msat } from '../domain/msat.js';
+import { MppServiceSchema } from './mpp-config.js';
+import type { MppTerms } from './mpp.js';
 
 const Amount = Type.String({ pattern: '^(0|[1-9][0-9]*)$', description: 'msat, decimal string' });
 
@@ -55,6 +57,17 @@ export const ServiceSchema = Type.Object(
     /** Only these path regexps are forwarded (all when absent). */
     allowPaths: Type.Optional(Type.Array(Type.String())),
     description: Type.Optional(Type.String()),
+    /**
+     * Also send the L402 specification's newer challenge form, `L402 version="0", token="…",
+     * invoice="…"`, after the two `macaroon=` lines (off by default until clients follow).
+     */
+    l402TokenForm: Type.Optional(Type.Boolean()),
+    /** The payment schemes offered in a 402: L402, MPP (`Payment`), or both (L402 first). */
+    schemes: Type.Optional(
+      Type.Array(Type.Union([Type.Literal('l402'), Type.Literal('mpp')]), { minItems: 1, uniqueItems: true }),
+    ),
+    /** MPP (`Payment` scheme) settings of this service; see docs/MPP.md. */
+    mpp: Type.Optional(MppServiceSchema),
   },
   { additionalProperties: false },
 );
@@ -66,6 +79,10 @@ export const ProxyConfigSchema = Type.Object(
     services: Type.Array(ServiceSchema, { minItems: 1 }),
     /** Challenges per client address, shared by the services without their own (default 20 a second). */
     challengeRateLimit: Type.Optional(RateLimit),
+    /** The MPP realm (default: the proxy's host:port). */
+    mppRealm: Type.Optional(Type.String({ minLength: 1 })),
+    /** The most the gateway spends in routing fees on an MPP session's refund (msat, default 0). */
+    sessionRefundMaxFeeMsat: Type.Optional(Type.String({ pattern: '^(0|[1-9][0-9]{0,12})$' })),
   },
   { additionalProperties: false },
 );
@@ -89,6 +106,10 @@ export interface Service {
   pricePerRequest?: Msat;
   models?: Map<string, ModelPricing>;
   credit: Msat;
+  /** The schemes of its 402s (`l402` when the config names none). */
+  schemes: { l402: boolean; mpp: boolean };
+  /** The MPP terms, when the service offers MPP. */
+  mpp?: MppTerms;
 }
 
 function compile(s: ServiceConfig): Service {
@@ -110,7 +131,10 @@ function compile(s: ServiceConfig): Service {
     pathPrefix: s.pathPrefix,
     upstream: new URL(s.upstream),
     credit: msat(s.creditMsat),
+    schemes: { l402: (s.schemes ?? ['l402']).includes('l402'), mpp: (s.schemes ?? []).includes('mpp') },
   };
+  const mpp = mppTermsOf(s, out);
+  if (mpp) out.mpp = mpp;
   if (s.hostRegexp) out.host = re(s.hostRegexp, 'host');
   if (s.allowPaths) out.allow = s.allowPaths.map((p) => re(p, 'path'));
   if (s.pricePerRequestMsat !== undefined) out.pricePerRequest = msat(s.pricePerRequestMsat);
@@ -123,6 +147,29 @@ function compile(s: ServiceConfig): Service {
     );
   }
   return out;
+}
+
+/** A service's MPP terms: intents default to charge and session (session only when metered). */
+function mppTermsOf(s: ServiceConfig, out: Service): MppTerms | undefined {
+  if (!out.schemes.mpp) {
+    if (s.mpp) throw new ConfigError(`service ${s.name}: mpp settings need "mpp" in schemes`);
+    return undefined;
+  }
+  if (s.mode === 'free') throw new ConfigError(`service ${s.name}: a free service sells nothing over MPP`);
+  const perRequest = s.pricePerRequestMsat !== undefined && s.models === undefined;
+  const intents = s.mpp?.intents ?? (perRequest ? ['charge', 'session'] : ['session']);
+  if (intents.includes('charge') && !perRequest)
+    throw new ConfigError(
+      `service ${s.name}: the MPP charge intent buys one request at a fixed price: it needs pricePerRequestMsat (and no models); offer session for per-token billing`,
+    );
+  return {
+    name: s.name,
+    intents,
+    ...(perRequest ? { pricePerRequestMsat: msat(s.pricePerRequestMsat!) } : {}),
+    creditMsat: msat(s.creditMsat),
+    depositMultiplier: s.mpp?.depositMultiplier ?? 20,
+    idleTimeoutSeconds: s.mpp?.idleTimeoutSeconds ?? 300,
+  };
 }
 
 /** Validates a proxy config (from YAML/JSON) with messages naming the field at fault. */

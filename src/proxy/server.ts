@@ -30,6 +30,10 @@ import {
 import { canonicalTarget, type CanonicalTarget } from './canonical-target.js';
 import { ChargeBatcher } from './charge-batcher.js';
 import { RateLimiter } from './rate-limit.js';
+import { parseCredential } from '../l402/mpp.js';
+import type { MppGate } from './mpp.js';
+import { closeAnswer, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
+import type { RefundDestination } from '../l402/refund.js';
 
 export interface ProxyDeps {
   services: Service[];
@@ -40,6 +44,10 @@ export interface ProxyDeps {
   maxBodyBytes?: number;
   /** Challenges per client address for the services without their own limit (default 20/s). */
   challengeRateLimit?: RateLimit;
+  /** The MPP (`Payment` scheme) side, for services that offer it. */
+  mpp?: MppGate;
+  /** Closing credentials with a refund of their unused credit (`POST /l402/refund`, MPP close). */
+  refunds?: ProxyRefunds;
 }
 
 const HOP_BY_HOP = [
@@ -202,6 +210,7 @@ export function createProxy(deps: ProxyDeps): Server {
       return sendJson(res, 200, discovery(deps.services));
     if (req.method === 'GET' && path === '/l402/quote') return quote(req, res);
     if (req.method === 'POST' && path === '/l402/topup') return topUp(req, res);
+    if (req.method === 'POST' && path === '/l402/refund') return refund(req, res);
     const service = match(req.headers.host ?? '', path);
     if (!service)
       return sendJson(res, 404, {
@@ -242,19 +251,40 @@ export function createProxy(deps: ProxyDeps): Server {
         error: { code: 'PATH_NOT_BILLABLE', message: 'this service sells its metered endpoints only' },
       });
     }
-    const auth = await deps.gate.authorize(
-      req.headers.authorization,
-      service.name,
-      service.config.capabilities ? capabilityOf(path) : undefined,
-    );
-    if (!auth.ok)
-      return challenge(
-        service,
-        req,
-        res,
-        auth.message,
-        auth.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : undefined,
+    const mppCredential = service.mpp ? parseCredential(req.headers.authorization) : undefined;
+    let receipt: string | undefined;
+    let mppIntent: 'charge' | 'session' | undefined;
+    let auth;
+    if (mppCredential !== undefined && deps.mpp && service.mpp) {
+      const m =
+        mppCredential === 'malformed'
+          ? ({
+              ok: false,
+              problem: 'malformed-credential',
+              status: 402,
+              message: 'unreadable credential',
+            } as const)
+          : await deps.mpp.authorize(mppCredential, service.mpp);
+      if (m.ok === 'close') return closeSession(res, m.accountId, m.sessionId, m.session.returnInvoice);
+      if (!m.ok) return challenge(service, req, res, m.message, 'PAYMENT_REQUIRED', m.problem);
+      receipt = m.receipt;
+      mppIntent = m.intent;
+      auth = m;
+    } else if (service.schemes.l402) {
+      auth = await deps.gate.authorize(
+        req.headers.authorization,
+        service.name,
+        service.config.capabilities ? capabilityOf(path) : undefined,
       );
+      if (!auth.ok)
+        return challenge(
+          service,
+          req,
+          res,
+          auth.message,
+          auth.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : undefined,
+        );
+    } else return challenge(service, req, res, 'this service is paid with the Payment scheme');
     const wait = limiters.get(service.name)?.take(auth.tokenId) ?? 0;
     if (wait > 0)
       return sendJson(
@@ -297,7 +327,17 @@ export function createProxy(deps: ProxyDeps): Server {
         service,
         req,
         res,
-        'the credit of this credential is used up; pay a new challenge or top it up',
+        mppIntent === undefined
+          ? 'the credit of this credential is used up; pay a new challenge or top it up'
+          : mppIntent === 'charge'
+            ? 'this charge credential is used (a charge buys one request); pay a new challenge'
+            : 'the deposit of this session is used up; close it and open a new one',
+        'PAYMENT_REQUIRED',
+        mppIntent === undefined
+          ? undefined
+          : mppIntent === 'charge'
+            ? 'verification-failed'
+            : 'lightning/insufficient-balance',
       );
 
     const billing: Billing = {
@@ -308,6 +348,7 @@ export function createProxy(deps: ProxyDeps): Server {
       revenue: revenueAccount(service.name),
       account: auth.accountId,
       settled: false,
+      ...(receipt !== undefined ? { receipt } : {}),
       ...(parsed ? { parsed } : {}),
       ...(pricing ? { pricing } : {}),
     };
@@ -355,6 +396,8 @@ export function createProxy(deps: ProxyDeps): Server {
     revenue: string;
     account: string;
     settled: boolean;
+    /** MPP: the `Payment-Receipt` of a successful (2xx/3xx) answer. */
+    receipt?: string;
   }
 
   async function challenge(
@@ -364,6 +407,8 @@ export function createProxy(deps: ProxyDeps): Server {
     message: string,
     /** The body's error code: why the presented credential, if any, was refused. */
     code = 'PAYMENT_REQUIRED',
+    /** The RFC 9457 problem type of an MPP refusal. */
+    problemType: Parameters<typeof problem>[0] = 'payment-required',
   ): Promise<void> {
     const wait = challengeLimiters.get(service.name)!.take(req.socket.remoteAddress ?? '');
     if (wait > 0)
@@ -373,12 +418,29 @@ export function createProxy(deps: ProxyDeps): Server {
         { error: { code: 'RATE_LIMITED', message: 'too many challenges from this address' } },
         { 'retry-after': String(Math.ceil(wait / 1000)) },
       );
-    const c = await deps.gate.challenge({
-      name: service.name,
-      creditMsat: service.credit,
-      lifetimeSeconds: service.config.lifetimeSeconds,
-      ...(service.config.capabilities ? { capabilities: service.config.capabilities } : {}),
-    });
+    const mppOffers = service.mpp && deps.mpp ? deps.mpp.challenges(service.mpp) : undefined;
+    const c = service.schemes.l402
+      ? await deps.gate.challenge({
+          name: service.name,
+          creditMsat: service.credit,
+          lifetimeSeconds: service.config.lifetimeSeconds,
+          ...(service.config.capabilities ? { capabilities: service.config.capabilities } : {}),
+          ...(service.config.l402TokenForm ? { tokenForm: true } : {}),
+        })
+      : undefined;
+    if (mppOffers) {
+      // L402 first (today's clients read the first challenge), then Payment charge and session.
+      return sendProblem(
+        res,
+        402,
+        problem(problemType, 402, message, {
+          code,
+          ...(c ? { invoice: c.invoice, creditMsat: service.credit.toString() } : {}),
+        }),
+        { 'www-authenticate': [...(c?.headers ?? []), ...(await mppOffers)], 'cache-control': 'no-store' },
+      );
+    }
+    if (!c) throw new Error(`service ${service.name} offers no scheme`);
     sendJson(
       res,
       402,
@@ -508,6 +570,10 @@ export function createProxy(deps: ProxyDeps): Server {
       // never hand out a paid response that the ledger does not know about. The write started
       // before the request went upstream, so this wait is normally already over.
       if (billing?.charged) await billing.charged;
+      if (billing?.receipt && ok) {
+        headers['payment-receipt'] = billing.receipt;
+        headers['cache-control'] = 'private';
+      }
       if (!billing?.pricing) {
         // Per-request billing (or free): an error status served nothing, so its charge is taken
         // back before it leaves; then the bytes pass through untouched.
@@ -639,6 +705,53 @@ export function createProxy(deps: ProxyDeps): Server {
     });
   }
 
+  /** Makes this proxy's charges not yet written durable (before a close reads the balance). */
+  const flushCharges = async (): Promise<void> => {
+    await deps.ledger.flush();
+    await deps.ledger.flush();
+  };
+
+  /**
+   * POST /l402/refund?service=NAME with the credential: closes it and refunds its unused credit,
+   * `{"invoice": "<bolt11>", "maxFeeMsat"?: "<msat>"}` or `{"accountId": "<gateway account>"}`.
+   */
+  async function refund(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const q = new URL(req.url ?? '/', 'http://x').searchParams;
+    const s = deps.services.find((x) => x.name === q.get('service'));
+    if (!s || s.config.mode === 'free' || !deps.refunds)
+      return sendJson(res, 404, { error: { code: 'NO_SERVICE', message: 'unknown or free service' } });
+    const raw = await readBody(req, 16 * 1024);
+    const destination = raw ? refundDestination(raw) : undefined;
+    if (!destination)
+      return sendJson(res, 400, {
+        error: {
+          code: 'INVALID_REFUND_REQUEST',
+          message: 'send {"invoice": "<bolt11>", "maxFeeMsat"?: "<msat>"} or {"accountId": "<account>"}',
+        },
+      });
+    const r = await deps.refunds.closeL402(req.headers.authorization, s.name, destination, flushCharges);
+    sendJson(res, 200, refundView(r));
+  }
+
+  /** An MPP session close: refused from now on, then its unused deposit goes to its return invoice. */
+  async function closeSession(
+    res: ServerResponse,
+    accountId: string,
+    sessionId: string,
+    returnInvoice: string | undefined,
+  ): Promise<void> {
+    await deps.mpp!.markClosed(sessionId);
+    const result =
+      returnInvoice && deps.refunds
+        ? await deps.refunds.refunds.close(
+            accountId,
+            { kind: 'invoice', invoice: returnInvoice, maxFeeMsat: deps.refunds.sessionRefundMaxFeeMsat },
+            flushCharges,
+          )
+        : undefined;
+    sendJson(res, 200, closeAnswer(result));
+  }
+
   function quote(req: IncomingMessage, res: ServerResponse): void {
     const q = new URL(req.url ?? '/', 'http://x').searchParams;
     const s = deps.services.find((x) => x.name === q.get('service'));
@@ -672,6 +785,43 @@ export function createProxy(deps: ProxyDeps): Server {
   return server;
 }
 
+function refundDestination(raw: Buffer): RefundDestination | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  if (typeof o['invoice'] === 'string' && keys.every((k) => k === 'invoice' || k === 'maxFeeMsat')) {
+    const fee = o['maxFeeMsat'] ?? '0';
+    if (typeof fee !== 'string' || !/^(0|[1-9][0-9]{0,12})$/.test(fee)) return undefined;
+    return { kind: 'invoice', invoice: o['invoice'].trim(), maxFeeMsat: msat(fee) };
+  }
+  // A client account (the ids clients create: no `:`, so never a system or credential account).
+  if (
+    typeof o['accountId'] === 'string' &&
+    keys.length === 1 &&
+    /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$/.test(o['accountId'])
+  )
+    return { kind: 'account', accountId: o['accountId'] };
+  return undefined;
+}
+
+function refundView(r: import('../l402/refund.js').RefundResult): Record<string, unknown> {
+  return {
+    status: r.status,
+    refundMsat: r.refundMsat.toString(),
+    destination: r.destination,
+    closedAt: r.closedAt,
+    ...(r.paymentId ? { paymentId: r.paymentId } : {}),
+    ...(r.transferId ? { transferId: r.transferId } : {}),
+    ...(r.feeMsat !== undefined ? { feeMsat: r.feeMsat.toString() } : {}),
+  };
+}
+
 function discovery(services: Service[]): unknown {
   return {
     version: 1,
@@ -679,6 +829,8 @@ function discovery(services: Service[]): unknown {
     services: services.map((s) => ({
       name: s.name,
       description: s.config.description ?? '',
+      schemes: [...(s.schemes.l402 ? ['L402'] : []), ...(s.mpp ? ['Payment'] : [])],
+      ...(s.mpp ? { mpp: { method: 'lightning', intents: s.mpp.intents } } : {}),
       pathPrefix: s.pathPrefix,
       mode: s.config.mode,
       ...(s.config.mode === 'freebie' ? { freeRequests: s.config.freeRequests } : {}),

@@ -79,6 +79,18 @@ export const PREFIXES = {
   ),
   // l402
   l402Revocation: entry('l402rev!', 'src/l402/revocations.ts', 'live', 'a revoked L402 token id'),
+  credentialClose: entry(
+    'credclose!',
+    'src/l402/refund.ts',
+    'disk',
+    'a prepaid credential closed by its holder: the refund amount and destination',
+  ),
+  mppSession: entry(
+    'mppses!',
+    'src/proxy/mpp.ts',
+    'lru',
+    'an MPP session: service, return invoice, open or closed',
+  ),
   // policy
   policy: entry('pol!', 'src/policy/registry.ts', 'lru', "an account's policy (rules, tier)"),
   audit: entry(
