@@ -91,7 +91,7 @@ export interface Service {
   credit: Msat;
 }
 
-function compile(s: ServiceConfig): Service {
+export function compile(s: ServiceConfig): Service {
   const re = (src: string, what: string): RegExp => {
     try {
       return new RegExp(src);
