@@ -5,8 +5,11 @@ import { readConfigFile } from './config/load.js';
 import { L402Authority } from './l402/authority.js';
 import { credentialExpiry, L402Gate } from './l402/gate.js';
 import { L402Revocations } from './l402/revocations.js';
-import { parseProxyConfig, sampleProxyConfig } from './proxy/config.js';
-import { createProxy, recoverInterruptedUsage } from './proxy/server.js';
+import { parseProxyConfig, sampleProxyConfig, type ProxyConfig } from './proxy/config.js';
+import { createProxy, recoverInterruptedUsage, type ProxyHooks } from './proxy/server.js';
+import { ServiceCatalog } from './proxy/catalog.js';
+import { ServiceStats } from './proxy/stats.js';
+import type { PaidServicesAdmin } from './http/routes/paid-services.js';
 import { startSampleUpstream } from './sample-upstream/server.js';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -269,13 +272,20 @@ export interface ProxyHandle {
   close(): Promise<void>;
 }
 
-/** The L402 proxy on its own listener, with the configured services or the sample one. */
-export async function startL402Proxy(
+/** The proxy's services (live, persisted changes over the config file's seed) and their statistics. */
+export interface PaidServices extends PaidServicesAdmin {
+  proxyConfig: ProxyConfig;
+  sample?: { server: Server; url: string };
+  /** Writes the statistics counted and stops the sample upstream, if any. */
+  close(): Promise<void>;
+}
+
+/** Reads the proxy's config file (or starts the sample upstream) and opens the service catalog. */
+export async function openPaidServices(
   config: Config,
   accounts: AccountServices,
-  backend: LightningBackend,
   log: Logger,
-): Promise<ProxyHandle> {
+): Promise<PaidServices> {
   let sample: { server: Server; url: string } | undefined;
   let raw: unknown;
   if (config.proxy.configFile) raw = readConfigFile(config.proxy.configFile);
@@ -288,6 +298,62 @@ export async function startL402Proxy(
     host: config.proxy.host,
     port: config.proxy.port,
   });
+  const catalog = await ServiceCatalog.open(accounts.ledger, services);
+  const stats = new ServiceStats(accounts.ledger, {
+    onError: (err) => log.warn({ err }, 'writing the proxy statistics failed'),
+  });
+  stats.start();
+  return {
+    catalog,
+    stats,
+    proxyConfig,
+    ...(sample ? { sample } : {}),
+    async close() {
+      await stats.stop().catch((err: unknown) => log.warn({ err }, 'writing the proxy statistics failed'));
+      if (sample) {
+        const up = sample.server;
+        await new Promise<void>((r) => {
+          up.close(() => r());
+          up.closeAllConnections();
+        });
+      }
+    },
+  };
+}
+
+/** Statistics and any other listeners of the proxy, as one set of hooks. */
+function proxyHooks(stats: ServiceStats, extra?: ProxyHooks): ProxyHooks {
+  return {
+    answered: (e) => {
+      if (e.service) stats.answered(e.service, e.paid);
+      extra?.answered?.(e);
+    },
+    challenged: (service) => {
+      stats.challenged(service);
+      extra?.challenged?.(service);
+    },
+    charged: (service, amount) => {
+      stats.charged(service, amount);
+      extra?.charged?.(service, amount);
+    },
+  };
+}
+
+/**
+ * The L402 proxy on its own listener, with the configured services or the sample one (the
+ * catalog opened here unless `paid` is given; then its owner closes it).
+ */
+export async function startL402Proxy(
+  config: Config,
+  accounts: AccountServices,
+  backend: LightningBackend,
+  log: Logger,
+  paid?: PaidServices,
+  hooks?: ProxyHooks,
+): Promise<ProxyHandle> {
+  const opened = paid ?? (await openPaidServices(config, accounts, log));
+  const own = paid ? undefined : opened;
+  const { proxyConfig, catalog, stats, sample } = opened;
   let authority = accounts.l402?.authority;
   let ownRevocations: L402Revocations | undefined;
   if (!authority) {
@@ -302,7 +368,9 @@ export async function startL402Proxy(
   const gate = new L402Gate(authority, backend, accounts.payments);
   await recoverInterruptedUsage(accounts.ledger);
   const server = createProxy({
-    services,
+    services: catalog.current(),
+    catalog,
+    hooks: proxyHooks(stats, hooks),
     gate,
     ledger: accounts.ledger,
     log,
@@ -314,20 +382,14 @@ export async function startL402Proxy(
   return {
     url,
     ...(sample ? { sampleUpstream: sample.url } : {}),
-    services: services.map((s) => s.name),
+    services: catalog.current().map((s) => s.name),
     async close() {
       ownRevocations?.stop();
       await new Promise<void>((r) => {
         server.close(() => r());
         server.closeAllConnections();
       });
-      if (sample) {
-        const up = sample.server;
-        await new Promise<void>((r) => {
-          up.close(() => r());
-          up.closeAllConnections();
-        });
-      }
+      await own?.close();
     },
   };
 }
@@ -388,11 +450,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   }
   const { auth, newKey } = operatorAuth(config);
   const accounts = await openAccounts(config, backend, log);
-  const app = await buildApp({ backend, operatorAuth: auth, logger: log, accounts: accounts.services });
+  const paid = config.proxy.enabled ? await openPaidServices(config, accounts.services, log) : undefined;
+  const app = await buildApp({
+    backend,
+    operatorAuth: auth,
+    logger: log,
+    accounts: accounts.services,
+    ...(paid ? { paidServices: paid } : {}),
+  });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
-  const proxy = config.proxy.enabled
-    ? await startL402Proxy(config, accounts.services, backend, log)
-    : undefined;
+  const proxy = paid ? await startL402Proxy(config, accounts.services, backend, log, paid) : undefined;
   const mqtt =
     config.mqtt.enabled && accounts.services.devices
       ? await startDeviceTransports(config, accounts.services.devices, log)
@@ -409,6 +476,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     async close() {
       await mqtt?.close();
       await proxy?.close();
+      await paid?.close();
       await app.close();
       await accounts.close();
       await backend.close();

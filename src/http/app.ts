@@ -17,6 +17,7 @@ import { healthRoutes } from './routes/health.js';
 import { nodeRoutes } from './routes/node.js';
 import { accountRoutes, type AccountServices } from './routes/accounts.js';
 import { installAuth } from './auth.js';
+import { paidServiceRoutes, type PaidServicesAdmin } from './routes/paid-services.js';
 
 export interface AppDeps {
   backend: LightningBackend;
@@ -24,6 +25,8 @@ export interface AppDeps {
   logger?: FastifyBaseLogger;
   /** Accounts, payments and keys; absent in a gateway that only exposes its node. */
   accounts?: AccountServices;
+  /** The L402 proxy's services, changed live by the admin API (with accounts, when the proxy runs). */
+  paidServices?: PaidServicesAdmin;
 }
 
 export type CoulombApp = FastifyInstance<
@@ -72,5 +75,12 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
   await app.register(healthRoutes, { backend: deps.backend });
   await app.register(nodeRoutes, { backend: deps.backend });
   if (deps.accounts) await app.register(accountRoutes, deps.accounts);
+  if (deps.paidServices && deps.accounts?.l402) {
+    const { ledger, payments, l402 } = deps.accounts;
+    await app.register(paidServiceRoutes, {
+      ...deps.paidServices,
+      credentials: { ledger, invoices: payments, revocations: l402.revocations },
+    });
+  }
   return app;
 }

@@ -104,6 +104,13 @@ export class ServiceCatalog {
     return this.entries.find((e) => e.service.name === name);
   }
 
+  /** The service of that name, or 404 SERVICE_NOT_FOUND. */
+  require(name: string): CatalogEntry {
+    const entry = this.get(name);
+    if (!entry) throw notFound(name);
+    return entry;
+  }
+
   /** Adds a service; 409 SERVICE_EXISTS if the name is taken. */
   add(config: ServiceConfig): Promise<CatalogEntry> {
     return this.serial(async () => {
