@@ -10,6 +10,7 @@ import { createProxy, recoverInterruptedUsage, type ProxyHooks } from './proxy/s
 import { ServiceCatalog } from './proxy/catalog.js';
 import { ServiceStats } from './proxy/stats.js';
 import type { PaidServicesAdmin } from './http/routes/paid-services.js';
+import { GatewayMetrics } from './metrics/prometheus.js';
 import { startSampleUpstream } from './sample-upstream/server.js';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -125,6 +126,8 @@ export interface FeatureOptions extends PaymentsOptions {
   ledger?: Pick<LedgerOptions, 'accountCacheSize' | 'transferCacheSize' | 'keyCacheSize'>;
   escrow?: EscrowOptions;
   streams?: StreamsOptions;
+  /** Times the ledger's group-commit batches. */
+  metrics?: GatewayMetrics;
 }
 
 /** The ledger, policies, keys and payments on the embedded LevelDB, fed by LND's invoice stream. */
@@ -135,7 +138,11 @@ export async function openAccounts(
   options: FeatureOptions = {},
 ): Promise<{ services: AccountServices; close(): Promise<void> }> {
   const db = await openDatabase(join(resolve(config.dataDir), 'db'));
-  const ledger = await Ledger.open(new LevelLedgerStore(db), options.ledger ?? {});
+  const store = new LevelLedgerStore(db);
+  const ledger = await Ledger.open(
+    options.metrics ? options.metrics.instrumentStore(store) : store,
+    options.ledger ?? {},
+  );
   // Memory is ahead of disk after a failed write: stop, and let the restart recover from disk.
   ledger.on('fatal', (err: unknown) => {
     log.fatal({ err }, 'ledger storage failed; exiting');
@@ -398,6 +405,8 @@ export interface DeviceTransportHandle {
   /** The broker devices connect to. */
   mqttUrl: string;
   embedded: boolean;
+  /** The embedded broker's figures (absent with an external broker). */
+  counts?: () => { devicesConnected: number; deviceMessages: number };
   close(): Promise<void>;
 }
 
@@ -432,6 +441,7 @@ export async function startDeviceTransports(
   return {
     mqttUrl: url,
     embedded: broker !== undefined,
+    ...(broker ? { counts: () => broker.counts() } : {}),
     async close() {
       await transport.close();
       await broker?.close();
@@ -441,7 +451,8 @@ export async function startDeviceTransports(
 
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
   const target = await lndTarget(config, log);
-  const backend = await LndBackend.connect(target.creds);
+  const metrics = new GatewayMetrics();
+  const backend = metrics.instrumentBackend(await LndBackend.connect(target.creds));
   const state = await backend.checkConnection();
   if (state !== 'connected') {
     // One failed probe is not yet "down"; try once more before giving a clear error.
@@ -449,21 +460,40 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     await backend.getNodeInfo();
   }
   const { auth, newKey } = operatorAuth(config);
-  const accounts = await openAccounts(config, backend, log);
+  const accounts = await openAccounts(config, backend, log, { metrics });
+  metrics.watchEvents(accounts.services.events);
+  metrics.watchLnd(backend);
   const paid = config.proxy.enabled ? await openPaidServices(config, accounts.services, log) : undefined;
+  const scrapeToken = config.metrics?.scrapeToken;
   const app = await buildApp({
     backend,
     operatorAuth: auth,
     logger: log,
     accounts: accounts.services,
     ...(paid ? { paidServices: paid } : {}),
+    metrics: { metrics, ...(scrapeToken ? { scrapeToken: OperatorAuth.fromKey(scrapeToken) } : {}) },
   });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
-  const proxy = paid ? await startL402Proxy(config, accounts.services, backend, log, paid) : undefined;
+  const proxy = paid
+    ? await startL402Proxy(config, accounts.services, backend, log, paid, metrics.proxyHooks())
+    : undefined;
   const mqtt =
     config.mqtt.enabled && accounts.services.devices
       ? await startDeviceTransports(config, accounts.services.devices, log)
       : undefined;
+  const counts = mqtt?.counts;
+  if (counts) {
+    metrics.gauge(
+      'coulomb_devices_connected',
+      'Devices connected to the embedded MQTT broker',
+      () => counts().devicesConnected,
+    );
+    metrics.counter(
+      'coulomb_mqtt_device_messages_total',
+      'MQTT messages published by devices',
+      () => counts().deviceMessages,
+    );
+  }
   return {
     app,
     backend,
@@ -480,6 +510,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       await app.close();
       await accounts.close();
       await backend.close();
+      metrics.stop();
     },
   };
 }

@@ -18,6 +18,7 @@ import { nodeRoutes } from './routes/node.js';
 import { accountRoutes, type AccountServices } from './routes/accounts.js';
 import { installAuth } from './auth.js';
 import { paidServiceRoutes, type PaidServicesAdmin } from './routes/paid-services.js';
+import { installHttpMetrics, metricsRoutes, type HttpMetrics } from './routes/metrics.js';
 
 export interface AppDeps {
   backend: LightningBackend;
@@ -27,6 +28,8 @@ export interface AppDeps {
   accounts?: AccountServices;
   /** The L402 proxy's services, changed live by the admin API (with accounts, when the proxy runs). */
   paidServices?: PaidServicesAdmin;
+  /** Prometheus metrics at /metrics (operator key, or this scrape token). */
+  metrics?: { metrics: HttpMetrics; scrapeToken?: OperatorAuth };
 }
 
 export type CoulombApp = FastifyInstance<
@@ -58,6 +61,11 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
         securitySchemes: {
           operator: { type: 'http', scheme: 'bearer', description: 'the operator key' },
           accountKey: { type: 'http', scheme: 'bearer', description: 'an account API key (ck_...)' },
+          scrapeToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'the metrics scrape token (/metrics only)',
+          },
         },
       },
     },
@@ -71,6 +79,10 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
   });
 
   installAuth(app, deps.operatorAuth, deps.accounts?.apiKeys);
+  if (deps.metrics) {
+    installHttpMetrics(app, deps.metrics.metrics);
+    await app.register(metricsRoutes, { ...deps.metrics, operator: deps.operatorAuth });
+  }
 
   await app.register(healthRoutes, { backend: deps.backend });
   await app.register(nodeRoutes, { backend: deps.backend });
