@@ -45,6 +45,7 @@ import { openDatabase } from './storage/level-db.js';
 import { LevelCursorStore } from './storage/level-cursor-store.js';
 import { LevelLedgerStore } from './storage/level-ledger-store.js';
 import { OperatorAuth } from './http/operator-auth.js';
+import { ConsoleSessions } from './http/console-session.js';
 import { bakeGatewayMacaroon } from './lightning/lnd/bake-macaroon.js';
 import { connectLnd } from './lightning/lnd/connect.js';
 import { LndBackend } from './lightning/lnd/lnd-backend.js';
@@ -472,6 +473,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     accounts: accounts.services,
     ...(paid ? { paidServices: paid } : {}),
     metrics: { metrics, ...(scrapeToken ? { scrapeToken: OperatorAuth.fromKey(scrapeToken) } : {}) },
+    consoleSessions: new ConsoleSessions(),
   });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   const proxy = paid

@@ -19,6 +19,8 @@ import { accountRoutes, type AccountServices } from './routes/accounts.js';
 import { installAuth } from './auth.js';
 import { paidServiceRoutes, type PaidServicesAdmin } from './routes/paid-services.js';
 import { installHttpMetrics, metricsRoutes, type HttpMetrics } from './routes/metrics.js';
+import type { ConsoleSessions } from './console-session.js';
+import { consoleSessionRoutes } from './routes/console-session.js';
 
 export interface AppDeps {
   backend: LightningBackend;
@@ -30,6 +32,8 @@ export interface AppDeps {
   paidServices?: PaidServicesAdmin;
   /** Prometheus metrics at /metrics (operator key, or this scrape token). */
   metrics?: { metrics: HttpMetrics; scrapeToken?: OperatorAuth };
+  /** Console sessions: a login exchanges the operator key for a session cookie the API accepts. */
+  consoleSessions?: ConsoleSessions;
 }
 
 export type CoulombApp = FastifyInstance<
@@ -78,7 +82,9 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
     await docs.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
   });
 
-  installAuth(app, deps.operatorAuth, deps.accounts?.apiKeys);
+  installAuth(app, deps.operatorAuth, deps.accounts?.apiKeys, deps.consoleSessions);
+  if (deps.consoleSessions)
+    await app.register(consoleSessionRoutes, { sessions: deps.consoleSessions, operator: deps.operatorAuth });
   if (deps.metrics) {
     installHttpMetrics(app, deps.metrics.metrics);
     await app.register(metricsRoutes, { ...deps.metrics, operator: deps.operatorAuth });
