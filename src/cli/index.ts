@@ -9,6 +9,7 @@ import { registerAccountCommands } from './account-commands.js';
 import { registerL402Commands } from './l402-commands.js';
 import { registerMarketCommands } from './market-commands.js';
 import { registerStreamCommands } from './stream-commands.js';
+import { registerStatusCommand } from './status-command.js';
 import { CliError } from './api-client.js';
 
 const program = new Command('coulomb')
@@ -113,6 +114,7 @@ registerAccountCommands(program);
 registerL402Commands(program);
 registerMarketCommands(program);
 registerStreamCommands(program);
+registerStatusCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError) process.stderr.write(`coulomb: ${err.message}\n`);
