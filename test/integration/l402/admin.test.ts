@@ -1,91 +1,35 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pay } from 'ln-service';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULTS } from '../../../src/config/load.js';
 import { decodeV2 } from '../../../src/l402/macaroon.js';
-import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
-import {
-  openAccounts,
-  openPaidServices,
-  startL402Proxy,
-  type PaidServices,
-  type ProxyHandle,
-} from '../../../src/main.js';
-import type { AccountServices } from '../../../src/http/routes/accounts.js';
-import { buildApp, type CoulombApp } from '../../../src/http/app.js';
-import { OperatorAuth } from '../../../src/http/operator-auth.js';
-import { backendFor, rawLnd } from '../../support/regtest.js';
-import { startUpstreamProcess } from '../../support/openai-upstream.js';
+import { PaidStack } from '../../support/paid-stack.js';
+import { rawLnd } from '../../support/regtest.js';
 
-let alice: LndBackend;
-let upstream: Awaited<ReturnType<typeof startUpstreamProcess>>;
-let stack: { services: AccountServices; close(): Promise<void> };
-let paid: PaidServices;
-let proxy: ProxyHandle;
-let api: CoulombApp;
-let config: typeof DEFAULTS;
 const OPERATOR_KEY = 'admin-integration-operator-key-0123456789';
-const log = pino({ level: 'silent' });
-
-async function start(): Promise<void> {
-  paid = await openPaidServices(config, stack.services, log);
-  proxy = await startL402Proxy(config, stack.services, alice, log, paid);
-  api = await buildApp({
-    backend: alice,
-    operatorAuth: OperatorAuth.fromKey(OPERATOR_KEY),
-    accounts: stack.services,
-    paidServices: paid,
-  });
-}
-
-async function stop(): Promise<void> {
-  await api?.close();
-  await proxy?.close();
-  await paid?.close();
-}
-
-beforeAll(async () => {
-  alice = await backendFor('alice');
-  upstream = await startUpstreamProcess(2);
-  const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-admin-'));
-  const file = join(dataDir, 'proxy.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      services: [
-        {
-          name: 'seed',
-          pathPrefix: '/health',
-          upstream: upstream.url,
-          mode: 'paid',
-          pricePerRequestMsat: '1000',
-          creditMsat: '5000',
-          lifetimeSeconds: 3600,
-          headers: { 'x-provider-key': 'upstream-secret-value' },
-        },
-      ],
-    }),
-  );
-  config = {
-    ...DEFAULTS,
-    dataDir,
-    proxy: { enabled: true, host: '127.0.0.1', port: 0, samplePort: 0, configFile: file },
-  };
-  stack = await openAccounts(config, alice, log);
-  await start();
+let upstreamUrl = '';
+const s = new PaidStack({
+  operatorKey: OPERATOR_KEY,
+  seed: (upstream) => {
+    upstreamUrl = upstream;
+    return [
+      {
+        name: 'seed',
+        pathPrefix: '/health',
+        upstream,
+        mode: 'paid',
+        pricePerRequestMsat: '1000',
+        creditMsat: '5000',
+        lifetimeSeconds: 3600,
+        headers: { 'x-provider-key': 'upstream-secret-value' },
+      },
+    ];
+  },
 });
-afterAll(async () => {
-  await stop();
-  await stack?.close();
-  await upstream?.stop();
-  await alice?.close();
-});
+
+beforeAll(() => s.open());
+afterAll(() => s.close());
 
 const admin = async (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: object) => {
-  const res = await api.inject({
+  const res = await s.api.inject({
     method,
     url,
     headers: { authorization: `Bearer ${OPERATOR_KEY}` },
@@ -95,7 +39,7 @@ const admin = async (method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: s
 };
 
 const get = (path: string, authorization?: string) =>
-  fetch(proxy.url + path, { headers: authorization ? { authorization } : {} });
+  fetch(s.proxy.url + path, { headers: authorization ? { authorization } : {} });
 
 /** Asks the proxy for a challenge on `path` and pays it from bob: a working Authorization header. */
 async function buyCredential(path: string): Promise<{ authorization: string; tokenId: string }> {
@@ -110,7 +54,7 @@ async function buyCredential(path: string): Promise<{ authorization: string; tok
 const added = (name: string, pathPrefix: string, extra: object = {}) => ({
   name,
   pathPrefix,
-  upstream: upstream.url,
+  upstream: upstreamUrl,
   mode: 'paid',
   pricePerRequestMsat: '500',
   creditMsat: '3000',
@@ -220,8 +164,8 @@ describe('paid services admin API on regtest', () => {
     expect(gone.status).toBe(404);
     expect(((await gone.json()) as { error: { code: string } }).error.code).toBe('NO_SERVICE');
 
-    await stop();
-    await start();
+    await s.stop();
+    await s.start();
     const listed = (await admin('GET', '/v1/proxy/services')).body['services'] as {
       name: string;
       origin: string;
@@ -238,8 +182,8 @@ describe('paid services admin API on regtest', () => {
     // A seeded service removed stays removed at the next start (the file is the seed only).
     expect((await admin('DELETE', '/v1/proxy/services/seed')).status).toBe(200);
     expect((await get('/health')).status).toBe(404);
-    await stop();
-    await start();
+    await s.stop();
+    await s.start();
     expect(
       ((await admin('GET', '/v1/proxy/services')).body['services'] as { name: string }[]).map((s) => s.name),
     ).toEqual(['kept']);

@@ -1,91 +1,40 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createInvoice } from 'ln-service';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULTS } from '../../../src/config/load.js';
 import { msat } from '../../../src/domain/msat.js';
-import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import { OPERATOR_ACCOUNT } from '../../../src/ledger/system-accounts.js';
 import { GatewayMetrics } from '../../../src/metrics/prometheus.js';
 import { tierPolicy } from '../../../src/policy/tiers.js';
-import {
-  openAccounts,
-  openPaidServices,
-  startL402Proxy,
-  type PaidServices,
-  type ProxyHandle,
-} from '../../../src/main.js';
-import type { AccountServices } from '../../../src/http/routes/accounts.js';
-import { buildApp, type CoulombApp } from '../../../src/http/app.js';
-import { OperatorAuth } from '../../../src/http/operator-auth.js';
-import { backendFor, rawLnd } from '../../support/regtest.js';
-import { startUpstreamProcess } from '../../support/openai-upstream.js';
+import { PaidStack } from '../../support/paid-stack.js';
+import { rawLnd } from '../../support/regtest.js';
 
-let alice: LndBackend;
-let upstream: Awaited<ReturnType<typeof startUpstreamProcess>>;
-let stack: { services: AccountServices; close(): Promise<void> };
-let paid: PaidServices;
-let proxy: ProxyHandle;
-let api: CoulombApp;
-let metrics: GatewayMetrics;
 const OPERATOR_KEY = 'metrics-integration-operator-key-0123456789';
 const SCRAPE_TOKEN = 'metrics-integration-scrape-token-0123456789';
-const log = pino({ level: 'silent' });
-
-beforeAll(async () => {
-  metrics = new GatewayMetrics();
-  alice = metrics.instrumentBackend(await backendFor('alice'));
-  upstream = await startUpstreamProcess(2);
-  const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-metrics-'));
-  const file = join(dataDir, 'proxy.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      services: [
-        {
-          name: 'seed',
-          pathPrefix: '/health',
-          upstream: upstream.url,
-          mode: 'paid',
-          pricePerRequestMsat: '1000',
-          creditMsat: '5000',
-          lifetimeSeconds: 3600,
-        },
-      ],
-    }),
-  );
-  const config = {
-    ...DEFAULTS,
-    dataDir,
-    proxy: { enabled: true, host: '127.0.0.1', port: 0, samplePort: 0, configFile: file },
-  };
-  stack = await openAccounts(config, alice, log, { metrics });
-  metrics.watchEvents(stack.services.events);
-  metrics.watchLnd(alice);
-  paid = await openPaidServices(config, stack.services, log);
-  proxy = await startL402Proxy(config, stack.services, alice, log, paid, metrics.proxyHooks());
-  api = await buildApp({
-    backend: alice,
-    operatorAuth: OperatorAuth.fromKey(OPERATOR_KEY),
-    accounts: stack.services,
-    paidServices: paid,
-    metrics: { metrics, scrapeToken: OperatorAuth.fromKey(SCRAPE_TOKEN) },
-  });
+const metrics = new GatewayMetrics();
+const p = new PaidStack({
+  operatorKey: OPERATOR_KEY,
+  scrapeToken: SCRAPE_TOKEN,
+  metrics,
+  seed: (upstream) => [
+    {
+      name: 'seed',
+      pathPrefix: '/health',
+      upstream,
+      mode: 'paid',
+      pricePerRequestMsat: '1000',
+      creditMsat: '5000',
+      lifetimeSeconds: 3600,
+    },
+  ],
 });
+
+beforeAll(() => p.open());
 afterAll(async () => {
-  await api?.close();
-  await proxy?.close();
-  await paid?.close();
-  await stack?.close();
-  await upstream?.stop();
-  await alice?.close();
-  metrics?.stop();
+  await p.close();
+  metrics.stop();
 });
 
 const scrape = async (token = SCRAPE_TOKEN) => {
-  const res = await api.inject({
+  const res = await p.api.inject({
     method: 'GET',
     url: '/metrics',
     headers: { authorization: `Bearer ${token}` },
@@ -101,13 +50,13 @@ const sample = (text: string, series: string): number | undefined => {
 
 describe('/metrics on regtest', () => {
   it('opens with the operator key or the scrape token only; the token opens nothing else', async () => {
-    expect((await api.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    expect((await p.api.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
     expect((await scrape('not-the-token-0123456789012345678901')).status).toBe(401);
     const ok = await scrape();
     expect(ok.status).toBe(200);
     expect(ok.type).toMatch(/^text\/plain; version=0\.0\.4/);
     expect((await scrape(OPERATOR_KEY)).status).toBe(200);
-    const other = await api.inject({
+    const other = await p.api.inject({
       method: 'GET',
       url: '/v1/node',
       headers: { authorization: `Bearer ${SCRAPE_TOKEN}` },
@@ -116,7 +65,7 @@ describe('/metrics on regtest', () => {
   });
 
   it('counts HTTP requests by route pattern, proxy requests and challenges, payments and fees, ledger batches, LND calls', async () => {
-    const s = stack.services;
+    const s = p.accounts.services;
     await s.ledger.createAccount({ id: 'metrics-agent', kind: 'agent', name: 'm' }).durable;
     await s.policies.set('metrics-agent', tierPolicy('L3'));
     await s.ledger.transfer({
@@ -126,21 +75,21 @@ describe('/metrics on regtest', () => {
       code: 'funding',
     }).durable;
     for (const id of ['metrics-agent', 'unknown-one', 'unknown-two']) {
-      await api.inject({
+      await p.api.inject({
         method: 'GET',
         url: `/v1/accounts/${id}`,
         headers: { authorization: `Bearer ${OPERATOR_KEY}` },
       });
     }
-    await api.inject({
+    await p.api.inject({
       method: 'GET',
       url: '/no/such/route',
       headers: { authorization: `Bearer ${OPERATOR_KEY}` },
     });
-    expect((await fetch(proxy.url + '/health')).status).toBe(402);
+    expect((await fetch(p.proxy.url + '/health')).status).toBe(402);
     const bill = await createInvoice({ lnd: await rawLnd('carol'), mtokens: '10000000', description: 'm' });
-    const p = await s.payments.pay('metrics-agent', { request: bill.request, maxFeeMsat: msat(100_000n) });
-    expect(p.status).toBe('succeeded');
+    const paid = await s.payments.pay('metrics-agent', { request: bill.request, maxFeeMsat: msat(100_000n) });
+    expect(paid.status).toBe('succeeded');
 
     const { text } = await scrape();
     // Route patterns, never raw URLs: two unknown ids are one series.
@@ -163,7 +112,7 @@ describe('/metrics on regtest', () => {
     expect(sample(text, 'coulomb_proxy_requests_total{service="seed",status_code="402"}')).toBe(1);
     expect(sample(text, 'coulomb_l402_challenges_issued_total{service="seed"}')).toBe(1);
     expect(sample(text, 'coulomb_payments_total{status="succeeded"}')).toBe(1);
-    expect(sample(text, 'coulomb_payment_fees_msat_total')).toBe(Number(p.feeMsat));
+    expect(sample(text, 'coulomb_payment_fees_msat_total')).toBe(Number(paid.feeMsat));
     expect(sample(text, 'coulomb_ledger_batch_duration_seconds_count')).toBeGreaterThan(0);
     expect(sample(text, 'coulomb_ledger_batch_writes_count')).toBeGreaterThan(0);
     expect(sample(text, 'coulomb_lnd_call_duration_seconds_count{method="createInvoice",outcome="ok"}')).toBe(
