@@ -177,6 +177,7 @@ export async function openAccounts(
     log,
     inboxes: receiver,
     ...(options.streams ? { options: options.streams } : {}),
+    ...(options.metrics ? { onTick: options.metrics.streamTick.bind(options.metrics) } : {}),
   });
   await streams.start();
   const deviceRegistry = new DeviceRegistry(ledger);

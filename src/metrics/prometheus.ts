@@ -91,6 +91,18 @@ export class GatewayMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
+  private readonly tickLag = new Histogram({
+    name: 'coulomb_stream_tick_lag_seconds',
+    help: "How late the streams' 1 s tick started after its grid time",
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  private readonly tickDuration = new Histogram({
+    name: 'coulomb_stream_tick_duration_seconds',
+    help: "Time the streams' tick took over every local stream",
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
   private readonly detach: (() => void)[] = [];
 
   constructor() {
@@ -103,6 +115,12 @@ export class GatewayMetrics {
     const labels = { method, route, status_code: String(status) };
     this.httpRequests.inc(labels);
     this.httpDuration.observe(labels, seconds);
+  }
+
+  /** One tick of the streams' scheduler (clock milliseconds). */
+  streamTick(t: { scheduledAt: number; startedAt: number; finishedAt: number }): void {
+    this.tickLag.observe(Math.max(0, t.startedAt - t.scheduledAt) / 1000);
+    this.tickDuration.observe((t.finishedAt - t.startedAt) / 1000);
   }
 
   /** The proxy's hooks that feed these metrics. */

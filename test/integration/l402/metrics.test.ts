@@ -5,7 +5,7 @@ import { OPERATOR_ACCOUNT } from '../../../src/ledger/system-accounts.js';
 import { GatewayMetrics } from '../../../src/metrics/prometheus.js';
 import { tierPolicy } from '../../../src/policy/tiers.js';
 import { PaidStack } from '../../support/paid-stack.js';
-import { rawLnd } from '../../support/regtest.js';
+import { eventually, rawLnd } from '../../support/regtest.js';
 
 const OPERATOR_KEY = 'metrics-integration-operator-key-0123456789';
 const SCRAPE_TOKEN = 'metrics-integration-scrape-token-0123456789';
@@ -120,6 +120,13 @@ describe('/metrics on regtest', () => {
     );
     expect(sample(text, 'coulomb_lnd_connected')).toBe(1);
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+    // The streams' scheduler ticks every second, streams or not.
+    await eventually(
+      async () =>
+        (sample((await scrape()).text, 'coulomb_stream_tick_lag_seconds_count') ?? 0) > 0 ? true : undefined,
+      30_000,
+      'a stream tick',
+    );
     // Conventions: counters end in _total, durations are in seconds.
     for (const m of text.matchAll(/^# TYPE (coulomb_\S+) (\S+)$/gm)) {
       if (m[2] === 'counter') expect(m[1]).toMatch(/_total$/);
