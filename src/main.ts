@@ -5,11 +5,15 @@ import { readConfigFile } from './config/load.js';
 import { L402Authority } from './l402/authority.js';
 import { credentialExpiry, L402Gate } from './l402/gate.js';
 import { L402Revocations } from './l402/revocations.js';
-import { parseProxyConfig, sampleProxyConfig } from './proxy/config.js';
-import { createProxy, recoverInterruptedUsage } from './proxy/server.js';
 import { MppGate } from './proxy/mpp.js';
 import { closeL402Credential, CreditRefunds } from './l402/refund.js';
 import { msat } from './domain/msat.js';
+import { parseProxyConfig, sampleProxyConfig, type ProxyConfig } from './proxy/config.js';
+import { createProxy, recoverInterruptedUsage, type ProxyHooks } from './proxy/server.js';
+import { ServiceCatalog } from './proxy/catalog.js';
+import { ServiceStats } from './proxy/stats.js';
+import type { PaidServicesAdmin } from './http/routes/paid-services.js';
+import { GatewayMetrics } from './metrics/prometheus.js';
 import { startSampleUpstream } from './sample-upstream/server.js';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -47,6 +51,7 @@ import { openDatabase } from './storage/level-db.js';
 import { LevelCursorStore } from './storage/level-cursor-store.js';
 import { LevelLedgerStore } from './storage/level-ledger-store.js';
 import { OperatorAuth } from './http/operator-auth.js';
+import { ConsoleSessions } from './http/console-session.js';
 import { bakeGatewayMacaroon } from './lightning/lnd/bake-macaroon.js';
 import { connectLnd } from './lightning/lnd/connect.js';
 import { LndBackend } from './lightning/lnd/lnd-backend.js';
@@ -128,6 +133,8 @@ export interface FeatureOptions extends PaymentsOptions {
   ledger?: Pick<LedgerOptions, 'accountCacheSize' | 'transferCacheSize' | 'keyCacheSize'>;
   escrow?: EscrowOptions;
   streams?: StreamsOptions;
+  /** Times the ledger's group-commit batches. */
+  metrics?: GatewayMetrics;
 }
 
 /** The ledger, policies, keys and payments on the embedded LevelDB, fed by LND's invoice stream. */
@@ -138,7 +145,11 @@ export async function openAccounts(
   options: FeatureOptions = {},
 ): Promise<{ services: AccountServices; close(): Promise<void> }> {
   const db = await openDatabase(join(resolve(config.dataDir), 'db'));
-  const ledger = await Ledger.open(new LevelLedgerStore(db), options.ledger ?? {});
+  const store = new LevelLedgerStore(db);
+  const ledger = await Ledger.open(
+    options.metrics ? options.metrics.instrumentStore(store) : store,
+    options.ledger ?? {},
+  );
   // Memory is ahead of disk after a failed write: stop, and let the restart recover from disk.
   ledger.on('fatal', (err: unknown) => {
     log.fatal({ err }, 'ledger storage failed; exiting');
@@ -174,6 +185,7 @@ export async function openAccounts(
     log,
     inboxes: receiver,
     ...(options.streams ? { options: options.streams } : {}),
+    ...(options.metrics ? { onTick: options.metrics.streamTick.bind(options.metrics) } : {}),
   });
   await streams.start();
   const deviceRegistry = new DeviceRegistry(ledger);
@@ -299,13 +311,20 @@ export interface ProxyHandle {
   close(): Promise<void>;
 }
 
-/** The L402 proxy on its own listener, with the configured services or the sample one. */
-export async function startL402Proxy(
+/** The proxy's services (live, persisted changes over the config file's seed) and their statistics. */
+export interface PaidServices extends PaidServicesAdmin {
+  proxyConfig: ProxyConfig;
+  sample?: { server: Server; url: string };
+  /** Writes the statistics counted and stops the sample upstream, if any. */
+  close(): Promise<void>;
+}
+
+/** Reads the proxy's config file (or starts the sample upstream) and opens the service catalog. */
+export async function openPaidServices(
   config: Config,
   accounts: AccountServices,
-  backend: LightningBackend,
   log: Logger,
-): Promise<ProxyHandle> {
+): Promise<PaidServices> {
   let sample: { server: Server; url: string } | undefined;
   let raw: unknown;
   if (config.proxy.configFile) raw = readConfigFile(config.proxy.configFile);
@@ -318,6 +337,62 @@ export async function startL402Proxy(
     host: config.proxy.host,
     port: config.proxy.port,
   });
+  const catalog = await ServiceCatalog.open(accounts.ledger, services);
+  const stats = new ServiceStats(accounts.ledger, {
+    onError: (err) => log.warn({ err }, 'writing the proxy statistics failed'),
+  });
+  stats.start();
+  return {
+    catalog,
+    stats,
+    proxyConfig,
+    ...(sample ? { sample } : {}),
+    async close() {
+      await stats.stop().catch((err: unknown) => log.warn({ err }, 'writing the proxy statistics failed'));
+      if (sample) {
+        const up = sample.server;
+        await new Promise<void>((r) => {
+          up.close(() => r());
+          up.closeAllConnections();
+        });
+      }
+    },
+  };
+}
+
+/** Statistics and any other listeners of the proxy, as one set of hooks. */
+function proxyHooks(stats: ServiceStats, extra?: ProxyHooks): ProxyHooks {
+  return {
+    answered: (e) => {
+      if (e.service) stats.answered(e.service, e.paid);
+      extra?.answered?.(e);
+    },
+    challenged: (service) => {
+      stats.challenged(service);
+      extra?.challenged?.(service);
+    },
+    charged: (service, amount) => {
+      stats.charged(service, amount);
+      extra?.charged?.(service, amount);
+    },
+  };
+}
+
+/**
+ * The L402 proxy on its own listener, with the configured services or the sample one (the
+ * catalog opened here unless `paid` is given; then its owner closes it).
+ */
+export async function startL402Proxy(
+  config: Config,
+  accounts: AccountServices,
+  backend: LightningBackend,
+  log: Logger,
+  paid?: PaidServices,
+  hooks?: ProxyHooks,
+): Promise<ProxyHandle> {
+  const opened = paid ?? (await openPaidServices(config, accounts, log));
+  const own = paid ? undefined : opened;
+  const { proxyConfig, catalog, stats, sample } = opened;
   let authority = accounts.l402?.authority;
   let ownRevocations: L402Revocations | undefined;
   if (!authority) {
@@ -333,22 +408,23 @@ export async function startL402Proxy(
   await recoverInterruptedUsage(accounts.ledger);
   const revocations = ownRevocations ?? accounts.l402!.revocations;
   const refunds = new CreditRefunds(accounts.ledger, accounts.payments, accounts.policies, backend);
-  const mpp = services.some((s) => s.mpp)
-    ? new MppGate({
-        // Its own key for the challenge binding, derived from the L402 secret.
-        secret: createHmac('sha256', l402Secret(config)).update('mpp-challenge-binding').digest(),
-        realm: proxyConfig.mppRealm ?? `${config.proxy.host}:${config.proxy.port}`,
-        backend,
-        invoices: accounts.payments,
-        records: accounts.ledger,
-      })
-    : undefined;
+  // Always there: a service offering MPP may be added live through the admin API.
+  const mpp = new MppGate({
+    // Its own key for the challenge binding, derived from the L402 secret.
+    secret: createHmac('sha256', l402Secret(config)).update('mpp-challenge-binding').digest(),
+    realm: proxyConfig.mppRealm ?? `${config.proxy.host}:${config.proxy.port}`,
+    backend,
+    invoices: accounts.payments,
+    records: accounts.ledger,
+  });
   const server = createProxy({
-    services,
+    services: catalog.current(),
+    catalog,
+    hooks: proxyHooks(stats, hooks),
     gate,
     ledger: accounts.ledger,
     log,
-    ...(mpp ? { mpp } : {}),
+    mpp,
     refunds: {
       refunds,
       sessionRefundMaxFeeMsat: msat(proxyConfig.sessionRefundMaxFeeMsat ?? '0'),
@@ -363,20 +439,14 @@ export async function startL402Proxy(
   return {
     url,
     ...(sample ? { sampleUpstream: sample.url } : {}),
-    services: services.map((s) => s.name),
+    services: catalog.current().map((s) => s.name),
     async close() {
       ownRevocations?.stop();
       await new Promise<void>((r) => {
         server.close(() => r());
         server.closeAllConnections();
       });
-      if (sample) {
-        const up = sample.server;
-        await new Promise<void>((r) => {
-          up.close(() => r());
-          up.closeAllConnections();
-        });
-      }
+      await own?.close();
     },
   };
 }
@@ -385,6 +455,8 @@ export interface DeviceTransportHandle {
   /** The broker devices connect to. */
   mqttUrl: string;
   embedded: boolean;
+  /** The embedded broker's figures (absent with an external broker). */
+  counts?: () => { devicesConnected: number; deviceMessages: number };
   close(): Promise<void>;
 }
 
@@ -419,6 +491,7 @@ export async function startDeviceTransports(
   return {
     mqttUrl: url,
     embedded: broker !== undefined,
+    ...(broker ? { counts: () => broker.counts() } : {}),
     async close() {
       await transport.close();
       await broker?.close();
@@ -428,7 +501,8 @@ export async function startDeviceTransports(
 
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
   const target = await lndTarget(config, log);
-  const backend = await LndBackend.connect(target.creds);
+  const metrics = new GatewayMetrics();
+  const backend = metrics.instrumentBackend(await LndBackend.connect(target.creds));
   const state = await backend.checkConnection();
   if (state !== 'connected') {
     // One failed probe is not yet "down"; try once more before giving a clear error.
@@ -436,16 +510,41 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     await backend.getNodeInfo();
   }
   const { auth, newKey } = operatorAuth(config);
-  const accounts = await openAccounts(config, backend, log);
-  const app = await buildApp({ backend, operatorAuth: auth, logger: log, accounts: accounts.services });
+  const accounts = await openAccounts(config, backend, log, { metrics });
+  metrics.watchEvents(accounts.services.events);
+  metrics.watchLnd(backend);
+  const paid = config.proxy.enabled ? await openPaidServices(config, accounts.services, log) : undefined;
+  const scrapeToken = config.metrics?.scrapeToken;
+  const app = await buildApp({
+    backend,
+    operatorAuth: auth,
+    logger: log,
+    accounts: accounts.services,
+    ...(paid ? { paidServices: paid } : {}),
+    metrics: { metrics, ...(scrapeToken ? { scrapeToken: OperatorAuth.fromKey(scrapeToken) } : {}) },
+    consoleSessions: new ConsoleSessions(),
+  });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
-  const proxy = config.proxy.enabled
-    ? await startL402Proxy(config, accounts.services, backend, log)
+  const proxy = paid
+    ? await startL402Proxy(config, accounts.services, backend, log, paid, metrics.proxyHooks())
     : undefined;
   const mqtt =
     config.mqtt.enabled && accounts.services.devices
       ? await startDeviceTransports(config, accounts.services.devices, log)
       : undefined;
+  const counts = mqtt?.counts;
+  if (counts) {
+    metrics.gauge(
+      'coulomb_devices_connected',
+      'Devices connected to the embedded MQTT broker',
+      () => counts().devicesConnected,
+    );
+    metrics.counter(
+      'coulomb_mqtt_device_messages_total',
+      'MQTT messages published by devices',
+      () => counts().deviceMessages,
+    );
+  }
   return {
     app,
     backend,
@@ -458,9 +557,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     async close() {
       await mqtt?.close();
       await proxy?.close();
+      await paid?.close();
       await app.close();
       await accounts.close();
       await backend.close();
+      metrics.stop();
     },
   };
 }

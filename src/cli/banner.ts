@@ -18,10 +18,12 @@ export function printStartBanner(gateway: Gateway, config: Config): void {
     );
   }
   lines.push(`  API docs:  ${gateway.url}/docs`);
+  lines.push(`  Metrics:   ${gateway.url}/metrics (operator key or scrape token)`);
   if (gateway.proxy) {
     lines.push(
       `  L402 proxy: ${gateway.proxy.url} (services: ${gateway.proxy.services.join(', ')}; discovery ${gateway.proxy.url}/.well-known/l402.json)`,
     );
+    lines.push(`    change services live: ${gateway.url}/v1/proxy/services (operator key)`);
     if (gateway.proxy.sampleUpstream)
       lines.push(`    SAMPLE upstream (not a real model): ${gateway.proxy.sampleUpstream}`);
   }
@@ -43,7 +45,8 @@ export function printStartBanner(gateway: Gateway, config: Config): void {
     `    curl ${gateway.url}/health`,
     `    curl -H "Authorization: Bearer ${key}" ${gateway.url}/v1/node`,
   );
-  if (gateway.proxy) {
+  // The sample requests only when the sample service runs: configured services are the operator's.
+  if (gateway.proxy?.sampleUpstream) {
     const body = `'{"model":"sample-small","messages":[{"role":"user","content":"hi"}],"max_tokens":5}'`;
     lines.push(
       `    curl -i -X POST ${gateway.proxy.url}/v1/chat/completions -H 'content-type: application/json' -d ${body}   # 402 + invoice`,

@@ -3,8 +3,7 @@ import { Command, Option } from 'commander';
 import { envOverrides, loadConfig, type Overrides } from '../config/load.js';
 import { AppError } from '../domain/errors.js';
 import { createLogger } from '../logger.js';
-import { startGateway } from '../main.js';
-import { RegtestNetwork } from '../regtest/network.js';
+import type { RegtestNetwork } from '../regtest/network.js';
 import { printStartBanner } from './banner.js';
 import { registerAccountCommands } from './account-commands.js';
 import { registerL402Commands } from './l402-commands.js';
@@ -13,6 +12,7 @@ import { registerStreamCommands } from './stream-commands.js';
 import { registerEnergyCommands } from './energy-commands.js';
 import { registerAuctionCommands } from './auction-commands.js';
 import { registerMcpCommand } from './mcp-command.js';
+import { registerStatusCommand } from './status-command.js';
 import { CliError } from './api-client.js';
 
 const program = new Command('coulomb')
@@ -53,7 +53,10 @@ program
       env: envOverrides(),
       flags,
     });
-    const log = createLogger(config.logLevel);
+    const log = createLogger(config.logLevel, { pretty: process.stdout.isTTY === true });
+    // The gateway (LND's client, fastify, LevelDB...) is loaded by `start` only: `--help` and the
+    // API commands start without it.
+    const { startGateway } = await import('../main.js');
     const gateway = await startGateway(config, log);
     printStartBanner(gateway, config);
     const stop = (): void => {
@@ -74,8 +77,8 @@ const netOpts = (cmd: Command): Command =>
       '--base-port <port>',
       'first port the network uses (default 27400 or $COULOMB_REGTEST_BASE_PORT)',
     );
-const network = (opts: { dataDir?: string; basePort?: string }): RegtestNetwork =>
-  new RegtestNetwork(
+const network = async (opts: { dataDir?: string; basePort?: string }): Promise<RegtestNetwork> =>
+  new (await import('../regtest/network.js')).RegtestNetwork(
     {
       ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
       ...(opts.basePort ? { basePort: Number(opts.basePort) } : {}),
@@ -86,25 +89,25 @@ const network = (opts: { dataDir?: string; basePort?: string }): RegtestNetwork 
 netOpts(
   regtest.command('up').description('start (and on first run create, fund and connect) the network'),
 ).action(async (opts: { dataDir?: string; basePort?: string }) => {
-  const status = await network(opts).up();
+  const status = await (await network(opts)).up();
   process.stdout.write(JSON.stringify(status, null, 2) + '\n');
   process.exit(0);
 });
 netOpts(regtest.command('down').description('stop every process of the network (data is kept)')).action(
   async (opts: { dataDir?: string; basePort?: string }) => {
-    await network(opts).down();
+    await (await network(opts)).down();
     process.stderr.write('[regtest] stopped\n');
   },
 );
 netOpts(
   regtest.command('status').description('show connection info').option('--json', 'print JSON (the default)'),
 ).action(async (opts: { dataDir?: string; basePort?: string }) => {
-  process.stdout.write(JSON.stringify(await network(opts).status(), null, 2) + '\n');
+  process.stdout.write(JSON.stringify(await (await network(opts)).status(), null, 2) + '\n');
   process.exit(0);
 });
 netOpts(regtest.command('mine').description('mine blocks').argument('[blocks]', 'how many', '1')).action(
   async (blocks: string, opts: { dataDir?: string; basePort?: string }) => {
-    const hashes = await network(opts).mine(Number(blocks));
+    const hashes = await (await network(opts)).mine(Number(blocks));
     process.stdout.write(JSON.stringify({ mined: hashes.length, tip: hashes[hashes.length - 1] }) + '\n');
     process.exit(0);
   },
@@ -117,6 +120,7 @@ registerStreamCommands(program);
 registerEnergyCommands(program);
 registerAuctionCommands(program);
 registerMcpCommand(program);
+registerStatusCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError) process.stderr.write(`coulomb: ${err.message}\n`);

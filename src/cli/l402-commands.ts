@@ -1,9 +1,6 @@
 import type { Command } from 'commander';
 import { client, print } from './api-client.js';
-import { createL402Fetch, lndPayer } from '../l402/client.js';
-import { LndBackend } from '../lightning/lnd/lnd-backend.js';
 import type { NodeName } from '../regtest/layout.js';
-import { RegtestNetwork } from '../regtest/network.js';
 
 /**
  * `coulomb l402 fetch URL`: a paid request, paying from a node of the local regtest network.
@@ -46,6 +43,12 @@ export function registerL402Commands(program: Command): void {
     .option('--regtest-dir <dir>', 'the regtest network directory')
     .action(
       async (url: string, o: { payer: string; data?: string; maxCost: string; regtestDir?: string }) => {
+        // Loaded here only: the other commands never load LND's client.
+        const [{ RegtestNetwork }, { LndBackend }, { createL402Fetch, lndPayer }] = await Promise.all([
+          import('../regtest/network.js'),
+          import('../lightning/lnd/lnd-backend.js'),
+          import('../l402/client.js'),
+        ]);
         const network = new RegtestNetwork(o.regtestDir ? { dataDir: o.regtestDir } : {});
         const node = (await network.status()).nodes.find((n) => n.name === (o.payer as NodeName));
         if (!node?.running)

@@ -40,6 +40,7 @@ const ENV: Record<string, string> = {
   COULOMB_MQTT_PORT: 'mqtt.port',
   COULOMB_MQTT_URL: 'mqtt.url',
   COULOMB_OUTBOUND_ALLOW: 'outbound.allow',
+  COULOMB_METRICS_SCRAPE_TOKEN: 'metrics.scrapeToken',
 };
 
 const NUMERIC = new Set(['http.port', 'regtest.basePort', 'proxy.port', 'proxy.samplePort', 'mqtt.port']);

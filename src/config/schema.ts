@@ -112,6 +112,13 @@ export const ConfigSchema = Type.Object(
     ),
     /** Operator credential; when absent one is generated on first start and only its hash is kept. */
     operatorKey: Type.Optional(Type.String({ minLength: 32 })),
+    /** Prometheus metrics at `/metrics`: the operator key opens it, and this token too (scrape only). */
+    metrics: Type.Optional(
+      Type.Object(
+        { scrapeToken: Type.Optional(Type.String({ minLength: 32 })) },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -18,6 +18,10 @@ import { healthRoutes } from './routes/health.js';
 import { nodeRoutes } from './routes/node.js';
 import { accountRoutes, type AccountServices } from './routes/accounts.js';
 import { installAuth } from './auth.js';
+import { paidServiceRoutes, type PaidServicesAdmin } from './routes/paid-services.js';
+import { installHttpMetrics, metricsRoutes, type HttpMetrics } from './routes/metrics.js';
+import type { ConsoleSessions } from './console-session.js';
+import { consoleSessionRoutes } from './routes/console-session.js';
 
 export interface AppDeps {
   backend: LightningBackend;
@@ -25,6 +29,12 @@ export interface AppDeps {
   logger?: FastifyBaseLogger;
   /** Accounts, payments and keys; absent in a gateway that only exposes its node. */
   accounts?: AccountServices;
+  /** The L402 proxy's services, changed live by the admin API (with accounts, when the proxy runs). */
+  paidServices?: PaidServicesAdmin;
+  /** Prometheus metrics at /metrics (operator key, or this scrape token). */
+  metrics?: { metrics: HttpMetrics; scrapeToken?: OperatorAuth };
+  /** Console sessions: a login exchanges the operator key for a session cookie the API accepts. */
+  consoleSessions?: ConsoleSessions;
 }
 
 export type CoulombApp = FastifyInstance<
@@ -57,6 +67,11 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
         securitySchemes: {
           operator: { type: 'http', scheme: 'bearer', description: 'the operator key' },
           accountKey: { type: 'http', scheme: 'bearer', description: 'an account API key (ck_...)' },
+          scrapeToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'the metrics scrape token (/metrics only)',
+          },
         },
       },
     },
@@ -69,10 +84,23 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
     await docs.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
   });
 
-  installAuth(app, deps.operatorAuth, deps.accounts?.apiKeys);
+  installAuth(app, deps.operatorAuth, deps.accounts?.apiKeys, deps.consoleSessions);
+  if (deps.consoleSessions)
+    await app.register(consoleSessionRoutes, { sessions: deps.consoleSessions, operator: deps.operatorAuth });
+  if (deps.metrics) {
+    installHttpMetrics(app, deps.metrics.metrics);
+    await app.register(metricsRoutes, { ...deps.metrics, operator: deps.operatorAuth });
+  }
 
   await app.register(healthRoutes, { backend: deps.backend });
   await app.register(nodeRoutes, { backend: deps.backend });
   if (deps.accounts) await app.register(accountRoutes, deps.accounts);
+  if (deps.paidServices && deps.accounts?.l402) {
+    const { ledger, payments, l402 } = deps.accounts;
+    await app.register(paidServiceRoutes, {
+      ...deps.paidServices,
+      credentials: { ledger, invoices: payments, revocations: l402.revocations },
+    });
+  }
   return app;
 }

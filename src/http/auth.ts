@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hasScope, type ApiKeys, type Principal, type Scope } from '../auth/api-keys.js';
 import type { OperatorAuth } from './operator-auth.js';
+import { csrfProblem, sessionToken, type ConsoleSessions } from './console-session.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -26,11 +27,24 @@ const forbidden = (message: string) => ({ error: { code: 'FORBIDDEN', message } 
  * Protected by default: a route is operator-only unless it is marked public, or names the scope
  * an account key needs (then only for the account in its `:id` parameter).
  */
-export function installAuth(app: FastifyInstance, operator: OperatorAuth, keys?: ApiKeys): void {
+export function installAuth(
+  app: FastifyInstance,
+  operator: OperatorAuth,
+  keys?: ApiKeys,
+  /** The console's sessions: a session cookie stands for the operator (with CSRF checks). */
+  sessions?: ConsoleSessions,
+): void {
   app.addHook('onRequest', async (req, reply) => {
     const config = req.routeOptions.config;
     if (config.public === true || req.routeOptions.url === undefined) return;
     const token = bearer(req.headers.authorization);
+    const session = token === undefined ? sessions?.find(sessionToken(req)) : undefined;
+    if (session) {
+      const problem = csrfProblem(req, session);
+      if (problem) return reply.code(403).send({ error: { code: 'CSRF_REJECTED', message: problem } });
+      req.principal = { type: 'operator' };
+      return;
+    }
     if (token && keys && token.startsWith('ck_')) {
       const key = await keys.verify(token);
       if (!key) return reply.code(401).send(unauthorized);

@@ -6,6 +6,11 @@ import { challengeHeaders } from './header.js';
 
 export const credentialAccountId = (tokenId: string): string => `l402:${tokenId}`;
 
+const CREDIT_DESCRIPTION = 'L402 credit';
+/** The service a credential's invoice record was for (records written before it say none). */
+export const creditService = (description: string | undefined): string | undefined =>
+  /^L402 credit for ([a-z0-9][a-z0-9_-]*)$/.exec(description ?? '')?.[1];
+
 export interface ServiceTerms {
   name: string;
   creditMsat: Msat;
@@ -71,6 +76,7 @@ export class L402Gate {
         service.creditMsat,
         invoice.expiresAt.getTime(),
         minted.expiresAt * 1000,
+        service.name,
       ),
     );
     return {
@@ -100,6 +106,7 @@ export class L402Gate {
       amount,
       invoice.expiresAt.getTime(),
       undefined,
+      service.name,
     );
     await this.payments.registerServiceInvoice(rec);
     return rec;
@@ -150,13 +157,15 @@ export class L402Gate {
     amount: Msat,
     expiresAt: number,
     credentialExpiresAt: number | undefined,
+    /** The service the credit is for, in the record's description (`creditService` reads it). */
+    service?: string,
   ): InvoiceRecord {
     return {
       paymentHash: hash,
       accountId,
       request,
       amountMsat: msat(amount),
-      description: 'L402 credit',
+      description: service ? `${CREDIT_DESCRIPTION} for ${service}` : CREDIT_DESCRIPTION,
       state: 'open',
       createdAt: Date.now(),
       expiresAt,

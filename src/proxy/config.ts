@@ -112,7 +112,7 @@ export interface Service {
   mpp?: MppTerms;
 }
 
-function compile(s: ServiceConfig): Service {
+export function compile(s: ServiceConfig): Service {
   const re = (src: string, what: string): RegExp => {
     try {
       return new RegExp(src);

@@ -3,6 +3,7 @@ import {
   request as httpRequest,
   Agent,
   type IncomingMessage,
+  type RequestOptions,
   type Server,
   type ServerResponse,
 } from 'node:http';
@@ -35,8 +36,25 @@ import type { MppGate } from './mpp.js';
 import { closeAnswer, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
 import type { RefundDestination } from '../l402/refund.js';
 
+/**
+ * What the proxy reports as it works (statistics and metrics listen here; the proxy knows
+ * neither). Each is called synchronously and must not throw.
+ */
+export interface ProxyHooks {
+  /** A request was answered: its service (none when no service matched), status and duration. */
+  answered?(e: { service?: string; status: number; seconds: number; paid: boolean }): void;
+  /** A 402 challenge (a new invoice) went out. */
+  challenged?(service: string): void;
+  /** A paid request's final charge is durable (0 when nothing was charged). */
+  charged?(service: string, amount: Msat): void;
+}
+
 export interface ProxyDeps {
-  services: Service[];
+  /** The services (fixed), unless `catalog` is given. */
+  services: readonly Service[];
+  /** The live services (changed by the admin API): read on every request instead of `services`. */
+  catalog?: { current(): readonly Service[] };
+  hooks?: ProxyHooks;
   gate: L402Gate;
   ledger: Ledger;
   log: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
@@ -113,49 +131,55 @@ export function createProxy(deps: ProxyDeps): Server {
     http: new Agent({ keepAlive: true, maxSockets: 256 }),
     https: new HttpsAgent({ keepAlive: true, maxSockets: 256 }),
   };
-  const limiters = new Map(
-    deps.services
-      .filter((s) => s.config.rateLimit)
-      .map((s) => [s.name, new RateLimiter(s.config.rateLimit!.requests, s.config.rateLimit!.perSeconds)]),
-  );
-  // Request options of each upstream, computed once (no URL parsing per request).
-  const upstreams = new Map(
-    deps.services.map((s) => {
-      const https = s.upstream.protocol === 'https:';
-      const { hostname, port, auth } = urlToHttpOptions(s.upstream);
-      return [
-        s,
-        {
-          host: s.upstream.host,
-          send: https ? httpsRequest : httpRequest,
-          options: {
-            protocol: s.upstream.protocol,
-            hostname,
-            port,
-            ...(auth ? { auth } : {}),
-            agent: https ? agents.https : agents.http,
-          },
+  const services = (): readonly Service[] => deps.catalog?.current() ?? deps.services;
+  /**
+   * What the proxy derives from a service (rate limiters, upstream request options, revenue
+   * account), made once per service object: a service changed live is a new object, so it
+   * starts with its own, and a removed one's are collected with it.
+   */
+  const derived = new WeakMap<Service, Derived>();
+  const derive = (s: Service): Derived => {
+    const known = derived.get(s);
+    if (known) return known;
+    const https = s.upstream.protocol === 'https:';
+    const { hostname, port, auth } = urlToHttpOptions(s.upstream);
+    const own = s.config.challengeRateLimit;
+    const d: Derived = {
+      ...(s.config.rateLimit
+        ? { limiter: new RateLimiter(s.config.rateLimit.requests, s.config.rateLimit.perSeconds) }
+        : {}),
+      challenges: own ? new RateLimiter(own.requests, own.perSeconds) : sharedChallenges,
+      upstream: {
+        host: s.upstream.host,
+        send: https ? httpsRequest : httpRequest,
+        options: {
+          protocol: s.upstream.protocol,
+          hostname,
+          port,
+          ...(auth ? { auth } : {}),
+          agent: https ? agents.https : agents.http,
         },
-      ] as const;
-    }),
-  );
+      },
+      revenueReady: s.config.mode === 'free' ? Promise.resolve() : revenueAccountOf(s.name),
+    };
+    d.revenueReady.catch((err: unknown) =>
+      deps.log.error({ err, service: s.name }, 'creating the revenue account failed'),
+    );
+    derived.set(s, d);
+    return d;
+  };
   const freebies = new Map<string, number>();
   const charges = new ChargeBatcher(deps.ledger);
   const maxBody = deps.maxBodyBytes ?? 10 * 1024 * 1024;
 
-  /** The services' revenue accounts, created once (requests wait for it before charging). */
-  const revenueReady = (async () => {
-    for (const s of deps.services) {
-      if (s.config.mode !== 'free' && !(await deps.ledger.getAccount(revenueAccount(s.name)))) {
-        deps.ledger.createAccount({
-          id: revenueAccount(s.name),
-          kind: 'service',
-          name: `revenue of ${s.name}`,
-        });
-      }
+  /** A service's revenue account, created once (its requests wait for it before charging). */
+  const revenueAccountOf = async (name: string): Promise<void> => {
+    if (!(await deps.ledger.getAccount(revenueAccount(name)))) {
+      await deps.ledger.ensure({ accounts: [revenueAccount(name)] });
+      if (!deps.ledger.accountNow(revenueAccount(name)))
+        deps.ledger.createAccount({ id: revenueAccount(name), kind: 'service', name: `revenue of ${name}` });
     }
-  })();
-  revenueReady.catch((err: unknown) => deps.log.error({ err }, 'creating the revenue accounts failed'));
+  };
 
   /** What a credential has left now: its available credit less its charges not yet written. */
   const remaining = async (accountId: string): Promise<bigint> => {
@@ -164,20 +188,31 @@ export function createProxy(deps: ProxyDeps): Server {
   };
 
   const match = (host: string, path: string): Service | undefined =>
-    deps.services.find((s) => path.startsWith(s.pathPrefix) && (!s.host || s.host.test(host)));
+    services().find((s) => path.startsWith(s.pathPrefix) && (!s.host || s.host.test(host)));
 
   // Challenges cost an LND invoice each: limited per client address, in the proxy-wide bucket
   // or in the service's own.
   const shared = deps.challengeRateLimit ?? DEFAULT_CHALLENGE_RATE_LIMIT;
   const sharedChallenges = new RateLimiter(shared.requests, shared.perSeconds);
-  const challengeLimiters = new Map(
-    deps.services.map((s) => {
-      const own = s.config.challengeRateLimit;
-      return [s.name, own ? new RateLimiter(own.requests, own.perSeconds) : sharedChallenges] as const;
-    }),
-  );
+  // The revenue accounts of the services known at start, created before the first request.
+  for (const s of services()) derive(s);
 
+  /** The service each answered request matched, and whether it was charged (for the hooks). */
+  const served = new WeakMap<ServerResponse, { service: string; paid: boolean }>();
   const server = createServer((req, res) => {
+    const answered = deps.hooks?.answered;
+    if (answered) {
+      const began = performance.now();
+      res.once('finish', () => {
+        const s = served.get(res);
+        answered({
+          ...(s ? { service: s.service } : {}),
+          status: res.statusCode,
+          seconds: (performance.now() - began) / 1000,
+          paid: s?.paid ?? false,
+        });
+      });
+    }
     handle(req, res).catch((err: unknown) => {
       deps.log.error({ err }, 'proxy request failed');
       if (res.headersSent) return void res.destroy();
@@ -207,7 +242,7 @@ export function createProxy(deps: ProxyDeps): Server {
       });
     const path = target.path;
     if (req.method === 'GET' && path === '/.well-known/l402.json')
-      return sendJson(res, 200, discovery(deps.services));
+      return sendJson(res, 200, discovery(services()));
     if (req.method === 'GET' && path === '/l402/quote') return quote(req, res);
     if (req.method === 'POST' && path === '/l402/topup') return topUp(req, res);
     if (req.method === 'POST' && path === '/l402/refund') return refund(req, res);
@@ -216,6 +251,7 @@ export function createProxy(deps: ProxyDeps): Server {
       return sendJson(res, 404, {
         error: { code: 'NO_SERVICE', message: 'no service is configured for this path' },
       });
+    served.set(res, { service: service.name, paid: false });
     if (service.allow && !service.allow.some((r) => r.test(path))) {
       return sendJson(res, 403, { error: { code: 'PATH_NOT_ALLOWED', message: 'this path is not offered' } });
     }
@@ -285,7 +321,7 @@ export function createProxy(deps: ProxyDeps): Server {
           auth.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : undefined,
         );
     } else return challenge(service, req, res, 'this service is paid with the Payment scheme');
-    const wait = limiters.get(service.name)?.take(auth.tokenId) ?? 0;
+    const wait = derive(service).limiter?.take(auth.tokenId) ?? 0;
     if (wait > 0)
       return sendJson(
         res,
@@ -307,7 +343,7 @@ export function createProxy(deps: ProxyDeps): Server {
         });
       }
     }
-    await revenueReady;
+    await derive(service).revenueReady;
     // Everything from here to the charge is one synchronous step on resident accounts.
     await deps.ledger.ensure({ accounts: [auth.accountId, revenueAccount(service.name)] });
     const account = deps.ledger.accountNow(auth.accountId);
@@ -340,7 +376,9 @@ export function createProxy(deps: ProxyDeps): Server {
             : 'lightning/insufficient-balance',
       );
 
+    served.set(res, { service: service.name, paid: true });
     const billing: Billing = {
+      service: service.name,
       reserved: msat(reserveAmount),
       path,
       stream: parsed?.['stream'] === true,
@@ -383,6 +421,7 @@ export function createProxy(deps: ProxyDeps): Server {
   }
 
   interface Billing {
+    service: string;
     /** The pending ledger transfer of a metered request. */
     reservation?: string;
     reserved: Msat;
@@ -410,7 +449,7 @@ export function createProxy(deps: ProxyDeps): Server {
     /** The RFC 9457 problem type of an MPP refusal. */
     problemType: Parameters<typeof problem>[0] = 'payment-required',
   ): Promise<void> {
-    const wait = challengeLimiters.get(service.name)!.take(req.socket.remoteAddress ?? '');
+    const wait = derive(service).challenges.take(req.socket.remoteAddress ?? '');
     if (wait > 0)
       return sendJson(
         res,
@@ -428,6 +467,7 @@ export function createProxy(deps: ProxyDeps): Server {
           ...(service.config.l402TokenForm ? { tokenForm: true } : {}),
         })
       : undefined;
+    deps.hooks?.challenged?.(service.name);
     if (mppOffers) {
       // L402 first (today's clients read the first challenge), then Payment charge and session.
       return sendProblem(
@@ -465,6 +505,7 @@ export function createProxy(deps: ProxyDeps): Server {
       await b.charged;
       if (!b.pricing) {
         if (used === 0n && b.reserved > 0n) await charges.refund(b.account, b.revenue, b.reserved);
+        deps.hooks?.charged?.(b.service, used === 0n ? msat(0n) : b.reserved);
         return;
       }
       if (!b.reservation) return;
@@ -474,6 +515,7 @@ export function createProxy(deps: ProxyDeps): Server {
           ? deps.ledger.post(b.reservation, msat(charge))
           : deps.ledger.void(b.reservation, 'nothing used')
       ).durable;
+      deps.hooks?.charged?.(b.service, msat(charge));
     } catch (err) {
       deps.log.error({ err, account: b.account }, 'settling an L402 request failed');
     }
@@ -493,7 +535,7 @@ export function createProxy(deps: ProxyDeps): Server {
         if (v !== undefined && !REQUEST_DROP.has(k)) headers[k] = v;
       for (const [k, v] of Object.entries(service.config.headers ?? {})) headers[k.toLowerCase()] = v;
       headers['content-length'] = String(body.length);
-      const dest = upstreams.get(service)!;
+      const dest = derive(service).upstream;
       headers['host'] = dest.host;
       let responded = false;
       const fail = (err: Error): void => {
@@ -677,7 +719,7 @@ export function createProxy(deps: ProxyDeps): Server {
   /** POST /l402/topup?service=NAME&amountMsat=N with the credential: an invoice that adds credit to it. */
   async function topUp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const q = new URL(req.url ?? '/', 'http://x').searchParams;
-    const s = deps.services.find((x) => x.name === q.get('service'));
+    const s = services().find((x) => x.name === q.get('service'));
     if (!s || s.config.mode === 'free')
       return sendJson(res, 404, { error: { code: 'NO_SERVICE', message: 'unknown or free service' } });
     const raw = q.get('amountMsat') ?? s.credit.toString();
@@ -754,7 +796,7 @@ export function createProxy(deps: ProxyDeps): Server {
 
   function quote(req: IncomingMessage, res: ServerResponse): void {
     const q = new URL(req.url ?? '/', 'http://x').searchParams;
-    const s = deps.services.find((x) => x.name === q.get('service'));
+    const s = services().find((x) => x.name === q.get('service'));
     if (!s) return sendJson(res, 404, { error: { code: 'NO_SERVICE', message: 'unknown service' } });
     const pricing = pricingFor(s, q.get('model') ?? undefined);
     const maxTokens = Number(q.get('max_tokens') ?? '0');
@@ -822,7 +864,18 @@ function refundView(r: import('../l402/refund.js').RefundResult): Record<string,
   };
 }
 
-function discovery(services: Service[]): unknown {
+interface Derived {
+  limiter?: RateLimiter;
+  challenges: RateLimiter;
+  upstream: {
+    host: string;
+    send: typeof httpRequest;
+    options: RequestOptions;
+  };
+  revenueReady: Promise<void>;
+}
+
+function discovery(services: readonly Service[]): unknown {
   return {
     version: 1,
     protocol: 'L402',

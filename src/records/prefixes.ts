@@ -91,6 +91,19 @@ export const PREFIXES = {
     'lru',
     'an MPP session: service, return invoice, open or closed',
   ),
+  // proxy
+  proxyService: entry(
+    'proxysvc!',
+    'src/proxy/catalog.ts',
+    'live',
+    'a paid service added or changed by the admin API (or a removal mark for a seeded one)',
+  ),
+  proxyStats: entry(
+    'proxystat!',
+    'src/proxy/stats.ts',
+    'disk',
+    'per-service counters: proxystat!<service>!<h|d>!<start> (hourly 31 days, daily 2 years)',
+  ),
   // policy
   policy: entry('pol!', 'src/policy/registry.ts', 'lru', "an account's policy (rules, tier)"),
   audit: entry(

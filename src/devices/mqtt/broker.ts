@@ -13,6 +13,8 @@ export interface EmbeddedBroker {
    * subscribed before the first listener came are handed to it at once.
    */
   onDeviceSubscribed(listener: (deviceId: string) => void): void;
+  /** Devices connected now, and the messages they have published since the start (for metrics). */
+  counts(): { devicesConnected: number; deviceMessages: number };
   close(): Promise<void>;
 }
 
@@ -67,6 +69,17 @@ export async function startEmbeddedBroker(
     if (early) early.push(client.id);
     else for (const l of subscribed) l(client.id);
   });
+  let devicesConnected = 0;
+  let deviceMessages = 0;
+  broker.on('clientReady', (client) => {
+    if (!gateways.has(client)) devicesConnected += 1;
+  });
+  broker.on('clientDisconnect', (client) => {
+    if (!gateways.has(client)) devicesConnected -= 1;
+  });
+  broker.on('publish', (_packet, client) => {
+    if (client && !gateways.has(client)) deviceMessages += 1;
+  });
   const server: Server = createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
@@ -93,6 +106,7 @@ export async function startEmbeddedBroker(
       early = undefined;
       for (const id of before) listener(id);
     },
+    counts: () => ({ devicesConnected: Math.max(0, devicesConnected), deviceMessages }),
     async close() {
       await new Promise<void>((r) => broker.close(() => r()));
       await new Promise<void>((r) => server.close(() => r()));

@@ -61,4 +61,19 @@ describe('coulomb CLI', () => {
       stderr: expect.stringContaining('404 ACCOUNT_NOT_FOUND'),
     });
   }, 30_000);
+
+  it('status summarises the gateway from its API: health, node, funds coverage, and the proxy being off', async () => {
+    expect(await coulomb('status', '--json')).toMatchObject({
+      health: { status: 'ok', lightning: 'connected' },
+      node: { pubkey: expect.any(String) },
+      liabilities: { coverage: expect.any(String) },
+      proxy: { error: expect.stringContaining('404') },
+    });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'status'], {
+      env: { ...process.env, COULOMB_URL: url, COULOMB_OPERATOR_KEY: OP },
+    });
+    expect(stdout).toMatch(/^gateway {3}ok \(Lightning connected\)\nnode {6}/);
+    expect(stdout).toMatch(/\nfunds {5}owed .* coverage /);
+    expect(stdout).toMatch(/\nproxy {5}off or unreachable/);
+  }, 60_000);
 });

@@ -1,0 +1,117 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+
+export const SESSION_COOKIE = 'coulomb_session';
+export const CSRF_HEADER = 'x-csrf-token';
+
+const sha256 = (value: string): string => createHash('sha256').update(value, 'utf8').digest('hex');
+
+interface Session {
+  csrf: string;
+  expiresAt: number;
+}
+
+export interface SessionOptions {
+  /** How long a session lasts (default 8 hours). */
+  ttlMs?: number;
+  /** Sessions held at most; the oldest goes first (default 32). */
+  max?: number;
+  now?: () => number;
+}
+
+/**
+ * Operator sessions of the web console: the operator key is exchanged once for a random
+ * session token sent only in an HttpOnly, SameSite=Strict cookie (Secure over TLS). Sessions are
+ * held server-side, by the SHA-256 of their token (never the token itself), expire, and are
+ * bounded (the oldest is dropped). Each has its own CSRF token, which a state-changing request
+ * must carry in `x-csrf-token`; SameSite=Strict and an Origin check come on top.
+ */
+export class ConsoleSessions {
+  private readonly sessions = new Map<string, Session>();
+  private readonly ttlMs: number;
+  private readonly max: number;
+  private readonly now: () => number;
+
+  constructor(options: SessionOptions = {}) {
+    this.ttlMs = options.ttlMs ?? 8 * 3600_000;
+    this.max = options.max ?? 32;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** A new session: its token (for the cookie only), CSRF token, expiry and lifetime. */
+  create(): { token: string; csrf: string; expiresAt: number; maxAgeSeconds: number } {
+    this.sweep();
+    while (this.sessions.size >= this.max) this.sessions.delete(this.sessions.keys().next().value!);
+    const token = randomBytes(32).toString('base64url');
+    const session = { csrf: randomBytes(24).toString('base64url'), expiresAt: this.now() + this.ttlMs };
+    this.sessions.set(sha256(token), session);
+    return { token, ...session, maxAgeSeconds: this.ttlMs / 1000 };
+  }
+
+  /** The live session of a token, if any. */
+  find(token: string | undefined): Session | undefined {
+    if (!token) return undefined;
+    const key = sha256(token);
+    const s = this.sessions.get(key);
+    if (!s) return undefined;
+    if (s.expiresAt <= this.now()) {
+      this.sessions.delete(key);
+      return undefined;
+    }
+    return s;
+  }
+
+  end(token: string | undefined): void {
+    if (token) this.sessions.delete(sha256(token));
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [k, s] of this.sessions) if (s.expiresAt <= now) this.sessions.delete(k);
+  }
+}
+
+/** The session cookie's value in a request, if any. */
+export function sessionToken(req: FastifyRequest): string | undefined {
+  const header = req.headers.cookie;
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Whether a request authenticated by the session cookie may proceed: reads always; a
+ * state-changing request only with the session's CSRF token, and from this origin when the
+ * browser says where it comes from.
+ */
+export function csrfProblem(req: FastifyRequest, session: Session): string | undefined {
+  if (SAFE_METHODS.has(req.method)) return undefined;
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== `${req.protocol}://${req.headers.host ?? ''}`)
+    return 'cross-origin request refused';
+  const presented = req.headers[CSRF_HEADER];
+  if (typeof presented !== 'string' || presented.length !== session.csrf.length) return 'missing CSRF token';
+  if (!timingSafeEqual(Buffer.from(presented), Buffer.from(session.csrf))) return 'wrong CSRF token';
+  return undefined;
+}
+
+/** The Set-Cookie value of a session (or of its removal, with `maxAgeSeconds` 0). */
+export function sessionCookie(token: string, maxAgeSeconds: number, secure: boolean): string {
+  return [
+    `${SESSION_COOKIE}=${token}`,
+    'Path=/',
+    'HttpOnly',
+    'SameSite=Strict',
+    `Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`,
+    ...(secure ? ['Secure'] : []),
+  ].join('; ');
+}
