@@ -60,16 +60,20 @@ export class PaymentsContext {
 
   /**
    * Runs the ledger step `step` that commits side records including an audit record taken by
-   * `decide`; if the step throws (nothing was committed), the audit records are written on
-   * their own, so a decision is never missing from the trail.
+   * `decide`. If the step throws (nothing was committed) or replays an earlier step (which
+   * commits no side records), the audit records are written on their own: a decision is never
+   * missing from the trail.
    */
-  withAudit<T>(audit: SideRecords, step: () => T): T {
+  withAudit<T extends { replayed: boolean }>(audit: SideRecords, step: () => T): T {
+    let result: T;
     try {
-      return step();
+      result = step();
     } catch (err) {
       this.audit.write(audit);
       throw err;
     }
+    if (result.replayed) this.audit.write(audit);
+    return result;
   }
 
   deny(decision: Decision): never {

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
 import { canonicalRequest } from '../../../src/policy/audit.js';
 import type { SpendRequest } from '../../../src/policy/types.js';
-import { paymentsFixture } from '../../support/payments-fixture.js';
+import { PaymentsContext } from '../../../src/payments/context.js';
+import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
 
 /** The canonical form as first defined: JSON of the request with amounts as decimal strings. */
 const reference = (req: SpendRequest): string =>
@@ -75,5 +76,36 @@ describe('audit', () => {
       ['internal_transfer', 'allow'],
       ['internal_transfer', 'allow'],
     ]);
+  });
+
+  it('writes the audit record on its own when the ledger step replays an earlier one (no side records committed)', async () => {
+    const f = await paymentsFixture();
+    await f.account('a', 10_000n);
+    const ctx = new PaymentsContext(
+      f.ledger,
+      f.lightning,
+      f.policies,
+      f.audit,
+      f.events,
+      silentLog,
+      Date.now,
+      {
+        payTimeoutMs: 1000,
+        approvalTtlMs: 1000,
+        notFoundGraceMs: 1000,
+      },
+    );
+    const audit: { key: string; value: string | null }[] = [];
+    const req = {
+      kind: 'internal_transfer' as const,
+      amountMsat: msat(1),
+      feeLimitMsat: msat(0),
+      payee: { accountId: 'b' },
+    };
+    expect(ctx.decide('a', req, false, undefined, audit).outcome).toBe('allow');
+    expect(audit).toHaveLength(1);
+    ctx.withAudit(audit, () => ({ replayed: true }));
+    await f.ledger.flush();
+    expect(await f.audit.query('a', { limit: 10 })).toHaveLength(1);
   });
 });
