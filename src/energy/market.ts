@@ -576,7 +576,11 @@ export class EnergyMarket {
       if (interval <= last) {
         // A retry of a reading already taken is answered again; anything else is refused.
         const same = this.readingOf(t, who, interval);
-        if (interval === last && (same === undefined || same === wh)) return { ...t };
+        if (interval === last && (same === undefined || same === wh)) {
+          // It was taken; what it billed may not have reached the stream (a failure after the write).
+          if (t.state === 'delivering') await this.catchUp(t.id);
+          return { ...t };
+        }
         throw new EnergyError(EnergyErrorCode.READING_CONFLICT, `interval ${interval} was reported before`);
       }
       if (t.state !== 'delivering')

@@ -41,6 +41,17 @@ describe('energy market: what is billed reaches the stream', () => {
     expect(f.balance('p1')).toBe(100_000n);
   });
 
+  it('the retry of the last reading, whose report to the stream failed, completes the trade', async () => {
+    const f = await fixture();
+    const t = await delivering(f);
+    vi.spyOn(f.streams, 'reportUsage').mockRejectedValueOnce(new Error('storage hiccup'));
+    await expect(f.market.report(t.id, 'producer', 0, 1000n)).rejects.toThrow('storage hiccup');
+    await f.market.report(t.id, 'producer', 0, 1000n);
+    await f.run();
+    const done = await f.market.getTrade(t.id);
+    expect([done.state, done.paidMsat, f.balance('p1')]).toEqual(['completed', 100_000n, 100_000n]);
+  });
+
   it('a restart reports what was billed but not reported (a crash between the two writes)', async () => {
     const f = await fixture();
     const t = await delivering(f);
@@ -50,6 +61,21 @@ describe('energy market: what is billed reaches the stream', () => {
     const restarted = f.newMarket();
     await restarted.start();
     restarted.stop();
+    expect((await f.streams.get(t.streamId!)).units).toBe(50_000n);
+  });
+
+  it('a stream paused before pausing was refused is told what was billed meanwhile when it resumes', async () => {
+    const f = await fixture();
+    const t = await delivering(f);
+    f.market.stop(); // an older gateway, without the pause guard
+    await f.streams.pause(t.streamId!);
+    const market = f.newMarket();
+    await market.start();
+    await market.report(t.id, 'producer', 0, 500n);
+    expect((await f.streams.get(t.streamId!)).units).toBe(0n);
+    await f.streams.resume(t.streamId!);
+    await settle(20);
+    market.stop();
     expect((await f.streams.get(t.streamId!)).units).toBe(50_000n);
   });
 
