@@ -28,28 +28,23 @@ const refusal = (p: Promise<unknown>): Promise<unknown> =>
   );
 
 describe('energy market: what is billed reaches the stream', () => {
-  it('a reading whose report to the stream failed is reported again with the next reading', async () => {
+  it.each([
+    { then: 'the next reading', first: 500n, interval: 1, wh: 500n },
+    { then: 'the retry of the last reading', first: 1000n, interval: 0, wh: 1000n },
+  ])('a reading whose report to the stream failed is reported by $then', async ({ first, interval, wh }) => {
     const f = await fixture();
     const t = await delivering(f);
     vi.spyOn(f.streams, 'reportUsage').mockRejectedValueOnce(new Error('storage hiccup'));
-    await expect(f.market.report(t.id, 'producer', 0, 500n)).rejects.toThrow('storage hiccup');
-    await f.market.report(t.id, 'producer', 1, 500n);
+    await expect(f.market.report(t.id, 'producer', 0, first)).rejects.toThrow('storage hiccup');
+    await f.market.report(t.id, 'producer', interval, wh);
     await f.run();
     const done = await f.market.getTrade(t.id);
-    expect(done.billedMsat).toBe(100_000n);
-    expect(done.paidMsat).toBe(100_000n);
-    expect(f.balance('p1')).toBe(100_000n);
-  });
-
-  it('the retry of the last reading, whose report to the stream failed, completes the trade', async () => {
-    const f = await fixture();
-    const t = await delivering(f);
-    vi.spyOn(f.streams, 'reportUsage').mockRejectedValueOnce(new Error('storage hiccup'));
-    await expect(f.market.report(t.id, 'producer', 0, 1000n)).rejects.toThrow('storage hiccup');
-    await f.market.report(t.id, 'producer', 0, 1000n);
-    await f.run();
-    const done = await f.market.getTrade(t.id);
-    expect([done.state, done.paidMsat, f.balance('p1')]).toEqual(['completed', 100_000n, 100_000n]);
+    expect([done.state, done.billedMsat, done.paidMsat, f.balance('p1')]).toEqual([
+      'completed',
+      100_000n,
+      100_000n,
+      100_000n,
+    ]);
   });
 
   it('a restart reports what was billed but not reported (a crash between the two writes)', async () => {

@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { EnergyMarket } from '../../../src/energy/market.js';
-import { StreamsService } from '../../../src/streams/service.js';
 import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
-import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
-import { ManualClock, settle } from '../streams/support.js';
-import { closers, fixture, order, product } from './support.js';
+import { settle } from '../streams/support.js';
+import { fixture, order, product } from './support.js';
 
 describe('energy market', () => {
   it('two producers and two consumers trade with a partial fill; settlement pays price × delivered Wh exactly', async () => {
@@ -123,37 +120,8 @@ describe('energy market', () => {
 
 describe('energy market restart', () => {
   it('rebuilds the books from the open orders in arrival order', async () => {
-    const clock = new ManualClock(1_700_000_000_000);
     const store = new MemoryLedgerStore();
-    const open = async () => {
-      const f = await paymentsFixture({ now: () => clock.now() }, store);
-      const streams = new StreamsService({
-        ledger: f.ledger,
-        payments: f.service,
-        publish: (id, e) => f.events.publish(id, { ...e }),
-        log: silentLog,
-        clock,
-      });
-      await streams.start();
-      const market = new EnergyMarket({
-        ledger: f.ledger,
-        streams,
-        bus: f.events,
-        publish: (id, e) => f.events.publish(id, e),
-        deviceOf: () => undefined,
-        log: silentLog,
-        now: () => clock.now(),
-        options: { sweepMs: 3600_000 },
-      });
-      await market.start();
-      const close = async () => {
-        market.stop();
-        await streams.stop();
-        f.service.stop();
-        await f.ledger.flush();
-      };
-      return { ...f, market, close };
-    };
+    const open = () => fixture({ prefundWh: 1000 }, store);
     const a = await open();
     for (const id of ['p1', 'p2', 'c1']) await a.account(id, id === 'c1' ? 1_000_000n : 0n);
     const first = await a.market.submit('p1', order('offer', 100, 50_000));
@@ -161,7 +129,6 @@ describe('energy market restart', () => {
     await a.market.submit('p1', order('offer', 50, 45_000));
     await a.close();
     const b = await open();
-    closers.push(b.close);
     expect((await b.market.book(product)).offers).toEqual([
       { price: 45_000n, quantity: 50n, orders: 1 },
       { price: 50_000n, quantity: 200n, orders: 2 },

@@ -4,6 +4,7 @@ import { EnergyMarket, type EnergyOptions } from '../../../src/energy/market.js'
 import type { NewOrder } from '../../../src/energy/types.js';
 import { balanceOf } from '../../../src/ledger/types.js';
 import { StreamsService } from '../../../src/streams/service.js';
+import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
 import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
 import { ManualClock, settle } from '../streams/support.js';
 
@@ -28,9 +29,10 @@ afterEach(async () => {
   for (const c of closers.splice(0)) await c();
 });
 
-export async function fixture(options: EnergyOptions = {}) {
+/** A market with its streams and ledger; a second one on the same `store` stands for a restart. */
+export async function fixture(options: EnergyOptions = {}, store = new MemoryLedgerStore()) {
   const clock = new ManualClock(1_700_000_000_000);
-  const f = await paymentsFixture({ now: () => clock.now() });
+  const f = await paymentsFixture({ now: () => clock.now() }, store);
   const streams = new StreamsService({
     ledger: f.ledger,
     payments: f.service,
@@ -54,17 +56,21 @@ export async function fixture(options: EnergyOptions = {}) {
     });
   const market = newMarket();
   await market.start();
-  closers.push(async () => {
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
     market.stop();
     await streams.stop();
     f.service.stop();
     await f.ledger.flush();
-  });
+  };
+  closers.push(close);
   const balance = (id: string) => balanceOf(f.ledger.accountNow(id)!);
   /** Lets the stream scheduler pay what was billed. */
   const run = async (seconds = 2) => {
     await clock.advance(seconds * 1000);
     await settle(20);
   };
-  return { ...f, clock, streams, market, newMarket, balance, run };
+  return { ...f, clock, streams, market, newMarket, balance, run, close };
 }
