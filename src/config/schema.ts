@@ -106,6 +106,7 @@ export const ConfigSchema = Type.Object(
           prefundWh: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000_000 })),
           maxOpenOrdersPerAccount: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
           maxPendingReadings: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
+          graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 86_400 })),
         },
         { additionalProperties: false },
       ),

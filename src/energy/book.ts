@@ -7,6 +7,9 @@
  * (the makers) that it crosses, best price first and, at one price, oldest first; each fill is at
  * the maker's price. What is left rests in the book. So the book never crosses: after every call
  * the best bid is below the best offer.
+ *
+ * Self-trade prevention (cancel newest): an incoming order that reaches a resting order of its own
+ * owner stops matching there, and its rest is not rested (the caller cancels it).
  */
 
 export type Side = 'offer' | 'bid';
@@ -20,6 +23,8 @@ export interface BookOrder {
   remaining: bigint;
   /** Arrival order: lower is older (time priority). */
   readonly seq: number;
+  /** Who placed it: an order never matches one of the same owner. */
+  readonly owner?: string;
 }
 
 export interface Fill {
@@ -74,7 +79,10 @@ class BookSide {
       level = { price: o.price, orders: [], head: 0, quantity: 0n, live: 0 };
       this.levels.splice(i, 0, level);
     }
-    level.orders.push(o);
+    // In time priority (an order put back keeps its place).
+    let at = level.orders.length;
+    while (at > level.head && level.orders[at - 1]!.seq > o.seq) at -= 1;
+    level.orders.splice(at, 0, o);
     level.quantity += o.remaining;
     level.live += 1;
   }
@@ -123,7 +131,8 @@ export class OrderBook {
 
   /**
    * Matches an incoming order against the book and rests what is left. `order.remaining` is its
-   * quantity; it is decreased by what fills. Returns the fills, best price first.
+   * quantity; it is decreased by what fills. Returns the fills, best price first. When it reaches
+   * an order of its own owner it stops there and its rest is not rested (`has(order.id)` is false).
    */
   submit(order: BookOrder): Fill[] {
     if (order.remaining <= 0n || order.price <= 0n)
@@ -131,7 +140,8 @@ export class OrderBook {
     if (this.byId.has(order.id)) throw new RangeError(`order ${order.id} is already in the book`);
     const fills: Fill[] = [];
     const other = this.sides[order.side === 'bid' ? 'offer' : 'bid'];
-    for (;;) {
+    let self = false;
+    while (!self) {
       if (order.remaining === 0n) break;
       const level = other.best();
       if (level === undefined) break;
@@ -139,6 +149,10 @@ export class OrderBook {
       if (!crosses) break;
       while (order.remaining > 0n && level.head < level.orders.length) {
         const maker = level.orders[level.head]!;
+        if (order.owner !== undefined && maker.owner === order.owner) {
+          self = true;
+          break;
+        }
         const q = maker.remaining < order.remaining ? maker.remaining : order.remaining;
         maker.remaining -= q;
         order.remaining -= q;
@@ -162,7 +176,7 @@ export class OrderBook {
       }
       other.dropBestIfEmpty();
     }
-    if (order.remaining > 0n) {
+    if (order.remaining > 0n && !self) {
       this.sides[order.side].add(order);
       this.byId.set(order.id, order);
     }

@@ -10,6 +10,7 @@ export const EnergyErrorCode = {
   READING_CONFLICT: 'ENERGY_READING_CONFLICT',
   TOO_MANY_PENDING_READINGS: 'ENERGY_TOO_MANY_PENDING_READINGS',
   TOO_MANY_OPEN_ORDERS: 'ENERGY_TOO_MANY_OPEN_ORDERS',
+  INSUFFICIENT_FUNDS: 'INSUFFICIENT_FUNDS',
 } as const;
 export type EnergyErrorCode = (typeof EnergyErrorCode)[keyof typeof EnergyErrorCode];
 
@@ -23,6 +24,7 @@ const STATUS: Record<EnergyErrorCode, number> = {
   ENERGY_READING_CONFLICT: 409,
   ENERGY_TOO_MANY_PENDING_READINGS: 409,
   ENERGY_TOO_MANY_OPEN_ORDERS: 429,
+  INSUFFICIENT_FUNDS: 402,
 };
 
 export class EnergyError extends CodedError<EnergyErrorCode> {

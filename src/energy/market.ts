@@ -5,6 +5,7 @@ import type { Logger } from '../domain/logger.js';
 import { msat } from '../domain/msat.js';
 import type { Ledger, SideRecords } from '../ledger/ledger.js';
 import { IndexedItems } from '../ledger/record-index.js';
+import { availableOf } from '../ledger/types.js';
 import type { EventBus } from '../payments/events.js';
 import type { FeatureEvent } from '../payments/types.js';
 import type { PublicStream, StreamsService } from '../streams/index.js';
@@ -34,6 +35,11 @@ export interface EnergyOptions {
   maxPendingReadings?: number;
   /** How often ended windows are swept (default 10 s). */
   sweepMs?: number;
+  /**
+   * Readings are taken this long after a delivery window ends; then the sweep closes its trades
+   * still delivering (`stopped`, closeCode `DELIVERY_WINDOW_ENDED`; default 3600).
+   */
+  graceSeconds?: number;
 }
 
 export interface EnergyDeps {
@@ -72,13 +78,15 @@ export interface TapeEntry extends Product {
 interface ProductState {
   readonly product: Product;
   readonly book: OrderBook;
-  last?: { price: bigint; at: number };
 }
 
 const ZONE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const MAX_WH = 10n ** 12n;
 const MAX_PRICE = 10n ** 15n;
 const lastKey = (zone: string): string => `elast!${zone}`;
+/** A product's last trade (zones have no `|`, so the key is the product's). */
+const productLastKey = (p: Product): string => `eplast!${productKey(p)}`;
+const streamMemo = (tradeId: string): string => `energy trade ${tradeId}`;
 
 /**
  * The energy market: producers' offers and consumers' bids per product (zone and delivery window)
@@ -103,6 +111,8 @@ export class EnergyMarket {
   private readonly prefundWh: bigint;
   private readonly maxOpen: number;
   private readonly maxPending: number;
+  private readonly graceMs: number;
+  private unguard: (() => void) | undefined;
 
   constructor(private readonly deps: EnergyDeps) {
     const o = deps.options ?? {};
@@ -113,11 +123,14 @@ export class EnergyMarket {
     this.prefundWh = BigInt(o.prefundWh ?? 1000);
     this.maxOpen = o.maxOpenOrdersPerAccount ?? 1000;
     this.maxPending = o.maxPendingReadings ?? 32;
+    this.graceMs = (o.graceSeconds ?? 3600) * 1000;
     if (!Number.isSafeInteger(this.slotMs) || this.slotMs < 1000)
       throw invalid('slotSeconds must be a positive integer');
     if (this.toleranceBps < 0n || this.toleranceBps > 10_000n)
       throw invalid('toleranceBps must be 0 to 10000');
     if (this.prefundWh < 1n) throw invalid('prefundWh must be positive');
+    if (!Number.isSafeInteger(this.graceMs) || this.graceMs < 0)
+      throw invalid('graceSeconds must be a non-negative integer');
   }
 
   private now(): number {
@@ -137,6 +150,7 @@ export class EnergyMarket {
         price: o.priceMsatPerKWh,
         remaining: o.quantityWh - o.filledWh,
         seq: o.seq,
+        owner: o.accountId,
       });
       this.count(o.accountId, 1);
     }
@@ -145,17 +159,25 @@ export class EnergyMarket {
         if (event.type !== 'stream') return;
         const s = event['stream'] as PublicStream;
         const tradeId = this.byStream.get(s.id);
-        if (tradeId !== undefined && s.state === 'stopped')
+        if (tradeId === undefined) return;
+        if (s.state === 'stopped')
           void this.queue.run(tradeId, () => this.onStreamStopped(tradeId, s)).catch(this.failed(tradeId));
+        // Resumed (a stream paused before pausing was refused): what was billed meanwhile is told.
+        else if (s.state === 'active')
+          void this.queue.run(tradeId, () => this.catchUp(tradeId)).catch(this.failed(tradeId));
       },
       ['stream'],
     );
+    this.unguard = this.deps.streams.refusePause((s) => this.pauseRefusal(s));
     for (const t of [...this.trades.values()]) {
       if (t.streamId !== undefined) this.byStream.set(t.streamId, t.id);
       if (t.state === 'matched') void this.queue.run(t.id, () => this.fund(t)).catch(this.failed(t.id));
       else if (t.streamId !== undefined) {
         const s = await this.deps.streams.get(t.streamId).catch(() => undefined);
         if (s?.state === 'stopped') await this.queue.run(t.id, () => this.onStreamStopped(t.id, s));
+        // A crash between the trade's write and the stream's leaves billed msat not reported.
+        else if (s !== undefined)
+          await this.queue.run(t.id, () => this.catchUp(t.id)).catch(this.failed(t.id));
       }
     }
     await this.sweep();
@@ -168,6 +190,7 @@ export class EnergyMarket {
 
   stop(): void {
     this.unsubscribe?.();
+    this.unguard?.();
     if (this.timer) clearInterval(this.timer);
   }
 
@@ -236,6 +259,13 @@ export class EnergyMarket {
         EnergyErrorCode.TOO_MANY_OPEN_ORDERS,
         `at most ${this.maxOpen} open orders per account`,
       );
+    // A bid needs money: the first prepaid chunk of what it may buy, at its limit price.
+    const chunk = input.side === 'bid' ? this.firstChunk(input.quantityWh, input.priceMsatPerKWh) : 0n;
+    if (availableOf(account) < chunk)
+      throw new EnergyError(
+        EnergyErrorCode.INSUFFICIENT_FUNDS,
+        `a bid needs ${chunk} msat available (its first prepaid chunk)`,
+      );
     // From here to the write, one synchronous step: the book and the records agree.
     const order: EnergyOrder = {
       id: randomUUID(),
@@ -253,13 +283,28 @@ export class EnergyMarket {
       createdAt: now,
       updatedAt: now,
     };
+    const { records, trades } = this.match(order, now);
+    if (order.state === 'open') this.count(accountId, 1);
+    records.push(...idem(order.id));
+    await this.deps.ledger.putRecords(records);
+    this.published(order, trades);
+    return { order: { ...order }, trades: trades.map((t) => ({ ...t })) };
+  }
+
+  /**
+   * Matches an order (new, or put back) with what it crosses, one synchronous step: the makers
+   * filled, the trades made, what is left rests, or is canceled when it reached an order of its
+   * own account (self-trade prevention). Returns the records to write together.
+   */
+  private match(order: EnergyOrder, now: number): { records: SideRecords; trades: EnergyTrade[] } {
     const state = this.productOf(order);
     const entry = {
       id: order.id,
       side: order.side,
       price: order.priceMsatPerKWh,
-      remaining: order.quantityWh,
+      remaining: order.quantityWh - order.filledWh,
       seq: order.seq,
+      owner: order.accountId,
     };
     const fills = state.book.submit(entry);
     const records: SideRecords = [];
@@ -273,26 +318,34 @@ export class EnergyMarket {
       trades.push(t);
       this.trades.remember(t);
       records.push(...tradeIndex.records(t));
-      state.last = { price: f.price, at: now };
     }
     order.filledWh = order.quantityWh - entry.remaining;
-    if (entry.remaining === 0n) order.state = 'filled';
-    else this.count(accountId, 1);
+    order.updatedAt = now;
+    order.state = entry.remaining === 0n ? 'filled' : state.book.has(order.id) ? 'open' : 'canceled';
     this.orders.remember(order);
-    records.push(...orderIndex.records(order), ...idem(order.id));
+    records.push(...orderIndex.records(order));
+    this.forgetIfEmpty(state);
     const last = trades[trades.length - 1];
-    if (last)
-      records.push({
-        key: lastKey(order.zone),
-        value: JSON.stringify({ price: last.priceMsatPerKWh.toString(), at: now }),
-      });
-    await this.deps.ledger.putRecords(records);
+    if (last) {
+      const value = JSON.stringify({ price: last.priceMsatPerKWh.toString(), at: now });
+      records.push({ key: lastKey(order.zone), value }, { key: productLastKey(order), value });
+    }
+    return { records, trades };
+  }
+
+  private published(order: EnergyOrder, trades: EnergyTrade[]): void {
     this.publishOrder(order);
     for (const t of trades) {
       this.publishTrade(t);
       void this.queue.run(t.id, () => this.fund(t)).catch(this.failed(t.id));
     }
-    return { order: { ...order }, trades: trades.map((t) => ({ ...t })) };
+  }
+
+  /** The first prepaid chunk of a trade: `prefundWh` worth, at least 1 msat, at most the total. */
+  private firstChunk(quantityWh: bigint, priceMsatPerKWh: bigint): bigint {
+    const total = (quantityWh * priceMsatPerKWh) / 1000n;
+    const chunk = (this.prefundWh * priceMsatPerKWh) / 1000n;
+    return chunk < 1n ? 1n : chunk > total ? total : chunk;
   }
 
   private fill(o: EnergyOrder, q: bigint, now: number): void {
@@ -349,14 +402,21 @@ export class EnergyMarket {
   }
 
   private close(o: EnergyOrder, state: 'canceled' | 'expired'): void {
-    this.products.get(productKey(o))?.book.cancel(o.id);
+    const product = this.products.get(productKey(o));
+    if (product) {
+      product.book.cancel(o.id);
+      this.forgetIfEmpty(product);
+    }
     o.state = state;
     o.updatedAt = this.now();
     this.count(o.accountId, -1);
     this.orders.remember(o);
   }
 
-  /** Expires the open orders whose window ended, and forgets the books left empty. */
+  /**
+   * Expires the open orders whose window ended, and closes the trades whose window ended more
+   * than `graceSeconds` ago: what was billed is paid, the stream stopped, the chunk released.
+   */
   async sweep(): Promise<void> {
     const now = this.now();
     const records: SideRecords = [];
@@ -367,10 +427,22 @@ export class EnergyMarket {
       records.push(...orderIndex.records(o));
       expired.push(o);
     }
-    for (const [key, p] of this.products)
-      if (p.book.size === 0 && p.product.windowEnd <= now) this.products.delete(key);
     if (records.length > 0) await this.deps.ledger.putRecords(records);
     for (const o of expired) this.publishOrder(o);
+    for (const t of [...this.trades.values()])
+      if (!isFinalTrade(t) && t.windowEnd + this.graceMs <= now)
+        await this.queue.run(t.id, () => this.windowEnded(t.id)).catch(this.failed(t.id));
+  }
+
+  /** Closes a trade whose delivery window (and grace) is over; a `matched` one is funded first. */
+  private async windowEnded(tradeId: string): Promise<void> {
+    const t = this.trades.openItem(tradeId);
+    if (!t) return;
+    if (t.state === 'matched') await this.fund(t);
+    if (t.state !== 'delivering') return;
+    t.closeCode = 'DELIVERY_WINDOW_ENDED';
+    t.closeMessage = 'the delivery window and its grace period are over';
+    await this.finish(t, 'stopped');
   }
 
   async getOrder(id: string): Promise<EnergyOrder> {
@@ -401,15 +473,17 @@ export class EnergyMarket {
   /** The order book of a product (aggregated levels, best first) and its last price. */
   async book(product: Product, depth = 20): Promise<BookView> {
     const p = this.products.get(productKey(product));
-    const zoneLast = await this.deps.ledger.getRecord(lastKey(product.zone));
-    const zonePrice = zoneLast === undefined ? undefined : (JSON.parse(zoneLast) as { price: string }).price;
+    const parse = (raw: string | undefined) =>
+      raw === undefined ? undefined : (JSON.parse(raw) as { price: string; at: number });
+    const last = parse(await this.deps.ledger.getRecord(productLastKey(product)));
+    const zonePrice = parse(await this.deps.ledger.getRecord(lastKey(product.zone)))?.price;
     return {
       zone: product.zone,
       windowStart: product.windowStart,
       windowEnd: product.windowEnd,
       bids: p ? p.book.depth('bid', depth) : [],
       offers: p ? p.book.depth('offer', depth) : [],
-      ...(p?.last ? { lastPriceMsatPerKWh: p.last.price, lastTradeAt: p.last.at } : {}),
+      ...(last ? { lastPriceMsatPerKWh: BigInt(last.price), lastTradeAt: last.at } : {}),
       ...(zonePrice !== undefined ? { zoneLastPriceMsatPerKWh: BigInt(zonePrice) } : {}),
     };
   }
@@ -428,29 +502,67 @@ export class EnergyMarket {
     if (t.state !== 'matched') return;
     const total = (t.quantityWh * t.priceMsatPerKWh) / 1000n;
     if (total === 0n) return this.finish(t, 'completed');
-    const chunk = (this.prefundWh * t.priceMsatPerKWh) / 1000n;
+    let s: PublicStream;
     try {
-      const s = await this.deps.streams.create(
+      s = await this.deps.streams.create(
         t.consumerAccountId,
         {
           payee: { accountId: t.producerAccountId },
           priceMsatPerUnit: msat(1n),
-          prefundMsat: msat(chunk < 1n ? 1n : chunk > total ? total : chunk),
+          prefundMsat: msat(this.firstChunk(t.quantityWh, t.priceMsatPerKWh)),
           maxTotalMsat: msat(total),
-          memo: `energy trade ${t.id}`,
+          memo: streamMemo(t.id),
         },
         `energy-trade:${t.id}`,
       );
-      t.streamId = s.id;
-      t.state = 'delivering';
-      this.byStream.set(s.id, t.id);
     } catch (err) {
       if (!(err instanceof AppError) || err.status >= 500) throw err;
-      t.state = 'unfunded';
-      t.closeCode = err.code;
-      t.closeMessage = err.message;
+      return this.unfunded(t, err);
     }
+    t.streamId = s.id;
+    t.state = 'delivering';
+    this.byStream.set(s.id, t.id);
+    // The retry after a restart may find the stream stopped meanwhile: no stop event will come.
+    if (s.state === 'stopped') return this.onStreamStopped(t.id, s);
     await this.save(t);
+  }
+
+  /**
+   * The consumer's first chunk was refused: the trade closes `unfunded`, the rest of the bid is
+   * canceled (it would fail the same way), and the offer gets the trade's quantity back (matched
+   * again at once if the book crosses it). One write: a crash before it funds the trade again.
+   */
+  private async unfunded(t: EnergyTrade, err: AppError): Promise<void> {
+    const offer = await this.orders.find(t.offerId);
+    // From here to the write, one synchronous step.
+    const now = this.now();
+    t.state = 'unfunded';
+    t.closeCode = err.code;
+    t.closeMessage = err.message;
+    t.updatedAt = now;
+    this.trades.remember(t);
+    const records: SideRecords = [...tradeIndex.records(t)];
+    const changed: EnergyOrder[] = [];
+    const bid = this.orders.openItem(t.bidId);
+    if (bid?.state === 'open') {
+      this.close(bid, 'canceled');
+      records.push(...orderIndex.records(bid));
+      changed.push(bid);
+    }
+    let put: { records: SideRecords; trades: EnergyTrade[] } | undefined;
+    if (offer && (offer.state === 'open' || offer.state === 'filled') && offer.windowEnd > now) {
+      const wasOpen = offer.state === 'open';
+      this.products.get(productKey(offer))?.book.cancel(offer.id);
+      offer.filledWh -= t.quantityWh;
+      put = this.match(offer, now);
+      if (wasOpen && offer.state !== 'open') this.count(offer.accountId, -1);
+      if (!wasOpen && offer.state === 'open') this.count(offer.accountId, 1);
+      records.push(...put.records);
+    }
+    await this.deps.ledger.putRecords(records);
+    this.publishTrade(t);
+    for (const o of changed) this.publishOrder(o);
+    if (offer && put) this.published(offer, put.trades);
   }
 
   /** A meter reading of one interval of a trade (`interval` counts up from 0 per meter). */
@@ -464,7 +576,11 @@ export class EnergyMarket {
       if (interval <= last) {
         // A retry of a reading already taken is answered again; anything else is refused.
         const same = this.readingOf(t, who, interval);
-        if (interval === last && (same === undefined || same === wh)) return { ...t };
+        if (interval === last && (same === undefined || same === wh)) {
+          // It was taken; what it billed may not have reached the stream (a failure after the write).
+          if (t.state === 'delivering') await this.catchUp(t.id);
+          return { ...t };
+        }
         throw new EnergyError(EnergyErrorCode.READING_CONFLICT, `interval ${interval} was reported before`);
       }
       if (t.state !== 'delivering')
@@ -473,6 +589,13 @@ export class EnergyMarket {
         throw invalid('this trade has no consumer meter');
       const mine = who === 'producer' ? t.pendingProducer : t.pendingConsumer;
       const theirs = who === 'producer' ? t.pendingConsumer : t.pendingProducer;
+      // Every check before any change: a refused reading leaves the trade as it was.
+      const at = t.consumerMeterId === undefined ? -1 : theirs.findIndex((r) => r.interval === interval);
+      if (t.consumerMeterId !== undefined && at < 0 && mine.length >= this.maxPending)
+        throw new EnergyError(
+          EnergyErrorCode.TOO_MANY_PENDING_READINGS,
+          'too many readings wait for the other meter',
+        );
       if (who === 'producer') {
         t.producerInterval = interval;
         t.producedWh += wh;
@@ -485,13 +608,7 @@ export class EnergyMarket {
         await this.settle(t, wh);
         return { ...t };
       }
-      const at = theirs.findIndex((r) => r.interval === interval);
       if (at < 0) {
-        if (mine.length >= this.maxPending)
-          throw new EnergyError(
-            EnergyErrorCode.TOO_MANY_PENDING_READINGS,
-            'too many readings wait for the other meter',
-          );
         mine.push({ interval, wh });
         // Readings of intervals the other meter has passed will never be matched: a dispute.
         const otherLast = who === 'producer' ? t.consumerInterval : t.producerInterval;
@@ -521,27 +638,63 @@ export class EnergyMarket {
     return diff * 10_000n <= this.toleranceBps * max;
   }
 
-  /** Accepts `wh` more for payment (up to the trade's quantity) and bills what it is worth. */
+  /**
+   * Accepts `wh` more for payment (up to the trade's quantity) and bills what it is worth: the
+   * trade's `billedMsat` is written first, then the stream told the difference (`tell`).
+   */
   private async settle(t: EnergyTrade, wh: bigint): Promise<void> {
     const room = t.quantityWh - t.settledWh;
     t.settledWh += wh < room ? wh : room;
-    const target = (t.settledWh * t.priceMsatPerKWh) / 1000n;
-    let delta = target - t.billedMsat;
-    t.billedMsat = msat(target);
+    t.billedMsat = msat((t.settledWh * t.priceMsatPerKWh) / 1000n);
     await this.save(t);
+    await this.completeIfDone(t, await this.tell(t));
+  }
+
+  /**
+   * Tells the trade's stream what was billed and not told yet. The stream's `units` (1 msat each)
+   * are the record of what it was told, so this is exact after any failure or crash between the
+   * trade's write and the stream's (run again with the next reading, at start, on resume, before
+   * a stop). A stream that is not active is left as it is: its stop event closes the trade, its
+   * resume calls this again.
+   */
+  private async tell(t: EnergyTrade): Promise<PublicStream> {
+    let s = await this.deps.streams.get(t.streamId!);
+    let delta = t.billedMsat - (s.units ?? 0n);
     try {
-      while (delta > 0n) {
+      while (delta > 0n && s.state === 'active') {
         const part = delta > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : delta;
-        const s = await this.deps.streams.reportUsage(t.streamId!, Number(part));
-        t.paidMsat = s.paidMsat;
+        s = await this.deps.streams.reportUsage(t.streamId!, Number(part));
         delta -= part;
       }
     } catch (err) {
-      // The stream stopped meanwhile (the consumer's credit lapsed): its stop event closes the trade.
-      if (!(err instanceof AppError) || err.code !== 'STREAM_STOPPED') throw err;
-      return;
+      // Stopped or paused meanwhile (the consumer's credit lapsed): as above.
+      if (!(err instanceof AppError) || (err.code !== 'STREAM_STOPPED' && err.code !== 'STREAM_NOT_ACTIVE'))
+        throw err;
+      s = await this.deps.streams.get(t.streamId!);
     }
-    if (t.settledWh === t.quantityWh) await this.finish(t, 'completed');
+    t.paidMsat = s.paidMsat;
+    return s;
+  }
+
+  private async completeIfDone(t: EnergyTrade, s: PublicStream): Promise<void> {
+    if (t.settledWh === t.quantityWh && s.state === 'active') await this.finish(t, 'completed');
+  }
+
+  /** A delivering trade's stream is active again (start, resume): it is told what it missed. */
+  private async catchUp(tradeId: string): Promise<void> {
+    const t = this.trades.openItem(tradeId);
+    if (t?.state !== 'delivering' || t.streamId === undefined) return;
+    await this.completeIfDone(t, await this.tell(t));
+  }
+
+  /** The streams service asks before pausing: a trade's stream is not paused (stop the trade). */
+  private pauseRefusal(s: PublicStream): string | undefined {
+    // A trade being funded has no stream id yet: its stream is known by its memo.
+    const tradeId = this.byStream.get(s.id) ?? s.memo?.match(/^energy trade (\S+)$/)?.[1];
+    const t = tradeId === undefined ? undefined : this.trades.openItem(tradeId);
+    if (!t || isFinalTrade(t) || t.consumerAccountId !== s.payerAccountId) return undefined;
+    if (t.producerAccountId !== s.payeeAccountId) return undefined;
+    return `stream ${s.id} settles energy trade ${t.id}: stop the trade instead of pausing its stream`;
   }
 
   private async dispute(t: EnergyTrade, interval: number, p: bigint, c: bigint): Promise<EnergyTrade> {
@@ -555,7 +708,8 @@ export class EnergyMarket {
   private async finish(t: EnergyTrade, state: 'completed' | 'disputed' | 'stopped'): Promise<void> {
     let final: EnergyTrade['state'] = state;
     if (t.streamId !== undefined) {
-      let s = await this.deps.streams.get(t.streamId);
+      // What was billed is told first, so that the stop pays it.
+      let s = await this.tell(t);
       if (s.state !== 'stopped') s = await this.deps.streams.stop(t.streamId, `energy trade ${state}`);
       t.paidMsat = s.paidMsat;
       if (s.stopReason === 'funds_exhausted' || s.stopReason === 'policy_denied') {
@@ -668,6 +822,11 @@ export class EnergyMarket {
   }
 
   // ---- internals ----------------------------------------------------------------------------
+
+  /** A product lives while its book has orders (its last price is on disk). */
+  private forgetIfEmpty(p: ProductState): void {
+    if (p.book.size === 0) this.products.delete(productKey(p.product));
+  }
 
   private productOf(p: Product): ProductState {
     const key = productKey(p);

@@ -46,7 +46,9 @@ export interface NewOrder extends Product {
  * matched → delivering (the metered stream runs) → completed (all delivered and paid) | lapsed
  * (the consumer's credit ran out: the stream stopped, the devices were told `stop`) | disputed
  * (the two meters disagreed beyond the tolerance: the interval was not paid, the stream stopped)
- * | stopped (a party stopped it) | unfunded (the consumer's first prepaid chunk was refused).
+ * | stopped (a party stopped it, or closeCode DELIVERY_WINDOW_ENDED: still open `graceSeconds`
+ * after its window ended) | unfunded (the consumer's first prepaid chunk was refused: the offer got
+ * the quantity back, the bid's rest was canceled).
  */
 export type TradeState =
   'matched' | 'delivering' | 'completed' | 'lapsed' | 'disputed' | 'stopped' | 'unfunded';
@@ -73,7 +75,10 @@ export interface EnergyTrade extends Product {
   consumedWh: bigint;
   /** Delivery accepted for payment (verified where both meters report), at most quantityWh. */
   settledWh: bigint;
-  /** floor(settledWh × price / 1000): what the stream was told to pay; the rest carries. */
+  /**
+   * floor(settledWh × price / 1000): what the stream is to be told to pay (the rest carries); the
+   * stream's `units` are what it was told, and the difference is told before anything else.
+   */
   billedMsat: Msat;
   /** What the stream paid the producer. */
   paidMsat: Msat;

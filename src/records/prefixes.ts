@@ -184,6 +184,12 @@ export const PREFIXES = {
     'disk',
     "a zone's last trade price (read when its book is shown)",
   ),
+  energyProductLastPrice: entry(
+    'eplast!',
+    'src/energy/market.ts',
+    'disk',
+    "a product's last trade price and time (read when its book is shown; the book itself lives while it has orders)",
+  ),
 } as const satisfies Record<string, PrefixEntry>;
 
 /** The collections kept with a `RecordIndex` (five prefixes each, see `indexed`), by name. */

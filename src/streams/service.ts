@@ -72,6 +72,8 @@ export class StreamsService {
   private readonly clock: Clock;
   private running = false;
   private failed = false;
+  /** Features that drive streams and refuse their pausing (see `refusePause`). */
+  private readonly pauseGuards = new Set<(s: PublicStream) => string | undefined>();
 
   constructor(private readonly deps: StreamsDeps) {
     const options = deps.options ?? {};
@@ -204,10 +206,23 @@ export class StreamsService {
     return this.applied(s);
   }
 
+  /**
+   * A feature that drives streams (the energy market's metered ones) refuses pausing those it
+   * drives: `guard` returns why, or undefined. Returns the function that removes the guard.
+   */
+  refusePause(guard: (s: PublicStream) => string | undefined): () => void {
+    this.pauseGuards.add(guard);
+    return () => this.pauseGuards.delete(guard);
+  }
+
   async pause(id: string): Promise<PublicStream> {
     const s = await this.mustGet(id);
     this.assertState(s, 'active');
     const now = this.now();
+    for (const guard of this.pauseGuards) {
+      const why = guard(publicStream(s, now));
+      if (why !== undefined) throw new StreamError(StreamErrorCode.STREAM_NOT_PAUSABLE, why);
+    }
     this.settleNow(s, now);
     if (!isStopped(s)) {
       bankActiveTime(s, now);

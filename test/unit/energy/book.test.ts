@@ -82,6 +82,26 @@ describe('energy order book (price-time priority, partial fills)', () => {
     expect(book.bestBid()).toBeUndefined();
   });
 
+  it('self-trade prevention: an order stops at its owner’s resting order and does not rest', () => {
+    const book = new OrderBook();
+    book.submit({ id: 'a', side: 'offer', price: 90n, remaining: 5n, seq: 1, owner: 'p2' });
+    book.submit({ id: 'b', side: 'offer', price: 95n, remaining: 5n, seq: 2, owner: 'p1' });
+    book.submit({ id: 'c', side: 'offer', price: 99n, remaining: 5n, seq: 3, owner: 'p3' });
+    const x = { id: 'x', side: 'bid' as const, price: 100n, remaining: 12n, seq: 4, owner: 'p1' };
+    expect(book.submit(x).map((f) => [f.makerId, f.quantity])).toEqual([['a', 5n]]);
+    expect([x.remaining, book.has('x'), book.bestBid()]).toEqual([7n, false, undefined]);
+    expect(book.depth('offer', 5).map((l) => l.quantity)).toEqual([5n, 5n]);
+  });
+
+  it('an order put back (cancel, then submitted again) keeps its time priority', () => {
+    const book = new OrderBook();
+    book.submit({ id: 'a', side: 'offer', price: 90n, remaining: 5n, seq: 1 });
+    book.submit({ id: 'b', side: 'offer', price: 90n, remaining: 5n, seq: 2 });
+    book.cancel('a');
+    book.submit({ id: 'a', side: 'offer', price: 90n, remaining: 8n, seq: 1 });
+    expect(book.resting('offer').map((o) => o.id)).toEqual(['a', 'b']);
+  });
+
   it('refuses empty orders and an id already resting', () => {
     const book = new OrderBook();
     expect(() => book.submit({ id: 'a', side: 'bid', price: 0n, remaining: 1n, seq: 1 })).toThrow(RangeError);

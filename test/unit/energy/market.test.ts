@@ -1,71 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { msat } from '../../../src/domain/msat.js';
-import { EnergyMarket } from '../../../src/energy/market.js';
-import type { NewOrder } from '../../../src/energy/types.js';
-import { balanceOf } from '../../../src/ledger/types.js';
-import { StreamsService } from '../../../src/streams/service.js';
+import { describe, expect, it } from 'vitest';
 import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
-import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
-import { ManualClock, settle } from '../streams/support.js';
-
-const SLOT = 900_000;
-const W = { zone: 'nl-1', windowStart: 1_700_000_100 * 1000 - ((1_700_000_100 * 1000) % SLOT) + SLOT * 4 };
-const product = { ...W, windowEnd: W.windowStart + SLOT };
-const order = (
-  side: 'offer' | 'bid',
-  wh: number,
-  price: number,
-  extra: Partial<NewOrder> = {},
-): NewOrder => ({
-  side,
-  ...product,
-  quantityWh: BigInt(wh),
-  priceMsatPerKWh: msat(price),
-  ...extra,
-});
-
-const closers: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0)) await c();
-});
-
-async function fixture() {
-  const clock = new ManualClock(1_700_000_000_000);
-  const f = await paymentsFixture({ now: () => clock.now() });
-  const streams = new StreamsService({
-    ledger: f.ledger,
-    payments: f.service,
-    publish: (id, e) => f.events.publish(id, { ...e }),
-    log: silentLog,
-    clock,
-    options: { firstChunkStagger: 0 },
-  });
-  await streams.start();
-  const market = new EnergyMarket({
-    ledger: f.ledger,
-    streams,
-    bus: f.events,
-    publish: (id, e) => f.events.publish(id, e),
-    deviceOf: (id) => (id === 'ab'.repeat(32) ? { accountId: 'c3', active: true } : undefined),
-    log: silentLog,
-    now: () => clock.now(),
-    options: { prefundWh: 100, toleranceBps: 200, sweepMs: 3600_000 },
-  });
-  await market.start();
-  closers.push(async () => {
-    market.stop();
-    await streams.stop();
-    f.service.stop();
-    await f.ledger.flush();
-  });
-  const balance = (id: string) => balanceOf(f.ledger.accountNow(id)!);
-  /** Lets the stream scheduler pay what was billed. */
-  const run = async (seconds = 2) => {
-    await clock.advance(seconds * 1000);
-    await settle(20);
-  };
-  return { ...f, clock, streams, market, balance, run };
-}
+import { settle } from '../streams/support.js';
+import { fixture, order, product } from './support.js';
 
 describe('energy market', () => {
   it('two producers and two consumers trade with a partial fill; settlement pays price × delivered Wh exactly', async () => {
@@ -184,37 +120,8 @@ describe('energy market', () => {
 
 describe('energy market restart', () => {
   it('rebuilds the books from the open orders in arrival order', async () => {
-    const clock = new ManualClock(1_700_000_000_000);
     const store = new MemoryLedgerStore();
-    const open = async () => {
-      const f = await paymentsFixture({ now: () => clock.now() }, store);
-      const streams = new StreamsService({
-        ledger: f.ledger,
-        payments: f.service,
-        publish: (id, e) => f.events.publish(id, { ...e }),
-        log: silentLog,
-        clock,
-      });
-      await streams.start();
-      const market = new EnergyMarket({
-        ledger: f.ledger,
-        streams,
-        bus: f.events,
-        publish: (id, e) => f.events.publish(id, e),
-        deviceOf: () => undefined,
-        log: silentLog,
-        now: () => clock.now(),
-        options: { sweepMs: 3600_000 },
-      });
-      await market.start();
-      const close = async () => {
-        market.stop();
-        await streams.stop();
-        f.service.stop();
-        await f.ledger.flush();
-      };
-      return { ...f, market, close };
-    };
+    const open = () => fixture({ prefundWh: 1000 }, store);
     const a = await open();
     for (const id of ['p1', 'p2', 'c1']) await a.account(id, id === 'c1' ? 1_000_000n : 0n);
     const first = await a.market.submit('p1', order('offer', 100, 50_000));
@@ -222,7 +129,6 @@ describe('energy market restart', () => {
     await a.market.submit('p1', order('offer', 50, 45_000));
     await a.close();
     const b = await open();
-    closers.push(b.close);
     expect((await b.market.book(product)).offers).toEqual([
       { price: 45_000n, quantity: 50n, orders: 1 },
       { price: 50_000n, quantity: 200n, orders: 2 },
