@@ -17,7 +17,7 @@ import type { Reputation } from './types.js';
  * task's capabilities bid a price (at most the buyer's ceiling) and a promised time (at most the
  * buyer's); the buyer picks, or at the deadline the best score wins automatically. The award
  * publishes the task with the winning bid as its reward (escrowed from the buyer's account, the
- * task market's own escrow) and claims it for the winner.
+ * task market's own escrow), already claimed by the winner (one batch: no other agent can take it).
  *
  * Score (lower wins; ties go to the earlier bid), in parts per million so it is exact:
  *   price = bid / ceiling, time = promised / maxPromised,
@@ -305,8 +305,13 @@ export class TaskAuctions {
   }
 
   private async finishAward(a: Auction): Promise<Auction> {
-    const bid = a.bids.find((b) => b.accountId === a.winnerAccountId)!;
+    const winner = a.winnerAccountId!;
+    const bid = a.bids.find((b) => b.accountId === winner)!;
     try {
+      // One step: the task is published already claimed by the winner (its escrow names it payee)
+      // in the batch that locks the reward, so no other agent can take it and a refusal (the
+      // winner can no longer take it, the buyer cannot fund it) locks nothing. The key makes a
+      // resumed award find the task it already published instead of locking again.
       const task = await this.deps.tasks.publishTask(a.publisherAccountId, {
         title: a.title,
         description: a.description,
@@ -314,12 +319,15 @@ export class TaskAuctions {
         rewardMsat: bid.priceMsat,
         deadlineSeconds: bid.promisedSeconds,
         reviewSeconds: a.reviewSeconds,
+        agentAccountId: winner,
         idempotencyKey: `auction:${a.id}`,
       });
-      const t = await this.deps.tasks.get(task.id);
-      if (t.state === 'open') await this.deps.tasks.claim(task.id, bid.accountId);
       a.taskId = task.id;
-      a.state = 'awarded';
+      if (task.agentAccountId === winner) a.state = 'awarded';
+      else {
+        a.state = 'failed';
+        a.failCode = 'AUCTION_WINNER_MISMATCH';
+      }
     } catch (err) {
       if (!(err instanceof AppError) || err.status >= 500) throw err;
       a.state = 'failed';
