@@ -83,6 +83,7 @@ export interface ScoredBid extends AuctionBid {
 
 const DEFAULT_WEIGHTS: AuctionWeights = { price: 50, time: 30, reputation: 20 };
 const MAX_BIDS = 200;
+const DEFAULT_MAX_OPEN_PER_ACCOUNT = 100;
 /** A manual auction the buyer never decides on closes this long after its bid deadline. */
 const MANUAL_GRACE_MS = 24 * 3600_000;
 
@@ -147,6 +148,9 @@ export function scoreBid(
 export class TaskAuctions {
   private readonly auctions: IndexedItems<Auction>;
   private readonly queue = new KeyedQueue();
+  /** Per publisher, its auctions not closed yet (open or awarding: those in memory). */
+  private readonly livePerAccount = new Map<string, number>();
+  private readonly maxOpen: number;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -157,9 +161,12 @@ export class TaskAuctions {
       publish: (accountId: string, event: { type: 'auction'; auction: Auction }) => void;
       log: Logger;
       now?: () => number;
+      /** The most auctions one account may have open (or awarding) at once (default 100). */
+      maxOpenPerAccount?: number;
     },
   ) {
     this.auctions = new IndexedItems(auctionIndex, deps.ledger);
+    this.maxOpen = deps.maxOpenPerAccount ?? DEFAULT_MAX_OPEN_PER_ACCOUNT;
   }
 
   private now(): number {
@@ -168,6 +175,7 @@ export class TaskAuctions {
 
   async start(sweepMs = 1000): Promise<void> {
     await this.auctions.load();
+    for (const a of this.auctions.values()) this.count(a.publisherAccountId, 1);
     this.timer = setInterval(
       () => void this.sweep().catch((err: unknown) => this.deps.log.error({ err }, 'auction sweep failed')),
       sweepMs,
@@ -207,6 +215,13 @@ export class TaskAuctions {
     for (const w of [weights.price, weights.time, weights.reputation])
       if (!Number.isSafeInteger(w) || w < 0 || w > 1000)
         throw invalid('weights must be integers from 0 to 1000');
+    // Checked and counted in one synchronous step (no await between), so concurrent opens cannot
+    // both take the last place; the count follows what is in memory (closing uncounts it).
+    if ((this.livePerAccount.get(publisherAccountId) ?? 0) >= this.maxOpen)
+      throw new MarketError(
+        MarketErrorCode.TOO_MANY_OPEN_AUCTIONS,
+        `at most ${this.maxOpen} open auctions per account`,
+      );
     const now = this.now();
     const a: Auction = {
       id: randomUUID(),
@@ -224,6 +239,7 @@ export class TaskAuctions {
       state: 'open',
       createdAt: now,
     };
+    this.count(publisherAccountId, 1);
     await this.save(a, idem(a.id));
     return this.view(a);
   }
@@ -291,9 +307,7 @@ export class TaskAuctions {
         if (!winner) {
           if (bidder !== undefined) throw invalid(`${bidder} has not bid`);
           a.state = 'expired';
-          a.closedAt = this.now();
-          await this.save(a);
-          return this.view(a);
+          return this.close(a);
         }
         // The intent first: a restart finishes the award (the task's idempotency key makes it once).
         a.state = 'awarding';
@@ -333,9 +347,21 @@ export class TaskAuctions {
       a.state = 'failed';
       a.failCode = err.code;
     }
+    return this.close(a);
+  }
+
+  /** Saves an auction that reached a final state: it no longer counts against its publisher's cap. */
+  private async close(a: Auction): Promise<Auction> {
     a.closedAt = this.now();
+    this.count(a.publisherAccountId, -1);
     await this.save(a);
     return this.view(a);
+  }
+
+  private count(accountId: string, delta: 1 | -1): void {
+    const n = (this.livePerAccount.get(accountId) ?? 0) + delta;
+    if (n <= 0) this.livePerAccount.delete(accountId);
+    else this.livePerAccount.set(accountId, n);
   }
 
   async get(id: string): Promise<Auction> {

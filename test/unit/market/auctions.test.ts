@@ -8,10 +8,15 @@ import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
 import { marketFixture } from './fixture.js';
 
 /** Auctions over the market fixture; `tasks` stands in for the task market (to race it). */
-async function fixture(store = new MemoryLedgerStore(), tasks?: (market: TaskMarket) => TaskMarket) {
+async function fixture(
+  store = new MemoryLedgerStore(),
+  tasks?: (market: TaskMarket) => TaskMarket,
+  maxOpenPerAccount?: number,
+) {
   const m = await marketFixture(store);
   const events: Auction[] = [];
   const auctions = new TaskAuctions({
+    ...(maxOpenPerAccount !== undefined ? { maxOpenPerAccount } : {}),
     ledger: m.ledger,
     tasks: tasks ? tasks(m.market) : m.market,
     registry: m.registry,
@@ -193,5 +198,30 @@ describe('task reverse auctions', () => {
       (await after.market.get(done.taskId!)).escrowId,
     ]);
     after.escrow.stop();
+  });
+
+  it('caps the auctions an account has open; closing one makes room, and the count survives a restart', async () => {
+    const store = new MemoryLedgerStore();
+    const f = await fixture(store, undefined, 2);
+    const input = { title: 't', maxRewardMsat: msat(10), bidSeconds: 60, maxPromisedSeconds: 60 };
+    const first = await f.auctions.open('payer', input);
+    await f.auctions.open('payer', input);
+    await expect(f.auctions.open('payer', input)).rejects.toMatchObject({
+      code: 'TOO_MANY_OPEN_AUCTIONS',
+      status: 429,
+    });
+    await f.auctions.open('payee', input); // the cap is per account
+    const again = await fixture(store, undefined, 2); // restarted: the open ones still count
+    await expect(again.auctions.open('payer', input)).rejects.toMatchObject({
+      code: 'TOO_MANY_OPEN_AUCTIONS',
+    });
+    await again.auctions.award(first.id, 'payer'); // no bids: it expires
+    expect((await again.auctions.get(first.id)).state).toBe('expired');
+    await again.auctions.open('payer', input);
+    await expect(again.auctions.open('payer', input)).rejects.toMatchObject({
+      code: 'TOO_MANY_OPEN_AUCTIONS',
+    });
+    f.escrow.stop();
+    again.escrow.stop();
   });
 });
