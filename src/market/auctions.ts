@@ -76,6 +76,33 @@ export interface OpenAuctionInput {
   weights?: AuctionWeights;
 }
 
+/**
+ * Who acts on an auction: an account (by its id), the operator, or the gateway's own sweep. A
+ * tagged value, not a string: no account id (`sweep`, `operator`...) can stand for another actor.
+ */
+export type AuctionActor = { kind: 'account'; id: string } | { kind: 'operator' } | { kind: 'sweep' };
+/** Who reads an auction. */
+export type AuctionViewer = Exclude<AuctionActor, { kind: 'sweep' }>;
+
+/**
+ * What a viewer sees of an auction: the publisher and the operator all of it; another account only
+ * its own bid, the winner and the task only if it won, never the failure code (the buyer's). An
+ * account that did not bid sees an open auction (anyone can list those) with no bids, and nothing
+ * of a closed one (undefined: not found).
+ */
+export function auctionSeenBy(a: Auction, viewer: AuctionViewer): Auction | undefined {
+  if (viewer.kind === 'operator' || viewer.id === a.publisherAccountId) return a;
+  const bids = a.bids.filter((b) => b.accountId === viewer.id);
+  if (bids.length === 0 && a.state !== 'open') return undefined;
+  const seen: Auction = { ...a, bids };
+  delete seen.failCode;
+  if (a.winnerAccountId !== viewer.id) {
+    delete seen.winnerAccountId;
+    delete seen.taskId;
+  }
+  return seen;
+}
+
 export interface ScoredBid extends AuctionBid {
   score: number;
   reputation: Reputation;
@@ -126,6 +153,7 @@ const auctionIndex = new RecordIndex<Auction>(
 );
 
 const invalid = (message: string): MarketError => new MarketError(MarketErrorCode.INVALID_ARGUMENT, message);
+const notFound = (id: string): AppError => new AppError('AUCTION_NOT_FOUND', `no auction ${id}`, 404);
 const PPM = 1_000_000n;
 
 /** The documented score of a bid, in ppm-weighted units (lower is better). */
@@ -276,7 +304,7 @@ export class TaskAuctions {
         throw new AppError('TOO_MANY_BIDS', `an auction takes at most ${MAX_BIDS} bidders`, 429);
       a.bids = [...others, { accountId, priceMsat, promisedSeconds, at: this.now() }];
       await this.save(a);
-      return this.view(a);
+      return auctionSeenBy(this.view(a), { kind: 'account', id: accountId })!;
     });
   }
 
@@ -294,10 +322,10 @@ export class TaskAuctions {
    * Awards the auction: to the bidder the buyer names (any time it is open), or to the best score
    * (the buyer without a name, or the sweep at the deadline of an `auto` auction).
    */
-  award(auctionId: string, by: string | 'operator' | 'sweep', bidder?: string): Promise<Auction> {
+  award(auctionId: string, by: AuctionActor, bidder?: string): Promise<Auction> {
     return this.queue.run(auctionId, async () => {
       const a = await this.must(auctionId);
-      if (by !== 'sweep' && by !== 'operator' && by !== a.publisherAccountId)
+      if (by.kind === 'account' && by.id !== a.publisherAccountId)
         throw new MarketError(MarketErrorCode.FORBIDDEN, 'only the publisher awards its auction');
       if (a.state !== 'open' && a.state !== 'awarding')
         throw new MarketError(MarketErrorCode.INVALID_STATE, `the auction is ${a.state}`, { state: a.state });
@@ -368,18 +396,29 @@ export class TaskAuctions {
     return this.view(await this.must(id));
   }
 
-  /** Open auctions (from memory), newest first; `capability` keeps those these capabilities can bid on. */
-  listOpen(capability?: string[]): Auction[] {
+  /** The auction as `viewer` sees it (`auctionSeenBy`); one it may not see is not found. */
+  async show(id: string, viewer: AuctionViewer): Promise<Auction> {
+    const seen = auctionSeenBy(this.view(await this.must(id)), viewer);
+    if (!seen) throw notFound(id);
+    return seen;
+  }
+
+  /**
+   * Open auctions (from memory), newest first, as `viewer` sees them; `capability` keeps those
+   * these capabilities can bid on.
+   */
+  listOpen(viewer: AuctionViewer, capability?: string[]): Auction[] {
     const has = capability ? new Set(capabilities(capability)) : undefined;
     return [...this.auctions.values()]
       .filter((a) => a.state === 'open' && (has === undefined || a.capabilities.every((c) => has.has(c))))
       .sort((x, y) => y.createdAt - x.createdAt)
-      .map((a) => this.view(a));
+      .map((a) => auctionSeenBy(this.view(a), viewer)!);
   }
 
-  /** An account's auctions (published or won), newest first, a page at a time from disk. */
+  /** An account's auctions (published or won), newest first, a page at a time from disk, as `viewer` sees them. */
   async list(
     accountId: string,
+    viewer: AuctionViewer,
     page: { limit?: number; before?: string } = {},
   ): Promise<{ auctions: Auction[]; next?: string }> {
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
@@ -387,7 +426,8 @@ export class TaskAuctions {
     const auctions: Auction[] = [];
     for (const { id } of entries) {
       const a = await this.auctions.peek(id);
-      if (a) auctions.push(this.view(a));
+      const seen = a && auctionSeenBy(this.view(a), viewer);
+      if (seen) auctions.push(seen);
     }
     return { auctions, ...(next ? { next } : {}) };
   }
@@ -402,7 +442,7 @@ export class TaskAuctions {
           now >= a.bidDeadline &&
           (a.selection === 'auto' || now >= a.bidDeadline + MANUAL_GRACE_MS || a.bids.length === 0));
       if (!due) continue;
-      await this.award(a.id, 'sweep').catch((err: unknown) =>
+      await this.award(a.id, { kind: 'sweep' }).catch((err: unknown) =>
         this.deps.log.warn({ err, auctionId: a.id }, 'closing an auction failed; retrying'),
       );
     }
@@ -410,7 +450,7 @@ export class TaskAuctions {
 
   private async must(id: string): Promise<Auction> {
     const a = typeof id === 'string' ? await this.auctions.find(id) : undefined;
-    if (!a) throw new AppError('AUCTION_NOT_FOUND', `no auction ${String(id)}`, 404);
+    if (!a) throw notFound(String(id));
     return a;
   }
 
@@ -419,8 +459,12 @@ export class TaskAuctions {
     await this.deps.ledger.putRecords([...auctionIndex.records(a), ...extra]);
     const view = this.view(a);
     this.deps.publish(a.publisherAccountId, { type: 'auction', auction: view });
-    if (a.winnerAccountId !== undefined)
-      this.deps.publish(a.winnerAccountId, { type: 'auction', auction: view });
+    const winner = a.winnerAccountId;
+    if (winner !== undefined)
+      this.deps.publish(winner, {
+        type: 'auction',
+        auction: auctionSeenBy(view, { kind: 'account', id: winner })!,
+      });
   }
 
   private view(a: Auction): Auction {

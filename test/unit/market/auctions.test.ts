@@ -111,8 +111,10 @@ describe('task reverse auctions', () => {
     });
     await f.auctions.bid(a.id, 'payee', msat(500), 600);
     await f.auctions.bid(a.id, 'other', msat(900), 600);
-    await expect(f.auctions.award(a.id, 'other')).rejects.toMatchObject({ code: 'TASK_FORBIDDEN' });
-    const won = await f.auctions.award(a.id, 'payer', 'other');
+    await expect(f.auctions.award(a.id, { kind: 'account', id: 'other' })).rejects.toMatchObject({
+      code: 'TASK_FORBIDDEN',
+    });
+    const won = await f.auctions.award(a.id, { kind: 'account', id: 'payer' }, 'other');
     expect(won).toMatchObject({ state: 'awarded', winnerAccountId: 'other' });
     expect((await f.market.get(won.taskId!)).rewardMsat).toBe(900n);
 
@@ -166,7 +168,7 @@ describe('task reverse auctions', () => {
       maxPromisedSeconds: 600,
     });
     await f.auctions.bid(a.id, 'payee', msat(800), 600);
-    const done = await f.auctions.award(a.id, 'payer');
+    const done = await f.auctions.award(a.id, { kind: 'account', id: 'payer' });
     expect(done).toMatchObject({ state: 'awarded', winnerAccountId: 'payee' });
     expect(await f.market.get(done.taskId!)).toMatchObject({ state: 'claimed', agentAccountId: 'payee' });
     expect(f.avail('payer')).toBe(1_000_000n - 800n);
@@ -183,7 +185,7 @@ describe('task reverse auctions', () => {
       maxPromisedSeconds: 600,
     });
     await before.auctions.bid(a.id, 'payee', msat(800), 600);
-    await before.auctions.award(a.id, 'payer').catch(() => undefined);
+    await before.auctions.award(a.id, { kind: 'account', id: 'payer' }).catch(() => undefined);
     before.escrow.stop();
     store.failNext = false; // the restarted gateway has a working disk
 
@@ -215,7 +217,7 @@ describe('task reverse auctions', () => {
     await expect(again.auctions.open('payer', input)).rejects.toMatchObject({
       code: 'TOO_MANY_OPEN_AUCTIONS',
     });
-    await again.auctions.award(first.id, 'payer'); // no bids: it expires
+    await again.auctions.award(first.id, { kind: 'account', id: 'payer' }); // no bids: it expires
     expect((await again.auctions.get(first.id)).state).toBe('expired');
     await again.auctions.open('payer', input);
     await expect(again.auctions.open('payer', input)).rejects.toMatchObject({
