@@ -1,11 +1,10 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
-import type { LedgerWrite } from '../../../src/ledger/store.js';
 import { scoreBid, TaskAuctions, type Auction } from '../../../src/market/auctions.js';
 import type { TaskMarket } from '../../../src/market/tasks.js';
 import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
-import { marketFixture } from './fixture.js';
+import { CrashAfterLock, marketFixture } from './fixture.js';
 
 /** Auctions over the market fixture; `tasks` stands in for the task market (to race it). */
 async function fixture(
@@ -37,14 +36,17 @@ async function fixture(
   return { ...m, auctions, events };
 }
 
-/** A disk that fails the write after the one that locked an escrow's amount (the gateway dies there). */
-class CrashAfterLock extends MemoryLedgerStore {
-  crashed = false;
-  override async commit(writes: LedgerWrite[]): Promise<void> {
-    await super.commit(writes);
-    if (!this.crashed && writes.some((w) => w.type === 'transfer' && w.transfer.code === 'escrow'))
-      this.failNext = this.crashed = true;
-  }
+/** An auto auction for `vision` (ceiling 1000 msat, 60 s of bids) where `payee` bid 800 msat, 600 s. */
+async function openWithBid(f: Awaited<ReturnType<typeof fixture>>): Promise<Auction> {
+  const a = await f.auctions.open('payer', {
+    title: 'label',
+    capabilities: ['vision'],
+    maxRewardMsat: msat(1000),
+    bidSeconds: 60,
+    maxPromisedSeconds: 600,
+  });
+  await f.auctions.bid(a.id, 'payee', msat(800), 600);
+  return a;
 }
 
 describe('task reverse auctions', () => {
@@ -132,14 +134,7 @@ describe('task reverse auctions', () => {
 
   it('a winner that can no longer take the task fails the award with nothing escrowed and no task left open', async () => {
     const f = await fixture();
-    const a = await f.auctions.open('payer', {
-      title: 'label',
-      capabilities: ['vision'],
-      maxRewardMsat: msat(1000),
-      bidSeconds: 60,
-      maxPromisedSeconds: 600,
-    });
-    await f.auctions.bid(a.id, 'payee', msat(800), 600);
+    const a = await openWithBid(f);
     for (const o of f.registry.find({ accountId: 'payee' })) await f.registry.withdraw(o.id);
     f.clock.offset += 61_000;
     await f.auctions.sweep();
@@ -160,14 +155,7 @@ describe('task reverse auctions', () => {
         },
       }),
     );
-    const a = await f.auctions.open('payer', {
-      title: 'label',
-      capabilities: ['vision'],
-      maxRewardMsat: msat(1000),
-      bidSeconds: 60,
-      maxPromisedSeconds: 600,
-    });
-    await f.auctions.bid(a.id, 'payee', msat(800), 600);
+    const a = await openWithBid(f);
     const done = await f.auctions.award(a.id, { kind: 'account', id: 'payer' });
     expect(done).toMatchObject({ state: 'awarded', winnerAccountId: 'payee' });
     expect(await f.market.get(done.taskId!)).toMatchObject({ state: 'claimed', agentAccountId: 'payee' });
@@ -177,14 +165,7 @@ describe('task reverse auctions', () => {
   it('an award a crash interrupted right after the reward was locked finishes at restart, locked once', async () => {
     const store = new CrashAfterLock();
     const before = await fixture(store);
-    const a = await before.auctions.open('payer', {
-      title: 'label',
-      capabilities: ['vision'],
-      maxRewardMsat: msat(1000),
-      bidSeconds: 60,
-      maxPromisedSeconds: 600,
-    });
-    await before.auctions.bid(a.id, 'payee', msat(800), 600);
+    const a = await openWithBid(before);
     await before.auctions.award(a.id, { kind: 'account', id: 'payer' }).catch(() => undefined);
     before.escrow.stop();
     store.failNext = false; // the restarted gateway has a working disk
