@@ -61,7 +61,7 @@ const AuctionParams = Type.Object({
 });
 
 /** Who calls: the operator (any `:id`), else the account of the key (`:id`, checked by the auth hook). */
-const viewerOf = (req: FastifyRequest, accountId: string): AuctionViewer =>
+const callerOf = (req: FastifyRequest, accountId: string): AuctionViewer =>
   principalOf(req).type === 'operator' ? { kind: 'operator' } : { kind: 'account', id: accountId };
 
 /** Reverse auctions of tasks: open, bid, rank, award (the task is escrowed at the winning bid). */
@@ -138,13 +138,13 @@ export const auctionRoutes: FastifyPluginAsyncTypebox<{ auctions: TaskAuctions }
     async (req) => {
       if (req.query.open) {
         const caps = req.query.capability?.split(',').filter((c) => c.length > 0);
-        return { auctions: jsonSafe(auctions.listOpen(viewerOf(req, req.params.id), caps)) };
+        return { auctions: jsonSafe(auctions.listOpen(callerOf(req, req.params.id), caps)) };
       }
       const page = {
         ...(req.query.limit !== undefined ? { limit: req.query.limit } : {}),
         ...(req.query.before !== undefined ? { before: req.query.before } : {}),
       };
-      return jsonSafe(await auctions.list(req.params.id, viewerOf(req, req.params.id), page));
+      return jsonSafe(await auctions.list(req.params.id, callerOf(req, req.params.id), page));
     },
   );
 
@@ -182,7 +182,7 @@ export const auctionRoutes: FastifyPluginAsyncTypebox<{ auctions: TaskAuctions }
       },
     },
     async (req) => {
-      const a = await auctions.show(req.params.auctionId, viewerOf(req, req.params.id));
+      const a = await auctions.show(req.params.auctionId, callerOf(req, req.params.id));
       return { auction: jsonSafe(a), ranking: jsonSafe(await auctions.ranking(a)) };
     },
   );
@@ -231,7 +231,7 @@ export const auctionRoutes: FastifyPluginAsyncTypebox<{ auctions: TaskAuctions }
     },
     async (req) => {
       return jsonSafe(
-        await auctions.award(req.params.auctionId, viewerOf(req, req.params.id), req.body.bidderAccountId),
+        await auctions.award(req.params.auctionId, callerOf(req, req.params.id), req.body.bidderAccountId),
       );
     },
   );
