@@ -174,7 +174,16 @@ export async function openAccounts(
   await registry.load();
   const market = new TaskMarket(ledger, escrow, registry, publish, log);
   await market.start();
-  const auctions = new TaskAuctions({ ledger, tasks: market, registry, publish, log });
+  const auctions = new TaskAuctions({
+    ledger,
+    tasks: market,
+    registry,
+    publish,
+    log,
+    ...(config.auctions?.maxOpenPerAccount !== undefined
+      ? { maxOpenPerAccount: config.auctions.maxOpenPerAccount }
+      : {}),
+  });
   await auctions.start();
   const receiver = new StreamReceiver({ ledger, nodeId: () => payments.nodeId, publish, log });
   await receiver.start();

@@ -111,6 +111,13 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** Task auctions (src/market/auctions.ts): the most one account may have open at once. */
+    auctions: Type.Optional(
+      Type.Object(
+        { maxOpenPerAccount: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })) },
+        { additionalProperties: false },
+      ),
+    ),
     /** Operator credential; when absent one is generated on first start and only its hash is kept. */
     operatorKey: Type.Optional(Type.String({ minLength: 32 })),
     /** Prometheus metrics at `/metrics`: the operator key opens it, and this token too (scrape only). */

@@ -17,7 +17,7 @@ import type { Reputation } from './types.js';
  * task's capabilities bid a price (at most the buyer's ceiling) and a promised time (at most the
  * buyer's); the buyer picks, or at the deadline the best score wins automatically. The award
  * publishes the task with the winning bid as its reward (escrowed from the buyer's account, the
- * task market's own escrow) and claims it for the winner.
+ * task market's own escrow), already claimed by the winner (one batch: no other agent can take it).
  *
  * Score (lower wins; ties go to the earlier bid), in parts per million so it is exact:
  *   price = bid / ceiling, time = promised / maxPromised,
@@ -76,6 +76,33 @@ export interface OpenAuctionInput {
   weights?: AuctionWeights;
 }
 
+/**
+ * Who acts on an auction: an account (by its id), the operator, or the gateway's own sweep. A
+ * tagged value, not a string: no account id (`sweep`, `operator`...) can stand for another actor.
+ */
+export type AuctionActor = { kind: 'account'; id: string } | { kind: 'operator' } | { kind: 'sweep' };
+/** Who reads an auction. */
+export type AuctionViewer = Exclude<AuctionActor, { kind: 'sweep' }>;
+
+/**
+ * What a viewer sees of an auction: the publisher and the operator all of it; another account only
+ * its own bid, the winner and the task only if it won, never the failure code (the buyer's). An
+ * account that did not bid sees an open auction (anyone can list those) with no bids, and nothing
+ * of a closed one (undefined: not found).
+ */
+export function auctionSeenBy(a: Auction, viewer: AuctionViewer): Auction | undefined {
+  if (viewer.kind === 'operator' || viewer.id === a.publisherAccountId) return a;
+  const bids = a.bids.filter((b) => b.accountId === viewer.id);
+  if (bids.length === 0 && a.state !== 'open') return undefined;
+  const seen: Auction = { ...a, bids };
+  delete seen.failCode;
+  if (a.winnerAccountId !== viewer.id) {
+    delete seen.winnerAccountId;
+    delete seen.taskId;
+  }
+  return seen;
+}
+
 export interface ScoredBid extends AuctionBid {
   score: number;
   reputation: Reputation;
@@ -83,6 +110,7 @@ export interface ScoredBid extends AuctionBid {
 
 const DEFAULT_WEIGHTS: AuctionWeights = { price: 50, time: 30, reputation: 20 };
 const MAX_BIDS = 200;
+const DEFAULT_MAX_OPEN_PER_ACCOUNT = 100;
 /** A manual auction the buyer never decides on closes this long after its bid deadline. */
 const MANUAL_GRACE_MS = 24 * 3600_000;
 
@@ -125,6 +153,7 @@ const auctionIndex = new RecordIndex<Auction>(
 );
 
 const invalid = (message: string): MarketError => new MarketError(MarketErrorCode.INVALID_ARGUMENT, message);
+const notFound = (id: string): AppError => new AppError('AUCTION_NOT_FOUND', `no auction ${id}`, 404);
 const PPM = 1_000_000n;
 
 /** The documented score of a bid, in ppm-weighted units (lower is better). */
@@ -147,6 +176,9 @@ export function scoreBid(
 export class TaskAuctions {
   private readonly auctions: IndexedItems<Auction>;
   private readonly queue = new KeyedQueue();
+  /** Per publisher, its auctions not closed yet (open or awarding: those in memory). */
+  private readonly livePerAccount = new Map<string, number>();
+  private readonly maxOpen: number;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -157,9 +189,12 @@ export class TaskAuctions {
       publish: (accountId: string, event: { type: 'auction'; auction: Auction }) => void;
       log: Logger;
       now?: () => number;
+      /** The most auctions one account may have open (or awarding) at once (default 100). */
+      maxOpenPerAccount?: number;
     },
   ) {
     this.auctions = new IndexedItems(auctionIndex, deps.ledger);
+    this.maxOpen = deps.maxOpenPerAccount ?? DEFAULT_MAX_OPEN_PER_ACCOUNT;
   }
 
   private now(): number {
@@ -168,6 +203,7 @@ export class TaskAuctions {
 
   async start(sweepMs = 1000): Promise<void> {
     await this.auctions.load();
+    for (const a of this.auctions.values()) this.count(a.publisherAccountId, 1);
     this.timer = setInterval(
       () => void this.sweep().catch((err: unknown) => this.deps.log.error({ err }, 'auction sweep failed')),
       sweepMs,
@@ -207,6 +243,13 @@ export class TaskAuctions {
     for (const w of [weights.price, weights.time, weights.reputation])
       if (!Number.isSafeInteger(w) || w < 0 || w > 1000)
         throw invalid('weights must be integers from 0 to 1000');
+    // Checked and counted in one synchronous step (no await between), so concurrent opens cannot
+    // both take the last place; the count follows what is in memory (closing uncounts it).
+    if ((this.livePerAccount.get(publisherAccountId) ?? 0) >= this.maxOpen)
+      throw new MarketError(
+        MarketErrorCode.TOO_MANY_OPEN_AUCTIONS,
+        `at most ${this.maxOpen} open auctions per account`,
+      );
     const now = this.now();
     const a: Auction = {
       id: randomUUID(),
@@ -224,6 +267,7 @@ export class TaskAuctions {
       state: 'open',
       createdAt: now,
     };
+    this.count(publisherAccountId, 1);
     await this.save(a, idem(a.id));
     return this.view(a);
   }
@@ -260,7 +304,7 @@ export class TaskAuctions {
         throw new AppError('TOO_MANY_BIDS', `an auction takes at most ${MAX_BIDS} bidders`, 429);
       a.bids = [...others, { accountId, priceMsat, promisedSeconds, at: this.now() }];
       await this.save(a);
-      return this.view(a);
+      return auctionSeenBy(this.view(a), { kind: 'account', id: accountId })!;
     });
   }
 
@@ -278,10 +322,10 @@ export class TaskAuctions {
    * Awards the auction: to the bidder the buyer names (any time it is open), or to the best score
    * (the buyer without a name, or the sweep at the deadline of an `auto` auction).
    */
-  award(auctionId: string, by: string | 'operator' | 'sweep', bidder?: string): Promise<Auction> {
+  award(auctionId: string, by: AuctionActor, bidder?: string): Promise<Auction> {
     return this.queue.run(auctionId, async () => {
       const a = await this.must(auctionId);
-      if (by !== 'sweep' && by !== 'operator' && by !== a.publisherAccountId)
+      if (by.kind === 'account' && by.id !== a.publisherAccountId)
         throw new MarketError(MarketErrorCode.FORBIDDEN, 'only the publisher awards its auction');
       if (a.state !== 'open' && a.state !== 'awarding')
         throw new MarketError(MarketErrorCode.INVALID_STATE, `the auction is ${a.state}`, { state: a.state });
@@ -291,9 +335,7 @@ export class TaskAuctions {
         if (!winner) {
           if (bidder !== undefined) throw invalid(`${bidder} has not bid`);
           a.state = 'expired';
-          a.closedAt = this.now();
-          await this.save(a);
-          return this.view(a);
+          return this.close(a);
         }
         // The intent first: a restart finishes the award (the task's idempotency key makes it once).
         a.state = 'awarding';
@@ -305,8 +347,13 @@ export class TaskAuctions {
   }
 
   private async finishAward(a: Auction): Promise<Auction> {
-    const bid = a.bids.find((b) => b.accountId === a.winnerAccountId)!;
+    const winner = a.winnerAccountId!;
+    const bid = a.bids.find((b) => b.accountId === winner)!;
     try {
+      // One step: the task is published already claimed by the winner (its escrow names it payee)
+      // in the batch that locks the reward, so no other agent can take it and a refusal (the
+      // winner can no longer take it, the buyer cannot fund it) locks nothing. The key makes a
+      // resumed award find the task it already published instead of locking again.
       const task = await this.deps.tasks.publishTask(a.publisherAccountId, {
         title: a.title,
         description: a.description,
@@ -314,38 +361,64 @@ export class TaskAuctions {
         rewardMsat: bid.priceMsat,
         deadlineSeconds: bid.promisedSeconds,
         reviewSeconds: a.reviewSeconds,
+        agentAccountId: winner,
         idempotencyKey: `auction:${a.id}`,
       });
-      const t = await this.deps.tasks.get(task.id);
-      if (t.state === 'open') await this.deps.tasks.claim(task.id, bid.accountId);
       a.taskId = task.id;
-      a.state = 'awarded';
+      if (task.agentAccountId === winner) a.state = 'awarded';
+      else {
+        a.state = 'failed';
+        a.failCode = 'AUCTION_WINNER_MISMATCH';
+      }
     } catch (err) {
       if (!(err instanceof AppError) || err.status >= 500) throw err;
       a.state = 'failed';
       a.failCode = err.code;
     }
+    return this.close(a);
+  }
+
+  /** Saves an auction that reached a final state: it no longer counts against its publisher's cap. */
+  private async close(a: Auction): Promise<Auction> {
     a.closedAt = this.now();
+    this.count(a.publisherAccountId, -1);
     await this.save(a);
     return this.view(a);
+  }
+
+  private count(accountId: string, delta: 1 | -1): void {
+    const n = (this.livePerAccount.get(accountId) ?? 0) + delta;
+    if (n <= 0) this.livePerAccount.delete(accountId);
+    else this.livePerAccount.set(accountId, n);
   }
 
   async get(id: string): Promise<Auction> {
     return this.view(await this.must(id));
   }
 
-  /** Open auctions (from memory), newest first; `capability` keeps those these capabilities can bid on. */
-  listOpen(capability?: string[]): Auction[] {
+  /** The auction as `viewer` sees it (`auctionSeenBy`); one it may not see is not found. */
+  async show(id: string, viewer: AuctionViewer): Promise<Auction> {
+    const seen = auctionSeenBy(this.view(await this.must(id)), viewer);
+    if (!seen) throw notFound(id);
+    return seen;
+  }
+
+  /**
+   * Open auctions (from memory), newest first, as `viewer` sees them; `capability` keeps those
+   * these capabilities can bid on.
+   */
+  listOpen(viewer: AuctionViewer, capability?: string[]): Auction[] {
     const has = capability ? new Set(capabilities(capability)) : undefined;
     return [...this.auctions.values()]
       .filter((a) => a.state === 'open' && (has === undefined || a.capabilities.every((c) => has.has(c))))
       .sort((x, y) => y.createdAt - x.createdAt)
-      .map((a) => this.view(a));
+      .map((a) => auctionSeenBy(this.view(a), viewer)!);
   }
 
-  /** An account's auctions (published or won), newest first, a page at a time from disk. */
+  /** An account's auctions (published or won), newest first, a page at a time from disk, as `viewer` sees them. */
   async list(
     accountId: string,
+    viewer: AuctionViewer,
     page: { limit?: number; before?: string } = {},
   ): Promise<{ auctions: Auction[]; next?: string }> {
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 500);
@@ -353,7 +426,8 @@ export class TaskAuctions {
     const auctions: Auction[] = [];
     for (const { id } of entries) {
       const a = await this.auctions.peek(id);
-      if (a) auctions.push(this.view(a));
+      const seen = a && auctionSeenBy(this.view(a), viewer);
+      if (seen) auctions.push(seen);
     }
     return { auctions, ...(next ? { next } : {}) };
   }
@@ -368,7 +442,7 @@ export class TaskAuctions {
           now >= a.bidDeadline &&
           (a.selection === 'auto' || now >= a.bidDeadline + MANUAL_GRACE_MS || a.bids.length === 0));
       if (!due) continue;
-      await this.award(a.id, 'sweep').catch((err: unknown) =>
+      await this.award(a.id, { kind: 'sweep' }).catch((err: unknown) =>
         this.deps.log.warn({ err, auctionId: a.id }, 'closing an auction failed; retrying'),
       );
     }
@@ -376,7 +450,7 @@ export class TaskAuctions {
 
   private async must(id: string): Promise<Auction> {
     const a = typeof id === 'string' ? await this.auctions.find(id) : undefined;
-    if (!a) throw new AppError('AUCTION_NOT_FOUND', `no auction ${String(id)}`, 404);
+    if (!a) throw notFound(String(id));
     return a;
   }
 
@@ -385,8 +459,12 @@ export class TaskAuctions {
     await this.deps.ledger.putRecords([...auctionIndex.records(a), ...extra]);
     const view = this.view(a);
     this.deps.publish(a.publisherAccountId, { type: 'auction', auction: view });
-    if (a.winnerAccountId !== undefined)
-      this.deps.publish(a.winnerAccountId, { type: 'auction', auction: view });
+    const winner = a.winnerAccountId;
+    if (winner !== undefined)
+      this.deps.publish(winner, {
+        type: 'auction',
+        auction: auctionSeenBy(view, { kind: 'account', id: winner })!,
+      });
   }
 
   private view(a: Auction): Auction {

@@ -8,6 +8,7 @@ export const MarketErrorCode = {
   FORBIDDEN: 'TASK_FORBIDDEN',
   MISSING_CAPABILITY: 'MISSING_CAPABILITY',
   DEADLINE_PASSED: 'DEADLINE_PASSED',
+  TOO_MANY_OPEN_AUCTIONS: 'TOO_MANY_OPEN_AUCTIONS',
 } as const;
 export type MarketErrorCode = (typeof MarketErrorCode)[keyof typeof MarketErrorCode];
 
@@ -19,6 +20,7 @@ const STATUS: Record<MarketErrorCode, number> = {
   TASK_FORBIDDEN: 403,
   MISSING_CAPABILITY: 403,
   DEADLINE_PASSED: 409,
+  TOO_MANY_OPEN_AUCTIONS: 429,
 };
 
 export class MarketError extends CodedError<MarketErrorCode> {

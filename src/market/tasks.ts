@@ -21,6 +21,11 @@ export interface PublishTaskInput {
   /** Seconds from now until the result is due. */
   deadlineSeconds: number;
   reviewSeconds?: number;
+  /**
+   * The agent the task goes to at publication (an auction's winner): the task starts claimed by it
+   * and its escrow names it payee, in the batch that locks the reward (no moment where it is open).
+   */
+  agentAccountId?: string;
   /** A retry with the same key gets the first task; the same key for another request is a 409. */
   idempotencyKey?: string;
 }
@@ -147,6 +152,8 @@ export class TaskMarket {
     if (!Number.isInteger(reviewSeconds) || reviewSeconds < 1)
       throw new MarketError(MarketErrorCode.INVALID_ARGUMENT, 'reviewSeconds must be a positive integer');
     const caps = capabilities(input.capabilities ?? []);
+    const agent = input.agentAccountId;
+    if (agent !== undefined) await this.assertCanTake({ publisherAccountId, capabilities: caps }, agent);
     // The reward is locked first (policy and funds checked there); the task and its idempotency
     // key are written in the batch that locks it, so a crash cannot leave a lock without its task
     // (a retry would lock the reward again).
@@ -161,7 +168,8 @@ export class TaskMarket {
       deadline: now + input.deadlineSeconds * 1000,
       reviewSeconds,
       escrowId: '',
-      state: 'open',
+      state: agent !== undefined ? 'claimed' : 'open',
+      ...(agent !== undefined ? { agentAccountId: agent, claimedAt: now } : {}),
       createdAt: now,
     };
     await this.escrow.create(
@@ -172,6 +180,7 @@ export class TaskMarket {
         condition: { type: 'approval' },
         funding: 'account',
         timeoutSeconds: input.deadlineSeconds + reviewSeconds + DISPUTE_WINDOW_S,
+        ...(agent !== undefined ? { payeeAccountId: agent } : {}),
       },
       (escrowId) => {
         task.escrowId = escrowId;
@@ -189,17 +198,7 @@ export class TaskMarket {
       this.expect(t, 'open', 'claim');
       if (this.now() >= t.deadline)
         throw new MarketError(MarketErrorCode.DEADLINE_PASSED, 'the task deadline has passed');
-      if (agentAccountId === t.publisherAccountId)
-        throw new MarketError(MarketErrorCode.FORBIDDEN, 'a publisher cannot claim its own task');
-      await this.ledger.requireAccount(agentAccountId);
-      const has = this.registry.capabilitiesOf(agentAccountId);
-      const missing = t.capabilities.filter((c) => !has.has(c));
-      if (missing.length > 0)
-        throw new MarketError(
-          MarketErrorCode.MISSING_CAPABILITY,
-          `advertise these capabilities in the service registry first: ${missing.join(', ')}`,
-          { missing },
-        );
+      await this.assertCanTake(t, agentAccountId);
       await this.escrow.assignPayee(t.escrowId, agentAccountId);
       t.state = 'claimed';
       t.agentAccountId = agentAccountId;
@@ -418,6 +417,25 @@ export class TaskMarket {
   /** How many tasks are in memory: every open one, and a bounded cache of closed ones. */
   stats(): { open: number; closedInMemory: number } {
     return this.tasks.stats();
+  }
+
+  /** The rule of who may take a task (claim it, or get it at publication): not its publisher, and an
+   * existing account that advertises every capability the task needs. */
+  private async assertCanTake(
+    t: Pick<Task, 'publisherAccountId' | 'capabilities'>,
+    agentAccountId: string,
+  ): Promise<void> {
+    if (agentAccountId === t.publisherAccountId)
+      throw new MarketError(MarketErrorCode.FORBIDDEN, 'a publisher cannot claim its own task');
+    await this.ledger.requireAccount(agentAccountId);
+    const has = this.registry.capabilitiesOf(agentAccountId);
+    const missing = t.capabilities.filter((c) => !has.has(c));
+    if (missing.length > 0)
+      throw new MarketError(
+        MarketErrorCode.MISSING_CAPABILITY,
+        `advertise these capabilities in the service registry first: ${missing.join(', ')}`,
+        { missing },
+      );
   }
 
   private expect(t: Task, state: TaskState, action: string): void {

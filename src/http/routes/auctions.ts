@@ -1,7 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { msat } from '../../domain/msat.js';
-import type { TaskAuctions } from '../../market/auctions.js';
+import type { AuctionViewer, TaskAuctions } from '../../market/auctions.js';
+import type { FastifyRequest } from 'fastify';
 import { principalOf } from '../auth.js';
 import { jsonSafe } from '../json.js';
 import { ErrorResponses, IdempotencyKey, IdParams, literals, MsatString, PageQuery } from '../schemas.js';
@@ -58,6 +59,10 @@ const AuctionParams = Type.Object({
   id: IdParams.properties.id,
   auctionId: Type.String({ pattern: '^[0-9a-f-]{36}$' }),
 });
+
+/** Who calls: the operator (any `:id`), else the account of the key (`:id`, checked by the auth hook). */
+const callerOf = (req: FastifyRequest, accountId: string): AuctionViewer =>
+  principalOf(req).type === 'operator' ? { kind: 'operator' } : { kind: 'account', id: accountId };
 
 /** Reverse auctions of tasks: open, bid, rank, award (the task is escrowed at the winning bid). */
 export const auctionRoutes: FastifyPluginAsyncTypebox<{ auctions: TaskAuctions }> = async (
@@ -133,13 +138,13 @@ export const auctionRoutes: FastifyPluginAsyncTypebox<{ auctions: TaskAuctions }
     async (req) => {
       if (req.query.open) {
         const caps = req.query.capability?.split(',').filter((c) => c.length > 0);
-        return { auctions: jsonSafe(auctions.listOpen(caps)) };
+        return { auctions: jsonSafe(auctions.listOpen(callerOf(req, req.params.id), caps)) };
       }
       const page = {
         ...(req.query.limit !== undefined ? { limit: req.query.limit } : {}),
         ...(req.query.before !== undefined ? { before: req.query.before } : {}),
       };
-      return jsonSafe(await auctions.list(req.params.id, page));
+      return jsonSafe(await auctions.list(req.params.id, callerOf(req, req.params.id), page));
     },
   );
 
@@ -149,7 +154,8 @@ export const auctionRoutes: FastifyPluginAsyncTypebox<{ auctions: TaskAuctions }
       config: { scope: 'read' },
       schema: {
         tags,
-        description: 'The auction, and its bids ranked by score (lower wins) with the bidders’ reputations.',
+        description:
+          'The auction, and its bids ranked by score (lower wins) with the bidders’ reputations. The publisher and the operator see every bid; a bidder only its own (and the task if it won); another account an open auction without bids, a closed one not at all (404).',
         params: AuctionParams,
         response: {
           200: Type.Object(
@@ -176,7 +182,7 @@ export const auctionRoutes: FastifyPluginAsyncTypebox<{ auctions: TaskAuctions }
       },
     },
     async (req) => {
-      const a = await auctions.get(req.params.auctionId);
+      const a = await auctions.show(req.params.auctionId, callerOf(req, req.params.id));
       return { auction: jsonSafe(a), ranking: jsonSafe(await auctions.ranking(a)) };
     },
   );
@@ -224,8 +230,9 @@ export const auctionRoutes: FastifyPluginAsyncTypebox<{ auctions: TaskAuctions }
       },
     },
     async (req) => {
-      const by = principalOf(req).type === 'operator' ? 'operator' : req.params.id;
-      return jsonSafe(await auctions.award(req.params.auctionId, by, req.body.bidderAccountId));
+      return jsonSafe(
+        await auctions.award(req.params.auctionId, callerOf(req, req.params.id), req.body.bidderAccountId),
+      );
     },
   );
 };

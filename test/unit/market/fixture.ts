@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { msat } from '../../../src/domain/msat.js';
+import type { LedgerWrite } from '../../../src/ledger/store.js';
 import { availableOf, balanceOf } from '../../../src/ledger/types.js';
 import { ServiceRegistry } from '../../../src/market/registry.js';
 import { TaskMarket, type TaskEvent } from '../../../src/market/tasks.js';
@@ -36,4 +37,14 @@ export async function marketFixture(store = new MemoryLedgerStore()) {
   const bal = (id: string) => balanceOf(f.ledger.accountNow(id)!);
   const avail = (id: string) => availableOf(f.ledger.accountNow(id)!);
   return { ...f, registry, market, taskEvents, clock, bal, avail };
+}
+
+/** A disk that fails the write after the one that locked an escrow's amount (the gateway dies there). */
+export class CrashAfterLock extends MemoryLedgerStore {
+  crashed = false;
+  override async commit(writes: LedgerWrite[]): Promise<void> {
+    await super.commit(writes);
+    if (!this.crashed && writes.some((w) => w.type === 'transfer' && w.transfer.code === 'escrow'))
+      this.failNext = this.crashed = true;
+  }
 }

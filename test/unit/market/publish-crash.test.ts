@@ -1,18 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
-import type { LedgerWrite } from '../../../src/ledger/store.js';
-import { MemoryLedgerStore } from '../../support/memory-ledger-store.js';
-import { marketFixture } from './fixture.js';
-
-/** A disk that fails the write after the one that locked an escrow's amount (the gateway dies there). */
-class CrashAfterLock extends MemoryLedgerStore {
-  crashed = false;
-  override async commit(writes: LedgerWrite[]): Promise<void> {
-    await super.commit(writes);
-    if (!this.crashed && writes.some((w) => w.type === 'transfer' && w.transfer.code === 'escrow'))
-      this.failNext = this.crashed = true;
-  }
-}
+import { CrashAfterLock, marketFixture } from './fixture.js';
 
 describe('publishing a task across a crash', () => {
   it('a retry with the same key after a crash right after the reward was locked does not lock it again', async () => {
