@@ -8,6 +8,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // A budget, not a timing assertion: the heaviest unit files (an app with every route,
+          // worker threads) take seconds on 2 loaded cores, beyond vitest's 5 s default.
+          testTimeout: 30_000,
         },
       },
       {
