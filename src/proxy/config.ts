@@ -13,7 +13,10 @@ const ModelPrice = Type.Object(
 );
 
 const RateLimit = Type.Object(
-  { requests: Type.Integer({ minimum: 1 }), perSeconds: Type.Number({ exclusiveMinimum: 0 }) },
+  {
+    requests: Type.Integer({ minimum: 1 }),
+    perSeconds: Type.Number({ minimum: 0.001, description: 'seconds (> 0)' }),
+  },
   { additionalProperties: false },
 );
 export type RateLimit = Static<typeof RateLimit>;
