@@ -457,16 +457,20 @@ export function createProxy(deps: ProxyDeps): Server {
         { error: { code: 'RATE_LIMITED', message: 'too many challenges from this address' } },
         { 'retry-after': String(Math.ceil(wait / 1000)) },
       );
-    const mppOffers = service.mpp && deps.mpp ? deps.mpp.challenges(service.mpp) : undefined;
-    const c = service.schemes.l402
-      ? await deps.gate.challenge({
-          name: service.name,
-          creditMsat: service.credit,
-          lifetimeSeconds: service.config.lifetimeSeconds,
-          ...(service.config.capabilities ? { capabilities: service.config.capabilities } : {}),
-          ...(service.config.l402TokenForm ? { tokenForm: true } : {}),
-        })
-      : undefined;
+    // Both offers mint invoices concurrently and are awaited together: a failure of either
+    // rejects here (the caller's usual 502/503), never a promise left without a handler.
+    const [c, mppOffers] = await Promise.all([
+      service.schemes.l402
+        ? deps.gate.challenge({
+            name: service.name,
+            creditMsat: service.credit,
+            lifetimeSeconds: service.config.lifetimeSeconds,
+            ...(service.config.capabilities ? { capabilities: service.config.capabilities } : {}),
+            ...(service.config.l402TokenForm ? { tokenForm: true } : {}),
+          })
+        : undefined,
+      service.mpp && deps.mpp ? deps.mpp.challenges(service.mpp) : undefined,
+    ]);
     deps.hooks?.challenged?.(service.name);
     if (mppOffers) {
       // L402 first (today's clients read the first challenge), then Payment charge and session.
@@ -477,7 +481,7 @@ export function createProxy(deps: ProxyDeps): Server {
           code,
           ...(c ? { invoice: c.invoice, creditMsat: service.credit.toString() } : {}),
         }),
-        { 'www-authenticate': [...(c?.headers ?? []), ...(await mppOffers)], 'cache-control': 'no-store' },
+        { 'www-authenticate': [...(c?.headers ?? []), ...mppOffers], 'cache-control': 'no-store' },
       );
     }
     if (!c) throw new Error(`service ${service.name} offers no scheme`);
@@ -759,7 +763,7 @@ export function createProxy(deps: ProxyDeps): Server {
    */
   async function refund(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const q = new URL(req.url ?? '/', 'http://x').searchParams;
-    const s = deps.services.find((x) => x.name === q.get('service'));
+    const s = services().find((x) => x.name === q.get('service'));
     if (!s || s.config.mode === 'free' || !deps.refunds)
       return sendJson(res, 404, { error: { code: 'NO_SERVICE', message: 'unknown or free service' } });
     const raw = await readBody(req, 16 * 1024);

@@ -1,0 +1,127 @@
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { L402Authority } from '../../../src/l402/authority.js';
+import { L402Gate } from '../../../src/l402/gate.js';
+import { decodeV2 } from '../../../src/l402/macaroon.js';
+import { closeL402Credential, CreditRefunds } from '../../../src/l402/refund.js';
+import { L402Revocations } from '../../../src/l402/revocations.js';
+import { msat } from '../../../src/domain/msat.js';
+import { parseProxyConfig, type Service } from '../../../src/proxy/config.js';
+import { MppGate } from '../../../src/proxy/mpp.js';
+import { createProxy } from '../../../src/proxy/server.js';
+import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
+
+let echo: Server;
+let proxy: Server;
+let url: string;
+let f: Awaited<ReturnType<typeof paymentsFixture>>;
+let gate: L402Gate;
+let live: Service[] = [];
+let upstream: string;
+
+const listen = (s: Server): Promise<string> =>
+  new Promise((r) =>
+    s.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(s.address() as { port: number }).port}`)),
+  );
+const parse = (extra: Record<string, unknown>[]): Service[] => [
+  ...parseProxyConfig({ services: extra }).services,
+];
+const svc = (name: string, more: Record<string, unknown> = {}): Record<string, unknown> => ({
+  name,
+  pathPrefix: `/${name}/`,
+  upstream,
+  mode: 'paid',
+  pricePerRequestMsat: '1000',
+  creditMsat: '5000',
+  schemes: ['l402', 'mpp'],
+  ...more,
+});
+
+beforeAll(async () => {
+  echo = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"ok":true}');
+  });
+  upstream = await listen(echo);
+  f = await paymentsFixture();
+  live = parse([svc('both')]);
+  const authority = new L402Authority(Buffer.alloc(32, 1));
+  gate = new L402Gate(authority, f.lightning, f.service);
+  const revocations = new L402Revocations(f.ledger, authority);
+  const refunds = new CreditRefunds(f.ledger, f.service, f.policies, f.lightning);
+  proxy = createProxy({
+    services: parse([svc('both')]),
+    catalog: { current: () => live },
+    gate,
+    ledger: f.ledger,
+    log: silentLog,
+    mpp: new MppGate({
+      secret: Buffer.alloc(32, 2),
+      realm: 'test',
+      backend: f.lightning,
+      invoices: f.service,
+      records: f.ledger,
+    }),
+    refunds: {
+      refunds,
+      sessionRefundMaxFeeMsat: msat(0n),
+      closeL402: (authorization, service, destination, flush) =>
+        closeL402Credential({ authority, revocations, refunds }, authorization, service, destination, flush),
+    },
+  });
+  url = await listen(proxy);
+});
+afterAll(() => {
+  f.service.stop();
+  proxy.closeAllConnections();
+  proxy.close();
+  echo.close();
+});
+
+describe('a both-schemes 402 when LND fails', () => {
+  it('answers the usual error and leaves no rejection unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    const orig = f.lightning.createInvoice.bind(f.lightning);
+    f.lightning.createInvoice = () => Promise.reject(new Error('lnd unavailable'));
+    try {
+      const r = await fetch(`${url}/both/y`);
+      expect(r.status).toBeGreaterThanOrEqual(500);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toMatch(/^[A-Z_]+$/);
+      // Let any orphaned rejection surface (the event fires after a macrotask turn).
+      await new Promise((res) => setImmediate(res));
+      await new Promise((res) => setImmediate(res));
+    } finally {
+      f.lightning.createInvoice = orig;
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
+});
+
+describe('/l402/refund and the live catalog', () => {
+  it('refunds a credential of a service added live, and refuses one of a service removed live', async () => {
+    await f.account('holder2', 0n);
+    live = parse([svc('both'), svc('added')]);
+    const c = await gate.challenge({ name: 'added', creditMsat: msat(5000n), lifetimeSeconds: 60 });
+    const hash = decodeV2(Buffer.from(c.macaroon, 'base64')).identifier.subarray(2, 34).toString('hex');
+    const authorization = `L402 ${c.macaroon}:${f.lightning.invoices.get(hash)!.preimage}`;
+    const served = await fetch(`${url}/added/x`, { headers: { authorization } });
+    expect(served.status).toBe(200);
+    await served.arrayBuffer();
+    const close = (service: string): Promise<Response> =>
+      fetch(`${url}/l402/refund?service=${service}`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: JSON.stringify({ accountId: 'holder2' }),
+      });
+    live = parse([svc('added')]);
+    const removed = await close('both');
+    expect(removed.status).toBe(404);
+    await removed.arrayBuffer();
+    const ok = await close('added');
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { refundMsat: string }).refundMsat).toBe('4000');
+  });
+});
