@@ -75,8 +75,8 @@ const sats = (m: bigint): bigint => (m + 999n) / 1000n;
  * challenges (an invoice each, recorded like an L402 challenge for the credit account
  * `mpp:<hash>`, on disk only until paid; the challenge id is the draft's stateless HMAC binding,
  * with the service named in `opaque`), and admits credentials. A charge credential's account
- * holds exactly one request's price, so it serves one request: the ledger balance, durable and
- * charged in one synchronous step, is its single use. A session's account holds the deposit;
+ * holds what its challenge quoted and the proxy charges its one request the whole balance: the
+ * empty ledger balance, durable and charged in one synchronous step, is its single use. A session's account holds the deposit;
  * its record (`mppses!<session id>`: service, return invoice, open or closed) is read on demand
  * into a bounded cache.
  */

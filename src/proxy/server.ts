@@ -356,8 +356,12 @@ export function createProxy(deps: ProxyDeps): Server {
         error: { code: 'UNKNOWN_MODEL', message: 'this service has no price for that model' },
       });
     const bound = pricing ? worstCase(pricing, parsed!, path, body.length) : undefined;
-    let reserveAmount = pricing ? (bound ?? available) : (service.pricePerRequest ?? 0n);
-    if (pricing && reserveAmount <= 0n) reserveAmount = 1n;
+    // A fixed-price MPP charge credential is drained by its one request: its account holds what
+    // its challenge quoted (the price rounded up to whole sats, at the price of that moment), and
+    // the empty balance, taken in this same step, is its durable single use.
+    const drain = !pricing && mppIntent === 'charge';
+    let reserveAmount = pricing ? (bound ?? available) : drain ? available : (service.pricePerRequest ?? 0n);
+    if ((pricing || drain) && reserveAmount <= 0n) reserveAmount = 1n;
     if (available <= 0n || available < reserveAmount)
       return challenge(
         service,

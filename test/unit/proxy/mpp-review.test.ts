@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { L402Authority } from '../../../src/l402/authority.js';
 import { L402Gate } from '../../../src/l402/gate.js';
 import { decodeV2 } from '../../../src/l402/macaroon.js';
+import { decodeRequest, formatCredential } from '../../../src/l402/mpp.js';
+import { paymentChallenges } from '../../../src/l402/mpp-client.js';
 import { closeL402Credential, CreditRefunds } from '../../../src/l402/refund.js';
 import { L402Revocations } from '../../../src/l402/revocations.js';
 import { msat } from '../../../src/domain/msat.js';
@@ -123,5 +125,43 @@ describe('/l402/refund and the live catalog', () => {
     const ok = await close('added');
     expect(ok.status).toBe(200);
     expect(((await ok.json()) as { refundMsat: string }).refundMsat).toBe('4000');
+  });
+});
+
+describe('an MPP charge credential buys one request', () => {
+  const chargeCredential = async (prefix: string): Promise<string> => {
+    const unpaid = await fetch(`${url}/${prefix}/x`);
+    expect(unpaid.status).toBe(402);
+    const charge = paymentChallenges(unpaid).find((c) => c.intent === 'charge')!;
+    const hash = decodeRequest(charge.request)!.methodDetails!.paymentHash!;
+    return formatCredential({
+      challenge: charge,
+      payload: { preimage: f.lightning.invoices.get(hash)!.preimage! },
+    });
+  };
+  const statuses = async (prefix: string, authorization: string, n: number): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await fetch(`${url}/${prefix}/x`, { headers: { authorization } });
+      await r.arrayBuffer();
+      out.push(r.status);
+    }
+    return out;
+  };
+
+  it('when the price is below a whole sat (the invoice rounds up)', async () => {
+    live = parse([svc('cheap', { pricePerRequestMsat: '100', schemes: ['mpp'] })]);
+    const authorization = await chargeCredential('cheap');
+    expect(await statuses('cheap', authorization, 4)).toEqual([200, 402, 402, 402]);
+  });
+
+  it('after a live price cut, and still once (at its quoted price) after a live price rise', async () => {
+    live = parse([svc('moving', { schemes: ['mpp'] })]);
+    const cut = await chargeCredential('moving');
+    const rise = await chargeCredential('moving');
+    live = parse([svc('moving', { pricePerRequestMsat: '400', schemes: ['mpp'] })]);
+    expect(await statuses('moving', cut, 3)).toEqual([200, 402, 402]);
+    live = parse([svc('moving', { pricePerRequestMsat: '2000', schemes: ['mpp'] })]);
+    expect(await statuses('moving', rise, 2)).toEqual([200, 402]);
   });
 });
