@@ -33,8 +33,8 @@ import { ChargeBatcher } from './charge-batcher.js';
 import { RateLimiter } from './rate-limit.js';
 import { parseCredential } from '../l402/mpp.js';
 import type { MppGate } from './mpp.js';
-import { closeAnswer, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
-import type { RefundDestination } from '../l402/refund.js';
+import { closeAnswer, closeUnrefunded, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
+import { RefundError, type RefundDestination } from '../l402/refund.js';
 
 /**
  * What the proxy reports as it works (statistics and metrics listen here; the proxy knows
@@ -301,7 +301,8 @@ export function createProxy(deps: ProxyDeps): Server {
               message: 'unreadable credential',
             } as const)
           : await deps.mpp.authorize(mppCredential, service.mpp);
-      if (m.ok === 'close') return closeSession(res, m.accountId, m.sessionId, m.session.returnInvoice);
+      if (m.ok === 'close')
+        return closeSession(res, m.accountId, m.sessionId, m.returnInvoice ?? m.session.returnInvoice);
       if (!m.ok) return challenge(service, req, res, m.message, 'PAYMENT_REQUIRED', m.problem);
       receipt = m.receipt;
       mppIntent = m.intent;
@@ -791,15 +792,36 @@ export function createProxy(deps: ProxyDeps): Server {
     returnInvoice: string | undefined,
   ): Promise<void> {
     await deps.mpp!.markClosed(sessionId);
-    const result =
-      returnInvoice && deps.refunds
-        ? await deps.refunds.refunds.close(
-            accountId,
-            { kind: 'invoice', invoice: returnInvoice, maxFeeMsat: deps.refunds.sessionRefundMaxFeeMsat },
-            flushCharges,
-          )
-        : undefined;
-    sendJson(res, 200, closeAnswer(result));
+    if (!deps.refunds) return sendJson(res, 200, closeAnswer(undefined));
+    // Without a usable return invoice no close record is written: the deposit stays in the
+    // session's account and a later close naming a new returnInvoice refunds it.
+    const unrefunded = async (code: string, message: string): Promise<void> => {
+      await flushCharges();
+      sendJson(res, 200, closeUnrefunded(await remaining(accountId), code, message));
+    };
+    if (!returnInvoice && !(await deps.refunds.refunds.closed(accountId)))
+      return unrefunded(
+        'RETURN_INVOICE_REQUIRED',
+        'this session has no return invoice: close it again with {"returnInvoice": "<bolt11 without amount>"}',
+      );
+    try {
+      const result = await deps.refunds.refunds.close(
+        accountId,
+        {
+          kind: 'invoice',
+          invoice: returnInvoice ?? '',
+          maxFeeMsat: deps.refunds.sessionRefundMaxFeeMsat,
+        },
+        flushCharges,
+      );
+      sendJson(res, 200, closeAnswer(result));
+    } catch (err) {
+      if (!(err instanceof RefundError) || err.code !== 'REFUND_DESTINATION_INVALID') throw err;
+      return unrefunded(
+        'RETURN_INVOICE_INVALID',
+        `${err.message}: close it again with a new {"returnInvoice": "<bolt11 without amount>"}`,
+      );
+    }
   }
 
   function quote(req: IncomingMessage, res: ServerResponse): void {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { L402Authority } from '../../../src/l402/authority.js';
 import { L402Gate } from '../../../src/l402/gate.js';
 import { decodeV2 } from '../../../src/l402/macaroon.js';
-import { decodeRequest, formatCredential } from '../../../src/l402/mpp.js';
+import { decodeRequest, formatCredential, type MppPayload } from '../../../src/l402/mpp.js';
 import { paymentChallenges } from '../../../src/l402/mpp-client.js';
 import { closeL402Credential, CreditRefunds } from '../../../src/l402/refund.js';
 import { L402Revocations } from '../../../src/l402/revocations.js';
@@ -11,6 +11,8 @@ import { msat } from '../../../src/domain/msat.js';
 import { parseProxyConfig, type Service } from '../../../src/proxy/config.js';
 import { MppGate } from '../../../src/proxy/mpp.js';
 import { createProxy } from '../../../src/proxy/server.js';
+import { availableOf } from '../../../src/ledger/types.js';
+import { fakeRequest } from '../../support/fake-lightning.js';
 import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
 
 let echo: Server;
@@ -163,5 +165,92 @@ describe('an MPP charge credential buys one request', () => {
     expect(await statuses('moving', cut, 3)).toEqual([200, 402, 402]);
     live = parse([svc('moving', { pricePerRequestMsat: '2000', schemes: ['mpp'] })]);
     expect(await statuses('moving', rise, 2)).toEqual([200, 402]);
+  });
+});
+
+describe('the refund of an MPP session whose return invoice cannot be paid', () => {
+  const DAY = 24 * 3600_000;
+  const open = async (
+    returnInvoice?: string,
+  ): Promise<{ status: number; cred: (p: object) => string; id: string }> => {
+    const unpaid = await fetch(`${url}/both/x`);
+    const offer = paymentChallenges(unpaid).find((c) => c.intent === 'session')!;
+    const id = decodeRequest(offer.request)!.paymentHash!;
+    const preimage = f.lightning.invoices.get(id)!.preimage!;
+    const r = await fetch(`${url}/both/x`, {
+      headers: {
+        authorization: formatCredential({
+          challenge: offer,
+          payload: { action: 'open', preimage, ...(returnInvoice ? { returnInvoice } : {}) },
+        }),
+      },
+    });
+    await r.arrayBuffer();
+    return {
+      status: r.status,
+      id,
+      cred: (p) =>
+        formatCredential({ challenge: offer, payload: { sessionId: id, preimage, ...p } as MppPayload }),
+    };
+  };
+  const close = async (authorization: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const r = await fetch(`${url}/both/x`, { headers: { authorization } });
+    return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+  };
+
+  it('refuses at open a return invoice that would expire before the session could end', async () => {
+    live = parse([svc('both')]);
+    const short = fakeRequest({ amountMsat: msat(0n), expiresAt: Date.now() + DAY }).request;
+    expect((await open(short)).status).toBe(402);
+    const long = fakeRequest({ amountMsat: msat(0n), expiresAt: Date.now() + 31 * DAY }).request;
+    expect((await open(long)).status).toBe(200);
+  });
+
+  it('closes with refundStatus failed, keeps the deposit, and refunds it to a return invoice given at a later close', async () => {
+    live = parse([svc('both')]);
+    const ret = fakeRequest({ amountMsat: msat(0n), expiresAt: Date.now() + 31 * DAY }).request;
+    const s = await open(ret);
+    expect(s.status).toBe(200);
+    // The return invoice has expired by the time of the close.
+    const decode = f.lightning.decodeInvoice.bind(f.lightning);
+    f.lightning.decodeInvoice = async (r) => ({
+      ...(await decode(r)),
+      isExpired: r === ret || (await decode(r)).isExpired,
+    });
+    try {
+      const first = await close(s.cred({ action: 'close' }));
+      expect(first.status).toBe(200);
+      expect(first.body).toMatchObject({
+        status: 'closed',
+        refundStatus: 'failed',
+        unrefundedMsat: '19000',
+        error: { code: 'RETURN_INVOICE_INVALID' },
+      });
+      const bearer = await fetch(`${url}/both/x`, {
+        headers: { authorization: s.cred({ action: 'bearer' }) },
+      });
+      expect(bearer.status).toBe(402);
+      await bearer.arrayBuffer();
+      const fresh = fakeRequest({ amountMsat: msat(0n) }).request;
+      const second = await close(s.cred({ action: 'close', returnInvoice: fresh }));
+      expect(second.status).toBe(200);
+      expect(second.body).toMatchObject({ refundStatus: 'succeeded', refundMsat: '19000' });
+      await f.ledger.ensure({ accounts: [`mpp:${s.id}`] });
+      expect(availableOf(f.ledger.accountNow(`mpp:${s.id}`)!)).toBe(0n);
+      // Closing again answers the refund made.
+      expect((await close(s.cred({ action: 'close' }))).body).toMatchObject({ refundMsat: '19000' });
+    } finally {
+      f.lightning.decodeInvoice = decode;
+    }
+  });
+
+  it('a session opened without a return invoice is refunded to one given at close', async () => {
+    live = parse([svc('both')]);
+    const s = await open();
+    const first = await close(s.cred({ action: 'close' }));
+    expect(first.body).toMatchObject({ refundStatus: 'failed', error: { code: 'RETURN_INVOICE_REQUIRED' } });
+    const ret = fakeRequest({ amountMsat: msat(0n) }).request;
+    const second = await close(s.cred({ action: 'close', returnInvoice: ret }));
+    expect(second.body).toMatchObject({ refundStatus: 'succeeded', refundMsat: '19000' });
   });
 });
