@@ -84,5 +84,8 @@ export function closeAnswer(result: RefundResult | undefined): Record<string, un
     refundStatus: status === 'pending' ? 'failed' : status,
     ...(status === 'pending' ? { refundPending: true } : {}),
     ...(result?.paymentId ? { paymentId: result.paymentId } : {}),
+    ...(result?.unusedFeeReserveMsat !== undefined
+      ? { unusedFeeReserveMsat: result.unusedFeeReserveMsat.toString() }
+      : {}),
   };
 }

@@ -890,6 +890,9 @@ function refundView(r: import('../l402/refund.js').RefundResult): Record<string,
     closedAt: r.closedAt,
     ...(r.paymentId ? { paymentId: r.paymentId } : {}),
     ...(r.transferId ? { transferId: r.transferId } : {}),
+    ...(r.unusedFeeReserveMsat !== undefined
+      ? { unusedFeeReserveMsat: r.unusedFeeReserveMsat.toString() }
+      : {}),
     ...(r.feeMsat !== undefined ? { feeMsat: r.feeMsat.toString() } : {}),
   };
 }

@@ -254,3 +254,29 @@ describe('the refund of an MPP session whose return invoice cannot be paid', () 
     expect(second.body).toMatchObject({ refundStatus: 'succeeded', refundMsat: '19000' });
   });
 });
+
+describe('the fee reserve of a refund', () => {
+  it('states the part of maxFeeMsat the refund payment did not use', async () => {
+    live = parse([svc('both')]);
+    const c = await gate.challenge({ name: 'both', creditMsat: msat(5000n), lifetimeSeconds: 60 });
+    const hash = decodeV2(Buffer.from(c.macaroon, 'base64')).identifier.subarray(2, 34).toString('hex');
+    const authorization = `L402 ${c.macaroon}:${f.lightning.invoices.get(hash)!.preimage}`;
+    const served = await fetch(`${url}/both/x`, { headers: { authorization } });
+    expect(served.status).toBe(200);
+    await served.arrayBuffer();
+    const invoice = fakeRequest({ amountMsat: msat(0n) }).request;
+    // 4,000 left, 3,000 held back as fee reserve; the fake node's payments cost 1,000 of fee.
+    const r = await fetch(`${url}/l402/refund?service=both`, {
+      method: 'POST',
+      headers: { authorization, 'content-type': 'application/json' },
+      body: JSON.stringify({ invoice, maxFeeMsat: '3000' }),
+    });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toMatchObject({
+      status: 'succeeded',
+      refundMsat: '1000',
+      feeMsat: '1000',
+      unusedFeeReserveMsat: '2000',
+    });
+  });
+});
