@@ -296,6 +296,7 @@ export function buildMcpServer(
         let held = max;
         let paid = 0n;
         let challenges: Headers | undefined;
+        let outcomeUnknown = false;
         // Keeps the last 402's challenges: a payment left pending is resumed with them.
         const watched: typeof fetch = async (input, i) => {
           const r = await target(input, i);
@@ -306,10 +307,16 @@ export function buildMcpServer(
           async pay(invoice) {
             const amount = readInvoice(invoice)?.amountMsat ?? max;
             const feeCap = o.maxFeeMsat ?? 10_000n;
+            // Until the gateway answers, the payment may have gone: a lost answer keeps it counted.
+            outcomeUnknown = true;
             const p = await api('POST', `${acct}/payments`, {
               request: invoice,
               maxFeeMsat: String(max - amount < feeCap ? max - amount : feeCap),
+            }).catch((err: unknown) => {
+              if (err instanceof ToolError) outcomeUnknown = false; // the gateway refused it
+              throw err;
             });
+            outcomeUnknown = false;
             if (p['status'] === 'succeeded' && typeof p['preimage'] === 'string') {
               paid = amount + feeOf(p);
               budget.settle(held, paid);
@@ -351,7 +358,7 @@ export function buildMcpServer(
           }
           return await answer(res, paid);
         } finally {
-          budget.settle(held, 0n);
+          budget.settle(held, outcomeUnknown ? held : 0n);
         }
       }),
   );

@@ -40,6 +40,8 @@ let site: string;
 let status = 'succeeded';
 let settleTo = 'succeeded';
 const payments = new Map<string, string>();
+/** The gateway's answer to a payment is lost (its outcome unknown to the MCP server). */
+let lostAnswer = false;
 const served: string[] = [];
 const options = (): McpOptions => ({
   gatewayUrl: 'http://gateway.invalid',
@@ -59,6 +61,7 @@ const options = (): McpOptions => ({
           : { id, status: settleTo };
       return new Response(JSON.stringify(body), { status: 200 });
     }
+    if (lostAnswer) throw new TypeError('fetch failed');
     const { request } = JSON.parse(String(init?.body)) as { request: string };
     const id = `p${payments.size + 1}`;
     payments.set(id, request);
@@ -137,5 +140,19 @@ describe('the paid fetch session budget', () => {
     expect(budget.spent).toBe(4_007n);
     expect(budget.left()).toBe(993n);
     expect(code(await fetchOn(c, { paymentId: 'p1' }))).toBe('UNKNOWN_PAYMENT');
+  });
+
+  it('keeps a payment whose answer was lost counted: it may have gone', async () => {
+    status = 'succeeded';
+    lostAnswer = true;
+    try {
+      const budget = new SessionBudget(5_000n);
+      const r = await fetchOn(await clientOn(budget), { maxCostMsat: '4500' });
+      expect(r.isError).toBe(true);
+      expect(budget.spent).toBe(4_500n);
+      expect(budget.left()).toBe(500n);
+    } finally {
+      lostAnswer = false;
+    }
   });
 });
