@@ -43,7 +43,8 @@ export type MppPayload =
   | { action: 'open'; preimage: string; returnInvoice?: string }
   | { action: 'bearer'; sessionId: string; preimage: string }
   | { action: 'topUp'; sessionId: string; topUpPreimage: string }
-  | { action: 'close'; sessionId: string; preimage: string };
+  /** `returnInvoice` (our extension): where the refund goes when open gave none or it expired. */
+  | { action: 'close'; sessionId: string; preimage: string; returnInvoice?: string };
 
 export interface MppCredential {
   challenge: MppChallenge;
@@ -200,8 +201,12 @@ function parsePayload(p: Record<string, unknown>): MppPayload | undefined {
   }
   const sessionId = typeof p['sessionId'] === 'string' ? p['sessionId'].toLowerCase() : undefined;
   if (!isHex64(sessionId)) return undefined;
-  if (action === 'bearer' || action === 'close')
-    return isHex64(pre) ? { action, sessionId, preimage: pre } : undefined;
+  if (action === 'bearer') return isHex64(pre) ? { action, sessionId, preimage: pre } : undefined;
+  if (action === 'close') {
+    const ret = p['returnInvoice'];
+    if (!isHex64(pre) || (ret !== undefined && typeof ret !== 'string')) return undefined;
+    return { action, sessionId, preimage: pre, ...(ret ? { returnInvoice: ret } : {}) };
+  }
   if (action === 'topUp') {
     const t = typeof p['topUpPreimage'] === 'string' ? p['topUpPreimage'].toLowerCase() : undefined;
     return isHex64(t) ? { action, sessionId, topUpPreimage: t } : undefined;

@@ -20,6 +20,12 @@ export interface RefundResult {
   paymentId?: string;
   transferId?: string;
   feeMsat?: Msat;
+  /**
+   * The part of the fee reserve (`maxFeeMsat`, taken out of the refund) the succeeded payment
+   * did not use: it stays in the closed credential account (an amountless invoice cannot be paid
+   * twice), stated here so nobody mistakes it for lost.
+   */
+  unusedFeeReserveMsat?: Msat;
   closedAt: number;
 }
 
@@ -181,7 +187,15 @@ export class CreditRefunds {
       idempotencyKey: REFUND_KEY,
     });
     const status = p.status === 'succeeded' ? 'succeeded' : p.status === 'failed' ? 'failed' : 'pending';
-    return { ...base, status, paymentId: p.id, ...(p.feeMsat !== undefined ? { feeMsat: p.feeMsat } : {}) };
+    const unused =
+      status === 'succeeded' && p.feeMsat !== undefined && fee > p.feeMsat ? fee - p.feeMsat : 0n;
+    return {
+      ...base,
+      status,
+      paymentId: p.id,
+      ...(p.feeMsat !== undefined ? { feeMsat: p.feeMsat } : {}),
+      ...(unused > 0n ? { unusedFeeReserveMsat: msat(unused) } : {}),
+    };
   }
 
   /** An invoice the refund can pay: unexpired, and without an amount or of exactly the refund. */

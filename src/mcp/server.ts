@@ -8,7 +8,8 @@ import type { ShapeOutput, ZodRawShapeCompat } from '@modelcontextprotocol/sdk/s
 import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { KeyedQueue } from '../domain/keyed-queue.js';
-import { createL402Fetch, L402ClientError, type L402Payer } from '../l402/client.js';
+import { createL402Fetch, L402ClientError, readInvoice, type L402Payer } from '../l402/client.js';
+import { decodeRequest, formatCredential } from '../l402/mpp.js';
 import { createMppClient } from '../l402/mpp-client.js';
 import { parseChallenge } from '../l402/header.js';
 import { paymentChallenges } from '../l402/mpp-client.js';
@@ -236,83 +237,155 @@ export function buildMcpServer(
   // ---- paid HTTP fetch (L402 or MPP), within a per-request and a per-session cap ----
   const guard = new OutboundGuard({ allow: o.fetchAllow ?? [] });
   const target = guardedFetch(guard);
-  const payer: L402Payer = {
-    async pay(invoice) {
-      const p = await api('POST', `${acct}/payments`, {
-        request: invoice,
-        maxFeeMsat: String(o.maxFeeMsat ?? 10_000n),
-      });
-      if (p['status'] === 'succeeded' && typeof p['preimage'] === 'string')
-        return { preimage: p['preimage'] };
-      if (p['status'] === 'pending' || p['status'] === 'awaiting_approval')
-        throw new ToolError(
-          'PAYMENT_PENDING',
-          `payment ${String(p['id'])} is ${String(p['status'])}: poll get_payment, then call paid_fetch again`,
-        );
-      throw new ToolError('PAYMENT_FAILED', `payment ${String(p['id'])} ${String(p['status'])}`);
-    },
+  /** The credential a paid 402 challenge gives once its invoice's preimage is known. */
+  const credentialFor = (
+    challenges: Headers | undefined,
+    invoice: string,
+  ): ((p: string) => string) | undefined => {
+    if (!challenges) return undefined;
+    const l402 = parseChallenge(challenges.get('www-authenticate') ?? '');
+    if (l402?.invoice === invoice) return (p) => `L402 ${l402.macaroon}:${p}`;
+    const offer = paymentChallenges(new Response(null, { status: 402, headers: challenges })).find(
+      (c) => c.intent === 'charge' && decodeRequest(c.request)?.methodDetails?.invoice === invoice,
+    );
+    return offer ? (p) => formatCredential({ challenge: offer, payload: { preimage: p } }) : undefined;
   };
+  const feeOf = (p: Record<string, unknown>): bigint =>
+    typeof p['feeMsat'] === 'string' && /^[0-9]+$/.test(p['feeMsat']) ? BigInt(p['feeMsat']) : 0n;
   const queue = new KeyedQueue();
   tool(
     'paid_fetch',
-    `Fetches an http(s) URL, paying its 402 challenge (L402, else MPP charge) from the account. maxCostMsat caps this request (and cannot exceed the server's cap of ${o.maxCostPerRequestMsat} msat); the whole session may spend at most ${o.maxCostPerSessionMsat} msat. Loopback and private addresses are refused unless the operator allowed them. ${STOP_TEXT}`,
+    `Fetches an http(s) URL, paying its 402 challenge (L402, else MPP charge) from the account. maxCostMsat caps this request, routing fee included (and cannot exceed the server's cap of ${o.maxCostPerRequestMsat} msat); the whole session may spend at most ${o.maxCostPerSessionMsat} msat, and a call holds its maxCostMsat of it until its payment is final. When the payment is not final yet (code PAYMENT_PENDING, e.g. awaiting an operator's approval) the result names paymentId: call paid_fetch again with the same url and that paymentId (never without it, which would pay again) once get_payment says succeeded. ${STOP_TEXT}`,
     {
       url: z.string().url().max(4000),
       method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).optional(),
       body: z.string().max(1_000_000).optional(),
       contentType: z.string().max(200).optional(),
       maxCostMsat: MsatText,
+      paymentId: z.string().min(1).max(200).optional(),
     },
     { destructiveHint: true, openWorldHint: true },
     (a) =>
       queue.run('fetch', async () => {
+        const init: RequestInit = {
+          method: a.method ?? 'GET',
+          ...(a.body !== undefined ? { body: a.body } : {}),
+          ...(a.contentType ? { headers: { 'content-type': a.contentType } } : {}),
+        };
+        const answer = async (res: Response, paid: bigint): Promise<CallToolResult> => {
+          const text = await res.text();
+          return ok({
+            status: res.status,
+            paidMsat: paid.toString(),
+            sessionSpentMsat: budget.spent.toString(),
+            contentType: res.headers.get('content-type') ?? '',
+            body: text.length > 100_000 ? text.slice(0, 100_000) : text,
+            ...(res.headers.get('payment-receipt') ? { receipt: res.headers.get('payment-receipt') } : {}),
+          });
+        };
+        if (a.paymentId !== undefined) return resume(a.paymentId, a.url, init, answer);
         const cap = BigInt(a.maxCostMsat);
         if (cap > o.maxCostPerRequestMsat)
           throw new ToolError(
             'MAX_COST_EXCEEDED',
             `maxCostMsat is above this server's cap of ${o.maxCostPerRequestMsat}`,
           );
-        const room = budget.left();
-        if (room <= 0n) throw new ToolError('SESSION_BUDGET_EXHAUSTED', 'this session has spent its budget');
-        const max = cap < room ? cap : room;
-        const init: RequestInit = {
-          method: a.method ?? 'GET',
-          ...(a.body !== undefined ? { body: a.body } : {}),
-          ...(a.contentType ? { headers: { 'content-type': a.contentType } } : {}),
-        };
+        // Check and reserve in one synchronous step: the budget is shared by every concurrent call.
+        const max = budget.reserve(cap);
+        if (max <= 0n) throw new ToolError('SESSION_BUDGET_EXHAUSTED', 'this session has spent its budget');
+        let held = max;
         let paid = 0n;
-        const onPayment = (p: { amountMsat: bigint }): void => {
-          paid += p.amountMsat;
-          budget.spend(p.amountMsat);
+        let challenges: Headers | undefined;
+        let outcomeUnknown = false;
+        // Keeps the last 402's challenges: a payment left pending is resumed with them.
+        const watched: typeof fetch = async (input, i) => {
+          const r = await target(input, i);
+          if (r.status === 402) challenges = new Headers(r.headers);
+          return r;
         };
-        let res = await target(a.url, init);
-        if (res.status === 402) {
-          const challenge = res.headers.get('www-authenticate') ?? '';
-          await res.arrayBuffer().catch(() => undefined);
-          if (parseChallenge(challenge))
-            res = await createL402Fetch({ payer, maxCostMsat: max, fetch: target, onPayment })(a.url, init);
-          else if (paymentChallenges(res).some((c) => c.intent === 'charge'))
-            res = await createMppClient({ payer, maxCostMsat: max, fetch: target, onPayment }).fetch(
-              a.url,
-              init,
-            );
-          if (res.status === 402 && paid === 0n)
-            throw new ToolError(
-              'MAX_COST_EXCEEDED',
-              `the price is above the cap of ${max} msat for this request (or no supported challenge)`,
-            );
+        const payer: L402Payer = {
+          async pay(invoice) {
+            const amount = readInvoice(invoice)?.amountMsat ?? max;
+            const feeCap = o.maxFeeMsat ?? 10_000n;
+            // Until the gateway answers, the payment may have gone: a lost answer keeps it counted.
+            outcomeUnknown = true;
+            const p = await api('POST', `${acct}/payments`, {
+              request: invoice,
+              maxFeeMsat: String(max - amount < feeCap ? max - amount : feeCap),
+            }).catch((err: unknown) => {
+              if (err instanceof ToolError) outcomeUnknown = false; // the gateway refused it
+              throw err;
+            });
+            outcomeUnknown = false;
+            if (p['status'] === 'succeeded' && typeof p['preimage'] === 'string') {
+              paid = amount + feeOf(p);
+              budget.settle(held, paid);
+              held = 0n;
+              return { preimage: p['preimage'] };
+            }
+            const credential = credentialFor(challenges, invoice);
+            if ((p['status'] === 'pending' || p['status'] === 'awaiting_approval') && credential) {
+              // The money may still go: the reservation stays held until the payment is final.
+              budget.hold(String(p['id']), {
+                url: a.url,
+                reservedMsat: held,
+                amountMsat: amount,
+                credential,
+              });
+              held = 0n;
+              throw new ToolError(
+                'PAYMENT_PENDING',
+                `payment ${String(p['id'])} is ${String(p['status'])}: poll get_payment, then call paid_fetch with paymentId ${String(p['id'])} (do not call it without, that would pay again)`,
+              );
+            }
+            throw new ToolError('PAYMENT_FAILED', `payment ${String(p['id'])} ${String(p['status'])}`);
+          },
+        };
+        try {
+          let res = await watched(a.url, init);
+          if (res.status === 402) {
+            const challenge = res.headers.get('www-authenticate') ?? '';
+            await res.arrayBuffer().catch(() => undefined);
+            if (parseChallenge(challenge))
+              res = await createL402Fetch({ payer, maxCostMsat: max, fetch: watched })(a.url, init);
+            else if (paymentChallenges(res).some((c) => c.intent === 'charge'))
+              res = await createMppClient({ payer, maxCostMsat: max, fetch: watched }).fetch(a.url, init);
+            if (res.status === 402 && paid === 0n)
+              throw new ToolError(
+                'MAX_COST_EXCEEDED',
+                `the price is above the cap of ${max} msat for this request (or no supported challenge)`,
+              );
+          }
+          return await answer(res, paid);
+        } finally {
+          budget.settle(held, outcomeUnknown ? held : 0n);
         }
-        const text = await res.text();
-        return ok({
-          status: res.status,
-          paidMsat: paid.toString(),
-          sessionSpentMsat: budget.spent.toString(),
-          contentType: res.headers.get('content-type') ?? '',
-          body: text.length > 100_000 ? text.slice(0, 100_000) : text,
-          ...(res.headers.get('payment-receipt') ? { receipt: res.headers.get('payment-receipt') } : {}),
-        });
       }),
   );
+
+  /** paid_fetch with a payment left pending earlier: its preimage, once settled, buys the request. */
+  async function resume(
+    paymentId: string,
+    url: string,
+    init: RequestInit,
+    answer: (res: Response, paid: bigint) => Promise<CallToolResult>,
+  ): Promise<CallToolResult> {
+    const held = budget.held(paymentId);
+    if (!held || held.url !== url)
+      throw new ToolError('UNKNOWN_PAYMENT', `no pending paid_fetch payment ${paymentId} for this url`);
+    const p = await api('GET', `${acct}/payments/${encodeURIComponent(paymentId)}`);
+    if (p['status'] === 'pending' || p['status'] === 'awaiting_approval')
+      throw new ToolError('PAYMENT_PENDING', `payment ${paymentId} is still ${String(p['status'])}`);
+    if (p['status'] !== 'succeeded' || typeof p['preimage'] !== 'string') {
+      budget.release(paymentId, 0n);
+      throw new ToolError('PAYMENT_FAILED', `payment ${paymentId} ${String(p['status'])}`);
+    }
+    const paid = held.amountMsat + feeOf(p);
+    budget.release(paymentId, paid);
+    const headers = new Headers(init.headers);
+    headers.set('authorization', held.credential(p['preimage']));
+    return answer(await target(url, { ...init, headers }), paid);
+  }
 
   // ---- escrow, task market, streams: the gateway's API, as this account ----
   const Json = z.record(z.string(), z.unknown());
@@ -393,15 +466,58 @@ export function buildMcpServer(
   return server;
 }
 
-/** What the paid fetch may still spend in this session (the life of this MCP server). */
+/** A paid_fetch payment not final yet: what it holds of the budget and how to resume it. */
+export interface HeldPayment {
+  url: string;
+  reservedMsat: bigint;
+  amountMsat: bigint;
+  credential: (preimage: string) => string;
+}
+
+/** At most this many paid_fetch payments may wait (pending, awaiting approval) at once. */
+export const MAX_HELD_PAYMENTS = 100;
+
+/**
+ * What the paid fetch may still spend in this session (the life of this MCP server process),
+ * shared by every call (HTTP mode builds an McpServer per request): a call reserves its cap
+ * before paying and settles to the actual amount + fee; a payment left pending keeps its
+ * reservation until it is final.
+ */
 export class SessionBudget {
   spent = 0n;
+  private reserved = 0n;
+  private readonly pending = new Map<string, HeldPayment>();
   constructor(private readonly max: bigint) {}
   left(): bigint {
-    return this.max - this.spent;
+    return this.max - this.spent - this.reserved;
   }
-  spend(amount: bigint): void {
-    this.spent += amount;
+  /** Reserves up to `want` (what is left if less) and returns it; 0 when nothing is left. */
+  reserve(want: bigint): bigint {
+    if (this.pending.size >= MAX_HELD_PAYMENTS)
+      throw new ToolError('TOO_MANY_IN_FLIGHT', 'too many paid_fetch payments are pending', 5_000);
+    const left = this.left();
+    const take = want < left ? want : left;
+    if (take <= 0n) return 0n;
+    this.reserved += take;
+    return take;
+  }
+  /** Ends a reservation: `actual` (≤ the reservation) is spent, the rest is freed. */
+  settle(reservedMsat: bigint, actual: bigint): void {
+    this.reserved -= reservedMsat;
+    this.spent += actual;
+  }
+  hold(paymentId: string, held: HeldPayment): void {
+    this.pending.set(paymentId, held);
+  }
+  held(paymentId: string): HeldPayment | undefined {
+    return this.pending.get(paymentId);
+  }
+  /** The pending payment is final: its reservation ends with `actual` spent. */
+  release(paymentId: string, actual: bigint): void {
+    const h = this.pending.get(paymentId);
+    if (!h) return;
+    this.pending.delete(paymentId);
+    this.settle(h.reservedMsat, actual);
   }
 }
 

@@ -57,6 +57,20 @@ export function sendProblem(
   res.end(data);
 }
 
+/**
+ * A session closed whose unused deposit could not be sent (no return invoice, or an unusable
+ * one): the draft's `failed`; the deposit stays in the session's account for a later close.
+ */
+export function closeUnrefunded(leftMsat: bigint, code: string, message: string): Record<string, unknown> {
+  return {
+    status: 'closed',
+    refundSats: 0,
+    refundMsat: '0',
+    refundStatus: leftMsat > 0n ? 'failed' : 'skipped',
+    ...(leftMsat > 0n ? { unrefundedMsat: leftMsat.toString(), error: { code, message } } : {}),
+  };
+}
+
 /** The answer to an MPP session close (the draft's shape, with msat figures beside the sats). */
 export function closeAnswer(result: RefundResult | undefined): Record<string, unknown> {
   const refund = result?.refundMsat ?? 0n;
@@ -70,5 +84,8 @@ export function closeAnswer(result: RefundResult | undefined): Record<string, un
     refundStatus: status === 'pending' ? 'failed' : status,
     ...(status === 'pending' ? { refundPending: true } : {}),
     ...(result?.paymentId ? { paymentId: result.paymentId } : {}),
+    ...(result?.unusedFeeReserveMsat !== undefined
+      ? { unusedFeeReserveMsat: result.unusedFeeReserveMsat.toString() }
+      : {}),
   };
 }

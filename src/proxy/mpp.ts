@@ -56,10 +56,20 @@ export type MppAuthorization =
       /** The `Payment-Receipt` value for a successful response. */
       receipt: string;
     }
-  | { ok: 'close'; sessionId: string; accountId: string; session: MppSession; challengeId: string }
+  | {
+      ok: 'close';
+      sessionId: string;
+      accountId: string;
+      session: MppSession;
+      challengeId: string;
+      /** A return invoice given with the close: replaces the session's (used if not refunded yet). */
+      returnInvoice?: string;
+    }
   | { ok: false; problem: MppProblem; status: 400 | 402; message: string };
 
 const CHALLENGE_TTL_S = 15 * 60;
+/** The least life a return invoice must have left at open (the draft: ≥ 30 days, ≥ 2 × idleTimeout). */
+const RETURN_INVOICE_MIN_S = 30 * 24 * 3600;
 const SESSION_PREFIX = 'mppses!';
 const fail = (problem: MppProblem, message: string, status: 400 | 402 = 402): MppAuthorization => ({
   ok: false,
@@ -75,8 +85,8 @@ const sats = (m: bigint): bigint => (m + 999n) / 1000n;
  * challenges (an invoice each, recorded like an L402 challenge for the credit account
  * `mpp:<hash>`, on disk only until paid; the challenge id is the draft's stateless HMAC binding,
  * with the service named in `opaque`), and admits credentials. A charge credential's account
- * holds exactly one request's price, so it serves one request: the ledger balance, durable and
- * charged in one synchronous step, is its single use. A session's account holds the deposit;
+ * holds what its challenge quoted and the proxy charges its one request the whole balance: the
+ * empty ledger balance, durable and charged in one synchronous step, is its single use. A session's account holds the deposit;
  * its record (`mppses!<session id>`: service, return invoice, open or closed) is read on demand
  * into a bounded cache.
  */
@@ -204,10 +214,11 @@ export class MppGate {
         return fail('lightning/session-closed', 'this session is closed');
       if (!existing) {
         if (expired) return fail('payment-expired', 'this challenge has expired');
-        if (p.returnInvoice !== undefined && !(await this.returnInvoiceOk(p.returnInvoice)))
+        const minLife = Math.max(RETURN_INVOICE_MIN_S, 2 * service.idleTimeoutSeconds);
+        if (p.returnInvoice !== undefined && !(await this.returnInvoiceOk(p.returnInvoice, minLife)))
           return fail(
             'lightning/invalid-return-invoice',
-            'the return invoice must be a valid BOLT11 invoice of this network, without an amount, unexpired',
+            `the return invoice must be a valid BOLT11 invoice of this network, without an amount, valid for at least ${minLife} more seconds`,
           );
       }
       if (!(await this.book(hash))) return fail('verification-failed', 'the deposit invoice is not paid');
@@ -227,14 +238,21 @@ export class MppGate {
     const session = await this.session(p.sessionId);
     if (!session || session.service !== service.name)
       return fail('lightning/session-not-found', 'no such session for this service');
-    if (p.action === 'close')
+    if (p.action === 'close') {
+      if (p.returnInvoice !== undefined && !(await this.returnInvoiceOk(p.returnInvoice, 0)))
+        return fail(
+          'lightning/invalid-return-invoice',
+          'the return invoice must be a valid BOLT11 invoice of this network, without an amount, unexpired',
+        );
       return {
         ok: 'close',
         sessionId: p.sessionId,
         accountId: mppAccountId(p.sessionId),
         session,
         challengeId: c.id,
+        ...(p.returnInvoice ? { returnInvoice: p.returnInvoice } : {}),
       };
+    }
     if (session.state === 'closed') return fail('lightning/session-closed', 'this session is closed');
     return this.admitted('session', p.sessionId, c, Number.POSITIVE_INFINITY);
   }
@@ -285,10 +303,12 @@ export class MppGate {
     });
   }
 
-  private async returnInvoiceOk(invoice: string): Promise<boolean> {
+  private async returnInvoiceOk(invoice: string, minLifeSeconds: number): Promise<boolean> {
     try {
       const d = await this.deps.backend.decodeInvoice(invoice);
-      return d.amountMsat === 0n && !d.isExpired;
+      return (
+        d.amountMsat === 0n && !d.isExpired && d.expiresAt.getTime() >= this.now() + minLifeSeconds * 1000
+      );
     } catch {
       return false;
     }

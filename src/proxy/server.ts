@@ -33,8 +33,8 @@ import { ChargeBatcher } from './charge-batcher.js';
 import { RateLimiter } from './rate-limit.js';
 import { parseCredential } from '../l402/mpp.js';
 import type { MppGate } from './mpp.js';
-import { closeAnswer, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
-import type { RefundDestination } from '../l402/refund.js';
+import { closeAnswer, closeUnrefunded, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
+import { RefundError, type RefundDestination } from '../l402/refund.js';
 
 /**
  * What the proxy reports as it works (statistics and metrics listen here; the proxy knows
@@ -301,7 +301,8 @@ export function createProxy(deps: ProxyDeps): Server {
               message: 'unreadable credential',
             } as const)
           : await deps.mpp.authorize(mppCredential, service.mpp);
-      if (m.ok === 'close') return closeSession(res, m.accountId, m.sessionId, m.session.returnInvoice);
+      if (m.ok === 'close')
+        return closeSession(res, m.accountId, m.sessionId, m.returnInvoice ?? m.session.returnInvoice);
       if (!m.ok) return challenge(service, req, res, m.message, 'PAYMENT_REQUIRED', m.problem);
       receipt = m.receipt;
       mppIntent = m.intent;
@@ -356,8 +357,12 @@ export function createProxy(deps: ProxyDeps): Server {
         error: { code: 'UNKNOWN_MODEL', message: 'this service has no price for that model' },
       });
     const bound = pricing ? worstCase(pricing, parsed!, path, body.length) : undefined;
-    let reserveAmount = pricing ? (bound ?? available) : (service.pricePerRequest ?? 0n);
-    if (pricing && reserveAmount <= 0n) reserveAmount = 1n;
+    // A fixed-price MPP charge credential is drained by its one request: its account holds what
+    // its challenge quoted (the price rounded up to whole sats, at the price of that moment), and
+    // the empty balance, taken in this same step, is its durable single use.
+    const drain = !pricing && mppIntent === 'charge';
+    let reserveAmount = pricing ? (bound ?? available) : drain ? available : (service.pricePerRequest ?? 0n);
+    if ((pricing || drain) && reserveAmount <= 0n) reserveAmount = 1n;
     if (available <= 0n || available < reserveAmount)
       return challenge(
         service,
@@ -457,16 +462,20 @@ export function createProxy(deps: ProxyDeps): Server {
         { error: { code: 'RATE_LIMITED', message: 'too many challenges from this address' } },
         { 'retry-after': String(Math.ceil(wait / 1000)) },
       );
-    const mppOffers = service.mpp && deps.mpp ? deps.mpp.challenges(service.mpp) : undefined;
-    const c = service.schemes.l402
-      ? await deps.gate.challenge({
-          name: service.name,
-          creditMsat: service.credit,
-          lifetimeSeconds: service.config.lifetimeSeconds,
-          ...(service.config.capabilities ? { capabilities: service.config.capabilities } : {}),
-          ...(service.config.l402TokenForm ? { tokenForm: true } : {}),
-        })
-      : undefined;
+    // Both offers mint invoices concurrently and are awaited together: a failure of either
+    // rejects here (the caller's usual 502/503), never a promise left without a handler.
+    const [c, mppOffers] = await Promise.all([
+      service.schemes.l402
+        ? deps.gate.challenge({
+            name: service.name,
+            creditMsat: service.credit,
+            lifetimeSeconds: service.config.lifetimeSeconds,
+            ...(service.config.capabilities ? { capabilities: service.config.capabilities } : {}),
+            ...(service.config.l402TokenForm ? { tokenForm: true } : {}),
+          })
+        : undefined,
+      service.mpp && deps.mpp ? deps.mpp.challenges(service.mpp) : undefined,
+    ]);
     deps.hooks?.challenged?.(service.name);
     if (mppOffers) {
       // L402 first (today's clients read the first challenge), then Payment charge and session.
@@ -477,7 +486,7 @@ export function createProxy(deps: ProxyDeps): Server {
           code,
           ...(c ? { invoice: c.invoice, creditMsat: service.credit.toString() } : {}),
         }),
-        { 'www-authenticate': [...(c?.headers ?? []), ...(await mppOffers)], 'cache-control': 'no-store' },
+        { 'www-authenticate': [...(c?.headers ?? []), ...mppOffers], 'cache-control': 'no-store' },
       );
     }
     if (!c) throw new Error(`service ${service.name} offers no scheme`);
@@ -759,7 +768,7 @@ export function createProxy(deps: ProxyDeps): Server {
    */
   async function refund(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const q = new URL(req.url ?? '/', 'http://x').searchParams;
-    const s = deps.services.find((x) => x.name === q.get('service'));
+    const s = services().find((x) => x.name === q.get('service'));
     if (!s || s.config.mode === 'free' || !deps.refunds)
       return sendJson(res, 404, { error: { code: 'NO_SERVICE', message: 'unknown or free service' } });
     const raw = await readBody(req, 16 * 1024);
@@ -783,15 +792,36 @@ export function createProxy(deps: ProxyDeps): Server {
     returnInvoice: string | undefined,
   ): Promise<void> {
     await deps.mpp!.markClosed(sessionId);
-    const result =
-      returnInvoice && deps.refunds
-        ? await deps.refunds.refunds.close(
-            accountId,
-            { kind: 'invoice', invoice: returnInvoice, maxFeeMsat: deps.refunds.sessionRefundMaxFeeMsat },
-            flushCharges,
-          )
-        : undefined;
-    sendJson(res, 200, closeAnswer(result));
+    if (!deps.refunds) return sendJson(res, 200, closeAnswer(undefined));
+    // Without a usable return invoice no close record is written: the deposit stays in the
+    // session's account and a later close naming a new returnInvoice refunds it.
+    const unrefunded = async (code: string, message: string): Promise<void> => {
+      await flushCharges();
+      sendJson(res, 200, closeUnrefunded(await remaining(accountId), code, message));
+    };
+    if (!returnInvoice && !(await deps.refunds.refunds.closed(accountId)))
+      return unrefunded(
+        'RETURN_INVOICE_REQUIRED',
+        'this session has no return invoice: close it again with {"returnInvoice": "<bolt11 without amount>"}',
+      );
+    try {
+      const result = await deps.refunds.refunds.close(
+        accountId,
+        {
+          kind: 'invoice',
+          invoice: returnInvoice ?? '',
+          maxFeeMsat: deps.refunds.sessionRefundMaxFeeMsat,
+        },
+        flushCharges,
+      );
+      sendJson(res, 200, closeAnswer(result));
+    } catch (err) {
+      if (!(err instanceof RefundError) || err.code !== 'REFUND_DESTINATION_INVALID') throw err;
+      return unrefunded(
+        'RETURN_INVOICE_INVALID',
+        `${err.message}: close it again with a new {"returnInvoice": "<bolt11 without amount>"}`,
+      );
+    }
   }
 
   function quote(req: IncomingMessage, res: ServerResponse): void {
@@ -860,6 +890,9 @@ function refundView(r: import('../l402/refund.js').RefundResult): Record<string,
     closedAt: r.closedAt,
     ...(r.paymentId ? { paymentId: r.paymentId } : {}),
     ...(r.transferId ? { transferId: r.transferId } : {}),
+    ...(r.unusedFeeReserveMsat !== undefined
+      ? { unusedFeeReserveMsat: r.unusedFeeReserveMsat.toString() }
+      : {}),
     ...(r.feeMsat !== undefined ? { feeMsat: r.feeMsat.toString() } : {}),
   };
 }

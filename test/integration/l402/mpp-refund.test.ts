@@ -86,7 +86,12 @@ afterAll(async () => {
 /** An invoice of bob's without an amount; returns it and a reader of what it received. */
 async function bobInvoice(): Promise<{ request: string; received: () => Promise<bigint | undefined> }> {
   const lnd = await rawLnd('bob');
-  const inv = await createInvoice({ lnd, description: 'refund' });
+  // A return invoice must stay valid at least 30 days (and 2 × the idle timeout).
+  const inv = await createInvoice({
+    lnd,
+    description: 'refund',
+    expires_at: new Date(Date.now() + 31 * 24 * 3600_000).toISOString(),
+  });
   return {
     request: inv.request,
     received: async () => {
