@@ -1,7 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
-import { ApiError, get, login, logout, post, put, resume, sats, when } from './api.js';
+import { ApiError, del, get, login, logout, post, put, resume, sats, when } from './api.js';
 import { download, toCsv } from './csv.js';
 
 type Page = 'overview' | 'accounts' | 'approvals' | 'services';
@@ -126,7 +126,12 @@ const Figure = ({ label, value, id }: { label: string; value: ComponentChildren;
 );
 
 function Overview() {
-  const [data, setData] = useState<{ node: NodeInfo; balances: Balances; liabilities?: Liabilities }>();
+  const [data, setData] = useState<{
+    node: NodeInfo;
+    balances: Balances;
+    lightning: string;
+    liabilities?: Liabilities;
+  }>();
   const [error, run] = useAction();
   useEffect(
     () =>
@@ -136,12 +141,14 @@ function Overview() {
           get<Balances>('/v1/node/balances'),
         ]);
         const liabilities = await get<Liabilities>('/v1/liabilities').catch(() => undefined);
-        setData({ node, balances, ...(liabilities ? { liabilities } : {}) });
+        // /health answers 503 with the same body when LND is unreachable.
+        const health = await fetch('/health').then((r) => r.json() as Promise<{ lightning: string }>);
+        setData({ node, balances, lightning: health.lightning, ...(liabilities ? { liabilities } : {}) });
       }),
     [],
   );
   if (!data) return <Err error={error} />;
-  const { node, balances: b, liabilities: l } = data;
+  const { node, balances: b, liabilities: l, lightning } = data;
   const low = l !== undefined && l.coverage !== 'inf' && Number(l.coverage) < 1;
   return (
     <section>
@@ -154,7 +161,13 @@ function Overview() {
         <Figure label="Active channels" value={node.activeChannels} id="activeChannels" />
         <Figure label="Peers" value={node.peers} />
         <Figure label="LND" value={node.version} />
+        <Figure label="LND connection" value={lightning} id="lightning" />
       </dl>
+      {lightning !== 'connected' && (
+        <p class="error" role="alert">
+          LND is not reachable: payments wait until it is back.
+        </p>
+      )}
       <p class="mono">{node.pubkey}</p>
       <h2>Funds</h2>
       <dl class="figures">
@@ -398,6 +411,7 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
         <button onClick={() => void exportCsv()}>Export history (CSV)</button>
       </div>
       <Err error={error ?? history.error} />
+      <Keys id={id} />
       <h4>History</h4>
       <table>
         <thead>
@@ -430,6 +444,85 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
           </li>
         ))}
       </ul>
+    </div>
+  );
+}
+
+interface ApiKey {
+  id: string;
+  scopes: string[];
+  createdAt: number;
+  expiresAt?: number;
+  revokedAt?: number;
+}
+const SCOPES = ['read', 'invoice', 'pay', 'admin'];
+
+/** The account's API keys: a new one is shown once (only its hash is stored), any can be revoked. */
+function Keys({ id }: { id: string }) {
+  const [keys, setKeys] = useState<ApiKey[]>([]);
+  const [scopes, setScopes] = useState<string[]>(['read']);
+  const [shown, setShown] = useState<string>();
+  const [error, run] = useAction();
+  const path = `/v1/accounts/${encodeURIComponent(id)}/keys`;
+  const reload = async () => setKeys((await get<{ keys: ApiKey[] }>(path)).keys);
+  useEffect(() => {
+    setShown(undefined);
+    void run(reload);
+  }, [id]);
+  return (
+    <div>
+      <h4>API keys</h4>
+      <div class="row">
+        {SCOPES.map((sc) => (
+          <label>
+            <input
+              type="checkbox"
+              name={`scope-${sc}`}
+              checked={scopes.includes(sc)}
+              onChange={(e) =>
+                setScopes(e.currentTarget.checked ? [...scopes, sc] : scopes.filter((x) => x !== sc))
+              }
+            />
+            {sc}
+          </label>
+        ))}
+        <button
+          onClick={() =>
+            run(async () => {
+              setShown((await post<{ key: string }>(path, { scopes })).key);
+              await reload();
+            })
+          }
+        >
+          Create key
+        </button>
+      </div>
+      {shown && (
+        <p class="notice">
+          New key, shown once: <code data-new-key>{shown}</code>
+        </p>
+      )}
+      <Err error={error} />
+      <table>
+        <tbody>
+          {keys.map((k) => (
+            <tr key={k.id} data-key={k.id}>
+              <td class="mono">{k.id}</td>
+              <td>{k.scopes.join(', ')}</td>
+              <td>{when(k.createdAt)}</td>
+              <td>
+                {k.revokedAt !== undefined ? (
+                  'revoked'
+                ) : (
+                  <button onClick={() => run(async () => (await del(`${path}/${k.id}`), await reload()))}>
+                    Revoke key
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </div>
   );
 }

@@ -86,6 +86,7 @@ describe('the operator console in a browser, on regtest', () => {
     expect(Number(await figure('blockHeight').textContent())).toBeGreaterThanOrEqual(node.blockHeight);
     expect(await figure('activeChannels').textContent()).toBe(String(node.activeChannels));
     expect(node.activeChannels).toBeGreaterThan(0);
+    expect(await figure('lightning').textContent()).toBe('connected');
     expect(await figure('coverage').textContent()).toMatch(/^(inf|\d+\.\d+)$/);
     expect(await page.locator('.mono').first().textContent()).toBe(node.pubkey);
     // The operator key is nowhere in the browser's reach: the session is an HttpOnly cookie.
@@ -120,6 +121,28 @@ describe('the operator console in a browser, on regtest', () => {
     expect((await api('GET', `/v1/accounts/${accountId}`)).body).toMatchObject({ balanceMsat: '50000000' });
     await expect.poll(() => page.locator('.detail tbody tr').count()).toBeGreaterThan(1);
     await shot('accounts');
+  });
+
+  it('creates an API key shown once and revokes it; freezes and unfreezes the account', async () => {
+    await page.check('input[name="scope-pay"]');
+    await page.click('text=Create key');
+    const key = (await page.locator('[data-new-key]').textContent()) ?? '';
+    expect(key).toMatch(/^ck_/);
+    const asKey = () =>
+      s.api.inject({ url: `/v1/accounts/${accountId}`, headers: { authorization: `Bearer ${key}` } });
+    expect((await asKey()).statusCode).toBe(200);
+    const row = page.locator('tr[data-key]');
+    await expect.poll(() => row.textContent()).toContain('read, pay');
+    await row.getByRole('button', { name: 'Revoke key' }).click();
+    await expect.poll(() => row.textContent()).toContain('revoked');
+    expect((await asKey()).statusCode).toBe(401);
+
+    await page.click('button:text-is("Freeze")');
+    await expect.poll(() => figure('frozen').textContent()).toBe('yes');
+    expect((await api('GET', `/v1/accounts/${accountId}`)).body).toMatchObject({ frozen: true });
+    await page.click('button:text-is("Unfreeze")');
+    await expect.poll(() => figure('frozen').textContent()).toBe('no');
+    expect((await api('GET', `/v1/accounts/${accountId}`)).body).toMatchObject({ frozen: false });
   });
 
   it('shows a held payment in the live feed and approves it in the queue; the payment goes out', async () => {
