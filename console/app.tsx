@@ -1,5 +1,6 @@
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import uPlot from 'uplot';
 import type { ComponentChildren } from 'preact';
 import { ApiError, del, get, login, logout, post, put, resume, sats, when } from './api.js';
 import { download, toCsv } from './csv.js';
@@ -608,6 +609,85 @@ interface Service {
   pricePerRequestMsat?: string;
   origin: string;
 }
+interface Stats {
+  from: number;
+  to: number;
+  buckets: {
+    start: number;
+    requests: number;
+    paidRequests: number;
+    challenges: number;
+    revenueMsat: string;
+  }[];
+  totals: { requests: number; paidRequests: number; challenges: number; revenueMsat: string };
+}
+
+/** A service's requests and revenue per hour (last day) or per day (last 30 days), with a chart. */
+function ServiceStats({ name }: { name: string }) {
+  const [period, setPeriod] = useState<'hour' | 'day'>('hour');
+  const [stats, setStats] = useState<Stats>();
+  const [error, run] = useAction();
+  const chart = useRef<HTMLDivElement>(null);
+  useEffect(
+    () =>
+      void run(async () =>
+        setStats(await get<Stats>(`/v1/proxy/services/${encodeURIComponent(name)}/stats?period=${period}`)),
+      ),
+    [name, period],
+  );
+  useEffect(() => {
+    if (!stats || !chart.current) return;
+    const b = stats.buckets;
+    // Chart coordinates only: the figures shown as text stay exact decimal strings.
+    const plot = new uPlot(
+      {
+        width: 700,
+        height: 220,
+        // The whole period asked for, not just the buckets with traffic.
+        scales: { x: { time: true, range: [stats.from / 1000, stats.to / 1000] } },
+        series: [
+          {},
+          { label: 'revenue (sat)', stroke: '#f0b429', fill: 'rgba(240,180,41,0.2)', points: { show: true } },
+          { label: 'paid requests', stroke: '#2680c2', scale: 'n', points: { show: true } },
+        ],
+        axes: [{}, {}, { scale: 'n', side: 1 }],
+      },
+      [
+        b.map((x) => x.start / 1000),
+        b.map((x) => Number(x.revenueMsat) / 1000),
+        b.map((x) => x.paidRequests),
+      ],
+      chart.current,
+    );
+    return () => plot.destroy();
+  }, [stats]);
+  return (
+    <div class="detail">
+      <h3>
+        {name}{' '}
+        <select
+          name="period"
+          value={period}
+          onChange={(e) => setPeriod(e.currentTarget.value as 'hour' | 'day')}
+        >
+          <option value="hour">by hour, last day</option>
+          <option value="day">by day, last 30 days</option>
+        </select>
+      </h3>
+      <Err error={error} />
+      {stats && (
+        <dl class="figures">
+          <Figure label="Requests" value={stats.totals.requests} id="requests" />
+          <Figure label="Paid requests" value={stats.totals.paidRequests} id="paidRequests" />
+          <Figure label="Challenges" value={stats.totals.challenges} id="challenges" />
+          <Figure label="Revenue" value={sats(stats.totals.revenueMsat)} id="revenue" />
+        </dl>
+      )}
+      <div class="chart" ref={chart} />
+    </div>
+  );
+}
+
 interface Credential {
   tokenId: string;
   service?: string;
@@ -618,6 +698,7 @@ interface Credential {
 
 function Services() {
   const [services, setServices] = useState<Service[]>([]);
+  const [selected, setSelected] = useState<string>();
   const [error, run] = useAction();
   useEffect(
     () =>
@@ -650,7 +731,11 @@ function Services() {
         </thead>
         <tbody>
           {services.map((s) => (
-            <tr key={s.name}>
+            <tr
+              key={s.name}
+              class={s.name === selected ? 'selected' : ''}
+              onClick={() => setSelected(s.name)}
+            >
               <td>{s.name}</td>
               <td class="mono">{s.pathPrefix}</td>
               <td>{s.mode}</td>
@@ -660,6 +745,7 @@ function Services() {
           ))}
         </tbody>
       </table>
+      {selected && <ServiceStats name={selected} />}
       <h2>L402 credentials</h2>
       <Err error={error ?? creds.error} />
       <table>

@@ -3,7 +3,8 @@
  * its page, with esbuild: everything the pages need is in these files (no CDN; they work offline).
  * `npm run build` runs it after tsc; the gateway serves the result at /console.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -40,7 +41,12 @@ export async function buildConsole(outDir: string): Promise<void> {
     tsconfig: join(root, 'console/tsconfig.json'),
     logLevel: 'warning',
   });
-  copyFileSync(join(root, 'console/style.css'), join(outDir, 'app.css'));
+  // The chart library's stylesheet, then the console's own.
+  const uplotCss = createRequire(import.meta.url).resolve('uplot/dist/uPlot.min.css');
+  writeFileSync(
+    join(outDir, 'app.css'),
+    readFileSync(uplotCss, 'utf8') + '\n' + readFileSync(join(root, 'console/style.css'), 'utf8'),
+  );
   writeFileSync(join(outDir, 'index.html'), CONSOLE_PAGE);
 }
 

@@ -179,7 +179,18 @@ describe('the operator console in a browser, on regtest', () => {
     const tokenId = decodeV2(Buffer.from(m[1]!, 'base64')).identifier.subarray(34).toString('hex');
     expect((await fetch(`${s.proxy.url}/health`, { headers: { authorization } })).status).toBe(200);
 
+    const stats = await eventually(async () => {
+      const r = await api('GET', '/v1/proxy/services/weather/stats?period=hour');
+      return (r.body['totals'] as { paidRequests: number }).paidRequests === 1 ? r.body : undefined;
+    });
+    expect(stats['totals']).toEqual({ requests: 2, paidRequests: 1, challenges: 1, revenueMsat: '1000' });
+
     await nav('Paid services');
+    await page.locator('tr', { hasText: '/health' }).click();
+    await expect.poll(() => figure('revenue').textContent()).toBe('1 sat');
+    expect(await figure('paidRequests').textContent()).toBe('1');
+    expect(await figure('challenges').textContent()).toBe('1');
+    expect(await page.locator('.chart canvas').count()).toBe(1);
     const row = page.locator(`tr[data-token="${tokenId}"]`);
     await expect.poll(() => row.count()).toBe(1);
     await expect.poll(() => row.textContent()).toContain('weather');
