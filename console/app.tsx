@@ -64,6 +64,58 @@ function usePaged<T>(load: (cursor?: string) => Promise<{ items: T[]; next?: str
   return { items: page.items, error, pager, reload };
 }
 
+const EVENT_TYPES = [
+  'payment',
+  'invoice',
+  'balance',
+  'approval',
+  'alert',
+  'escrow',
+  'task',
+  'stream',
+  'stream_lapsed',
+  'stream_resumed',
+  'energy_order',
+  'energy_trade',
+  'auction',
+];
+
+/** The last 30 server-sent events of a feed (the session cookie goes with the request). */
+function useEvents(url: string): string[] {
+  const [events, setEvents] = useState<string[]>([]);
+  useEffect(() => {
+    setEvents([]);
+    const source = new EventSource(url);
+    for (const type of EVENT_TYPES)
+      source.addEventListener(type, (m: MessageEvent<string>) =>
+        setEvents((e) => [`${type} ${m.data}`, ...e].slice(0, 30)),
+      );
+    return () => source.close();
+  }, [url]);
+  return events;
+}
+
+const Feed = ({ events, name }: { events: string[]; name: string }) => (
+  <ul class={`feed ${name}`}>
+    {events.map((e, i) => (
+      <li key={i} class="mono">
+        {e}
+      </li>
+    ))}
+  </ul>
+);
+
+/** Every account's events (balances aside), on every page. */
+function OperatorFeed() {
+  const events = useEvents('/v1/events');
+  return (
+    <aside>
+      <h4>Live events, all accounts</h4>
+      <Feed events={events} name="operator-feed" />
+    </aside>
+  );
+}
+
 function Login({ onDone }: { onDone: () => void }) {
   const [key, setKey] = useState('');
   const [error, run] = useAction();
@@ -307,7 +359,6 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
   const [amount, setAmount] = useState('');
   const [tier, setTier] = useState('L0');
   const [error, run] = useAction();
-  const [events, setEvents] = useState<string[]>([]);
   const history = usePaged<Entry>(
     async (before) => {
       const r = await get<{ entries: Entry[] }>(
@@ -327,17 +378,7 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
     setTier(a.tier ?? 'L0');
   };
   useEffect(() => void run(refresh), [id]);
-  useEffect(() => {
-    // The account's live events (server-sent; the session cookie goes with them).
-    setEvents([]);
-    const source = new EventSource(`/v1/accounts/${encodeURIComponent(id)}/events`);
-    source.onmessage = (m: MessageEvent<string>) => setEvents((e) => [m.data, ...e].slice(0, 20));
-    for (const type of ['payment', 'invoice', 'balance', 'approval', 'alert'])
-      source.addEventListener(type, (m: MessageEvent<string>) =>
-        setEvents((e) => [`${type} ${m.data}`, ...e].slice(0, 20)),
-      );
-    return () => source.close();
-  }, [id]);
+  const events = useEvents(`/v1/accounts/${encodeURIComponent(id)}/events`);
   const act = (f: () => Promise<unknown>) =>
     run(async () => {
       await f();
@@ -438,13 +479,7 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
       </table>
       {history.pager}
       <h4>Live events</h4>
-      <ul class="feed">
-        {events.map((e, i) => (
-          <li key={i} class="mono">
-            {e}
-          </li>
-        ))}
-      </ul>
+      <Feed events={events} name="account-feed" />
     </div>
   );
 }
@@ -802,6 +837,7 @@ function App() {
         {page === 'accounts' && <Accounts />}
         {page === 'approvals' && <Approvals />}
         {page === 'services' && <Services />}
+        <OperatorFeed />
       </main>
     </>
   );

@@ -155,7 +155,7 @@ describe('the operator console in a browser, on regtest', () => {
     expect(held.status).toBe(202);
     const paymentId = held.body['id'] as string;
     // The account's page is open: its live feed shows the payment waiting for approval.
-    await expect.poll(() => page.locator('.feed').textContent()).toContain(paymentId);
+    await expect.poll(() => page.locator('.account-feed').textContent()).toContain(paymentId);
 
     await nav('Approvals');
     const row = page.locator('tr[data-approval]', { hasText: accountId });
@@ -168,6 +168,11 @@ describe('the operator console in a browser, on regtest', () => {
       return p.body['status'] === 'succeeded' ? p.body : undefined;
     });
     expect(done).toMatchObject({ amountMsat: '20000' });
+    // The operator-wide feed, on every page, saw it go out.
+    const sent = page
+      .locator('.operator-feed li', { hasText: paymentId })
+      .filter({ hasText: '"status":"succeeded"' });
+    await expect.poll(() => sent.count()).toBeGreaterThan(0);
   });
 
   it('revokes an L402 credential; the next proxied request with it is refused', async () => {
