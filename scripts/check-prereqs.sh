@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks what `npm test` needs besides node_modules, and installs what it can:
 #   - Debian packages gcc, make, cmake, libsecp256k1-dev (firmware-bridge host tests, native verifier),
-#     mosquitto (the external-broker test) and python3-venv: installed with apt-get when run as root;
+#     mosquitto (the external-broker test), python3-venv and chromium (the console's browser test, driven
+#     by playwright-core: Debian's browser, never a download): installed with apt-get when run as root;
 #   - the firmware cross toolchains, picolibc and qemu (firmware-bridge/cross/build.sh: rv32imc, lx106,
 #     Cortex-M4; the rv32 tests and probes under qemu-system-riscv32 and -arm) and dpkg-dev (apt-get source);
 #   - schemathesis for the API fuzz (scripts/fuzz-api.ts), pinned in scripts/fuzz-requirements.txt,
@@ -35,6 +36,8 @@ if ! command -v gcc >/dev/null 2>&1 || ! echo '#include <secp256k1_schnorrsig.h>
   missing+=(libsecp256k1-dev)
 fi
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+# test/integration/console (test/support/browser.ts launches `chromium` from PATH).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # firmware-bridge/cross/build.sh (npm run test:firmware-cross); it adds Debian's deb-src entry itself.
 for p in gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-xtensa-lx106 picolibc-xtensa-lx106-elf \
   gcc-arm-none-eabi picolibc-arm-none-eabi qemu-system-misc qemu-system-arm dpkg-dev; do

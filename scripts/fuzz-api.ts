@@ -60,8 +60,8 @@ const settings = {
 const CHECKS = ['not_a_server_error', 'response_schema_conformance'];
 /** What the project promises to fuzz at least, per run (docs/TESTING.md). */
 const MIN_REQUESTS = 10_000;
-/** The account's event stream never ends by design: read it for this long, then judge what came. */
-const EVENTS_PATH = '/v1/accounts/{id}/events';
+/** The event streams never end by design: read them for this long, then judge what came. */
+const EVENTS_PATHS = ['/v1/accounts/{id}/events', '/v1/events'];
 const EVENTS_READ_SECONDS = 0.5;
 
 const log = (m: string): void => void process.stderr.write(`[fuzz] ${m}\n`);
@@ -257,12 +257,15 @@ function configFile(pass: Pass): string {
     '[generation.dictionaries]',
     'string = { dictionary = "strings", probability = 0.25 }',
     'integer = { dictionary = "numbers", probability = 0.1 }',
-    '',
-    '[[operations]]',
-    `include-path = ${toml(EVENTS_PATH)}`,
-    `request-timeout = ${EVENTS_READ_SECONDS}`,
-    'max-stream-events = 1',
   );
+  for (const path of EVENTS_PATHS)
+    lines.push(
+      '',
+      '[[operations]]',
+      `include-path = ${toml(path)}`,
+      `request-timeout = ${EVENTS_READ_SECONDS}`,
+      'max-stream-events = 1',
+    );
   return lines.join('\n') + '\n';
 }
 

@@ -22,6 +22,7 @@ import { paidServiceRoutes, type PaidServicesAdmin } from './routes/paid-service
 import { installHttpMetrics, metricsRoutes, type HttpMetrics } from './routes/metrics.js';
 import type { ConsoleSessions } from './console-session.js';
 import { consoleSessionRoutes } from './routes/console-session.js';
+import { consoleRoutes } from './routes/console.js';
 
 export interface AppDeps {
   backend: LightningBackend;
@@ -35,6 +36,8 @@ export interface AppDeps {
   metrics?: { metrics: HttpMetrics; scrapeToken?: OperatorAuth };
   /** Console sessions: a login exchanges the operator key for a session cookie the API accepts. */
   consoleSessions?: ConsoleSessions;
+  /** The built console's directory (default: dist/console); served at /console with the sessions. */
+  consoleDir?: string;
 }
 
 export type CoulombApp = FastifyInstance<
@@ -85,8 +88,10 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
   });
 
   installAuth(app, deps.operatorAuth, deps.accounts?.apiKeys, deps.consoleSessions);
-  if (deps.consoleSessions)
+  if (deps.consoleSessions) {
     await app.register(consoleSessionRoutes, { sessions: deps.consoleSessions, operator: deps.operatorAuth });
+    await app.register(consoleRoutes, deps.consoleDir !== undefined ? { dir: deps.consoleDir } : {});
+  }
   if (deps.metrics) {
     installHttpMetrics(app, deps.metrics.metrics);
     await app.register(metricsRoutes, { ...deps.metrics, operator: deps.operatorAuth });

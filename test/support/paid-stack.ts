@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { DEFAULTS } from '../../src/config/load.js';
 import { buildApp, type CoulombApp } from '../../src/http/app.js';
 import { OperatorAuth } from '../../src/http/operator-auth.js';
+import { ConsoleSessions } from '../../src/http/console-session.js';
 import type { AccountServices } from '../../src/http/routes/accounts.js';
 import type { LndBackend } from '../../src/lightning/lnd/lnd-backend.js';
 import {
@@ -39,6 +40,8 @@ export class PaidStack {
       seed: (upstreamUrl: string) => object[];
       metrics?: GatewayMetrics;
       scrapeToken?: string;
+      /** Console sessions and the console built in this directory (at /console). */
+      consoleDir?: string;
     },
   ) {}
 
@@ -79,6 +82,9 @@ export class PaidStack {
       operatorAuth: OperatorAuth.fromKey(this.o.operatorKey),
       accounts: this.accounts.services,
       paidServices: this.paid,
+      ...(this.o.consoleDir !== undefined
+        ? { consoleSessions: new ConsoleSessions(), consoleDir: this.o.consoleDir }
+        : {}),
       ...(m
         ? {
             metrics: {

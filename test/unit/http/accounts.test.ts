@@ -219,6 +219,43 @@ describe('accounts API', () => {
     ctl.abort();
   });
 
+  it("streams every account's events but balances to the operator over SSE, and to no account key", async () => {
+    await createAccount('feed-bot');
+    const url = app.server.listening
+      ? `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+      : await app.listen({ host: '127.0.0.1', port: 0 });
+    const ctl = new AbortController();
+    const res = await fetch(`${url}/v1/events`, { headers: op, signal: ctl.signal });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes(': connected')) text += new TextDecoder().decode((await reader.read()).value);
+    f.events.publish('feed-bot', {
+      type: 'balance',
+      accountId: 'feed-bot',
+      balanceMsat: '1',
+      availableMsat: '1',
+    });
+    f.events.publish('feed-bot', {
+      type: 'alert',
+      accountId: 'feed-bot',
+      code: 'TEST_ALERT',
+      message: 'hi',
+    });
+    while (!text.includes('event: alert')) text += new TextDecoder().decode((await reader.read()).value);
+    expect(text).not.toContain('event: balance');
+    expect(JSON.parse(/event: alert\ndata: (.*)\n/.exec(text)![1]!)).toEqual({
+      accountId: 'feed-bot',
+      type: 'alert',
+      code: 'TEST_ALERT',
+      message: 'hi',
+    });
+    ctl.abort();
+    const k = (await key('feed-bot', ['read', 'admin'])).json<{ key: string }>().key;
+    const denied = await app.inject({ url: '/v1/events', headers: { authorization: `Bearer ${k}` } });
+    expect(denied.statusCode).toBe(403);
+  });
+
   it('serves every route in the OpenAPI document', async () => {
     const doc = (await app.inject({ url: '/docs/json' })).json();
     expect(Object.keys(doc.paths)).toEqual(
