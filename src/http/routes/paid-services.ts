@@ -15,11 +15,17 @@ export interface PaidServicesAdmin {
 const ServiceName = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' });
 const NameParams = Type.Object({ name: ServiceName });
 
-/** A service as the API shows it: the upstream headers' names only (their values are secrets). */
+/**
+ * A service as the API shows it: the upstream headers' names only (their values are secrets), the
+ * upstream URL without its user name and password.
+ */
 const ServiceView = Type.Composite(
   [
     Type.Omit(ServiceSchema, ['headers']),
     Type.Object({
+      upstreamCredentials: Type.Boolean({
+        description: 'the upstream URL carries a user name or password (not shown)',
+      }),
       headerNames: Type.Array(Type.String(), { description: 'headers added upstream (values not shown)' }),
       origin: literals(['config', 'api', 'config-changed'] as const),
       updatedAt: Type.Optional(Type.Integer({ description: 'last change by the API, unix ms' })),
@@ -72,8 +78,19 @@ const Credential = Type.Object(
 
 function view(e: CatalogEntry): ServiceView {
   const { headers, ...rest } = e.service.config;
+  const url = e.service.upstream;
+  const upstreamCredentials = url.username !== '' || url.password !== '';
+  let upstream = rest.upstream;
+  if (upstreamCredentials) {
+    const shown = new URL(url.href);
+    shown.username = '';
+    shown.password = '';
+    upstream = shown.href;
+  }
   return {
     ...rest,
+    upstream,
+    upstreamCredentials,
     headerNames: Object.keys(headers ?? {}),
     origin: e.origin,
     ...(e.updatedAt !== undefined ? { updatedAt: e.updatedAt } : {}),
