@@ -234,6 +234,21 @@ export function createProxy(deps: ProxyDeps): Server {
     agents.https.destroy();
   });
 
+  /** The live service of a request's path, or undefined once the refusal (404, 403) is sent. */
+  function admitted(req: IncomingMessage, res: ServerResponse, path: string): Service | undefined {
+    const service = match(req.headers.host ?? '', path);
+    if (!service)
+      return void sendJson(res, 404, {
+        error: { code: 'NO_SERVICE', message: 'no service is configured for this path' },
+      });
+    served.set(res, { service: service.name, paid: false });
+    if (service.allow && !service.allow.some((r) => r.test(path)))
+      return void sendJson(res, 403, {
+        error: { code: 'PATH_NOT_ALLOWED', message: 'this path is not offered' },
+      });
+    return service;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = canonicalTarget(req.url ?? '/');
     if (!target)
@@ -246,15 +261,8 @@ export function createProxy(deps: ProxyDeps): Server {
     if (req.method === 'GET' && path === '/l402/quote') return quote(req, res);
     if (req.method === 'POST' && path === '/l402/topup') return topUp(req, res);
     if (req.method === 'POST' && path === '/l402/refund') return refund(req, res);
-    const service = match(req.headers.host ?? '', path);
-    if (!service)
-      return sendJson(res, 404, {
-        error: { code: 'NO_SERVICE', message: 'no service is configured for this path' },
-      });
-    served.set(res, { service: service.name, paid: false });
-    if (service.allow && !service.allow.some((r) => r.test(path))) {
-      return sendJson(res, 403, { error: { code: 'PATH_NOT_ALLOWED', message: 'this path is not offered' } });
-    }
+    let service = admitted(req, res, path);
+    if (!service) return;
     const hasBody =
       req.headers['content-length'] !== undefined
         ? req.headers['content-length'] !== '0'
@@ -268,6 +276,10 @@ export function createProxy(deps: ProxyDeps): Server {
         { error: { code: 'BODY_TOO_LARGE', message: `request bodies are limited to ${maxBody} bytes` } },
         { connection: 'close' },
       );
+    // The catalog may have changed while the body arrived (it can take as long as the client
+    // likes): the request is served by the service as it is now, or not at all.
+    if (hasBody && service !== match(req.headers.host ?? '', path)) service = admitted(req, res, path);
+    if (!service) return;
 
     if (service.config.mode === 'free') return forward(service, target, req, res, body, undefined);
     if (service.config.mode === 'freebie' && !req.headers.authorization) {

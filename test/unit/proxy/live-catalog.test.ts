@@ -1,0 +1,132 @@
+import { createServer, request, type Server } from 'node:http';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { L402Authority } from '../../../src/l402/authority.js';
+import { credentialAccountId, L402Gate } from '../../../src/l402/gate.js';
+import { decodeV2 } from '../../../src/l402/macaroon.js';
+import { availableOf } from '../../../src/ledger/types.js';
+import { msat } from '../../../src/domain/msat.js';
+import { ServiceCatalog } from '../../../src/proxy/catalog.js';
+import { parseProxyConfig, type ServiceConfig } from '../../../src/proxy/config.js';
+import { createProxy } from '../../../src/proxy/server.js';
+import { MemoryRecords } from '../../support/memory-records.js';
+import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
+
+let upstream: Server;
+let upstreamUrl: string;
+let proxy: Server;
+let port: number;
+let catalog: ServiceCatalog;
+let f: Awaited<ReturnType<typeof paymentsFixture>>;
+let gate: L402Gate;
+let received: string[] = [];
+/** Called (once) the next time the proxy reads the catalog. */
+let read: (() => void) | undefined;
+
+const listen = (s: Server): Promise<number> =>
+  new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
+
+const svc = (name: string, extra: Partial<ServiceConfig> = {}): ServiceConfig => ({
+  name,
+  pathPrefix: `/${name}/`,
+  upstream: upstreamUrl,
+  mode: 'paid',
+  pricePerRequestMsat: '10',
+  creditMsat: '1000',
+  lifetimeSeconds: 60,
+  ...extra,
+});
+
+beforeAll(async () => {
+  upstream = createServer((req, res) => {
+    received.push(req.url ?? '');
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  upstreamUrl = `http://127.0.0.1:${await listen(upstream)}`;
+  f = await paymentsFixture();
+  gate = new L402Gate(new L402Authority(Buffer.alloc(32, 7)), f.lightning, f.service);
+});
+beforeEach(async () => {
+  received = [];
+  proxy?.closeAllConnections();
+  proxy?.close();
+  catalog = await ServiceCatalog.open(
+    new MemoryRecords(),
+    parseProxyConfig({ services: [svc('a')] }).services,
+  );
+  // Tells the test when the proxy has read the catalog for a request.
+  const live = {
+    current: () => {
+      const now = catalog.current();
+      const waiting = read;
+      read = undefined;
+      waiting?.();
+      return now;
+    },
+  };
+  proxy = createProxy({ services: [], catalog: live, gate, ledger: f.ledger, log: silentLog });
+  port = await listen(proxy);
+});
+afterAll(() => {
+  f.service.stop();
+  proxy.closeAllConnections();
+  proxy.close();
+  upstream.close();
+});
+
+async function credential(service: string): Promise<{ header: string; accountId: string }> {
+  const c = await gate.challenge({ name: service, creditMsat: msat(1000n), lifetimeSeconds: 60 });
+  const hash = decodeV2(Buffer.from(c.macaroon, 'base64')).identifier.subarray(2, 34).toString('hex');
+  const header = `L402 ${c.macaroon}:${f.lightning.invoices.get(hash)!.preimage}`;
+  // A first request books the credit (at its first presentation) and is charged 10.
+  expect(
+    (await fetch(`http://127.0.0.1:${port}/${service}/first`, { headers: { authorization: header } })).status,
+  ).toBe(200);
+  return { header, accountId: credentialAccountId(c.tokenId) };
+}
+
+/** A POST whose body arrives in two parts: `between` runs after the first part reached the proxy. */
+function stalledPost(
+  path: string,
+  authorization: string,
+  between: () => Promise<void>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { port, path, method: 'POST', headers: { authorization, 'content-length': '10' } },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    // Once the proxy has matched the service, it waits for the rest of the body.
+    read = () => void between().then(() => req.end('67890'), reject);
+    req.write('12345');
+  });
+}
+
+const available = (id: string): bigint => availableOf(f.ledger.accountNow(id)!);
+
+describe('a request under way when its service changes', () => {
+  it('is not charged nor forwarded once its service was removed', async () => {
+    const c = await credential('a');
+    const before = available(c.accountId);
+    const r = await stalledPost('/a/x', c.header, () => catalog.remove('a'));
+    expect(r.status).toBe(404);
+    expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'NO_SERVICE' } });
+    expect(received).toEqual(['/a/first']);
+    expect(available(c.accountId)).toBe(before);
+  });
+
+  it('is charged the price in force when its body has arrived', async () => {
+    const c = await credential('a');
+    const before = available(c.accountId);
+    const r = await stalledPost('/a/x', c.header, async () => {
+      await catalog.replace('a', svc('a', { pricePerRequestMsat: '30' }));
+    });
+    expect(r.status).toBe(200);
+    expect(before - available(c.accountId)).toBe(30n);
+  });
+});
