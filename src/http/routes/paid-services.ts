@@ -2,7 +2,7 @@ import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { listCredentials, type CredentialSources } from '../../l402/credentials.js';
 import type { CatalogEntry, ServiceCatalog } from '../../proxy/catalog.js';
-import { ServiceSchema, type ServiceConfig } from '../../proxy/config.js';
+import { ServiceSchema } from '../../proxy/config.js';
 import type { ServiceStats, StatsPeriod } from '../../proxy/stats.js';
 import { ErrorResponses, literals, MsatString } from '../schemas.js';
 
@@ -181,11 +181,7 @@ export const paidServiceRoutes: FastifyPluginAsyncTypebox<
         response: { 200: ServiceView, ...ErrorResponses },
       },
     },
-    async (req) => {
-      const old = catalog.require(req.params.name);
-      const merged: ServiceConfig = { ...old.service.config, ...req.body, name: req.params.name };
-      return view(await catalog.replace(req.params.name, merged));
-    },
+    async (req) => view(await catalog.patch(req.params.name, req.body)),
   );
 
   app.delete(

@@ -13,6 +13,16 @@ let app: CoulombApp;
 let f: Awaited<ReturnType<typeof paymentsFixture>>;
 let catalog: ServiceCatalog;
 
+/** Side records whose writes wait while `hold` is set (a change being written takes a while). */
+class HeldRecords extends MemoryRecords {
+  hold: Promise<void> | undefined;
+  override async putRecords(records: { key: string; value: string | null }[]): Promise<void> {
+    await this.hold;
+    return super.putRecords(records);
+  }
+}
+const store = new HeldRecords();
+
 const svc = (name: string, extra: object = {}) => ({
   name,
   pathPrefix: `/${name}/`,
@@ -29,10 +39,7 @@ beforeAll(async () => {
   const authority = new L402Authority(Buffer.alloc(32, 5));
   const revocations = new L402Revocations(f.ledger, authority);
   await revocations.load();
-  catalog = await ServiceCatalog.open(
-    new MemoryRecords(),
-    parseProxyConfig({ services: [svc('seed')] }).services,
-  );
+  catalog = await ServiceCatalog.open(store, parseProxyConfig({ services: [svc('seed')] }).services);
   const stats = new ServiceStats(new MemoryRecords());
   app = await accountsApp(f, OP, { l402: { authority, revocations } }, { catalog, stats });
 });
@@ -111,5 +118,34 @@ describe('paid services admin API: secrets are never shown', () => {
     expect(catalog.get('creds')!.service.upstream.password).toBe('s3cret');
     const plain = await admin('GET', '/v1/proxy/services/seed');
     expect(plain.body).toMatchObject({ upstream: 'http://127.0.0.1:9', upstreamCredentials: false });
+  });
+});
+
+describe('paid services admin API: concurrent changes', () => {
+  it('applies two PATCHes made at once, neither lost', async () => {
+    let release = () => undefined as void;
+    store.hold = new Promise((r) => (release = r));
+    // The first change's write waits until the second PATCH's handler has asked the catalog.
+    let calls = 0;
+    const counted = <A extends unknown[], R>(method: (...a: A) => R) =>
+      function (this: ServiceCatalog, ...a: A): R {
+        if (++calls === 2) release();
+        return method.apply(this, a);
+      };
+    const spied = catalog as unknown as Record<'require' | 'patch', (...a: unknown[]) => unknown>;
+    spied.require = counted(spied.require);
+    if (spied.patch) spied.patch = counted(spied.patch);
+    const both = Promise.all([
+      admin('PATCH', '/v1/proxy/services/seed', { pricePerRequestMsat: '20' }),
+      admin('PATCH', '/v1/proxy/services/seed', { creditMsat: '5000' }),
+    ]);
+    const [price, credit] = await both;
+    store.hold = undefined;
+    delete (spied as Partial<typeof spied>).require;
+    delete (spied as Partial<typeof spied>).patch;
+    expect([price.status, credit.status]).toEqual([200, 200]);
+    expect(credit.body).toMatchObject({ pricePerRequestMsat: '20', creditMsat: '5000' });
+    const now = await admin('GET', '/v1/proxy/services/seed');
+    expect(now.body).toMatchObject({ pricePerRequestMsat: '20', creditMsat: '5000' });
   });
 });
