@@ -133,9 +133,10 @@ export function createProxy(deps: ProxyDeps): Server {
   };
   const services = (): readonly Service[] => deps.catalog?.current() ?? deps.services;
   /**
-   * What the proxy derives from a service (rate limiters, upstream request options, revenue
-   * account), made once per service object: a service changed live is a new object, so it
-   * starts with its own, and a removed one's are collected with it.
+   * What the proxy derives from a service (upstream request options, revenue account), made
+   * once per service object: a service changed live is a new object, so it gets its own, and a
+   * removed one's are collected with it. Its rate limiters are kept by service name instead, so
+   * a change of other terms leaves its buckets as they are (see `limitersOf`).
    */
   const derived = new WeakMap<Service, Derived>();
   const derive = (s: Service): Derived => {
@@ -143,12 +144,8 @@ export function createProxy(deps: ProxyDeps): Server {
     if (known) return known;
     const https = s.upstream.protocol === 'https:';
     const { hostname, port, auth } = urlToHttpOptions(s.upstream);
-    const own = s.config.challengeRateLimit;
     const d: Derived = {
-      ...(s.config.rateLimit
-        ? { limiter: new RateLimiter(s.config.rateLimit.requests, s.config.rateLimit.perSeconds) }
-        : {}),
-      challenges: own ? new RateLimiter(own.requests, own.perSeconds) : sharedChallenges,
+      ...limitersOf(s),
       upstream: {
         host: s.upstream.host,
         send: https ? httpsRequest : httpRequest,
@@ -167,6 +164,28 @@ export function createProxy(deps: ProxyDeps): Server {
     );
     derived.set(s, d);
     return d;
+  };
+  /**
+   * The rate limiters of each service by name, with the settings they were made for: rebuilt
+   * (full buckets) only when its `rateLimit` or `challengeRateLimit` changes. Those of services
+   * no longer in the catalog are dropped whenever a changed service is derived, so the map holds
+   * at most the catalog's services.
+   */
+  const limiters = new Map<string, { settings: string; limiter?: RateLimiter; challenges: RateLimiter }>();
+  const limitersOf = (s: Service): { limiter?: RateLimiter; challenges: RateLimiter } => {
+    const { rateLimit, challengeRateLimit: own } = s.config;
+    const settings = JSON.stringify([rateLimit ?? null, own ?? null]);
+    const known = limiters.get(s.name);
+    if (known?.settings === settings) return known;
+    const names = new Set(services().map((x) => x.name));
+    for (const name of limiters.keys()) if (!names.has(name)) limiters.delete(name);
+    const made = {
+      settings,
+      ...(rateLimit ? { limiter: new RateLimiter(rateLimit.requests, rateLimit.perSeconds) } : {}),
+      challenges: own ? new RateLimiter(own.requests, own.perSeconds) : sharedChallenges,
+    };
+    limiters.set(s.name, made);
+    return made;
   };
   const freebies = new Map<string, number>();
   const charges = new ChargeBatcher(deps.ledger);

@@ -130,3 +130,26 @@ describe('a request under way when its service changes', () => {
     expect(before - available(c.accountId)).toBe(30n);
   });
 });
+
+describe('rate limits of a service changed live', () => {
+  it('keep their buckets when other terms change, and start anew when the limit itself does', async () => {
+    await catalog.replace('a', svc('a', { rateLimit: { requests: 2, perSeconds: 3600 } }));
+    const c = await credential('a'); // the first of 2
+    const get = () => fetch(`http://127.0.0.1:${port}/a/x`, { headers: { authorization: c.header } });
+    expect((await get()).status).toBe(200);
+    expect((await get()).status).toBe(429);
+    await catalog.patch('a', { pricePerRequestMsat: '20' });
+    expect((await get()).status).toBe(429);
+    await catalog.patch('a', { rateLimit: { requests: 3, perSeconds: 3600 } });
+    expect((await get()).status).toBe(200);
+  });
+
+  it('keep the challenge bucket of a service across a change', async () => {
+    await catalog.replace('a', svc('a', { challengeRateLimit: { requests: 1, perSeconds: 3600 } }));
+    const ask = () => fetch(`http://127.0.0.1:${port}/a/x`);
+    expect((await ask()).status).toBe(402);
+    expect((await ask()).status).toBe(429);
+    await catalog.patch('a', { creditMsat: '2000' });
+    expect((await ask()).status).toBe(429);
+  });
+});
