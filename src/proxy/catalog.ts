@@ -3,7 +3,7 @@ import { Value } from '@sinclair/typebox/value';
 import { ConfigError } from '../domain/errors.js';
 import type { RecordStore } from '../ledger/store.js';
 import { recordCodec } from '../records/codec.js';
-import { compile, ServiceSchema, type Service, type ServiceConfig } from './config.js';
+import { compile, matchingOrder, ServiceSchema, type Service, type ServiceConfig } from './config.js';
 import { ProxyAdminError } from './errors.js';
 
 const PREFIX = 'proxysvc!';
@@ -87,11 +87,11 @@ export class ServiceCatalog {
   }
 
   private set(entries: CatalogEntry[]): void {
-    this.entries = entries;
-    this.snapshot = Object.freeze(entries.map((e) => e.service));
+    this.entries = matchingOrder(entries, (e) => e.service);
+    this.snapshot = Object.freeze(this.entries.map((e) => e.service));
   }
 
-  /** The services in matching order (the file's first, then those added by the API, by name). */
+  /** The services in matching order (`matchingOrder`: the most specific path prefix first). */
   current(): readonly Service[] {
     return this.snapshot;
   }

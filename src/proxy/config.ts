@@ -201,6 +201,20 @@ function mppTermsOf(s: ServiceConfig, out: Service): MppTerms | undefined {
   };
 }
 
+/**
+ * The order in which requests are matched against services, the same for the config file, the
+ * services changed live and after a restart: the most specific path prefix first (longer before
+ * shorter), then, for the same prefix, the services with a `hostRegexp` before those without,
+ * then by name. The first whose prefix (and host) fits serves the request.
+ */
+export function matchingOrder<T>(items: readonly T[], serviceOf: (item: T) => Service): T[] {
+  const rank = (a: Service, b: Service): number =>
+    b.pathPrefix.length - a.pathPrefix.length ||
+    Number(b.host !== undefined) - Number(a.host !== undefined) ||
+    (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  return [...items].sort((a, b) => rank(serviceOf(a), serviceOf(b)));
+}
+
 /** Validates a proxy config (from YAML/JSON) with messages naming the field at fault. */
 export function parseProxyConfig(raw: unknown): { config: ProxyConfig; services: Service[] } {
   const withDefaults = Value.Default(ProxyConfigSchema, structuredClone(raw));

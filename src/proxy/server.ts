@@ -14,7 +14,13 @@ import { AppError } from '../domain/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { availableOf } from '../ledger/types.js';
 import type { L402Gate } from '../l402/gate.js';
-import { DEFAULT_CHALLENGE_RATE_LIMIT, type ModelPricing, type RateLimit, type Service } from './config.js';
+import {
+  DEFAULT_CHALLENGE_RATE_LIMIT,
+  matchingOrder,
+  type ModelPricing,
+  type RateLimit,
+  type Service,
+} from './config.js';
 import {
   closingEvents,
   costOf,
@@ -131,7 +137,8 @@ export function createProxy(deps: ProxyDeps): Server {
     http: new Agent({ keepAlive: true, maxSockets: 256 }),
     https: new HttpsAgent({ keepAlive: true, maxSockets: 256 }),
   };
-  const services = (): readonly Service[] => deps.catalog?.current() ?? deps.services;
+  const fixed = matchingOrder(deps.services, (s) => s);
+  const services = (): readonly Service[] => deps.catalog?.current() ?? fixed;
   /**
    * What the proxy derives from a service (upstream request options, revenue account), made
    * once per service object: a service changed live is a new object, so it gets its own, and a
