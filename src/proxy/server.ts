@@ -47,7 +47,10 @@ import type { RefundDestination } from '../l402/refund.js';
  * neither). Each is called synchronously and must not throw.
  */
 export interface ProxyHooks {
-  /** A request was answered: its service (none when no service matched), status and duration. */
+  /**
+   * A request was answered (or its client went away during the answer): its service (none when
+   * no service matched), status and duration.
+   */
   answered?(e: { service?: string; status: number; seconds: number; paid: boolean }): void;
   /** A 402 challenge (a new invoice) went out. */
   challenged?(service: string): void;
@@ -229,7 +232,8 @@ export function createProxy(deps: ProxyDeps): Server {
     const answered = deps.hooks?.answered;
     if (answered) {
       const began = performance.now();
-      res.once('finish', () => {
+      // 'close', not 'finish': a response the client cut off (a stream) was served and charged too.
+      res.once('close', () => {
         const s = served.get(res);
         answered({
           ...(s ? { service: s.service } : {}),

@@ -21,6 +21,8 @@ let gate: L402Gate;
 let received: string[] = [];
 /** Called (once) the next time the proxy reads the catalog. */
 let read: (() => void) | undefined;
+let streamClosed: (() => void) | undefined;
+let answered: { service?: string; status: number; paid: boolean }[] = [];
 
 const listen = (s: Server): Promise<number> =>
   new Promise((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
@@ -39,6 +41,12 @@ const svc = (name: string, extra: Partial<ServiceConfig> = {}): ServiceConfig =>
 beforeAll(async () => {
   upstream = createServer((req, res) => {
     received.push(req.url ?? '');
+    if (req.url?.includes('stream')) {
+      // Streams until the client goes away.
+      res.on('close', () => streamClosed?.());
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      return void res.write('data: 1\n\n');
+    }
     req.resume();
     req.on('end', () => res.end('ok'));
   });
@@ -64,7 +72,15 @@ beforeEach(async () => {
       return now;
     },
   };
-  proxy = createProxy({ services: [], catalog: live, gate, ledger: f.ledger, log: silentLog });
+  answered = [];
+  proxy = createProxy({
+    services: [],
+    catalog: live,
+    gate,
+    ledger: f.ledger,
+    log: silentLog,
+    hooks: { answered: (e) => answered.push({ ...e }) },
+  });
   port = await listen(proxy);
 });
 afterAll(() => {
@@ -151,5 +167,29 @@ describe('rate limits of a service changed live', () => {
     expect((await ask()).status).toBe(429);
     await catalog.patch('a', { creditMsat: '2000' });
     expect((await ask()).status).toBe(429);
+  });
+});
+
+describe('requests the client cuts off', () => {
+  it('are counted as answered, like the others', async () => {
+    const c = await credential('a');
+    const closed = new Promise<void>((r) => (streamClosed = r));
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ port, path: '/a/stream', headers: { authorization: c.header } }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => undefined);
+      req.on('timeout', reject);
+      req.end();
+    });
+    // The proxy stops the upstream request when its client has gone: by then it has seen the end.
+    await closed;
+    expect(answered).toEqual([
+      { service: 'a', status: 200, paid: true, seconds: expect.any(Number) },
+      { service: 'a', status: 200, paid: true, seconds: expect.any(Number) },
+    ]);
   });
 });
