@@ -535,7 +535,14 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
   });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   const proxy = paid
-    ? await startL402Proxy(config, accounts.services, backend, log, paid, metrics.proxyHooks())
+    ? await startL402Proxy(
+        config,
+        accounts.services,
+        backend,
+        log,
+        paid,
+        metrics.proxyHooks(() => paid.catalog.current().map((s) => s.name)),
+      )
     : undefined;
   const mqtt =
     config.mqtt.enabled && accounts.services.devices

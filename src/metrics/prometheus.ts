@@ -4,6 +4,18 @@ import type { LedgerStore } from '../ledger/store.js';
 import type { EventBus } from '../payments/events.js';
 import type { ProxyHooks } from '../proxy/server.js';
 
+/** The proxy's status codes kept as they are; the others are counted by class (`4xx`, `5xx`). */
+export const PROXY_STATUS_CODES = [
+  200, 201, 202, 204, 206, 301, 302, 304, 307, 308, 400, 401, 402, 403, 404, 405, 409, 413, 422, 429, 500,
+  502, 503, 504,
+] as const;
+const KNOWN_STATUS = new Set<number>(PROXY_STATUS_CODES);
+const STATUS_LABELS = [...PROXY_STATUS_CODES.map(String), ...['1xx', '2xx', '3xx', '4xx', '5xx', 'other']];
+function statusLabel(status: number): string {
+  if (KNOWN_STATUS.has(status)) return String(status);
+  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : 'other';
+}
+
 /**
  * The gateway's Prometheus metrics (prom-client), in one registry. Feature modules know nothing
  * of it: the composition root wires them through what they already offer (the proxy's hooks, the
@@ -123,19 +135,48 @@ export class GatewayMetrics {
     this.tickDuration.observe((t.finishedAt - t.startedAt) / 1000);
   }
 
-  /** The proxy's hooks that feed these metrics. */
-  proxyHooks(): ProxyHooks {
+  /**
+   * The proxy's hooks that feed these metrics. With `live` (the names of the services served
+   * now), each scrape first drops the series of the services removed since: the `service` label
+   * stays bounded by the catalog however many services come and go. Upstream status codes
+   * outside `PROXY_STATUS_CODES` are grouped by class (`5xx`).
+   */
+  proxyHooks(live?: () => Iterable<string>): ProxyHooks {
+    const seen = new Set<string>();
+    if (live) {
+      // prom-client calls a metric's `collect` before each scrape reads it.
+      const scraped = this.proxyRequests as Counter<'service' | 'status_code'> & { collect?: () => void };
+      scraped.collect = () => {
+        const names = new Set(live());
+        for (const service of seen) if (!names.has(service)) this.dropService(service, seen);
+      };
+    }
     return {
       answered: (e) => {
-        const labels = { service: e.service ?? 'none', status_code: String(e.status) };
+        const labels = { service: e.service ?? 'none', status_code: statusLabel(e.status) };
+        if (e.service) seen.add(e.service);
         this.proxyRequests.inc(labels);
         this.proxyDuration.observe(labels, e.seconds);
       },
-      challenged: (service) => this.challengesIssued.inc({ service }),
+      challenged: (service) => {
+        seen.add(service);
+        this.challengesIssued.inc({ service });
+      },
       charged: (service, amount) => {
+        seen.add(service);
         if (amount > 0n) this.revenue.inc({ service }, Number(amount));
       },
     };
+  }
+
+  private dropService(service: string, seen: Set<string>): void {
+    for (const status_code of STATUS_LABELS) {
+      this.proxyRequests.remove({ service, status_code });
+      this.proxyDuration.remove({ service, status_code });
+    }
+    this.challengesIssued.remove({ service });
+    this.revenue.remove({ service });
+    seen.delete(service);
   }
 
   /** Payments by status and their fees, and credential invoices paid, from the event bus. */

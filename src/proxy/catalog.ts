@@ -3,7 +3,7 @@ import { Value } from '@sinclair/typebox/value';
 import { ConfigError } from '../domain/errors.js';
 import type { RecordStore } from '../ledger/store.js';
 import { recordCodec } from '../records/codec.js';
-import { compile, ServiceSchema, type Service, type ServiceConfig } from './config.js';
+import { compile, matchingOrder, ServiceSchema, type Service, type ServiceConfig } from './config.js';
 import { ProxyAdminError } from './errors.js';
 
 const PREFIX = 'proxysvc!';
@@ -87,11 +87,11 @@ export class ServiceCatalog {
   }
 
   private set(entries: CatalogEntry[]): void {
-    this.entries = entries;
-    this.snapshot = Object.freeze(entries.map((e) => e.service));
+    this.entries = matchingOrder(entries, (e) => e.service);
+    this.snapshot = Object.freeze(this.entries.map((e) => e.service));
   }
 
-  /** The services in matching order (the file's first, then those added by the API, by name). */
+  /** The services in matching order (`matchingOrder`: the most specific path prefix first). */
   current(): readonly Service[] {
     return this.snapshot;
   }
@@ -134,27 +134,38 @@ export class ServiceCatalog {
 
   /** Replaces a service's terms (same name); 404 SERVICE_NOT_FOUND if there is none. */
   replace(name: string, config: ServiceConfig): Promise<CatalogEntry> {
-    return this.serial(async () => {
-      if (config.name !== name)
-        throw new ProxyAdminError('INVALID_SERVICE', 'the name in the body must be the one in the path', {
-          name,
-        });
-      const index = this.entries.findIndex((e) => e.service.name === name);
-      if (index < 0) throw notFound(name);
-      const service = checked(config);
-      const updatedAt = this.now();
-      await this.store.putRecords([
-        { key: PREFIX + name, value: changeCodec.encode({ config: service.config, updatedAt }) },
-      ]);
-      const old = this.entries[index]!;
-      const entry: CatalogEntry = {
-        service,
-        origin: old.origin === 'api' ? 'api' : 'config-changed',
-        updatedAt,
-      };
-      this.set(this.entries.map((e, i) => (i === index ? entry : e)));
-      return entry;
-    });
+    return this.serial(() => this.replaceNow(name, () => config));
+  }
+
+  /**
+   * Changes some fields of a service, the others as they are when the change runs (after the
+   * changes before it: two patches at once both apply); 404 SERVICE_NOT_FOUND if there is none.
+   */
+  patch(name: string, fields: Partial<Omit<ServiceConfig, 'name'>>): Promise<CatalogEntry> {
+    return this.serial(() => this.replaceNow(name, (old) => ({ ...old, ...fields, name })));
+  }
+
+  private async replaceNow(name: string, next: (old: ServiceConfig) => ServiceConfig): Promise<CatalogEntry> {
+    const index = this.entries.findIndex((e) => e.service.name === name);
+    if (index < 0) throw notFound(name);
+    const old = this.entries[index]!;
+    const config = next(old.service.config);
+    if (config.name !== name)
+      throw new ProxyAdminError('INVALID_SERVICE', 'the name in the body must be the one in the path', {
+        name,
+      });
+    const service = checked(config);
+    const updatedAt = this.now();
+    await this.store.putRecords([
+      { key: PREFIX + name, value: changeCodec.encode({ config: service.config, updatedAt }) },
+    ]);
+    const entry: CatalogEntry = {
+      service,
+      origin: old.origin === 'api' ? 'api' : 'config-changed',
+      updatedAt,
+    };
+    this.set(this.entries.map((e, i) => (i === index ? entry : e)));
+    return entry;
   }
 
   /** Removes a service: the proxy answers 404 NO_SERVICE for its paths from the next request. */

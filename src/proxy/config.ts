@@ -115,6 +115,25 @@ export interface Service {
   mpp?: MppTerms;
 }
 
+/** An HTTP field name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What Node sends in a field value: tab, visible ASCII, space, obs-text (no CR, LF, NUL or controls). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** The upstream as a URL, or a ConfigError naming the service (never the URL: it may hold a password). */
+function upstreamUrl(s: ServiceConfig): URL {
+  let url: URL;
+  try {
+    url = new URL(s.upstream);
+  } catch {
+    throw new ConfigError(`service ${s.name}: upstream is not a valid http(s) URL`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.hostname)
+    throw new ConfigError(`service ${s.name}: upstream is not a valid http(s) URL`);
+  return url;
+}
+
+/** A service's config made ready for the hot path; ConfigError (never another error) for what cannot be served. */
 export function compile(s: ServiceConfig): Service {
   const re = (src: string, what: string): RegExp => {
     try {
@@ -128,11 +147,21 @@ export function compile(s: ServiceConfig): Service {
   }
   if (s.mode === 'freebie' && s.freeRequests === undefined)
     throw new ConfigError(`service ${s.name}: mode freebie needs freeRequests`);
+  for (const [name, value] of Object.entries(s.headers ?? {})) {
+    if (!HEADER_NAME.test(name))
+      throw new ConfigError(
+        `service ${s.name}: upstream header name ${JSON.stringify(name)} is not an HTTP token`,
+      );
+    if (!HEADER_VALUE.test(value))
+      throw new ConfigError(
+        `service ${s.name}: the value of upstream header ${name} has characters HTTP cannot carry (CR, LF, NUL, controls)`,
+      );
+  }
   const out: Service = {
     config: s,
     name: s.name,
     pathPrefix: s.pathPrefix,
-    upstream: new URL(s.upstream),
+    upstream: upstreamUrl(s),
     credit: msat(s.creditMsat),
     schemes: { l402: (s.schemes ?? ['l402']).includes('l402'), mpp: (s.schemes ?? []).includes('mpp') },
   };
@@ -173,6 +202,20 @@ function mppTermsOf(s: ServiceConfig, out: Service): MppTerms | undefined {
     depositMultiplier: s.mpp?.depositMultiplier ?? 20,
     idleTimeoutSeconds: s.mpp?.idleTimeoutSeconds ?? 300,
   };
+}
+
+/**
+ * The order in which requests are matched against services, the same for the config file, the
+ * services changed live and after a restart: the most specific path prefix first (longer before
+ * shorter), then, for the same prefix, the services with a `hostRegexp` before those without,
+ * then by name. The first whose prefix (and host) fits serves the request.
+ */
+export function matchingOrder<T>(items: readonly T[], serviceOf: (item: T) => Service): T[] {
+  const rank = (a: Service, b: Service): number =>
+    b.pathPrefix.length - a.pathPrefix.length ||
+    Number(b.host !== undefined) - Number(a.host !== undefined) ||
+    (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  return [...items].sort((a, b) => rank(serviceOf(a), serviceOf(b)));
 }
 
 /** Validates a proxy config (from YAML/JSON) with messages naming the field at fault. */

@@ -14,7 +14,13 @@ import { AppError } from '../domain/errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { availableOf } from '../ledger/types.js';
 import type { L402Gate } from '../l402/gate.js';
-import { DEFAULT_CHALLENGE_RATE_LIMIT, type ModelPricing, type RateLimit, type Service } from './config.js';
+import {
+  DEFAULT_CHALLENGE_RATE_LIMIT,
+  matchingOrder,
+  type ModelPricing,
+  type RateLimit,
+  type Service,
+} from './config.js';
 import {
   closingEvents,
   costOf,
@@ -41,7 +47,10 @@ import { RefundError, type RefundDestination } from '../l402/refund.js';
  * neither). Each is called synchronously and must not throw.
  */
 export interface ProxyHooks {
-  /** A request was answered: its service (none when no service matched), status and duration. */
+  /**
+   * A request was answered (or its client went away during the answer): its service (none when
+   * no service matched), status and duration.
+   */
   answered?(e: { service?: string; status: number; seconds: number; paid: boolean }): void;
   /** A 402 challenge (a new invoice) went out. */
   challenged?(service: string): void;
@@ -131,11 +140,13 @@ export function createProxy(deps: ProxyDeps): Server {
     http: new Agent({ keepAlive: true, maxSockets: 256 }),
     https: new HttpsAgent({ keepAlive: true, maxSockets: 256 }),
   };
-  const services = (): readonly Service[] => deps.catalog?.current() ?? deps.services;
+  const fixed = matchingOrder(deps.services, (s) => s);
+  const services = (): readonly Service[] => deps.catalog?.current() ?? fixed;
   /**
-   * What the proxy derives from a service (rate limiters, upstream request options, revenue
-   * account), made once per service object: a service changed live is a new object, so it
-   * starts with its own, and a removed one's are collected with it.
+   * What the proxy derives from a service (upstream request options, revenue account), made
+   * once per service object: a service changed live is a new object, so it gets its own, and a
+   * removed one's are collected with it. Its rate limiters are kept by service name instead, so
+   * a change of other terms leaves its buckets as they are (see `limitersOf`).
    */
   const derived = new WeakMap<Service, Derived>();
   const derive = (s: Service): Derived => {
@@ -143,12 +154,8 @@ export function createProxy(deps: ProxyDeps): Server {
     if (known) return known;
     const https = s.upstream.protocol === 'https:';
     const { hostname, port, auth } = urlToHttpOptions(s.upstream);
-    const own = s.config.challengeRateLimit;
     const d: Derived = {
-      ...(s.config.rateLimit
-        ? { limiter: new RateLimiter(s.config.rateLimit.requests, s.config.rateLimit.perSeconds) }
-        : {}),
-      challenges: own ? new RateLimiter(own.requests, own.perSeconds) : sharedChallenges,
+      ...limitersOf(s),
       upstream: {
         host: s.upstream.host,
         send: https ? httpsRequest : httpRequest,
@@ -167,6 +174,28 @@ export function createProxy(deps: ProxyDeps): Server {
     );
     derived.set(s, d);
     return d;
+  };
+  /**
+   * The rate limiters of each service by name, with the settings they were made for: rebuilt
+   * (full buckets) only when its `rateLimit` or `challengeRateLimit` changes. Those of services
+   * no longer in the catalog are dropped whenever a changed service is derived, so the map holds
+   * at most the catalog's services.
+   */
+  const limiters = new Map<string, { settings: string; limiter?: RateLimiter; challenges: RateLimiter }>();
+  const limitersOf = (s: Service): { limiter?: RateLimiter; challenges: RateLimiter } => {
+    const { rateLimit, challengeRateLimit: own } = s.config;
+    const settings = JSON.stringify([rateLimit ?? null, own ?? null]);
+    const known = limiters.get(s.name);
+    if (known?.settings === settings) return known;
+    const names = new Set(services().map((x) => x.name));
+    for (const name of limiters.keys()) if (!names.has(name)) limiters.delete(name);
+    const made = {
+      settings,
+      ...(rateLimit ? { limiter: new RateLimiter(rateLimit.requests, rateLimit.perSeconds) } : {}),
+      challenges: own ? new RateLimiter(own.requests, own.perSeconds) : sharedChallenges,
+    };
+    limiters.set(s.name, made);
+    return made;
   };
   const freebies = new Map<string, number>();
   const charges = new ChargeBatcher(deps.ledger);
@@ -203,7 +232,8 @@ export function createProxy(deps: ProxyDeps): Server {
     const answered = deps.hooks?.answered;
     if (answered) {
       const began = performance.now();
-      res.once('finish', () => {
+      // 'close', not 'finish': a response the client cut off (a stream) was served and charged too.
+      res.once('close', () => {
         const s = served.get(res);
         answered({
           ...(s ? { service: s.service } : {}),
@@ -234,6 +264,21 @@ export function createProxy(deps: ProxyDeps): Server {
     agents.https.destroy();
   });
 
+  /** The live service of a request's path, or undefined once the refusal (404, 403) is sent. */
+  function admitted(req: IncomingMessage, res: ServerResponse, path: string): Service | undefined {
+    const service = match(req.headers.host ?? '', path);
+    if (!service)
+      return void sendJson(res, 404, {
+        error: { code: 'NO_SERVICE', message: 'no service is configured for this path' },
+      });
+    served.set(res, { service: service.name, paid: false });
+    if (service.allow && !service.allow.some((r) => r.test(path)))
+      return void sendJson(res, 403, {
+        error: { code: 'PATH_NOT_ALLOWED', message: 'this path is not offered' },
+      });
+    return service;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = canonicalTarget(req.url ?? '/');
     if (!target)
@@ -246,15 +291,8 @@ export function createProxy(deps: ProxyDeps): Server {
     if (req.method === 'GET' && path === '/l402/quote') return quote(req, res);
     if (req.method === 'POST' && path === '/l402/topup') return topUp(req, res);
     if (req.method === 'POST' && path === '/l402/refund') return refund(req, res);
-    const service = match(req.headers.host ?? '', path);
-    if (!service)
-      return sendJson(res, 404, {
-        error: { code: 'NO_SERVICE', message: 'no service is configured for this path' },
-      });
-    served.set(res, { service: service.name, paid: false });
-    if (service.allow && !service.allow.some((r) => r.test(path))) {
-      return sendJson(res, 403, { error: { code: 'PATH_NOT_ALLOWED', message: 'this path is not offered' } });
-    }
+    let service = admitted(req, res, path);
+    if (!service) return;
     const hasBody =
       req.headers['content-length'] !== undefined
         ? req.headers['content-length'] !== '0'
@@ -268,6 +306,10 @@ export function createProxy(deps: ProxyDeps): Server {
         { error: { code: 'BODY_TOO_LARGE', message: `request bodies are limited to ${maxBody} bytes` } },
         { connection: 'close' },
       );
+    // The catalog may have changed while the body arrived (it can take as long as the client
+    // likes): the request is served by the service as it is now, or not at all.
+    if (hasBody && service !== match(req.headers.host ?? '', path)) service = admitted(req, res, path);
+    if (!service) return;
 
     if (service.config.mode === 'free') return forward(service, target, req, res, body, undefined);
     if (service.config.mode === 'freebie' && !req.headers.authorization) {

@@ -1,6 +1,7 @@
 import { ApiKeys } from '../../src/auth/api-keys.js';
 import { buildApp, type CoulombApp } from '../../src/http/app.js';
 import type { AccountServices } from '../../src/http/routes/services.js';
+import type { PaidServicesAdmin } from '../../src/http/routes/paid-services.js';
 import { OperatorAuth } from '../../src/http/operator-auth.js';
 import { msat } from '../../src/domain/msat.js';
 import { Ledger } from '../../src/ledger/ledger.js';
@@ -54,8 +55,11 @@ export async function accountsApp(
   operatorKey: string,
   /** Feature services to mount too (escrow, market, streams...). */
   extra: Partial<AccountServices> = {},
+  /** The paid-services admin API to mount (it needs `extra.l402`). */
+  paidServices?: PaidServicesAdmin,
 ): Promise<CoulombApp> {
   return buildApp({
+    ...(paidServices ? { paidServices } : {}),
     backend: f.lightning,
     operatorAuth: OperatorAuth.fromKey(operatorKey),
     accounts: {

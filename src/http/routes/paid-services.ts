@@ -2,7 +2,7 @@ import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { listCredentials, type CredentialSources } from '../../l402/credentials.js';
 import type { CatalogEntry, ServiceCatalog } from '../../proxy/catalog.js';
-import { ServiceSchema, type ServiceConfig } from '../../proxy/config.js';
+import { ServiceSchema } from '../../proxy/config.js';
 import type { ServiceStats, StatsPeriod } from '../../proxy/stats.js';
 import { ErrorResponses, literals, MsatString } from '../schemas.js';
 
@@ -15,11 +15,17 @@ export interface PaidServicesAdmin {
 const ServiceName = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' });
 const NameParams = Type.Object({ name: ServiceName });
 
-/** A service as the API shows it: the upstream headers' names only (their values are secrets). */
+/**
+ * A service as the API shows it: the upstream headers' names only (their values are secrets), the
+ * upstream URL without its user name and password.
+ */
 const ServiceView = Type.Composite(
   [
     Type.Omit(ServiceSchema, ['headers']),
     Type.Object({
+      upstreamCredentials: Type.Boolean({
+        description: 'the upstream URL carries a user name or password (not shown)',
+      }),
       headerNames: Type.Array(Type.String(), { description: 'headers added upstream (values not shown)' }),
       origin: literals(['config', 'api', 'config-changed'] as const),
       updatedAt: Type.Optional(Type.Integer({ description: 'last change by the API, unix ms' })),
@@ -72,8 +78,19 @@ const Credential = Type.Object(
 
 function view(e: CatalogEntry): ServiceView {
   const { headers, ...rest } = e.service.config;
+  const url = e.service.upstream;
+  const upstreamCredentials = url.username !== '' || url.password !== '';
+  let upstream = rest.upstream;
+  if (upstreamCredentials) {
+    const shown = new URL(url.href);
+    shown.username = '';
+    shown.password = '';
+    upstream = shown.href;
+  }
   return {
     ...rest,
+    upstream,
+    upstreamCredentials,
     headerNames: Object.keys(headers ?? {}),
     origin: e.origin,
     ...(e.updatedAt !== undefined ? { updatedAt: e.updatedAt } : {}),
@@ -164,11 +181,7 @@ export const paidServiceRoutes: FastifyPluginAsyncTypebox<
         response: { 200: ServiceView, ...ErrorResponses },
       },
     },
-    async (req) => {
-      const old = catalog.require(req.params.name);
-      const merged: ServiceConfig = { ...old.service.config, ...req.body, name: req.params.name };
-      return view(await catalog.replace(req.params.name, merged));
-    },
+    async (req) => view(await catalog.patch(req.params.name, req.body)),
   );
 
   app.delete(

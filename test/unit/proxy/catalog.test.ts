@@ -42,4 +42,20 @@ describe('ServiceCatalog', () => {
     await expect(c.add(svc('y', { hostRegexp: '(' }))).rejects.toMatchObject({ code: 'INVALID_SERVICE' });
     expect(c.current().map((s) => s.name)).toEqual(['a', 'b']);
   });
+
+  it('matches in one order live and after a restart: the most specific path prefix first', async () => {
+    const store = new MemoryRecords();
+    const file = parseProxyConfig({
+      services: [svc('root', { pathPrefix: '/' }), svc('a'), svc('b', { pathPrefix: '/a/b/' })],
+    }).services;
+    const c = await ServiceCatalog.open(store, file);
+    await c.add(svc('zcatch', { pathPrefix: '/' }));
+    await c.add(svc('maps', { pathPrefix: '/maps/' }));
+    await c.add(svc('hosted', { pathPrefix: '/maps/', hostRegexp: '^tiles\\.' }));
+    const expected = ['hosted', 'maps', 'b', 'a', 'root', 'zcatch'];
+    expect(c.current().map((s) => s.name)).toEqual(expected);
+    const again = await ServiceCatalog.open(store, file);
+    expect(again.current().map((s) => s.name)).toEqual(expected);
+    expect(again.list().map((e) => e.service.name)).toEqual(expected);
+  });
 });

@@ -3,6 +3,7 @@ import { parseProxyConfig, sampleProxyConfig } from '../../../src/proxy/config.j
 import { closingEvents, costOf, StreamMeter, worstCase } from '../../../src/proxy/metering.js';
 import { RateLimiter } from '../../../src/proxy/rate-limit.js';
 import { msat } from '../../../src/domain/msat.js';
+import { ConfigError } from '../../../src/domain/errors.js';
 
 const svc = (extra: Record<string, unknown> = {}) => ({
   services: [
@@ -36,7 +37,13 @@ describe('proxy config', () => {
     [svc({ hostRegexp: '(' }), /invalid host regexp/],
     [svc({ surprise: 1 }), /invalid proxy configuration/],
     [{ services: [svc().services[0], svc().services[0]] }, /unique/],
+    [svc({ upstream: 'http://' }), /upstream is not a valid/],
+    [svc({ upstream: 'http://[' }), /upstream is not a valid/],
+    [svc({ upstream: 'https://a b' }), /upstream is not a valid/],
+    [svc({ headers: { 'bad header\n': 'v' } }), /not an HTTP token/],
+    [svc({ headers: { 'x-key': 'v\r\nx: y' } }), /characters HTTP cannot carry/],
   ])('rejects bad config #%# with a message naming the problem', (raw, message) => {
+    expect(() => parseProxyConfig(raw)).toThrow(ConfigError);
     expect(() => parseProxyConfig(raw)).toThrow(message);
   });
 });
