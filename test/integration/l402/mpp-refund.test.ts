@@ -216,7 +216,9 @@ describe('MPP on the proxy (regtest)', () => {
     const discovery = (await (await fetch(url + '/.well-known/l402.json')).json()) as {
       services: { name: string; schemes: string[] }[];
     };
-    expect(discovery.services.map((s) => [s.name, s.schemes])).toEqual([
+    // Listed in matching order (longest path prefix first): compare by name.
+    const byName = [...discovery.services].sort((a, b) => a.name.localeCompare(b.name));
+    expect(byName.map((s) => [s.name, s.schemes])).toEqual([
       ['health', ['Payment']],
       ['models', ['L402', 'Payment']],
     ]);

@@ -344,7 +344,8 @@ describe('L402 proxy on regtest', () => {
     const d = (await (await fetch(`${url}/.well-known/l402.json`)).json()) as {
       services: { name: string }[];
     };
-    expect(d.services.map((s) => s.name)).toEqual(['llm', 'other', 'brief']);
+    // Listed in matching order (longest path prefix first), not the config's order: compare as a set.
+    expect(d.services.map((s) => s.name).sort()).toEqual(['brief', 'llm', 'other']);
     const q = (await (await fetch(`${url}/l402/quote?service=llm&prompt_tokens=10&max_tokens=5`)).json()) as {
       estimateMsat: string;
     };
