@@ -17,6 +17,7 @@ export function printStartBanner(gateway: Gateway, config: Config): void {
       `  Lightning: ${gateway.lndSource === 'polar' ? `Polar node ${config.polar?.node}` : `LND at ${config.lnd?.socket}`}`,
     );
   }
+  lines.push(`  Console:   ${gateway.url}/console (log in with the operator key)`);
   lines.push(`  API docs:  ${gateway.url}/docs`);
   lines.push(`  Metrics:   ${gateway.url}/metrics (operator key or scrape token)`);
   if (gateway.proxy) {

@@ -21,6 +21,7 @@ describe('start banner', () => {
   it('names only what runs: no proxy, no MQTT, no sample requests when they are not configured', () => {
     const out = banner({});
     expect(out).toContain('LND at 10.0.0.1:10009');
+    expect(out).toMatch(/Console: +http:\/\/\S+\/console /);
     expect(out).not.toMatch(/L402 proxy|MQTT|chat\/completions/);
   });
 
