@@ -26,7 +26,7 @@ async function app(consoleDir: string): Promise<CoulombApp> {
 describe('console pages', () => {
   const dir = mkdtempSync(join(tmpdir(), 'coulomb-console-'));
   writeFileSync(join(dir, 'index.html'), '<!doctype html><div id="app"></div>');
-  writeFileSync(join(dir, 'app.js'), 'console.log("app")');
+  writeFileSync(join(dir, 'app.js'), 'export const app = 1;');
   writeFileSync(join(dir, 'app.css'), 'body{}');
   writeFileSync(join(dir, 'secret.txt'), 'not served');
 
@@ -39,7 +39,7 @@ describe('console pages', () => {
     expect(page.body).toBe('<!doctype html><div id="app"></div>');
     const js = await a.inject({ url: '/console/assets/app.js' });
     expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
-    expect(js.body).toBe('console.log("app")');
+    expect(js.body).toBe('export const app = 1;');
     expect((await a.inject({ url: '/console/assets/app.css' })).body).toBe('body{}');
     for (const url of [
       '/console/assets/secret.txt',
