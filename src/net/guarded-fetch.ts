@@ -1,6 +1,4 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { bare, OutboundError, OutboundErrorCode, pinnedLookup, type OutboundGuard } from './outbound.js';
+import { pinnedRequest, type OutboundGuard } from './outbound.js';
 
 /**
  * A `fetch` for URLs an untrusted party chooses (an agent's paid fetch): every call goes through
@@ -20,56 +18,20 @@ export function guardedFetch(
     const body = request.body ? Buffer.from(await request.arrayBuffer()) : undefined;
     const headers: Record<string, string> = {};
     request.headers.forEach((v, k) => (headers[k] = v));
-    if (body) headers['content-length'] = String(body.length);
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise<Response>((resolve, reject) => {
-      let settled = false;
-      const fail = (message: string): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        req.destroy();
-        reject(new OutboundError(OutboundErrorCode.FAILED, message));
-      };
-      const req = send(
-        {
-          protocol: url.protocol,
-          host: bare(url.hostname),
-          port: url.port === '' ? undefined : Number(url.port),
-          path: url.pathname + url.search,
-          method: request.method,
-          headers,
-          lookup: pinnedLookup(addresses),
-          agent: false,
-        },
-        (res: IncomingMessage) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > maxBytes) fail(`the answer is larger than ${maxBytes} bytes`);
-            else chunks.push(c);
-          });
-          res.on('error', (err) => fail(err.message));
-          res.on('end', () => {
-            if (settled) return;
-            settled = true;
-            clearTimeout(timer);
-            const out = new Headers();
-            for (const [k, v] of Object.entries(res.headers)) {
-              if (v === undefined) continue;
-              for (const one of Array.isArray(v) ? v : [v]) out.append(k, one);
-            }
-            const status = res.statusCode ?? 502;
-            const nullBody = status === 204 || status === 304 || request.method === 'HEAD';
-            resolve(new Response(nullBody ? null : Buffer.concat(chunks), { status, headers: out }));
-          });
-        },
-      );
-      const timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
-      req.on('error', (err) => fail(err.message));
-      req.end(body);
+    const answer = await pinnedRequest(url, addresses, {
+      method: request.method,
+      headers,
+      body,
+      timeoutMs,
+      maxBytes,
     });
+    const out = new Headers();
+    for (const [k, v] of Object.entries(answer.headers)) {
+      if (v === undefined) continue;
+      for (const one of Array.isArray(v) ? v : [v]) out.append(k, one);
+    }
+    const nullBody = answer.status === 204 || answer.status === 304 || request.method === 'HEAD';
+    return new Response(nullBody ? null : answer.body, { status: answer.status, headers: out });
   };
   return f as typeof fetch;
 }

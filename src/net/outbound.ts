@@ -1,5 +1,5 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import { CodedError, ConfigError } from '../domain/errors.js';
@@ -149,58 +149,19 @@ export class OutboundGuard {
     options: PostJsonOptions,
   ): Promise<{ status: number; body: unknown }> {
     const { url, addresses } = await this.target(raw);
-    const maxBytes = options.maxBytes ?? 64 * 1024;
-    const payload = Buffer.from(JSON.stringify(body));
-    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const fail = (message: string): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        req.destroy();
-        reject(new OutboundError(OutboundErrorCode.FAILED, message));
-      };
-      const req = request(
-        {
-          protocol: url.protocol,
-          host: bare(url.hostname),
-          port: url.port === '' ? undefined : Number(url.port),
-          path: url.pathname + url.search,
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'content-length': payload.length },
-          lookup: pinnedLookup(addresses),
-          agent: false,
-        },
-        (res: IncomingMessage) => {
-          const status = res.statusCode ?? 0;
-          if (status >= 300 && status < 400) return fail(`redirect refused (${status})`);
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > maxBytes) fail(`the answer is larger than ${maxBytes} bytes`);
-            else chunks.push(c);
-          });
-          res.on('error', (err) => fail(err.message));
-          res.on('end', () => {
-            if (settled) return;
-            let parsed: unknown;
-            try {
-              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-            } catch {
-              return fail(`the answer (${status}) is not JSON`);
-            }
-            settled = true;
-            clearTimeout(timer);
-            resolve({ status, body: parsed });
-          });
-        },
-      );
-      const timer = setTimeout(() => fail(`no answer within ${options.timeoutMs} ms`), options.timeoutMs);
-      req.on('error', (err) => fail(err.message));
-      req.end(payload);
+    const answer = await pinnedRequest(url, addresses, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify(body)),
+      timeoutMs: options.timeoutMs,
+      maxBytes: options.maxBytes ?? 64 * 1024,
+      refuseRedirects: true,
     });
+    try {
+      return { status: answer.status, body: JSON.parse(answer.body.toString('utf8')) as unknown };
+    } catch {
+      throw new OutboundError(OutboundErrorCode.FAILED, `the answer (${answer.status}) is not JSON`);
+    }
   }
 
   private refused(a: Address): boolean {
@@ -210,6 +171,85 @@ export class OutboundGuard {
   private forbidden(message: string, details?: Record<string, unknown>): OutboundError {
     return new OutboundError(OutboundErrorCode.URL_FORBIDDEN, message, details);
   }
+}
+
+/** What `pinnedRequest` sends. */
+export interface PinnedRequestOptions {
+  method: string;
+  headers: Record<string, string>;
+  body?: Buffer | undefined;
+  timeoutMs: number;
+  /** The answer is read up to this many bytes; a longer one fails. */
+  maxBytes: number;
+  /** A 3xx fails as soon as its head arrives (otherwise it is answered like any status). */
+  refuseRedirects?: boolean;
+}
+
+/** A whole answer of `pinnedRequest`. */
+export interface PinnedAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * One HTTP(S) request to a URL already checked by `OutboundGuard.target`, connected only to the
+ * checked addresses (no second DNS lookup), never through a shared agent, redirects never
+ * followed. A timeout, a body over `maxBytes` or a connection error throws OUTBOUND_FAILED with
+ * the reason (for the log).
+ */
+export function pinnedRequest(
+  url: URL,
+  addresses: readonly ResolvedAddress[],
+  options: PinnedRequestOptions,
+): Promise<PinnedAnswer> {
+  const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const headers = { ...options.headers };
+  if (options.body) headers['content-length'] = String(options.body.length);
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (message: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      reject(new OutboundError(OutboundErrorCode.FAILED, message));
+    };
+    const req = send(
+      {
+        protocol: url.protocol,
+        host: bare(url.hostname),
+        port: url.port === '' ? undefined : Number(url.port),
+        path: url.pathname + url.search,
+        method: options.method,
+        headers,
+        lookup: pinnedLookup(addresses),
+        agent: false,
+      },
+      (res: IncomingMessage) => {
+        const status = res.statusCode ?? 0;
+        if (options.refuseRedirects && status >= 300 && status < 400)
+          return fail(`redirect refused (${status})`);
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > options.maxBytes) fail(`the answer is larger than ${options.maxBytes} bytes`);
+          else chunks.push(c);
+        });
+        res.on('error', (err) => fail(err.message));
+        res.on('end', () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve({ status, headers: res.headers, body: Buffer.concat(chunks) });
+        });
+      },
+    );
+    const timer = setTimeout(() => fail(`no answer within ${options.timeoutMs} ms`), options.timeoutMs);
+    req.on('error', (err) => fail(err.message));
+    req.end(options.body);
+  });
 }
 
 /** A `lookup` for node:net that answers only the addresses already checked (no DNS rebinding). */

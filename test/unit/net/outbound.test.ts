@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { guardedFetch } from '../../../src/net/guarded-fetch.js';
 import { OutboundGuard, type Resolver } from '../../../src/net/outbound.js';
 
 let servers: Server[] = [];
@@ -165,5 +166,58 @@ describe('OutboundGuard.postJson (a real server on loopback)', () => {
     ).rejects.toMatchObject({
       code: 'OUTBOUND_FAILED',
     });
+  });
+});
+
+describe('guardedFetch (the same pinned request, a real server on loopback)', () => {
+  it('refuses a URL the guard refuses before connecting', async () => {
+    const target = await localServer();
+    const f = guardedFetch(new OutboundGuard());
+    await expect(f(`http://127.0.0.1:${target.port}/`)).rejects.toMatchObject({
+      code: 'OUTBOUND_URL_FORBIDDEN',
+    });
+    expect(target.hits).toEqual([]);
+  });
+
+  it('sends method, headers and body to the checked address and answers status, headers and body', async () => {
+    let seen = '';
+    const target = await localServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        seen = `${req.headers['x-probe']} ${req.headers['content-length']} ${Buffer.concat(chunks).toString()}`;
+        res.writeHead(201, { 'x-answer': 'yes' });
+        res.end('made');
+      });
+    });
+    const guard = new OutboundGuard({
+      allow: ['paid.test'],
+      resolve: resolver({ 'paid.test': ['127.0.0.1'] }),
+    });
+    const answer = await guardedFetch(guard)(`http://paid.test:${target.port}/buy?n=1`, {
+      method: 'POST',
+      headers: { 'x-probe': 'p' },
+      body: 'hello',
+    });
+    expect(answer.status).toBe(201);
+    expect(answer.headers.get('x-answer')).toBe('yes');
+    expect(await answer.text()).toBe('made');
+    expect(seen).toBe('p 5 hello');
+    expect(target.hits).toEqual([`POST paid.test:${target.port} /buy?n=1`]);
+  });
+
+  it('returns a redirect without following it, and bounds the answer size', async () => {
+    const target = await localServer();
+    const redirecting = await localServer((_req, res) => {
+      res.writeHead(307, { location: `http://127.0.0.1:${target.port}/internal` });
+      res.end();
+    });
+    const big = await localServer((_req, res) => res.end('x'.repeat(10_000)));
+    const f = guardedFetch(new OutboundGuard({ allow: ['127.0.0.1'] }), { maxBytes: 1000 });
+    const answer = await f(`http://127.0.0.1:${redirecting.port}/`);
+    expect(answer.status).toBe(307);
+    expect(answer.headers.get('location')).toBe(`http://127.0.0.1:${target.port}/internal`);
+    expect(target.hits).toEqual([]);
+    await expect(f(`http://127.0.0.1:${big.port}/`)).rejects.toMatchObject({ code: 'OUTBOUND_FAILED' });
   });
 });
