@@ -24,11 +24,15 @@
 #      vectors against test/vectors.json, escapes, parser, buffers, signing) built with picolibc
 #      and run bare-metal in qemu-system-riscv32 (virt, semihosting for argv, files and exit code);
 #   4. probe.c under qemu with -icount shift=0 (the instret CSR then counts executed instructions):
-#      instructions and peak stack (painted) of signing a request + its JSON envelope, and of
-#      opening (parsing + verifying) a response.
+#      instructions and peak stack (painted) of signing a request + its JSON envelope (the
+#      documented path: key pair made at boot, aux randomness from the platform hook, for which the
+#      emulated images link the stand-in qemu_random.c), and of opening (parsing + verifying) a
+#      response; again against the library built with -DCOULOMB_VERIFY_AFTER_SIGN=1, and against
+#      libsecp256k1 built with other table sizes (secp_tables: flash against time);
+#   5. crypto.c built with -DCOULOMB_HAVE_RANDOM=0 must not reference the platform hook.
 # On lx106 (qemu-system-xtensa -M sim -cpu lx106) and Cortex-M4 (qemu-system-arm -M mps2-an386):
-#   5. probe.c again, for the peak stack (no instruction counter there);
-#   6. on Cortex-M4 also the suites of step 3 (semihosting as on rv32).
+#   6. probe.c again, for the peak stack (no instruction counter there);
+#   7. on Cortex-M4 also the suites of step 3 (semihosting as on rv32).
 # Results: firmware-bridge/build/cross/figures.md (and README.md between the "cross-figures" markers
 # with --update-readme). Any failure stops the script with a non-zero status.
 set -euo pipefail
@@ -223,18 +227,20 @@ rv32_programs() {
 # with the library's defaults and with -DCOULOMB_VERIFY_AFTER_SIGN=1.
 secp_tables=("8 4" "8 2" "8 8" "12 4" "15 4")
 rv32_tables() {
-  local b="$out/rv32imc" cc=riscv64-unknown-elf-gcc w g d f objs
+  local b="$out/rv32imc" cc=riscv64-unknown-elf-gcc w g d f objs src obj fw_ fg_
   for wg in "${secp_tables[@]}"; do
     read -r w g <<<"$wg"
     d="$b/tables/w$w-g$g"
     mkdir -p "$d"
-    objs=()
-    for f in secp256k1 precomputed_ecmult precomputed_ecmult_gen; do
+    # Each table depends on one setting only: its object is shared between configurations.
+    objs=("$d/secp256k1.o" "$b/tables/ecmult-w$w.o" "$b/tables/ecmult_gen-g$g.o")
+    for f in "secp256k1 $d/secp256k1.o $w $g" "precomputed_ecmult ${objs[1]} $w 4" \
+      "precomputed_ecmult_gen ${objs[2]} 8 $g"; do
+      read -r src obj fw_ fg_ <<<"$f"
       compile $cc -march=rv32imc -mabi=ilp32 --specs=picolibc.specs "${common[@]}" -std=c89 -w \
-        -DENABLE_MODULE_EXTRAKEYS=1 -DENABLE_MODULE_SCHNORRSIG=1 -DECMULT_WINDOW_SIZE="$w" \
-        -DECMULT_GEN_PREC_BITS="$g" -DUSE_EXTERNAL_DEFAULT_CALLBACKS=1 -I"$secp/include" -I"$secp/src" \
-        -- "$secp/src/$f.c" "$d/$f.o"
-      objs+=("$d/$f.o")
+        -DENABLE_MODULE_EXTRAKEYS=1 -DENABLE_MODULE_SCHNORRSIG=1 -DECMULT_WINDOW_SIZE="$fw_" \
+        -DECMULT_GEN_PREC_BITS="$fg_" -DUSE_EXTERNAL_DEFAULT_CALLBACKS=1 -I"$secp/include" -I"$secp/src" \
+        -- "$secp/src/$src.c" "$obj"
     done
     rm -f "$d/libsecp256k1.a" && riscv64-unknown-elf-ar rcs "$d/libsecp256k1.a" "${objs[@]}"
     $cc -march=rv32imc -mabi=ilp32 -nostdlib -nostartfiles -Wl,--gc-sections -Wl,-e,_start -Wl,-Map,"$d/size.map" \
