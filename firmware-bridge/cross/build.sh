@@ -24,11 +24,15 @@
 #      vectors against test/vectors.json, escapes, parser, buffers, signing) built with picolibc
 #      and run bare-metal in qemu-system-riscv32 (virt, semihosting for argv, files and exit code);
 #   4. probe.c under qemu with -icount shift=0 (the instret CSR then counts executed instructions):
-#      instructions and peak stack (painted) of signing a request + its JSON envelope, and of
-#      opening (parsing + verifying) a response.
+#      instructions and peak stack (painted) of signing a request + its JSON envelope (the
+#      documented path: key pair made at boot, aux randomness from the platform hook, for which the
+#      emulated images link the stand-in qemu_random.c), and of opening (parsing + verifying) a
+#      response; again against the library built with -DCOULOMB_VERIFY_AFTER_SIGN=1, and against
+#      libsecp256k1 built with other table sizes (secp_tables: flash against time);
+#   5. crypto.c built with -DCOULOMB_HAVE_RANDOM=0 must not reference the platform hook.
 # On lx106 (qemu-system-xtensa -M sim -cpu lx106) and Cortex-M4 (qemu-system-arm -M mps2-an386):
-#   5. probe.c again, for the peak stack (no instruction counter there);
-#   6. on Cortex-M4 also the suites of step 3 (semihosting as on rv32).
+#   6. probe.c again, for the peak stack (no instruction counter there);
+#   7. on Cortex-M4 also the suites of step 3 (semihosting as on rv32).
 # Results: firmware-bridge/build/cross/figures.md (and README.md between the "cross-figures" markers
 # with --update-readme). Any failure stops the script with a non-zero status.
 set -euo pipefail
@@ -152,10 +156,12 @@ build_target() {
   fi
   compile "$cc" "${tf[@]}" "${common[@]}" -std=gnu99 -I"$fw/include" -I"$secp/include" \
     -- "$here/size_main.c" "$b/image/size_main.o"
+  compile "$cc" "${tf[@]}" "${common[@]}" -std=c99 -Wall -Wextra -Werror -pedantic -I"$fw/include" -I"$secp/include" \
+    -- "$here/qemu_random.c" "$b/image/qemu_random.o"
   compile "$cc" "${tf[@]}" -Os -ffunction-sections -ffreestanding -fno-builtin -fno-tree-loop-distribute-patterns \
     -- "$here/mini_libc.c" "$b/image/mini_libc.o"
   "$cc" "${lf[@]}" -nostdlib -nostartfiles -Wl,--gc-sections -Wl,-e,_start -Wl,-Map,"$b/image/size.map" \
-    -o "$b/image/size.elf" "$b/image/size_main.o" "$b/libcoulomb.a" "$b/libsecp256k1.a" \
+    -o "$b/image/size.elf" "$b/image/size_main.o" "$b/image/qemu_random.o" "$b/libcoulomb.a" "$b/libsecp256k1.a" \
     "$b/image/mini_libc.o" -lgcc "${rom[@]}" || die "$t: size image link (a malloc/free reference fails it)"
   if grep -Ew '(malloc|calloc|realloc|free)' "$b/image/size.map" >/dev/null; then
     die "$t: the size image's map mentions an allocator"
@@ -179,7 +185,7 @@ qemu_rv32() { # elf args...: runs it bare-metal, semihosting gives it argv, host
 
 rv32_programs() {
   local b="$out/rv32imc" cc=riscv64-unknown-elf-gcc strict=(-std=c99 -Wall -Wextra -Werror -pedantic)
-  mkdir -p "$b/test" "$b/lib-noverify"
+  mkdir -p "$b/test" "$b/lib-verify" "$b/lib-norandom"
   compile $cc "${rv_flags[@]}" -Os "${strict[@]}" -I"$fw/include" -I"$secp/include" -Dmain=program_main \
     -- "$fw/test/coulomb_tests.c" "$b/test/coulomb_tests.o"
   compile $cc "${rv_flags[@]}" -Os "${strict[@]}" -- "$fw/test/tiny_json.c" "$b/test/tiny_json.o"
@@ -188,21 +194,69 @@ rv32_programs() {
   # instret needs the Zicsr extension in the assembler; the code is still rv32imc.
   compile $cc -march=rv32imc_zicsr -mabi=ilp32 --specs=picolibc.specs -Os -std=gnu99 -Wall -Wextra -Werror \
     -I"$fw/include" -I"$secp/include" -- "$here/probe.c" "$b/test/probe.o"
+  local rnd="$b/image/qemu_random.o"
   $cc "${rv_flags[@]}" "${rv_layout[@]}" -o "$b/test/coulomb_tests.elf" "$b/test/coulomb_tests.o" \
-    "$b/test/tiny_json.o" "$b/test/semihost_main.o" "$b/test/callbacks.o" "$b/libcoulomb.a" "$b/libsecp256k1.a" \
-    || die "rv32imc: link coulomb_tests"
-  $cc "${rv_flags[@]}" "${rv_layout[@]}" -o "$b/test/probe.elf" "$b/test/probe.o" "$b/test/callbacks.o" \
+    "$b/test/tiny_json.o" "$b/test/semihost_main.o" "$b/test/callbacks.o" "$rnd" "$b/libcoulomb.a" \
+    "$b/libsecp256k1.a" || die "rv32imc: link coulomb_tests"
+  $cc "${rv_flags[@]}" "${rv_layout[@]}" -o "$b/test/probe.elf" "$b/test/probe.o" "$b/test/callbacks.o" "$rnd" \
     "$b/libcoulomb.a" "$b/libsecp256k1.a" || die "rv32imc: link probe"
-  # The same probe against the library built with -DCOULOMB_VERIFY_AFTER_SIGN=0 (README: "Keys, signing").
+  # The same probe against the library built with -DCOULOMB_VERIFY_AFTER_SIGN=1 (opt-in hardening).
   local objs=()
   for f in "${lib_sources[@]}"; do
-    compile $cc -march=rv32imc -mabi=ilp32 --specs=picolibc.specs "${common[@]}" -DCOULOMB_VERIFY_AFTER_SIGN=0 \
-      -I"$fw/include" -I"$secp/include" -- "$fw/src/$f.c" "$b/lib-noverify/$f.o"
-    objs+=("$b/lib-noverify/$f.o")
+    compile $cc -march=rv32imc -mabi=ilp32 --specs=picolibc.specs "${common[@]}" -DCOULOMB_VERIFY_AFTER_SIGN=1 \
+      -I"$fw/include" -I"$secp/include" -- "$fw/src/$f.c" "$b/lib-verify/$f.o"
+    objs+=("$b/lib-verify/$f.o")
   done
-  rm -f "$b/libcoulomb-noverify.a" && riscv64-unknown-elf-ar rcs "$b/libcoulomb-noverify.a" "${objs[@]}"
-  $cc "${rv_flags[@]}" "${rv_layout[@]}" -o "$b/test/probe-noverify.elf" "$b/test/probe.o" "$b/test/callbacks.o" \
-    "$b/libcoulomb-noverify.a" "$b/libsecp256k1.a" || die "rv32imc: link probe (no verify after sign)"
+  rm -f "$b/libcoulomb-verify.a" && riscv64-unknown-elf-ar rcs "$b/libcoulomb-verify.a" "${objs[@]}"
+  $cc "${rv_flags[@]}" "${rv_layout[@]}" -o "$b/test/probe-verify.elf" "$b/test/probe.o" "$b/test/callbacks.o" \
+    "$rnd" "$b/libcoulomb-verify.a" "$b/libsecp256k1.a" || die "rv32imc: link probe (verify after sign)"
+  # A device without a randomness source (-DCOULOMB_HAVE_RANDOM=0): the library must not reference
+  # the platform hook (it verifies every signature instead).
+  compile $cc -march=rv32imc -mabi=ilp32 --specs=picolibc.specs "${common[@]}" -DCOULOMB_HAVE_RANDOM=0 \
+    -std=c99 -Wall -Wextra -Werror -pedantic -I"$fw/include" -I"$secp/include" \
+    -- "$fw/src/crypto.c" "$b/lib-norandom/crypto.o"
+  if riscv64-unknown-elf-nm -u "$b/lib-norandom/crypto.o" | grep -w coulomb_platform_random; then
+    die "rv32imc: the library built with COULOMB_HAVE_RANDOM=0 still calls coulomb_platform_random"
+  fi
+}
+
+# --- libsecp256k1's table sizes against time, on rv32imc ---------------------------------------------
+# ECMULT_WINDOW_SIZE (verification: 2 * 2^(w-2) precomputed points of 64 bytes) and
+# ECMULT_GEN_PREC_BITS (signing: 256/b * 2^b points, each looked up in constant time by scanning
+# all 2^b of its row). For each pair: the size image's libsecp256k1 flash and the probe's instructions,
+# with the library's defaults and with -DCOULOMB_VERIFY_AFTER_SIGN=1.
+secp_tables=("8 4" "8 2" "8 8" "12 4" "15 4")
+rv32_tables() {
+  local b="$out/rv32imc" cc=riscv64-unknown-elf-gcc w g d f objs src obj fw_ fg_
+  for wg in "${secp_tables[@]}"; do
+    read -r w g <<<"$wg"
+    d="$b/tables/w$w-g$g"
+    mkdir -p "$d"
+    # Each table depends on one setting only: its object is shared between configurations.
+    objs=("$d/secp256k1.o" "$b/tables/ecmult-w$w.o" "$b/tables/ecmult_gen-g$g.o")
+    for f in "secp256k1 $d/secp256k1.o $w $g" "precomputed_ecmult ${objs[1]} $w 4" \
+      "precomputed_ecmult_gen ${objs[2]} 8 $g"; do
+      read -r src obj fw_ fg_ <<<"$f"
+      compile $cc -march=rv32imc -mabi=ilp32 --specs=picolibc.specs "${common[@]}" -std=c89 -w \
+        -DENABLE_MODULE_EXTRAKEYS=1 -DENABLE_MODULE_SCHNORRSIG=1 -DECMULT_WINDOW_SIZE="$fw_" \
+        -DECMULT_GEN_PREC_BITS="$fg_" -DUSE_EXTERNAL_DEFAULT_CALLBACKS=1 -I"$secp/include" -I"$secp/src" \
+        -- "$secp/src/$src.c" "$obj"
+    done
+    rm -f "$d/libsecp256k1.a" && riscv64-unknown-elf-ar rcs "$d/libsecp256k1.a" "${objs[@]}"
+    $cc -march=rv32imc -mabi=ilp32 -nostdlib -nostartfiles -Wl,--gc-sections -Wl,-e,_start -Wl,-Map,"$d/size.map" \
+      -o "$d/size.elf" "$b/image/size_main.o" "$b/image/qemu_random.o" "$b/libcoulomb.a" "$d/libsecp256k1.a" \
+      "$b/image/mini_libc.o" -lgcc || die "rv32imc w=$w g=$g: size image link"
+    awk -v target=rv32imc -f "$here/mapsum.awk" "$d/size.map" >"$d/sizes.txt" || die "rv32imc w=$w g=$g: map summary"
+    for v in "" -verify; do
+      $cc "${rv_flags[@]}" "${rv_layout[@]}" -o "$d/probe$v.elf" "$b/test/probe.o" "$b/test/callbacks.o" \
+        "$b/image/qemu_random.o" "$b/libcoulomb$v.a" "$d/libsecp256k1.a" || die "rv32imc w=$w g=$g: link probe$v"
+      if ! qemu_rv32 "$d/probe$v.elf" >"$d/probe$v.txt" 2>&1; then
+        cat "$d/probe$v.txt" >&2
+        die "rv32imc w=$w g=$g: probe$v failed under qemu"
+      fi
+    done
+    say "rv32imc tables w=$w g=$g: $(awk '$1 == "build_request" { print $2 }' "$d/probe.txt") / $(awk '$1 == "build_request" { print $2 }' "$d/probe-verify.txt") instructions"
+  done
 }
 
 # --- lx106 under qemu (stack only) -----------------------------------------------------------------
@@ -221,8 +275,8 @@ lx106_programs() {
   compile $cc "${lx[@]}" -Os -std=gnu99 -Wall -Wextra -Werror -- "$here/lx106_sim.c" "$b/test/lx106_sim.o"
   # Integer-only printf (no float formatting code).
   $cc -mlongcalls -nostartfiles -T "$here/lx106-sim.ld" -Wl,--gc-sections -Wl,--defsym=vfprintf=__i_vfprintf \
-    -o "$b/test/probe.elf" "$b/test/probe.o" "$b/test/lx106_sim.o" "$b/test/callbacks.o" "$b/libcoulomb.a" \
-    "$b/libsecp256k1.a" -L/usr/lib/xtensa-lx106-elf/lib -lc -lgcc || die "lx106: link probe"
+    -o "$b/test/probe.elf" "$b/test/probe.o" "$b/test/lx106_sim.o" "$b/test/callbacks.o" "$b/image/qemu_random.o" \
+    "$b/libcoulomb.a" "$b/libsecp256k1.a" -L/usr/lib/xtensa-lx106-elf/lib -lc -lgcc || die "lx106: link probe"
 }
 
 # --- Cortex-M4 under qemu (stack only: no instruction counter there) --------------------------------
@@ -244,15 +298,15 @@ m4_programs() {
     -- "$here/probe.c" "$b/test/probe.o"
   compile $cc "${m4_flags[@]}" -Os -std=c99 -Wall -Wextra -Werror -pedantic -- "$here/callbacks.c" "$b/test/callbacks.o"
   $cc "${m4_flags[@]}" "${m4_layout[@]}" -o "$b/test/probe.elf" "$b/test/probe.o" "$b/test/callbacks.o" \
-    "$b/libcoulomb.a" "$b/libsecp256k1.a" || die "cortex-m4: link probe"
+    "$b/image/qemu_random.o" "$b/libcoulomb.a" "$b/libsecp256k1.a" || die "cortex-m4: link probe"
   local strict=(-std=c99 -Wall -Wextra -Werror -pedantic)
   compile $cc "${m4_flags[@]}" -Os "${strict[@]}" -I"$fw/include" -I"$secp/include" -Dmain=program_main \
     -- "$fw/test/coulomb_tests.c" "$b/test/coulomb_tests.o"
   compile $cc "${m4_flags[@]}" -Os "${strict[@]}" -- "$fw/test/tiny_json.c" "$b/test/tiny_json.o"
   compile $cc "${m4_flags[@]}" -Os "${strict[@]}" -- "$here/semihost_main.c" "$b/test/semihost_main.o"
   $cc "${m4_flags[@]}" "${m4_layout[@]}" -o "$b/test/coulomb_tests.elf" "$b/test/coulomb_tests.o" \
-    "$b/test/tiny_json.o" "$b/test/semihost_main.o" "$b/test/callbacks.o" "$b/libcoulomb.a" "$b/libsecp256k1.a" \
-    || die "cortex-m4: link coulomb_tests"
+    "$b/test/tiny_json.o" "$b/test/semihost_main.o" "$b/test/callbacks.o" "$b/image/qemu_random.o" "$b/libcoulomb.a" \
+    "$b/libsecp256k1.a" || die "cortex-m4: link coulomb_tests"
 }
 
 suite_tests() { # target runner: the host suite's vectors and checks, on the emulated target
@@ -274,7 +328,7 @@ for t in rv32imc lx106 cortex-m4; do build_target "$t"; done
 say "cross builds done in $(($(date +%s) - start))s"
 rv32_programs
 suite_tests rv32imc qemu_rv32
-for v in probe probe-noverify; do
+for v in probe probe-verify; do
   # qemu writes the program's semihosting output to its stderr.
   if ! qemu_rv32 "$out/rv32imc/test/$v.elf" >"$out/rv32imc/$v.txt" 2>&1; then
     cat "$out/rv32imc/$v.txt" >&2
@@ -288,6 +342,7 @@ if ! qemu_lx106 "$out/lx106/test/probe.elf" >"$out/lx106/probe.txt" 2>&1; then
   die "lx106: probe failed under qemu"
 fi
 say "lx106 probe: $(tr '\n' ' ' <"$out/lx106/probe.txt")"
+rv32_tables
 m4_programs
 suite_tests cortex-m4 qemu_m4
 if ! qemu_m4 "$out/cortex-m4/test/probe.elf" >"$out/cortex-m4/probe.txt" 2>&1; then
@@ -308,6 +363,10 @@ figures() {
   echo "(\`firmware-bridge/build/cross/<target>/image/size.map\`). Peak stack: painted, under qemu"
   echo "(\`firmware-bridge/cross/probe.c\`), libsecp256k1 included, caller's context. Time: **an estimate**,"
   echo "rv32imc instructions counted by qemu ÷ 160 MHz at one instruction per cycle, not a measurement on a chip."
+  echo "\"Sign request + envelope\" is the documented device path with the library's defaults: the key pair"
+  echo "made once at boot (\`coulomb_keypair_create\`), then \`coulomb_sign_request_keypair\` with \`aux32 = NULL\`"
+  echo "(BIP340 aux randomness from the platform hook; under qemu a stand-in, \`cross/qemu_random.c\`) and"
+  echo "\`coulomb_request_to_json\`; no verification after signing (see \"Fault attacks\")."
   echo
   echo "| Target | Library flash | Library RAM | libsecp256k1 flash | libsecp256k1 RAM | Library + libsecp256k1 flash | libc/libgcc used | Peak stack: sign request + envelope | Peak stack: open response | Sign request + envelope at 160 MHz |"
   echo "| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |"
@@ -331,20 +390,23 @@ figures() {
   echo "| Operation | Library built with | Instructions | Estimated time at 160 MHz | Peak stack |"
   echo "| --- | --- | --: | --: | --: |"
   local name label build file line insns stack what
-  for build in probe probe-noverify; do
+  for build in probe probe-verify; do
     file="$out/rv32imc/$build.txt"
-    [ "$build" = probe ] && label="defaults" || label="\`-DCOULOMB_VERIFY_AFTER_SIGN=0\`"
-    for name in build_request build_request_tmp build_request_keypair sign_digest device_id open_response; do
-      [ "$build" = probe-noverify ] && { [ "$name" = open_response ] || [ "$name" = device_id ]; } && continue
+    [ "$build" = probe ] && label="defaults" || label="\`-DCOULOMB_VERIFY_AFTER_SIGN=1\`"
+    for name in build_request build_request_secret build_request_tmp build_request_aux sign_digest keypair_create \
+      device_id open_response; do
+      [ "$build" = probe-verify ] && case "$name" in build_request_aux | keypair_create | device_id | open_response) continue ;; esac
       line=$(awk -v k="$name" '$1 == k' "$file")
       insns=$(echo "$line" | awk '{ print $2 }')
       stack=$(echo "$line" | awk '{ print $3 }')
       [ -n "$insns" ] || die "probe output lacks $name"
       case "$name" in
-        build_request) what="\`coulomb_sign_request\` + \`coulomb_request_to_json\` (caller's context)" ;;
-        build_request_tmp) what="the same with \`ctx = NULL\`" ;;
-        build_request_keypair) what="the same from a key pair made once (\`coulomb_sign_request_keypair\`)" ;;
-        sign_digest) what="\`coulomb_sign_digest\` (caller's context)" ;;
+        build_request) what="sign request + envelope: key pair made at boot, \`aux32 = NULL\` (the documented path)" ;;
+        build_request_secret) what="the same from the secret key (\`coulomb_sign_request\`: key pair derived per call)" ;;
+        build_request_tmp) what="the same with \`ctx = NULL\` too" ;;
+        build_request_aux) what="the documented path with a caller-given \`aux32\` (then verified before release)" ;;
+        sign_digest) what="\`coulomb_sign_digest\`, \`aux32 = NULL\` (caller's context)" ;;
+        keypair_create) what="\`coulomb_keypair_create\` (once, at boot: key pair + its one-time sign/verify check)" ;;
         device_id) what="\`coulomb_device_id\` (one key pair: a fixed-base multiplication)" ;;
         open_response) what="\`coulomb_open_response\`: parse + verify a response" ;;
       esac
@@ -352,10 +414,26 @@ figures() {
     done
   done
   echo
+  echo "libsecp256k1's precomputed tables against time on rv32imc (same probe, same estimate; flash from each"
+  echo "configuration's size image, \`firmware-bridge/build/cross/rv32imc/tables/\`). \`ECMULT_WINDOW_SIZE\` sizes"
+  echo "the verification table, \`ECMULT_GEN_PREC_BITS\` the signing table (its constant-time lookups scan"
+  echo "every entry of a row, so more bits is not always faster):"
+  echo
+  echo "| \`ECMULT_WINDOW_SIZE\` | \`ECMULT_GEN_PREC_BITS\` | libsecp256k1 flash | Sign request + envelope (defaults) | The same with \`-DCOULOMB_VERIFY_AFTER_SIGN=1\` | Open (parse + verify) a response |"
+  echo "| --: | --: | --: | --: | --: | --: |"
+  local w g d ms
+  ms() { awk -v k="$1" '$1 == k { printf "%.1f ms", $2 / 160000 }' "$2"; }
+  for wg in "${secp_tables[@]}"; do
+    read -r w g <<<"$wg"
+    d="$out/rv32imc/tables/w$w-g$g"
+    sf=$(($(val "$d/sizes.txt" secp_text) + $(val "$d/sizes.txt" secp_rodata)))
+    echo "| $w | $g | $sf B ($(kb $sf)) | $(ms build_request "$d/probe.txt") | $(ms build_request "$d/probe-verify.txt") | $(ms open_response "$d/probe.txt") |"
+  done
+  echo
   for t in lx106 cortex-m4; do
     [ "$t" = lx106 ] && echo "Peak stack on lx106 (\`qemu-system-xtensa -M sim -cpu lx106\`), same probe:"
     [ "$t" = cortex-m4 ] && echo "Peak stack on Cortex-M4 (\`qemu-system-arm -M mps2-an386\`), same probe:"
-    echo "$(awk '$1 ~ /^(build_request|build_request_tmp|build_request_keypair|sign_digest|device_id|open_response)$/ { printf "%s%s %s B", sep, $1, $3; sep = ", " }' "$out/$t/probe.txt")."
+    echo "$(awk '$1 ~ /^(build_request|build_request_secret|build_request_tmp|build_request_aux|sign_digest|keypair_create|device_id|open_response)$/ { printf "%s%s %s B", sep, $1, $3; sep = ", " }' "$out/$t/probe.txt")."
     echo
   done
   echo

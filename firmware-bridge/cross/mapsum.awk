@@ -1,7 +1,8 @@
 # Sums a GNU ld map's input sections (after "Linker script and memory map": the sections kept by
 # --gc-sections) per part and kind. Parts: lib (libcoulomb.a), secp (libsecp256k1.a), runtime
-# (mini_libc.o, libgcc), image (size_main.o). Kinds: text (.text, .literal), rodata (.rodata,
-# .srodata), data (.data, .sdata), bss (.bss, .sbss, COMMON). Prints "part_kind bytes" lines.
+# (mini_libc.o, libgcc), image (size_main.o; qemu_random.o, the platform's randomness hook). Kinds:
+# text (.text, .literal), rodata (.rodata, .srodata), data (.data, .sdata), bss (.bss, .sbss,
+# COMMON). Prints "part_kind bytes" lines.
 function kind(name) {
   if (name ~ /^\.(text|literal|iram)/) return "text"
   if (name ~ /^\.(s?rodata)/) return "rodata"
@@ -12,7 +13,7 @@ function kind(name) {
 function part(file) {
   if (file ~ /libcoulomb\.a\(/) return "lib"
   if (file ~ /libsecp256k1\.a\(/) return "secp"
-  if (file ~ /size_main\.o$/) return "image"
+  if (file ~ /(size_main|qemu_random)\.o$/) return "image"
   return "runtime"
 }
 function hex(s,   i, n) {

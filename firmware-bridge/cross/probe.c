@@ -6,12 +6,17 @@
  * before the call; the deepest overwritten byte gives the high-water mark; an empty operation's
  * figures are subtracted). libsecp256k1 included. Prints "name instructions stack_bytes" lines.
  *
- *   build_request     coulomb_sign_request + coulomb_request_to_json, caller's randomized context
- *   build_request_tmp the same with ctx = NULL (temporary context on the stack)
- *   build_request_keypair  the same from a key pair made beforehand (coulomb_sign_request_keypair)
- *   sign_digest       coulomb_sign_digest alone (BIP340 sign + its check-verification), caller's context
+ *   build_request     the documented path: coulomb_sign_request_keypair (key pair made at boot,
+ *                     aux32 NULL: randomness from the platform hook) + coulomb_request_to_json,
+ *                     caller's randomized context
+ *   build_request_secret   the same with coulomb_sign_request (key pair derived per call)
+ *   build_request_tmp the same with ctx = NULL too (temporary context on the stack)
+ *   build_request_aux the documented path with caller-given aux32 (so verified before release)
+ *   sign_digest       coulomb_sign_digest alone (aux32 NULL), caller's context
+ *   keypair_create    coulomb_keypair_create: the boot-time key pair and its one-time check
  *   device_id         coulomb_device_id: the key pair (one fixed-base multiplication), caller's context
  *   open_response     coulomb_open_response: parse + verify a response envelope (static context)
+ * Linked with qemu_random.c (qemu's boards have no RNG) for the platform hook.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -47,27 +52,33 @@ typedef int (*op_fn)(void);
 
 static int op_empty(void) { return 0; }
 
-static int op_build_request_ctx(const secp256k1_context *ctx) {
-  int r = coulomb_sign_request(ctx, sk, aux, 2, 1763700001u, "pay", "{\"invoice\":\"lnbcrt10u1pexample\"}",
+static int op_build_request_secret_ctx(const secp256k1_context *ctx) {
+  int r = coulomb_sign_request(ctx, sk, NULL, 2, 1763700001u, "pay", "{\"invoice\":\"lnbcrt10u1pexample\"}",
                                "pay-0001", &req);
   if (r != COULOMB_OK) return r;
   r = coulomb_request_to_json(&req, json, sizeof json);
   return r < 0 ? r : 0;
 }
 
-static int op_build_request(void) { return op_build_request_ctx(own_ctx); }
+static int op_build_request_secret(void) { return op_build_request_secret_ctx(own_ctx); }
 
-static int op_build_request_keypair(void) {
-  int r = coulomb_sign_request_keypair(own_ctx, &keypair, aux, 2, 1763700001u, "pay",
+static int op_build_request_tmp(void) { return op_build_request_secret_ctx(NULL); }
+
+static int op_build_request_keypair(const uint8_t *aux32) {
+  int r = coulomb_sign_request_keypair(own_ctx, &keypair, aux32, 2, 1763700001u, "pay",
                                        "{\"invoice\":\"lnbcrt10u1pexample\"}", "pay-0001", &req);
   if (r != COULOMB_OK) return r;
   r = coulomb_request_to_json(&req, json, sizeof json);
   return r < 0 ? r : 0;
 }
 
-static int op_build_request_tmp(void) { return op_build_request_ctx(NULL); }
+static int op_build_request(void) { return op_build_request_keypair(NULL); }
 
-static int op_sign_digest(void) { return coulomb_sign_digest(own_ctx, sk, aux, digest, sig); }
+static int op_build_request_aux(void) { return op_build_request_keypair(aux); }
+
+static int op_sign_digest(void) { return coulomb_sign_digest(own_ctx, sk, NULL, digest, sig); }
+
+static int op_keypair_create(void) { return coulomb_keypair_create(own_ctx, sk, &keypair); }
 
 static int op_device_id(void) { return coulomb_device_id(own_ctx, sk, id); }
 
@@ -122,9 +133,11 @@ int main(void) {
     const char *name;
     op_fn op;
   } ops[] = {{"build_request", op_build_request},
+             {"build_request_secret", op_build_request_secret},
              {"build_request_tmp", op_build_request_tmp},
-             {"build_request_keypair", op_build_request_keypair},
+             {"build_request_aux", op_build_request_aux},
              {"sign_digest", op_sign_digest},
+             {"keypair_create", op_keypair_create},
              {"device_id", op_device_id},
              {"open_response", op_open_response}};
   uint8_t seed[32];

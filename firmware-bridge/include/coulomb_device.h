@@ -16,10 +16,25 @@
  *     hardware RNG, and pass it everywhere.
  *   - Ids (device id, gateway id) are 32-byte BIP340 x-only public keys; signatures are 64 bytes.
  *
+ * Randomness: every signing function takes `aux32`, BIP340's auxiliary random data. Pass NULL
+ * (recommended) and the library draws 32 fresh bytes from coulomb_platform_random(), the
+ * platform's hook (below): each signature then gets a synthetic nonce, BIP340's countermeasure to
+ * fault injection and side-channel attacks. A non-NULL aux32 is used as given (the shared test
+ * vectors pass fixed values); the library cannot tell whether it is fresh, so it then always
+ * verifies the signature before returning it (unless built with COULOMB_VERIFY_AFTER_SIGN=0).
+ *
  * Build-time options (compile the library's sources with -D...):
- *   COULOMB_VERIFY_AFTER_SIGN=0     do not verify each fresh signature before returning it
- *                                   (default 1: BIP340's advice against fault attacks; it roughly
- *                                   doubles signing time and stack)
+ *   COULOMB_HAVE_RANDOM=0           the platform has no randomness source: no hook is needed,
+ *                                   aux32 must be given (NULL is COULOMB_ERR_ARG), and every
+ *                                   signature is verified before it is returned (default 1: the
+ *                                   platform links coulomb_platform_random())
+ *   COULOMB_VERIFY_AFTER_SIGN=1     verify every fresh signature before returning it, also when
+ *                                   the nonce is synthetic (hardening against faults that aux
+ *                                   randomness does not cover; it costs a verification, ~11 ms at
+ *                                   160 MHz on rv32imc: firmware-bridge/README.md)
+ *   COULOMB_VERIFY_AFTER_SIGN=0     never verify a fresh signature, even with caller-given aux32
+ *   (neither)                       verify exactly when the aux randomness did not come from the
+ *                                   platform hook (caller-given aux32, or COULOMB_HAVE_RANDOM=0)
  *   COULOMB_STACK_CONTEXT_BYTES=n   stack buffer for the temporary context used when ctx is NULL
  *                                   (default 320; COULOMB_ERR_CONTEXT if libsecp256k1 needs more)
  */
@@ -113,7 +128,9 @@ typedef enum {
   /** libsecp256k1 refused an operation, or a fresh signature did not verify. */
   COULOMB_ERR_CRYPTO = -13,
   /** The context memory is too small or misaligned, or a context could not be built. */
-  COULOMB_ERR_CONTEXT = -14
+  COULOMB_ERR_CONTEXT = -14,
+  /** coulomb_platform_random() failed: nothing was signed. */
+  COULOMB_ERR_RANDOM = -15
 } coulomb_err;
 
 /** A short English description of an error code (static string, never NULL). */
@@ -220,6 +237,15 @@ int coulomb_enroll_message(const uint8_t device_id[32], const char *code, size_t
  * Keys, signing, verification (libsecp256k1)
  * ------------------------------------------------------------------------------------------- */
 
+/**
+ * The platform's randomness source, provided by the platform, not by the library: fills `len`
+ * bytes with fresh, unpredictable randomness (a hardware RNG) and returns 0, or returns non-zero
+ * if it cannot. Called with len = 32 for each signature made with aux32 == NULL. Implementations:
+ * platform/random_posix.c (host: getrandom(), else /dev/urandom) and the ESP-IDF component
+ * coulomb_device (esp_fill_random()). Not needed (never referenced) with COULOMB_HAVE_RANDOM=0.
+ */
+int coulomb_platform_random(uint8_t *buf, size_t len);
+
 /** Bytes a context created by coulomb_context_create() needs (about 200 on 64-bit hosts). */
 size_t coulomb_context_size(void);
 /**
@@ -234,7 +260,8 @@ secp256k1_context *coulomb_context_create(void *mem, size_t mem_len, const uint8
 coulomb_err coulomb_device_id(const secp256k1_context *ctx, const uint8_t secret_key[32],
                               uint8_t device_id[32]);
 
-/** BIP340 signature of a 32-byte digest; aux32 is fresh randomness from the device's RNG. */
+/** BIP340 signature of a 32-byte digest; aux32: NULL (fresh randomness from the platform hook)
+ * or 32 bytes (see "Randomness" above). */
 coulomb_err coulomb_sign_digest(const secp256k1_context *ctx, const uint8_t secret_key[32],
                                 const uint8_t aux32[32], const uint8_t digest[32],
                                 uint8_t signature[64]);
@@ -257,10 +284,14 @@ coulomb_err coulomb_sign_request(const secp256k1_context *ctx, const uint8_t sec
 
 /**
  * The device's key pair (libsecp256k1's secp256k1_keypair: the secret key and its public key),
- * computed once, for example at start-up, so that coulomb_sign_request_keypair() skips the
- * public-key computation every signature otherwise repeats (a fixed-base multiplication: about
- * half of a signature without its check-verification). It holds the secret key: keep it in RAM
- * only and wipe it when done. COULOMB_ERR_SECRET_KEY if the key is invalid (keypair zeroed).
+ * computed once at start-up, so that coulomb_sign_request_keypair() skips the public-key
+ * computation every signature otherwise repeats (a fixed-base multiplication). This is the
+ * documented signing path on a device: key pair at boot, then coulomb_sign_request_keypair()
+ * with aux32 = NULL. BIP340 asks a signer that reuses a precomputed public key without verifying
+ * each signature to make sure that key is correct: this function checks the new key pair once by
+ * signing and verifying a fixed digest (COULOMB_ERR_CRYPTO if that fails). It holds the secret
+ * key: keep it in RAM only and wipe it when done. COULOMB_ERR_SECRET_KEY if the key is invalid
+ * (keypair zeroed on any error).
  */
 coulomb_err coulomb_keypair_create(const secp256k1_context *ctx, const uint8_t secret_key[32],
                                    secp256k1_keypair *keypair);

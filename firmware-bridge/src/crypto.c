@@ -17,10 +17,29 @@
 #include "coulomb_device.h"
 #include "internal.h"
 
-#ifndef COULOMB_VERIFY_AFTER_SIGN
-/* Verify every fresh signature before releasing it (BIP340 recommends it against fault attacks;
- * it roughly doubles signing time). Build with -DCOULOMB_VERIFY_AFTER_SIGN=0 to skip. */
-#define COULOMB_VERIFY_AFTER_SIGN 1
+#ifndef COULOMB_HAVE_RANDOM
+/* The platform links coulomb_platform_random() (coulomb_device.h); 0 on a device without a
+ * randomness source. */
+#define COULOMB_HAVE_RANDOM 1
+#endif
+
+/*
+ * Verification of each fresh signature before it is released (BIP340's default signing; it costs
+ * a verification, more than the signature itself). Two protections against fault attacks:
+ *   - a synthetic nonce (aux randomness from the platform hook): a fault cannot make two
+ *     signatures share a nonce, which is what turns a faulty signature into the secret key;
+ *   - verify-after-sign: no faulty signature leaves the device at all.
+ * Default rule: verify exactly when the nonce is not known to be synthetic, i.e. when aux32 came
+ * from the caller (the library cannot tell whether it is fresh) or the platform has no randomness
+ * source (COULOMB_HAVE_RANDOM=0). -DCOULOMB_VERIFY_AFTER_SIGN=1 verifies always (opt-in
+ * hardening), =0 never.
+ */
+#ifdef COULOMB_VERIFY_AFTER_SIGN
+#define VERIFY_SYNTHETIC COULOMB_VERIFY_AFTER_SIGN
+#define VERIFY_CALLER_AUX COULOMB_VERIFY_AFTER_SIGN
+#else
+#define VERIFY_SYNTHETIC 0
+#define VERIFY_CALLER_AUX 1
 #endif
 
 /* Room for a temporary context: libsecp256k1 0.2.x needs 208 bytes on x86-64, less on 32-bit
@@ -141,6 +160,7 @@ typedef struct {
   void *digest_arg;
   uint8_t *signature;
   uint8_t *xonly_out; /* may be NULL */
+  int verify;         /* verify the signature before releasing it */
 } sign_args;
 
 static coulomb_err sign_op(const secp256k1_context *ctx, void *arg) {
@@ -159,8 +179,7 @@ static coulomb_err sign_op(const secp256k1_context *ctx, void *arg) {
     /* err set */
   } else if (!secp256k1_schnorrsig_sign32(ctx, a->signature, digest, keypair, a->aux32)) {
     err = COULOMB_ERR_CRYPTO;
-  } else if (COULOMB_VERIFY_AFTER_SIGN &&
-             !secp256k1_schnorrsig_verify(ctx, a->signature, digest, 32, &pub)) {
+  } else if (a->verify && !secp256k1_schnorrsig_verify(ctx, a->signature, digest, 32, &pub)) {
     err = COULOMB_ERR_CRYPTO;
   }
   if (err == COULOMB_OK && a->xonly_out != NULL) memcpy(a->xonly_out, xonly, 32);
@@ -169,14 +188,18 @@ static coulomb_err sign_op(const secp256k1_context *ctx, void *arg) {
   return err;
 }
 
-/* Signs with the key pair if given, else with one computed from secret_key. */
+/* Signs with the key pair if given, else with one computed from secret_key; aux32 NULL: fresh
+ * randomness from the platform hook (a synthetic nonce). */
 static coulomb_err sign(const secp256k1_context *ctx, const uint8_t secret_key[32],
                         const secp256k1_keypair *keypair, const uint8_t aux32[32],
                         digest_fn make_digest, void *digest_arg, uint8_t signature[64],
                         uint8_t xonly_out[32]) {
   sign_args a;
-  if ((secret_key == NULL && keypair == NULL) || aux32 == NULL || signature == NULL)
-    return COULOMB_ERR_ARG;
+  coulomb_err err;
+#if COULOMB_HAVE_RANDOM
+  uint8_t fresh[32];
+#endif
+  if ((secret_key == NULL && keypair == NULL) || signature == NULL) return COULOMB_ERR_ARG;
   a.secret_key = secret_key;
   a.keypair = keypair;
   a.aux32 = aux32;
@@ -184,7 +207,24 @@ static coulomb_err sign(const secp256k1_context *ctx, const uint8_t secret_key[3
   a.digest_arg = digest_arg;
   a.signature = signature;
   a.xonly_out = xonly_out;
-  return with_signing_context(ctx, sign_op, &a);
+  a.verify = VERIFY_CALLER_AUX;
+  if (aux32 == NULL) {
+#if COULOMB_HAVE_RANDOM
+    if (coulomb_platform_random(fresh, sizeof fresh) != 0) {
+      memset(signature, 0, 64);
+      return COULOMB_ERR_RANDOM;
+    }
+    a.aux32 = fresh;
+    a.verify = VERIFY_SYNTHETIC;
+#else
+    return COULOMB_ERR_ARG;
+#endif
+  }
+  err = with_signing_context(ctx, sign_op, &a);
+#if COULOMB_HAVE_RANDOM
+  coulomb_memzero(fresh, sizeof fresh);
+#endif
+  return err;
 }
 
 static coulomb_err fixed_digest(void *arg, const uint8_t xonly[32], uint8_t digest[32]) {
@@ -273,11 +313,24 @@ typedef struct {
   secp256k1_keypair *keypair;
 } keypair_args;
 
+/* The key pair, checked once: a signature of a fixed digest made with it must verify under its
+ * public key (a fault while computing that key would otherwise go into every later signature). */
 static coulomb_err keypair_op(const secp256k1_context *ctx, void *arg) {
+  static const uint8_t check_digest[32] = {'c', 'o', 'u', 'l', 'o', 'm', 'b', ' ', 'k', 'e', 'y',
+                                           'p', 'a', 'i', 'r', ' ', 'c', 'h', 'e', 'c', 'k'};
   const keypair_args *a = (const keypair_args *)arg;
-  if (secp256k1_keypair_create(ctx, a->keypair, a->secret_key)) return COULOMB_OK;
-  memset(a->keypair, 0, sizeof *a->keypair);
-  return COULOMB_ERR_SECRET_KEY;
+  secp256k1_xonly_pubkey pub;
+  uint8_t sig[64];
+  coulomb_err err = COULOMB_OK;
+  if (!secp256k1_keypair_create(ctx, a->keypair, a->secret_key)) {
+    err = COULOMB_ERR_SECRET_KEY;
+  } else if (!secp256k1_keypair_xonly_pub(ctx, &pub, NULL, a->keypair) ||
+             !secp256k1_schnorrsig_sign32(ctx, sig, check_digest, a->keypair, NULL) ||
+             !secp256k1_schnorrsig_verify(ctx, sig, check_digest, 32, &pub)) {
+    err = COULOMB_ERR_CRYPTO;
+  }
+  if (err != COULOMB_OK) coulomb_memzero(a->keypair, sizeof *a->keypair);
+  return err;
 }
 
 coulomb_err coulomb_keypair_create(const secp256k1_context *ctx, const uint8_t secret_key[32],

@@ -125,6 +125,8 @@ const char *coulomb_strerror(int err) {
       return "signing failed";
     case COULOMB_ERR_CONTEXT:
       return "secp256k1 context unavailable";
+    case COULOMB_ERR_RANDOM:
+      return "no randomness from the platform";
     default:
       return "unknown error";
   }

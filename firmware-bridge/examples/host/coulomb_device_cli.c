@@ -5,8 +5,8 @@
  *   coulomb_device_cli <gateway-url> <secret-key-hex> <gateway-id-hex> <counter> <method>
  *                      <params-json> [idempotency-key]
  *
- * Signs the request (aux randomness from /dev/urandom, t = now), POSTs it to
- * <gateway-url>/v1/device, verifies the signed response against the pinned gateway id (g, d, c and
+ * Signs the request (t = now; aux randomness from the platform hook, getrandom() or
+ * /dev/urandom), POSTs it to <gateway-url>/v1/device, verifies the signed response against the pinned gateway id (g, d, c and
  * the signature) and prints the response body `b` on stdout.
  *
  * Exit status: 0 if the verified response has ok=true, 2 if ok=false, 1 on a usage, transport or
@@ -118,15 +118,6 @@ static int parse_counter(const char *s, uint64_t *out) {
   }
   *out = v;
   return v >= 1;
-}
-
-static int read_urandom(uint8_t *buf, size_t n) {
-  FILE *f = fopen("/dev/urandom", "rb");
-  size_t got;
-  if (f == NULL) return 0;
-  got = fread(buf, 1, n, f);
-  fclose(f);
-  return got == n;
 }
 
 static int connect_to(const url_parts *u) {
@@ -255,7 +246,7 @@ static int parse_http(char *buf, size_t len, int *status, char **body, size_t *b
 
 int main(int argc, char **argv) {
   url_parts url;
-  uint8_t sk[32], gw[32], aux[32];
+  uint8_t sk[32], gw[32];
   uint64_t counter;
   coulomb_request req;
   coulomb_response res;
@@ -274,9 +265,10 @@ int main(int argc, char **argv) {
   if (coulomb_hex_decode(argv[3], strlen(argv[3]), gw, 32) != COULOMB_OK)
     return fail("%s", "the gateway id must be 64 hex digits");
   if (!parse_counter(argv[4], &counter)) return fail("bad counter %s (1 .. 2^53-1)", argv[4]);
-  if (!read_urandom(aux, sizeof aux)) return fail("%s", "cannot read /dev/urandom");
 
-  err = coulomb_sign_request(NULL, sk, aux, counter, (uint64_t)time(NULL), argv[5], argv[6],
+  /* One signature per run: no key pair kept (a device makes it once at boot instead). aux32 NULL:
+   * fresh randomness from coulomb_platform_random() (platform/random_posix.c). */
+  err = coulomb_sign_request(NULL, sk, NULL, counter, (uint64_t)time(NULL), argv[5], argv[6],
                              argc == 8 ? argv[7] : NULL, &req);
   memset(sk, 0, sizeof sk);
   if (err != COULOMB_OK) return fail("cannot sign the request: %s", coulomb_strerror(err));

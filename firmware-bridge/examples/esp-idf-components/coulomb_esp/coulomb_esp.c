@@ -47,6 +47,10 @@ static union {
 static secp256k1_context *ctx;
 
 static uint8_t secret_key[32], gateway_id[32], device_id[32];
+/* The key pair, computed once at start: each request is signed from it (coulomb_sign_request_keypair),
+ * with aux randomness drawn by the library from esp_fill_random() (the coulomb_device component's
+ * coulomb_platform_random). */
+static secp256k1_keypair keypair;
 static char device_hex[65];
 static char topic_req[96], topic_res[96], topic_evt[96];
 
@@ -149,9 +153,7 @@ static char mqtt_user[21], mqtt_pass[129];
 
 static esp_err_t fresh_credentials(void) {
   char client_hex[65];
-  uint8_t aux[32];
-  esp_fill_random(aux, sizeof aux);
-  if (coulomb_mqtt_credentials(ctx, secret_key, aux, (uint64_t)time(NULL), client_hex, mqtt_user,
+  if (coulomb_mqtt_credentials(ctx, secret_key, NULL, (uint64_t)time(NULL), client_hex, mqtt_user,
                                mqtt_pass) != COULOMB_OK)
     return ESP_FAIL;
   return ESP_OK;
@@ -249,11 +251,13 @@ esp_err_t coulomb_esp_start(coulomb_esp_event_cb on_event, void *arg) {
   wifi_start();
   if (clock_sync() != ESP_OK) return ESP_ERR_TIMEOUT;
 
-  /* With the radio on, esp_fill_random() is a true RNG: blind the context with it. */
+  /* With the radio on, esp_fill_random() is a true RNG: blind the context with it (and every
+   * signature's aux randomness comes from it too, after this point). */
   esp_fill_random(seed, sizeof seed);
   ctx = coulomb_context_create(ctx_mem.bytes, sizeof ctx_mem.bytes, seed);
   if (ctx == NULL) return ESP_ERR_NO_MEM;
-  if (coulomb_device_id(ctx, secret_key, device_id) != COULOMB_OK) {
+  if (coulomb_device_id(ctx, secret_key, device_id) != COULOMB_OK ||
+      coulomb_keypair_create(ctx, secret_key, &keypair) != COULOMB_OK) {
     ESP_LOGE(TAG, "the secret key is not a valid secp256k1 key");
     return ESP_ERR_INVALID_STATE;
   }
@@ -289,7 +293,6 @@ esp_err_t coulomb_esp_call(const char *method, const char *params, const char *i
   coulomb_request req;
   coulomb_response res;
   coulomb_err err;
-  uint8_t aux[32];
   uint64_t counter;
   TickType_t deadline;
   esp_err_t result;
@@ -301,9 +304,9 @@ esp_err_t coulomb_esp_call(const char *method, const char *params, const char *i
     goto out;
   }
   if ((result = take_counter(&counter)) != ESP_OK) goto out;
-  esp_fill_random(aux, sizeof aux);
-  err = coulomb_sign_request(ctx, secret_key, aux, counter, (uint64_t)time(NULL), method, params,
-                             idempotency_key, &req);
+  /* aux32 NULL: the library draws fresh randomness from esp_fill_random() (a synthetic nonce). */
+  err = coulomb_sign_request_keypair(ctx, &keypair, NULL, counter, (uint64_t)time(NULL), method,
+                                     params, idempotency_key, &req);
   if (err != COULOMB_OK) {
     ESP_LOGE(TAG, "%s: cannot sign: %s", method, coulomb_strerror(err));
     result = ESP_ERR_INVALID_ARG;

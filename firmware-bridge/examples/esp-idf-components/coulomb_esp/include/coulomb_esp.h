@@ -31,7 +31,7 @@ esp_err_t coulomb_esp_start(coulomb_esp_event_cb on_event, void *arg);
 
 /*
  * One request: takes the next counter (persisted first), signs method/params/idempotency_key
- * (NULL for none) with fresh hardware randomness, publishes it (QoS 1) and waits up to
+ * (NULL for none) from the key pair made at start, with fresh hardware randomness, publishes it (QoS 1) and waits up to
  * timeout_ms for the response that verifies for this counter. On ESP_OK, *ok is the gateway's ok
  * flag and body holds b (NUL-terminated). ESP_ERR_TIMEOUT: no verified answer in time; retry with
  * the SAME idempotency key (a new counter is used automatically) to get the first answer.
