@@ -120,6 +120,8 @@ export function decide(routing: Routing, balance: bigint, requested: string): Ro
 export const ROUTED_HEADER = 'coulomb-model-routed';
 export const TIER_HEADER = 'coulomb-budget-tier';
 export const REFUSED_CODE = 'PAYER_BELOW_LAST_TIER';
+/** Only the proxy states these: an upstream's headers of these names are dropped. */
+export const ROUTING_HEADERS = [ROUTED_HEADER, TIER_HEADER] as const;
 
 export function routeHeaders(d: RouteDecision): Record<string, string> {
   if (d.kind !== 'served') return {};

@@ -41,7 +41,7 @@ import { parseCredential } from '../l402/mpp.js';
 import type { MppGate } from './mpp.js';
 import { closeAnswer, closeUnrefunded, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
 import { RefundError, type RefundDestination } from '../l402/refund.js';
-import { refusalBody, routeHeaders, routingView, type BudgetRouter } from './routing.js';
+import { refusalBody, routeHeaders, ROUTING_HEADERS, routingView, type BudgetRouter } from './routing.js';
 
 /**
  * What the proxy reports as it works (statistics and metrics listen here; the proxy knows
@@ -95,9 +95,9 @@ const REQUEST_DROP = new Set([...HOP_BY_HOP, 'host', 'authorization', 'content-l
 const CREDIT_HEADER = 'x-l402-credit-remaining-msat';
 /**
  * Not passed back: hop-by-hop headers (the upstream's content-length stays when the body does),
- * and the credit figure, which only the proxy may state.
+ * and the credit figure and the routing headers, which only the proxy may state.
  */
-const RESPONSE_DROP = new Set([...HOP_BY_HOP, CREDIT_HEADER]);
+const RESPONSE_DROP = new Set([...HOP_BY_HOP, CREDIT_HEADER, ...ROUTING_HEADERS]);
 /** The SSE comment that carries the final figure in a metered stream, just before `data: [DONE]`. */
 const CREDIT_COMMENT = 'coulomb-credit-remaining-msat';
 

@@ -37,7 +37,12 @@ beforeAll(async () => {
         choices: [{ index: 0, message: { content: 'ok' } }],
         usage: { prompt_tokens: 3, completion_tokens: 2 },
       });
-      res.writeHead(200, { 'content-type': 'application/json' });
+      // Headers only the proxy may state: dropped.
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'coulomb-model-routed': 'spoofed',
+        'coulomb-budget-tier': 'spoofed',
+      });
       res.end(body);
     });
   });
@@ -107,6 +112,7 @@ describe('the proxy with budget-aware routing', () => {
     const strong = await ask(header);
     expect(strong.status).toBe(200);
     expect(strong.headers.get('coulomb-budget-tier')).toBe('normal');
+    expect(strong.headers.get('coulomb-model-routed')).toBeNull();
     await strong.text();
     expect(seen).toEqual(['strong']);
     expect(await available(accountId)).toBe(10_000n - 5n * 100n);
