@@ -2,9 +2,11 @@
  * The agent economy loop: an agent account browses the open tasks it has the capabilities for,
  * claims one, does the work by calling a paid model through the gateway's L402 proxy (paying the
  * challenges from its own account with the SDK's `createL402Fetch` + `accountPayer`), submits the
- * result, waits until the publisher accepts and the reward reaches its balance, and once its
- * balance crosses a threshold it upgrades to the stronger model for the next task. Every step is
- * printed.
+ * result, and waits until the publisher accepts and the reward reaches its balance. It always
+ * asks for the strong model: the proxy's budget-aware routing (the service's `routing` tiers,
+ * docs/L402.md) serves the cheaper model while the agent's balance is below the upgrade
+ * threshold, and the strong one once its earnings lift it over — the upgrade happens in the proxy,
+ * told by the `Coulomb-Model-Routed` and `Coulomb-Budget-Tier` headers. Every step is printed.
  *
  * Uses only the package's public API (`coulomb`: the SDK fetch) and the gateway's HTTP API.
  *
@@ -21,11 +23,8 @@ export interface AgentOptions {
   /** An account key of the agent with the read, invoice and pay scopes. */
   apiKey: string;
   capability: string;
-  /** The model used below the threshold, and the stronger one above it. */
-  cheapModel: string;
-  strongModel: string;
-  /** Balance (msat) from which the agent can afford the stronger model. */
-  upgradeAtMsat: bigint;
+  /** The model the agent asks for (the proxy's routing may serve a cheaper one). */
+  model: string;
   /** How many tasks to do before stopping. */
   tasks: number;
   /** How long to wait for each acceptance (ms). */
@@ -41,7 +40,7 @@ interface TaskView {
   state: string;
 }
 
-/** Runs the loop; resolves with the models used, task by task. */
+/** Runs the loop; resolves with the models that served it, task by task. */
 export async function runAgent(o: AgentOptions): Promise<{ models: string[]; balanceMsat: bigint }> {
   const print = o.print ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const headers = { authorization: `Bearer ${o.apiKey}`, 'content-type': 'application/json' };
@@ -67,8 +66,7 @@ export async function runAgent(o: AgentOptions): Promise<{ models: string[]; bal
     maxCostMsat: 1_000_000n,
   });
   const models: string[] = [];
-  let model = o.cheapModel;
-  print(`[agent ${o.accountId}] balance ${await balance()} msat; model ${model}`);
+  print(`[agent ${o.accountId}] balance ${await balance()} msat; asking for ${o.model}`);
   for (let n = 0; n < o.tasks; n++) {
     // 1. Browse the open tasks this agent can do.
     const { tasks } = await call<{ tasks: TaskView[] }>(
@@ -84,25 +82,35 @@ export async function runAgent(o: AgentOptions): Promise<{ models: string[]; bal
     // 2. Claim it.
     await call('POST', `/tasks/${task.id}/claim`, {});
     print(`[agent] claimed ${task.id}`);
-    // 3. Do the work with the paid model, through the proxy.
+    // 3. Do the work with the paid model, through the proxy (which routes it by the agent's balance).
+    print(`[agent] asking for ${o.model} with a balance of ${await balance()} msat`);
     const res = await paidFetch(`${o.proxy.replace(/\/$/, '')}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
-        model,
+        model: o.model,
         max_tokens: 16,
         messages: [{ role: 'user', content: `${task.title}: ${task.description}` }],
       }),
     });
     if (!res.ok) throw new Error(`the model call failed: ${res.status} ${await res.text()}`);
     const completion = (await res.json()) as {
+      model?: string;
       choices: { message: { content: string } }[];
       usage?: { total_tokens: number };
     };
     const answer = completion.choices[0]?.message.content ?? '';
-    models.push(model);
+    const served = completion.model ?? o.model;
+    const tier = res.headers.get('coulomb-budget-tier');
+    const routed = res.headers.get('coulomb-model-routed');
+    models.push(served);
     print(
-      `[agent] ${model} answered (${completion.usage?.total_tokens ?? '?'} tokens): ${answer.slice(0, 60)}`,
+      routed
+        ? `[agent] the proxy routed ${o.model} to ${served} (tier ${tier}: my balance is below the upgrade threshold)`
+        : `[agent] served by ${served}${tier ? ` (tier ${tier})` : ''}`,
+    );
+    print(
+      `[agent] ${served} answered (${completion.usage?.total_tokens ?? '?'} tokens): ${answer.slice(0, 60)}`,
     );
     // 4. Submit the result.
     await call('POST', `/tasks/${task.id}/submit`, { result: answer || '(empty)' });
@@ -115,13 +123,7 @@ export async function runAgent(o: AgentOptions): Promise<{ models: string[]; bal
       if (Date.now() > until) throw new Error(`task ${task.id} was not accepted in time`);
       await new Promise((r) => setTimeout(r, 250));
     }
-    const now = await balance();
-    print(`[agent] accepted and paid ${task.rewardMsat} msat; balance ${now} msat`);
-    // 6. Upgrade once the balance crosses the threshold.
-    if (model !== o.strongModel && now >= o.upgradeAtMsat) {
-      model = o.strongModel;
-      print(`[agent] balance ≥ ${o.upgradeAtMsat} msat: upgrading to ${model}`);
-    }
+    print(`[agent] accepted and paid ${task.rewardMsat} msat; balance ${await balance()} msat`);
   }
   return { models, balanceMsat: await balance() };
 }
@@ -138,9 +140,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     accountId: env('AGENT_ACCOUNT'),
     apiKey: env('AGENT_KEY'),
     capability: env('CAPABILITY', 'summarize'),
-    cheapModel: env('CHEAP_MODEL', 'sample-small'),
-    strongModel: env('STRONG_MODEL', 'sample-large'),
-    upgradeAtMsat: BigInt(env('UPGRADE_AT_MSAT', '1000000')),
+    model: env('MODEL', 'sample-large'),
     tasks: Number(env('TASKS', '2')),
   });
 }

@@ -11,6 +11,7 @@ import { msat } from './domain/msat.js';
 import { parseProxyConfig, sampleProxyConfig, type ProxyConfig } from './proxy/config.js';
 import { createProxy, recoverInterruptedUsage, type ProxyHooks } from './proxy/server.js';
 import { ServiceCatalog } from './proxy/catalog.js';
+import { BudgetRouter } from './proxy/routing.js';
 import { ServiceStats } from './proxy/stats.js';
 import type { PaidServicesAdmin } from './http/routes/paid-services.js';
 import { GatewayMetrics } from './metrics/prometheus.js';
@@ -23,6 +24,7 @@ import { ApiKeys } from './auth/api-keys.js';
 import { buildApp, type CoulombApp } from './http/app.js';
 import type { AccountServices } from './http/routes/accounts.js';
 import { Ledger, type LedgerOptions } from './ledger/ledger.js';
+import { availableOf } from './ledger/types.js';
 import { EventBus } from './payments/events.js';
 import type { FeatureEvent } from './payments/types.js';
 import { EscrowService, type EscrowOptions } from './escrow/service.js';
@@ -434,6 +436,13 @@ export async function startL402Proxy(
     ledger: accounts.ledger,
     log,
     mpp,
+    router: new BudgetRouter({
+      payerOf: (hash) => accounts.payments.invoicePayer(hash),
+      availableOf: async (id) => {
+        const a = await accounts.ledger.getAccount(id);
+        return a ? availableOf(a) : undefined;
+      },
+    }),
     refunds: {
       refunds,
       sessionRefundMaxFeeMsat: msat(proxyConfig.sessionRefundMaxFeeMsat ?? '0'),

@@ -35,7 +35,14 @@ export interface CredentialInvoices {
 }
 
 export type Authorization =
-  | { ok: true; tokenId: string; accountId: string; expiresAt: number }
+  | {
+      ok: true;
+      tokenId: string;
+      accountId: string;
+      expiresAt: number;
+      /** The hash of the credential's challenge invoice (its payer is the proxy's routing payer). */
+      paymentHash: string;
+    }
   | { ok: false; failure: L402Failure | 'UNPAID'; message: string };
 
 /**
@@ -125,7 +132,7 @@ export class L402Gate {
       if (!booked)
         return { ok: false, failure: 'UNPAID', message: 'the invoice of this credential is not paid' };
     }
-    return { ok: true, tokenId: v.tokenId, accountId, expiresAt: v.expiresAt };
+    return { ok: true, tokenId: v.tokenId, accountId, expiresAt: v.expiresAt, paymentHash: v.paymentHash };
   }
 
   /**

@@ -140,6 +140,11 @@ export class Inbound extends PaymentsPart {
     return inv ? publicInvoice(inv) : undefined;
   }
 
+  async invoicePayer(paymentHash: string): Promise<string | undefined> {
+    const inv = await this.invoices.get(paymentHash);
+    return inv?.state === 'settled' && inv.settledVia === 'internal' ? inv.payerAccountId : undefined;
+  }
+
   /**
    * Handles an invoice update from LND (subscription or reconciliation). Idempotent: the credit
    * carries the idempotency key `invoice:<hash>`, and the invoice record commits with it.
@@ -403,5 +408,6 @@ export function publicInvoice(inv: InvoiceRecord): InvoiceRecord {
   const copy = { ...inv };
   delete copy.preimage;
   delete copy.closedInLnd;
+  delete copy.payerAccountId;
   return copy;
 }

@@ -624,6 +624,7 @@ export class Outbound extends PaymentsPart {
       ...inv,
       state: 'settled',
       settledVia: 'internal',
+      payerAccountId: accountId,
       receivedMsat: amount,
       settledAt: this.now(),
     };

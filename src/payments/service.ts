@@ -211,6 +211,11 @@ export class PaymentsService {
     return this.inbound.getInvoice(paymentHash);
   }
 
+  /** The gateway account that paid this invoice internally; undefined if unpaid or paid over Lightning. */
+  invoicePayer(paymentHash: string): Promise<string | undefined> {
+    return this.inbound.invoicePayer(paymentHash);
+  }
+
   /** An account's invoices, newest first, a page at a time (`before`: the `next` of the previous page). */
   listInvoices(
     accountId: string,

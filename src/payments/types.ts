@@ -101,6 +101,11 @@ export interface InvoiceRecord {
   /** How it was paid: by another account of this gateway, or over Lightning. */
   settledVia?: 'internal' | 'lightning';
   /**
+   * Settled internally: the gateway account that paid it (a credential's payer, for the proxy's
+   * budget-aware routing). Not public.
+   */
+  payerAccountId?: string;
+  /**
    * Settled internally and then paid over Lightning as well (an outside payment that beat the
    * cancel): what LND received, booked to the operator's account for a refund, not to the payee.
    */

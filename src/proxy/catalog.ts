@@ -5,6 +5,7 @@ import type { RecordStore } from '../ledger/store.js';
 import { recordCodec } from '../records/codec.js';
 import { compile, matchingOrder, ServiceSchema, type Service, type ServiceConfig } from './config.js';
 import { ProxyAdminError } from './errors.js';
+import { RoutingConfigError } from './routing.js';
 
 const PREFIX = 'proxysvc!';
 /** Services the catalog holds at most (seeded and added): what a start loads stays bounded. */
@@ -206,7 +207,11 @@ function checked(config: ServiceConfig): Service {
   try {
     return compile(withDefaults);
   } catch (err) {
-    if (err instanceof ConfigError) throw new ProxyAdminError('INVALID_SERVICE', err.message);
+    if (err instanceof ConfigError)
+      throw new ProxyAdminError(
+        err instanceof RoutingConfigError ? 'INVALID_ROUTING' : 'INVALID_SERVICE',
+        err.message,
+      );
     throw err;
   }
 }

@@ -4,6 +4,7 @@ import { ConfigError } from '../domain/errors.js';
 import { msat, type Msat } from '../domain/msat.js';
 import { MppServiceSchema } from './mpp-config.js';
 import type { MppTerms } from './mpp.js';
+import { compileRouting, RoutingSchema, type Routing } from './routing.js';
 
 const Amount = Type.String({ pattern: '^(0|[1-9][0-9]*)$', description: 'msat, decimal string' });
 
@@ -71,6 +72,8 @@ export const ServiceSchema = Type.Object(
     ),
     /** MPP (`Payment` scheme) settings of this service; see docs/MPP.md. */
     mpp: Type.Optional(MppServiceSchema),
+    /** Budget-aware model routing by the paying account's balance; see docs/L402.md. */
+    routing: Type.Optional(RoutingSchema),
   },
   { additionalProperties: false },
 );
@@ -113,6 +116,8 @@ export interface Service {
   schemes: { l402: boolean; mpp: boolean };
   /** The MPP terms, when the service offers MPP. */
   mpp?: MppTerms;
+  /** Budget-aware model routing (metered requests of credentials paid by an account). */
+  routing?: Routing;
 }
 
 /** An HTTP field name (RFC 9110 token). */
@@ -177,6 +182,10 @@ export function compile(s: ServiceConfig): Service {
         { inputPerTokenMsat: msat(v.inputPerTokenMsat), outputPerTokenMsat: msat(v.outputPerTokenMsat) },
       ]),
     );
+  }
+  if (s.routing) {
+    const models = out.models;
+    out.routing = compileRouting(s.name, s.routing, models && ((m) => models.has(m) || models.has('*')));
   }
   return out;
 }

@@ -6,6 +6,7 @@ export const ProxyAdminErrorCode = {
   SERVICE_NOT_FOUND: 'SERVICE_NOT_FOUND',
   SERVICE_EXISTS: 'SERVICE_EXISTS',
   TOO_MANY_SERVICES: 'TOO_MANY_SERVICES',
+  INVALID_ROUTING: 'INVALID_ROUTING',
 } as const;
 export type ProxyAdminErrorCode = (typeof ProxyAdminErrorCode)[keyof typeof ProxyAdminErrorCode];
 
@@ -14,6 +15,7 @@ const STATUS: Record<ProxyAdminErrorCode, number> = {
   SERVICE_NOT_FOUND: 404,
   SERVICE_EXISTS: 409,
   TOO_MANY_SERVICES: 409,
+  INVALID_ROUTING: 400,
 };
 
 export class ProxyAdminError extends CodedError<ProxyAdminErrorCode> {

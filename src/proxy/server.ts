@@ -41,6 +41,7 @@ import { parseCredential } from '../l402/mpp.js';
 import type { MppGate } from './mpp.js';
 import { closeAnswer, closeUnrefunded, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
 import { RefundError, type RefundDestination } from '../l402/refund.js';
+import { refusalBody, routeHeaders, ROUTING_HEADERS, routingView, type BudgetRouter } from './routing.js';
 
 /**
  * What the proxy reports as it works (statistics and metrics listen here; the proxy knows
@@ -75,6 +76,8 @@ export interface ProxyDeps {
   mpp?: MppGate;
   /** Closing credentials with a refund of their unused credit (`POST /l402/refund`, MPP close). */
   refunds?: ProxyRefunds;
+  /** Budget-aware model routing of the services that configure it (`routing.ts`). */
+  router?: BudgetRouter;
 }
 
 const HOP_BY_HOP = [
@@ -92,9 +95,9 @@ const REQUEST_DROP = new Set([...HOP_BY_HOP, 'host', 'authorization', 'content-l
 const CREDIT_HEADER = 'x-l402-credit-remaining-msat';
 /**
  * Not passed back: hop-by-hop headers (the upstream's content-length stays when the body does),
- * and the credit figure, which only the proxy may state.
+ * and the credit figure and the routing headers, which only the proxy may state.
  */
-const RESPONSE_DROP = new Set([...HOP_BY_HOP, CREDIT_HEADER]);
+const RESPONSE_DROP = new Set([...HOP_BY_HOP, CREDIT_HEADER, ...ROUTING_HEADERS]);
 /** The SSE comment that carries the final figure in a metered stream, just before `data: [DONE]`. */
 const CREDIT_COMMENT = 'coulomb-credit-remaining-msat';
 
@@ -386,6 +389,12 @@ export function createProxy(deps: ProxyDeps): Server {
         });
       }
     }
+    // Budget-aware routing: the payer's tier may serve another model, or refuse before any charge.
+    const route =
+      parsed && service.routing && deps.router
+        ? await deps.router.route(service.routing, auth, parsed)
+        : undefined;
+    if (route?.kind === 'refused') return sendJson(res, 403, refusalBody(route));
     await derive(service).revenueReady;
     // Everything from here to the charge is one synchronous step on resident accounts.
     await deps.ledger.ensure({ accounts: [auth.accountId, revenueAccount(service.name)] });
@@ -455,6 +464,7 @@ export function createProxy(deps: ProxyDeps): Server {
       billing.charged = charges.charge(auth.accountId, billing.revenue, reserveAmount);
     }
     res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
+    for (const [k, v] of Object.entries(route ? routeHeaders(route) : {})) res.setHeader(k, v);
     let outBody = body;
     if (parsed && billing.stream && path !== '/v1/embeddings') {
       // Ask for the usage chunk, so the bill is what the upstream counted.
@@ -463,7 +473,8 @@ export function createProxy(deps: ProxyDeps): Server {
         include_usage: true,
       };
       outBody = Buffer.from(JSON.stringify(parsed));
-    }
+    } else if (route?.kind === 'served' && route.served !== route.requested)
+      outBody = Buffer.from(JSON.stringify(parsed));
     return forward(service, target, req, res, outBody, billing);
   }
 
@@ -979,6 +990,7 @@ function discovery(services: readonly Service[]): unknown {
         : {}),
       capabilities: s.config.capabilities ?? [],
       lifetimeSeconds: s.config.lifetimeSeconds,
+      ...(s.routing ? { routing: routingView(s.routing) } : {}),
     })),
   };
 }

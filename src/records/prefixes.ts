@@ -61,7 +61,12 @@ export const PREFIXES = {
     'index',
     'every attempt at a payment hash (one attempt per hash)',
   ),
-  invoice: entry('inv!', 'src/payments', 'lru', 'an invoice of an account, by payment hash'),
+  invoice: entry(
+    'inv!',
+    'src/payments',
+    'lru',
+    'an invoice of an account, by payment hash; settled internally, its payer',
+  ),
   invoiceBy: entry('invby!', 'src/payments', 'index', 'invoices by account'),
   invoiceExpiry: entry('invexp!', 'src/payments', 'index', 'invoices by expiry (pruning)'),
   invoiceChallengeExpiry: entry(

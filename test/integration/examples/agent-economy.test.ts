@@ -40,9 +40,20 @@ beforeAll(async () => {
           pathPrefix: '/v1/',
           upstream: upstream.url,
           mode: 'paid',
-          models: { '*': { inputPerTokenMsat: '2', outputPerTokenMsat: '100' } },
+          models: {
+            'sample-large': { inputPerTokenMsat: '2', outputPerTokenMsat: '100' },
+            'sample-small': { inputPerTokenMsat: '1', outputPerTokenMsat: '20' },
+          },
           creditMsat: '100000',
           lifetimeSeconds: 3600,
+          // The agent's upgrade happens here: below 500,000 msat its requests for the strong
+          // model are served by the small one.
+          routing: {
+            tiers: [
+              { name: 'strong', minBalanceMsat: '500000' },
+              { name: 'cheap', minBalanceMsat: '1000', models: { 'sample-large': 'sample-small' } },
+            ],
+          },
         },
       ],
     }),
@@ -85,7 +96,7 @@ async function account(id: string, fundMsat: bigint): Promise<void> {
 }
 
 describe('examples/agent-economy.ts on regtest', () => {
-  it('browses, claims, calls the paid model, submits, is paid, and upgrades its model tier', async () => {
+  it('browses, claims, calls the paid model, submits, is paid, and is upgraded by the proxy routing', async () => {
     await account('publisher', 2_000_000n);
     await account('agent-1', 150_000n);
     await s.registry!.advertise('agent-1', {
@@ -119,9 +130,7 @@ describe('examples/agent-economy.ts on regtest', () => {
       accountId: 'agent-1',
       apiKey: key,
       capability: 'summarize',
-      cheapModel: 'sample-small',
-      strongModel: 'sample-large',
-      upgradeAtMsat: 500_000n,
+      model: 'sample-large',
       tasks: 2,
       print: (l) => void lines.push(l),
     }).finally(() => {
@@ -131,7 +140,12 @@ describe('examples/agent-economy.ts on regtest', () => {
     // 150,000 − 100,000 (the credential's credit, bought from its own account) + 2 × 600,000.
     expect(out.models).toEqual(['sample-small', 'sample-large']);
     expect(out.balanceMsat).toBe(150_000n - 100_000n + 1_200_000n);
-    expect(lines.some((l) => l.includes('upgrading to sample-large'))).toBe(true);
+    // It asked for sample-large both times: the proxy served sample-small while its balance
+    // (50,000 msat after buying the credential) was below the tier, sample-large after the reward.
+    expect(lines).toContain(
+      '[agent] the proxy routed sample-large to sample-small (tier cheap: my balance is below the upgrade threshold)',
+    );
+    expect(lines).toContain('[agent] served by sample-large (tier strong)');
     expect(lines.filter((l) => l.includes('accepted and paid 600000 msat'))).toHaveLength(2);
   });
 });
