@@ -293,7 +293,7 @@ export class RegtestNetwork {
         n.pidFile,
       );
     }
-    await until(`lnd ${n.name} to create its macaroons (see ${n.logFile})`, 90_000, async () => {
+    await until(`lnd ${n.name} to create its macaroons (see ${n.logFile})`, 180_000, async () => {
       if (runningPid(n.pidFile, n.dir) === undefined) {
         throw new Error(
           `lnd ${n.name} exited: ${readFileSync(n.logFile, 'utf8').split('\n').slice(-15).join('\n')}`,
@@ -302,7 +302,7 @@ export class RegtestNetwork {
       return existsSync(n.adminMacaroon) ? true : undefined;
     });
     const lnd = await this.lnd(n.name);
-    await until(`lnd ${n.name} RPC`, 60_000, () => getWalletInfo({ lnd }));
+    await until(`lnd ${n.name} RPC`, 180_000, () => getWalletInfo({ lnd }));
   }
 
   private async waitSynced(): Promise<void> {

@@ -16,7 +16,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
     },
     (m) => process.stderr.write(`[regtest] ${m}\n`),
   );
-  const status = await network.up();
+  let status: NetworkStatus;
+  try {
+    status = await network.up();
+  } catch (err) {
+    // A start that failed half-way (a timeout on a loaded machine) leaves no daemon behind.
+    await network.down();
+    throw err;
+  }
   project.provide('regtest', status);
   return async () => {
     if (process.env['COULOMB_KEEP_REGTEST'] === '1') return;
