@@ -56,8 +56,8 @@ CREATE TABLE ledger_accounts (
 
 CREATE TABLE ledger_transfers (
   id text COLLATE "C" PRIMARY KEY,
-  debit_account_id text COLLATE "C" NOT NULL REFERENCES ledger_accounts (id),
-  credit_account_id text COLLATE "C" NOT NULL REFERENCES ledger_accounts (id),
+  debit_account_id text COLLATE "C" NOT NULL,
+  credit_account_id text COLLATE "C" NOT NULL,
   amount numeric(40, 0) NOT NULL CHECK (amount > 0),
   state text NOT NULL CHECK (state IN ('pending', 'posted', 'voided')),
   code text NOT NULL,

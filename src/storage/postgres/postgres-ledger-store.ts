@@ -10,7 +10,7 @@ import type {
   StoredKey,
   StoredRecord,
 } from '../../ledger/store.js';
-import type { Account, AccountKind, JournalEntry, Transfer, TransferState } from '../../ledger/types.js';
+import type { AccountKind, JournalEntry, Transfer, TransferState } from '../../ledger/types.js';
 import { migrate } from './migrations.js';
 
 /**
