@@ -56,6 +56,12 @@ module.exports = {
       to: { path: 'node_modules/(level|classic-level|abstract-level)/' },
     },
     {
+      name: 'postgres-only-in-storage',
+      severity: 'error',
+      from: { pathNot: ['^src/storage'] },
+      to: { path: 'node_modules/postgres/' },
+    },
+    {
       name: 'inner-layers-do-not-import-outer',
       comment: 'Nothing imports the http or cli layers, or the composition root, except the cli.',
       severity: 'error',

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks what `npm test` needs besides node_modules, and installs what it can:
 #   - Debian packages gcc, make, cmake, libsecp256k1-dev (firmware-bridge host tests, native verifier),
-#     mosquitto (the external-broker test), python3-venv and chromium (the console's browser test, driven
+#     mosquitto (the external-broker test), postgresql-15 (test/postgres: a throw-away server), python3-venv and chromium (the console's browser test, driven
 #     by playwright-core: Debian's browser, never a download): installed with apt-get when run as root;
 #   - the firmware cross toolchains, picolibc and qemu (firmware-bridge/cross/build.sh: rv32imc, lx106,
 #     Cortex-M4; the rv32 tests and probes under qemu-system-riscv32 and -arm) and dpkg-dev (apt-get source);
@@ -36,6 +36,8 @@ if ! command -v gcc >/dev/null 2>&1 || ! echo '#include <secp256k1_schnorrsig.h>
   missing+=(libsecp256k1-dev)
 fi
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+# test/postgres (test/support/postgres.ts runs initdb/pg_ctl from `pg_config --bindir`).
+command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ] || missing+=(postgresql-15)
 # test/integration/console (test/support/browser.ts launches `chromium` from PATH).
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # firmware-bridge/cross/build.sh (npm run test:firmware-cross); it adds Debian's deb-src entry itself.

@@ -49,9 +49,11 @@ import type { LightningBackend } from './lightning/backend.js';
 import { AuditLog } from './policy/audit.js';
 import { PolicyRegistry } from './policy/registry.js';
 import { DEFAULT_TIER_AMOUNTS, type TierAmounts } from './policy/tiers.js';
+import { AppError } from './domain/errors.js';
 import { openDatabase } from './storage/level-db.js';
 import { LevelCursorStore } from './storage/level-cursor-store.js';
 import { LevelLedgerStore } from './storage/level-ledger-store.js';
+import { PostgresLedgerStore } from './storage/postgres/postgres-ledger-store.js';
 import { OperatorAuth } from './http/operator-auth.js';
 import { ConsoleSessions } from './http/console-session.js';
 import { bakeGatewayMacaroon } from './lightning/lnd/bake-macaroon.js';
@@ -517,7 +519,37 @@ export async function startDeviceTransports(
   };
 }
 
+/**
+ * `coulomb start` with a database URL (COULOMB_DATABASE_URL / `databaseUrl`), while only the
+ * ledger store is on PostgreSQL (issue 13): the singleton duties (LND invoice subscription and its
+ * cursor, stream scheduler, escrow and task sweeps, reconciliation, device event replay) have no
+ * leader election yet and would run on every instance, the invoice cursor is in LevelDB, and the
+ * ledger still trusts its own memory for budgets and rates. Refused rather than half-working.
+ */
+export class DatabaseUrlNotSupportedError extends AppError {
+  constructor() {
+    super(
+      'DATABASE_URL_NOT_SUPPORTED_YET',
+      'a PostgreSQL database URL is not supported by `coulomb start` yet: only the ledger store is on ' +
+        'PostgreSQL (migrations applied); leader election for the invoice subscription, sweeps and ' +
+        'schedulers is missing. Unset COULOMB_DATABASE_URL (databaseUrl) to run on the embedded LevelDB store.',
+      500,
+    );
+  }
+}
+
+/**
+ * With a database URL: applies the PostgreSQL store's migrations (the database is then ready for
+ * the next release) and refuses to start (DatabaseUrlNotSupportedError).
+ */
+async function refuseDatabaseUrl(url: string): Promise<never> {
+  const store = await PostgresLedgerStore.open(url, { max: 1 });
+  await store.close();
+  throw new DatabaseUrlNotSupportedError();
+}
+
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
+  if (config.databaseUrl !== undefined) await refuseDatabaseUrl(config.databaseUrl);
   const target = await lndTarget(config, log);
   const metrics = new GatewayMetrics();
   const backend = metrics.instrumentBackend(await LndBackend.connect(target.creds));

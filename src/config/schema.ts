@@ -35,6 +35,14 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     dataDir: Type.String({ minLength: 1, description: "the gateway's own storage" }),
+    /** PostgreSQL store for several instances (issue 13); absent: the embedded LevelDB store. */
+    databaseUrl: Type.Optional(
+      Type.String({
+        minLength: 1,
+        pattern: '^postgres(ql)?://',
+        description: 'postgres://user@host:port/db',
+      }),
+    ),
     logLevel: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     ),

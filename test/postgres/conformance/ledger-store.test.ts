@@ -1,0 +1,373 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { msat } from '../../../src/domain/msat.js';
+import { Ledger } from '../../../src/ledger/ledger.js';
+import type { LedgerStore } from '../../../src/ledger/store.js';
+import { openDatabase, type Database } from '../../../src/storage/level-db.js';
+import { LevelLedgerStore } from '../../../src/storage/level-ledger-store.js';
+import { PostgresLedgerStore } from '../../../src/storage/postgres/postgres-ledger-store.js';
+import { createTestDatabase } from '../../support/postgres.js';
+
+/**
+ * One conformance suite for every LedgerStore: the same store-level behaviour on LevelDB (the
+ * embedded default) and on PostgreSQL. A "store" here is one place on disk; `open` gives a fresh
+ * handle on it (a restart), `fresh` a new empty one.
+ */
+interface Backend {
+  name: string;
+  /** A new empty store location; returns an opener for it. */
+  fresh(): Promise<() => Promise<{ store: LedgerStore; close(): Promise<void> }>>;
+  cleanup(): Promise<void>;
+}
+
+function levelBackend(): Backend {
+  const dirs: string[] = [];
+  return {
+    name: 'LevelDB',
+    async fresh() {
+      const dir = mkdtempSync(join(tmpdir(), 'coulomb-conf-'));
+      dirs.push(dir);
+      // The LevelDB store leaves its root database to whoever opened it: a restart closes it here.
+      let current: Database | undefined;
+      return async () => {
+        await current?.close();
+        const db: Database = await openDatabase(dir);
+        current = db;
+        return { store: new LevelLedgerStore(db), close: () => db.close() };
+      };
+    },
+    async cleanup() {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
+
+let databases = 0;
+function postgresBackend(): Backend {
+  return {
+    name: 'PostgreSQL',
+    async fresh() {
+      const url = await createTestDatabase(inject('postgresUrl'), `conf_${++databases}`);
+      return async () => {
+        const store = await PostgresLedgerStore.open(url, { max: 4 });
+        return { store, close: async () => undefined };
+      };
+    },
+    async cleanup() {},
+  };
+}
+
+/** A ledger on a store location, with its system account and one funded agent account. */
+async function seeded(open: () => Promise<{ store: LedgerStore }>, funds: bigint): Promise<Ledger> {
+  const { store } = await open();
+  const ledger = await Ledger.open(store);
+  ledger.createAccount({ id: 'sys:lightning', kind: 'system', name: 'clearing', allowNegative: true });
+  ledger.createAccount({ id: 'alice', kind: 'agent', name: 'alice' });
+  ledger.createAccount({ id: 'bob', kind: 'agent', name: 'bob' });
+  await ledger.transfer({
+    debitAccountId: 'sys:lightning',
+    creditAccountId: 'alice',
+    amount: msat(funds),
+    code: 'funding',
+  }).durable;
+  return ledger;
+}
+
+const backends = [levelBackend(), postgresBackend()];
+afterAll(async () => {
+  for (const b of backends) await b.cleanup();
+});
+
+describe.each(backends)('LedgerStore conformance: $name', (backend) => {
+  let open: Awaited<ReturnType<Backend['fresh']>>;
+  beforeEach(async () => {
+    open = await backend.fresh();
+  });
+
+  it('keeps transfers, balances, the journal and side records across a restart', async () => {
+    const ledger = await seeded(open, 1000n);
+    const paid = ledger.transfer(
+      { debitAccountId: 'alice', creditAccountId: 'bob', amount: msat(300n), code: 'transfer' },
+      [{ key: 'pay!1', value: 'one' }],
+    );
+    const held = ledger.transfer({
+      debitAccountId: 'alice',
+      creditAccountId: 'bob',
+      amount: msat(200n),
+      code: 'payment',
+      pending: true,
+    });
+    await Promise.all([paid.durable, held.durable]);
+    await ledger.post(held.value.id, msat(150n), [{ key: 'pay!2', value: 'two' }]).durable;
+    const voided = ledger.transfer({
+      debitAccountId: 'alice',
+      creditAccountId: 'bob',
+      amount: msat(50n),
+      code: 'payment',
+      pending: true,
+    });
+    await ledger.void(voided.value.id).durable;
+    await ledger.putRecords([{ key: 'pay!1', value: null }]);
+    await ledger.close();
+
+    const again = await Ledger.open((await open()).store);
+    expect((await again.requireAccount('alice')).creditsPosted).toBe(1000n);
+    expect((await again.requireAccount('alice')).debitsPosted).toBe(450n);
+    expect((await again.requireAccount('bob')).creditsPosted).toBe(450n);
+    expect((await again.requireAccount('alice')).debitsPending).toBe(0n);
+    expect((await again.getTransfer(held.value.id))?.state).toBe('posted');
+    expect((await again.getTransfer(held.value.id))?.amount).toBe(150n);
+    expect((await again.getTransfer(voided.value.id))?.state).toBe('voided');
+    expect(again.pendingTransfers()).toEqual([]);
+    const journal = await again.journal('alice', { limit: 10 });
+    expect(journal.map((e) => e.type)).toEqual([
+      'transfer_voided',
+      'transfer_created',
+      'transfer_posted',
+      'transfer_created',
+      'transfer_created',
+      'transfer_created',
+      'account_created',
+    ]);
+    const older = await again.journal('alice', { limit: 2, beforeSeq: journal[1]!.seq });
+    expect(older.map((e) => e.seq)).toEqual([journal[2]!.seq, journal[3]!.seq]);
+    expect(await again.listRecords('pay!')).toEqual([{ key: 'pay!2', value: 'two' }]);
+    await again.close();
+  });
+
+  it('keeps a pending transfer pending across a restart, with its reservation', async () => {
+    const ledger = await seeded(open, 100n);
+    const held = ledger.transfer({
+      debitAccountId: 'alice',
+      creditAccountId: 'bob',
+      amount: msat(60n),
+      code: 'payment',
+      pending: true,
+    });
+    await held.durable;
+    await ledger.close();
+    const again = await Ledger.open((await open()).store);
+    expect(again.pendingTransfers().map((t) => t.id)).toEqual([held.value.id]);
+    await again.ensure({ accounts: ['alice', 'bob'] });
+    expect(() =>
+      again.transfer({
+        debitAccountId: 'alice',
+        creditAccountId: 'bob',
+        amount: msat(41n),
+        code: 'transfer',
+      }),
+    ).toThrow(expect.objectContaining({ code: 'INSUFFICIENT_FUNDS' }));
+    await again.close();
+  });
+
+  it('refuses an overdraw and keeps nothing of it', async () => {
+    const ledger = await seeded(open, 100n);
+    expect(() =>
+      ledger.transfer({
+        debitAccountId: 'alice',
+        creditAccountId: 'bob',
+        amount: msat(101n),
+        code: 'transfer',
+      }),
+    ).toThrow(expect.objectContaining({ code: 'INSUFFICIENT_FUNDS' }));
+    await ledger.close();
+    const again = await Ledger.open((await open()).store);
+    expect((await again.requireAccount('alice')).debitsPosted).toBe(0n);
+    await again.close();
+  });
+
+  it('an idempotent replay returns the first transfer, also after a restart', async () => {
+    const ledger = await seeded(open, 100n);
+    const req = {
+      debitAccountId: 'alice',
+      creditAccountId: 'bob',
+      amount: msat(10n),
+      code: 'transfer',
+      idempotencyKey: 'order-7',
+    };
+    const first = ledger.transfer(req);
+    await first.durable;
+    const second = ledger.transfer(req);
+    expect(second.replayed).toBe(true);
+    expect(second.value.id).toBe(first.value.id);
+    await ledger.close();
+    const again = await Ledger.open((await open()).store);
+    await again.ensure({ accounts: ['alice', 'bob'], keys: ['order-7'] });
+    const third = again.transfer(req);
+    expect(third.replayed).toBe(true);
+    expect(third.value.id).toBe(first.value.id);
+    expect((await again.requireAccount('alice')).debitsPosted).toBe(10n);
+    expect((await again.findByIdempotencyKey('order-7'))?.id).toBe(first.value.id);
+    await again.close();
+  });
+});
+
+/**
+ * Several ledger instances on one PostgreSQL database (LevelDB is single-process by design: a
+ * second process cannot open it). Each instance checks against its own memory, which another
+ * instance's writes make stale; the database must still refuse every batch that would overdraw,
+ * reuse a key for another transfer, or create a transfer twice. A refused instance stops (its
+ * memory is ahead of the database) and is restarted from the database, as a process would be.
+ */
+describe('several ledger instances on one PostgreSQL database', () => {
+  const freshDatabase = (): Promise<string> =>
+    createTestDatabase(inject('postgresUrl'), `multi_${++databases}`);
+
+  /** Reads every account and transfer straight from the database. */
+  async function audit(url: string): Promise<void> {
+    const store = await PostgresLedgerStore.open(url, { max: 1 });
+    try {
+      const accounts = await store.sql<
+        { id: string; allow_negative: boolean; cp: string; dp: string; cq: string; dq: string }[]
+      >`SELECT id, allow_negative, credits_posted AS cp, debits_posted AS dp, credits_pending AS cq,
+               debits_pending AS dq FROM ledger_accounts`;
+      let total = 0n;
+      for (const a of accounts) {
+        const available = BigInt(a.cp) - BigInt(a.dp) - BigInt(a.dq);
+        if (!a.allow_negative) expect(available, `account ${a.id} overdrawn`).toBeGreaterThanOrEqual(0n);
+        total += BigInt(a.cp) - BigInt(a.dp);
+        // Each balance is exactly what its transfers say.
+        const [sums] = await store.sql<{ cp: string; dp: string; cq: string; dq: string }[]>`
+          SELECT
+            coalesce(sum(CASE WHEN state = 'posted' THEN amount WHEN state = 'pending' THEN coalesce(advanced, 0) END)
+              FILTER (WHERE credit_account_id = ${a.id}), 0) AS cp,
+            coalesce(sum(CASE WHEN state = 'posted' THEN amount WHEN state = 'pending' THEN coalesce(advanced, 0) END)
+              FILTER (WHERE debit_account_id = ${a.id}), 0) AS dp,
+            coalesce(sum(amount - coalesce(advanced, 0)) FILTER (WHERE state = 'pending' AND credit_account_id = ${a.id}), 0) AS cq,
+            coalesce(sum(amount - coalesce(advanced, 0)) FILTER (WHERE state = 'pending' AND debit_account_id = ${a.id}), 0) AS dq
+          FROM ledger_transfers`;
+        expect({ cp: a.cp, dp: a.dp, cq: a.cq, dq: a.dq }).toEqual(sums);
+      }
+      expect(total).toBe(0n);
+    } finally {
+      await store.close();
+    }
+  }
+
+  async function instance(url: string): Promise<Ledger> {
+    return Ledger.open(await PostgresLedgerStore.open(url, { max: 2 }));
+  }
+
+  it('two instances spending the same funds at once: the database lets exactly one through', async () => {
+    const url = await freshDatabase();
+    const setup = await seeded(async () => ({ store: await PostgresLedgerStore.open(url) }), 100n);
+    await setup.close();
+    const [one, two] = [await instance(url), await instance(url)];
+    await Promise.all([
+      one.ensure({ accounts: ['alice', 'bob'] }),
+      two.ensure({ accounts: ['alice', 'bob'] }),
+    ]);
+    // Both see 100 available; each moves 80.
+    const a = one.transfer({
+      debitAccountId: 'alice',
+      creditAccountId: 'bob',
+      amount: msat(80n),
+      code: 'transfer',
+    });
+    const b = two.transfer({
+      debitAccountId: 'alice',
+      creditAccountId: 'bob',
+      amount: msat(80n),
+      code: 'transfer',
+    });
+    const results = await Promise.allSettled([a.durable, b.durable]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(refused?.reason).toMatchObject({
+      code: 'STORAGE_FAILED',
+      message: expect.stringMatching(/overdraw/),
+    });
+    await Promise.all([one.close().catch(() => undefined), two.close().catch(() => undefined)]);
+    await audit(url);
+  });
+
+  it('one idempotency key used on two instances moves money once', async () => {
+    const url = await freshDatabase();
+    const setup = await seeded(async () => ({ store: await PostgresLedgerStore.open(url) }), 100n);
+    await setup.close();
+    const [one, two] = [await instance(url), await instance(url)];
+    const needs = { accounts: ['alice', 'bob'], keys: ['invoice:abc'] };
+    await Promise.all([one.ensure(needs), two.ensure(needs)]);
+    const req = {
+      debitAccountId: 'alice',
+      creditAccountId: 'bob',
+      amount: msat(5n),
+      code: 'transfer',
+      idempotencyKey: 'invoice:abc',
+    };
+    const results = await Promise.allSettled([one.transfer(req).durable, two.transfer(req).durable]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    await Promise.all([one.close().catch(() => undefined), two.close().catch(() => undefined)]);
+    const after = await instance(url);
+    expect((await after.requireAccount('alice')).debitsPosted).toBe(5n);
+    await after.ensure(needs);
+    expect(after.transfer(req).replayed).toBe(true);
+    await after.close();
+    await audit(url);
+  });
+
+  it('property: concurrent transfers from three instances never overdraw', async () => {
+    const accounts = ['a0', 'a1', 'a2', 'a3'];
+    const op = fc.record({
+      instance: fc.integer({ min: 0, max: 2 }),
+      from: fc.integer({ min: 0, max: 3 }),
+      to: fc.integer({ min: 0, max: 3 }),
+      amount: fc.bigInt({ min: 1n, max: 60n }),
+      pending: fc.boolean(),
+      settle: fc.constantFrom('post', 'void', 'keep'),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(op, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 4 }),
+        async (rounds) => {
+          const url = await freshDatabase();
+          const setup = await instance(url);
+          setup.createAccount({ id: 'sys:lightning', kind: 'system', name: 'clearing', allowNegative: true });
+          for (const id of accounts) setup.createAccount({ id, kind: 'agent', name: id });
+          for (const id of accounts)
+            setup.transfer({
+              debitAccountId: 'sys:lightning',
+              creditAccountId: id,
+              amount: msat(100n),
+              code: 'funding',
+            });
+          await setup.close();
+          let ledgers = await Promise.all([0, 1, 2].map(() => instance(url)));
+          for (const round of rounds) {
+            await Promise.all(ledgers.map((l) => l.ensure({ accounts })));
+            const durable: Promise<unknown>[] = [];
+            for (const o of round) {
+              if (o.from === o.to) continue;
+              const l = ledgers[o.instance]!;
+              try {
+                const t = l.transfer({
+                  debitAccountId: accounts[o.from]!,
+                  creditAccountId: accounts[o.to]!,
+                  amount: msat(o.amount),
+                  code: 'transfer',
+                  pending: o.pending,
+                });
+                durable.push(t.durable);
+                if (o.pending && o.settle === 'post') durable.push(l.post(t.value.id).durable);
+                if (o.pending && o.settle === 'void') durable.push(l.void(t.value.id).durable);
+              } catch {
+                // refused by the instance's own (possibly stale) view, or the instance stopped
+              }
+            }
+            await Promise.allSettled(durable);
+            // Instances the database refused stop; they restart from the database.
+            await Promise.all(ledgers.map((l) => l.close().catch(() => undefined)));
+            ledgers = await Promise.all([0, 1, 2].map(() => instance(url)));
+          }
+          await Promise.all(ledgers.map((l) => l.close().catch(() => undefined)));
+          await audit(url);
+        },
+      ),
+      { numRuns: 8 },
+    );
+    // A budget, not a timing assertion: eight runs of three instances take a minute on 2 loaded cores.
+  }, 600_000);
+});
