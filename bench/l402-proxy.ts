@@ -16,7 +16,8 @@
  *
  *   npm run bench:proxy [-- --duration 8 --connections 32 --rounds 5 --count 300 --concurrency 8]
  *   npm run bench:proxy -- --part paid|challenges      (one part only)
- *   npm run bench:proxy -- --cpu-prof <dir>            (the gateway writes a .cpuprofile there)
+ *   npm run bench:proxy -- --cpu-prof <dir>            (each gateway writes a .cpuprofile there)
+ *   npm run bench:proxy -- --before <dist dir>         (an earlier build beside it, same run)
  *
  * Goals (issue #15): paid ≥ 0.85× plain, gateway CPU ≤ plain + 40 µs per request, ≤ 2.5 ms CPU
  * per challenge. Uses its own regtest network (see bench/support.ts) and stops it at the end
@@ -41,6 +42,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     part: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    /** An earlier build's dist/ directory: its gateway measured too, in the same run. */
+    before: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -137,6 +140,64 @@ async function loadRound(
   };
 }
 
+interface Gateway {
+  child: ChildProcess;
+  url: string;
+}
+
+/** Starts a gateway (`<cli> start`, the compiled CLI) on its own data dir, against alice's LND. */
+async function startGateway(
+  cli: string,
+  label: string,
+  configFile: string,
+  alice: { grpcSocket: string; tlsCert: string; adminMacaroon: string },
+): Promise<Gateway> {
+  const prof = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(values['cpu-prof'], label)] : [];
+  return start(
+    [
+      ...prof,
+      cli,
+      'start',
+      '--port',
+      '0',
+      '--data-dir',
+      join(dataDir, label),
+      '--lnd-socket',
+      alice.grpcSocket,
+      '--lnd-cert',
+      alice.tlsCert,
+      '--lnd-macaroon',
+      alice.adminMacaroon,
+    ],
+    /L402 proxy: (http:\/\/\S+)/,
+    {
+      COULOMB_OPERATOR_KEY: randomBytes(24).toString('hex'),
+      COULOMB_LOG_LEVEL: 'warn',
+      COULOMB_PROXY_PORT: '0',
+      COULOMB_PROXY_CONFIG: configFile,
+      COULOMB_MQTT_PORT: '0',
+    },
+  );
+}
+
+/** Buys a credential from a gateway: a 402, bob pays its invoice, the preimage completes it. */
+async function buyCredential(url: string, bob: Awaited<ReturnType<typeof network.lnd>>): Promise<string> {
+  const challenge = await fetch(`${url}/v1/models`);
+  const header = challenge.headers.get('www-authenticate') ?? '';
+  const mac = /macaroon="([^"]+)"/.exec(header)?.[1];
+  const invoice = /invoice="([^"]+)"/.exec(header)?.[1];
+  if (challenge.status !== 402 || !mac || !invoice)
+    throw new Error(`no challenge: ${challenge.status} ${header}`);
+  const paid = await pay({ lnd: bob, request: invoice });
+  const authorization = `L402 ${mac}:${paid.secret}`;
+  const check = await fetch(`${url}/v1/models`, { headers: { authorization } });
+  if (check.status !== 200) throw new Error(`paid request failed: ${check.status} ${await check.text()}`);
+  return authorization;
+}
+
+/** Each round runs every variant once, in an order rotated by round (drift spreads evenly). */
+const rotated = <T>(xs: T[], round: number): T[] => xs.map((_, i) => xs[(i + round) % xs.length]!);
+
 async function main(): Promise<void> {
   const status = await network.up();
   const alice = status.nodes.find((n) => n.name === 'alice')!;
@@ -165,33 +226,15 @@ async function main(): Promise<void> {
       challengeRateLimit: { requests: 1_000_000, perSeconds: 1 },
     }),
   );
-  const prof = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', values['cpu-prof']] : [];
-  const gateway = await start(
-    [
-      ...prof,
-      'dist/cli/index.js',
-      'start',
-      '--port',
-      '0',
-      '--data-dir',
-      join(dataDir, 'gateway'),
-      '--lnd-socket',
-      alice.grpcSocket,
-      '--lnd-cert',
-      alice.tlsCert,
-      '--lnd-macaroon',
-      alice.adminMacaroon,
-    ],
-    /L402 proxy: (http:\/\/\S+)/,
-    {
-      COULOMB_OPERATOR_KEY: randomBytes(24).toString('hex'),
-      COULOMB_LOG_LEVEL: 'warn',
-      COULOMB_PROXY_PORT: '0',
-      COULOMB_PROXY_CONFIG: configFile,
-      COULOMB_MQTT_PORT: '0',
-    },
-  );
-  const gw = gateway.child.pid!;
+  // The gateway under test and, with --before, an earlier build in the same run.
+  const gateways: { name: string; gw: Gateway }[] = [
+    { name: 'paid', gw: await startGateway('dist/cli/index.js', 'gateway', configFile, alice) },
+  ];
+  if (values.before)
+    gateways.push({
+      name: 'before',
+      gw: await startGateway(join(values.before, 'cli', 'index.js'), 'before', configFile, alice),
+    });
   const out: Record<string, unknown> = {
     connections: Number(values.connections),
     durationSec: Number(values.duration),
@@ -199,36 +242,29 @@ async function main(): Promise<void> {
   };
 
   if (values.part !== 'challenges') {
-    // Buy a credential: a 402, bob pays its invoice, the preimage completes the credential.
-    const challenge = await fetch(`${gateway.url}/v1/models`);
-    const header = challenge.headers.get('www-authenticate') ?? '';
-    const mac = /macaroon="([^"]+)"/.exec(header)?.[1];
-    const invoice = /invoice="([^"]+)"/.exec(header)?.[1];
-    if (challenge.status !== 402 || !mac || !invoice)
-      throw new Error(`no challenge: ${challenge.status} ${header}`);
-    const paid = await pay({ lnd: bob, request: invoice });
-    const authorization = `L402 ${mac}:${paid.secret}`;
-    const check = await fetch(`${gateway.url}/v1/models`, { headers: { authorization } });
-    if (check.status !== 200) throw new Error(`paid request failed: ${check.status} ${await check.text()}`);
-
-    const paidUrl = `${gateway.url}/v1/models`;
-    const plainUrl = `${plain.url}/v1/models`;
-    // One unrecorded round of each first: both measured warm (JIT, sockets, agent pools).
-    await loadRound(plainUrl, plain.child.pid!, {}, 3);
-    await loadRound(paidUrl, gw, { authorization }, 3);
-    const results = { plain: [] as Round[], paid: [] as Round[] };
+    const variants = [
+      { name: 'plain', url: `${plain.url}/v1/models`, pid: plain.child.pid!, headers: {} },
+      ...(await Promise.all(
+        gateways.map(async ({ name, gw }) => ({
+          name,
+          url: `${gw.url}/v1/models`,
+          pid: gw.child.pid!,
+          headers: { authorization: await buyCredential(gw.url, bob) },
+        })),
+      )),
+    ];
+    // One unrecorded round of each first: all measured warm (JIT, sockets, agent pools).
+    for (const v of variants) await loadRound(v.url, v.pid, v.headers, 3);
+    const results = new Map<string, Round[]>(variants.map((v) => [v.name, []]));
     for (let i = 0; i < Number(values.rounds); i++) {
-      for (const v of i % 2 === 0 ? (['plain', 'paid'] as const) : (['paid', 'plain'] as const)) {
-        const r =
-          v === 'plain'
-            ? await loadRound(plainUrl, plain.child.pid!, {}, Number(values.duration))
-            : await loadRound(paidUrl, gw, { authorization }, Number(values.duration));
-        results[v].push(r);
+      for (const v of rotated(variants, i)) {
+        const r = await loadRound(v.url, v.pid, v.headers, Number(values.duration));
+        results.get(v.name)!.push(r);
         console.error(
-          `round ${i + 1} ${v.padEnd(5)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  ` +
+          `round ${i + 1} ${v.name.padEnd(6)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  ` +
             `cpu ${r.cpuUsPerRequest.toFixed(1)} µs/req  non-2xx ${r.non2xx}  load ${r.load}`,
         );
-        if (r.non2xx > 0) throw new Error(`${v}: ${r.non2xx} answers were not 2xx`);
+        if (r.non2xx > 0) throw new Error(`${v.name}: ${r.non2xx} answers were not 2xx`);
       }
     }
     const summary = (xs: Round[]) => ({
@@ -237,33 +273,41 @@ async function main(): Promise<void> {
       p99: med(xs.map((x) => x.p99)),
       cpuUsPerRequest: round1(med(xs.map((x) => x.cpuUsPerRequest))),
     });
-    const a = summary(results.plain);
-    const b = summary(results.paid);
-    // Rounds are paired in time; the machine drifts, so the median of the per-round ratios too.
-    const pairRatios = results.paid.map((p, i) => p.rps / results.plain[i]!.rps);
-    const cpuDelta = round1(b.cpuUsPerRequest - a.cpuUsPerRequest);
-    out['paid'] = {
+    const a = summary(results.get('plain')!);
+    const paid: Record<string, unknown> = {
       plain: a,
-      paid: b,
-      throughputRatio: Number((b.rps / a.rps).toFixed(3)),
-      medianRoundRatio: Number(med(pairRatios).toFixed(3)),
-      cpuDeltaUsPerRequest: cpuDelta,
-      loadAverage: round1(med([...results.plain, ...results.paid].map((x) => x.load))),
-      goals: {
-        ratio: b.rps / a.rps >= 0.85 ? 'PASS ≥ 0.85' : 'FAIL ≥ 0.85',
-        cpu: cpuDelta <= 40 ? 'PASS ≤ plain + 40 µs' : 'FAIL ≤ plain + 40 µs',
-      },
+      loadAverage: round1(med([...results.values()].flat().map((x) => x.load))),
     };
+    for (const { name } of gateways) {
+      const rounds = results.get(name)!;
+      const b = summary(rounds);
+      // Rounds are paired in time; the machine drifts, so the median of the per-round ratios too.
+      const pairRatios = rounds.map((p, i) => p.rps / results.get('plain')![i]!.rps);
+      const cpuDelta = round1(b.cpuUsPerRequest - a.cpuUsPerRequest);
+      paid[name] = {
+        ...b,
+        throughputRatio: Number((b.rps / a.rps).toFixed(3)),
+        medianRoundRatio: Number(med(pairRatios).toFixed(3)),
+        cpuDeltaUsPerRequest: cpuDelta,
+        goals: {
+          ratio: b.rps / a.rps >= 0.85 ? 'PASS ≥ 0.85' : 'FAIL ≥ 0.85',
+          cpu: cpuDelta <= 40 ? 'PASS ≤ plain + 40 µs' : 'FAIL ≤ plain + 40 µs',
+        },
+      };
+    }
+    out['paid'] = paid;
   }
 
   if (values.part !== 'paid') {
     const N = Number(values.count);
     const C = Number(values.concurrency);
+    /** Runs N jobs C at a time: their rate, and the CPU per job of the process `pid`. */
     const pool = async (
       job: () => Promise<void>,
+      pid: number,
     ): Promise<{ perSec: number; cpuMs: number; load: number }> => {
       const load = load1();
-      const cpu0 = cpuUs(gw);
+      const cpu0 = cpuUs(pid);
       let next = 0;
       const t0 = process.hrtime.bigint();
       await Promise.all(
@@ -272,15 +316,15 @@ async function main(): Promise<void> {
         }),
       );
       const perSec = N / (Number(process.hrtime.bigint() - t0) / 1e9);
-      return { perSec, cpuMs: (cpuUs(gw) - cpu0) / N / 1000, load };
+      return { perSec, cpuMs: (cpuUs(pid) - cpu0) / N / 1000, load };
     };
     const body = JSON.stringify({
       model: 'sample-small',
       messages: [{ role: 'user', content: 'hi' }],
       max_tokens: 1,
     });
-    const challengeOnce = async () => {
-      const res = await fetch(`${gateway.url}/v1/chat/completions`, {
+    const challengeOf = (url: string) => async () => {
+      const res = await fetch(`${url}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body,
@@ -289,42 +333,54 @@ async function main(): Promise<void> {
         throw new Error(`expected a challenge, got ${res.status}`);
       await res.arrayBuffer();
     };
-    const invoiceOnce = async () =>
-      void (await createInvoice({ lnd: aliceLnd, mtokens: '100000000', description: 'raw' }));
-    const results = { challenge: [] as Awaited<ReturnType<typeof pool>>[], invoice: [] as number[] };
+    // Raw: ln-service's createInvoice from this process, whose CPU is then the caller's cost.
+    const variants = [
+      {
+        name: 'raw createInvoice',
+        pid: process.pid,
+        job: async () =>
+          void (await createInvoice({ lnd: aliceLnd, mtokens: '100000000', description: 'raw' })),
+      },
+      ...gateways.map(({ name, gw }) => ({
+        name: name === 'paid' ? 'challenge' : `challenge ${name}`,
+        pid: gw.child.pid!,
+        job: challengeOf(gw.url),
+      })),
+    ];
+    const results = new Map<string, Awaited<ReturnType<typeof pool>>[]>(variants.map((v) => [v.name, []]));
     for (let r = 0; r < Number(values.rounds); r++) {
-      for (const v of r % 2 === 0
-        ? (['invoice', 'challenge'] as const)
-        : (['challenge', 'invoice'] as const)) {
-        if (v === 'invoice') {
-          const x = await pool(invoiceOnce);
-          results.invoice.push(x.perSec);
-          console.error(`round ${r + 1} raw createInvoice ${x.perSec.toFixed(1)}/s  load ${x.load}`);
-        } else {
-          const x = await pool(challengeOnce);
-          results.challenge.push(x);
-          console.error(
-            `round ${r + 1} challenge       ${x.perSec.toFixed(1)}/s  gateway cpu ${x.cpuMs.toFixed(2)} ms/challenge  load ${x.load}`,
-          );
-        }
+      for (const v of rotated(variants, r)) {
+        const x = await pool(v.job, v.pid);
+        results.get(v.name)!.push(x);
+        console.error(
+          `round ${r + 1} ${v.name.padEnd(17)} ${x.perSec.toFixed(1)}/s  cpu ${x.cpuMs.toFixed(2)} ms each  load ${x.load}`,
+        );
       }
     }
-    const c = med(results.challenge.map((x) => x.perSec));
-    const i = med(results.invoice);
-    const cpuMs = Number(med(results.challenge.map((x) => x.cpuMs)).toFixed(2));
-    out['challenges'] = {
+    const raw = results.get('raw createInvoice')!;
+    const i = med(raw.map((x) => x.perSec));
+    const challenges: Record<string, unknown> = {
       count: N,
       concurrency: C,
-      challengesPerSec: round1(c),
       rawInvoicesPerSec: round1(i),
-      ratio: Number((c / i).toFixed(3)),
-      gatewayCpuMsPerChallenge: cpuMs,
-      loadAverage: round1(med(results.challenge.map((x) => x.load))),
-      goal: cpuMs <= 2.5 ? 'PASS ≤ 2.5 ms' : 'FAIL ≤ 2.5 ms',
+      rawCreateInvoiceCallerCpuMs: Number(med(raw.map((x) => x.cpuMs)).toFixed(2)),
+      loadAverage: round1(med([...results.values()].flat().map((x) => x.load))),
     };
+    for (const v of variants.slice(1)) {
+      const xs = results.get(v.name)!;
+      const c = med(xs.map((x) => x.perSec));
+      const cpuMs = Number(med(xs.map((x) => x.cpuMs)).toFixed(2));
+      challenges[v.name] = {
+        perSec: round1(c),
+        ratio: Number((c / i).toFixed(3)),
+        gatewayCpuMsPerChallenge: cpuMs,
+        goal: cpuMs <= 2.5 ? 'PASS ≤ 2.5 ms' : 'FAIL ≤ 2.5 ms',
+      };
+    }
+    out['challenges'] = challenges;
   }
   console.log(JSON.stringify(out));
-  await stop(gateway.child);
+  for (const { gw } of gateways) await stop(gw.child);
   await stop(plain.child);
   await stop(upstream.child);
 }
