@@ -1,86 +1,116 @@
 /**
- * Paid requests through the L402 proxy vs the same upstream behind a plain reverse proxy
- * (no payment), in the same run: throughput and p50/p99 latency, load from a separate
- * autocannon process.
+ * The L402 proxy as users run it, in one run on the bench regtest network:
  *
- *   npm run bench:proxy [-- --duration 8 --connections 32 --rounds 5]
+ *   - paid: requests/s through the real gateway process (`node dist/cli/index.js start`, what
+ *     `npm start` runs) with the real LND-backed gate (alice's LND; the credential is bought by
+ *     bob's LND paying the challenge's invoice), the sample OpenAI-compatible upstream in its own
+ *     process, 32 connections, the credential valid; every request is charged (1 msat). Baseline
+ *     in the same run: a minimal node:http reverse proxy in its own process (bench/plain-proxy.mjs)
+ *     to the same upstream. Rounds alternate; load from a separate autocannon process.
+ *   - challenges: 402 answers/s (each a fresh LND invoice, a macaroon and a record) vs raw
+ *     `createInvoice` of ln-service on the same LND, rounds alternated.
  *
- * The gateway's modules are the compiled ones from dist/ (the npm script builds them first),
- * as `npm start` runs them; one unrecorded warm-up round of each variant comes first.
- * The paid credential is bought once (challenge + preimage); after that LND is not on the hot
- * path, so the gate runs over the in-memory Lightning stand-in. The ledger is the real LevelDB one:
- * every request is charged (1 msat) and made durable before its response ends.
+ * CPU per request / per challenge is the gateway's (and the plain proxy's) own process CPU time,
+ * read from /proc/<pid>/stat around each round. The 1-minute load average is printed with each
+ * figure: other work on the machine slows everything down.
+ *
+ *   npm run bench:proxy [-- --duration 8 --connections 32 --rounds 5 --count 300 --concurrency 8]
+ *   npm run bench:proxy -- --part paid|challenges      (one part only)
+ *   npm run bench:proxy -- --cpu-prof <dir>            (each gateway writes a .cpuprofile there)
+ *   npm run bench:proxy -- --before <dist dir>         (an earlier build beside it, same run)
+ *
+ * Goals (issue #15): paid ≥ 0.85× plain, gateway CPU ≤ plain + 40 µs per request, ≤ 2.5 ms CPU
+ * per challenge. Uses its own regtest network (see bench/support.ts) and stops it at the end
+ * unless --keep.
  */
-import { spawn, execFile } from 'node:child_process';
-import { createServer, request, Agent } from 'node:http';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { pino } from 'pino';
-import { FakeLightning } from '../test/support/fake-lightning.js';
-
-/** The compiled modules (what `npm start` runs, built by the npm script), typed by their sources. */
-const compiled = <T>(path: string): Promise<T> =>
-  import(new URL(`../dist/${path}`, import.meta.url).href) as Promise<T>;
-const { DEFAULTS } = await compiled<typeof import('../src/config/load.js')>('config/load.js');
-const { openAccounts } = await compiled<typeof import('../src/main.js')>('main.js');
-const { L402Authority } = await compiled<typeof import('../src/l402/authority.js')>('l402/authority.js');
-const { L402Gate } = await compiled<typeof import('../src/l402/gate.js')>('l402/gate.js');
-const { parseProxyConfig } = await compiled<typeof import('../src/proxy/config.js')>('proxy/config.js');
-const { createProxy } = await compiled<typeof import('../src/proxy/server.js')>('proxy/server.js');
-const { decodeV2 } = await compiled<typeof import('../src/l402/macaroon.js')>('l402/macaroon.js');
+import { createInvoice, pay } from 'ln-service';
+import { benchNetwork, runBench } from './support.js';
 
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '8' },
     connections: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '5' },
-    only: { type: 'string' },
+    count: { type: 'string', default: '300' },
+    concurrency: { type: 'string', default: '8' },
+    part: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    /** An earlier build's dist/ directory: its gateway measured too, in the same run. */
+    before: { type: 'string' },
+    keep: { type: 'boolean', default: false },
   },
 });
 const run = promisify(execFile);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const network = benchNetwork();
+const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-bench-proxy-'));
+const live = new Set<ChildProcess>();
+const TICK_US = 1e6 / Number((await run('getconf', ['CLK_TCK'])).stdout.trim() || '100');
+const load1 = (): number => Number(loadavg()[0]!.toFixed(2));
+const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round1 = (n: number): number => Number(n.toFixed(1));
 
-async function upstreamProcess(): Promise<string> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/sample-upstream/main.ts', '0', '0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+/** A process's CPU time so far (user + system, µs), from /proc. */
+function cpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * TICK_US;
+}
+
+/** Spawns a node process and waits for the first URL matching `pattern` on its stdout. */
+function start(
+  args: string[],
+  pattern: RegExp,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  process.on('exit', () => proc.kill());
-  return new Promise((resolve) => {
-    let out = '';
-    proc.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
+  live.add(child);
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-10_000)));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      out = (out + c.toString()).slice(-10_000);
+      const m = pattern.exec(out);
+      if (m) resolve({ child, url: m[1]! });
     });
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited (${code}):\n${out}\n${err}`)));
   });
 }
 
-/** The baseline: a minimal reverse proxy with the same keep-alive agent and no payment. */
-function plainProxy(upstream: URL): Promise<string> {
-  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-  const server = createServer((req, res) => {
-    const up = request(
-      new URL(req.url ?? '/', upstream),
-      { method: req.method, headers: { ...req.headers, host: upstream.host }, agent },
-      (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      },
-    );
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  return new Promise((r) =>
-    server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(server.address() as { port: number }).port}`)),
-  );
+async function stop(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+  live.delete(child);
 }
 
-async function load(
+interface Round {
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  cpuUsPerRequest: number;
+  load: number;
+}
+
+async function loadRound(
   url: string,
+  pid: number,
   headers: Record<string, string>,
-  seconds = Number(values.duration),
-): Promise<{ rps: number; p50: number; p99: number; non2xx: number; cpuUs: number }> {
+  seconds: number,
+): Promise<Round> {
   const args = [
     'node_modules/autocannon/autocannon.js',
     '-j',
@@ -91,10 +121,10 @@ async function load(
   ];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
   args.push(url);
-  // Both proxies live in this process and only one is loaded at a time: its CPU per request.
-  const cpu0 = process.cpuUsage();
-  const { stdout } = await run(process.execPath, args, { maxBuffer: 64 * 1024 * 1024 });
-  const cpu = process.cpuUsage(cpu0);
+  const load = load1();
+  const cpu0 = cpuUs(pid);
+  const { stdout } = await run(process.execPath, args, { cwd: root, maxBuffer: 64 * 1024 * 1024 });
+  const cpu = cpuUs(pid) - cpu0;
   const r = JSON.parse(stdout) as {
     requests: { average: number; total: number };
     latency: { p50: number; p99: number };
@@ -105,92 +135,257 @@ async function load(
     p50: r.latency.p50,
     p99: r.latency.p99,
     non2xx: r.non2xx,
-    cpuUs: (cpu.user + cpu.system) / r.requests.total,
+    cpuUsPerRequest: cpu / r.requests.total,
+    load,
   };
 }
 
-const upstream = await upstreamProcess();
-const plain = await plainProxy(new URL(upstream));
-const lightning = new FakeLightning();
-const config = { ...DEFAULTS, dataDir: mkdtempSync(join(tmpdir(), 'coulomb-bench-proxy-')) };
-const stack = await openAccounts(config, lightning, pino({ level: 'silent' }));
-const { services } = parseProxyConfig({
-  services: [
+interface Gateway {
+  child: ChildProcess;
+  url: string;
+}
+
+/** Starts a gateway (`<cli> start`, the compiled CLI) on its own data dir, against alice's LND. */
+async function startGateway(
+  cli: string,
+  label: string,
+  configFile: string,
+  alice: { grpcSocket: string; tlsCert: string; adminMacaroon: string },
+): Promise<Gateway> {
+  const prof = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(values['cpu-prof'], label)] : [];
+  return start(
+    [
+      ...prof,
+      cli,
+      'start',
+      '--port',
+      '0',
+      '--data-dir',
+      join(dataDir, label),
+      '--lnd-socket',
+      alice.grpcSocket,
+      '--lnd-cert',
+      alice.tlsCert,
+      '--lnd-macaroon',
+      alice.adminMacaroon,
+    ],
+    /L402 proxy: (http:\/\/\S+)/,
     {
-      name: 'models',
-      pathPrefix: '/v1/',
-      upstream,
-      mode: 'paid',
-      pricePerRequestMsat: '1',
-      creditMsat: '1000000000000',
-      lifetimeSeconds: 86_400,
+      COULOMB_OPERATOR_KEY: randomBytes(24).toString('hex'),
+      COULOMB_LOG_LEVEL: 'warn',
+      COULOMB_PROXY_PORT: '0',
+      COULOMB_PROXY_CONFIG: configFile,
+      COULOMB_MQTT_PORT: '0',
     },
-  ],
-});
-const gate = new L402Gate(new L402Authority(Buffer.alloc(32, 7)), lightning, stack.services.payments);
-const proxy = createProxy({ services, gate, ledger: stack.services.ledger, log: pino({ level: 'silent' }) });
-const paid = await new Promise<string>((r) =>
-  proxy.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(proxy.address() as { port: number }).port}`)),
-);
-
-// Buy one credential: the challenge's invoice is paid (its preimage known to the stand-in).
-const challenge = await gate.challenge({
-  name: 'models',
-  creditMsat: services[0]!.credit,
-  lifetimeSeconds: 86_400,
-});
-const hash = decodeV2(Buffer.from(challenge.macaroon, 'base64')).identifier.subarray(2, 34).toString('hex');
-const authorization = `L402 ${challenge.macaroon}:${lightning.invoices.get(hash)!.preimage}`;
-const check = await fetch(`${paid}/v1/models`, { headers: { authorization } });
-if (check.status !== 200) throw new Error(`paid request failed: ${check.status}`);
-
-// One unrecorded round of each first: both proxies measured warm (JIT, sockets, agent pools).
-if (!values.only) {
-  await load(`${plain}/v1/models`, {}, 3);
-  await load(`${paid}/v1/models`, { authorization }, 3);
+  );
 }
-const rounds = Number(values.rounds);
-const results = {
-  plain: [] as Awaited<ReturnType<typeof load>>[],
-  paid: [] as Awaited<ReturnType<typeof load>>[],
-};
-for (let i = 0; i < rounds; i++) {
-  for (const v of i % 2 === 0 ? (['plain', 'paid'] as const) : (['paid', 'plain'] as const)) {
-    if (values.only && values.only !== v) continue;
-    const r =
-      v === 'plain'
-        ? await load(`${plain}/v1/models`, {})
-        : await load(`${paid}/v1/models`, { authorization });
-    results[v].push(r);
-    console.error(
-      `round ${i + 1} ${v.padEnd(5)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  cpu ${r.cpuUs.toFixed(1)} µs/req  non-2xx ${r.non2xx}`,
-    );
-  }
+
+/** Buys a credential from a gateway: a 402, bob pays its invoice, the preimage completes it. */
+async function buyCredential(url: string, bob: Awaited<ReturnType<typeof network.lnd>>): Promise<string> {
+  const challenge = await fetch(`${url}/v1/models`);
+  const header = challenge.headers.get('www-authenticate') ?? '';
+  const mac = /macaroon="([^"]+)"/.exec(header)?.[1];
+  const invoice = /invoice="([^"]+)"/.exec(header)?.[1];
+  if (challenge.status !== 402 || !mac || !invoice)
+    throw new Error(`no challenge: ${challenge.status} ${header}`);
+  const paid = await pay({ lnd: bob, request: invoice });
+  const authorization = `L402 ${mac}:${paid.secret}`;
+  const check = await fetch(`${url}/v1/models`, { headers: { authorization } });
+  if (check.status !== 200) throw new Error(`paid request failed: ${check.status} ${await check.text()}`);
+  return authorization;
 }
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const summary = (xs: Awaited<ReturnType<typeof load>>[]) => ({
-  rps: med(xs.map((x) => x.rps)),
-  p50: med(xs.map((x) => x.p50)),
-  p99: med(xs.map((x) => x.p99)),
-  cpuUsPerRequest: Number(med(xs.map((x) => x.cpuUs)).toFixed(1)),
-});
-if (values.only) process.exit(0);
-const a = summary(results.plain);
-const b = summary(results.paid);
-// Rounds are paired in time; the machine drifts, so the median of the per-round ratios is shown too.
-const pairRatios = results.paid.map((p, i) => p.rps / results.plain[i]!.rps);
-const pairP99 = results.paid.map((p, i) => p.p99 - results.plain[i]!.p99);
-console.log(
-  JSON.stringify({
+
+/** Each round runs every variant once, in an order rotated by round (drift spreads evenly). */
+const rotated = <T>(xs: T[], round: number): T[] => xs.map((_, i) => xs[(i + round) % xs.length]!);
+
+async function main(): Promise<void> {
+  const status = await network.up();
+  const alice = status.nodes.find((n) => n.name === 'alice')!;
+  const bob = await network.lnd('bob');
+  const aliceLnd = await network.lnd('alice');
+
+  const upstream = await start(['dist/sample-upstream/main.js', '0', '0'], /listening on (\S+)/);
+  const plain = await start(['bench/plain-proxy.mjs', upstream.url], /listening on (\S+)/);
+  const configFile = join(dataDir, 'services.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      services: [
+        {
+          name: 'models',
+          pathPrefix: '/v1/',
+          upstream: upstream.url,
+          mode: 'paid',
+          pricePerRequestMsat: '1',
+          creditMsat: '100000000',
+          lifetimeSeconds: 86_400,
+        },
+      ],
+      // One client asks for every challenge: the per-address challenge limiter (20/s by default)
+      // is lifted, so what is measured is the challenge path, not the limiter.
+      challengeRateLimit: { requests: 1_000_000, perSeconds: 1 },
+    }),
+  );
+  // The gateway under test and, with --before, an earlier build in the same run.
+  const gateways: { name: string; gw: Gateway }[] = [
+    { name: 'paid', gw: await startGateway('dist/cli/index.js', 'gateway', configFile, alice) },
+  ];
+  if (values.before)
+    gateways.push({
+      name: 'before',
+      gw: await startGateway(join(values.before, 'cli', 'index.js'), 'before', configFile, alice),
+    });
+  const out: Record<string, unknown> = {
     connections: Number(values.connections),
     durationSec: Number(values.duration),
-    plain: a,
-    paid: b,
-    throughputRatio: Number((b.rps / a.rps).toFixed(3)),
-    p99DeltaMs: b.p99 - a.p99,
-    medianRoundRatio: Number(med(pairRatios).toFixed(3)),
-    medianRoundP99DeltaMs: med(pairP99),
-  }),
-);
-await stack.close();
-process.exit(0);
+    loadAverageAtStart: loadavg().map((x) => Number(x.toFixed(2))),
+  };
+
+  if (values.part !== 'challenges') {
+    const variants = [
+      { name: 'plain', url: `${plain.url}/v1/models`, pid: plain.child.pid!, headers: {} },
+      ...(await Promise.all(
+        gateways.map(async ({ name, gw }) => ({
+          name,
+          url: `${gw.url}/v1/models`,
+          pid: gw.child.pid!,
+          headers: { authorization: await buyCredential(gw.url, bob) },
+        })),
+      )),
+    ];
+    // One unrecorded round of each first: all measured warm (JIT, sockets, agent pools).
+    for (const v of variants) await loadRound(v.url, v.pid, v.headers, 3);
+    const results = new Map<string, Round[]>(variants.map((v) => [v.name, []]));
+    for (let i = 0; i < Number(values.rounds); i++) {
+      for (const v of rotated(variants, i)) {
+        const r = await loadRound(v.url, v.pid, v.headers, Number(values.duration));
+        results.get(v.name)!.push(r);
+        console.error(
+          `round ${i + 1} ${v.name.padEnd(6)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  ` +
+            `cpu ${r.cpuUsPerRequest.toFixed(1)} µs/req  non-2xx ${r.non2xx}  load ${r.load}`,
+        );
+        if (r.non2xx > 0) throw new Error(`${v.name}: ${r.non2xx} answers were not 2xx`);
+      }
+    }
+    const summary = (xs: Round[]) => ({
+      rps: round1(med(xs.map((x) => x.rps))),
+      p50: med(xs.map((x) => x.p50)),
+      p99: med(xs.map((x) => x.p99)),
+      cpuUsPerRequest: round1(med(xs.map((x) => x.cpuUsPerRequest))),
+    });
+    const a = summary(results.get('plain')!);
+    const paid: Record<string, unknown> = {
+      plain: a,
+      loadAverage: round1(med([...results.values()].flat().map((x) => x.load))),
+    };
+    for (const { name } of gateways) {
+      const rounds = results.get(name)!;
+      const b = summary(rounds);
+      // Rounds are paired in time; the machine drifts, so the median of the per-round ratios too.
+      const pairRatios = rounds.map((p, i) => p.rps / results.get('plain')![i]!.rps);
+      const cpuDelta = round1(b.cpuUsPerRequest - a.cpuUsPerRequest);
+      paid[name] = {
+        ...b,
+        throughputRatio: Number((b.rps / a.rps).toFixed(3)),
+        medianRoundRatio: Number(med(pairRatios).toFixed(3)),
+        cpuDeltaUsPerRequest: cpuDelta,
+        goals: {
+          ratio: b.rps / a.rps >= 0.85 ? 'PASS ≥ 0.85' : 'FAIL ≥ 0.85',
+          cpu: cpuDelta <= 40 ? 'PASS ≤ plain + 40 µs' : 'FAIL ≤ plain + 40 µs',
+        },
+      };
+    }
+    out['paid'] = paid;
+  }
+
+  if (values.part !== 'paid') {
+    const N = Number(values.count);
+    const C = Number(values.concurrency);
+    /** Runs N jobs C at a time: their rate, and the CPU per job of the process `pid`. */
+    const pool = async (
+      job: () => Promise<void>,
+      pid: number,
+    ): Promise<{ perSec: number; cpuMs: number; load: number }> => {
+      const load = load1();
+      const cpu0 = cpuUs(pid);
+      let next = 0;
+      const t0 = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: C }, async () => {
+          while (next++ < N) await job();
+        }),
+      );
+      const perSec = N / (Number(process.hrtime.bigint() - t0) / 1e9);
+      return { perSec, cpuMs: (cpuUs(pid) - cpu0) / N / 1000, load };
+    };
+    const body = JSON.stringify({
+      model: 'sample-small',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 1,
+    });
+    const challengeOf = (url: string) => async () => {
+      const res = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      if (res.status !== 402 || !res.headers.get('www-authenticate'))
+        throw new Error(`expected a challenge, got ${res.status}`);
+      await res.arrayBuffer();
+    };
+    // Raw: ln-service's createInvoice from this process, whose CPU is then the caller's cost.
+    const variants = [
+      {
+        name: 'raw createInvoice',
+        pid: process.pid,
+        job: async () =>
+          void (await createInvoice({ lnd: aliceLnd, mtokens: '100000000', description: 'raw' })),
+      },
+      ...gateways.map(({ name, gw }) => ({
+        name: name === 'paid' ? 'challenge' : `challenge ${name}`,
+        pid: gw.child.pid!,
+        job: challengeOf(gw.url),
+      })),
+    ];
+    const results = new Map<string, Awaited<ReturnType<typeof pool>>[]>(variants.map((v) => [v.name, []]));
+    for (let r = 0; r < Number(values.rounds); r++) {
+      for (const v of rotated(variants, r)) {
+        const x = await pool(v.job, v.pid);
+        results.get(v.name)!.push(x);
+        console.error(
+          `round ${r + 1} ${v.name.padEnd(17)} ${x.perSec.toFixed(1)}/s  cpu ${x.cpuMs.toFixed(2)} ms each  load ${x.load}`,
+        );
+      }
+    }
+    const raw = results.get('raw createInvoice')!;
+    const i = med(raw.map((x) => x.perSec));
+    const challenges: Record<string, unknown> = {
+      count: N,
+      concurrency: C,
+      rawInvoicesPerSec: round1(i),
+      rawCreateInvoiceCallerCpuMs: Number(med(raw.map((x) => x.cpuMs)).toFixed(2)),
+      loadAverage: round1(med([...results.values()].flat().map((x) => x.load))),
+    };
+    for (const v of variants.slice(1)) {
+      const xs = results.get(v.name)!;
+      const c = med(xs.map((x) => x.perSec));
+      const cpuMs = Number(med(xs.map((x) => x.cpuMs)).toFixed(2));
+      challenges[v.name] = {
+        perSec: round1(c),
+        ratio: Number((c / i).toFixed(3)),
+        gatewayCpuMsPerChallenge: cpuMs,
+        goal: cpuMs <= 2.5 ? 'PASS ≤ 2.5 ms' : 'FAIL ≤ 2.5 ms',
+      };
+    }
+    out['challenges'] = challenges;
+  }
+  console.log(JSON.stringify(out));
+  for (const { gw } of gateways) await stop(gw.child);
+  await stop(plain.child);
+  await stop(upstream.child);
+}
+
+runBench(main, network, values.keep!, () => {
+  for (const child of live) child.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});

@@ -150,6 +150,9 @@ export class Inbound extends PaymentsPart {
    * carries the idempotency key `invoice:<hash>`, and the invoice record commits with it.
    */
   onInvoice(invoice: Invoice): Promise<void> {
+    // Only a settlement or a cancelation changes a record: LND also announces each new invoice
+    // (every L402 challenge), which needs no read of its record.
+    if (invoice.state !== 'settled' && invoice.state !== 'canceled') return Promise.resolve();
     return this.exclusive(invoice.paymentHash, () => this.onInvoiceAlone(invoice));
   }
 

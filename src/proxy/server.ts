@@ -632,7 +632,9 @@ export function createProxy(deps: ProxyDeps): Server {
       res.on('close', () => {
         if (!res.writableFinished) upstream.destroy();
       });
-      upstream.end(body);
+      // No empty chunk after the headers: one write instead of a writev of two.
+      if (body.length) upstream.end(body);
+      else upstream.end();
     });
   }
 

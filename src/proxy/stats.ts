@@ -91,24 +91,46 @@ export class ServiceStats {
 
   /** A request to the service was answered (paid: it was charged to a credential). */
   answered(service: string, paid: boolean): void {
-    this.count(service, { ...zero(), requests: 1, paidRequests: paid ? 1 : 0 });
+    this.count(service, 1, paid ? 1 : 0, 0, 0n);
   }
 
   /** A 402 challenge (a new invoice) went out for the service. */
   challenged(service: string): void {
-    this.count(service, { ...zero(), challenges: 1 });
+    this.count(service, 0, 0, 1, 0n);
   }
 
   /** A request's final charge, once durable. */
   charged(service: string, amount: Msat): void {
-    if (amount > 0n) this.count(service, { ...zero(), revenueMsat: amount });
+    if (amount > 0n) this.count(service, 0, 0, 0, amount);
   }
 
-  private count(service: string, delta: Counts): void {
+  /** The bucket keys of the current hour and day, per service (rebuilt when the hour turns). */
+  private keys = new Map<string, { hour: number; hourKey: string; dayKey: string }>();
+
+  /** Adds to the pending counters in place (two per request, on the hot path: no allocation). */
+  private count(
+    service: string,
+    requests: number,
+    paidRequests: number,
+    challenges: number,
+    revenue: bigint,
+  ): void {
     const at = this.now();
-    for (const period of ['hour', 'day'] as const) {
-      const key = keyOf(service, period, at - (at % PERIOD_MS[period]));
-      this.pending.set(key, add(this.pending.get(key) ?? zero(), delta));
+    const hour = at - (at % HOUR);
+    let k = this.keys.get(service);
+    if (k?.hour !== hour) {
+      // Bounded: one entry a service; a catalog that churns names starts over.
+      if (this.keys.size >= 10_000) this.keys.clear();
+      k = { hour, hourKey: keyOf(service, 'hour', hour), dayKey: keyOf(service, 'day', at - (at % DAY)) };
+      this.keys.set(service, k);
+    }
+    for (const key of [k.hourKey, k.dayKey]) {
+      let c = this.pending.get(key);
+      if (!c) this.pending.set(key, (c = zero()));
+      c.requests += requests;
+      c.paidRequests += paidRequests;
+      c.challenges += challenges;
+      if (revenue > 0n) c.revenueMsat = msat(c.revenueMsat + revenue);
     }
   }
 

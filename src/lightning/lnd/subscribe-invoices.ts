@@ -15,13 +15,18 @@ import { resilientStream, type ResilientSubscription } from './resilient-stream.
  * handled settle indexes, so a crash re-delivers, never skips (LND's catch-up sends settlements
  * out of settle order). A cursor at settle index 0 catches up by scanning every settled invoice,
  * because LND's stream cannot replay from 0. The add index only ever moves forward: new-invoice
- * events are informational; settlements are what credits depend on.
+ * events are informational (saved at most once a second); settlements are what credits depend on.
  */
+/** How often a cursor moved only by new invoices is written. */
+const ADD_INDEX_SAVE_MS = 1000;
+
 export function subscribeInvoices(
   ctx: LndContext,
   options: InvoiceSubscriptionOptions,
 ): ResilientSubscription {
   let addIndex = 0;
+  /** When the cursor was last written (ms). */
+  let savedAt = 0;
   let settles = new IndexWatermark(0);
   let queue: Promise<void> = Promise.resolve();
   let generation = 0;
@@ -40,7 +45,12 @@ export function subscribeInvoices(
     const before = [addIndex, settles.value];
     addIndex = Math.max(addIndex, invoice.addIndex);
     if (isSettle) settles.add(invoice.settleIndex);
-    if (addIndex !== before[0] || settles.value !== before[1]) {
+    // A settlement moves the cursor durably before the next update. A new invoice alone (every
+    // L402 challenge) moves it at most once a second: re-delivering the open invoices of that
+    // second after a crash changes nothing, and a fsync'd write per challenge is spared.
+    const now = Date.now();
+    if (settles.value !== before[1] || (addIndex !== before[0] && now - savedAt >= ADD_INDEX_SAVE_MS)) {
+      savedAt = now;
       await options.cursor.save({ addIndex, settleIndex: settles.value });
     }
   };
