@@ -3,6 +3,7 @@ import type { LightningBackend } from '../lightning/backend.js';
 import type { InvoiceRecord } from '../payments/types.js';
 import type { L402Authority, L402Failure } from './authority.js';
 import { challengeHeaders } from './header.js';
+import type { LockedPriority } from './priority-caveats.js';
 
 export const credentialAccountId = (tokenId: string): string => `l402:${tokenId}`;
 
@@ -18,6 +19,8 @@ export interface ServiceTerms {
   lifetimeSeconds: number;
   /** Also send the `version="0", token=` challenge form. */
   tokenForm?: boolean;
+  /** More caveats minted into the credential (a locked priority class and price). */
+  caveats?: string[];
 }
 
 /** What the gate needs of the payments' inbound invoices. */
@@ -35,7 +38,7 @@ export interface CredentialInvoices {
 }
 
 export type Authorization =
-  | { ok: true; tokenId: string; accountId: string; expiresAt: number }
+  | { ok: true; tokenId: string; accountId: string; expiresAt: number; priority?: LockedPriority }
   | { ok: false; failure: L402Failure | 'UNPAID'; message: string };
 
 /**
@@ -66,6 +69,7 @@ export class L402Gate {
       service: service.name,
       lifetimeSeconds: service.lifetimeSeconds,
       ...(service.capabilities ? { capabilities: service.capabilities } : {}),
+      ...(service.caveats ? { caveats: service.caveats } : {}),
     });
     // On disk before the challenge goes out: its payment, however early, finds it.
     await this.payments.registerServiceInvoice(
@@ -125,7 +129,13 @@ export class L402Gate {
       if (!booked)
         return { ok: false, failure: 'UNPAID', message: 'the invoice of this credential is not paid' };
     }
-    return { ok: true, tokenId: v.tokenId, accountId, expiresAt: v.expiresAt };
+    return {
+      ok: true,
+      tokenId: v.tokenId,
+      accountId,
+      expiresAt: v.expiresAt,
+      ...(v.priority ? { priority: v.priority } : {}),
+    };
   }
 
   /**

@@ -4,6 +4,7 @@ import { ConfigError } from '../domain/errors.js';
 import { msat, type Msat } from '../domain/msat.js';
 import { MppServiceSchema } from './mpp-config.js';
 import type { MppTerms } from './mpp.js';
+import { compilePriority, PrioritySchema, type PriorityTerms } from './pricing/priority.js';
 
 const Amount = Type.String({ pattern: '^(0|[1-9][0-9]*)$', description: 'msat, decimal string' });
 
@@ -71,6 +72,8 @@ export const ServiceSchema = Type.Object(
     ),
     /** MPP (`Payment` scheme) settings of this service; see docs/MPP.md. */
     mpp: Type.Optional(MppServiceSchema),
+    /** Priority classes sold at base × class multiplier × demand factor (docs/L402.md, "Priority pricing"). */
+    priority: Type.Optional(PrioritySchema),
   },
   { additionalProperties: false },
 );
@@ -113,6 +116,8 @@ export interface Service {
   schemes: { l402: boolean; mpp: boolean };
   /** The MPP terms, when the service offers MPP. */
   mpp?: MppTerms;
+  /** The priority classes, when the service sells them. */
+  priority?: PriorityTerms;
 }
 
 /** An HTTP field name (RFC 9110 token). */
@@ -178,6 +183,15 @@ export function compile(s: ServiceConfig): Service {
       ]),
     );
   }
+  if (s.priority)
+    out.priority = compilePriority(
+      s.name,
+      s.priority,
+      out.pricePerRequest,
+      s.models !== undefined,
+      out.schemes.l402,
+      s.mode === 'free',
+    );
   return out;
 }
 

@@ -41,6 +41,16 @@ import { parseCredential } from '../l402/mpp.js';
 import type { MppGate } from './mpp.js';
 import { closeAnswer, closeUnrefunded, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
 import { RefundError, type RefundDestination } from '../l402/refund.js';
+import { LoadTracker } from './pricing/load.js';
+import {
+  askedClass,
+  decidePriority,
+  PRIORITY_HEADER,
+  priorityCaveats,
+  priorityDiscovery,
+  quotePriority,
+  quoteView,
+} from './pricing/priority.js';
 
 /**
  * What the proxy reports as it works (statistics and metrics listen here; the proxy knows
@@ -198,6 +208,8 @@ export function createProxy(deps: ProxyDeps): Server {
     return made;
   };
   const freebies = new Map<string, number>();
+  /** In-flight requests per service: the demand factor of priority prices. */
+  const load = new LoadTracker();
   const charges = new ChargeBatcher(deps.ledger);
   const maxBody = deps.maxBodyBytes ?? 10 * 1024 * 1024;
 
@@ -312,7 +324,12 @@ export function createProxy(deps: ProxyDeps): Server {
     if (!service) return;
 
     if (service.config.mode === 'free') return forward(service, target, req, res, body, undefined);
-    if (service.config.mode === 'freebie' && !req.headers.authorization) {
+    // A priority class asked for (docs/L402.md, "Priority pricing"): unknown ones are refused here.
+    const asked = askedClass(req.headers[PRIORITY_HEADER]);
+    const askedOk = decidePriority(service.priority, asked, undefined);
+    if (askedOk.kind === 'invalid')
+      return sendJson(res, 400, { error: { code: askedOk.code, message: askedOk.message } });
+    if (service.config.mode === 'freebie' && !req.headers.authorization && asked === undefined) {
       const key = `${service.name}|${req.socket.remoteAddress ?? ''}`;
       const used = freebies.get(key) ?? 0;
       if (used < (service.config.freeRequests ?? 0)) {
@@ -362,8 +379,15 @@ export function createProxy(deps: ProxyDeps): Server {
           res,
           auth.message,
           auth.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : undefined,
+          undefined,
+          asked,
         );
     } else return challenge(service, req, res, 'this service is paid with the Payment scheme');
+    // A credential serves the priority class it was bought for (and lower ones) at its locked price.
+    const prio = decidePriority(service.priority, asked, 'priority' in auth ? auth.priority : undefined);
+    if (prio.kind === 'challenge')
+      return challenge(service, req, res, prio.message, 'PRIORITY_NOT_COVERED', undefined, prio.class);
+    const locked = prio.kind === 'serve' ? prio.locked : undefined;
     const wait = derive(service).limiter?.take(auth.tokenId) ?? 0;
     if (wait > 0)
       return sendJson(
@@ -403,7 +427,11 @@ export function createProxy(deps: ProxyDeps): Server {
     // its challenge quoted (the price rounded up to whole sats, at the price of that moment), and
     // the empty balance, taken in this same step, is its durable single use.
     const drain = !pricing && mppIntent === 'charge';
-    let reserveAmount = pricing ? (bound ?? available) : drain ? available : (service.pricePerRequest ?? 0n);
+    let reserveAmount = pricing
+      ? (bound ?? available)
+      : drain
+        ? available
+        : (locked?.priceMsat ?? service.pricePerRequest ?? 0n);
     if ((pricing || drain) && reserveAmount <= 0n) reserveAmount = 1n;
     if (available <= 0n || available < reserveAmount)
       return challenge(
@@ -421,6 +449,7 @@ export function createProxy(deps: ProxyDeps): Server {
           : mppIntent === 'charge'
             ? 'verification-failed'
             : 'lightning/insufficient-balance',
+        asked ?? locked?.class,
       );
 
     served.set(res, { service: service.name, paid: true });
@@ -455,6 +484,11 @@ export function createProxy(deps: ProxyDeps): Server {
       billing.charged = charges.charge(auth.accountId, billing.revenue, reserveAmount);
     }
     res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
+    if (locked) {
+      // The class served, told to the client and (instead of what the client asked) upstream.
+      res.setHeader(PRIORITY_HEADER, locked.class);
+      req.headers[PRIORITY_HEADER] = locked.class;
+    }
     let outBody = body;
     if (parsed && billing.stream && path !== '/v1/embeddings') {
       // Ask for the usage chunk, so the bill is what the upstream counted.
@@ -495,7 +529,17 @@ export function createProxy(deps: ProxyDeps): Server {
     code = 'PAYMENT_REQUIRED',
     /** The RFC 9457 problem type of an MPP refusal. */
     problemType: Parameters<typeof problem>[0] = 'payment-required',
+    /** A credential for this priority class: L402 only, its price locked in the macaroon. */
+    priorityClass?: string,
   ): Promise<void> {
+    const offer =
+      priorityClass !== undefined && service.priority
+        ? quotePriority(service.priority, priorityClass, load.of(service.name))
+        : undefined;
+    if (priorityClass !== undefined && !offer)
+      return sendJson(res, 400, {
+        error: { code: 'UNKNOWN_PRIORITY_CLASS', message: 'this service does not sell that priority class' },
+      });
     const wait = derive(service).challenges.take(req.socket.remoteAddress ?? '');
     if (wait > 0)
       return sendJson(
@@ -510,13 +554,14 @@ export function createProxy(deps: ProxyDeps): Server {
       service.schemes.l402
         ? deps.gate.challenge({
             name: service.name,
-            creditMsat: service.credit,
+            creditMsat: offer?.creditMsat ?? service.credit,
             lifetimeSeconds: service.config.lifetimeSeconds,
             ...(service.config.capabilities ? { capabilities: service.config.capabilities } : {}),
             ...(service.config.l402TokenForm ? { tokenForm: true } : {}),
+            ...(offer ? { caveats: priorityCaveats(service.name, offer) } : {}),
           })
         : undefined,
-      service.mpp && deps.mpp ? deps.mpp.challenges(service.mpp) : undefined,
+      service.mpp && deps.mpp && !offer ? deps.mpp.challenges(service.mpp) : undefined,
     ]);
     deps.hooks?.challenged?.(service.name);
     if (mppOffers) {
@@ -538,7 +583,8 @@ export function createProxy(deps: ProxyDeps): Server {
       {
         error: { code, message },
         invoice: c.invoice,
-        creditMsat: service.credit.toString(),
+        creditMsat: (offer?.creditMsat ?? service.credit).toString(),
+        ...(offer ? { priority: quoteView(offer) } : {}),
       },
       { 'www-authenticate': c.headers, 'cache-control': 'no-store' },
     );
@@ -580,7 +626,8 @@ export function createProxy(deps: ProxyDeps): Server {
     body: Buffer,
     billing: Billing | undefined,
   ): Promise<void> {
-    return new Promise((resolve) => {
+    load.enter(service.name);
+    return new Promise<void>((resolve) => {
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers))
         if (v !== undefined && !REQUEST_DROP.has(k)) headers[k] = v;
@@ -622,7 +669,7 @@ export function createProxy(deps: ProxyDeps): Server {
         if (!res.writableFinished) upstream.destroy();
       });
       upstream.end(body);
-    });
+    }).finally(() => load.leave(service.name));
   }
 
   /** Writes a chunk; resolves false if the client went away instead of draining. */
@@ -886,8 +933,21 @@ export function createProxy(deps: ProxyDeps): Server {
         },
       });
     }
+    // A priority class: its price now (docs/L402.md, "Priority pricing").
+    const asked = q.get('priority');
+    const offer =
+      asked !== null && s.priority
+        ? quotePriority(s.priority, asked.trim().toLowerCase(), load.of(s.name))
+        : undefined;
+    if (asked !== null && !offer)
+      return sendJson(res, 400, {
+        error: s.priority
+          ? { code: 'UNKNOWN_PRIORITY_CLASS', message: 'this service does not sell that priority class' }
+          : { code: 'PRIORITY_NOT_OFFERED', message: 'this service has no priority classes' },
+      });
     sendJson(res, 200, {
       service: s.name,
+      ...(offer ? { priority: quoteView(offer) } : {}),
       creditMsat: s.credit.toString(),
       ...(s.pricePerRequest !== undefined ? { perRequestMsat: s.pricePerRequest.toString() } : {}),
       ...(pricing
@@ -979,6 +1039,7 @@ function discovery(services: readonly Service[]): unknown {
         : {}),
       capabilities: s.config.capabilities ?? [],
       lifetimeSeconds: s.config.lifetimeSeconds,
+      ...(s.priority ? { priority: priorityDiscovery(s.priority) } : {}),
     })),
   };
 }
