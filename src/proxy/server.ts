@@ -626,8 +626,12 @@ export function createProxy(deps: ProxyDeps): Server {
     body: Buffer,
     billing: Billing | undefined,
   ): Promise<void> {
-    load.enter(service.name);
-    return new Promise<void>((resolve) => {
+    // In flight until its response is over (a stream included) or its client is gone.
+    if (!res.closed) {
+      load.enter(service.name);
+      res.once('close', () => load.leave(service.name));
+    }
+    return new Promise((resolve) => {
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers))
         if (v !== undefined && !REQUEST_DROP.has(k)) headers[k] = v;
@@ -669,7 +673,7 @@ export function createProxy(deps: ProxyDeps): Server {
         if (!res.writableFinished) upstream.destroy();
       });
       upstream.end(body);
-    }).finally(() => load.leave(service.name));
+    });
   }
 
   /** Writes a chunk; resolves false if the client went away instead of draining. */

@@ -24,7 +24,12 @@ const listen = (s: Server): Promise<string> =>
 beforeAll(async () => {
   upstream = createServer((req, res) => {
     seen.push(req.headers);
-    if (req.url === '/p/hold') return void held.push(res);
+    if (req.url === '/p/hold') {
+      // A stream under way: headers and a first event now, the end when released.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {}\n\n');
+      return void held.push(res);
+    }
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('{"ok":true}');
   });
@@ -148,7 +153,8 @@ describe('priority pricing on the proxy', () => {
   it('prices the demand of the moment: requests in flight move the quote and the challenge by whole steps', async () => {
     const c = await challenged('/p/x', { 'coulomb-priority': 'urgent' }); // bought at a quiet moment
     const hold = [0, 1].map(() => fetch(`${url}/p/hold`, { headers: { authorization: c.header } }));
-    while (held.length < 2) await new Promise((r) => setTimeout(r, 5));
+    expect((await Promise.all(hold)).map((r) => r.status)).toEqual([200, 200]);
+    expect(held.length).toBe(2);
     // 2 of 4 in flight = 50 %: × 1.25. 1001 × 4 × 1.25 = 5005
     expect((await quote('urgent')).body['priority']).toMatchObject({
       inFlight: 2,
@@ -157,9 +163,9 @@ describe('priority pricing on the proxy', () => {
     });
     const busy = await challenged('/p/x', { 'coulomb-priority': 'urgent' });
     expect(busy.invoiceMsat).toBe(5005n * 2n);
-    for (const r of held.splice(0)) r.end('{}');
+    for (const r of held.splice(0)) r.end('data: [DONE]\n\n');
     const done = await Promise.all(hold);
-    expect(done.map((r) => r.status)).toEqual([200, 200]);
+    await Promise.all(done.map((r) => r.text()));
     expect(done[1]!.headers.get('x-l402-credit-remaining-msat')).toBe('0'); // 2 × 4004, its locked price
     expect((await quote('urgent')).body['priority']).toMatchObject({ inFlight: 0, priceMsat: '4004' });
     // The credential bought under load keeps its price once the load is gone.
