@@ -1,24 +1,27 @@
 import { msat, type Msat } from '../domain/msat.js';
 
 /**
- * The caveats that lock a priority class and its per-request price into a credential
- * (docs/L402.md, "Priority pricing"): `<service>_priority=<class>` and
- * `<service>_priority_price_msat=<msat>`, minted with the challenge, covered by the macaroon's
- * HMAC chain.
+ * The caveats that lock a credential's per-request price, and its priority class if it has one
+ * (docs/L402.md, "Priority pricing" and "Dynamic price rules"): `<service>_price_msat=<msat>`
+ * and `<service>_priority=<class>`, minted with the challenge, covered by the macaroon's HMAC
+ * chain.
  */
 export interface LockedPriority {
-  class: string;
+  class?: string;
   priceMsat: Msat;
 }
 
-export function lockCaveats(service: string, className: string, priceMsat: Msat): string[] {
-  return [`${service}_priority=${className}`, `${service}_priority_price_msat=${priceMsat.toString()}`];
+export function lockCaveats(service: string, className: string | undefined, priceMsat: Msat): string[] {
+  return [
+    ...(className !== undefined ? [`${service}_priority=${className}`] : []),
+    `${service}_price_msat=${priceMsat.toString()}`,
+  ];
 }
 
 /**
- * The locked priority in a macaroon's caveats for `service`: none, one (class and price both
- * present, each once or repeated identically), or 'conflict': a caveat a holder appends can
- * never change what the minted one says.
+ * The locked terms in a macaroon's caveats for `service`: none, one (a price, and maybe a
+ * class, each once or repeated identically), or 'conflict': a caveat a holder appends can never
+ * change what the minted one says.
  */
 export function lockedPriorityOf(
   caveats: readonly string[],
@@ -34,12 +37,12 @@ export function lockedPriorityOf(
     if (key === `${service}_priority`) {
       if (cls !== undefined && cls !== value) return 'conflict';
       cls = value;
-    } else if (key === `${service}_priority_price_msat`) {
+    } else if (key === `${service}_price_msat`) {
       if (price !== undefined && price !== value) return 'conflict';
       price = value;
     }
   }
   if (cls === undefined && price === undefined) return undefined;
-  if (cls === undefined || price === undefined || !/^(0|[1-9][0-9]{0,18})$/.test(price)) return 'conflict';
-  return { class: cls, priceMsat: msat(price) };
+  if (price === undefined || !/^(0|[1-9][0-9]{0,18})$/.test(price)) return 'conflict';
+  return { ...(cls !== undefined ? { class: cls } : {}), priceMsat: msat(price) };
 }

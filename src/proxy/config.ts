@@ -5,6 +5,7 @@ import { msat, type Msat } from '../domain/msat.js';
 import { MppServiceSchema } from './mpp-config.js';
 import type { MppTerms } from './mpp.js';
 import { compilePriority, PrioritySchema, type PriorityTerms } from './pricing/priority.js';
+import { compileRules, PriceRulesSchema, type PriceRules } from './pricing/rules.js';
 
 const Amount = Type.String({ pattern: '^(0|[1-9][0-9]*)$', description: 'msat, decimal string' });
 
@@ -74,6 +75,8 @@ export const ServiceSchema = Type.Object(
     mpp: Type.Optional(MppServiceSchema),
     /** Priority classes sold at base × class multiplier × demand factor (docs/L402.md, "Priority pricing"). */
     priority: Type.Optional(PrioritySchema),
+    /** Time-of-day and load multipliers of the per-request price (docs/L402.md, "Dynamic price rules"). */
+    priceRules: Type.Optional(PriceRulesSchema),
   },
   { additionalProperties: false },
 );
@@ -118,6 +121,8 @@ export interface Service {
   mpp?: MppTerms;
   /** The priority classes, when the service sells them. */
   priority?: PriorityTerms;
+  /** The dynamic price rules, when the service has them. */
+  rules?: PriceRules;
 }
 
 /** An HTTP field name (RFC 9110 token). */
@@ -192,6 +197,19 @@ export function compile(s: ServiceConfig): Service {
       out.schemes.l402,
       s.mode === 'free',
     );
+  if (s.priceRules) {
+    if (
+      s.mode === 'free' ||
+      out.pricePerRequest === undefined ||
+      s.models !== undefined ||
+      !out.schemes.l402 ||
+      out.mpp
+    )
+      throw new ConfigError(
+        `service ${s.name}: dynamic price rules apply to a paid per-request service sold over L402 only (pricePerRequestMsat, no models, no mpp)`,
+      );
+    out.rules = compileRules(s.name, s.priceRules);
+  }
   return out;
 }
 

@@ -46,11 +46,12 @@ import {
   askedClass,
   decidePriority,
   PRIORITY_HEADER,
-  priorityCaveats,
   priorityDiscovery,
   quotePriority,
   quoteView,
 } from './pricing/priority.js';
+import { dynamicPrice, dynamicView, offerFor } from './pricing/offer.js';
+import { ruleFactors, rulesDiscovery } from './pricing/rules.js';
 
 /**
  * What the proxy reports as it works (statistics and metrics listen here; the proxy knows
@@ -85,6 +86,8 @@ export interface ProxyDeps {
   mpp?: MppGate;
   /** Closing credentials with a refund of their unused credit (`POST /l402/refund`, MPP close). */
   refunds?: ProxyRefunds;
+  /** The clock of dynamic price rules (unix ms; default Date.now). */
+  now?: () => number;
 }
 
 const HOP_BY_HOP = [
@@ -210,6 +213,7 @@ export function createProxy(deps: ProxyDeps): Server {
   const freebies = new Map<string, number>();
   /** In-flight requests per service: the demand factor of priority prices. */
   const load = new LoadTracker();
+  const now = deps.now ?? Date.now;
   const charges = new ChargeBatcher(deps.ledger);
   const maxBody = deps.maxBodyBytes ?? 10 * 1024 * 1024;
 
@@ -484,7 +488,7 @@ export function createProxy(deps: ProxyDeps): Server {
       billing.charged = charges.charge(auth.accountId, billing.revenue, reserveAmount);
     }
     res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
-    if (locked) {
+    if (locked?.class !== undefined) {
       // The class served, told to the client and (instead of what the client asked) upstream.
       res.setHeader(PRIORITY_HEADER, locked.class);
       req.headers[PRIORITY_HEADER] = locked.class;
@@ -532,11 +536,9 @@ export function createProxy(deps: ProxyDeps): Server {
     /** A credential for this priority class: L402 only, its price locked in the macaroon. */
     priorityClass?: string,
   ): Promise<void> {
-    const offer =
-      priorityClass !== undefined && service.priority
-        ? quotePriority(service.priority, priorityClass, load.of(service.name))
-        : undefined;
-    if (priorityClass !== undefined && !offer)
+    // A price of this moment (a priority class, dynamic rules), locked in the credential.
+    const offer = offerFor(service, priorityClass, load.of(service.name), now());
+    if (offer === 'unknown-class')
       return sendJson(res, 400, {
         error: { code: 'UNKNOWN_PRIORITY_CLASS', message: 'this service does not sell that priority class' },
       });
@@ -558,7 +560,7 @@ export function createProxy(deps: ProxyDeps): Server {
             lifetimeSeconds: service.config.lifetimeSeconds,
             ...(service.config.capabilities ? { capabilities: service.config.capabilities } : {}),
             ...(service.config.l402TokenForm ? { tokenForm: true } : {}),
-            ...(offer ? { caveats: priorityCaveats(service.name, offer) } : {}),
+            ...(offer ? { caveats: offer.caveats } : {}),
           })
         : undefined,
       service.mpp && deps.mpp && !offer ? deps.mpp.challenges(service.mpp) : undefined,
@@ -584,7 +586,7 @@ export function createProxy(deps: ProxyDeps): Server {
         error: { code, message },
         invoice: c.invoice,
         creditMsat: (offer?.creditMsat ?? service.credit).toString(),
-        ...(offer ? { priority: quoteView(offer) } : {}),
+        ...offer?.body,
       },
       { 'www-authenticate': c.headers, 'cache-control': 'no-store' },
     );
@@ -941,8 +943,15 @@ export function createProxy(deps: ProxyDeps): Server {
     const asked = q.get('priority');
     const offer =
       asked !== null && s.priority
-        ? quotePriority(s.priority, asked.trim().toLowerCase(), load.of(s.name))
+        ? quotePriority(
+            s.priority,
+            asked.trim().toLowerCase(),
+            load.of(s.name),
+            ruleFactors(s.rules, now(), load.of(s.name)),
+          )
         : undefined;
+    // Dynamic rules: the per-request price a challenge would lock now.
+    const dynamic = dynamicPrice(s, load.of(s.name), now());
     if (asked !== null && !offer)
       return sendJson(res, 400, {
         error: s.priority
@@ -953,7 +962,10 @@ export function createProxy(deps: ProxyDeps): Server {
       service: s.name,
       ...(offer ? { priority: quoteView(offer) } : {}),
       creditMsat: s.credit.toString(),
-      ...(s.pricePerRequest !== undefined ? { perRequestMsat: s.pricePerRequest.toString() } : {}),
+      ...(s.pricePerRequest !== undefined
+        ? { perRequestMsat: (dynamic?.priceMsat ?? s.pricePerRequest).toString() }
+        : {}),
+      ...(dynamic ? { price: dynamicView(dynamic) } : {}),
       ...(pricing
         ? { estimateMsat: costOf(pricing, BigInt(promptTokens), BigInt(maxTokens)).toString() }
         : {}),
@@ -1044,6 +1056,7 @@ function discovery(services: readonly Service[]): unknown {
       capabilities: s.config.capabilities ?? [],
       lifetimeSeconds: s.config.lifetimeSeconds,
       ...(s.priority ? { priority: priorityDiscovery(s.priority) } : {}),
+      ...(s.rules ? { priceRules: rulesDiscovery(s.rules) } : {}),
     })),
   };
 }

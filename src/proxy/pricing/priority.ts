@@ -2,6 +2,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError } from '../../domain/errors.js';
 import { msat, MAX_MSAT, type Msat } from '../../domain/msat.js';
 import { lockCaveats, type LockedPriority } from '../../l402/priority-caveats.js';
+import { BPS, demandFactorBps, multiplied } from './demand.js';
+
+export { BPS, demandFactorBps, multiplied };
 
 export type { LockedPriority };
 
@@ -18,9 +21,6 @@ export type { LockedPriority };
 
 /** The request header naming the priority class asked for. */
 export const PRIORITY_HEADER = 'coulomb-priority';
-
-/** One in basis points: a multiplier of 10,000 bps leaves the price as it is. */
-export const BPS = 10_000n;
 
 const ClassName = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$' });
 
@@ -122,30 +122,14 @@ export function compilePriority(
   };
 }
 
-/** The demand factor (bps) of `inFlight` requests: the last step whose threshold the load reaches. */
-export function demandFactorBps(terms: Pick<PriorityTerms, 'capacity' | 'steps'>, inFlight: number): bigint {
-  const load = BigInt(Math.max(0, Math.floor(inFlight))) * 100n;
-  let factor = BPS;
-  for (const s of terms.steps) if (load >= s.fromPercent * terms.capacity) factor = s.factorBps;
-  return factor;
-}
-
-/** base × Π factors (each in bps), rounded up to the whole msat; exact. */
-export function multiplied(base: bigint, factorsBps: readonly bigint[]): bigint {
-  let num = base;
-  let den = 1n;
-  for (const f of factorsBps) {
-    num *= f;
-    den *= BPS;
-  }
-  return (num + den - 1n) / den;
-}
-
 export interface PriorityQuote {
   class: string;
   baseMsat: Msat;
   multiplierBps: bigint;
   demandFactorBps: bigint;
+  /** The dynamic price rules' factors at this moment (10,000 each without rules). */
+  windowBps: bigint;
+  loadBps: bigint;
   inFlight: number;
   capacity: bigint;
   /** The price of one request at this class now. */
@@ -159,11 +143,12 @@ export function quotePriority(
   terms: PriorityTerms,
   className: string,
   inFlight: number,
+  rules: { windowBps: bigint; loadBps: bigint } = { windowBps: BPS, loadBps: BPS },
 ): PriorityQuote | undefined {
   const c = terms.classes.get(className);
   if (!c) return undefined;
   const demand = demandFactorBps(terms, inFlight);
-  const price = multiplied(terms.base, [c.multiplierBps, demand]);
+  const price = multiplied(terms.base, [c.multiplierBps, demand, rules.windowBps, rules.loadBps]);
   const credit = price * terms.requestsPerCredential;
   if (credit > MAX_MSAT) return undefined;
   return {
@@ -171,6 +156,8 @@ export function quotePriority(
     baseMsat: terms.base,
     multiplierBps: c.multiplierBps,
     demandFactorBps: demand,
+    windowBps: rules.windowBps,
+    loadBps: rules.loadBps,
     inFlight,
     capacity: terms.capacity,
     priceMsat: msat(price),
@@ -184,6 +171,8 @@ export function quoteView(q: PriorityQuote): Record<string, string | number> {
     baseMsat: q.baseMsat.toString(),
     multiplierBps: Number(q.multiplierBps),
     demandFactorBps: Number(q.demandFactorBps),
+    windowBps: Number(q.windowBps),
+    loadBps: Number(q.loadBps),
     inFlight: q.inFlight,
     capacity: Number(q.capacity),
     priceMsat: q.priceMsat.toString(),
@@ -199,7 +188,7 @@ export function priorityCaveats(service: string, q: PriorityQuote): string[] {
 export type PriorityDecision =
   /** No class asked, none locked: the service's ordinary per-request price. */
   | { kind: 'none' }
-  /** Served at the credential's locked class and price. */
+  /** Served at the credential's locked price (and class, if it has one). */
   | { kind: 'serve'; locked: LockedPriority }
   /** A credential for this class is needed: a 402 challenge for it. */
   | { kind: 'challenge'; class: string; message: string }
@@ -238,13 +227,14 @@ export function decidePriority(
   }
   if (locked) {
     if (asked === undefined || asked === locked.class) return { kind: 'serve', locked };
-    const have = terms!.classes.get(locked.class);
+    const have = locked.class !== undefined ? terms!.classes.get(locked.class) : undefined;
     if (have && terms!.classes.get(asked)!.rank <= have.rank) return { kind: 'serve', locked };
-    return {
-      kind: 'challenge',
-      class: asked,
-      message: `this credential was bought for priority ${locked.class}: pay a challenge for ${asked}`,
-    };
+    if (locked.class !== undefined)
+      return {
+        kind: 'challenge',
+        class: asked,
+        message: `this credential was bought for priority ${locked.class}: pay a challenge for ${asked}`,
+      };
   }
   if (asked === undefined) return { kind: 'none' };
   return { kind: 'challenge', class: asked, message: `priority ${asked} needs a credential bought for it` };

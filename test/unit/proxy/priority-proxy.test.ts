@@ -124,7 +124,7 @@ describe('priority pricing on the proxy', () => {
     expect(c.status).toBe(402);
     expect(c.invoiceMsat).toBe(5006n);
     expect(c.priority).toMatchObject({ class: 'high', priceMsat: '2503' });
-    expect(decodeV2(Buffer.from(c.macaroon, 'base64')).caveats).toContain('p_priority_price_msat=2503');
+    expect(decodeV2(Buffer.from(c.macaroon, 'base64')).caveats).toContain('p_price_msat=2503');
   });
 
   it('serves the credential at its class for its locked price, lower classes too, never a higher one', async () => {
@@ -176,7 +176,7 @@ describe('priority pricing on the proxy', () => {
   it('refuses a credential whose holder appended a caveat changing the locked price or class', async () => {
     const c = await challenged('/p/x', { 'coulomb-priority': 'urgent' });
     const mac = decodeV2(Buffer.from(c.macaroon, 'base64'));
-    for (const caveat of ['p_priority_price_msat=1', 'p_priority=low']) {
+    for (const caveat of ['p_price_msat=1', 'p_priority=low']) {
       const forged = encodeV2({
         ...mac,
         caveats: [...mac.caveats, caveat],

@@ -193,7 +193,7 @@ describe('which class a request is served at', () => {
     const minted = ['services=s:0', ...lockCaveats('s', 'high', msat(25n)), 's_valid_until=9'];
     expect(lockedPriorityOf(minted, 's')).toEqual(locked('high'));
     expect(lockedPriorityOf(minted, 'other')).toBeUndefined();
-    expect(lockedPriorityOf([...minted, 's_priority_price_msat=1'], 's')).toBe('conflict');
+    expect(lockedPriorityOf([...minted, 's_price_msat=1'], 's')).toBe('conflict');
     expect(lockedPriorityOf([...minted, 's_priority=urgent'], 's')).toBe('conflict');
     expect(lockedPriorityOf([...minted, 's_priority=high'], 's')).toEqual(locked('high'));
     expect(lockedPriorityOf(['s_priority=high'], 's')).toBe('conflict');
