@@ -1057,6 +1057,12 @@ function discovery(services: readonly Service[]): unknown {
       lifetimeSeconds: s.config.lifetimeSeconds,
       ...(s.priority ? { priority: priorityDiscovery(s.priority) } : {}),
       ...(s.rules ? { priceRules: rulesDiscovery(s.rules) } : {}),
+      pricingModels: [
+        ...(s.pricePerRequest !== undefined ? ['per-request'] : []),
+        ...(s.models ? ['per-token'] : []),
+        ...(s.priority ? ['priority'] : []),
+        ...(s.rules ? ['dynamic'] : []),
+      ],
     })),
   };
 }

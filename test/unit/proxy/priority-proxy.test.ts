@@ -208,7 +208,7 @@ describe('priority pricing on the proxy', () => {
 
   it('describes the classes in the discovery document', async () => {
     const doc = (await (await fetch(`${url}/.well-known/l402.json`)).json()) as {
-      services: { name: string; priority?: Record<string, unknown> }[];
+      services: { name: string; priority?: Record<string, unknown>; [k: string]: unknown }[];
     };
     expect(doc.services.find((s) => s.name === 'p')!.priority).toMatchObject({
       header: 'Coulomb-Priority',
@@ -219,5 +219,9 @@ describe('priority pricing on the proxy', () => {
       requestsPerCredential: 2,
     });
     expect(doc.services.find((s) => s.name === 'plain')!.priority).toBeUndefined();
+    expect(doc.services.map((s) => [s.name, s['pricingModels']])).toEqual([
+      ['plain', ['per-request']],
+      ['p', ['per-request', 'priority']],
+    ]);
   });
 });
