@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { decodeIdentifier, encodeIdentifier, type L402Identifier } from './identifier.js';
 import { decodeV2, encodeV2, MacaroonFormatError, mint, signatureOf, type Macaroon } from './macaroon.js';
 import { parseAuthorization } from './header.js';
+import { lockedPriorityOf, type LockedPriority } from './priority-caveats.js';
 
 export const L402_LOCATION = 'lsat';
 
@@ -16,7 +17,7 @@ export type L402Failure =
   | 'REVOKED';
 
 export type L402Verification =
-  | { ok: true; tokenId: string; paymentHash: string; expiresAt: number }
+  | { ok: true; tokenId: string; paymentHash: string; expiresAt: number; priority?: LockedPriority }
   | { ok: false; failure: L402Failure; message: string };
 
 export interface MintRequest {
@@ -24,6 +25,8 @@ export interface MintRequest {
   service: string;
   capabilities?: string[];
   lifetimeSeconds: number;
+  /** More first-party caveats (a locked priority class and price). */
+  caveats?: string[];
 }
 
 const fail = (failure: L402Failure, message: string): L402Verification => ({ ok: false, failure, message });
@@ -59,6 +62,7 @@ export class L402Authority {
     const expiresAt = Math.floor(this.now() / 1000) + req.lifetimeSeconds;
     const caveats = [`services=${req.service}:0`];
     if (req.capabilities?.length) caveats.push(`${req.service}_capabilities=${req.capabilities.join(',')}`);
+    if (req.caveats) caveats.push(...req.caveats);
     // Computed per token, at minting: never a lifetime fixed once at start.
     caveats.push(`${req.service}_valid_until=${expiresAt}`);
     const mac = mint(
@@ -74,7 +78,10 @@ export class L402Authority {
    * Credentials verified before, by header, service and capability: a repeat skips the HMAC
    * chain. Expiry and revocation are still checked on every call.
    */
-  private readonly verified = new Map<string, { tokenId: string; paymentHash: string; expiresAt: number }>();
+  private readonly verified = new Map<
+    string,
+    { tokenId: string; paymentHash: string; expiresAt: number; priority?: LockedPriority }
+  >();
 
   /** Checks a presented `Authorization` header for `service` (and a capability, when given). */
   verify(header: string | undefined, service: string, capability?: string): L402Verification {
@@ -100,6 +107,7 @@ export class L402Authority {
         tokenId: result.tokenId,
         paymentHash: result.paymentHash,
         expiresAt: result.expiresAt,
+        ...(result.priority ? { priority: result.priority } : {}),
       });
     }
     return result;
@@ -195,11 +203,14 @@ export class L402Authority {
     if (capability && capabilities && !capabilities.has(capability))
       return fail('MISSING_CAPABILITY', `this credential lacks the ${capability} capability`);
     if (expiresAt <= nowSec) return fail('EXPIRED', 'this credential has expired');
+    const priority = lockedPriorityOf(mac.caveats, service);
+    if (priority === 'conflict') return fail('MALFORMED', 'conflicting priority caveats');
     return {
       ok: true,
       tokenId,
       paymentHash: id.paymentHash.toString('hex'),
       expiresAt: Number.isFinite(expiresAt) ? expiresAt * 1000 : Number.POSITIVE_INFINITY,
+      ...(priority ? { priority } : {}),
     };
   }
 }

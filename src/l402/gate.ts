@@ -3,6 +3,7 @@ import type { LightningBackend } from '../lightning/backend.js';
 import type { InvoiceRecord } from '../payments/types.js';
 import type { L402Authority, L402Failure } from './authority.js';
 import { challengeHeaders } from './header.js';
+import type { LockedPriority } from './priority-caveats.js';
 
 export const credentialAccountId = (tokenId: string): string => `l402:${tokenId}`;
 
@@ -18,6 +19,8 @@ export interface ServiceTerms {
   lifetimeSeconds: number;
   /** Also send the `version="0", token=` challenge form. */
   tokenForm?: boolean;
+  /** More caveats minted into the credential (a locked priority class and price). */
+  caveats?: string[];
 }
 
 /** What the gate needs of the payments' inbound invoices. */
@@ -42,6 +45,7 @@ export type Authorization =
       expiresAt: number;
       /** The hash of the credential's challenge invoice (its payer is the proxy's routing payer). */
       paymentHash: string;
+      priority?: LockedPriority;
     }
   | { ok: false; failure: L402Failure | 'UNPAID'; message: string };
 
@@ -73,6 +77,7 @@ export class L402Gate {
       service: service.name,
       lifetimeSeconds: service.lifetimeSeconds,
       ...(service.capabilities ? { capabilities: service.capabilities } : {}),
+      ...(service.caveats ? { caveats: service.caveats } : {}),
     });
     // On disk before the challenge goes out: its payment, however early, finds it.
     await this.payments.registerServiceInvoice(
@@ -132,7 +137,14 @@ export class L402Gate {
       if (!booked)
         return { ok: false, failure: 'UNPAID', message: 'the invoice of this credential is not paid' };
     }
-    return { ok: true, tokenId: v.tokenId, accountId, expiresAt: v.expiresAt, paymentHash: v.paymentHash };
+    return {
+      ok: true,
+      tokenId: v.tokenId,
+      accountId,
+      expiresAt: v.expiresAt,
+      paymentHash: v.paymentHash,
+      ...(v.priority ? { priority: v.priority } : {}),
+    };
   }
 
   /**

@@ -5,6 +5,8 @@ import { msat, type Msat } from '../domain/msat.js';
 import { MppServiceSchema } from './mpp-config.js';
 import type { MppTerms } from './mpp.js';
 import { compileRouting, RoutingSchema, type Routing } from './routing.js';
+import { compilePriority, PrioritySchema, type PriorityTerms } from './pricing/priority.js';
+import { compileRules, PriceRulesSchema, type PriceRules } from './pricing/rules.js';
 
 const Amount = Type.String({ pattern: '^(0|[1-9][0-9]*)$', description: 'msat, decimal string' });
 
@@ -74,6 +76,10 @@ export const ServiceSchema = Type.Object(
     mpp: Type.Optional(MppServiceSchema),
     /** Budget-aware model routing by the paying account's balance; see docs/L402.md. */
     routing: Type.Optional(RoutingSchema),
+    /** Priority classes sold at base × class multiplier × demand factor (docs/L402.md, "Priority pricing"). */
+    priority: Type.Optional(PrioritySchema),
+    /** Time-of-day and load multipliers of the per-request price (docs/L402.md, "Dynamic price rules"). */
+    priceRules: Type.Optional(PriceRulesSchema),
   },
   { additionalProperties: false },
 );
@@ -118,6 +124,10 @@ export interface Service {
   mpp?: MppTerms;
   /** Budget-aware model routing (metered requests of credentials paid by an account). */
   routing?: Routing;
+  /** The priority classes, when the service sells them. */
+  priority?: PriorityTerms;
+  /** The dynamic price rules, when the service has them. */
+  rules?: PriceRules;
 }
 
 /** An HTTP field name (RFC 9110 token). */
@@ -186,6 +196,28 @@ export function compile(s: ServiceConfig): Service {
   if (s.routing) {
     const models = out.models;
     out.routing = compileRouting(s.name, s.routing, models && ((m) => models.has(m) || models.has('*')));
+  }
+  if (s.priority)
+    out.priority = compilePriority(
+      s.name,
+      s.priority,
+      out.pricePerRequest,
+      s.models !== undefined,
+      out.schemes.l402,
+      s.mode === 'free',
+    );
+  if (s.priceRules) {
+    if (
+      s.mode === 'free' ||
+      out.pricePerRequest === undefined ||
+      s.models !== undefined ||
+      !out.schemes.l402 ||
+      out.mpp
+    )
+      throw new ConfigError(
+        `service ${s.name}: dynamic price rules apply to a paid per-request service sold over L402 only (pricePerRequestMsat, no models, no mpp)`,
+      );
+    out.rules = compileRules(s.name, s.priceRules);
   }
   return out;
 }

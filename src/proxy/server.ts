@@ -42,6 +42,17 @@ import type { MppGate } from './mpp.js';
 import { closeAnswer, closeUnrefunded, problem, sendProblem, type ProxyRefunds } from './mpp-http.js';
 import { RefundError, type RefundDestination } from '../l402/refund.js';
 import { refusalBody, routeHeaders, ROUTING_HEADERS, routingView, type BudgetRouter } from './routing.js';
+import { LoadTracker } from './pricing/load.js';
+import {
+  askedClass,
+  decidePriority,
+  PRIORITY_HEADER,
+  priorityDiscovery,
+  quotePriority,
+  quoteView,
+} from './pricing/priority.js';
+import { dynamicPrice, dynamicView, offerFor } from './pricing/offer.js';
+import { ruleFactors, rulesDiscovery } from './pricing/rules.js';
 
 /**
  * What the proxy reports as it works (statistics and metrics listen here; the proxy knows
@@ -78,6 +89,8 @@ export interface ProxyDeps {
   refunds?: ProxyRefunds;
   /** Budget-aware model routing of the services that configure it (`routing.ts`). */
   router?: BudgetRouter;
+  /** The clock of dynamic price rules (unix ms; default Date.now). */
+  now?: () => number;
 }
 
 const HOP_BY_HOP = [
@@ -201,6 +214,9 @@ export function createProxy(deps: ProxyDeps): Server {
     return made;
   };
   const freebies = new Map<string, number>();
+  /** In-flight requests per service: the demand factor of priority prices. */
+  const load = new LoadTracker();
+  const now = deps.now ?? Date.now;
   const charges = new ChargeBatcher(deps.ledger);
   const maxBody = deps.maxBodyBytes ?? 10 * 1024 * 1024;
 
@@ -315,7 +331,12 @@ export function createProxy(deps: ProxyDeps): Server {
     if (!service) return;
 
     if (service.config.mode === 'free') return forward(service, target, req, res, body, undefined);
-    if (service.config.mode === 'freebie' && !req.headers.authorization) {
+    // A priority class asked for (docs/L402.md, "Priority pricing"): unknown ones are refused here.
+    const asked = askedClass(req.headers[PRIORITY_HEADER]);
+    const askedOk = decidePriority(service.priority, asked, undefined);
+    if (askedOk.kind === 'invalid')
+      return sendJson(res, 400, { error: { code: askedOk.code, message: askedOk.message } });
+    if (service.config.mode === 'freebie' && !req.headers.authorization && asked === undefined) {
       const key = `${service.name}|${req.socket.remoteAddress ?? ''}`;
       const used = freebies.get(key) ?? 0;
       if (used < (service.config.freeRequests ?? 0)) {
@@ -365,8 +386,15 @@ export function createProxy(deps: ProxyDeps): Server {
           res,
           auth.message,
           auth.failure === 'REVOKED' ? 'CREDENTIAL_REVOKED' : undefined,
+          undefined,
+          asked,
         );
     } else return challenge(service, req, res, 'this service is paid with the Payment scheme');
+    // A credential serves the priority class it was bought for (and lower ones) at its locked price.
+    const prio = decidePriority(service.priority, asked, 'priority' in auth ? auth.priority : undefined);
+    if (prio.kind === 'challenge')
+      return challenge(service, req, res, prio.message, 'PRIORITY_NOT_COVERED', undefined, prio.class);
+    const locked = prio.kind === 'serve' ? prio.locked : undefined;
     const wait = derive(service).limiter?.take(auth.tokenId) ?? 0;
     if (wait > 0)
       return sendJson(
@@ -412,7 +440,11 @@ export function createProxy(deps: ProxyDeps): Server {
     // its challenge quoted (the price rounded up to whole sats, at the price of that moment), and
     // the empty balance, taken in this same step, is its durable single use.
     const drain = !pricing && mppIntent === 'charge';
-    let reserveAmount = pricing ? (bound ?? available) : drain ? available : (service.pricePerRequest ?? 0n);
+    let reserveAmount = pricing
+      ? (bound ?? available)
+      : drain
+        ? available
+        : (locked?.priceMsat ?? service.pricePerRequest ?? 0n);
     if ((pricing || drain) && reserveAmount <= 0n) reserveAmount = 1n;
     if (available <= 0n || available < reserveAmount)
       return challenge(
@@ -430,6 +462,7 @@ export function createProxy(deps: ProxyDeps): Server {
           : mppIntent === 'charge'
             ? 'verification-failed'
             : 'lightning/insufficient-balance',
+        asked ?? locked?.class,
       );
 
     served.set(res, { service: service.name, paid: true });
@@ -465,6 +498,11 @@ export function createProxy(deps: ProxyDeps): Server {
     }
     res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
     for (const [k, v] of Object.entries(route ? routeHeaders(route) : {})) res.setHeader(k, v);
+    if (locked?.class !== undefined) {
+      // The class served, told to the client and (instead of what the client asked) upstream.
+      res.setHeader(PRIORITY_HEADER, locked.class);
+      req.headers[PRIORITY_HEADER] = locked.class;
+    }
     let outBody = body;
     if (parsed && billing.stream && path !== '/v1/embeddings') {
       // Ask for the usage chunk, so the bill is what the upstream counted.
@@ -506,7 +544,15 @@ export function createProxy(deps: ProxyDeps): Server {
     code = 'PAYMENT_REQUIRED',
     /** The RFC 9457 problem type of an MPP refusal. */
     problemType: Parameters<typeof problem>[0] = 'payment-required',
+    /** A credential for this priority class: L402 only, its price locked in the macaroon. */
+    priorityClass?: string,
   ): Promise<void> {
+    // A price of this moment (a priority class, dynamic rules), locked in the credential.
+    const offer = offerFor(service, priorityClass, load.of(service.name), now());
+    if (offer === 'unknown-class')
+      return sendJson(res, 400, {
+        error: { code: 'UNKNOWN_PRIORITY_CLASS', message: 'this service does not sell that priority class' },
+      });
     const wait = derive(service).challenges.take(req.socket.remoteAddress ?? '');
     if (wait > 0)
       return sendJson(
@@ -521,13 +567,14 @@ export function createProxy(deps: ProxyDeps): Server {
       service.schemes.l402
         ? deps.gate.challenge({
             name: service.name,
-            creditMsat: service.credit,
+            creditMsat: offer?.creditMsat ?? service.credit,
             lifetimeSeconds: service.config.lifetimeSeconds,
             ...(service.config.capabilities ? { capabilities: service.config.capabilities } : {}),
             ...(service.config.l402TokenForm ? { tokenForm: true } : {}),
+            ...(offer ? { caveats: offer.caveats } : {}),
           })
         : undefined,
-      service.mpp && deps.mpp ? deps.mpp.challenges(service.mpp) : undefined,
+      service.mpp && deps.mpp && !offer ? deps.mpp.challenges(service.mpp) : undefined,
     ]);
     deps.hooks?.challenged?.(service.name);
     if (mppOffers) {
@@ -549,7 +596,8 @@ export function createProxy(deps: ProxyDeps): Server {
       {
         error: { code, message },
         invoice: c.invoice,
-        creditMsat: service.credit.toString(),
+        creditMsat: (offer?.creditMsat ?? service.credit).toString(),
+        ...offer?.body,
       },
       { 'www-authenticate': c.headers, 'cache-control': 'no-store' },
     );
@@ -591,6 +639,11 @@ export function createProxy(deps: ProxyDeps): Server {
     body: Buffer,
     billing: Billing | undefined,
   ): Promise<void> {
+    // In flight until its response is over (a stream included) or its client is gone.
+    if (!res.closed) {
+      load.enter(service.name);
+      res.once('close', () => load.leave(service.name));
+    }
     return new Promise((resolve) => {
       const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(req.headers))
@@ -899,10 +952,33 @@ export function createProxy(deps: ProxyDeps): Server {
         },
       });
     }
+    // A priority class: its price now (docs/L402.md, "Priority pricing").
+    const asked = q.get('priority');
+    const offer =
+      asked !== null && s.priority
+        ? quotePriority(
+            s.priority,
+            asked.trim().toLowerCase(),
+            load.of(s.name),
+            ruleFactors(s.rules, now(), load.of(s.name)),
+          )
+        : undefined;
+    // Dynamic rules: the per-request price a challenge would lock now.
+    const dynamic = dynamicPrice(s, load.of(s.name), now());
+    if (asked !== null && !offer)
+      return sendJson(res, 400, {
+        error: s.priority
+          ? { code: 'UNKNOWN_PRIORITY_CLASS', message: 'this service does not sell that priority class' }
+          : { code: 'PRIORITY_NOT_OFFERED', message: 'this service has no priority classes' },
+      });
     sendJson(res, 200, {
       service: s.name,
+      ...(offer ? { priority: quoteView(offer) } : {}),
       creditMsat: s.credit.toString(),
-      ...(s.pricePerRequest !== undefined ? { perRequestMsat: s.pricePerRequest.toString() } : {}),
+      ...(s.pricePerRequest !== undefined
+        ? { perRequestMsat: (dynamic?.priceMsat ?? s.pricePerRequest).toString() }
+        : {}),
+      ...(dynamic ? { price: dynamicView(dynamic) } : {}),
       ...(pricing
         ? { estimateMsat: costOf(pricing, BigInt(promptTokens), BigInt(maxTokens)).toString() }
         : {}),
@@ -993,6 +1069,14 @@ function discovery(services: readonly Service[]): unknown {
       capabilities: s.config.capabilities ?? [],
       lifetimeSeconds: s.config.lifetimeSeconds,
       ...(s.routing ? { routing: routingView(s.routing) } : {}),
+      ...(s.priority ? { priority: priorityDiscovery(s.priority) } : {}),
+      ...(s.rules ? { priceRules: rulesDiscovery(s.rules) } : {}),
+      pricingModels: [
+        ...(s.pricePerRequest !== undefined ? ['per-request'] : []),
+        ...(s.models ? ['per-token'] : []),
+        ...(s.priority ? ['priority'] : []),
+        ...(s.rules ? ['dynamic'] : []),
+      ],
     })),
   };
 }
