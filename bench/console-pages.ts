@@ -128,7 +128,9 @@ async function populate(dir: string): Promise<void> {
       await Promise.all(wave);
     }
     step(`${transfers} internal transfers`);
-    for (let i = 1; i <= 20; i++) await ledger.setFrozen(agentId(i * 1000), true, 'bench: frozen').durable;
+    const frozen = Array.from({ length: 20 }, (_, i) => agentId((i + 1) * Math.floor(ACCOUNTS / 21)));
+    await ledger.ensure({ accounts: frozen });
+    for (const id of frozen) await ledger.setFrozen(id, true, 'bench: frozen').durable;
     await ledger.flush();
   } finally {
     await stack.close();
