@@ -74,8 +74,17 @@ const HEAVY = agentId(0);
 const PAGES: Record<string, string[][]> = {
   overview: [['/v1/node', '/v1/node/balances'], ['/v1/liabilities'], ['/health']],
   accounts: [['/v1/accounts?limit=50']],
-  account: [['/v1/accounts/{id}', '/v1/accounts/{id}/history?limit=50', '/v1/accounts/{id}/keys']],
+  account: [
+    [
+      '/v1/accounts/{id}',
+      '/v1/accounts/{id}/history?limit=50',
+      '/v1/accounts/{id}/keys',
+      '/v1/accounts/{id}/payments?limit=20',
+    ],
+  ],
   approvals: [['/v1/approvals?limit=50&state=pending']],
+  escrows: [['/v1/escrows?limit=50']],
+  devices: [['/v1/devices']],
   services: [
     ['/v1/proxy/services', '/v1/l402/credentials?limit=50'],
     ['/v1/proxy/services/sample-llm/stats?period=hour'],
