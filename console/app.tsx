@@ -2,14 +2,18 @@ import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import type { ComponentChildren } from 'preact';
-import { ApiError, del, get, login, logout, post, put, resume, sats, when } from './api.js';
+import { del, get, login, logout, post, put, resume, sats, when } from './api.js';
 import { download, toCsv } from './csv.js';
+import { AccountActivity, Devices, Escrows } from './activity.js';
+import { Err, useAction, usePaged } from './ui.js';
 
-type Page = 'overview' | 'accounts' | 'approvals' | 'services';
+type Page = 'overview' | 'accounts' | 'approvals' | 'escrows' | 'devices' | 'services';
 const PAGES: [Page, string][] = [
   ['overview', 'Overview'],
   ['accounts', 'Accounts'],
   ['approvals', 'Approvals'],
+  ['escrows', 'Escrows'],
+  ['devices', 'Devices'],
   ['services', 'Paid services'],
 ];
 
@@ -17,52 +21,6 @@ const pageOf = (hash: string): Page => {
   const p = hash.replace(/^#\/?/, '');
   return PAGES.some(([k]) => k === p) ? (p as Page) : 'overview';
 };
-
-/** Runs an action, showing its error instead of throwing. */
-function useAction(): [string | undefined, (f: () => Promise<unknown>) => Promise<void>] {
-  const [error, setError] = useState<string>();
-  const run = async (f: () => Promise<unknown>) => {
-    setError(undefined);
-    try {
-      await f();
-    } catch (e) {
-      setError(e instanceof ApiError ? `${e.code}: ${e.message}` : String(e));
-    }
-  };
-  return [error, run];
-}
-
-const Err = ({ error }: { error: string | undefined }) =>
-  error ? (
-    <p class="error" role="alert">
-      {error}
-    </p>
-  ) : null;
-
-/**
- * A list paged on the server: `load(cursor)` returns a page and the cursor of the next one; the
- * console keeps the cursors of the pages before for "Previous".
- */
-function usePaged<T>(load: (cursor?: string) => Promise<{ items: T[]; next?: string }>, deps: unknown[]) {
-  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
-  const [page, setPage] = useState<{ items: T[]; next?: string }>({ items: [] });
-  const [error, run] = useAction();
-  const cursor = cursors[cursors.length - 1];
-  const reload = () => run(async () => setPage(await load(cursor)));
-  useEffect(() => void reload(), [cursor, ...deps]);
-  const pager = (
-    <div class="pager">
-      <button disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
-        Previous
-      </button>
-      <span>page {cursors.length}</span>
-      <button disabled={page.next === undefined} onClick={() => setCursors([...cursors, page.next])}>
-        Next
-      </button>
-    </div>
-  );
-  return { items: page.items, error, pager, reload };
-}
 
 const EVENT_TYPES = [
   'payment',
@@ -478,6 +436,8 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
         </tbody>
       </table>
       {history.pager}
+      <h4>Activity</h4>
+      <AccountActivity id={id} />
       <h4>Live events</h4>
       <Feed events={events} name="account-feed" />
     </div>
@@ -836,6 +796,8 @@ function App() {
         {page === 'overview' && <Overview />}
         {page === 'accounts' && <Accounts />}
         {page === 'approvals' && <Approvals />}
+        {page === 'escrows' && <Escrows />}
+        {page === 'devices' && <Devices />}
         {page === 'services' && <Services />}
         <OperatorFeed />
       </main>

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
+import { RateLimiter } from '../proxy/rate-limit.js';
 
 export const SESSION_COOKIE = 'coulomb_session';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -16,6 +17,8 @@ export interface SessionOptions {
   ttlMs?: number;
   /** Sessions held at most; the oldest goes first (default 32). */
   max?: number;
+  /** Login attempts allowed per source address and minute (default 10). */
+  loginsPerMinute?: number;
   now?: () => number;
 }
 
@@ -31,11 +34,19 @@ export class ConsoleSessions {
   private readonly ttlMs: number;
   private readonly max: number;
   private readonly now: () => number;
+  /** Login attempts per source address (token buckets, bounded): guessing the key is slowed down. */
+  private readonly logins: RateLimiter;
 
   constructor(options: SessionOptions = {}) {
     this.ttlMs = options.ttlMs ?? 8 * 3600_000;
     this.max = options.max ?? 32;
     this.now = options.now ?? Date.now;
+    this.logins = new RateLimiter(options.loginsPerMinute ?? 10, 60, this.now);
+  }
+
+  /** 0 if a login attempt from `address` may go ahead (and counts it), else ms until one may. */
+  loginAttempt(address: string): number {
+    return this.logins.take(address);
   }
 
   /** A new session: its token (for the cookie only), CSRF token, expiry and lifetime. */

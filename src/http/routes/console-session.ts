@@ -29,15 +29,24 @@ export const consoleSessionRoutes: FastifyPluginAsyncTypebox<{
       config: { public: true },
       schema: {
         tags,
-        description: 'Exchanges the operator key for a session cookie (8 hours).',
+        description:
+          'Exchanges the operator key for a session cookie (8 hours). At most 10 attempts a minute per source address (429 LOGIN_RATE_LIMITED).',
         body: Type.Object(
           { key: Type.String({ minLength: 1, maxLength: 512 }) },
           { additionalProperties: false },
         ),
-        response: { 200: SessionBody, 400: ErrorBody, 401: ErrorBody },
+        response: { 200: SessionBody, 400: ErrorBody, 401: ErrorBody, 429: ErrorBody },
       },
     },
     async (req, reply) => {
+      const wait = sessions.loginAttempt(req.ip);
+      if (wait > 0)
+        return reply
+          .code(429)
+          .header('retry-after', String(Math.ceil(wait / 1000)))
+          .send({
+            error: { code: 'LOGIN_RATE_LIMITED', message: 'too many login attempts from this address' },
+          });
       if (!operator.verify(req.body.key)) return reply.code(401).send(unauthorized);
       sessions.end(sessionToken(req));
       const s = sessions.create();

@@ -227,4 +227,50 @@ describe('the operator console in a browser, on regtest', () => {
     expect(csv).toContain(',50000000,');
     expect(csv).toContain(',20000,');
   });
+
+  it("shows the account's payments (status, fee, hash) and escrows, the operator's escrows, and revokes a device", async () => {
+    // The account's page is open (the CSV export above): its activity starts on its payments.
+    const listed = await api('GET', `/v1/accounts/${accountId}/payments?limit=20`);
+    const p = (listed.body['payments'] as { id: string; status: string; paymentHash: string }[])[0]!;
+    const row = page.locator(`.activity .payments tr[data-row="${p.id}"]`);
+    await expect.poll(() => row.textContent()).toContain(p.status);
+    expect(await row.locator('[title]').getAttribute('title')).toBe(p.paymentHash);
+    await shot('account-activity');
+
+    const payee = await api('POST', '/v1/accounts', { kind: 'agent', name: 'console e2e payee', tier: 'L1' });
+    const escrow = await api('POST', `/v1/accounts/${accountId}/escrows`, {
+      payeeAccountId: payee.body['id'],
+      amountMsat: '500',
+      condition: { type: 'approval' },
+      funding: 'account',
+    });
+    expect(escrow.status).toBe(201);
+    const escrowId = escrow.body['id'] as string;
+    await page.getByRole('tab', { name: 'escrows' }).click();
+    await expect.poll(() => page.locator(`.activity .escrows tr[data-row="${escrowId}"]`).count()).toBe(1);
+    await nav('Escrows');
+    const everyEscrow = page.locator(`.escrows tr[data-row="${escrowId}"]`);
+    await expect.poll(() => everyEscrow.textContent()).toContain(escrow.body['state'] as string);
+    await shot('escrows');
+
+    // The generator's x coordinate: a valid BIP340 device key.
+    const deviceId = '79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798';
+    const device = await api('POST', '/v1/devices', {
+      deviceId,
+      accountId: payee.body['id'],
+      name: 'e2e lamp',
+    });
+    expect(device.status).toBe(201);
+    await nav('Devices');
+    const d = page.locator(`.devices tr[data-row="${deviceId}"]`);
+    await expect.poll(() => d.textContent()).toContain('active');
+    await shot('devices');
+    await d.getByRole('button', { name: 'Revoke' }).click();
+    await expect.poll(() => d.textContent()).toContain('revoked');
+    const devices = (await api('GET', '/v1/devices')).body['devices'] as {
+      deviceId: string;
+      state: string;
+    }[];
+    expect(devices.find((x) => x.deviceId === deviceId)?.state).toBe('revoked');
+  });
 });

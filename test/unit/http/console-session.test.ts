@@ -86,4 +86,21 @@ describe('console sessions', () => {
     expect(String(out.headers['set-cookie'])).toContain('Max-Age=0');
     expect((await a.inject({ url: '/v1/node', headers: { cookie: s3.cookie } })).statusCode).toBe(401);
   });
+
+  it('limit login attempts per source address with a stable 429 code', async () => {
+    const a = await app();
+    const attempt = (k: string, remoteAddress = '10.0.0.1') =>
+      a.inject({ method: 'POST', url: '/console/api/login', payload: { key: k }, remoteAddress });
+    for (let i = 0; i < 10; i++) expect((await attempt('wrong-key')).statusCode).toBe(401);
+    // Even the right key waits: the attempts of this address are spent.
+    const limited = await attempt(key);
+    expect(limited.statusCode).toBe(429);
+    expect(limited.json()).toMatchObject({ error: { code: 'LOGIN_RATE_LIMITED' } });
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    expect(limited.headers['set-cookie']).toBeUndefined();
+    // Another address is not held back; this one gets an attempt back as time passes.
+    expect((await attempt(key, '10.0.0.2')).statusCode).toBe(200);
+    now += 6_000;
+    expect((await attempt(key)).statusCode).toBe(200);
+  });
 });
