@@ -179,6 +179,9 @@ export class Ledger implements RecordStore {
   private readonly now: () => number;
   private readonly retentionMs: number;
   private readonly requests: IdempotencyKeys;
+  /** The filling batch's promise from the group commit, and the same with failures mapped. */
+  private batchRaw: Promise<void> | undefined;
+  private batchDurable: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly store: LedgerStore,
@@ -1022,9 +1025,15 @@ export class Ledger implements RecordStore {
     const at = this.now();
     for (const r of records) writes.push({ type: 'record', key: r.key, value: r.value });
     for (const e of entries) writes.push({ type: 'journal', entry: { ...e, seq: ++this.seq, at } });
-    return this.commit.add(writes).catch((err: unknown) => {
-      throw new LedgerError(LedgerErrorCode.STORAGE_FAILED, `ledger write failed: ${(err as Error).message}`);
-    });
+    const batch = this.commit.add(writes);
+    // Every write of a batch shares its promise, and so the one that maps its failure.
+    if (batch !== this.batchRaw) {
+      this.batchRaw = batch;
+      this.batchDurable = batch.catch((err: unknown) => {
+        throw new LedgerError(LedgerErrorCode.STORAGE_FAILED, `ledger write failed: ${(err as Error).message}`);
+      });
+    }
+    return this.batchDurable;
   }
 
   /** Turns a durable batch into one change event: the accounts its transfers touched. */
