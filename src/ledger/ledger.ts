@@ -1030,7 +1030,10 @@ export class Ledger implements RecordStore {
     if (batch !== this.batchRaw) {
       this.batchRaw = batch;
       this.batchDurable = batch.catch((err: unknown) => {
-        throw new LedgerError(LedgerErrorCode.STORAGE_FAILED, `ledger write failed: ${(err as Error).message}`);
+        throw new LedgerError(
+          LedgerErrorCode.STORAGE_FAILED,
+          `ledger write failed: ${(err as Error).message}`,
+        );
       });
     }
     return this.batchDurable;
