@@ -291,6 +291,17 @@ export class Ledger implements RecordStore {
     }
   }
 
+  /**
+   * True when `ensure({ accounts })` would read nothing: each account is resident (marked used
+   * now, so it stays so for the synchronous step) or known not to exist.
+   */
+  resident(accounts: readonly string[]): boolean {
+    const now = this.now();
+    for (const id of accounts)
+      if (!this.touchAccount(id, now) && !this.missing.accounts.has(id) && !this.complete) return false;
+    return true;
+  }
+
   /** `change`: one event per durable batch that moved funds (listeners must not throw). */
   on(event: 'change', listener: (c: LedgerChange) => void): () => void;
   on(event: 'fatal', listener: (err: unknown) => void): () => void;
@@ -400,7 +411,11 @@ export class Ledger implements RecordStore {
    */
   transfer(req: TransferRequest, records: SideRecords = []): Applied<Transfer> {
     this.assertHealthy();
-    const fingerprint = `${req.debitAccountId}|${req.creditAccountId}|${req.amount}|${req.code}|${req.pending === true}`;
+    // Only a keyed transfer has a fingerprint to compare and keep.
+    const fingerprint =
+      req.idempotencyKey === undefined
+        ? ''
+        : `${req.debitAccountId}|${req.creditAccountId}|${req.amount}|${req.code}|${req.pending === true}`;
     if (req.idempotencyKey !== undefined) {
       const seen = this.keyNow(req.idempotencyKey);
       if (seen) {
