@@ -2,21 +2,33 @@
  * Internal transfers per second with durable group commit (LevelDB, fsync per batch), against a
  * baseline in the same run: the same transfers awaited one by one (one fsync each).
  *
- *   npm run bench:ledger [-- --transfers 200000 --accounts 1000 --inflight 20000]
+ *   npm run bench:ledger [-- --transfers 200000 --accounts 1000 --inflight 20000 --only service]
+ *
+ * The gateway's modules are the compiled ones from dist/ (the npm script builds them first), as
+ * `npm start` runs them: under tsx, its keep-names wrappers cost CPU per call that compiled code
+ * does not pay. `--only grouped|one-by-one|service` runs one variant (for profiling:
+ * `node --cpu-prof --import tsx bench/ledger-transfers.ts --only service`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { DEFAULTS } from '../src/config/load.js';
-import { msat } from '../src/domain/msat.js';
-import { Ledger } from '../src/ledger/ledger.js';
-import { openAccounts } from '../src/main.js';
-import { tierPolicy } from '../src/policy/tiers.js';
-import { openDatabase } from '../src/storage/level-db.js';
-import { LevelLedgerStore } from '../src/storage/level-ledger-store.js';
+import type { Ledger } from '../src/ledger/ledger.js';
 import { FakeLightning } from '../test/support/fake-lightning.js';
+
+const compiled = <T>(path: string): Promise<T> =>
+  import(new URL(`../dist/${path}`, import.meta.url).href) as Promise<T>;
+const { DEFAULTS } = await compiled<typeof import('../src/config/load.js')>('config/load.js');
+const { msat } = await compiled<typeof import('../src/domain/msat.js')>('domain/msat.js');
+const { Ledger: CompiledLedger } =
+  await compiled<typeof import('../src/ledger/ledger.js')>('ledger/ledger.js');
+const { openAccounts } = await compiled<typeof import('../src/main.js')>('main.js');
+const { tierPolicy } = await compiled<typeof import('../src/policy/tiers.js')>('policy/tiers.js');
+const { openDatabase } = await compiled<typeof import('../src/storage/level-db.js')>('storage/level-db.js');
+const { LevelLedgerStore } = await compiled<typeof import('../src/storage/level-ledger-store.js')>(
+  'storage/level-ledger-store.js',
+);
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +36,7 @@ const { values } = parseArgs({
     accounts: { type: 'string', default: '1000' },
     inflight: { type: 'string', default: '20000' },
     baseline: { type: 'string', default: '2000' },
+    only: { type: 'string' },
   },
 });
 const N = Number(values.transfers);
@@ -34,7 +47,7 @@ const BASELINE = Number(values.baseline);
 async function withLedger<T>(fn: (ledger: Ledger) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'coulomb-bench-'));
   const db = await openDatabase(dir);
-  const ledger = await Ledger.open(new LevelLedgerStore(db));
+  const ledger = await CompiledLedger.open(new LevelLedgerStore(db));
   try {
     return await fn(ledger);
   } finally {
@@ -64,10 +77,11 @@ const pick = (ids: string[], i: number): [string, string] => [
   ids[(i * 7 + 1) % ids.length]!,
 ];
 
-async function grouped(): Promise<{ perSec: number; batches: number }> {
+async function grouped(): Promise<{ perSec: number; batches: number; cpuUsPerOp: number }> {
   return withLedger(async (ledger) => {
     const ids = await setup(ledger);
     const before = ledger.batchesWritten;
+    const cpu = process.cpuUsage();
     const start = process.hrtime.bigint();
     for (let done = 0; done < N; done += INFLIGHT) {
       const wave: Promise<void>[] = [];
@@ -85,7 +99,12 @@ async function grouped(): Promise<{ perSec: number; batches: number }> {
       await Promise.all(wave);
     }
     const secs = Number(process.hrtime.bigint() - start) / 1e9;
-    return { perSec: N / secs, batches: ledger.batchesWritten - before };
+    const used = process.cpuUsage(cpu);
+    return {
+      perSec: N / secs,
+      batches: ledger.batchesWritten - before,
+      cpuUsPerOp: (used.user + used.system) / N,
+    };
   });
 }
 
@@ -107,7 +126,7 @@ async function oneByOne(): Promise<number> {
 }
 
 /** The same through the payments service: policy check, audit record and transfer per call. */
-async function throughService(): Promise<number> {
+async function throughService(): Promise<{ perSec: number; cpuUsPerOp: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'coulomb-bench-svc-'));
   const stack = await openAccounts(
     { ...DEFAULTS, dataDir: dir },
@@ -126,6 +145,7 @@ async function throughService(): Promise<number> {
     });
   await Promise.all(ids.map((id) => s.policies.set(id, tierPolicy('L3'))));
   const n = Math.min(N, 100_000);
+  const cpu = process.cpuUsage();
   const start = process.hrtime.bigint();
   for (let done = 0; done < n; done += INFLIGHT) {
     const wave: Promise<unknown>[] = [];
@@ -136,24 +156,52 @@ async function throughService(): Promise<number> {
     await Promise.all(wave);
   }
   const perSec = n / (Number(process.hrtime.bigint() - start) / 1e9);
+  const used = process.cpuUsage(cpu);
   await stack.close();
   rmSync(dir, { recursive: true, force: true });
-  return perSec;
+  return { perSec, cpuUsPerOp: (used.user + used.system) / n };
 }
 
-const base = await oneByOne();
-const group = await grouped();
-const svc = await throughService();
-console.log(
-  JSON.stringify({
-    transfers: N,
-    accounts: A,
-    inflight: INFLIGHT,
-    groupCommitPerSec: Math.round(group.perSec),
-    batches: group.batches,
-    transfersPerBatch: Math.round(N / group.batches),
-    oneFsyncEachPerSec: Math.round(base),
-    ratio: Number((group.perSec / base).toFixed(1)),
-    viaPaymentsServicePerSec: Math.round(svc),
-  }),
-);
+const only = values.only;
+const us = (x: number): number => Number(x.toFixed(1));
+if (only === 'grouped') {
+  const group = await grouped();
+  console.log(
+    JSON.stringify({
+      transfers: N,
+      groupCommitPerSec: Math.round(group.perSec),
+      groupCommitCpuUsPerOp: us(group.cpuUsPerOp),
+      batches: group.batches,
+    }),
+  );
+} else if (only === 'one-by-one') {
+  console.log(JSON.stringify({ transfers: BASELINE, oneFsyncEachPerSec: Math.round(await oneByOne()) }));
+} else if (only === 'service') {
+  const svc = await throughService();
+  console.log(
+    JSON.stringify({
+      transfers: Math.min(N, 100_000),
+      viaPaymentsServicePerSec: Math.round(svc.perSec),
+      viaPaymentsServiceCpuUsPerOp: us(svc.cpuUsPerOp),
+    }),
+  );
+} else {
+  const base = await oneByOne();
+  const group = await grouped();
+  const svc = await throughService();
+  console.log(
+    JSON.stringify({
+      transfers: N,
+      accounts: A,
+      inflight: INFLIGHT,
+      groupCommitPerSec: Math.round(group.perSec),
+      groupCommitCpuUsPerOp: us(group.cpuUsPerOp),
+      batches: group.batches,
+      transfersPerBatch: Math.round(N / group.batches),
+      oneFsyncEachPerSec: Math.round(base),
+      ratio: Number((group.perSec / base).toFixed(1)),
+      viaPaymentsServicePerSec: Math.round(svc.perSec),
+      viaPaymentsServiceCpuUsPerOp: us(svc.cpuUsPerOp),
+    }),
+  );
+}

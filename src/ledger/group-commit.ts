@@ -5,10 +5,33 @@ import type { LedgerWrite } from './store.js';
  * written (and fsync'd), the next one fills up. Several updates of the same account or transfer
  * in one batch collapse into the last one.
  */
+/** One batch's outcome, shared by every write queued into it. */
+interface BatchWaiters {
+  done: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function batchWaiters(): BatchWaiters {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { done, resolve, reject };
+}
+
 export class GroupCommit {
-  private keyed = new Map<string, LedgerWrite>();
+  /** The latest write of each account and transfer queued for the next batch (by id). */
+  private accounts = new Map<string, LedgerWrite & { type: 'account' }>();
+  private transfers = new Map<string, LedgerWrite & { type: 'transfer' }>();
   private appended: LedgerWrite[] = [];
-  private waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  /**
+   * The next batch's promise, created by its first `add`: every add of the batch gets the same
+   * one (they all resolve or fail together), so queuing a write allocates no promise of its own.
+   */
+  private waiters: BatchWaiters | undefined;
   private scheduled = false;
   private writing = false;
   private idle: (() => void)[] = [];
@@ -35,27 +58,25 @@ export class GroupCommit {
     return this.batches + (this.writing ? 2 : 1);
   }
 
-  /** Queues writes; resolves once they are durable. */
+  /**
+   * Queues writes; resolves once they are durable (the promise is the batch's, shared by every
+   * write queued into it).
+   */
   add(writes: LedgerWrite[]): Promise<void> {
     // After a failed batch, later batches must not land without it: refuse everything.
     if (this.failed !== undefined) return Promise.reject(this.failed);
-    // Copy now: the in-memory objects keep changing, and a batch must hold exactly the state
-    // as of its last operation, never a later operation's effect without that operation's records.
+    // Accounts and transfers are copied when the batch is taken (see `flush`), not here: the
+    // in-memory objects keep changing, and a batch holds exactly their state as of its last
+    // operation — every change is applied and queued in one synchronous step, so that state is
+    // the one at the moment the batch is taken. One copy per item and batch, not per write.
     for (const w of writes) {
-      if (w.type === 'account')
-        this.keyed.set(
-          `a:${w.account.id}`,
-          w.spend
-            ? { type: 'account', account: { ...w.account }, spend: w.spend }
-            : { type: 'account', account: { ...w.account } },
-        );
-      else if (w.type === 'transfer')
-        this.keyed.set(`t:${w.transfer.id}`, { type: 'transfer', transfer: { ...w.transfer } });
+      if (w.type === 'account') this.accounts.set(w.account.id, w);
+      else if (w.type === 'transfer') this.transfers.set(w.transfer.id, w);
       else this.appended.push(w);
     }
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    const waiters = (this.waiters ??= batchWaiters());
     this.schedule();
-    return done;
+    return waiters.done;
   }
 
   /**
@@ -83,13 +104,13 @@ export class GroupCommit {
 
   /** Resolves when nothing is queued or being written (for shutdown). */
   drain(): Promise<void> {
-    if (!this.writing && !this.scheduled && this.waiters.length === 0) return Promise.resolve();
+    if (!this.writing && !this.scheduled && this.waiters === undefined) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
   }
 
   /** Resolves once everything queued so far is durable, even while new writes keep coming. */
   barrier(): Promise<void> {
-    if (!this.writing && this.waiters.length === 0) return Promise.resolve();
+    if (!this.writing && this.waiters === undefined) return Promise.resolve();
     return this.add([]);
   }
 
@@ -107,28 +128,43 @@ export class GroupCommit {
       }
       this.preparing = false;
     }
-    if (this.waiters.length === 0) return this.settleIdle();
-    const writes = [...this.keyed.values(), ...this.appended];
     const waiters = this.waiters;
-    this.keyed = new Map();
+    if (waiters === undefined) return this.settleIdle();
+    const writes: LedgerWrite[] = [];
+    for (const w of this.accounts.values())
+      writes.push(
+        w.spend
+          ? { type: 'account', account: { ...w.account }, spend: w.spend }
+          : { type: 'account', account: { ...w.account } },
+      );
+    for (const w of this.transfers.values()) writes.push({ type: 'transfer', transfer: { ...w.transfer } });
+    for (const w of this.appended) writes.push(w);
+    this.accounts = new Map();
+    this.transfers = new Map();
     this.appended = [];
-    this.waiters = [];
+    this.waiters = undefined;
     this.writing = true;
     try {
       if (writes.length > 0) await this.write(writes);
       this.batches += 1;
       if (writes.length > 0) this.committed(writes);
-      for (const w of waiters) w.resolve();
+      waiters.resolve();
     } catch (err) {
       this.failed = err;
-      for (const w of [...waiters, ...this.waiters]) w.reject(err);
-      this.waiters = [];
+      waiters.reject(err);
+      this.queued()?.reject(err);
+      this.waiters = undefined;
       this.onFailure(err);
     } finally {
       this.writing = false;
     }
-    if (this.waiters.length > 0 || this.wanted) return this.flush();
+    if (this.queued() !== undefined || this.wanted) return this.flush();
     this.settleIdle();
+  }
+
+  /** The next batch's waiters (read again after an await: writes queued meanwhile created them). */
+  private queued(): BatchWaiters | undefined {
+    return this.waiters;
   }
 
   private committed(writes: LedgerWrite[]): void {

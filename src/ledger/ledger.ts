@@ -179,6 +179,9 @@ export class Ledger implements RecordStore {
   private readonly now: () => number;
   private readonly retentionMs: number;
   private readonly requests: IdempotencyKeys;
+  /** The filling batch's promise from the group commit, and the same with failures mapped. */
+  private batchRaw: Promise<void> | undefined;
+  private batchDurable: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly store: LedgerStore,
@@ -286,6 +289,17 @@ export class Ledger implements RecordStore {
         });
       }
     }
+  }
+
+  /**
+   * True when `ensure({ accounts })` would read nothing: each account is resident (marked used
+   * now, so it stays so for the synchronous step) or known not to exist.
+   */
+  resident(accounts: readonly string[]): boolean {
+    const now = this.now();
+    for (const id of accounts)
+      if (!this.touchAccount(id, now) && !this.missing.accounts.has(id) && !this.complete) return false;
+    return true;
   }
 
   /** `change`: one event per durable batch that moved funds (listeners must not throw). */
@@ -397,7 +411,11 @@ export class Ledger implements RecordStore {
    */
   transfer(req: TransferRequest, records: SideRecords = []): Applied<Transfer> {
     this.assertHealthy();
-    const fingerprint = `${req.debitAccountId}|${req.creditAccountId}|${req.amount}|${req.code}|${req.pending === true}`;
+    // Only a keyed transfer has a fingerprint to compare and keep.
+    const fingerprint =
+      req.idempotencyKey === undefined
+        ? ''
+        : `${req.debitAccountId}|${req.creditAccountId}|${req.amount}|${req.code}|${req.pending === true}`;
     if (req.idempotencyKey !== undefined) {
       const seen = this.keyNow(req.idempotencyKey);
       if (seen) {
@@ -1022,9 +1040,18 @@ export class Ledger implements RecordStore {
     const at = this.now();
     for (const r of records) writes.push({ type: 'record', key: r.key, value: r.value });
     for (const e of entries) writes.push({ type: 'journal', entry: { ...e, seq: ++this.seq, at } });
-    return this.commit.add(writes).catch((err: unknown) => {
-      throw new LedgerError(LedgerErrorCode.STORAGE_FAILED, `ledger write failed: ${(err as Error).message}`);
-    });
+    const batch = this.commit.add(writes);
+    // Every write of a batch shares its promise, and so the one that maps its failure.
+    if (batch !== this.batchRaw) {
+      this.batchRaw = batch;
+      this.batchDurable = batch.catch((err: unknown) => {
+        throw new LedgerError(
+          LedgerErrorCode.STORAGE_FAILED,
+          `ledger write failed: ${(err as Error).message}`,
+        );
+      });
+    }
+    return this.batchDurable;
   }
 
   /** Turns a durable batch into one change event: the accounts its transfers touched. */

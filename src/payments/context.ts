@@ -37,6 +37,15 @@ export class PaymentsContext {
   }
 
   /**
+   * True when `prepare(accounts)` would read nothing: the accounts and their policies are resident
+   * (marked used now, so they stay so) or known not to exist. The synchronous step may then run
+   * at once, without awaiting `prepare`.
+   */
+  ready(accounts: readonly string[]): boolean {
+    return this.ledger.resident(accounts) && this.policies.resident(accounts);
+  }
+
+  /**
    * Evaluates the account's policy and audits the decision. With `auditInto`, an allowing
    * decision's audit record is appended there for the caller to commit with what it allows (see
    * `AuditLog.record`); every other decision is written at once.

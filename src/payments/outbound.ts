@@ -207,13 +207,16 @@ export class Outbound extends PaymentsPart {
   }
 
   /** Moves funds between two accounts of this gateway, within the payer's policy. */
-  async transfer(
+  transfer(
     fromAccountId: string,
     toAccountId: string,
     amount: Msat,
     memo: string,
     idempotencyKey?: string,
   ): Promise<{ transferId: string; replayed: boolean }> {
+    // Without a key there is nothing to look up first: the same step, without the idempotency
+    // rule's objects (the hot path of internal payments).
+    if (idempotencyKey === undefined) return this.transferUnkeyed(fromAccountId, toAccountId, amount, memo);
     return this.ledger.idempotent(
       {
         accountId: fromAccountId,
@@ -223,11 +226,11 @@ export class Outbound extends PaymentsPart {
       },
       async (records) => {
         // A transfer made before this rule is known by the ledger's own key only.
-        const ledgerKey = idempotencyKey ? `transfer:${fromAccountId}:${idempotencyKey}` : undefined;
-        const earlier = ledgerKey ? await this.ledger.findByIdempotencyKey(ledgerKey) : undefined;
-        await this.ctx.prepare([fromAccountId, toAccountId], ledgerKey ? [ledgerKey] : []);
-        this.assertCreditable(toAccountId);
+        const ledgerKey = `transfer:${fromAccountId}:${idempotencyKey}`;
+        const earlier = await this.ledger.findByIdempotencyKey(ledgerKey);
+        await this.ctx.prepare([fromAccountId, toAccountId], [ledgerKey]);
         if (earlier) {
+          this.assertCreditable(toAccountId);
           if (earlier.creditAccountId !== toAccountId || earlier.amount !== amount)
             throw new PaymentError(
               PaymentErrorCode.IDEMPOTENCY_CONFLICT,
@@ -235,41 +238,86 @@ export class Outbound extends PaymentsPart {
             );
           return { transferId: earlier.id, replayed: true };
         }
-        // An allowing decision's audit record is committed with the transfer it allows.
-        const audit: SideRecords = [];
-        const decision = this.decide(
-          fromAccountId,
-          {
-            kind: 'internal_transfer',
-            amountMsat: amount,
-            feeLimitMsat: msat(0),
-            payee: { accountId: toAccountId },
-          },
-          false,
-          undefined,
-          audit,
-        );
-        // Approvals exist for Lightning payments only; here "needs approval" is a refusal.
-        if (decision.outcome !== 'allow') this.deny(decision);
-        const id = randomUUID();
-        const applied = this.ctx.withAudit(audit, () =>
-          this.ledger.transfer(
-            {
-              id,
-              debitAccountId: fromAccountId,
-              creditAccountId: toAccountId,
-              amount,
-              code: 'transfer',
-              memo,
-              ...(ledgerKey ? { idempotencyKey: ledgerKey } : {}),
-            },
-            [...records(id), ...audit],
-          ),
-        );
+        const applied = this.transferStep(fromAccountId, toAccountId, amount, memo, ledgerKey, records);
         await applied.durable;
         return { transferId: applied.value.id, replayed: applied.replayed };
       },
       (transferId) => ({ transferId, replayed: true }),
+    );
+  }
+
+  /**
+   * A transfer without an idempotency key: the synchronous step right away when what it reads is
+   * resident (see `PaymentsContext.ready`), else once it is; resolves once durable.
+   */
+  private transferUnkeyed(
+    fromAccountId: string,
+    toAccountId: string,
+    amount: Msat,
+    memo: string,
+  ): Promise<{ transferId: string; replayed: boolean }> {
+    const step = (): Promise<{ transferId: string; replayed: boolean }> => {
+      const applied = this.transferStep(fromAccountId, toAccountId, amount, memo, undefined, undefined);
+      const result = { transferId: applied.value.id, replayed: applied.replayed };
+      return applied.durable.then(() => result);
+    };
+    const accounts = [fromAccountId, toAccountId];
+    if (this.ctx.ready(accounts)) {
+      try {
+        return step();
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    return this.ctx.prepare(accounts).then(step);
+  }
+
+  /**
+   * The synchronous check-and-transfer of `transfer` (its accounts and policy resident): the
+   * payee may be credited, the payer's policy allows it (audited in the transfer's batch), and
+   * the ledger moves the funds.
+   */
+  private transferStep(
+    fromAccountId: string,
+    toAccountId: string,
+    amount: Msat,
+    memo: string,
+    ledgerKey: string | undefined,
+    records: ((ref: string) => SideRecords) | undefined,
+  ): Applied<Transfer> {
+    this.assertCreditable(toAccountId);
+    // An allowing decision's audit record is committed with the transfer it allows.
+    const audit: SideRecords = [];
+    const decision = this.decide(
+      fromAccountId,
+      {
+        kind: 'internal_transfer',
+        amountMsat: amount,
+        feeLimitMsat: msat(0),
+        payee: { accountId: toAccountId },
+      },
+      false,
+      undefined,
+      audit,
+    );
+    // Approvals exist for Lightning payments only; here "needs approval" is a refusal.
+    if (decision.outcome !== 'allow') this.deny(decision);
+    const id = randomUUID();
+    // The audit record alone is written on its own if the step fails; the key's records never are.
+    const side = records ? [...records(id), ...audit] : audit;
+    return this.ctx.withAudit(audit, () =>
+      this.ledger.transfer(
+        {
+          id,
+          debitAccountId: fromAccountId,
+          creditAccountId: toAccountId,
+          amount,
+          code: 'transfer',
+          memo,
+          ...(ledgerKey ? { idempotencyKey: ledgerKey } : {}),
+        },
+        side,
+      ),
     );
   }
 

@@ -98,6 +98,7 @@ export class AuditLog {
     paymentId?: string,
     into?: { key: string; value: string | null }[],
   ): AuditEntry {
+    // Optional fields assigned, not spread (no intermediate objects; same field order).
     const entry: AuditEntry = {
       id: randomUUID(),
       at,
@@ -106,10 +107,10 @@ export class AuditLog {
       argsHash: argsHash(req),
       outcome: decision.outcome,
       rules: decision.evaluated,
-      ...(decision.code ? { code: decision.code } : {}),
-      ...(decision.reason ? { reason: decision.reason } : {}),
-      ...(paymentId ? { paymentId } : {}),
     };
+    if (decision.code) entry.code = decision.code;
+    if (decision.reason) entry.reason = decision.reason;
+    if (paymentId) entry.paymentId = paymentId;
     const record = { key: `${PREFIX}${accountId}!${pad(at)}!${entry.id}`, value: JSON.stringify(entry) };
     if (into && decision.outcome === 'allow') into.push(record);
     else this.write([record]);

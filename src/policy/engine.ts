@@ -24,6 +24,23 @@ const deny = (code: DenialCode, reason: string, retryAfterMs?: number): Verdict 
   ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
 });
 
+/** The result of a rule that allows: one frozen object per rule type, shared by every decision. */
+const allowedResults = new Map<PolicyRule['type'], RuleResult>();
+function allowedBy(rule: PolicyRule['type']): RuleResult {
+  let r = allowedResults.get(rule);
+  if (r === undefined) {
+    r = Object.freeze({ rule, outcome: 'allow' as const });
+    allowedResults.set(rule, r);
+  }
+  return r;
+}
+
+const resultOf = (rule: PolicyRule['type'], v: Verdict): RuleResult => ({
+  rule,
+  outcome: v.outcome,
+  ...(v.reason ? { reason: v.reason } : {}),
+});
+
 function matchesPayee(
   list: { pubkeys?: string[]; domains?: string[] },
   payee: SpendRequest['payee'],
@@ -124,7 +141,7 @@ export function evaluate(policy: Policy | undefined, req: SpendRequest, ctx: Spe
   let approval: Verdict | undefined;
   for (const rule of policy.rules) {
     const v = evaluateRule(rule, req, ctx);
-    evaluated.push({ rule: rule.type, outcome: v.outcome, ...(v.reason ? { reason: v.reason } : {}) });
+    evaluated.push(v === allow ? allowedBy(rule.type) : resultOf(rule.type, v));
     if (v.outcome === 'deny')
       return {
         outcome: 'deny',

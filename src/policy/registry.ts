@@ -85,6 +85,12 @@ export class PolicyRegistry {
     await Promise.all(ids.map((id) => (this.policies.get(id) !== undefined ? undefined : this.read(id))));
   }
 
+  /** True when the policies of these accounts are resident (`ensure` would read nothing). */
+  resident(accountIds: readonly string[]): boolean {
+    for (const id of accountIds) if (this.policies.get(id) === undefined) return false;
+    return true;
+  }
+
   /**
    * The account's policy from memory (undefined: the account has none). Throws
    * `POLICY_NOT_LOADED` when it is not resident: call `ensure` first.
