@@ -20,8 +20,11 @@ export function lockCaveats(service: string, className: string | undefined, pric
 
 /**
  * The locked terms in a macaroon's caveats for `service`: none, one (a price, and maybe a
- * class, each once or repeated identically), or 'conflict': a caveat a holder appends can never
- * change what the minted one says.
+ * class), or 'conflict'. Only the minted part of the macaroon can lock terms: the gate mints the
+ * lock caveats before the service's `_valid_until` caveat, and anything after the first of those
+ * was appended by a holder (who can add caveats, never remove them). An appended lock caveat
+ * must repeat a minted one exactly; one that is new (a price lock on a credential minted without
+ * one, a class on a price-only credential) or different is a 'conflict'.
  */
 export function lockedPriorityOf(
   caveats: readonly string[],
@@ -29,16 +32,19 @@ export function lockedPriorityOf(
 ): LockedPriority | undefined | 'conflict' {
   let cls: string | undefined;
   let price: string | undefined;
+  let minted = true;
   for (const c of caveats) {
     const eq = c.indexOf('=');
     if (eq < 0) continue;
     const key = c.slice(0, eq).trim();
     const value = c.slice(eq + 1).trim();
-    if (key === `${service}_priority`) {
-      if (cls !== undefined && cls !== value) return 'conflict';
+    if (key === `${service}_valid_until`) {
+      minted = false;
+    } else if (key === `${service}_priority`) {
+      if (minted ? cls !== undefined && cls !== value : cls !== value) return 'conflict';
       cls = value;
     } else if (key === `${service}_price_msat`) {
-      if (price !== undefined && price !== value) return 'conflict';
+      if (minted ? price !== undefined && price !== value : price !== value) return 'conflict';
       price = value;
     }
   }

@@ -188,6 +188,31 @@ describe('priority pricing on the proxy', () => {
     }
   });
 
+  it('refuses a credential minted without a lock whose holder appended a price or a class', async () => {
+    for (const [path, service] of [
+      ['/p/x', 'p'],
+      ['/plain/x', 'plain'],
+    ] as const) {
+      const c = await challenged(path);
+      const mac = decodeV2(Buffer.from(c.macaroon, 'base64'));
+      const preimage = c.header.split(':')[1]!;
+      for (const appended of [
+        [`${service}_price_msat=0`],
+        [`${service}_priority=urgent`, `${service}_price_msat=1`],
+      ]) {
+        let signature = mac.signature;
+        for (const caveat of appended) signature = createHmac('sha256', signature).update(caveat).digest();
+        const forged = encodeV2({ ...mac, caveats: [...mac.caveats, ...appended], signature }).toString(
+          'base64',
+        );
+        const r = await challenged(path, { authorization: `L402 ${forged}:${preimage}` });
+        expect(r.status).toBe(402);
+      }
+      // The credential as minted is still served.
+      expect((await fetch(`${url}${path}`, { headers: { authorization: c.header } })).status).toBe(200);
+    }
+  });
+
   it('asks a plain credential for a priority credential; refuses unknown classes with 400', async () => {
     const plain = await challenged('/p/x');
     expect(plain.invoiceMsat).toBe(10_000n);
