@@ -58,7 +58,9 @@ export function offerFor(
   const d = dynamicPrice(service, inFlight, now);
   if (!d) return undefined;
   return {
-    creditMsat: service.credit,
+    // Never less than one request at the locked price: a credential that cannot pay for its
+    // first request would answer every request with a new 402 for the same too-small credit.
+    creditMsat: d.priceMsat > service.credit ? d.priceMsat : service.credit,
     caveats: lockCaveats(service.name, undefined, d.priceMsat),
     body: { price: dynamicView(d) },
   };

@@ -4,6 +4,7 @@ import { L402Authority } from '../../../../src/l402/authority.js';
 import { L402Gate } from '../../../../src/l402/gate.js';
 import { decodeV2 } from '../../../../src/l402/macaroon.js';
 import { parseProxyConfig } from '../../../../src/proxy/config.js';
+import { offerFor } from '../../../../src/proxy/pricing/offer.js';
 import { compileRules, windowFactorBps, loadFactorBps } from '../../../../src/proxy/pricing/rules.js';
 import { createProxy } from '../../../../src/proxy/server.js';
 import { paymentsFixture, silentLog } from '../../../support/payments-fixture.js';
@@ -69,6 +70,28 @@ describe('dynamic price rules (fake clock)', () => {
         ],
       }),
     ).toThrow(/fromUtc/);
+  });
+});
+
+describe('dynamic price rules in a challenge', () => {
+  it('sells at least one request at the locked price when the rules lift it above the credit', () => {
+    const { services } = parseProxyConfig({
+      services: [
+        {
+          name: 'dear',
+          pathPrefix: '/dear/',
+          upstream: 'http://127.0.0.1:9/',
+          mode: 'paid',
+          pricePerRequestMsat: '4000',
+          creditMsat: '10000',
+          priceRules: { windows: [{ fromUtc: '18:00', toUtc: '22:00', multiplierBps: 30_000 }] },
+        },
+      ],
+    });
+    const quiet = offerFor(services[0]!, undefined, 0, at('03:00'));
+    const dear = offerFor(services[0]!, undefined, 0, at('19:00'));
+    expect(quiet).toMatchObject({ creditMsat: 10_000n, caveats: ['dear_price_msat=4000'] });
+    expect(dear).toMatchObject({ creditMsat: 12_000n, caveats: ['dear_price_msat=12000'] });
   });
 });
 
