@@ -101,7 +101,7 @@ export function tierOf(routing: Routing, balance: bigint): RoutingTier | undefin
 
 /** What routing decided for one request. */
 export type RouteDecision =
-  /** No payer account (paid over Lightning), or no `model` to route: served as asked. */
+  /** No payer account (paid over Lightning), or no `model` to route (above the last tier): served as asked. */
   | { kind: 'unrouted' }
   | { kind: 'served'; tier: string; requested: string; served: string }
   | { kind: 'refused'; lastTier: string; minBalanceMsat: Msat };
@@ -186,12 +186,17 @@ export class BudgetRouter {
     credential: { accountId: string; paymentHash?: string },
     body: Record<string, unknown>,
   ): Promise<RouteDecision> {
-    const requested = body['model'];
-    if (typeof requested !== 'string') return { kind: 'unrouted' };
     const payer = await this.payerOf(credential.accountId, credential.paymentHash);
     if (payer === undefined) return { kind: 'unrouted' };
     const balance = await this.deps.availableOf(payer);
     if (balance === undefined) return { kind: 'unrouted' };
+    const requested = body['model'];
+    if (typeof requested !== 'string') {
+      // No model to map (the service's '*' price may still serve it): the payer's tier still
+      // holds — below the last one it is refused like any other request.
+      const d = decide(routing, balance, '');
+      return d.kind === 'refused' ? d : { kind: 'unrouted' };
+    }
     const d = decide(routing, balance, requested);
     if (d.kind === 'served' && d.served !== requested) body['model'] = d.served;
     return d;

@@ -211,6 +211,11 @@ describe('BudgetRouter', () => {
     expect(again['model']).toBe('strong');
     balances.set('agent', 0n);
     expect(await router.route(r, cred, { model: 'small' })).toMatchObject({ kind: 'refused' });
+    // Without a model (or with a non-string one) below the last tier: refused too, not unrouted.
+    expect(await router.route(r, cred, {})).toMatchObject({ kind: 'refused' });
+    expect(await router.route(r, cred, { model: 7 })).toMatchObject({ kind: 'refused' });
+    balances.set('agent', 2_000_000n);
+    expect(await router.route(r, cred, {})).toEqual({ kind: 'unrouted' });
     expect(payerReads).toEqual(['h-internal']);
 
     // Paid over Lightning: no payer account, served as asked (and remembered as such).
