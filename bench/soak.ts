@@ -56,6 +56,9 @@ interface Measure {
   startSeconds: number;
   rssMb: number;
   heapUsedMb: number;
+  /** The resident set's anonymous part (heap, native allocations) and file-backed part (mmap). */
+  rssAnonMb: number;
+  rssFileMb: number;
   /** The machine's 1-minute load average when the start began (other processes slow a start down). */
   loadAvg: number;
 }
@@ -135,7 +138,10 @@ async function measure(node: NodeStatus, label: string, dir: string): Promise<Me
     if (Date.now() > deadline) throw new Error('the memory probe did not answer');
     await sleep(50);
   }
-  const mem = JSON.parse(readFileSync(probeFile, 'utf8')) as NodeJS.MemoryUsage;
+  const mem = JSON.parse(readFileSync(probeFile, 'utf8')) as NodeJS.MemoryUsage & {
+    rssAnon: number;
+    rssFile: number;
+  };
   child.kill('SIGTERM');
   const code = await Promise.race([exited, sleep(30_000).then(() => 'timeout' as const)]);
   if (code === 'timeout') child.kill('SIGKILL');
@@ -146,6 +152,8 @@ async function measure(node: NodeStatus, label: string, dir: string): Promise<Me
     startSeconds: Number(startSeconds.toFixed(2)),
     rssMb: mb(mem.rss),
     heapUsedMb: mb(mem.heapUsed),
+    rssAnonMb: mb(mem.rssAnon),
+    rssFileMb: mb(mem.rssFile),
     loadAvg,
   };
 }
@@ -158,7 +166,7 @@ async function main(): Promise<void> {
 
   const empty = await measure(alice, 'empty', dataDir);
   console.error(
-    `empty store: start ${empty.startSeconds} s, RSS after GC ${empty.rssMb} MB (load ${empty.loadAvg})`,
+    `empty store: start ${empty.startSeconds} s, RSS after GC ${empty.rssMb} MB (anonymous ${empty.rssAnonMb}, file-backed ${empty.rssFileMb}; load ${empty.loadAvg})`,
   );
 
   const t0 = process.hrtime.bigint();
@@ -172,7 +180,7 @@ async function main(): Promise<void> {
 
   const full = await measure(alice, 'full', fullDir);
   console.error(
-    `full store:  start ${full.startSeconds} s, RSS after GC ${full.rssMb} MB (load ${full.loadAvg})`,
+    `full store:  start ${full.startSeconds} s, RSS after GC ${full.rssMb} MB (anonymous ${full.rssAnonMb}, file-backed ${full.rssFileMb}; load ${full.loadAvg})`,
   );
 
   const rssRatio = Number((full.rssMb / empty.rssMb).toFixed(2));
