@@ -821,6 +821,11 @@ export class Ledger implements RecordStore {
     return this.store.listRecords(prefix, options);
   }
 
+  /** Compacts a live index of side records (see `LedgerStore.compactRecords`). */
+  async compactRecords(prefix: string): Promise<void> {
+    await this.store.compactRecords?.(prefix);
+  }
+
   /**
    * Registers a function run at the start of a group-commit batch asked for with `wantCommit`:
    * operations it makes (e.g. the sum of many small charges as one transfer) join that batch.

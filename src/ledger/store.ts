@@ -103,5 +103,12 @@ export interface LedgerStore {
     prefix: string,
     options?: { limit?: number; reverse?: boolean; after?: string },
   ): Promise<StoredRecord[]>;
+  /**
+   * Reclaims what deleted side records under `prefix` left behind, for an index of live things
+   * with churn (entries written, then deleted when final): an LSM store keeps a deletion marker
+   * per deleted key until a compaction reaches it, and a scan of the index walks every marker.
+   * Optional: a store without such markers has nothing to do.
+   */
+  compactRecords?(prefix: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -37,6 +37,9 @@ export interface PaymentsOptions {
  * (`outbound.ts`), receiving and crediting (`inbound.ts`), approvals (`approvals.ts`),
  * reconciliation with LND (`reconciliation.ts`), over the payment store (`payment-store.ts`).
  */
+/** How often the live indexes are compacted while the gateway runs. */
+const COMPACT_INTERVAL_MS = 600_000;
+
 export class PaymentsService {
   private readonly ctx: PaymentsContext;
   private readonly store: PaymentStore;
@@ -83,6 +86,7 @@ export class PaymentsService {
         }).durable;
       }
     }
+    await this.compactLiveIndexes();
     // Live payments and open approvals only: final ones stay on disk, read when asked.
     await this.store.load();
     // Invoice records stay on disk: nothing of them is loaded (older stores are indexed once).
@@ -108,6 +112,18 @@ export class PaymentsService {
     };
     every(this.reconcileIntervalMs, () => this.reconcile({ full: false }));
     every(1000, () => this.expireApprovals());
+    every(COMPACT_INTERVAL_MS, () => this.compactLiveIndexes());
+  }
+
+  /**
+   * The indexes of live things that start-up and reconciliation scan (open payments and
+   * approvals, unexpired invoices, open challenges, cancel intents) lose an entry whenever one
+   * becomes final: compacted at start and every ten minutes, so their scans stay as long as what is live,
+   * not as long as what happened since the last compaction.
+   */
+  private async compactLiveIndexes(): Promise<void> {
+    for (const prefix of ['payopen!', 'appropen!', 'invexp!', 'invexpc!', keys.cancelIntent('')])
+      await this.ledger.compactRecords(prefix);
   }
 
   stop(): void {

@@ -76,6 +76,9 @@ export class LevelLedgerStore implements LedgerStore {
 
   /** Only what is live: the pending transfers (`tp!` index) and the seq. No history is read. */
   async load(): Promise<LedgerSnapshot> {
+    // Every posted transfer deleted its `tp!` entry: compact that range first, so the scan
+    // below reads the live entries, not the deletion markers of all the transfers since.
+    await this.db.compactRange('tp!', 'tp"');
     const ids: string[] = [];
     for await (const k of this.db.keys({ gt: 'tp!', lt: 'tp"' })) ids.push(k.slice(3));
     const pending = (await this.getTransfers(ids)).filter(
@@ -248,9 +251,18 @@ export class LevelLedgerStore implements LedgerStore {
     return out;
   }
 
+  async compactRecords(prefix: string): Promise<void> {
+    await this.db.compactRange(`r!${prefix}`, `r!${prefix}\uffff`);
+  }
+
   async close(): Promise<void> {
     // The root database is owned and closed by whoever opened it.
   }
+}
+
+/** classic-level's manual compaction. */
+interface Compactable {
+  compactRange(start: string, end: string): Promise<void>;
 }
 
 /** A key prefix over the root database, with fsync'd chained batches. */
@@ -272,6 +284,16 @@ class PrefixedDb {
 
   getMany(keys: string[]): Promise<(string | undefined)[]> {
     return this.root.getMany(keys.map((k) => this.prefix + k));
+  }
+
+  /**
+   * LevelDB's manual compaction of [start, end]: drops the range's deletion markers. `level`
+   * is classic-level under Node, whose `compactRange` its browser-neutral type does not declare.
+   */
+  async compactRange(start: string, end: string): Promise<void> {
+    const db = this.root as unknown as Partial<Compactable>;
+    if (typeof db.compactRange === 'function')
+      await db.compactRange.call(this.root, this.prefix + start, this.prefix + end);
   }
 
   async *keys(r: {

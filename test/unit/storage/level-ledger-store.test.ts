@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +90,35 @@ describe('ledger idempotency keys in LevelDB', () => {
     expect(await ledger.sweepKeys()).toBe(1);
     expect(await db.get('!ledger!i!old')).toBeUndefined();
     await ledger.close();
+    await db.close();
+  });
+});
+
+describe('live indexes of side records in LevelDB', () => {
+  /** classic-level's on-disk size of a key range (what its table files hold for it). */
+  const sizeOf = (db: Database, prefix: string): Promise<number> =>
+    (db as unknown as { approximateSize(a: string, b: string): Promise<number> }).approximateSize(
+      `!ledger!r!${prefix}`,
+      `!ledger!r!${prefix}\uffff`,
+    );
+
+  it('compactRecords drops what deleted entries left on disk; the live ones stay', async () => {
+    const db = await database();
+    const store = new LevelLedgerStore(db);
+    for (let i = 0; i < 60_000; i += 1000) {
+      const batch = db.batch();
+      for (let j = i; j < i + 1000; j++)
+        batch.put(`!ledger!r!live!${String(j).padStart(6, '0')}`, randomBytes(50).toString('hex'));
+      await batch.write();
+    }
+    const batch = db.batch();
+    for (let j = 1; j < 60_000; j++) batch.del(`!ledger!r!live!${String(j).padStart(6, '0')}`);
+    await batch.write();
+    const before = await sizeOf(db, 'live!');
+    expect(before).toBeGreaterThan(1_000_000);
+    await store.compactRecords('live!');
+    expect(await sizeOf(db, 'live!')).toBeLessThan(before / 100);
+    expect((await store.listRecords('live!')).map((r) => r.key)).toEqual(['live!000000']);
     await db.close();
   });
 });
