@@ -195,7 +195,7 @@ export function compile(s: ServiceConfig): Service {
   }
   if (s.routing) {
     const models = out.models;
-    out.routing = compileRouting(s.name, s.routing, models && ((m) => models.has(m) || models.has('*')));
+    out.routing = compileRouting(s.name, s.routing, models && ((m) => models.get(m) ?? models.get('*')));
   }
   if (s.priority)
     out.priority = compilePriority(

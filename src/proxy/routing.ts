@@ -58,15 +58,21 @@ export class RoutingConfigError extends ConfigError {}
  * Checks and compiles a service's routing: thresholds strictly decreasing, tier names unique,
  * no model mapped to itself, and every served model priced by the service (`priced`).
  */
+/** A model's per-token prices, as the service's `models` give them. */
+export interface TokenPrice {
+  inputPerTokenMsat: bigint;
+  outputPerTokenMsat: bigint;
+}
+
 export function compileRouting(
   service: string,
   config: RoutingConfig,
-  priced: ((model: string) => boolean) | undefined,
+  priceOf: ((model: string) => TokenPrice | undefined) | undefined,
 ): Routing {
   const fail = (message: string): never => {
     throw new RoutingConfigError(`service ${service}: routing: ${message}`);
   };
-  if (!priced) fail('routing needs per-token prices (models): it rewrites the model of metered requests');
+  if (!priceOf) fail('routing needs per-token prices (models): it rewrites the model of metered requests');
   const names = new Set<string>();
   let above: bigint | undefined;
   const tiers = config.tiers.map((t, i): RoutingTier => {
@@ -86,7 +92,17 @@ export function compileRouting(
       if (!new RegExp(MODEL_NAME).test(requested) || !new RegExp(MODEL_NAME).test(served))
         fail(`tier ${t.name}: model names must match ${MODEL_NAME}`);
       if (requested === served) fail(`tier ${t.name}: ${requested} is mapped to itself`);
-      if (!priced!(served)) fail(`tier ${t.name}: the service has no price for ${served}`);
+      const servedPrice = priceOf!(served);
+      if (!servedPrice) fail(`tier ${t.name}: the service has no price for ${served}`);
+      const askedPrice = priceOf!(requested);
+      if (
+        askedPrice &&
+        servedPrice &&
+        (servedPrice.inputPerTokenMsat > askedPrice.inputPerTokenMsat ||
+          servedPrice.outputPerTokenMsat > askedPrice.outputPerTokenMsat)
+      )
+        // Routing saves a payer's balance: it never bills more than the model asked for (and quoted).
+        fail(`tier ${t.name}: ${served} costs more per token than ${requested}`);
       models.set(requested, served);
     }
     return { name: t.name, minBalance: min, models };

@@ -13,7 +13,13 @@ import {
 } from '../../../src/proxy/routing.js';
 import { MemoryRecords } from '../../support/memory-records.js';
 
-const priced = (m: string): boolean => m !== 'unpriced';
+/** Every model priced 10/100 msat a token, except 'unpriced' (none) and 'dear' (more). */
+const priced = (m: string): { inputPerTokenMsat: bigint; outputPerTokenMsat: bigint } | undefined =>
+  m === 'unpriced'
+    ? undefined
+    : m === 'dear'
+      ? { inputPerTokenMsat: 10n, outputPerTokenMsat: 101n }
+      : { inputPerTokenMsat: 10n, outputPerTokenMsat: 100n };
 
 const routing: RoutingConfig = {
   tiers: [
@@ -141,6 +147,10 @@ describe('budget-aware routing: config', () => {
     ],
     [{ tiers: [{ name: 'a', minBalanceMsat: '10', models: { x: 'x' } }] }, /mapped to itself/],
     [{ tiers: [{ name: 'a', minBalanceMsat: '10', models: { x: 'unpriced' } }] }, /no price for unpriced/],
+    [
+      { tiers: [{ name: 'a', minBalanceMsat: '10', models: { x: 'dear' } }] },
+      /dear costs more per token than x/,
+    ],
     [{ tiers: [{ name: 'a', minBalanceMsat: '9999999999999999999' }] }, /exceeds/],
   ])('refuses %j', (config, message) => {
     expect(() => compileRouting('s', config, priced)).toThrow(message);
