@@ -402,6 +402,8 @@ export async function startL402Proxy(
   log: Logger,
   paid?: PaidServices,
   hooks?: ProxyHooks,
+  /** The proxy's clock (unix ms) for periods and price rules; tests move it. */
+  now?: () => number,
 ): Promise<ProxyHandle> {
   const opened = paid ?? (await openPaidServices(config, accounts, log));
   const own = paid ? undefined : opened;
@@ -452,6 +454,7 @@ export async function startL402Proxy(
         closeL402Credential({ authority, revocations, refunds }, authorization, service, destination, flush),
     },
     ...(proxyConfig.challengeRateLimit ? { challengeRateLimit: proxyConfig.challengeRateLimit } : {}),
+    ...(now ? { now } : {}),
   });
   await new Promise<void>((r) => server.listen(config.proxy.port, config.proxy.host, r));
   const addr = server.address();
