@@ -196,6 +196,9 @@ describe('subscription pricing on the proxy', () => {
     const s = await subscribe();
     expect((await get(s.header)).status).toBe(200);
     expect((await get(s.header)).status).toBe(200);
+    // Written before the responses left (no flush here): what a kill would leave on disk.
+    const stored = await f.ledger.getRecord(`sub!${s.tokenId}`);
+    expect(JSON.parse(stored!)).toMatchObject({ service: 'sub', used: 2, renewals: 0 });
     proxy.closeAllConnections();
     await new Promise((r) => proxy.close(r));
     start();

@@ -2,8 +2,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { msat } from '../../../../src/domain/msat.js';
 import { subscriptionCaveats, subscriptionOf } from '../../../../src/l402/subscription-caveats.js';
+import { ServiceCatalog } from '../../../../src/proxy/catalog.js';
 import { parseProxyConfig, type ServiceConfig } from '../../../../src/proxy/config.js';
 import { takeUse, type Period } from '../../../../src/proxy/pricing/subscription.js';
+import { MemoryRecords } from '../../../support/memory-records.js';
 
 const service = (over: Partial<ServiceConfig> = {}): unknown => ({
   services: [
@@ -55,6 +57,19 @@ describe('subscription config', () => {
     [{ subscription: { ...sub, extra: 1 } }, /subscription/],
   ] as const)('refuses %j at load with a clear error', (over, message) => {
     expect(() => parseProxyConfig(service(over as Partial<ServiceConfig>))).toThrow(message);
+  });
+});
+
+describe('subscription services through the admin API', () => {
+  it('adds one, and refuses what cannot be sold with 400 INVALID_SERVICE', async () => {
+    const cfg = (service() as { services: ServiceConfig[] }).services[0]!;
+    const c = await ServiceCatalog.open(new MemoryRecords(), parseProxyConfig(service()).services);
+    await c.add({ ...cfg, name: 't', pathPrefix: '/t/' });
+    expect(c.current().find((s) => s.name === 't')?.subscription?.includedRequests).toBe(10);
+    await expect(c.add({ ...cfg, name: 'u', pathPrefix: '/u/', lifetimeSeconds: 10 })).rejects.toMatchObject({
+      code: 'INVALID_SERVICE',
+      status: 400,
+    });
   });
 });
 
