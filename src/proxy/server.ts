@@ -523,6 +523,8 @@ export function createProxy(deps: ProxyDeps): Server {
     if (sub && subRecord) {
       // The count is durable before the response leaves, like a charge.
       const counted = subs.write(sub.tokenId, subRecord);
+      const period = subRecord.periodStart;
+      billing.uncount = () => subs.uncount(sub.tokenId, period);
       const charged = billing.charged;
       billing.charged = charged ? Promise.all([charged, counted]).then(() => undefined) : counted;
       res.setHeader(SUBSCRIPTION_HEADER, useHeader(subRecord, sub.terms.includedRequests));
@@ -564,6 +566,8 @@ export function createProxy(deps: ProxyDeps): Server {
     settled: boolean;
     /** MPP: the `Payment-Receipt` of a successful (2xx/3xx) answer. */
     receipt?: string;
+    /** A subscription's request: takes its count back when nothing was served. */
+    uncount?: () => Promise<void>;
   }
 
   /**
@@ -687,6 +691,7 @@ export function createProxy(deps: ProxyDeps): Server {
       await b.charged;
       if (!b.pricing) {
         if (used === 0n && b.reserved > 0n) await charges.refund(b.account, b.revenue, b.reserved);
+        if (used === 0n && b.uncount) await b.uncount();
         deps.hooks?.charged?.(b.service, used === 0n ? msat(0n) : b.reserved);
         return;
       }

@@ -103,6 +103,19 @@ export class SubscriptionBook {
   }
 
   /**
+   * Takes back the count of a request that served nothing (the upstream failed or answered an
+   * error status), if its period (by its start) is still the current one.
+   */
+  uncount(tokenId: string, periodStart: number): Promise<void> {
+    return this.queue.run(tokenId, async () => {
+      const rec = this.cache.get(tokenId) ?? (await this.read(tokenId));
+      if (!rec || rec.periodStart !== periodStart || rec.used === 0) return;
+      rec.used -= 1;
+      await this.write(tokenId, rec);
+    });
+  }
+
+  /**
    * The invoice of a renewal (the period's price) or of overage credit (`amount`) for a
    * credential: the one handed out before while it is good, else a new top-up of the credential.
    */

@@ -28,8 +28,12 @@ const start = (): void => {
 };
 
 beforeAll(async () => {
-  upstream = createServer((_req, res) => {
+  upstream = createServer((req, res) => {
     forwarded += 1;
+    if (req.url === '/s/fail') {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      return void res.end('{"error":"down"}');
+    }
     res.writeHead(200, { 'content-type': 'application/json', 'coulomb-subscription': 'used=0' });
     res.end('{"ok":true}');
   });
@@ -190,6 +194,16 @@ describe('subscription pricing on the proxy', () => {
     expect((await balance('svc:sub')) - revenueBefore).toBe(50_000n);
     expect(await balance(`l402:${s.tokenId}`)).toBe(0n);
     clock -= PERIOD * 1000;
+  });
+
+  it('takes back the count of a request the upstream failed', async () => {
+    const s = await subscribe();
+    expect((await get(s.header)).status).toBe(200);
+    const failed = await fetch(`${url}/s/fail`, { headers: { authorization: s.header } });
+    expect(failed.status).toBe(500);
+    await failed.text();
+    const next = await get(s.header);
+    expect(next.headers.get('coulomb-subscription')).toMatch(/^used=2, included=3/);
   });
 
   it('keeps the count across a restart of the proxy', async () => {
