@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError } from '../../domain/errors.js';
-import { msat, type Msat } from '../../domain/msat.js';
+import { MAX_MSAT, msat, type Msat } from '../../domain/msat.js';
 import type { SubscriptionCaveats } from '../../l402/subscription-caveats.js';
 
 /**
@@ -66,6 +66,8 @@ export function compileSubscription(
     );
   if (!ctx.l402Only) bad('subscriptions are L402 credentials: schemes [l402] only');
   if (ctx.priority || ctx.rules || ctx.routing) bad('no priority, priceRules or routing beside it');
+  if (BigInt(cfg.priceMsat) > MAX_MSAT || BigInt(cfg.overageMsatPerRequest) > MAX_MSAT)
+    bad('priceMsat and overageMsatPerRequest are at most 21M BTC');
   if (cfg.priceMsat === '0') bad('priceMsat must be positive');
   if (cfg.overageMsatPerRequest === '0')
     bad('overageMsatPerRequest must be positive (requests beyond the quota are charged)');

@@ -53,6 +53,7 @@ describe('subscription config', () => {
     [{ subscription: { ...sub, priceMsat: '0' } }, /priceMsat must be positive/],
     [{ subscription: { ...sub, overageMsatPerRequest: '0' } }, /overageMsatPerRequest must be positive/],
     [{ subscription: { ...sub, periodSeconds: 0 } }, /periodSeconds/],
+    [{ subscription: { ...sub, priceMsat: '9999999999999999999' } }, /at most 21M BTC/],
     [{ subscription: { ...sub, priceMsat: '1.5' } }, /priceMsat/],
     [{ subscription: { ...sub, extra: 1 } }, /subscription/],
   ] as const)('refuses %j at load with a clear error', (over, message) => {
