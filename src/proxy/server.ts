@@ -593,7 +593,7 @@ export function createProxy(deps: ProxyDeps): Server {
       amount,
       now(),
     );
-    deps.hooks?.challenged?.(service.name);
+    if (inv.fresh) deps.hooks?.challenged?.(service.name);
     sendJson(
       res,
       402,

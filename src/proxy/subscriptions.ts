@@ -117,7 +117,8 @@ export class SubscriptionBook {
 
   /**
    * The invoice of a renewal (the period's price) or of overage credit (`amount`) for a
-   * credential: the one handed out before while it is good, else a new top-up of the credential.
+   * credential: the one handed out before while it is good, else a new top-up of the credential
+   * (`fresh`).
    */
   invoice(
     s: Subscriber,
@@ -125,21 +126,22 @@ export class SubscriptionBook {
     service: ServiceTerms,
     amount: Msat,
     nowMs: number,
-  ): Promise<PendingInvoice> {
+  ): Promise<PendingInvoice & { fresh: boolean }> {
     return this.queue.run(s.tokenId, async () => {
       const rec = this.cache.get(s.tokenId) ?? (await this.read(s.tokenId));
       if (!rec) throw new Error(`subscription ${s.tokenId} is not started`);
       const known = rec[kind];
-      if (known && known.expiresAt - REUSE_MARGIN_MS > nowMs) return known;
+      if (known && known.expiresAt - REUSE_MARGIN_MS > nowMs) return { ...known, fresh: false };
       const inv = await this.gate.topUp(
         s.tokenId,
         service,
         amount,
         kind === 'renewal' ? 'renewal' : 'top-up',
       );
-      rec[kind] = { hash: inv.paymentHash, request: inv.request, expiresAt: inv.expiresAt };
+      const made = { hash: inv.paymentHash, request: inv.request, expiresAt: inv.expiresAt };
+      rec[kind] = made;
       await this.write(s.tokenId, rec);
-      return rec[kind];
+      return { ...made, fresh: true };
     });
   }
 
