@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { msat } from '../../../src/domain/msat.js';
 import { L402Authority } from '../../../src/l402/authority.js';
 import { L402Gate } from '../../../src/l402/gate.js';
 import { decodeV2 } from '../../../src/l402/macaroon.js';
@@ -194,6 +195,16 @@ describe('subscription pricing on the proxy', () => {
     expect((await balance('svc:sub')) - revenueBefore).toBe(50_000n);
     expect(await balance(`l402:${s.tokenId}`)).toBe(0n);
     clock -= PERIOD * 1000;
+  });
+
+  it('answers a credential of the service without a subscription with a challenge for one', async () => {
+    const plain = await gate.challenge({ name: 'sub', creditMsat: msat(50_000n), lifetimeSeconds: PERIOD });
+    const hash = decodeV2(Buffer.from(plain.macaroon, 'base64')).identifier.subarray(2, 34).toString('hex');
+    const r = await get(`L402 ${plain.macaroon}:${f.lightning.invoices.get(hash)!.preimage}`);
+    expect(r.status).toBe(402);
+    const body = (await r.json()) as { error: { code: string }; subscription?: unknown };
+    expect(body.error.code).toBe('PAYMENT_REQUIRED');
+    expect(body.subscription).toMatchObject({ priceMsat: '50000' });
   });
 
   it('takes back the count of a request the upstream failed', async () => {
