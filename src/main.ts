@@ -496,6 +496,13 @@ export async function startDeviceTransports(
         config.mqtt.port,
         randomBytes(24).toString('hex'),
         (id, user, pass) => devices.registry.mayConnect(id, user, pass),
+        (id, up) => {
+          devices.registry.connection(id, up);
+          if (up)
+            devices.registry
+              .seen(id)
+              .catch((err: unknown) => log.warn({ err, deviceId: id }, 'could not record a device as seen'));
+        },
       );
   const url = config.mqtt.url ?? broker!.url;
   const transport = await MqttTransport.connect(

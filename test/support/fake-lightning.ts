@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { msat, type Msat } from '../../src/domain/msat.js';
 import { LightningError } from '../../src/lightning/errors.js';
 import type { Capabilities, LightningBackend } from '../../src/lightning/backend.js';
+import type { ConnectionState } from '../../src/lightning/types.js';
 import type {
   DecodedInvoice,
   Invoice,
@@ -43,7 +44,8 @@ export class FakeLightning implements LightningBackend {
     customRecords: true,
     invoiceCatchUp: true,
   };
-  readonly connectionState = 'connected' as const;
+  /** Tests may take the node away. */
+  connectionState: ConnectionState = 'connected';
   /** What LND says about each payment hash it was asked to pay. */
   readonly sent = new Map<string, PaymentOutcome>();
   readonly invoices = new Map<string, Invoice>();
