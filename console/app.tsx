@@ -379,7 +379,7 @@ function Accounts() {
         <button type="submit">Search</button>
       </form>
       <Err error={error ?? list.error} />
-      <table>
+      <table class="accounts">
         <thead>
           <tr>
             <th>Id</th>
@@ -520,7 +520,7 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
         <button onClick={() => void exportCsv()}>Export history (CSV)</button>
       </div>
       <Err error={error ?? history.error} />
-      <Rules key={`${id}:${tiersSet}`} id={id} onSaved={() => void run(refresh)} />
+      <Rules key={`${id}:${tiersSet}`} id={id} onSaved={() => void act(async () => undefined)} />
       <Keys id={id} />
       <h4>History</h4>
       <table>
