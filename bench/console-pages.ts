@@ -83,7 +83,7 @@ const PAGES: Record<string, string[][]> = {
   ],
   accounts: [['/v1/accounts?limit=50']],
   // A search from the middle of the 100,000 names and ids: an index range, never a scan.
-  'search by name': [['/v1/accounts?limit=50&by=name&prefix=CONSOLE-AGENT-0500']],
+  'search by name': [['/v1/accounts?limit=50&by=name&prefix=CONSOLE-AGENT-050']],
   'search by id': [['/v1/accounts?limit=50&by=id&prefix=console-agent-0999']],
   account: [
     [
