@@ -3,22 +3,103 @@
  * baseline in the same run: the same transfers awaited one by one (one fsync each).
  *
  *   npm run bench:ledger [-- --transfers 200000 --accounts 1000 --inflight 20000 --only service]
+ *   npm run bench:ledger -- --before <checkout with the other build's dist/> [--rounds 6]
+ *
+ * With `--before`, each round runs the group commit and the service path once per build, each in
+ * its own process, alternating the order (A B, B A, ...), and prints every round's rates and CPU
+ * µs per operation, the medians per build and their ratios (new / before): CPU per operation is
+ * the figure to compare on a loaded machine. `--dist <dir>` runs the modules of another build.
  *
  * The gateway's modules are the compiled ones from dist/ (the npm script builds them first), as
  * `npm start` runs them: under tsx, its keep-names wrappers cost CPU per call that compiled code
  * does not pay. `--only grouped|one-by-one|service` runs one variant (for profiling:
  * `node --cpu-prof --import tsx bench/ledger-transfers.ts --only service`).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { Ledger } from '../src/ledger/ledger.js';
 import { FakeLightning } from '../test/support/fake-lightning.js';
 
-const compiled = <T>(path: string): Promise<T> =>
-  import(new URL(`../dist/${path}`, import.meta.url).href) as Promise<T>;
+const { values } = parseArgs({
+  options: {
+    transfers: { type: 'string', default: '200000' },
+    accounts: { type: 'string', default: '1000' },
+    inflight: { type: 'string', default: '20000' },
+    baseline: { type: 'string', default: '2000' },
+    only: { type: 'string' },
+    dist: { type: 'string' },
+    before: { type: 'string' },
+    rounds: { type: 'string', default: '6' },
+  },
+});
+const DIST =
+  values.dist !== undefined ? resolve(values.dist) : fileURLToPath(new URL('../dist', import.meta.url));
+const compiled = <T>(path: string): Promise<T> => import(pathToFileURL(join(DIST, path)).href) as Promise<T>;
+
+if (values.before !== undefined) {
+  await compare(resolve(values.before, 'dist'), Number(values.rounds));
+  process.exit(0);
+}
+
+/** One variant of one build in its own process; its JSON line. */
+function runOne(dist: string, only: 'grouped' | 'service'): Record<string, number> {
+  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--only', only, '--dist', dist];
+  for (const k of ['transfers', 'accounts', 'inflight'] as const) args.push(`--${k}`, values[k]);
+  const out = execFileSync(process.execPath, args, { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+}
+
+/** Rounds of both builds alternated (A B, B A, ...): per-round figures, medians and ratios. */
+async function compare(beforeDist: string, rounds: number): Promise<void> {
+  const median = (xs: number[]): number => {
+    const s = [...xs].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
+  const builds = { before: beforeDist, new: DIST } as const;
+  const keys = {
+    grouped: ['groupCommitPerSec', 'groupCommitCpuUsPerOp'],
+    service: ['viaPaymentsServicePerSec', 'viaPaymentsServiceCpuUsPerOp'],
+  } as const;
+  const got: Record<string, number[]> = {};
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? (['before', 'new'] as const) : (['new', 'before'] as const);
+    for (const variant of ['grouped', 'service'] as const) {
+      for (const build of order) {
+        const res = runOne(builds[build], variant);
+        const [rate, cpu] = keys[variant];
+        (got[`${variant}.${build}.rate`] ??= []).push(res[rate]!);
+        (got[`${variant}.${build}.cpu`] ??= []).push(res[cpu]!);
+        console.log(
+          JSON.stringify({ round: r + 1, variant, build, perSec: res[rate], cpuUsPerOp: res[cpu] }),
+        );
+      }
+    }
+  }
+  const summary: Record<string, number> = {};
+  for (const variant of ['grouped', 'service'] as const) {
+    for (const build of ['before', 'new'] as const) {
+      summary[`${variant}.${build}.perSecMedian`] = Math.round(median(got[`${variant}.${build}.rate`]!));
+      summary[`${variant}.${build}.cpuUsPerOpMedian`] = Number(
+        median(got[`${variant}.${build}.cpu`]!).toFixed(1),
+      );
+    }
+    summary[`${variant}.rateRatio`] = Number(
+      (summary[`${variant}.new.perSecMedian`]! / summary[`${variant}.before.perSecMedian`]!).toFixed(3),
+    );
+    summary[`${variant}.cpuRatio`] = Number(
+      (summary[`${variant}.new.cpuUsPerOpMedian`]! / summary[`${variant}.before.cpuUsPerOpMedian`]!).toFixed(
+        3,
+      ),
+    );
+  }
+  console.log(JSON.stringify({ rounds, ...summary }));
+}
 const { DEFAULTS } = await compiled<typeof import('../src/config/load.js')>('config/load.js');
 const { msat } = await compiled<typeof import('../src/domain/msat.js')>('domain/msat.js');
 const { Ledger: CompiledLedger } =
@@ -30,15 +111,6 @@ const { LevelLedgerStore } = await compiled<typeof import('../src/storage/level-
   'storage/level-ledger-store.js',
 );
 
-const { values } = parseArgs({
-  options: {
-    transfers: { type: 'string', default: '200000' },
-    accounts: { type: 'string', default: '1000' },
-    inflight: { type: 'string', default: '20000' },
-    baseline: { type: 'string', default: '2000' },
-    only: { type: 'string' },
-  },
-});
 const N = Number(values.transfers);
 const A = Number(values.accounts);
 const INFLIGHT = Number(values.inflight);

@@ -1,10 +1,24 @@
-import type { LedgerWrite } from './store.js';
+import type { Account } from './types.js';
+import type { LedgerWrite, StagedBatch } from './store.js';
 
 /**
  * Collects writes from many operations and makes them durable together: while one batch is being
- * written (and fsync'd), the next one fills up. Several updates of the same account or transfer
- * in one batch collapse into the last one.
+ * written (and fsync'd), the next one fills up. Each write is staged into the filling batch when
+ * it is queued (the store encodes it then: a LevelDB chained batch), except account writes: an
+ * account updated many times in one batch is staged once, as of the batch's end, when the batch
+ * is taken. Taking a batch then only writes it.
  */
+
+/** What a durable batch changed, told once per batch (not per write). */
+export interface CommittedBatch {
+  /** Every account written, as of the end of the batch (copies). */
+  accounts: Account[];
+  /** Accounts a transfer of the batch moved funds on (posted or pending), either side. */
+  moved: ReadonlySet<string>;
+  /** How many writes the batch held. */
+  writes: number;
+}
+
 /** One batch's outcome, shared by every write queued into it. */
 interface BatchWaiters {
   done: Promise<void>;
@@ -22,16 +36,20 @@ function batchWaiters(): BatchWaiters {
   return { done, resolve, reject };
 }
 
+/** The batch being filled: staged writes, the latest write of each account, what moved. */
+interface Filling {
+  staged: StagedBatch;
+  accounts: Map<string, LedgerWrite & { type: 'account' }>;
+  moved: Set<string>;
+  waiters: BatchWaiters;
+}
+
 export class GroupCommit {
-  /** The latest write of each account and transfer queued for the next batch (by id). */
-  private accounts = new Map<string, LedgerWrite & { type: 'account' }>();
-  private transfers = new Map<string, LedgerWrite & { type: 'transfer' }>();
-  private appended: LedgerWrite[] = [];
   /**
-   * The next batch's promise, created by its first `add`: every add of the batch gets the same
-   * one (they all resolve or fail together), so queuing a write allocates no promise of its own.
+   * The next batch, created by its first `add`: every add of the batch gets the same promise
+   * (they all resolve or fail together), so queuing a write allocates no promise of its own.
    */
-  private waiters: BatchWaiters | undefined;
+  private filling_: Filling | undefined;
   private scheduled = false;
   private writing = false;
   private idle: (() => void)[] = [];
@@ -42,10 +60,11 @@ export class GroupCommit {
   batches = 0;
 
   constructor(
-    private readonly write: (writes: LedgerWrite[]) => Promise<void>,
+    /** A new, empty batch of the store. */
+    private readonly stage: () => StagedBatch,
     private readonly onFailure: (err: unknown) => void,
-    /** Told what each batch wrote, once it is durable (before its waiters resume). Must not throw. */
-    private readonly onCommitted?: (writes: LedgerWrite[]) => void,
+    /** Told what each batch changed, once it is durable (before its waiters resume). Must not throw. */
+    private readonly onCommitted?: (batch: CommittedBatch) => void,
   ) {}
 
   private failed: unknown;
@@ -60,20 +79,24 @@ export class GroupCommit {
 
   /**
    * Queues writes; resolves once they are durable (the promise is the batch's, shared by every
-   * write queued into it).
+   * write queued into it). Every write but an account's is encoded now, so the objects it names
+   * must hold the state to be written: every change is applied and queued in one synchronous
+   * step. Accounts are encoded when the batch is taken (see `flush`).
    */
   add(writes: LedgerWrite[]): Promise<void> {
     // After a failed batch, later batches must not land without it: refuse everything.
     if (this.failed !== undefined) return Promise.reject(this.failed);
-    // Accounts and transfers are copied when the batch is taken (see `flush`), not here: the
-    // in-memory objects keep changing, and a batch holds exactly their state as of its last
-    // operation — every change is applied and queued in one synchronous step, so that state is
-    // the one at the moment the batch is taken. One copy per item and batch, not per write.
+    const f = (this.filling_ ??= {
+      staged: this.stage(),
+      accounts: new Map(),
+      moved: new Set(),
+      waiters: batchWaiters(),
+    });
     for (const w of writes) {
       if (w.type === 'account') {
         // The latest state wins; the index flags of an earlier write of the batch stay with it.
-        const prev = this.accounts.get(w.account.id);
-        this.accounts.set(
+        const prev = f.accounts.get(w.account.id);
+        f.accounts.set(
           w.account.id,
           prev !== undefined && (prev.created === true || prev.frozenChanged === true)
             ? {
@@ -83,12 +106,13 @@ export class GroupCommit {
               }
             : w,
         );
-      } else if (w.type === 'transfer') this.transfers.set(w.transfer.id, w);
-      else this.appended.push(w);
+        continue;
+      }
+      if (w.type === 'transfer') f.moved.add(w.transfer.debitAccountId).add(w.transfer.creditAccountId);
+      f.staged.stage(w);
     }
-    const waiters = (this.waiters ??= batchWaiters());
     this.schedule();
-    return waiters.done;
+    return f.waiters.done;
   }
 
   /**
@@ -116,13 +140,13 @@ export class GroupCommit {
 
   /** Resolves when nothing is queued or being written (for shutdown). */
   drain(): Promise<void> {
-    if (!this.writing && !this.scheduled && this.waiters === undefined) return Promise.resolve();
+    if (!this.writing && !this.scheduled && this.filling_ === undefined) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
   }
 
   /** Resolves once everything queued so far is durable, even while new writes keep coming. */
   barrier(): Promise<void> {
-    if (!this.writing && this.waiters === undefined) return Promise.resolve();
+    if (!this.writing && this.filling_ === undefined) return Promise.resolve();
     return this.add([]);
   }
 
@@ -140,34 +164,39 @@ export class GroupCommit {
       }
       this.preparing = false;
     }
-    const waiters = this.waiters;
-    if (waiters === undefined) return this.settleIdle();
-    const writes: LedgerWrite[] = [];
-    for (const w of this.accounts.values())
-      writes.push({
+    const f = this.filling_;
+    if (f === undefined) return this.settleIdle();
+    // Taken: writes queued from now on (while this one is written) go into the next batch.
+    this.filling_ = undefined;
+    const accounts: Account[] = [];
+    for (const w of f.accounts.values()) {
+      const account = { ...w.account };
+      accounts.push(account);
+      f.staged.stage({
         type: 'account',
-        account: { ...w.account },
+        account,
         ...(w.spend ? { spend: w.spend } : {}),
         ...(w.created === true ? { created: true } : {}),
         ...(w.frozenChanged === true ? { frozenChanged: true } : {}),
       });
-    for (const w of this.transfers.values()) writes.push({ type: 'transfer', transfer: { ...w.transfer } });
-    for (const w of this.appended) writes.push(w);
-    this.accounts = new Map();
-    this.transfers = new Map();
-    this.appended = [];
-    this.waiters = undefined;
+    }
+    const size = f.staged.size;
     this.writing = true;
     try {
-      if (writes.length > 0) await this.write(writes);
+      if (size > 0) await f.staged.write();
+      else f.staged.discard();
       this.batches += 1;
-      if (writes.length > 0) this.committed(writes);
-      waiters.resolve();
+      if (size > 0) this.committed({ accounts, moved: f.moved, writes: size });
+      f.waiters.resolve();
     } catch (err) {
       this.failed = err;
-      waiters.reject(err);
-      this.queued()?.reject(err);
-      this.waiters = undefined;
+      f.waiters.reject(err);
+      const next = this.queued();
+      if (next !== undefined) {
+        next.waiters.reject(err);
+        next.staged.discard();
+      }
+      this.filling_ = undefined;
       this.onFailure(err);
     } finally {
       this.writing = false;
@@ -176,14 +205,14 @@ export class GroupCommit {
     this.settleIdle();
   }
 
-  /** The next batch's waiters (read again after an await: writes queued meanwhile created them). */
-  private queued(): BatchWaiters | undefined {
-    return this.waiters;
+  /** The next batch (read again after an await: writes queued meanwhile created it). */
+  private queued(): Filling | undefined {
+    return this.filling_;
   }
 
-  private committed(writes: LedgerWrite[]): void {
+  private committed(batch: CommittedBatch): void {
     try {
-      this.onCommitted?.(writes);
+      this.onCommitted?.(batch);
     } catch {
       // documented as never throwing; a listener must not fail a batch that is already durable
     }

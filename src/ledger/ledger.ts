@@ -2,16 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MAX_MSAT, msat, type Msat } from '../domain/msat.js';
 import { LedgerError, LedgerErrorCode } from './errors.js';
-import { GroupCommit } from './group-commit.js';
+import { GroupCommit, type CommittedBatch } from './group-commit.js';
 import { IdempotencyKeys, type IdempotencyRecords, type IdempotentRequest } from './idempotency.js';
 import { SPEND_CODES, SPEND_HORIZON_MS, SpendBuckets } from './spend-buckets.js';
-import type {
-  AccountSearch,
-  LedgerStore,
-  LedgerWrite,
-  RecordStore,
-  StoredAccount,
-  StoredRecord,
+import {
+  CollectedBatch,
+  type AccountSearch,
+  type LedgerStore,
+  type LedgerWrite,
+  type RecordStore,
+  type StoredAccount,
+  type StoredRecord,
 } from './store.js';
 import {
   availableOf,
@@ -204,12 +205,12 @@ export class Ledger implements RecordStore {
     this.now = options.now ?? Date.now;
     this.retentionMs = options.retentionMs ?? 32 * DAY;
     this.commit = new GroupCommit(
-      (writes) => store.commit(writes),
+      () => store.stage?.() ?? new CollectedBatch((writes) => store.commit(writes)),
       (err) => {
         this.failure = err;
         this.events.emit('fatal', err);
       },
-      (writes) => this.committed(writes),
+      (batch) => this.committed(batch),
     );
     this.events.setMaxListeners(0);
     this.requests = new IdempotencyKeys(this, this.now, this.retentionMs);
@@ -1097,21 +1098,12 @@ export class Ledger implements RecordStore {
     return this.batchDurable;
   }
 
-  /** Turns a durable batch into one change event: the accounts its transfers touched. */
-  private committed(writes: LedgerWrite[]): void {
+  /** Turns a durable batch into one change event: the accounts its transfers moved funds on. */
+  private committed(batch: CommittedBatch): void {
     this.evict();
     if (this.events.listenerCount('change') === 0) return;
-    const touched = new Set<string>();
-    const snapshots = new Map<string, Account>();
-    for (const w of writes) {
-      if (w.type === 'transfer') touched.add(w.transfer.debitAccountId).add(w.transfer.creditAccountId);
-      else if (w.type === 'account') snapshots.set(w.account.id, w.account);
-    }
     const accounts: Account[] = [];
-    for (const id of touched) {
-      const a = snapshots.get(id);
-      if (a) accounts.push({ ...a });
-    }
+    for (const a of batch.accounts) if (batch.moved.has(a.id)) accounts.push({ ...a });
     if (accounts.length > 0) this.events.emit('change', { accounts } satisfies LedgerChange);
   }
 

@@ -30,6 +30,58 @@ export type LedgerWrite =
   /** A side record (payment, invoice, policy...) written in the same atomic batch as the money. */
   | { type: 'record'; key: string; value: string | null };
 
+/**
+ * A batch being filled: each write is encoded into it when staged (its state as of that moment),
+ * so that writing the batch is only the store's atomic, fsync'd write. An account write is staged
+ * once per batch, at its end (see `GroupCommit`); every other write when it is queued.
+ */
+export interface StagedBatch {
+  /** Encodes `write` into the batch now. Synchronous; must not keep `write`'s live objects. */
+  stage(write: LedgerWrite): void;
+  /** How many writes were staged. */
+  readonly size: number;
+  /** Writes everything staged atomically and durably (fsync) before resolving. Called once. */
+  write(): Promise<void>;
+  /** Releases a batch that will not be written. */
+  discard(): void;
+}
+
+/**
+ * The staged batch of a store without one of its own: it keeps the writes (an account or transfer
+ * updated twice collapses into its last write, a copy taken when the batch is written) and
+ * hands them to `commit` in one call — accounts, then transfers, then the rest in order.
+ */
+export class CollectedBatch implements StagedBatch {
+  private readonly accounts = new Map<string, LedgerWrite & { type: 'account' }>();
+  private readonly transfers = new Map<string, LedgerWrite & { type: 'transfer' }>();
+  private readonly appended: LedgerWrite[] = [];
+  size = 0;
+
+  constructor(private readonly commit: (writes: LedgerWrite[]) => Promise<void>) {}
+
+  stage(write: LedgerWrite): void {
+    this.size += 1;
+    if (write.type === 'account') this.accounts.set(write.account.id, write);
+    else if (write.type === 'transfer') this.transfers.set(write.transfer.id, write);
+    else this.appended.push(write);
+  }
+
+  write(): Promise<void> {
+    const writes: LedgerWrite[] = [];
+    for (const w of this.accounts.values())
+      writes.push(
+        w.spend
+          ? { type: 'account', account: { ...w.account }, spend: w.spend }
+          : { type: 'account', account: { ...w.account } },
+      );
+    for (const w of this.transfers.values()) writes.push({ type: 'transfer', transfer: { ...w.transfer } });
+    for (const w of this.appended) writes.push(w);
+    return this.commit(writes);
+  }
+
+  discard(): void {}
+}
+
 export interface StoredRecord {
   key: string;
   value: string;
@@ -98,6 +150,11 @@ export interface LedgerStore {
    * synchronously, before its first `await` (account spend buckets are live objects).
    */
   commit(writes: LedgerWrite[]): Promise<void>;
+  /**
+   * A new batch to stage writes into as they are queued (see `StagedBatch`), committed like
+   * `commit`. Optional: without it the ledger collects writes and calls `commit` (`CollectedBatch`).
+   */
+  stage?(): StagedBatch;
   getTransfer(id: string): Promise<Transfer | undefined>;
   getTransfers(ids: readonly string[]): Promise<(Transfer | undefined)[]>;
   getAccounts(ids: readonly string[]): Promise<(StoredAccount | undefined)[]>;

@@ -242,6 +242,21 @@ export class GatewayMetrics {
       this.batchDuration.observe((performance.now() - began) / 1000);
       this.batchWrites.observe(writes.length);
     };
+    const stage = store.stage?.bind(store);
+    if (stage) {
+      // A staged batch is timed from its write (staging happened as operations were queued).
+      store.stage = () => {
+        const batch = stage();
+        const write = batch.write.bind(batch);
+        batch.write = async () => {
+          const began = performance.now();
+          await write();
+          this.batchDuration.observe((performance.now() - began) / 1000);
+          this.batchWrites.observe(batch.size);
+        };
+        return batch;
+      };
+    }
     return store;
   }
 

@@ -7,6 +7,7 @@ import type {
   LedgerSnapshot,
   LedgerStore,
   LedgerWrite,
+  StagedBatch,
   StoredAccount,
   StoredKey,
   StoredRecord,
@@ -225,53 +226,14 @@ export class LevelLedgerStore implements LedgerStore {
   }
 
   async commit(writes: LedgerWrite[]): Promise<void> {
-    const batch = this.db.batch();
-    let maxSeq = 0;
-    for (const w of writes) {
-      switch (w.type) {
-        case 'account':
-          batch.put(`a!${w.account.id}`, encodeAccount(w.account, w.spend));
-          if (w.created === true || w.frozenChanged === true)
-            indexAccount(batch, w.account, w.created === true);
-          break;
-        case 'transfer': {
-          const t = w.transfer;
-          batch.put(`t!${t.id}`, encodeTransfer(t));
-          batch.put(`tt!${pad(t.createdAt, 15)}!${t.id}`, '');
-          if (t.state === 'pending') batch.put(`tp!${t.id}`, '');
-          else if (t.resolvedAt !== t.createdAt) batch.del(`tp!${t.id}`);
-          break;
-        }
-        case 'idempotency':
-          batch.put(
-            `i!${w.key}`,
-            JSON.stringify({ transferId: w.transferId, fingerprint: w.fingerprint, at: w.at }),
-          );
-          batch.put(`it!${pad(w.at, 15)}!${w.key}`, '');
-          break;
-        case 'idempotency_indexed':
-          batch.put(`it!${pad(w.at, 15)}!${w.key}`, '');
-          break;
-        case 'idempotency_expired':
-          batch.del(`it!${pad(w.at, 15)}!${w.key}`);
-          if (!w.keepRecord) batch.del(`i!${w.key}`);
-          break;
-        case 'record':
-          if (w.value === null) batch.del(`r!${w.key}`);
-          else batch.put(`r!${w.key}`, w.value);
-          break;
-        case 'journal': {
-          const e = w.entry;
-          const seq = pad(e.seq, 16);
-          batch.put(`j!${seq}`, JSON.stringify(e));
-          for (const a of e.accountIds) batch.put(`ja!${a}!${seq}`, '');
-          maxSeq = Math.max(maxSeq, e.seq);
-          break;
-        }
-      }
-    }
-    if (maxSeq > 0) batch.put('m!seq', String(maxSeq));
+    const batch = this.stage();
+    for (const w of writes) batch.stage(w);
     await batch.write();
+  }
+
+  /** A LevelDB chained batch: each write is encoded into it (native memory) as it is staged. */
+  stage(): StagedBatch {
+    return new LevelStagedBatch(() => this.db.batch());
   }
 
   async getTransfer(id: string): Promise<Transfer | undefined> {
@@ -342,6 +304,102 @@ function indexAccount(
   if (created) batch.put(`an!${a.name.toLowerCase()}\u0000${a.id}`, a.id);
   if (a.frozen) batch.put(`af!${a.id}`, '');
   else if (!created) batch.del(`af!${a.id}`);
+}
+
+/** A LevelDB batch under the ledger's prefix (see `PrefixedDb.batch`). */
+interface RawBatch {
+  put(k: string, v: string): void;
+  del(k: string): void;
+  write(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Writes encoded into a chained batch as they are staged, so that the group commit's flush only
+ * calls `write` (one fsync'd LevelDB write). The journal's seq marker is put once, at the end.
+ * LevelDB refusing an operation (a closed database) does not throw at the caller, whose change is
+ * already applied in memory: it fails the batch's `write`, as a failed commit always did.
+ */
+class LevelStagedBatch implements StagedBatch {
+  size = 0;
+  private maxSeq = 0;
+  private readonly batch: RawBatch | undefined;
+  private error: unknown;
+
+  constructor(open: () => RawBatch) {
+    try {
+      this.batch = open();
+    } catch (err) {
+      this.error = err;
+    }
+  }
+
+  stage(w: LedgerWrite): void {
+    this.size += 1;
+    if (this.error !== undefined || this.batch === undefined) return;
+    try {
+      this.encode(this.batch, w);
+    } catch (err) {
+      this.error = err;
+    }
+  }
+
+  private encode(batch: RawBatch, w: LedgerWrite): void {
+    switch (w.type) {
+      case 'account':
+        batch.put(`a!${w.account.id}`, encodeAccount(w.account, w.spend));
+        if (w.created === true || w.frozenChanged === true)
+          indexAccount(batch, w.account, w.created === true);
+        break;
+      case 'transfer': {
+        const t = w.transfer;
+        batch.put(`t!${t.id}`, encodeTransfer(t));
+        batch.put(`tt!${pad(t.createdAt, 15)}!${t.id}`, '');
+        if (t.state === 'pending') batch.put(`tp!${t.id}`, '');
+        else if (t.resolvedAt !== t.createdAt) batch.del(`tp!${t.id}`);
+        break;
+      }
+      case 'idempotency':
+        batch.put(
+          `i!${w.key}`,
+          JSON.stringify({ transferId: w.transferId, fingerprint: w.fingerprint, at: w.at }),
+        );
+        batch.put(`it!${pad(w.at, 15)}!${w.key}`, '');
+        break;
+      case 'idempotency_indexed':
+        batch.put(`it!${pad(w.at, 15)}!${w.key}`, '');
+        break;
+      case 'idempotency_expired':
+        batch.del(`it!${pad(w.at, 15)}!${w.key}`);
+        if (!w.keepRecord) batch.del(`i!${w.key}`);
+        break;
+      case 'record':
+        if (w.value === null) batch.del(`r!${w.key}`);
+        else batch.put(`r!${w.key}`, w.value);
+        break;
+      case 'journal': {
+        const e = w.entry;
+        const seq = pad(e.seq, 16);
+        batch.put(`j!${seq}`, JSON.stringify(e));
+        for (const a of e.accountIds) batch.put(`ja!${a}!${seq}`, '');
+        if (e.seq > this.maxSeq) this.maxSeq = e.seq;
+        break;
+      }
+    }
+  }
+
+  async write(): Promise<void> {
+    if (this.error !== undefined || this.batch === undefined) {
+      this.discard();
+      throw this.error;
+    }
+    if (this.maxSeq > 0) this.batch.put('m!seq', String(this.maxSeq));
+    await this.batch.write();
+  }
+
+  discard(): void {
+    void this.batch?.close().catch(() => undefined);
+  }
 }
 
 /** classic-level's manual compaction. */
@@ -419,7 +477,7 @@ class PrefixedDb {
       yield [k.slice(n), v];
   }
 
-  batch(): { put(k: string, v: string): void; del(k: string): void; write(): Promise<void> } {
+  batch(): RawBatch {
     const chained = this.root.batch();
     const p = this.prefix;
     return {
@@ -427,6 +485,7 @@ class PrefixedDb {
       del: (k) => void chained.del(p + k),
       // classic-level honours `sync` (fsync before resolving); abstract-level's types omit it.
       write: () => chained.write({ sync: true } as AbstractBatchOptions<string, string>),
+      close: () => chained.close(),
     };
   }
 }

@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { GroupCommit } from '../../../src/ledger/group-commit.js';
-import type { LedgerWrite } from '../../../src/ledger/store.js';
+import { CollectedBatch, type LedgerWrite, type StagedBatch } from '../../../src/ledger/store.js';
 
 const record = (key: string): LedgerWrite => ({ type: 'record', key, value: key });
+
+/** Batches that hand their writes to `commit` when written (a store without `stage`). */
+const collected =
+  (commit: (writes: LedgerWrite[]) => Promise<void>): (() => StagedBatch) =>
+  () =>
+    new CollectedBatch(commit);
 
 /** A store whose writes finish only when the test says so. */
 function gatedStore() {
@@ -22,7 +28,7 @@ function gatedStore() {
 describe('GroupCommit preparers', () => {
   it('runs a preparer at the start of a wanted batch, and what it adds is in that batch', async () => {
     const store = gatedStore();
-    const gc = new GroupCommit(store.write, () => {});
+    const gc = new GroupCommit(collected(store.write), () => {});
     let pending = 0;
     let durable: Promise<void> | undefined;
     gc.beforeBatch(() => {
@@ -40,7 +46,7 @@ describe('GroupCommit preparers', () => {
 
   it('starts the next batch for a want made while a batch is being written, without writes of its own', async () => {
     const store = gatedStore();
-    const gc = new GroupCommit(store.write, () => {});
+    const gc = new GroupCommit(collected(store.write), () => {});
     let pending = 0;
     const sums: Promise<void>[] = [];
     gc.beforeBatch(() => {
@@ -65,7 +71,7 @@ describe('GroupCommit preparers', () => {
 
   it('stops calling a removed preparer, and a throwing one does not stop the writes', async () => {
     const store = gatedStore();
-    const gc = new GroupCommit(store.write, () => {});
+    const gc = new GroupCommit(collected(store.write), () => {});
     let calls = 0;
     const remove = gc.beforeBatch(() => (calls += 1));
     gc.beforeBatch(() => {
@@ -87,9 +93,9 @@ describe('GroupCommit preparers', () => {
   it('rejects what a preparer added when the batch fails, and everything after it', async () => {
     let failures = 0;
     const gc = new GroupCommit(
-      async () => {
+      collected(async () => {
         throw new Error('disk full');
-      },
+      }),
       () => (failures += 1),
     );
     let added: Promise<void> | undefined;
