@@ -514,10 +514,11 @@ export class Ledger implements RecordStore {
       state: req.pending ? 'pending' : 'posted',
       code: req.code,
       createdAt: now,
-      ...(req.memo !== undefined ? { memo: req.memo } : {}),
-      ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
-      ...(req.timeoutMs !== undefined ? { timeoutAt: now + req.timeoutMs } : {}),
     };
+    // Optional fields assigned, not spread (no intermediate objects; same field order).
+    if (req.memo !== undefined) t.memo = req.memo;
+    if (req.idempotencyKey !== undefined) t.idempotencyKey = req.idempotencyKey;
+    if (req.timeoutMs !== undefined) t.timeoutAt = now + req.timeoutMs;
     if (!req.pending) t.resolvedAt = now;
     if (SPEND_CODES.has(req.code)) t.spentAt = this.spendOf(debit.id).add(now, req.amount);
     if (req.pending) {

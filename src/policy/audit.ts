@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import type { RecordStore } from '../ledger/store.js';
 import { Literals, recordCodec, type RecordCodec } from '../records/codec.js';
 import { PREFIXES } from '../records/prefixes.js';
-import type { Decision, SpendRequest } from './types.js';
+import type { Decision, RuleResult, SpendRequest } from './types.js';
 
 export interface AuditEntry {
   id: string;
@@ -77,7 +77,35 @@ export function canonicalRequest(req: SpendRequest): string {
 }
 
 export function argsHash(req: SpendRequest): string {
-  return createHash('sha256').update(canonicalRequest(req)).digest('hex');
+  // One-shot hash: no Hash object per decision.
+  return hash('sha256', canonicalRequest(req), 'hex');
+}
+
+/** The JSON of shared (frozen) rule results, each encoded once. */
+const frozenRuleJson = new WeakMap<RuleResult, string>();
+function ruleJson(r: RuleResult): string {
+  if (!Object.isFrozen(r)) return JSON.stringify(r);
+  let json = frozenRuleJson.get(r);
+  if (json === undefined) frozenRuleJson.set(r, (json = JSON.stringify(r)));
+  return json;
+}
+
+/**
+ * The entry's JSON, byte for byte `JSON.stringify(entry)` (same field order), built from its parts:
+ * the strings through JSON.stringify, the rule results shared by most decisions encoded once.
+ */
+export function encodeAuditEntry(e: AuditEntry): string {
+  let rules = '';
+  for (const r of e.rules) rules += (rules === '' ? '' : ',') + ruleJson(r);
+  return (
+    `{"id":${JSON.stringify(e.id)},"at":${JSON.stringify(e.at)},"accountId":${JSON.stringify(e.accountId)},` +
+    `"action":${JSON.stringify(e.action)},"argsHash":${JSON.stringify(e.argsHash)},` +
+    `"outcome":${JSON.stringify(e.outcome)},"rules":[${rules}]` +
+    (e.code !== undefined ? `,"code":${JSON.stringify(e.code)}` : '') +
+    (e.reason !== undefined ? `,"reason":${JSON.stringify(e.reason)}` : '') +
+    (e.paymentId !== undefined ? `,"paymentId":${JSON.stringify(e.paymentId)}` : '') +
+    '}'
+  );
 }
 
 /** Every policy decision, per account, newest first on query. Written with the ledger's group commit. */
@@ -111,7 +139,7 @@ export class AuditLog {
     if (decision.code) entry.code = decision.code;
     if (decision.reason) entry.reason = decision.reason;
     if (paymentId) entry.paymentId = paymentId;
-    const record = { key: `${PREFIX}${accountId}!${pad(at)}!${entry.id}`, value: JSON.stringify(entry) };
+    const record = { key: `${PREFIX}${accountId}!${pad(at)}!${entry.id}`, value: encodeAuditEntry(entry) };
     if (into && decision.outcome === 'allow') into.push(record);
     else this.write([record]);
     return entry;

@@ -43,11 +43,10 @@ function decodeAccount(s: string): StoredAccount {
 }
 
 function encodeTransfer(t: Transfer): string {
-  return JSON.stringify({
-    ...t,
-    amount: t.amount.toString(),
-    ...(t.advanced !== undefined ? { advanced: t.advanced.toString() } : {}),
-  });
+  // `amount` (and `advanced`) replaced in place: the same field order as the transfer's.
+  const r: Record<string, unknown> = { ...t, amount: t.amount.toString() };
+  if (t.advanced !== undefined) r['advanced'] = t.advanced.toString();
+  return JSON.stringify(r);
 }
 
 function decodeTransfer(s: string): Transfer {

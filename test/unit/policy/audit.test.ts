@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { msat } from '../../../src/domain/msat.js';
-import { canonicalRequest } from '../../../src/policy/audit.js';
+import { canonicalRequest, encodeAuditEntry, type AuditEntry } from '../../../src/policy/audit.js';
 import type { SpendRequest } from '../../../src/policy/types.js';
 import { PaymentsContext } from '../../../src/payments/context.js';
 import { paymentsFixture, silentLog } from '../../support/payments-fixture.js';
@@ -57,6 +57,44 @@ describe('audit', () => {
           };
           return canonicalRequest(req) === reference(req);
         },
+      ),
+    );
+  });
+
+  it('encodes an audit entry as JSON.stringify of it, byte for byte, shared rule results included', () => {
+    const tricky = fc.constantFrom('"', '\\', '\n', '\u0000', '\ud800', 'é', '😀', 'a');
+    const text = fc.oneof(fc.string({ maxLength: 16 }), fc.string({ unit: tricky, maxLength: 16 }));
+    const outcome = fc.constantFrom<AuditEntry['outcome']>('allow', 'deny', 'needs_approval');
+    const shared = Object.freeze({ rule: 'budget' as const, outcome: 'allow' as const });
+    const rule = fc.oneof(
+      fc.constant(shared),
+      fc.record(
+        {
+          rule: fc.constantFrom<AuditEntry['rules'][number]['rule']>('frozen', 'budget', 'min_reserve'),
+          outcome,
+          reason: text,
+        },
+        { requiredKeys: ['rule', 'outcome'] },
+      ),
+    );
+    fc.assert(
+      fc.property(
+        fc.record(
+          {
+            id: text,
+            at: fc.integer({ min: 0, max: 2 ** 50 }),
+            accountId: text,
+            action: fc.constantFrom<AuditEntry['action']>('bolt11', 'internal_transfer', 'escrow'),
+            argsHash: text,
+            outcome,
+            rules: fc.array(rule, { maxLength: 6 }),
+            code: text,
+            reason: text,
+            paymentId: text,
+          },
+          { requiredKeys: ['id', 'at', 'accountId', 'action', 'argsHash', 'outcome', 'rules'] },
+        ),
+        (entry) => encodeAuditEntry(entry) === JSON.stringify(entry),
       ),
     );
   });
