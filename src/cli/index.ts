@@ -13,6 +13,7 @@ import { registerEnergyCommands } from './energy-commands.js';
 import { registerAuctionCommands } from './auction-commands.js';
 import { registerMcpCommand } from './mcp-command.js';
 import { registerStatusCommand } from './status-command.js';
+import { registerStoreCommands } from './store-commands.js';
 import { CliError } from './api-client.js';
 
 const program = new Command('coulomb')
@@ -121,6 +122,7 @@ registerEnergyCommands(program);
 registerAuctionCommands(program);
 registerMcpCommand(program);
 registerStatusCommand(program);
+registerStoreCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CliError) process.stderr.write(`coulomb: ${err.message}\n`);

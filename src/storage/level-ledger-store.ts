@@ -28,7 +28,7 @@ function encodeAccount(a: Account, spend: SpendBuckets | undefined): string {
   });
 }
 
-function decodeAccount(s: string): StoredAccount {
+export function decodeAccount(s: string): StoredAccount {
   const { spend, ...r } = JSON.parse(s) as Record<string, unknown>;
   return {
     account: {
@@ -49,7 +49,7 @@ function encodeTransfer(t: Transfer): string {
   return JSON.stringify(r);
 }
 
-function decodeTransfer(s: string): Transfer {
+export function decodeTransfer(s: string): Transfer {
   const r = JSON.parse(s) as Record<string, unknown>;
   const t = { ...(r as unknown as Transfer), amount: msat(r['amount'] as string) };
   if (typeof r['advanced'] === 'string') t.advanced = msat(r['advanced']);

@@ -28,7 +28,7 @@ export class LedgerStoreConflict extends AppError {
 /** Above every character in byte (COLLATE "C") order: the end of a prefix range. */
 const TOP = '\u{10ffff}';
 
-interface AccountRow {
+export interface AccountRow {
   id: string;
   kind: string;
   name: string;
@@ -43,7 +43,7 @@ interface AccountRow {
   spend: string | null;
 }
 
-interface TransferRow {
+export interface TransferRow {
   id: string;
   debit_account_id: string;
   credit_account_id: string;
@@ -59,7 +59,7 @@ interface TransferRow {
   resolved_at: string | null;
 }
 
-interface JournalRow {
+export interface JournalRow {
   seq: string;
   at: string;
   type: JournalEntry['type'];
@@ -69,7 +69,7 @@ interface JournalRow {
   detail: string | null;
 }
 
-function accountOf(r: AccountRow): StoredAccount {
+export function accountOf(r: AccountRow): StoredAccount {
   return {
     account: {
       id: r.id,
@@ -87,7 +87,7 @@ function accountOf(r: AccountRow): StoredAccount {
   };
 }
 
-function transferOf(r: TransferRow): Transfer {
+export function transferOf(r: TransferRow): Transfer {
   const t: Transfer = {
     id: r.id,
     debitAccountId: r.debit_account_id,
@@ -106,7 +106,7 @@ function transferOf(r: TransferRow): Transfer {
   return t;
 }
 
-function journalOf(r: JournalRow): JournalEntry {
+export function journalOf(r: JournalRow): JournalEntry {
   return {
     seq: Number(r.seq),
     at: Number(r.at),
