@@ -18,15 +18,24 @@ export interface Duty {
  */
 export class DutyRunner {
   private readonly running: Duty[] = [];
+  private readonly duties: Duty[];
   private chain: Promise<void> = Promise.resolve();
   /** Set by `start` until its first transition is applied: that one's failure is the caller's. */
   private first: Promise<void> | undefined;
 
   constructor(
     private readonly election: LeaderElection,
-    private readonly duties: readonly Duty[],
+    duties: readonly Duty[],
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.duties = [...duties];
+  }
+
+  /** One more duty, after the others: started at once if this instance leads. */
+  async add(duty: Duty): Promise<void> {
+    this.duties.push(duty);
+    if (this.election.isLeader) await this.apply(() => this.startAll());
+  }
 
   /** The duties running now (for status and tests). */
   get active(): string[] {
