@@ -91,6 +91,7 @@ describe('two gateway instances on one PostgreSQL database and one LND', () => {
     await admin`
       SELECT pg_terminate_backend(pid) FROM pg_locks
       WHERE locktype = 'advisory' AND granted AND objsubid = 1
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND classid = ${(LEADER_LOCK_KEY >> 32n).toString()}::oid
         AND objid = ${(LEADER_LOCK_KEY & 0xffffffffn).toString()}::oid`;
   };

@@ -55,6 +55,7 @@ describe('leader election through a PostgreSQL advisory lock', () => {
     const rows = await admin<{ pid: number }[]>`
       SELECT pid FROM pg_locks
       WHERE locktype = 'advisory' AND granted AND objsubid = 1
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND classid = ${(LEADER_LOCK_KEY >> 32n).toString()}::oid
         AND objid = ${(LEADER_LOCK_KEY & 0xffffffffn).toString()}::oid`;
     return rows.map((r) => r.pid);

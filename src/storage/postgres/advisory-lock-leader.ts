@@ -27,8 +27,9 @@ export interface AdvisoryLockLeaderOptions {
  * `pg_locks`), and steps down at once, before the next poll, when the connection closes, the
  * heartbeat fails, finds the lock gone or gets no answer within `queryTimeoutMs`; it then drops
  * the connection (releasing anything the server still holds for it) and campaigns again on a new
- * one. The session asks the server for short TCP keepalives, so a leader host that vanishes
- * without closing its socket frees the lock in seconds, not after the kernel's two hours.
+ * one after three poll periods, so that a follower whose connection is sound takes over first.
+ * The session asks the server for short TCP keepalives, so a leader host that vanishes without
+ * closing its socket frees the lock in seconds, not after the kernel's two hours.
  *
  * The lock does not fence a leader that is cut off but not yet aware of it (it acts until its
  * next heartbeat fails): what the duties write must stay correct with two leaders for a moment,
@@ -47,6 +48,8 @@ export class AdvisoryLockLeader implements LeaderElection {
   private timer: NodeJS.Timeout | undefined;
   /** Whether the last campaign failed (logged once per run of failures). */
   private failing = false;
+  /** A deposed leader campaigns again only from then (ms): a healthy follower goes first. */
+  private holdOffUntil = 0;
 
   constructor(
     private readonly url: string,
@@ -151,6 +154,7 @@ export class AdvisoryLockLeader implements LeaderElection {
   }
 
   private async campaign(): Promise<void> {
+    if (Date.now() < this.holdOffUntil) return;
     const rows = await this.query(
       (sql) => sql<{ got: boolean }[]>`SELECT pg_try_advisory_lock(${this.key.toString()}::bigint) AS got`,
     );
@@ -184,6 +188,7 @@ export class AdvisoryLockLeader implements LeaderElection {
     void sql?.end({ timeout: 0 }).catch(() => undefined);
     if (!this.leading) return;
     this.leading = false;
+    this.holdOffUntil = Date.now() + 3 * this.pollMs;
     this.log?.warn({ reason }, 'leader election: this instance no longer leads');
     this.listener?.deposed(reason);
   }
