@@ -27,11 +27,11 @@ class SharedLnd extends FakeLightning {
 
   viewFor(instance: string): FakeLightning {
     const view = Object.create(this) as FakeLightning;
-    view.subscribeInvoices = ((options: InvoiceSubscriptionOptions) => {
+    view.subscribeInvoices = (options: InvoiceSubscriptionOptions) => {
       const sub = { instance, options, open: true };
       this.subscriptions.push(sub);
       return { close: () => void (sub.open = false) };
-    }) as FakeLightning['subscribeInvoices'];
+    };
     return view;
   }
 
