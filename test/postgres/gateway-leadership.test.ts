@@ -9,9 +9,8 @@ import type { InvoiceSubscriptionOptions } from '../../src/lightning/backend.js'
 import type { Invoice } from '../../src/lightning/types.js';
 import { createLogger } from '../../src/logger.js';
 import { openAccounts } from '../../src/main.js';
-import { LEADER_LOCK_KEY } from '../../src/storage/postgres/advisory-lock-leader.js';
 import { FakeLightning } from '../support/fake-lightning.js';
-import { createTestDatabase } from '../support/postgres.js';
+import { createTestDatabase, gatewayDatabase } from '../support/postgres.js';
 import { eventually } from '../support/regtest.js';
 
 /**
@@ -59,6 +58,7 @@ const TAKEOVER_DEADLINE_MS = 10_000;
 describe('two gateway instances on one PostgreSQL database and one LND', () => {
   let url: string;
   let admin: Sql;
+  let db: ReturnType<typeof gatewayDatabase>;
   let dataDir: string;
   const lnd = new SharedLnd();
   const fatal: unknown[] = [];
@@ -76,29 +76,10 @@ describe('two gateway instances on one PostgreSQL database and one LND', () => {
     return instance;
   };
 
-  const balance = async (id: string): Promise<bigint> => {
-    const [row] = await admin<{ b: string }[]>`
-      SELECT credits_posted - debits_posted AS b FROM ledger_accounts WHERE id = ${id}`;
-    return BigInt(row?.b ?? '0');
-  };
-  const creditsOf = async (hash: string): Promise<number> => {
-    const [row] = await admin<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM ledger_transfers t JOIN ledger_keys k ON k.transfer_id = t.id
-      WHERE k.key = ${`invoice:${hash}`} AND t.state = 'posted'`;
-    return row?.n ?? 0;
-  };
-  const killLeaderSession = async (): Promise<void> => {
-    await admin`
-      SELECT pg_terminate_backend(pid) FROM pg_locks
-      WHERE locktype = 'advisory' AND granted AND objsubid = 1
-        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND classid = ${(LEADER_LOCK_KEY >> 32n).toString()}::oid
-        AND objid = ${(LEADER_LOCK_KEY & 0xffffffffn).toString()}::oid`;
-  };
-
   beforeAll(async () => {
     url = await createTestDatabase(inject('postgresUrl'), 'gateway_leader');
     admin = postgres(url, { max: 1, onnotice: false });
+    db = gatewayDatabase(admin);
     dataDir = mkdtempSync(join(tmpdir(), 'coulomb-pgleader-'));
   });
   afterAll(async () => {
@@ -122,9 +103,9 @@ describe('two gateway instances on one PostgreSQL database and one LND', () => {
     // Issued by the follower, settled in LND, credited by the leader's subscription.
     const first = await b.services.payments.createInvoice('alice', { amountMsat: msat(5000) });
     await lnd.deliver(lnd.settle(first.paymentHash));
-    expect(await balance('alice')).toBe(5000n);
+    expect(await db.balance('alice')).toBe(5000n);
 
-    await killLeaderSession();
+    await db.terminateLeader();
     const killedAt = Date.now();
     await eventually(
       () => (b.leadership.active.includes('LND invoice subscription') ? true : undefined),
@@ -142,9 +123,9 @@ describe('two gateway instances on one PostgreSQL database and one LND', () => {
     await lnd.deliver(await lnd.lookupInvoice(first.paymentHash));
     const second = await a.services.payments.createInvoice('alice', { amountMsat: msat(7000) });
     await lnd.deliver(lnd.settle(second.paymentHash));
-    expect(await balance('alice')).toBe(12_000n);
-    expect(await creditsOf(first.paymentHash)).toBe(1);
-    expect(await creditsOf(second.paymentHash)).toBe(1);
+    expect(await db.balance('alice')).toBe(12_000n);
+    expect(await db.invoiceCredits(first.paymentHash)).toBe(1);
+    expect(await db.invoiceCredits(second.paymentHash)).toBe(1);
     expect(fatal).toEqual([]);
   });
 
@@ -160,7 +141,7 @@ describe('two gateway instances on one PostgreSQL database and one LND', () => {
         a.services.payments.onInvoice(settled),
         b.services.payments.onInvoice(settled),
       ]);
-      expect(await creditsOf(rec.paymentHash)).toBe(1);
+      expect(await db.invoiceCredits(rec.paymentHash)).toBe(1);
       if (fatal.length > 0) break;
     }
     // When both batches raced, the database refused the second one's transfer under the same key
@@ -169,6 +150,6 @@ describe('two gateway instances on one PostgreSQL database and one LND', () => {
     // Every invoice credited once, whatever each instance's memory said.
     const [row] = await admin<{ n: number }[]>`
       SELECT count(*)::int AS n FROM ledger_transfers WHERE credit_account_id = 'carol'`;
-    expect(await balance('carol')).toBe(BigInt(row!.n) * 1000n);
+    expect(await db.balance('carol')).toBe(BigInt(row!.n) * 1000n);
   });
 });

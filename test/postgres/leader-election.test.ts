@@ -3,8 +3,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { DutyRunner, type Duty } from '../../src/cluster/duties.js';
 import type { LeadershipListener } from '../../src/cluster/leader.js';
 import { createLogger } from '../../src/logger.js';
-import { AdvisoryLockLeader, LEADER_LOCK_KEY } from '../../src/storage/postgres/advisory-lock-leader.js';
-import { createTestDatabase } from '../support/postgres.js';
+import { AdvisoryLockLeader } from '../../src/storage/postgres/advisory-lock-leader.js';
+import { createTestDatabase, gatewayDatabase } from '../support/postgres.js';
 import { eventually } from '../support/regtest.js';
 import { TcpGate } from '../support/tcp-gate.js';
 
@@ -50,16 +50,7 @@ describe('leader election through a PostgreSQL advisory lock', () => {
     return l;
   };
 
-  /** Backend pids of the sessions holding the leader lock now. */
-  const holders = async (): Promise<number[]> => {
-    const rows = await admin<{ pid: number }[]>`
-      SELECT pid FROM pg_locks
-      WHERE locktype = 'advisory' AND granted AND objsubid = 1
-        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND classid = ${(LEADER_LOCK_KEY >> 32n).toString()}::oid
-        AND objid = ${(LEADER_LOCK_KEY & 0xffffffffn).toString()}::oid`;
-    return rows.map((r) => r.pid);
-  };
+  const holders = (): Promise<number[]> => gatewayDatabase(admin).leaderHolders();
 
   beforeAll(async () => {
     url = await createTestDatabase(inject('postgresUrl'), 'leader');
