@@ -7,11 +7,12 @@
  *   2. with the gateway stopped, the store is filled through the gateway's own modules (as
  *      bench/soak-populate.ts does): agent accounts created, given the L3 policy and funded by the
  *      operator, then internal transfers between them (each a journal row on both sides), with
- *      one account, the first, on one side of every tenth (its history is deep), and a few
+ *      one account, the first, on one side of every tenth (its history is deep), internal
+ *      payments (an agent pays another's invoice: the operator's payments list), and a few
  *      frozen accounts;
  *   3. the gateway starts again on the full store and the same calls are timed.
  *
- *   npm run bench:console [-- --accounts 100000 --history 1000000 --runs 30 --keep --keep-data]
+ *   npm run bench:console [-- --accounts 100000 --history 1000000 --payments 10000 --runs 30 --keep --keep-data]
  *   npm run bench:console -- --reuse <data dir kept by --keep-data>   (no populate)
  *
  * A page's time is what its load costs: the API calls the console page makes when it opens
@@ -43,6 +44,8 @@ const { values } = parseArgs({
     accounts: { type: 'string', default: '100000' },
     /** Journal rows in all (two per transfer: the fundings, then internal transfers). */
     history: { type: 'string', default: '1000000' },
+    /** Internal payments (agent pays agent's invoice) for the operator's payments list. */
+    payments: { type: 'string', default: '10000' },
     runs: { type: 'string', default: '30' },
     keep: { type: 'boolean', default: false },
     'keep-data': { type: 'boolean', default: false },
@@ -52,6 +55,7 @@ const { values } = parseArgs({
 const ACCOUNTS = Number(values.accounts);
 const HISTORY = Number(values.history);
 const RUNS = Number(values.runs);
+const PAYMENTS = Number(values.payments);
 if (!(ACCOUNTS >= 10 && HISTORY >= 2 * ACCOUNTS && RUNS >= 1))
   throw new Error('--accounts ≥ 10, --history ≥ 2 × accounts and --runs ≥ 1');
 const GOAL_MS = 300;
@@ -72,19 +76,28 @@ const HEAVY = agentId(0);
  * of a step at once. `{id}` is the measured account.
  */
 const PAGES: Record<string, string[][]> = {
-  overview: [['/v1/node', '/v1/node/balances'], ['/v1/liabilities'], ['/health']],
+  overview: [
+    ['/v1/node', '/v1/node/balances', '/v1/alerts', '/v1/accounts?frozen=true&limit=20'],
+    ['/v1/liabilities'],
+    ['/health'],
+  ],
   accounts: [['/v1/accounts?limit=50']],
+  // A search from the middle of the 100,000 names and ids: an index range, never a scan.
+  'search by name': [['/v1/accounts?limit=50&by=name&prefix=CONSOLE-AGENT-050']],
+  'search by id': [['/v1/accounts?limit=50&by=id&prefix=console-agent-0999']],
   account: [
     [
       '/v1/accounts/{id}',
       '/v1/accounts/{id}/history?limit=50',
+      '/v1/accounts/{id}/policy',
       '/v1/accounts/{id}/keys',
       '/v1/accounts/{id}/payments?limit=20',
     ],
   ],
   approvals: [['/v1/approvals?limit=50&state=pending']],
+  payments: [['/v1/payments?limit=50']],
   escrows: [['/v1/escrows?limit=50']],
-  devices: [['/v1/devices']],
+  devices: [['/v1/devices?limit=50']],
   services: [
     ['/v1/proxy/services', '/v1/l402/credentials?limit=50'],
     ['/v1/proxy/services/sample-llm/stats?period=hour'],
@@ -137,6 +150,16 @@ async function populate(dir: string): Promise<void> {
       await Promise.all(wave);
     }
     step(`${transfers} internal transfers`);
+    for (let done = 0; done < PAYMENTS; done += 100)
+      await Promise.all(
+        Array.from({ length: Math.min(100, PAYMENTS - done) }, async (_, k) => {
+          const i = done + k;
+          const inv = await payments.createInvoice(ids[(i + 1) % ACCOUNTS]!, { amountMsat: msat(2000) });
+          const p = await payments.pay(ids[i % ACCOUNTS]!, { request: inv.request });
+          if (p.status !== 'succeeded') throw new Error(`internal payment ${p.status}`);
+        }),
+      );
+    step(`${PAYMENTS} internal payments`);
     const frozen = Array.from({ length: 20 }, (_, i) => agentId((i + 1) * Math.floor(ACCOUNTS / 21)));
     await ledger.ensure({ accounts: frozen });
     for (const id of frozen) await ledger.setFrozen(id, true, 'bench: frozen').durable;
@@ -291,7 +314,7 @@ async function main(): Promise<void> {
   });
   for (const r of rows)
     console.error(
-      `${r.page.padEnd(10)} median ${r.medianMs} ms, p95 ${r.p95Ms} ms; empty store ${r.emptyMedianMs} ms ` +
+      `${r.page.padEnd(14)} median ${r.medianMs} ms, p95 ${r.p95Ms} ms; empty store ${r.emptyMedianMs} ms ` +
         `(×${r.vsEmpty}); ×${r.vsHealth} GET /health — goal ≤ ${GOAL_MS} ms: ${r.pass ? 'PASS' : 'FAIL'}`,
     );
   console.error(

@@ -15,7 +15,7 @@ interface Column<T> {
 interface ListSpec<T> {
   path: string;
   field: string;
-  cursorParam: 'cursor' | 'before';
+  cursorParam: 'cursor' | 'before' | 'after';
   nextField: 'next' | 'nextCursor';
   columns: Column<T>[];
   rowKey: (item: T) => string;
@@ -89,6 +89,7 @@ const short = (s: string | undefined) =>
 
 interface Payment {
   id: string;
+  accountId: string;
   kind: string;
   status: string;
   paymentHash: string;
@@ -279,60 +280,75 @@ interface Device {
   lastEventSeq: number;
   createdAt: number;
   revokedAt?: number;
+  lastSeenAt?: number;
+  online: boolean;
+  requestsSinceStart: number;
 }
 
-/** Enrolled devices: their counters, and revoke. */
+const devices: ListSpec<Device> = {
+  path: '/v1/devices?limit=50',
+  field: 'devices',
+  cursorParam: 'after',
+  nextField: 'next',
+  rowKey: (d) => d.deviceId,
+  columns: [
+    { label: 'Device', cell: (d) => short(d.deviceId) },
+    { label: 'Name', cell: (d) => d.name },
+    { label: 'Account', cell: (d) => d.accountId },
+    { label: 'State', cell: (d) => d.state },
+    { label: 'Online', cell: (d) => (d.online ? 'online' : 'offline') },
+    { label: 'Last seen', cell: (d) => when(d.lastSeenAt) },
+    { label: 'Last counter', cell: (d) => d.lastCounter },
+    { label: 'Last event', cell: (d) => d.lastEventSeq },
+    { label: 'Requests since start', cell: (d) => d.requestsSinceStart },
+    { label: 'Enrolled', cell: (d) => when(d.createdAt) },
+  ],
+};
+
+/** Every device, paged: online now, last seen, counters, and revoke. */
 export function Devices() {
-  const [devices, setDevices] = useState<Device[]>([]);
   const [error, run] = useAction();
-  const reload = async () => setDevices((await get<{ devices: Device[] }>('/v1/devices')).devices);
-  useEffect(() => void run(reload), []);
   return (
     <section>
       <h2>Devices</h2>
       <Err error={error} />
-      <table class="devices">
-        <thead>
-          <tr>
-            <th>Device</th>
-            <th>Name</th>
-            <th>Account</th>
-            <th>State</th>
-            <th>Last counter</th>
-            <th>Last event</th>
-            <th>Enrolled</th>
-            <th />
-          </tr>
-        </thead>
-        <tbody>
-          {devices.map((d) => (
-            <tr key={d.deviceId} data-row={d.deviceId}>
-              <td>{short(d.deviceId)}</td>
-              <td>{d.name}</td>
-              <td>{d.accountId}</td>
-              <td>{d.state}</td>
-              <td>{d.lastCounter}</td>
-              <td>{d.lastEventSeq}</td>
-              <td>{when(d.createdAt)}</td>
-              <td>
-                {d.state === 'active' && (
-                  <button
-                    onClick={() =>
-                      void run(async () => {
-                        await post(`/v1/devices/${encodeURIComponent(d.deviceId)}/revoke`);
-                        await reload();
-                      })
-                    }
-                  >
-                    Revoke
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {devices.length === 0 && !error && <p class="empty">none</p>}
+      <PagedTable
+        spec={devices}
+        name="devices"
+        refreshMs={10_000}
+        actions={(d, reload) =>
+          d.state === 'active' && (
+            <button
+              onClick={() =>
+                void run(async () => {
+                  await post(`/v1/devices/${encodeURIComponent(d.deviceId)}/revoke`);
+                  await reload();
+                })
+              }
+            >
+              Revoke
+            </button>
+          )
+        }
+      />
+    </section>
+  );
+}
+
+/** Every account's payments, newest first, paged from the server. */
+export function Payments() {
+  const spec: ListSpec<Payment> = {
+    path: '/v1/payments?limit=50',
+    field: 'payments',
+    cursorParam: 'cursor',
+    nextField: 'nextCursor',
+    rowKey: (p) => p.id,
+    columns: [{ label: 'Account', cell: (p) => p.accountId }, ...payments('').columns],
+  };
+  return (
+    <section>
+      <h2>Payments</h2>
+      <PagedTable spec={spec} name="all-payments" />
     </section>
   );
 }

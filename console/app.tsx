@@ -4,14 +4,16 @@ import uPlot from 'uplot';
 import type { ComponentChildren } from 'preact';
 import { del, get, login, logout, post, put, resume, sats, when } from './api.js';
 import { download, toCsv } from './csv.js';
-import { AccountActivity, Devices, Escrows } from './activity.js';
+import { AccountActivity, Devices, Escrows, Payments } from './activity.js';
+import { Rules } from './rules.js';
 import { Err, useAction, usePaged } from './ui.js';
 
-type Page = 'overview' | 'accounts' | 'approvals' | 'escrows' | 'devices' | 'services';
+type Page = 'overview' | 'accounts' | 'approvals' | 'payments' | 'escrows' | 'devices' | 'services';
 const PAGES: [Page, string][] = [
   ['overview', 'Overview'],
   ['accounts', 'Accounts'],
   ['approvals', 'Approvals'],
+  ['payments', 'Payments'],
   ['escrows', 'Escrows'],
   ['devices', 'Devices'],
   ['services', 'Paid services'],
@@ -203,8 +205,72 @@ function Overview() {
           )}
         </>
       )}
+      <Alerts />
+      <FrozenAccounts />
       <Err error={error} />
     </section>
+  );
+}
+
+interface Alert {
+  code: string;
+  severity: 'critical' | 'warning';
+  message: string;
+  count?: number;
+}
+
+/** What needs the operator now (GET /v1/alerts), refreshed every 10 s. */
+function Alerts() {
+  const [alerts, setAlerts] = useState<Alert[]>();
+  const [error, run] = useAction();
+  useEffect(() => {
+    const load = () => void run(async () => setAlerts((await get<{ alerts: Alert[] }>('/v1/alerts')).alerts));
+    load();
+    const timer = setInterval(load, 10_000);
+    return () => clearInterval(timer);
+  }, []);
+  return (
+    <>
+      <h2>Alerts</h2>
+      <Err error={error} />
+      {alerts?.length === 0 && <p class="alerts-none">No alerts.</p>}
+      <ul class="alerts">
+        {alerts?.map((a) => (
+          <li key={a.code} class={a.severity} data-alert={a.code}>
+            <strong>{a.severity}</strong> {a.message}
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
+/** The frozen accounts, paged from the server's index of them. */
+function FrozenAccounts() {
+  const list = usePaged<Account>(async (after) => {
+    const r = await get<{ accounts: Account[]; next?: string }>(
+      `/v1/accounts?frozen=true&limit=20${after ? '&after=' + encodeURIComponent(after) : ''}`,
+    );
+    return { items: r.accounts, ...(r.next ? { next: r.next } : {}) };
+  }, []);
+  return (
+    <>
+      <h2>Frozen accounts</h2>
+      <Err error={list.error} />
+      <table class="frozen-accounts">
+        <tbody>
+          {list.items.map((a) => (
+            <tr key={a.id} data-row={a.id}>
+              <td class="mono">{a.id}</td>
+              <td>{a.name}</td>
+              <td>{sats(a.balanceMsat)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {list.items.length === 0 && !list.error && <p class="empty">none</p>}
+      {list.pager}
+    </>
   );
 }
 
@@ -232,12 +298,19 @@ const HISTORY_PAGE = 50;
 
 function Accounts() {
   const [selected, setSelected] = useState<string>();
-  const list = usePaged<Account>(async (after) => {
-    const r = await get<{ accounts: Account[]; next?: string }>(
-      `/v1/accounts?limit=50${after ? '&after=' + encodeURIComponent(after) : ''}`,
-    );
-    return { items: r.accounts, ...(r.next ? { next: r.next } : {}) };
-  }, []);
+  const [search, setSearch] = useState({ prefix: '', by: 'name' });
+  /** The search the list shows (the form's, once submitted). */
+  const [query, setQuery] = useState({ prefix: '', by: 'name' });
+  const list = usePaged<Account>(
+    async (after) => {
+      const filter = query.prefix ? `&by=${query.by}&prefix=${encodeURIComponent(query.prefix)}` : '';
+      const r = await get<{ accounts: Account[]; next?: string }>(
+        `/v1/accounts?limit=50${filter}${after ? '&after=' + encodeURIComponent(after) : ''}`,
+      );
+      return { items: r.accounts, ...(r.next ? { next: r.next } : {}) };
+    },
+    [query],
+  );
   const [form, setForm] = useState({ name: '', kind: 'agent', tier: 'L0' });
   const [error, run] = useAction();
   return (
@@ -281,8 +354,32 @@ function Accounts() {
         </select>
         <button type="submit">Create account</button>
       </form>
+      <form
+        class="row search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setQuery({ ...search, prefix: search.prefix.trim() });
+        }}
+      >
+        <input
+          name="search"
+          type="search"
+          placeholder="id or name starts with"
+          value={search.prefix}
+          onInput={(e) => setSearch({ ...search, prefix: e.currentTarget.value })}
+        />
+        <select
+          name="search-by"
+          value={search.by}
+          onChange={(e) => setSearch({ ...search, by: e.currentTarget.value })}
+        >
+          <option value="name">by name</option>
+          <option value="id">by id</option>
+        </select>
+        <button type="submit">Search</button>
+      </form>
       <Err error={error ?? list.error} />
-      <table>
+      <table class="accounts">
         <thead>
           <tr>
             <th>Id</th>
@@ -295,7 +392,12 @@ function Accounts() {
         </thead>
         <tbody>
           {list.items.map((a) => (
-            <tr key={a.id} class={a.id === selected ? 'selected' : ''} onClick={() => setSelected(a.id)}>
+            <tr
+              key={a.id}
+              data-row={a.id}
+              class={a.id === selected ? 'selected' : ''}
+              onClick={() => setSelected(a.id)}
+            >
               <td class="mono">{a.id}</td>
               <td>{a.name}</td>
               <td>{a.kind}</td>
@@ -306,6 +408,7 @@ function Accounts() {
           ))}
         </tbody>
       </table>
+      {list.items.length === 0 && !list.error && <p class="empty">no account</p>}
       {list.pager}
       {selected && <AccountDetail id={selected} onChange={() => void list.reload()} />}
     </section>
@@ -316,6 +419,8 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
   const [account, setAccount] = useState<Account>();
   const [amount, setAmount] = useState('');
   const [tier, setTier] = useState('L0');
+  /** Counts tiers set here: the rules editor then shows the tier's rules. */
+  const [tiersSet, setTiersSet] = useState(0);
   const [error, run] = useAction();
   const history = usePaged<Entry>(
     async (before) => {
@@ -392,7 +497,11 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
             <option>{t}</option>
           ))}
         </select>
-        <button onClick={() => act(() => put(`${path}/policy`, { tier }))}>Set tier</button>
+        <button
+          onClick={() => act(async () => (await put(`${path}/policy`, { tier }), setTiersSet(tiersSet + 1)))}
+        >
+          Set tier
+        </button>
         <input
           name="amount"
           placeholder="amount (msat)"
@@ -411,6 +520,7 @@ function AccountDetail({ id, onChange }: { id: string; onChange: () => void }) {
         <button onClick={() => void exportCsv()}>Export history (CSV)</button>
       </div>
       <Err error={error ?? history.error} />
+      <Rules key={`${id}:${tiersSet}`} id={id} onSaved={() => void act(async () => undefined)} />
       <Keys id={id} />
       <h4>History</h4>
       <table>
@@ -796,6 +906,7 @@ function App() {
         {page === 'overview' && <Overview />}
         {page === 'accounts' && <Accounts />}
         {page === 'approvals' && <Approvals />}
+        {page === 'payments' && <Payments />}
         {page === 'escrows' && <Escrows />}
         {page === 'devices' && <Devices />}
         {page === 'services' && <Services />}

@@ -502,6 +502,8 @@ export async function startL402Proxy(
   log: Logger,
   paid?: PaidServices,
   hooks?: ProxyHooks,
+  /** The proxy's clock (unix ms) for periods and price rules; tests move it. */
+  now?: () => number,
 ): Promise<ProxyHandle> {
   const opened = paid ?? (await openPaidServices(config, accounts, log));
   const own = paid ? undefined : opened;
@@ -552,6 +554,7 @@ export async function startL402Proxy(
         closeL402Credential({ authority, revocations, refunds }, authorization, service, destination, flush),
     },
     ...(proxyConfig.challengeRateLimit ? { challengeRateLimit: proxyConfig.challengeRateLimit } : {}),
+    ...(now ? { now } : {}),
   });
   await new Promise<void>((r) => server.listen(config.proxy.port, config.proxy.host, r));
   const addr = server.address();
@@ -598,6 +601,13 @@ export async function startDeviceTransports(
         config.mqtt.port,
         randomBytes(24).toString('hex'),
         (id, user, pass) => devices.registry.mayConnect(id, user, pass),
+        (id, up) => {
+          devices.registry.connection(id, up);
+          if (up)
+            devices.registry
+              .seen(id)
+              .catch((err: unknown) => log.warn({ err, deviceId: id }, 'could not record a device as seen'));
+        },
       );
   const url = config.mqtt.url ?? broker!.url;
   const transport = await MqttTransport.connect(

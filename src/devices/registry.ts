@@ -8,7 +8,7 @@ import { recordCodec, type RecordCodec } from '../records/codec.js';
 import { PREFIXES } from '../records/prefixes.js';
 import { connectDigest, enrollDigest, schnorrVerify } from './envelope.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
-import type { Device, Enrollment } from './types.js';
+import type { Device, DeviceStatus, Enrollment } from './types.js';
 
 const devKey = (id: string): string => `${PREFIXES.device.prefix}${id}`;
 const enrKey = (hash: string): string => `${PREFIXES.enrollment.prefix}${hash}`;
@@ -24,8 +24,11 @@ export const deviceCodec: RecordCodec<Device> = recordCodec(
     lastEventSeq: Type.Number(),
     createdAt: Type.Number(),
     revokedAt: Type.Optional(Type.Number()),
+    lastSeenAt: Type.Optional(Type.Number()),
   }),
 );
+/** How often at most a device's last-seen time is written when nothing else of it changes. */
+export const SEEN_WRITE_MS = 60_000;
 const enrollmentCodec: RecordCodec<Enrollment> = recordCodec(
   'enrollment',
   Type.Object({
@@ -52,6 +55,11 @@ export class DeviceRegistry {
   private readonly enrolling = new KeyedQueue();
   /** A device id is taken once: by its registered device, or by its registration in progress. */
   private readonly ids = new CappedSlots(1, (deviceId) => (this.devices.has(deviceId) ? 1 : 0));
+
+  /** Devices connected to the embedded broker now, with their number of connections. */
+  private readonly connections = new Map<string, number>();
+  /** Requests accepted per device since the start (in memory: one number per device). */
+  private readonly requests = new Map<string, number>();
 
   constructor(
     private readonly ledger: Ledger,
@@ -199,7 +207,64 @@ export class DeviceRegistry {
         lastCounter: d.lastCounter,
       });
     d.lastCounter = counter;
+    // The record is written anyway: it carries the time too.
+    d.lastSeenAt = this.now();
+    this.requests.set(deviceId, (this.requests.get(deviceId) ?? 0) + 1);
     return this.save(d);
+  }
+
+  /**
+   * The device was heard from (e.g. it connected): its last-seen time is written when the stored
+   * one is older than SEEN_WRITE_MS, so a chatty device costs at most a write a minute.
+   */
+  async seen(deviceId: string): Promise<void> {
+    const d = this.devices.get(deviceId);
+    if (!d) return;
+    const now = this.now();
+    if (d.lastSeenAt !== undefined && now - d.lastSeenAt < SEEN_WRITE_MS) return;
+    d.lastSeenAt = now;
+    await this.save(d);
+  }
+
+  /** A connection of the device to the embedded broker opened (`up`) or closed. */
+  connection(deviceId: string, up: boolean): void {
+    const n = (this.connections.get(deviceId) ?? 0) + (up ? 1 : -1);
+    if (n > 0) this.connections.set(deviceId, n);
+    else this.connections.delete(deviceId);
+  }
+
+  /**
+   * Devices in id order, a page after `after`: from disk (the device records' keys) for all of
+   * them; an account's from memory. With whether each is online and its requests since start.
+   */
+  async page(options: { after?: string; limit: number; accountId?: string }): Promise<DeviceStatus[]> {
+    const { after, limit, accountId } = options;
+    let ids: string[];
+    if (accountId !== undefined) {
+      ids = [...this.devices.values()]
+        .filter((d) => d.accountId === accountId && (after === undefined || d.deviceId > after))
+        .map((d) => d.deviceId)
+        .sort()
+        .slice(0, limit);
+    } else {
+      const prefix = PREFIXES.device.prefix;
+      const records = await this.ledger.listRecords(prefix, {
+        limit,
+        ...(after !== undefined ? { after: devKey(after) } : {}),
+      });
+      ids = records.map((r) => r.key.slice(prefix.length));
+    }
+    const out: DeviceStatus[] = [];
+    for (const id of ids) {
+      const d = this.devices.get(id);
+      if (d)
+        out.push({
+          ...d,
+          online: this.connections.has(id),
+          requestsSinceStart: this.requests.get(id) ?? 0,
+        });
+    }
+    return out;
   }
 
   /**

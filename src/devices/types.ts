@@ -11,6 +11,19 @@ export interface Device {
   lastEventSeq: number;
   createdAt: number;
   revokedAt?: number;
+  /**
+   * When the device was last heard from (a request, an MQTT connection), as stored: written with
+   * every accepted request counter, and otherwise at most once a minute (DeviceRegistry.seen).
+   */
+  lastSeenAt?: number;
+}
+
+/** A device as the operator's list shows it: its record and what the gateway knows of it now. */
+export interface DeviceStatus extends Device {
+  /** Connected to the embedded MQTT broker now. */
+  online: boolean;
+  /** Requests accepted from it since the gateway started. */
+  requestsSinceStart: number;
 }
 
 /** A one-time code that lets a device enroll its own key for an account. */

@@ -16,6 +16,7 @@ import { frameworkErrors, installRouting, MAX_PARAM_LENGTH } from './routing.js'
 import type { OperatorAuth } from './operator-auth.js';
 import { healthRoutes } from './routes/health.js';
 import { nodeRoutes } from './routes/node.js';
+import { alertRoutes } from './routes/alerts.js';
 import { accountRoutes, type AccountServices } from './routes/accounts.js';
 import { installAuth } from './auth.js';
 import { paidServiceRoutes, type PaidServicesAdmin } from './routes/paid-services.js';
@@ -99,7 +100,11 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
 
   await app.register(healthRoutes, { backend: deps.backend });
   await app.register(nodeRoutes, { backend: deps.backend });
-  if (deps.accounts) await app.register(accountRoutes, deps.accounts);
+  if (deps.accounts) {
+    await app.register(accountRoutes, deps.accounts);
+    const { ledger, payments } = deps.accounts;
+    await app.register(alertRoutes, { backend: deps.backend, ledger, payments });
+  }
   if (deps.paidServices && deps.accounts?.l402) {
     const { ledger, payments, l402 } = deps.accounts;
     await app.register(paidServiceRoutes, {

@@ -3,6 +3,7 @@ import { decodeIdentifier, encodeIdentifier, type L402Identifier } from './ident
 import { decodeV2, encodeV2, MacaroonFormatError, mint, signatureOf, type Macaroon } from './macaroon.js';
 import { parseAuthorization } from './header.js';
 import { lockedPriorityOf, type LockedPriority } from './priority-caveats.js';
+import { subscriptionOf, type SubscriptionCaveats } from './subscription-caveats.js';
 
 export const L402_LOCATION = 'lsat';
 
@@ -16,16 +17,24 @@ export type L402Failure =
   | 'EXPIRED'
   | 'REVOKED';
 
+/** What a verified credential is: its ids, expiry and the terms locked in its caveats. */
+export interface VerifiedTerms {
+  tokenId: string;
+  paymentHash: string;
+  expiresAt: number;
+  priority?: LockedPriority;
+  subscription?: SubscriptionCaveats;
+}
+
 export type L402Verification =
-  | { ok: true; tokenId: string; paymentHash: string; expiresAt: number; priority?: LockedPriority }
-  | { ok: false; failure: L402Failure; message: string };
+  ({ ok: true } & VerifiedTerms) | { ok: false; failure: L402Failure; message: string };
 
 export interface MintRequest {
   paymentHash: Buffer;
   service: string;
   capabilities?: string[];
   lifetimeSeconds: number;
-  /** More first-party caveats (a locked priority class and price). */
+  /** More first-party caveats (a locked priority class and price, a subscription's terms). */
   caveats?: string[];
 }
 
@@ -78,10 +87,7 @@ export class L402Authority {
    * Credentials verified before, by header, service and capability: a repeat skips the HMAC
    * chain. Expiry and revocation are still checked on every call.
    */
-  private readonly verified = new Map<
-    string,
-    { tokenId: string; paymentHash: string; expiresAt: number; priority?: LockedPriority }
-  >();
+  private readonly verified = new Map<string, VerifiedTerms>();
 
   /** Checks a presented `Authorization` header for `service` (and a capability, when given). */
   verify(header: string | undefined, service: string, capability?: string): L402Verification {
@@ -108,6 +114,7 @@ export class L402Authority {
         paymentHash: result.paymentHash,
         expiresAt: result.expiresAt,
         ...(result.priority ? { priority: result.priority } : {}),
+        ...(result.subscription ? { subscription: result.subscription } : {}),
       });
     }
     return result;
@@ -205,12 +212,15 @@ export class L402Authority {
     if (expiresAt <= nowSec) return fail('EXPIRED', 'this credential has expired');
     const priority = lockedPriorityOf(mac.caveats, service);
     if (priority === 'conflict') return fail('MALFORMED', 'conflicting priority caveats');
+    const subscription = subscriptionOf(mac.caveats, service);
+    if (subscription === 'conflict') return fail('MALFORMED', 'conflicting subscription caveats');
     return {
       ok: true,
       tokenId,
       paymentHash: id.paymentHash.toString('hex'),
       expiresAt: Number.isFinite(expiresAt) ? expiresAt * 1000 : Number.POSITIVE_INFINITY,
       ...(priority ? { priority } : {}),
+      ...(subscription ? { subscription } : {}),
     };
   }
 }

@@ -4,6 +4,7 @@ import type { InvoiceRecord } from '../payments/types.js';
 import type { L402Authority, L402Failure } from './authority.js';
 import { challengeHeaders } from './header.js';
 import type { LockedPriority } from './priority-caveats.js';
+import type { SubscriptionCaveats } from './subscription-caveats.js';
 
 export const credentialAccountId = (tokenId: string): string => `l402:${tokenId}`;
 
@@ -46,6 +47,7 @@ export type Authorization =
       /** The hash of the credential's challenge invoice (its payer is the proxy's routing payer). */
       paymentHash: string;
       priority?: LockedPriority;
+      subscription?: SubscriptionCaveats;
     }
   | { ok: false; failure: L402Failure | 'UNPAID'; message: string };
 
@@ -105,10 +107,15 @@ export class L402Gate {
    * A top-up: a new invoice whose settlement credits the same credential. It records no credential
    * expiry: the presenting copy's may be earlier than the minted one (see `credentialExpiry`).
    */
-  async topUp(tokenId: string, service: ServiceTerms, amount: Msat): Promise<InvoiceRecord> {
+  async topUp(
+    tokenId: string,
+    service: ServiceTerms,
+    amount: Msat,
+    what: 'top-up' | 'renewal' = 'top-up',
+  ): Promise<InvoiceRecord> {
     const invoice = await this.backend.createInvoice({
       amountMsat: amount,
-      description: `L402 top-up for ${service.name}`,
+      description: `L402 ${what} for ${service.name}`,
       expirySeconds: 3600,
     });
     const rec = this.record(
@@ -144,7 +151,23 @@ export class L402Gate {
       expiresAt: v.expiresAt,
       paymentHash: v.paymentHash,
       ...(v.priority ? { priority: v.priority } : {}),
+      ...(v.subscription ? { subscription: v.subscription } : {}),
     };
+  }
+
+  /**
+   * Whether a top-up invoice of a credential (a subscription's renewal or overage credit) is
+   * paid, with its credit booked: exactly once, from LND's settlement event or, when LND says it
+   * settled before that event was seen, now. No preimage proves it, so LND is asked.
+   */
+  async toppedUp(hash: string, accountId: string): Promise<boolean> {
+    if (this.payments.isInvoiceSettled(hash)) return true;
+    const rec = await this.payments.getInvoice(hash);
+    if (rec?.state === 'settled') return true;
+    if (rec?.state === 'canceled') return false;
+    const inv = await this.backend.lookupInvoice(hash).catch(() => undefined);
+    if (inv?.state !== 'settled') return false;
+    return this.payments.creditProvenPayment(hash, () => this.fromLnd(hash, accountId));
   }
 
   /**

@@ -70,8 +70,20 @@ export class GroupCommit {
     // operation — every change is applied and queued in one synchronous step, so that state is
     // the one at the moment the batch is taken. One copy per item and batch, not per write.
     for (const w of writes) {
-      if (w.type === 'account') this.accounts.set(w.account.id, w);
-      else if (w.type === 'transfer') this.transfers.set(w.transfer.id, w);
+      if (w.type === 'account') {
+        // The latest state wins; the index flags of an earlier write of the batch stay with it.
+        const prev = this.accounts.get(w.account.id);
+        this.accounts.set(
+          w.account.id,
+          prev !== undefined && (prev.created === true || prev.frozenChanged === true)
+            ? {
+                ...w,
+                created: w.created === true || prev.created === true,
+                frozenChanged: w.frozenChanged === true || prev.frozenChanged === true,
+              }
+            : w,
+        );
+      } else if (w.type === 'transfer') this.transfers.set(w.transfer.id, w);
       else this.appended.push(w);
     }
     const waiters = (this.waiters ??= batchWaiters());
@@ -132,11 +144,13 @@ export class GroupCommit {
     if (waiters === undefined) return this.settleIdle();
     const writes: LedgerWrite[] = [];
     for (const w of this.accounts.values())
-      writes.push(
-        w.spend
-          ? { type: 'account', account: { ...w.account }, spend: w.spend }
-          : { type: 'account', account: { ...w.account } },
-      );
+      writes.push({
+        type: 'account',
+        account: { ...w.account },
+        ...(w.spend ? { spend: w.spend } : {}),
+        ...(w.created === true ? { created: true } : {}),
+        ...(w.frozenChanged === true ? { frozenChanged: true } : {}),
+      });
     for (const w of this.transfers.values()) writes.push({ type: 'transfer', transfer: { ...w.transfer } });
     for (const w of this.appended) writes.push(w);
     this.accounts = new Map();

@@ -5,7 +5,14 @@ import { LedgerError, LedgerErrorCode } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import { IdempotencyKeys, type IdempotencyRecords, type IdempotentRequest } from './idempotency.js';
 import { SPEND_CODES, SPEND_HORIZON_MS, SpendBuckets } from './spend-buckets.js';
-import type { LedgerStore, LedgerWrite, RecordStore, StoredAccount, StoredRecord } from './store.js';
+import type {
+  AccountSearch,
+  LedgerStore,
+  LedgerWrite,
+  RecordStore,
+  StoredAccount,
+  StoredRecord,
+} from './store.js';
 import {
   availableOf,
   type Account,
@@ -365,7 +372,7 @@ export class Ledger implements RecordStore {
     this.accounts.set(id, { value: { account, spend: undefined }, touchedAt: this.now(), batch: 0 });
     this.missing.accounts.delete(id);
     const durable = this.persist(
-      [this.accountWrite(account)],
+      [{ ...this.accountWrite(account), created: true }],
       [{ type: 'account_created', accountIds: [id], detail: input.kind }],
     );
     return { value: { ...account }, durable, replayed: false };
@@ -408,13 +415,44 @@ export class Ledger implements RecordStore {
     });
   }
 
+  /**
+   * Accounts whose id or name (in lower case) starts with `prefix`, a page at a time from the
+   * store's indexes (`after`: the previous page's `next`), as of now.
+   */
+  async searchAccounts(options: AccountSearch): Promise<{ accounts: Account[]; next?: string }> {
+    await this.flush();
+    const page = await this.store.searchAccounts(options);
+    return {
+      accounts: page.accounts.map((r) => this.live(r.account)),
+      ...(page.next ? { next: page.next } : {}),
+    };
+  }
+
+  /** Frozen accounts in id order, a page at a time from the store's index of frozen accounts. */
+  async frozenAccounts(options: { after?: string; limit: number }): Promise<Account[]> {
+    await this.flush();
+    return (await this.store.frozenAccounts(options)).map((a) => this.live(a.account));
+  }
+
+  /** How many accounts are frozen, from the same index. */
+  async countFrozen(): Promise<number> {
+    await this.flush();
+    return this.store.countFrozen();
+  }
+
+  /** An account read from disk, or its state in memory when it is resident (memory is ahead). */
+  private live(a: Account): Account {
+    const r = this.accounts.get(a.id);
+    return { ...(r ? r.value.account : a) };
+  }
+
   setFrozen(id: string, frozen: boolean, reason: string): Applied<Account> {
     this.assertHealthy();
     const a = this.mutableAccount(id);
     if (a.frozen === frozen) return { value: { ...a }, durable: Promise.resolve(), replayed: true };
     a.frozen = frozen;
     const durable = this.persist(
-      [this.accountWrite(a)],
+      [{ ...this.accountWrite(a), frozenChanged: true }],
       [{ type: frozen ? 'account_frozen' : 'account_unfrozen', accountIds: [id], detail: reason }],
     );
     return { value: { ...a }, durable, replayed: false };
@@ -915,7 +953,7 @@ export class Ledger implements RecordStore {
   }
 
   /** The write of an account record (with its spend buckets); marks the account dirty. */
-  private accountWrite(a: Account): LedgerWrite {
+  private accountWrite(a: Account): LedgerWrite & { type: 'account' } {
     const r = this.accounts.get(a.id);
     if (r) r.batch = this.commit.filling;
     const spend = r?.value.spend;

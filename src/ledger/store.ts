@@ -7,7 +7,18 @@ export type LedgerWrite =
    * `spend` is the account's live spend buckets, encoded by the store when the batch is written
    * (synchronously, at the start of `commit`): the state at the end of the batch, like `account`.
    */
-  | { type: 'account'; account: Account; spend?: SpendBuckets }
+  | {
+      type: 'account';
+      account: Account;
+      spend?: SpendBuckets;
+      /**
+       * Set by the ledger on the write that creates the account (`created`) or changes its frozen
+       * flag (`frozenChanged`): a store with its own indexes (LevelDB's account name and frozen
+       * indexes) writes their entries only then, never on the account writes of every transfer.
+       */
+      created?: boolean;
+      frozenChanged?: boolean;
+    }
   | { type: 'transfer'; transfer: Transfer }
   /** A ledger idempotency key, with the time it counts from (`at`, for retention). */
   | { type: 'idempotency'; key: string; transferId: string; fingerprint: string; at: number }
@@ -33,6 +44,14 @@ export interface RecordStore {
     prefix: string,
     options?: { limit?: number; reverse?: boolean; after?: string },
   ): Promise<StoredRecord[]>;
+}
+
+/** A search of accounts by id or name prefix, a page after the cursor `after`. */
+export interface AccountSearch {
+  by: 'id' | 'name';
+  prefix: string;
+  after?: string;
+  limit: number;
 }
 
 /** An account as stored, with its spend buckets. */
@@ -84,6 +103,17 @@ export interface LedgerStore {
   getAccounts(ids: readonly string[]): Promise<(StoredAccount | undefined)[]>;
   /** Accounts in id order, after `after`. */
   listAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]>;
+  /**
+   * Accounts whose id (`by: 'id'`, in id order) or name, compared in lower case (`by: 'name'`, in
+   * name then id order), starts with `prefix`: a page of at most `limit`, after the cursor `after`
+   * (the `next` of the previous page; absent on the last page). Read through an index: the cost
+   * grows with the page, never with the number of accounts.
+   */
+  searchAccounts(options: AccountSearch): Promise<{ accounts: StoredAccount[]; next?: string }>;
+  /** Frozen accounts in id order, a page after `after`, from an index of the frozen ones only. */
+  frozenAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]>;
+  /** How many accounts are frozen (read from the same index). */
+  countFrozen(): Promise<number>;
   getIdempotency(keys: readonly string[]): Promise<(StoredKey | undefined)[]>;
   /** Up to `limit` ledger keys whose time is before `before`, oldest first. */
   expiredIdempotency(before: number, limit: number): Promise<{ key: string; at: number }[]>;

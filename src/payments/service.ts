@@ -221,6 +221,19 @@ export class PaymentsService {
     return { payments: r.payments.map(publicPayment), ...(r.nextCursor ? { nextCursor: r.nextCursor } : {}) };
   }
 
+  /** Every account's payments, newest first, a page at a time from disk (`payat!` index). */
+  async pageAllPayments(
+    page: { limit?: number; cursor?: string } = {},
+  ): Promise<{ payments: Payment[]; nextCursor?: string }> {
+    const r = await this.store.pageAll(page.limit ?? 100, page.cursor);
+    return { payments: r.payments.map(publicPayment), ...(r.nextCursor ? { nextCursor: r.nextCursor } : {}) };
+  }
+
+  /** Approvals waiting for an operator now (open approvals are all in memory). */
+  waitingApprovals(): number {
+    return this.store.openApprovals().filter((a) => a.state === 'pending').length;
+  }
+
   /** An account's latest payments, newest first. */
   async listPayments(accountId: string, limit = 100): Promise<Payment[]> {
     return (await this.pagePayments(accountId, { limit })).payments;

@@ -7,6 +7,7 @@ import type { MppTerms } from './mpp.js';
 import { compileRouting, RoutingSchema, type Routing } from './routing.js';
 import { compilePriority, PrioritySchema, type PriorityTerms } from './pricing/priority.js';
 import { compileRules, PriceRulesSchema, type PriceRules } from './pricing/rules.js';
+import { compileSubscription, SubscriptionSchema, type SubscriptionTerms } from './pricing/subscription.js';
 
 const Amount = Type.String({ pattern: '^(0|[1-9][0-9]*)$', description: 'msat, decimal string' });
 
@@ -80,6 +81,11 @@ export const ServiceSchema = Type.Object(
     priority: Type.Optional(PrioritySchema),
     /** Time-of-day and load multipliers of the per-request price (docs/L402.md, "Dynamic price rules"). */
     priceRules: Type.Optional(PriceRulesSchema),
+    /**
+     * A credential for a period with included requests and an overage price, renewable
+     * (docs/L402.md, "Subscriptions"); `creditMsat` is then what an overage-credit invoice sells.
+     */
+    subscription: Type.Optional(SubscriptionSchema),
   },
   { additionalProperties: false },
 );
@@ -128,6 +134,8 @@ export interface Service {
   priority?: PriorityTerms;
   /** The dynamic price rules, when the service has them. */
   rules?: PriceRules;
+  /** The subscription terms, when the service sells subscriptions (`pricePerRequest` is then the overage). */
+  subscription?: SubscriptionTerms;
 }
 
 /** An HTTP field name (RFC 9110 token). */
@@ -157,8 +165,15 @@ export function compile(s: ServiceConfig): Service {
       throw new ConfigError(`service ${s.name}: invalid ${what} regexp: ${(err as Error).message}`);
     }
   };
-  if (s.mode !== 'free' && s.pricePerRequestMsat === undefined && s.models === undefined) {
-    throw new ConfigError(`service ${s.name}: a paid service needs pricePerRequestMsat or models`);
+  if (
+    s.mode !== 'free' &&
+    s.pricePerRequestMsat === undefined &&
+    s.models === undefined &&
+    s.subscription === undefined
+  ) {
+    throw new ConfigError(
+      `service ${s.name}: a paid service needs pricePerRequestMsat, models or subscription`,
+    );
   }
   if (s.mode === 'freebie' && s.freeRequests === undefined)
     throw new ConfigError(`service ${s.name}: mode freebie needs freeRequests`);
@@ -218,6 +233,21 @@ export function compile(s: ServiceConfig): Service {
         `service ${s.name}: dynamic price rules apply to a paid per-request service sold over L402 only (pricePerRequestMsat, no models, no mpp)`,
       );
     out.rules = compileRules(s.name, s.priceRules);
+  }
+  if (s.subscription) {
+    out.subscription = compileSubscription(s.name, s.subscription, {
+      mode: s.mode,
+      pricePerRequest: s.pricePerRequestMsat !== undefined,
+      models: s.models !== undefined,
+      l402Only: out.schemes.l402 && !out.schemes.mpp,
+      priority: s.priority !== undefined,
+      rules: s.priceRules !== undefined,
+      routing: s.routing !== undefined,
+      lifetimeSeconds: s.lifetimeSeconds,
+      creditMsat: out.credit,
+    });
+    // Requests beyond the quota are charged as per-request ones, at the overage.
+    out.pricePerRequest = out.subscription.overageMsat;
   }
   return out;
 }

@@ -53,6 +53,15 @@ import {
 } from './pricing/priority.js';
 import { dynamicPrice, dynamicView, offerFor } from './pricing/offer.js';
 import { ruleFactors, rulesDiscovery } from './pricing/rules.js';
+import {
+  refusalBody as subscriptionRefusalBody,
+  SUBSCRIPTION_HEADER,
+  subscriptionView,
+  takeUse,
+  useHeader,
+  type SubscriptionRefusal,
+} from './pricing/subscription.js';
+import { SubscriptionBook, type Subscriber, type SubscriptionRecord } from './subscriptions.js';
 
 /**
  * What the proxy reports as it works (statistics and metrics listen here; the proxy knows
@@ -110,7 +119,7 @@ const CREDIT_HEADER = 'x-l402-credit-remaining-msat';
  * Not passed back: hop-by-hop headers (the upstream's content-length stays when the body does),
  * and the credit figure and the routing headers, which only the proxy may state.
  */
-const RESPONSE_DROP = new Set([...HOP_BY_HOP, CREDIT_HEADER, ...ROUTING_HEADERS]);
+const RESPONSE_DROP = new Set([...HOP_BY_HOP, CREDIT_HEADER, SUBSCRIPTION_HEADER, ...ROUTING_HEADERS]);
 /** The SSE comment that carries the final figure in a metered stream, just before `data: [DONE]`. */
 const CREDIT_COMMENT = 'coulomb-credit-remaining-msat';
 
@@ -218,6 +227,8 @@ export function createProxy(deps: ProxyDeps): Server {
   const load = new LoadTracker();
   const now = deps.now ?? Date.now;
   const charges = new ChargeBatcher(deps.ledger);
+  /** Subscription credentials' periods and counts (a bounded cache; `sub!` records on disk). */
+  const subs = new SubscriptionBook(deps.ledger, deps.gate);
   const maxBody = deps.maxBodyBytes ?? 10 * 1024 * 1024;
 
   /** A service's revenue account, created once (its requests wait for it before charging). */
@@ -424,6 +435,11 @@ export function createProxy(deps: ProxyDeps): Server {
         : undefined;
     if (route?.kind === 'refused') return sendJson(res, 403, refusalBody(route));
     await derive(service).revenueReady;
+    // A subscription: started, renewed if paid, resident for the count below.
+    const sub = service.subscription ? subscriberOf(service, auth) : undefined;
+    if (service.subscription && !sub)
+      return challenge(service, req, res, 'this credential is not a subscription of this service');
+    const subRecord = sub ? await subs.prepare(sub, now()) : undefined;
     // Everything from here to the charge is one synchronous step on resident accounts.
     await deps.ledger.ensure({ accounts: [auth.accountId, revenueAccount(service.name)] });
     const account = deps.ledger.accountNow(auth.accountId);
@@ -440,13 +456,21 @@ export function createProxy(deps: ProxyDeps): Server {
     // its challenge quoted (the price rounded up to whole sats, at the price of that moment), and
     // the empty balance, taken in this same step, is its durable single use.
     const drain = !pricing && mppIntent === 'charge';
-    let reserveAmount = pricing
-      ? (bound ?? available)
-      : drain
-        ? available
-        : (locked?.priceMsat ?? service.pricePerRequest ?? 0n);
+    // A subscription's request is counted here: free within its quota, else its overage.
+    const use = sub && subRecord ? takeUse(subRecord, sub.terms, now(), available) : undefined;
+    if (use && (use.kind === 'renewal-required' || use.kind === 'credit-required'))
+      return subscriptionRefusal(service, req, res, sub!, subRecord!, use.kind);
+    let reserveAmount = use
+      ? use.kind === 'overage'
+        ? use.priceMsat
+        : 0n
+      : pricing
+        ? (bound ?? available)
+        : drain
+          ? available
+          : (locked?.priceMsat ?? service.pricePerRequest ?? 0n);
     if ((pricing || drain) && reserveAmount <= 0n) reserveAmount = 1n;
-    if (available <= 0n || available < reserveAmount)
+    if (!use && (available <= 0n || available < reserveAmount))
       return challenge(
         service,
         req,
@@ -496,6 +520,15 @@ export function createProxy(deps: ProxyDeps): Server {
       // this moment into one ledger write that becomes durable while the upstream works.
       billing.charged = charges.charge(auth.accountId, billing.revenue, reserveAmount);
     }
+    if (sub && subRecord) {
+      // The count is durable before the response leaves, like a charge.
+      const counted = subs.write(sub.tokenId, subRecord);
+      const period = subRecord.periodStart;
+      billing.uncount = () => subs.uncount(sub.tokenId, period);
+      const charged = billing.charged;
+      billing.charged = charged ? Promise.all([charged, counted]).then(() => undefined) : counted;
+      res.setHeader(SUBSCRIPTION_HEADER, useHeader(subRecord, sub.terms.includedRequests));
+    }
     res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
     for (const [k, v] of Object.entries(route ? routeHeaders(route) : {})) res.setHeader(k, v);
     if (locked?.class !== undefined) {
@@ -533,6 +566,56 @@ export function createProxy(deps: ProxyDeps): Server {
     settled: boolean;
     /** MPP: the `Payment-Receipt` of a successful (2xx/3xx) answer. */
     receipt?: string;
+    /** A subscription's request: takes its count back when nothing was served. */
+    uncount?: () => Promise<void>;
+  }
+
+  /**
+   * A 402 for a subscription that needs paying (docs/L402.md, "Subscriptions"): an invoice that
+   * renews it or adds overage credit to the same credential (no new macaroon: the credential
+   * stays), rate-limited like challenges.
+   */
+  async function subscriptionRefusal(
+    service: Service,
+    req: IncomingMessage,
+    res: ServerResponse,
+    sub: Subscriber,
+    rec: SubscriptionRecord,
+    kind: SubscriptionRefusal,
+  ): Promise<void> {
+    if (challengeRefused(service, req, res)) return;
+    const renewal = kind === 'renewal-required';
+    const amount = renewal ? sub.terms.priceMsat : service.credit;
+    const inv = await subs.invoice(
+      sub,
+      renewal ? 'renewal' : 'credit',
+      { name: service.name, creditMsat: service.credit, lifetimeSeconds: service.config.lifetimeSeconds },
+      amount,
+      now(),
+    );
+    if (inv.fresh) deps.hooks?.challenged?.(service.name);
+    sendJson(
+      res,
+      402,
+      subscriptionRefusalBody(kind, rec, sub.terms, { request: inv.request, paymentHash: inv.hash }, amount),
+      {
+        'cache-control': 'no-store',
+        [SUBSCRIPTION_HEADER]: useHeader(rec, sub.terms.includedRequests),
+      },
+    );
+  }
+
+  /** Takes a challenge from the client address's bucket; true once the 429 is sent. */
+  function challengeRefused(service: Service, req: IncomingMessage, res: ServerResponse): boolean {
+    const wait = derive(service).challenges.take(req.socket.remoteAddress ?? '');
+    if (wait <= 0) return false;
+    sendJson(
+      res,
+      429,
+      { error: { code: 'RATE_LIMITED', message: 'too many challenges from this address' } },
+      { 'retry-after': String(Math.ceil(wait / 1000)) },
+    );
+    return true;
   }
 
   async function challenge(
@@ -553,14 +636,7 @@ export function createProxy(deps: ProxyDeps): Server {
       return sendJson(res, 400, {
         error: { code: 'UNKNOWN_PRIORITY_CLASS', message: 'this service does not sell that priority class' },
       });
-    const wait = derive(service).challenges.take(req.socket.remoteAddress ?? '');
-    if (wait > 0)
-      return sendJson(
-        res,
-        429,
-        { error: { code: 'RATE_LIMITED', message: 'too many challenges from this address' } },
-        { 'retry-after': String(Math.ceil(wait / 1000)) },
-      );
+    if (challengeRefused(service, req, res)) return;
     // Both offers mint invoices concurrently and are awaited together: a failure of either
     // rejects here (the caller's usual 502/503), never a promise left without a handler.
     const [c, mppOffers] = await Promise.all([
@@ -615,6 +691,7 @@ export function createProxy(deps: ProxyDeps): Server {
       await b.charged;
       if (!b.pricing) {
         if (used === 0n && b.reserved > 0n) await charges.refund(b.account, b.revenue, b.reserved);
+        if (used === 0n && b.uncount) await b.uncount();
         deps.hooks?.charged?.(b.service, used === 0n ? msat(0n) : b.reserved);
         return;
       }
@@ -975,7 +1052,8 @@ export function createProxy(deps: ProxyDeps): Server {
       service: s.name,
       ...(offer ? { priority: quoteView(offer) } : {}),
       creditMsat: s.credit.toString(),
-      ...(s.pricePerRequest !== undefined
+      ...(s.subscription ? { subscription: subscriptionView(s.subscription) } : {}),
+      ...(s.pricePerRequest !== undefined && !s.subscription
         ? { perRequestMsat: (dynamic?.priceMsat ?? s.pricePerRequest).toString() }
         : {}),
       ...(dynamic ? { price: dynamicView(dynamic) } : {}),
@@ -1052,7 +1130,10 @@ function discovery(services: readonly Service[]): unknown {
       mode: s.config.mode,
       ...(s.config.mode === 'freebie' ? { freeRequests: s.config.freeRequests } : {}),
       creditMsat: s.credit.toString(),
-      ...(s.pricePerRequest !== undefined ? { pricePerRequestMsat: s.pricePerRequest.toString() } : {}),
+      ...(s.pricePerRequest !== undefined && !s.subscription
+        ? { pricePerRequestMsat: s.pricePerRequest.toString() }
+        : {}),
+      ...(s.subscription ? { subscription: subscriptionView(s.subscription) } : {}),
       ...(s.models
         ? {
             models: Object.fromEntries(
@@ -1072,7 +1153,7 @@ function discovery(services: readonly Service[]): unknown {
       ...(s.priority ? { priority: priorityDiscovery(s.priority) } : {}),
       ...(s.rules ? { priceRules: rulesDiscovery(s.rules) } : {}),
       pricingModels: [
-        ...(s.pricePerRequest !== undefined ? ['per-request'] : []),
+        ...(s.subscription ? ['subscription'] : s.pricePerRequest !== undefined ? ['per-request'] : []),
         ...(s.models ? ['per-token'] : []),
         ...(s.priority ? ['priority'] : []),
         ...(s.rules ? ['dynamic'] : []),
@@ -1100,4 +1181,19 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer | und
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/** The subscriber of a credential of a subscription service; undefined when it holds no subscription. */
+function subscriberOf(
+  service: Service,
+  auth: { tokenId: string; accountId: string } & { subscription?: Subscriber['terms'] },
+): Subscriber | undefined {
+  if (!auth.subscription) return undefined;
+  return {
+    tokenId: auth.tokenId,
+    accountId: auth.accountId,
+    terms: auth.subscription,
+    service: service.name,
+    revenue: revenueAccount(service.name),
+  };
 }

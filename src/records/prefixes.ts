@@ -109,6 +109,12 @@ export const PREFIXES = {
     'disk',
     'per-service counters: proxystat!<service>!<h|d>!<start> (hourly 31 days, daily 2 years)',
   ),
+  subscription: entry(
+    'sub!',
+    'src/proxy/subscriptions.ts',
+    'lru',
+    "a subscription credential's period and use (sub!<token id>): period, used, renewals, pending invoices",
+  ),
   // policy
   policy: entry('pol!', 'src/policy/registry.ts', 'lru', "an account's policy (rules, tier)"),
   audit: entry(

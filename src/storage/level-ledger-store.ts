@@ -3,6 +3,7 @@ import type { Level } from 'level';
 import { msat } from '../domain/msat.js';
 import type { SpendBuckets, SpendRecord } from '../ledger/spend-buckets.js';
 import type {
+  AccountSearch,
   LedgerSnapshot,
   LedgerStore,
   LedgerWrite,
@@ -60,7 +61,12 @@ function decodeTransfer(s: string): Transfer {
  *   a!<account> (with its spend buckets)  t!<transfer>  tt!<createdAt>!<transfer>
  *   tp!<pending transfer>  i!<idempotency key>  it!<at>!<idempotency key> (for retention)
  *   j!<seq>  ja!<account>!<seq>  m!seq  r!<side record>
- * Every commit is one atomic batch written with sync (fsync) before it resolves.
+ *   an!<name in lower case>\0<account> = account id   (account search by name prefix)
+ *   af!<account>                                       (frozen accounts only)
+ *   m!acctidx   (mark: the two account indexes are built; a store from before them is indexed
+ *                once at load)
+ * Every commit is one atomic batch written with sync (fsync) before it resolves. The account
+ * indexes are written only with the write that creates an account or changes its frozen flag.
  */
 export class LevelLedgerStore implements LedgerStore {
   /**
@@ -86,6 +92,7 @@ export class LevelLedgerStore implements LedgerStore {
     );
     const seq = await this.db.get('m!seq');
     const empty = (await this.listAccounts({ limit: 1 })).length === 0;
+    if ((await this.db.get('m!acctidx')) === undefined) await this.indexAccounts();
     return { pending, lastSeq: seq ? Number(seq) : 0, empty };
   }
 
@@ -119,6 +126,64 @@ export class LevelLedgerStore implements LedgerStore {
     const gt = options.after !== undefined ? `a!${options.after}` : 'a!';
     for await (const v of this.db.values({ gt, lt: 'a"', limit: options.limit })) out.push(decodeAccount(v));
     return out;
+  }
+
+  /**
+   * A store written before the account indexes: every account's index entries, once, a page at
+   * a time (a new store has no account and only gets the mark).
+   */
+  private async indexAccounts(): Promise<void> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.listAccounts({ limit: 1000, ...(after !== undefined ? { after } : {}) });
+      if (page.length === 0) break;
+      const batch = this.db.batch();
+      for (const { account } of page) indexAccount(batch, account, true);
+      await batch.write();
+      after = page[page.length - 1]!.account.id;
+    }
+    const batch = this.db.batch();
+    batch.put('m!acctidx', '1');
+    await batch.write();
+  }
+
+  async searchAccounts(options: AccountSearch): Promise<{ accounts: StoredAccount[]; next?: string }> {
+    const { by, after, limit } = options;
+    const prefix = by === 'name' ? options.prefix.toLowerCase() : options.prefix;
+    const tag = by === 'name' ? 'an!' : 'a!';
+    // A cursor before the prefix's range starts at the range.
+    const from =
+      after !== undefined && after >= prefix ? { gt: `${tag}${after}` } : { gte: `${tag}${prefix}` };
+    const range = { ...from, lt: `${tag}${prefix}${TOP}`, limit };
+    let accounts: StoredAccount[];
+    let last: string | undefined;
+    if (by === 'id') {
+      accounts = [];
+      for await (const v of this.db.values(range)) accounts.push(decodeAccount(v));
+      last = accounts[accounts.length - 1]?.account.id;
+    } else {
+      const ids: string[] = [];
+      for await (const [k, id] of this.db.iterator(range)) {
+        ids.push(id);
+        last = k.slice(tag.length);
+      }
+      accounts = (await this.getAccounts(ids)).filter((a): a is StoredAccount => a !== undefined);
+    }
+    return { accounts, ...(accounts.length === limit && last !== undefined ? { next: last } : {}) };
+  }
+
+  async frozenAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]> {
+    const ids: string[] = [];
+    const gt = options.after !== undefined ? `af!${options.after}` : 'af!';
+    for await (const k of this.db.keys({ gt, lt: 'af"', limit: options.limit })) ids.push(k.slice(3));
+    return (await this.getAccounts(ids)).filter((a): a is StoredAccount => a !== undefined);
+  }
+
+  async countFrozen(): Promise<number> {
+    let n = 0;
+    const keys = this.db.keys({ gt: 'af!', lt: 'af"' });
+    while (!(await keys.next()).done) n += 1;
+    return n;
   }
 
   async getIdempotency(keys: readonly string[]): Promise<(StoredKey | undefined)[]> {
@@ -166,6 +231,8 @@ export class LevelLedgerStore implements LedgerStore {
       switch (w.type) {
         case 'account':
           batch.put(`a!${w.account.id}`, encodeAccount(w.account, w.spend));
+          if (w.created === true || w.frozenChanged === true)
+            indexAccount(batch, w.account, w.created === true);
           break;
         case 'transfer': {
           const t = w.transfer;
@@ -260,6 +327,23 @@ export class LevelLedgerStore implements LedgerStore {
   }
 }
 
+/** Above every character of a key in LevelDB's byte order (UTF-8): the end of a prefix range. */
+const TOP = '\u{10ffff}';
+
+/**
+ * An account's entries in the name and frozen indexes: the name one when it is created (names do
+ * not change), the frozen one as its flag is.
+ */
+function indexAccount(
+  batch: { put(k: string, v: string): void; del(k: string): void },
+  a: Account,
+  created: boolean,
+): void {
+  if (created) batch.put(`an!${a.name.toLowerCase()}\u0000${a.id}`, a.id);
+  if (a.frozen) batch.put(`af!${a.id}`, '');
+  else if (!created) batch.del(`af!${a.id}`);
+}
+
 /** classic-level's manual compaction. */
 interface Compactable {
   compactRange(start: string, end: string): Promise<void>;
@@ -313,7 +397,7 @@ class PrefixedDb {
       yield k.slice(n);
   }
 
-  async *values(r: { gt?: string; lt?: string; limit?: number }): AsyncGenerator<string> {
+  async *values(r: { gt?: string; gte?: string; lt?: string; limit?: number }): AsyncGenerator<string> {
     const { limit, ...bounds } = r;
     for await (const v of this.root.values({ ...this.range(bounds), limit: limit ?? -1 })) yield v;
   }

@@ -6,6 +6,7 @@ import type {
   InvoiceSubscriptionOptions,
   LightningBackend,
 } from '../../src/lightning/backend.js';
+import type { ConnectionState } from '../../src/lightning/types.js';
 import type {
   DecodedInvoice,
   Invoice,
@@ -47,7 +48,8 @@ export class FakeLightning implements LightningBackend {
     customRecords: true,
     invoiceCatchUp: true,
   };
-  readonly connectionState = 'connected' as const;
+  /** Tests may take the node away. */
+  connectionState: ConnectionState = 'connected';
   /** What LND says about each payment hash it was asked to pay. */
   readonly sent = new Map<string, PaymentOutcome>();
   readonly invoices = new Map<string, Invoice>();

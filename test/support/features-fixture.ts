@@ -20,7 +20,7 @@ import type { paymentsFixture } from './payments-fixture.js';
  */
 export async function featureServices(
   f: Awaited<ReturnType<typeof paymentsFixture>>,
-  options: { backend?: LightningBackend; gatewayKey?: string } = {},
+  options: { backend?: LightningBackend; gatewayKey?: string; now?: () => number } = {},
 ) {
   const log = pino({ level: 'silent' });
   const gatewayKey = options.gatewayKey ?? '88'.repeat(32);
@@ -42,7 +42,7 @@ export async function featureServices(
     inboxes: receiver,
   });
   await streams.start();
-  const devices = new DeviceRegistry(f.ledger);
+  const devices = new DeviceRegistry(f.ledger, options.now);
   await devices.load();
   const events = new DeviceEvents(devices, f.ledger, gatewayKey, log);
   await events.start(3600_000);

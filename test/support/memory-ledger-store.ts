@@ -1,5 +1,6 @@
 import type { SpendRecord } from '../../src/ledger/spend-buckets.js';
 import type {
+  AccountSearch,
   LedgerSnapshot,
   LedgerStore,
   LedgerWrite,
@@ -69,6 +70,36 @@ export class MemoryLedgerStore implements LedgerStore {
     const out = ids.map((id) => this.stored(id));
     await this.read(ids.length);
     return out;
+  }
+
+  async searchAccounts(options: AccountSearch): Promise<{ accounts: StoredAccount[]; next?: string }> {
+    await this.read(1);
+    const prefix = options.by === 'name' ? options.prefix.toLowerCase() : options.prefix;
+    const keyOf = (a: Account) => (options.by === 'name' ? `${a.name.toLowerCase()}\u0000${a.id}` : a.id);
+    const page = [...this.accounts.values()]
+      .map((a) => ({ key: keyOf(a), id: a.id }))
+      .filter((k) => k.key.startsWith(prefix) && (options.after === undefined || k.key > options.after))
+      .sort((a, b) => (a.key < b.key ? -1 : 1))
+      .slice(0, options.limit);
+    const last = page[page.length - 1];
+    return {
+      accounts: page.map((k) => this.stored(k.id)!),
+      ...(page.length === options.limit && last ? { next: last.key } : {}),
+    };
+  }
+
+  async frozenAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]> {
+    await this.read(1);
+    return [...this.accounts.values()]
+      .filter((a) => a.frozen && (options.after === undefined || a.id > options.after))
+      .map((a) => a.id)
+      .sort()
+      .slice(0, options.limit)
+      .map((id) => this.stored(id)!);
+  }
+
+  async countFrozen(): Promise<number> {
+    return [...this.accounts.values()].filter((a) => a.frozen).length;
   }
 
   async listAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]> {

@@ -42,6 +42,8 @@ export class PaidStack {
       scrapeToken?: string;
       /** Console sessions and the console built in this directory (at /console). */
       consoleDir?: string;
+      /** The proxy's clock (unix ms). */
+      now?: () => number;
     },
   ) {}
 
@@ -76,6 +78,7 @@ export class PaidStack {
       log,
       this.paid,
       m?.proxyHooks(),
+      this.o.now,
     );
     this.api = await buildApp({
       backend: this.alice,
@@ -94,6 +97,15 @@ export class PaidStack {
           }
         : {}),
     });
+  }
+
+  /** A restart of the whole gateway on the same data directory: the ledger closed and opened again. */
+  async reopen(): Promise<void> {
+    await this.stop();
+    await this.accounts.close();
+    const m = this.o.metrics;
+    this.accounts = await openAccounts(this.config, this.alice, log, m ? { metrics: m } : {});
+    await this.start();
   }
 
   async stop(): Promise<void> {

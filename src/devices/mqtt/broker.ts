@@ -29,6 +29,8 @@ export async function startEmbeddedBroker(
   password: string,
   /** Checks a device's connect token (PROTOCOL.md, "MQTT connect"): username = t, password = signature. */
   deviceMayConnect: (deviceId: string, username: string | undefined, password: string | undefined) => boolean,
+  /** Told when a device's connection opens (`up`) or closes. */
+  presence?: (deviceId: string, up: boolean) => void,
 ): Promise<EmbeddedBroker> {
   const gatewayUsername = 'coulomb-gateway';
   const gateways = new WeakSet<Client>();
@@ -72,10 +74,14 @@ export async function startEmbeddedBroker(
   let devicesConnected = 0;
   let deviceMessages = 0;
   broker.on('clientReady', (client) => {
-    if (!gateways.has(client)) devicesConnected += 1;
+    if (gateways.has(client)) return;
+    devicesConnected += 1;
+    presence?.(client.id, true);
   });
   broker.on('clientDisconnect', (client) => {
-    if (!gateways.has(client)) devicesConnected -= 1;
+    if (gateways.has(client)) return;
+    devicesConnected -= 1;
+    presence?.(client.id, false);
   });
   broker.on('publish', (_packet, client) => {
     if (client && !gateways.has(client)) deviceMessages += 1;

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { msat } from '../../domain/msat.js';
-import { isGatewayAccount } from '../../ledger/types.js';
+import { isGatewayAccount, type Account } from '../../ledger/types.js';
 import { tierPolicy } from '../../policy/tiers.js';
 import {
   AccountBody,
@@ -91,10 +91,15 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
       schema: {
         tags: ['accounts'],
         security: [{ operator: [] }],
+        description:
+          "Every account in id order; or those whose id or name (`by`, any case for names) starts with `prefix`; or the frozen ones (`frozen=true`). Paged from the store's indexes: pass `next` as `after`.",
         querystring: Type.Object(
           {
-            after: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+            after: Type.Optional(Type.String({ minLength: 1, maxLength: 400 })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+            prefix: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+            by: Type.Optional(Type.Union([Type.Literal('id'), Type.Literal('name')], { default: 'id' })),
+            frozen: Type.Optional(Type.Boolean({ description: 'true: only the frozen accounts' })),
           },
           { additionalProperties: false },
         ),
@@ -111,20 +116,35 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
         },
       },
     },
-    async (req) => {
-      // A page from disk in id order (accounts are not all in memory); system accounts skipped.
-      const limit = req.query.limit ?? 500;
-      const page = await s.ledger.listAccounts({
-        limit,
-        ...(req.query.after !== undefined ? { after: req.query.after } : {}),
-      });
-      const last = page[page.length - 1];
+    async (req, reply) => {
+      // A page from disk (accounts are not all in memory); system accounts skipped.
+      const { limit = 500, after, prefix, by = 'id', frozen } = req.query;
+      if (frozen === true && prefix !== undefined)
+        return reply.code(400).send({
+          error: {
+            code: 'INVALID_ARGUMENT',
+            message: 'search by prefix or list the frozen accounts, not both',
+          },
+        });
+      const cursor = after !== undefined ? { after } : {};
+      let page: Account[];
+      let next: string | undefined;
+      if (prefix !== undefined) {
+        const found = await s.ledger.searchAccounts({ by, prefix, limit, ...cursor });
+        page = found.accounts;
+        next = found.next;
+      } else {
+        page = frozen
+          ? await s.ledger.frozenAccounts({ limit, ...cursor })
+          : await s.ledger.listAccounts({ limit, ...cursor });
+        next = page.length === limit ? page[page.length - 1]?.id : undefined;
+      }
       await s.policies.ensure(page.map((a) => a.id));
       return {
         accounts: page
           .filter((a) => !a.id.startsWith('sys:'))
           .map((a) => accountView(a, s.policies.get(a.id)?.tier)),
-        ...(page.length === limit && last ? { next: last.id } : {}),
+        ...(next !== undefined ? { next } : {}),
       };
     },
   );

@@ -20,8 +20,20 @@ const DeviceBody = Type.Object(
     lastEventSeq: Type.Integer(),
     createdAt: Type.Integer(),
     revokedAt: Type.Optional(Type.Integer()),
+    lastSeenAt: Type.Optional(
+      Type.Integer({ description: 'last heard from (stored at most a minute behind), ms since the epoch' }),
+    ),
   },
   { $id: 'Device', additionalProperties: false },
+);
+/** A device in the operator's list: its record and what the gateway knows of it now. */
+const DeviceStatusBody = Type.Object(
+  {
+    ...DeviceBody.properties,
+    online: Type.Boolean({ description: 'connected to the embedded MQTT broker now' }),
+    requestsSinceStart: Type.Integer({ description: 'requests accepted since the gateway started' }),
+  },
+  { additionalProperties: false },
 );
 /** The gateway's signed answer to a device request (firmware-bridge/PROTOCOL.md). */
 const ResponseEnvelopeBody = Type.Object(
@@ -222,14 +234,34 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         tags,
         security: [{ operator: [] }],
-        querystring: Type.Object({ accountId: Type.Optional(Type.String({ maxLength: 128 })) }),
+        description: 'Devices in id order, a page at a time: pass `next` as `after` for the next page.',
+        querystring: Type.Object(
+          {
+            accountId: Type.Optional(Type.String({ maxLength: 128 })),
+            after: Type.Optional(DeviceId),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+          },
+          { additionalProperties: false },
+        ),
         response: {
-          200: Type.Object({ devices: Type.Array(DeviceBody) }, { additionalProperties: false }),
+          200: Type.Object(
+            { devices: Type.Array(DeviceStatusBody), next: Type.Optional(DeviceId) },
+            { additionalProperties: false },
+          ),
           ...errors,
         },
       },
     },
-    async (req) => ({ devices: registry.list(req.query.accountId) }),
+    async (req) => {
+      const limit = req.query.limit ?? 100;
+      const devices = await registry.page({
+        limit,
+        ...(req.query.after !== undefined ? { after: req.query.after } : {}),
+        ...(req.query.accountId !== undefined ? { accountId: req.query.accountId } : {}),
+      });
+      const last = devices[devices.length - 1];
+      return { devices, ...(devices.length === limit && last ? { next: last.deviceId } : {}) };
+    },
   );
 
   app.post(

@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { msat } from '../../domain/msat.js';
 import {
@@ -15,6 +15,7 @@ import { accountView } from './services.js';
 import { invoiceView, paymentView } from './views.js';
 import { AccountBody } from '../schemas.js';
 import { RecordIndex } from '../../ledger/record-index.js';
+import type { Payment } from '../../payments/types.js';
 
 const errors = ErrorResponses;
 
@@ -54,6 +55,32 @@ const PayBody = Type.Union([
 ]);
 
 /** Invoices, payments and internal transfers of an account. */
+/** A page of payments: `limit`, and the previous page's `nextCursor` as `cursor`. */
+const PaymentPageQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+    cursor: Type.Optional(Type.String({ pattern: RecordIndex.CURSOR.source })),
+  },
+  { additionalProperties: false },
+);
+const PaymentPageBody = Type.Object(
+  {
+    payments: Type.Array(PaymentBody),
+    nextCursor: Type.Optional(
+      Type.String({ description: 'the cursor of the next page: pass it as `cursor`' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const pageOf = (q: Static<typeof PaymentPageQuery>) => ({
+  limit: q.limit ?? 100,
+  ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+});
+const paymentPage = (page: { payments: Payment[]; nextCursor?: string }) => ({
+  payments: page.payments.map(paymentView),
+  ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}),
+});
+
 export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
   app.post(
     '/v1/accounts/:id/invoices',
@@ -153,37 +180,30 @@ export const moneyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
         params: IdParams,
         description:
           'Newest first, read from disk a page at a time: pass `nextCursor` as `cursor` for the next page.',
-        querystring: Type.Object(
-          {
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
-            cursor: Type.Optional(Type.String({ pattern: RecordIndex.CURSOR.source })),
-          },
-          { additionalProperties: false },
-        ),
-        response: {
-          200: Type.Object(
-            {
-              payments: Type.Array(PaymentBody),
-              nextCursor: Type.Optional(
-                Type.String({ description: 'the cursor of the next page: pass it as `cursor`' }),
-              ),
-            },
-            { additionalProperties: false },
-          ),
-          ...errors,
-        },
+        querystring: PaymentPageQuery,
+        response: { 200: PaymentPageBody, ...errors },
       },
     },
     async (req) => {
       await s.ledger.requireAccount(req.params.id);
-      const page = await s.payments.pagePayments(req.params.id, {
-        limit: req.query.limit ?? 100,
-        ...(req.query.cursor !== undefined ? { cursor: req.query.cursor } : {}),
-      });
-      return {
-        payments: page.payments.map(paymentView),
-        ...(page.nextCursor !== undefined ? { nextCursor: page.nextCursor } : {}),
-      };
+      return paymentPage(await s.payments.pagePayments(req.params.id, pageOf(req.query)));
+    },
+  );
+
+  app.get(
+    '/v1/payments',
+    {
+      schema: {
+        tags: ['payments'],
+        security: [{ operator: [] }],
+        description:
+          "Every account's payments, newest first, read from disk a page at a time: pass `nextCursor` as `cursor` for the next page.",
+        querystring: PaymentPageQuery,
+        response: { 200: PaymentPageBody, ...errors },
+      },
+    },
+    async (req) => {
+      return paymentPage(await s.payments.pageAllPayments(pageOf(req.query)));
     },
   );
 

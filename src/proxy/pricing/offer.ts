@@ -4,6 +4,8 @@ import type { Service } from '../config.js';
 import { multiplied } from './demand.js';
 import { priorityCaveats, quotePriority, quoteView } from './priority.js';
 import { ruleFactors } from './rules.js';
+import { subscriptionCaveats } from '../../l402/subscription-caveats.js';
+import { firstPeriod, subscriptionView } from './subscription.js';
 
 /** What a challenge sells when its price is computed now: the invoice amount and the lock. */
 export interface Offer {
@@ -35,7 +37,8 @@ export function dynamicView(
 /**
  * The offer of a challenge whose price depends on the moment: a priority class (its price ×
  * requests per credential, class and price locked), or an ordinary credential of a service with
- * dynamic rules (its usual credit, the per-request price locked). Undefined when the price is
+ * dynamic rules (its usual credit, the per-request price locked), or a subscription (its price,
+ * the first period starting now and the terms locked). Undefined when the price is
  * the service's fixed one; 'unknown-class' for a class the service does not sell.
  */
 export function offerFor(
@@ -44,6 +47,20 @@ export function offerFor(
   inFlight: number,
   now: number,
 ): Offer | undefined | 'unknown-class' {
+  if (service.subscription && priorityClass === undefined) {
+    const terms = firstPeriod(service.subscription, now);
+    return {
+      creditMsat: service.subscription.priceMsat,
+      caveats: subscriptionCaveats(service.name, terms),
+      body: {
+        subscription: {
+          ...subscriptionView(service.subscription),
+          periodStart: terms.periodStart,
+          periodEnd: terms.periodEnd,
+        },
+      },
+    };
+  }
   if (priorityClass !== undefined) {
     const q = service.priority
       ? quotePriority(service.priority, priorityClass, inFlight, ruleFactors(service.rules, now, inFlight))

@@ -233,6 +233,16 @@ $$;
 `;
 
 /**
+ * The operator console's account lists: search by name prefix (in lower case, byte order, then
+ * id) and the frozen accounts (a partial index: only they are in it). Search by id prefix uses
+ * the primary key (COLLATE "C").
+ */
+const ACCOUNT_INDEXES = `
+CREATE INDEX ledger_accounts_name ON ledger_accounts ((lower(name) COLLATE "C"), id);
+CREATE INDEX ledger_accounts_frozen ON ledger_accounts (id) WHERE frozen;
+`;
+
+/**
  * Where the leader's duties resume (the LND invoice subscription's add and settle indexes, and
  * any other duty cursor by name): written by whichever instance leads, read by the next one.
  */
@@ -248,7 +258,8 @@ CREATE TABLE duty_cursors (
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables', sql: LEDGER_V1 },
   { version: 2, name: 'ledger commit function', sql: LEDGER_COMMIT_FN },
-  { version: 3, name: 'duty cursors', sql: DUTY_CURSORS },
+  { version: 3, name: 'account search and frozen indexes', sql: ACCOUNT_INDEXES },
+  { version: 4, name: 'duty cursors', sql: DUTY_CURSORS },
 ];
 
 /**

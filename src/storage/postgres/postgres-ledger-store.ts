@@ -3,6 +3,7 @@ import { AppError } from '../../domain/errors.js';
 import { msat } from '../../domain/msat.js';
 import type { SpendRecord } from '../../ledger/spend-buckets.js';
 import type {
+  AccountSearch,
   LedgerSnapshot,
   LedgerStore,
   LedgerWrite,
@@ -23,6 +24,9 @@ export class LedgerStoreConflict extends AppError {
     super(code, message, 409);
   }
 }
+
+/** Above every character in byte (COLLATE "C") order: the end of a prefix range. */
+const TOP = '\u{10ffff}';
 
 interface AccountRow {
   id: string;
@@ -334,6 +338,45 @@ export class PostgresLedgerStore implements LedgerStore {
     const rows = await this.sql<AccountRow[]>`
       SELECT * FROM ledger_accounts WHERE id > ${options.after ?? ''} ORDER BY id LIMIT ${options.limit}`;
     return rows.map(accountOf);
+  }
+
+  async searchAccounts(options: AccountSearch): Promise<{ accounts: StoredAccount[]; next?: string }> {
+    const { after, limit } = options;
+    if (options.by === 'id') {
+      const rows = await this.sql<AccountRow[]>`
+        SELECT * FROM ledger_accounts
+        WHERE id >= ${options.prefix} AND id < ${options.prefix + TOP} AND id > ${after ?? ''}
+        ORDER BY id LIMIT ${limit}`;
+      const last = rows[rows.length - 1];
+      return { accounts: rows.map(accountOf), ...(rows.length === limit && last ? { next: last.id } : {}) };
+    }
+    // The cursor is the last row's lower-case name and id, as LevelDB's index key has them.
+    const prefix = options.prefix.toLowerCase();
+    const cut = after?.lastIndexOf('\u0000') ?? -1;
+    const [name, id] =
+      after !== undefined && cut >= 0 ? [after.slice(0, cut), after.slice(cut + 1)] : ['', ''];
+    const rows = await this.sql<(AccountRow & { lname: string })[]>`
+      SELECT *, lower(name) COLLATE "C" AS lname FROM ledger_accounts
+      WHERE lower(name) COLLATE "C" >= ${prefix} AND lower(name) COLLATE "C" < ${prefix + TOP}
+        AND (lower(name) COLLATE "C", id) > (${name}::text COLLATE "C", ${id}::text COLLATE "C")
+      ORDER BY lower(name) COLLATE "C", id LIMIT ${limit}`;
+    const last = rows[rows.length - 1];
+    return {
+      accounts: rows.map(accountOf),
+      ...(rows.length === limit && last ? { next: `${last.lname}\u0000${last.id}` } : {}),
+    };
+  }
+
+  async frozenAccounts(options: { after?: string; limit: number }): Promise<StoredAccount[]> {
+    const rows = await this.sql<AccountRow[]>`
+      SELECT * FROM ledger_accounts WHERE frozen AND id > ${options.after ?? ''}
+      ORDER BY id LIMIT ${options.limit}`;
+    return rows.map(accountOf);
+  }
+
+  async countFrozen(): Promise<number> {
+    const [row] = await this.sql<{ n: string }[]>`SELECT count(*) AS n FROM ledger_accounts WHERE frozen`;
+    return Number(row?.n ?? 0);
   }
 
   async getIdempotency(keys: readonly string[]): Promise<(StoredKey | undefined)[]> {

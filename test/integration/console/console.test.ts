@@ -123,6 +123,61 @@ describe('the operator console in a browser, on regtest', () => {
     await shot('accounts');
   });
 
+  it('finds the account by name or id prefix in the search, paged on the server', async () => {
+    const rows = page.locator('table.accounts tbody tr');
+    await page.fill('input[name="search"]', 'CONSOLE E2E');
+    await page.click('button:text-is("Search")');
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.first().getAttribute('data-row')).toBe(accountId);
+    await page.selectOption('select[name="search-by"]', 'id');
+    await page.fill('input[name="search"]', accountId.slice(0, 8));
+    await page.click('button:text-is("Search")');
+    await expect.poll(() => rows.first().getAttribute('data-row')).toBe(accountId);
+    await page.fill('input[name="search"]', 'no-account-has-this-id');
+    await page.click('button:text-is("Search")');
+    await expect.poll(() => rows.count()).toBe(0);
+    expect(await page.locator('text=no account').count()).toBe(1);
+    await shot('account-search');
+    await page.fill('input[name="search"]', '');
+    await page.click('button:text-is("Search")');
+    await expect.poll(() => rows.count()).toBeGreaterThan(0);
+  });
+
+  it("edits the account's rules: a validation error is shown, then the rules are saved", async () => {
+    const rules = page.locator('.rules [data-rule]');
+    // The L1 tier's rules, shown rule by rule.
+    await expect.poll(() => rules.count()).toBeGreaterThan(0);
+    while ((await rules.count()) > 0) await rules.first().getByRole('button', { name: 'Remove' }).click();
+    await page.click('button:text-is("Add rule")');
+    await page.fill('input[name="rule-0-maxMsat"]', 'ten sat');
+    await page.click('button:text-is("Save rules")');
+    await expect.poll(() => page.locator('.rules [role="alert"]').textContent()).toContain('INVALID_AMOUNT');
+    await page.fill('input[name="rule-0-maxMsat"]', '10000000');
+    await page.click('button:text-is("Add rule")');
+    await page.selectOption('select[name="rule-1-type"]', 'budget');
+    await page.selectOption('select[name="rule-1-window"]', 'week');
+    await page.fill('input[name="rule-1-maxMsat"]', '40000000');
+    await page.click('button:text-is("Add rule")');
+    await page.selectOption('select[name="rule-2-type"]', 'payee_allowlist');
+    await page.fill('input[name="rule-2-domains"]', 'example.com, api.example.org');
+    await page.click('button:text-is("Add rule")');
+    await page.selectOption('select[name="rule-3-type"]', 'approval_above');
+    await page.fill('input[name="rule-3-thresholdMsat"]', '5000000');
+    await page.click('button:text-is("Save rules")');
+    await expect.poll(() => page.locator('.rules .notice').textContent()).toBe('saved');
+    expect(await page.locator('.rules [role="alert"]').count()).toBe(0);
+    await expect.poll(() => figure('tier').textContent()).toBe('rules');
+    expect((await api('GET', `/v1/accounts/${accountId}/policy`)).body).toEqual({
+      rules: [
+        { type: 'max_per_payment', maxMsat: '10000000' },
+        { type: 'budget', window: 'week', maxMsat: '40000000' },
+        { type: 'payee_allowlist', domains: ['example.com', 'api.example.org'] },
+        { type: 'approval_above', thresholdMsat: '5000000' },
+      ],
+    });
+    await shot('rules');
+  });
+
   it('creates an API key shown once and revokes it; freezes and unfreezes the account', async () => {
     await page.check('input[name="scope-pay"]');
     await page.click('text=Create key');
@@ -145,6 +200,24 @@ describe('the operator console in a browser, on regtest', () => {
     expect((await api('GET', `/v1/accounts/${accountId}`)).body).toMatchObject({ frozen: false });
   });
 
+  it('shows a frozen account and its alert on the overview', async () => {
+    expect((await api('POST', `/v1/accounts/${accountId}/freeze`)).status).toBe(200);
+    await nav('Overview');
+    await expect
+      .poll(() => page.locator('[data-alert="ACCOUNTS_FROZEN"]').textContent())
+      .toContain('1 account is frozen');
+    await expect.poll(() => page.locator(`.frozen-accounts tr[data-row="${accountId}"]`).count()).toBe(1);
+    expect(await page.locator('[data-alert="LND_DISCONNECTED"]').count()).toBe(0);
+    await shot('overview-alerts');
+    expect((await api('POST', `/v1/accounts/${accountId}/unfreeze`)).status).toBe(200);
+    await page.reload();
+    await expect.poll(() => page.locator('.alerts-none').count()).toBe(1);
+    expect(await page.locator('.frozen-accounts tr').count()).toBe(0);
+    await nav('Accounts');
+    await page.locator('table.accounts tr', { hasText: accountId }).click();
+    await expect.poll(() => page.locator('.detail h3').textContent()).toContain(accountId);
+  });
+
   it('shows a held payment in the live feed and approves it in the queue; the payment goes out', async () => {
     const policy = await api('PUT', `/v1/accounts/${accountId}/policy`, {
       rules: [{ type: 'approval_above', thresholdMsat: '1000' }],
@@ -157,6 +230,10 @@ describe('the operator console in a browser, on regtest', () => {
     // The account's page is open: its live feed shows the payment waiting for approval.
     await expect.poll(() => page.locator('.account-feed').textContent()).toContain(paymentId);
 
+    await nav('Overview');
+    await expect
+      .poll(() => page.locator('[data-alert="APPROVALS_WAITING"]').textContent())
+      .toContain('1 payment waits for approval');
     await nav('Approvals');
     const row = page.locator('tr[data-approval]', { hasText: accountId });
     await expect.poll(() => row.count()).toBe(1);
@@ -173,6 +250,15 @@ describe('the operator console in a browser, on regtest', () => {
       .locator('.operator-feed li', { hasText: paymentId })
       .filter({ hasText: '"status":"succeeded"' });
     await expect.poll(() => sent.count()).toBeGreaterThan(0);
+
+    // Every account's payments, on their own page: status, fee and hash.
+    await nav('Payments');
+    const listed = page.locator(`.all-payments tr[data-row="${paymentId}"]`);
+    await expect.poll(() => listed.textContent()).toContain('succeeded');
+    expect(await listed.textContent()).toContain(accountId);
+    expect(await listed.textContent()).toContain('20 sat');
+    expect(await listed.locator('[title]').getAttribute('title')).toBe(done['paymentHash']);
+    await shot('payments');
   });
 
   it('revokes an L402 credential; the next proxied request with it is refused', async () => {
@@ -264,6 +350,8 @@ describe('the operator console in a browser, on regtest', () => {
     await nav('Devices');
     const d = page.locator(`.devices tr[data-row="${deviceId}"]`);
     await expect.poll(() => d.textContent()).toContain('active');
+    // Never connected: offline, and no last-seen time yet.
+    expect(await d.textContent()).toContain('offline');
     await shot('devices');
     await d.getByRole('button', { name: 'Revoke' }).click();
     await expect.poll(() => d.textContent()).toContain('revoked');

@@ -203,6 +203,75 @@ describe.each(backends)('LedgerStore conformance: $name', (backend) => {
     expect((await again.findByIdempotencyKey('order-7'))?.id).toBe(first.value.id);
     await again.close();
   });
+
+  it('finds accounts by id or name prefix, a page at a time, also after a restart', async () => {
+    const ledger = await seeded(open, 100n);
+    for (const [id, name] of [
+      ['shop-1', 'Coffee Shop'],
+      ['shop-2', 'coffee stand'],
+      ['shop-3', 'Cofactor'],
+      ['shop-10', 'Tea house'],
+      ['shopkeeper', 'COFFEE roaster'],
+      ['sho', 'Coffee'],
+    ] as const)
+      ledger.createAccount({ id, kind: 'agent', name });
+    const ids = async (by: 'id' | 'name', prefix: string, limit: number, l: Ledger) => {
+      const pages: string[][] = [];
+      let after: string | undefined;
+      do {
+        const page = await l.searchAccounts({ by, prefix, limit, ...(after !== undefined ? { after } : {}) });
+        pages.push(page.accounts.map((a) => a.id));
+        after = page.next;
+      } while (after !== undefined);
+      return pages;
+    };
+    // Names compare in lower case, then by id; ids in byte order.
+    expect(await ids('name', 'coffee', 2, ledger)).toEqual([['sho', 'shopkeeper'], ['shop-1', 'shop-2'], []]);
+    expect(await ids('name', 'COFFEE S', 5, ledger)).toEqual([['shop-1', 'shop-2']]);
+    expect(await ids('id', 'shop-', 2, ledger)).toEqual([['shop-1', 'shop-10'], ['shop-2', 'shop-3'], []]);
+    expect(await ids('id', 'shop', 10, ledger)).toEqual([
+      ['shop-1', 'shop-10', 'shop-2', 'shop-3', 'shopkeeper'],
+    ]);
+    expect(await ids('id', 'nobody', 10, ledger)).toEqual([[]]);
+    await ledger.close();
+    const again = await Ledger.open((await open()).store);
+    expect(await ids('name', 'cof', 10, again)).toEqual([
+      ['shop-3', 'sho', 'shopkeeper', 'shop-1', 'shop-2'],
+    ]);
+    // A cursor from before the prefix's range starts at the range.
+    const page = await again.searchAccounts({ by: 'id', prefix: 'shop-', after: 'a', limit: 1 });
+    expect(page.accounts.map((a) => a.id)).toEqual(['shop-1']);
+    await again.close();
+  });
+
+  it('keeps an index of the frozen accounts as they are frozen and unfrozen', async () => {
+    const ledger = await seeded(open, 100n);
+    ledger.createAccount({ id: 'carol', kind: 'agent', name: 'carol' });
+    expect(await ledger.countFrozen()).toBe(0);
+    ledger.setFrozen('bob', true, 'test');
+    ledger.setFrozen('carol', true, 'test');
+    ledger.setFrozen('alice', true, 'test');
+    await ledger.setFrozen('alice', false, 'test').durable;
+    expect((await ledger.frozenAccounts({ limit: 10 })).map((a) => a.id)).toEqual(['bob', 'carol']);
+    // Frozen accounts stay in the index while money moves to them.
+    await ledger.transfer({
+      debitAccountId: 'alice',
+      creditAccountId: 'bob',
+      amount: msat(5n),
+      code: 'transfer',
+    }).durable;
+    await ledger.close();
+    const again = await Ledger.open((await open()).store);
+    expect(await again.countFrozen()).toBe(2);
+    const first = await again.frozenAccounts({ limit: 1 });
+    expect(first.map((a) => [a.id, a.frozen])).toEqual([['bob', true]]);
+    expect((await again.frozenAccounts({ after: 'bob', limit: 1 })).map((a) => a.id)).toEqual(['carol']);
+    await again.ensure({ accounts: ['bob'] });
+    await again.setFrozen('bob', false, 'test').durable;
+    expect((await again.frozenAccounts({ limit: 10 })).map((a) => a.id)).toEqual(['carol']);
+    expect(await again.countFrozen()).toBe(1);
+    await again.close();
+  });
 });
 
 /**

@@ -68,6 +68,43 @@ describe('embedded MQTT broker', () => {
     }
   });
 
+  it("tells the gateway when a device's connection opens and closes, not the gateway's own", async () => {
+    const presence: [string, boolean][] = [];
+    let closed: () => void = () => undefined;
+    const broker = await startEmbeddedBroker(
+      '127.0.0.1',
+      0,
+      'gateway-secret',
+      (id) => id === DEVICE,
+      (id, up) => {
+        presence.push([id, up]);
+        if (!up) closed();
+      },
+    );
+    try {
+      const gw = await mqtt.connectAsync(broker.url, {
+        clientId: 'gw',
+        username: broker.gatewayUsername,
+        password: broker.gatewayPassword,
+      });
+      const dev = await mqtt.connectAsync(broker.url, { clientId: DEVICE, username: '1', password: 'token' });
+      // A round trip through the broker: the device's connection is ready by then.
+      await dev.subscribeAsync(`coulomb/d/${DEVICE}/res`, { qos: 1 });
+      expect(presence).toEqual([[DEVICE, true]]);
+      expect(broker.counts().devicesConnected).toBe(1);
+      const gone = new Promise<void>((r) => (closed = r));
+      await dev.endAsync();
+      await gone;
+      expect(presence).toEqual([
+        [DEVICE, true],
+        [DEVICE, false],
+      ]);
+      await gw.endAsync();
+    } finally {
+      await broker.close();
+    }
+  });
+
   it('tells the gateway when a device subscribes to its own event topic', async () => {
     const broker = await startEmbeddedBroker(
       '127.0.0.1',

@@ -32,7 +32,7 @@ describe('proxy config', () => {
     [svc({ mode: 'maybe' }), /mode/],
     [svc({ creditMsat: '-1' }), /creditMsat/],
     [svc({ name: 'Bad Name' }), /name/],
-    [svc({ pricePerRequestMsat: undefined }), /needs pricePerRequestMsat or models/],
+    [svc({ pricePerRequestMsat: undefined }), /needs pricePerRequestMsat, models or subscription/],
     [svc({ mode: 'freebie' }), /freeRequests/],
     [svc({ hostRegexp: '(' }), /invalid host regexp/],
     [svc({ surprise: 1 }), /invalid proxy configuration/],

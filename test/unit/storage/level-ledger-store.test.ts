@@ -122,3 +122,28 @@ describe('live indexes of side records in LevelDB', () => {
     await db.close();
   });
 });
+
+describe('account indexes in LevelDB', () => {
+  it('a store written before the name and frozen indexes is indexed once at open', async () => {
+    const db = await database();
+    let ledger = await open(db, T0);
+    ledger.createAccount({ id: 'a1', kind: 'agent', name: 'Alpha' });
+    ledger.createAccount({ id: 'a2', kind: 'agent', name: 'beta' });
+    await ledger.setFrozen('a2', true, 'test').durable;
+    await ledger.close();
+    // As an older gateway left it: no index entries, no mark.
+    const old: string[] = [];
+    for await (const k of db.keys({ gte: '!ledger!an!', lt: '!ledger!ao' })) old.push(k);
+    for await (const k of db.keys({ gte: '!ledger!af!', lt: '!ledger!ag' })) old.push(k);
+    expect(old).toHaveLength(3);
+    await db.batch([...old, '!ledger!m!acctidx'].map((key) => ({ type: 'del' as const, key })));
+
+    ledger = await open(db, T0);
+    expect(
+      (await ledger.searchAccounts({ by: 'name', prefix: 'alp', limit: 10 })).accounts.map((a) => a.id),
+    ).toEqual(['a1']);
+    expect((await ledger.frozenAccounts({ limit: 10 })).map((a) => a.id)).toEqual(['a2']);
+    expect(await db.get('!ledger!m!acctidx')).toBe('1');
+    await ledger.close();
+  });
+});
