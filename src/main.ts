@@ -53,7 +53,13 @@ import { AppError } from './domain/errors.js';
 import { openDatabase } from './storage/level-db.js';
 import { LevelCursorStore } from './storage/level-cursor-store.js';
 import { LevelLedgerStore } from './storage/level-ledger-store.js';
+import { AdvisoryLockLeader } from './storage/postgres/advisory-lock-leader.js';
+import { PostgresCursorStore } from './storage/postgres/postgres-cursor-store.js';
 import { PostgresLedgerStore } from './storage/postgres/postgres-ledger-store.js';
+import { DutyRunner, type Duty } from './cluster/duties.js';
+import { AlwaysLeader, type LeaderElection } from './cluster/leader.js';
+import type { LedgerStore } from './ledger/store.js';
+import type { InvoiceCursorStore, Subscription } from './lightning/types.js';
 import { OperatorAuth } from './http/operator-auth.js';
 import { ConsoleSessions } from './http/console-session.js';
 import { bakeGatewayMacaroon } from './lightning/lnd/bake-macaroon.js';
@@ -139,26 +145,72 @@ export interface FeatureOptions extends PaymentsOptions {
   streams?: StreamsOptions;
   /** Times the ledger's group-commit batches. */
   metrics?: GatewayMetrics;
+  /**
+   * What a storage failure of the ledger does (memory is ahead of the store): by default the
+   * process exits (70) and the restart recovers from the store.
+   */
+  onFatal?: (err: unknown) => void;
+  /** The leader election's poll period on PostgreSQL (ms, default 1000; at most 2000). */
+  leaderPollMs?: number;
 }
 
-/** The ledger, policies, keys and payments on the embedded LevelDB, fed by LND's invoice stream. */
+/** Where the ledger, the duty cursors and the leadership live: LevelDB, or PostgreSQL by URL. */
+interface Storage {
+  store: LedgerStore;
+  cursor: InvoiceCursorStore;
+  leader: LeaderElection;
+  close(): Promise<void>;
+}
+
+async function openStorage(config: Config, log: Logger, options: FeatureOptions): Promise<Storage> {
+  if (config.databaseUrl !== undefined) {
+    const store = await PostgresLedgerStore.open(config.databaseUrl);
+    return {
+      store,
+      cursor: new PostgresCursorStore(store.sql),
+      leader: new AdvisoryLockLeader(config.databaseUrl, {
+        log,
+        pollMs: Math.min(options.leaderPollMs ?? 1000, 2000),
+      }),
+      close: () => store.close(),
+    };
+  }
+  const db = await openDatabase(join(resolve(config.dataDir), 'db'));
+  return {
+    store: new LevelLedgerStore(db),
+    cursor: new LevelCursorStore(db),
+    // One process owns the embedded store: it always leads.
+    leader: new AlwaysLeader(),
+    close: () => db.close(),
+  };
+}
+
+/**
+ * The ledger, policies, keys and payments on the embedded LevelDB (or on PostgreSQL with a
+ * database URL), fed by LND's invoice stream. Every instance loads what serving requests needs;
+ * the singleton duties (`leadership`) run on the elected leader only — with LevelDB, always here.
+ */
 export async function openAccounts(
   config: Config,
   backend: LightningBackend,
   log: Logger,
   options: FeatureOptions = {},
-): Promise<{ services: AccountServices; close(): Promise<void> }> {
-  const db = await openDatabase(join(resolve(config.dataDir), 'db'));
-  const store = new LevelLedgerStore(db);
-  const ledger = await Ledger.open(
-    options.metrics ? options.metrics.instrumentStore(store) : store,
-    options.ledger ?? {},
-  );
-  // Memory is ahead of disk after a failed write: stop, and let the restart recover from disk.
-  ledger.on('fatal', (err: unknown) => {
-    log.fatal({ err }, 'ledger storage failed; exiting');
-    process.exit(70);
+): Promise<{ services: AccountServices; leadership: DutyRunner; close(): Promise<void> }> {
+  const storage = await openStorage(config, log, options);
+  const store = storage.store;
+  const ledger = await Ledger.open(options.metrics ? options.metrics.instrumentStore(store) : store, {
+    ...options.ledger,
+    sweeps: false,
   });
+  // Memory is ahead of disk after a failed write: stop, and let the restart recover from disk.
+  ledger.on(
+    'fatal',
+    options.onFatal ??
+      ((err: unknown) => {
+        log.fatal({ err }, 'ledger storage failed; exiting');
+        process.exit(70);
+      }),
+  );
   // A policy evaluated by a synchronous step without an `ensure` first (a running stream's next
   // chunk) belongs to an account with a pending transfer: it stays resident while that lasts.
   const policies = new PolicyRegistry(ledger, { keep: (id) => ledger.hasPending(id) });
@@ -167,17 +219,17 @@ export async function openAccounts(
   const audit = new AuditLog(ledger);
   const events = new EventBus();
   const payments = new PaymentsService(ledger, backend, policies, audit, events, log, options);
-  await payments.start();
+  await payments.load();
   const publish = (accountId: string, event: FeatureEvent): void => events.publish(accountId, event);
   const escrow = new EscrowService(ledger, backend, payments, publish, log, {
     outbound: new OutboundGuard({ allow: config.outbound?.allow ?? [] }),
     ...options.escrow,
   });
-  await escrow.start();
+  await escrow.load();
   const registry = new ServiceRegistry(ledger);
   await registry.load();
   const market = new TaskMarket(ledger, escrow, registry, publish, log);
-  await market.start();
+  await market.load();
   const auctions = new TaskAuctions({
     ledger,
     tasks: market,
@@ -188,9 +240,9 @@ export async function openAccounts(
       ? { maxOpenPerAccount: config.auctions.maxOpenPerAccount }
       : {}),
   });
-  await auctions.start();
+  await auctions.load();
   const receiver = new StreamReceiver({ ledger, nodeId: () => payments.nodeId, publish, log });
-  await receiver.start();
+  await receiver.load();
   const streams = new StreamsService({
     ledger,
     payments,
@@ -200,12 +252,12 @@ export async function openAccounts(
     ...(options.streams ? { options: options.streams } : {}),
     ...(options.metrics ? { onTick: options.metrics.streamTick.bind(options.metrics) } : {}),
   });
-  await streams.start();
+  await streams.load();
   const deviceRegistry = new DeviceRegistry(ledger);
   await deviceRegistry.load();
   const deviceKey = secretFile(config, 'device-key');
   const deviceEvents = new DeviceEvents(deviceRegistry, ledger, deviceKey, log);
-  await deviceEvents.start();
+  await deviceEvents.load();
   const commerce = new DeviceCommerce({
     ledger,
     payments,
@@ -216,7 +268,7 @@ export async function openAccounts(
     bus: events,
     log,
   });
-  await commerce.start();
+  await commerce.load();
   const energy = new EnergyMarket({
     ledger,
     streams,
@@ -229,7 +281,7 @@ export async function openAccounts(
     log,
     ...(config.energy ? { options: config.energy } : {}),
   });
-  await energy.start();
+  await energy.load();
   const commerceOperations = commerce.operations();
   const verifyPool = await VerifyPool.start();
   const bridge = new DeviceBridge(
@@ -244,22 +296,70 @@ export async function openAccounts(
     log,
     { verifier: verifyPool },
   );
-  bridge.start();
   const l402Authority = new L402Authority(l402Secret(config));
   const revocations = new L402Revocations(ledger, l402Authority, {
     credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),
     onError: (err) => log.warn({ err }, 'pruning L402 revocations failed'),
   });
-  await revocations.start();
-  const subscription = backend.subscribeInvoices({
-    cursor: new LevelCursorStore(db),
-    onInvoice: async (invoice) => {
-      await payments.onInvoice(invoice);
-      await receiver.onInvoice(invoice);
+  await revocations.load();
+  let subscription: Subscription | undefined;
+  // In the order they started in before the election existed; stopped in reverse.
+  const duties: Duty[] = [
+    { name: 'ledger key sweeps', start: () => ledger.startSweeps(), stop: () => ledger.stopSweeps() },
+    {
+      name: 'payment reconciliation, approval expiry, invoice pruning',
+      start: () => payments.startDuties(),
+      stop: () => payments.stopDuties(),
     },
-    onError: (err) => log.warn({ err: err.message }, 'invoice subscription interrupted; resuming'),
-  });
+    { name: 'escrow sweeps', start: () => escrow.startDuties(), stop: () => escrow.stopDuties() },
+    { name: 'task sweeps', start: () => market.startDuties(), stop: () => market.stopDuties() },
+    { name: 'auction sweeps', start: () => auctions.startDuties(), stop: () => auctions.stopDuties() },
+    {
+      name: 'incoming stream lapse checks',
+      start: () => receiver.startLapseChecks(),
+      stop: () => receiver.stop(),
+    },
+    { name: 'stream scheduler', start: () => streams.startScheduler(), stop: () => streams.stopScheduler() },
+    {
+      name: 'device event pruning',
+      start: () => deviceEvents.startPruning(),
+      stop: () => deviceEvents.stop(),
+    },
+    {
+      name: 'device commerce catch-up and offer expiry',
+      start: () => commerce.startDuties(),
+      stop: () => commerce.stopDuties(),
+    },
+    { name: 'energy market sweeps', start: () => energy.startDuties(), stop: () => energy.stopDuties() },
+    { name: 'device kept-answer pruning', start: () => bridge.start(), stop: () => bridge.stop() },
+    {
+      name: 'L402 revocation pruning',
+      start: () => revocations.startPruning(),
+      stop: () => revocations.stop(),
+    },
+    {
+      // Crediting: resumes from the persisted cursor; exactly-once by payment hash in the ledger.
+      name: 'LND invoice subscription',
+      start: () => {
+        subscription = backend.subscribeInvoices({
+          cursor: storage.cursor,
+          onInvoice: async (invoice) => {
+            await payments.onInvoice(invoice);
+            await receiver.onInvoice(invoice);
+          },
+          onError: (err) => log.warn({ err: err.message }, 'invoice subscription interrupted; resuming'),
+        });
+      },
+      stop: () => {
+        subscription?.close();
+        subscription = undefined;
+      },
+    },
+  ];
+  const leadership = new DutyRunner(storage.leader, duties, log);
+  await leadership.start();
   return {
+    leadership,
     services: {
       ledger,
       payments,
@@ -285,7 +385,7 @@ export async function openAccounts(
       l402: { authority: l402Authority, revocations },
     },
     async close() {
-      subscription.close();
+      await leadership.close();
       revocations.stop();
       energy.stop();
       commerce.stop();
@@ -299,7 +399,7 @@ export async function openAccounts(
       escrow.stop();
       payments.stop();
       await ledger.close();
-      await db.close();
+      await storage.close();
     },
   };
 }
@@ -483,11 +583,16 @@ export interface DeviceTransportHandle {
   close(): Promise<void>;
 }
 
-/** Devices over MQTT: the embedded broker (or an external one by URL) and the gateway's client on it. */
+/**
+ * Devices over MQTT: the embedded broker (or an external one by URL) and the gateway's client on
+ * it. With an external broker, which every instance shares, replaying the outbox is a singleton
+ * duty of the leader (given `leadership`); the embedded broker is this instance's own.
+ */
 export async function startDeviceTransports(
   config: Config,
   devices: NonNullable<AccountServices['devices']>,
   log: Logger,
+  leadership?: Pick<DutyRunner, 'add'>,
 ): Promise<DeviceTransportHandle> {
   const broker = config.mqtt.url
     ? undefined
@@ -517,7 +622,14 @@ export async function startDeviceTransports(
         },
   );
   devices.events.addSink(transport);
-  devices.events.recover(broker ? (onSubscribed) => broker.onDeviceSubscribed(onSubscribed) : undefined);
+  if (broker) devices.events.recover((onSubscribed) => broker.onDeviceSubscribed(onSubscribed));
+  else if (!leadership) devices.events.recover();
+  else
+    await leadership.add({
+      name: 'device event replay',
+      start: () => devices.events.recover(),
+      stop: () => undefined,
+    });
   return {
     mqttUrl: url,
     embedded: broker !== undefined,
@@ -530,19 +642,21 @@ export async function startDeviceTransports(
 }
 
 /**
- * `coulomb start` with a database URL (COULOMB_DATABASE_URL / `databaseUrl`), while only the
- * ledger store is on PostgreSQL (issue 13): the singleton duties (LND invoice subscription and its
- * cursor, stream scheduler, escrow and task sweeps, reconciliation, device event replay) have no
- * leader election yet and would run on every instance, the invoice cursor is in LevelDB, and the
- * ledger still trusts its own memory for budgets and rates. Refused rather than half-working.
+ * `coulomb start` with a database URL (COULOMB_DATABASE_URL / `databaseUrl`), while each
+ * instance's ledger still trusts its own memory (issue 13): the ledger, the duty cursors and the
+ * leader election are on PostgreSQL (`openAccounts` runs on it, the singleton duties on the elected
+ * leader only), but balances, budgets and per-minute rates are validated against the instance's
+ * memory, which another instance's writes leave behind, and an instance whose batch the database
+ * refuses stops. Refused rather than half-working.
  */
 export class DatabaseUrlNotSupportedError extends AppError {
   constructor() {
     super(
       'DATABASE_URL_NOT_SUPPORTED_YET',
-      'a PostgreSQL database URL is not supported by `coulomb start` yet: only the ledger store is on ' +
-        'PostgreSQL (migrations applied); leader election for the invoice subscription, sweeps and ' +
-        'schedulers is missing. Unset COULOMB_DATABASE_URL (databaseUrl) to run on the embedded LevelDB store.',
+      'a PostgreSQL database URL is not supported by `coulomb start` yet: the ledger, the duty cursors ' +
+        'and the leader election are on PostgreSQL (migrations applied), but each instance still ' +
+        'validates balances, budgets and rates against its own memory. Unset COULOMB_DATABASE_URL ' +
+        '(databaseUrl) to run on the embedded LevelDB store.',
       500,
     );
   }
@@ -597,7 +711,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     : undefined;
   const mqtt =
     config.mqtt.enabled && accounts.services.devices
-      ? await startDeviceTransports(config, accounts.services.devices, log)
+      ? await startDeviceTransports(config, accounts.services.devices, log, accounts.leadership)
       : undefined;
   const counts = mqtt?.counts;
   if (counts) {

@@ -130,6 +130,12 @@ export class DeviceCommerce {
   }
 
   async start(): Promise<void> {
+    await this.load();
+    await this.startDuties();
+  }
+
+  /** The open sales and actuations, and the bus subscription that moves them on: every instance. */
+  async load(): Promise<void> {
     await this.sales.load();
     await this.actuations.load();
     this.unsubscribe = this.deps.bus.subscribeAll(
@@ -143,6 +149,10 @@ export class DeviceCommerce {
       },
       ['invoice', 'escrow', 'stream'],
     );
+  }
+
+  /** The leader's part: catching up what happened while nobody listened, and offer expiry. */
+  async startDuties(): Promise<void> {
     // What happened while this process was not listening (before a restart, or a crash between a
     // payment and its sale's or actuation's record) is caught up now; offers also every minute.
     for (const a of [...this.actuations.values()]) {
@@ -152,8 +162,14 @@ export class DeviceCommerce {
     for (const sale of [...this.sales.values()])
       if (sale.state === 'sold') await this.remindSold(sale).catch(this.failed('a sale'));
     await this.expireOffers();
+    this.stopDuties();
     this.timer = setInterval(() => void this.expireOffers(), 60_000);
     this.timer.unref();
+  }
+
+  stopDuties(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   private failed(what: string): (err: unknown) => void {
@@ -162,7 +178,7 @@ export class DeviceCommerce {
 
   stop(): void {
     this.unsubscribe?.();
-    if (this.timer) clearInterval(this.timer);
+    this.stopDuties();
   }
 
   /**

@@ -48,6 +48,12 @@ export class DeviceEvents {
 
   /** Loads the unexpired outbox, deletes what expired, and prunes it from then on. */
   async start(pruneEveryMs = 30_000): Promise<void> {
+    await this.load();
+    this.startPruning(pruneEveryMs);
+  }
+
+  /** Loads the unexpired outbox and deletes what expired. */
+  async load(): Promise<void> {
     const expired: string[] = [];
     const nowSec = Math.floor(this.now() / 1000);
     for (const r of await this.ledger.listRecords(OUTBOX)) {
@@ -57,12 +63,18 @@ export class DeviceEvents {
       else this.keep(e, exp);
     }
     if (expired.length) await this.ledger.putRecords(expired.map((key) => ({ key, value: null })));
+  }
+
+  /** Prunes expired events from the outbox every `pruneEveryMs` (the leader's duty). */
+  startPruning(pruneEveryMs = 30_000): void {
+    this.stop();
     this.timer = setInterval(() => void this.prune(), pruneEveryMs);
     this.timer.unref();
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   addSink(sink: EventSink): void {

@@ -139,6 +139,12 @@ export class EnergyMarket {
 
   /** Loads the open orders into their books (in arrival order) and resumes the trades not final. */
   async start(): Promise<void> {
+    await this.load();
+    await this.startDuties();
+  }
+
+  /** The open orders in their books and the trades not final: what every instance needs to serve. */
+  async load(): Promise<void> {
     await this.orders.load();
     await this.trades.load();
     const open = [...this.orders.values()].sort((a, b) => a.seq - b.seq);
@@ -169,8 +175,15 @@ export class EnergyMarket {
       ['stream'],
     );
     this.unguard = this.deps.streams.refusePause((s) => this.pauseRefusal(s));
+    for (const t of this.trades.values()) if (t.streamId !== undefined) this.byStream.set(t.streamId, t.id);
+  }
+
+  /**
+   * The leader's part: resumes the trades not final (funding matched ones, catching up or closing
+   * those whose stream moved meanwhile) and sweeps expired orders and trades every `sweepMs`.
+   */
+  async startDuties(): Promise<void> {
     for (const t of [...this.trades.values()]) {
-      if (t.streamId !== undefined) this.byStream.set(t.streamId, t.id);
       if (t.state === 'matched') void this.queue.run(t.id, () => this.fund(t)).catch(this.failed(t.id));
       else if (t.streamId !== undefined) {
         const s = await this.deps.streams.get(t.streamId).catch(() => undefined);
@@ -181,6 +194,7 @@ export class EnergyMarket {
       }
     }
     await this.sweep();
+    this.stopDuties();
     this.timer = setInterval(
       () => void this.sweep().catch(this.failed('sweep')),
       this.deps.options?.sweepMs ?? 10_000,
@@ -188,10 +202,15 @@ export class EnergyMarket {
     this.timer.unref();
   }
 
+  stopDuties(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
   stop(): void {
     this.unsubscribe?.();
     this.unguard?.();
-    if (this.timer) clearInterval(this.timer);
+    this.stopDuties();
   }
 
   private failed(what: string): (err: unknown) => void {

@@ -99,10 +99,23 @@ export class EscrowService {
   }
 
   async start(): Promise<void> {
+    await this.load();
+    this.startDuties();
+  }
+
+  /** The escrow account and the open escrows: what every instance needs to serve requests. */
+  async load(): Promise<void> {
     if (!(await this.ledger.getAccount(ESCROW_ACCOUNT)))
       await this.ledger.createAccount({ id: ESCROW_ACCOUNT, kind: 'system', name: ESCROW_ACCOUNT }).durable;
     // Only open escrows are loaded; closed ones stay on disk until someone asks for them.
     await this.escrows.load();
+  }
+
+  /**
+   * The leader's part: watching the hold invoices of open escrows, resuming interrupted releases
+   * and refunds, and the deadline, block-height and release sweeps.
+   */
+  startDuties(): void {
     for (const e of this.escrows.values()) {
       if (e.funding === 'lightning') this.watch(e);
       if (e.state === 'releasing')
@@ -129,6 +142,10 @@ export class EscrowService {
 
   stop(): void {
     this.stopped = true;
+    this.stopDuties();
+  }
+
+  stopDuties(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     for (const w of this.watches.values()) w.close();

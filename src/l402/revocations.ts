@@ -59,6 +59,11 @@ export class L402Revocations {
    */
   async start(pruneEveryMs = 3600_000): Promise<void> {
     await this.load();
+    this.startPruning(pruneEveryMs);
+  }
+
+  /** Drops the revocations of expired credentials every `pruneEveryMs` (the leader's duty). */
+  startPruning(pruneEveryMs = 3600_000): void {
     if (this.timer) return;
     this.timer = setInterval(() => void this.prune().catch(this.onError), pruneEveryMs);
     this.timer.unref();

@@ -33,6 +33,12 @@ export interface LedgerOptions {
   transferCacheSize?: number;
   /** Ledger idempotency keys kept in memory. Default 50,000. */
   keyCacheSize?: number;
+  /**
+   * Whether `open` starts the key sweeps (expired ledger and request keys every ten minutes, the
+   * one-off time index of old keys). Default true; false leaves them to `startSweeps`, for a
+   * composition root that runs them on the elected leader only.
+   */
+  sweeps?: boolean;
 }
 
 /** What a synchronous step is about to use: `ensure` makes it resident. */
@@ -232,14 +238,25 @@ export class Ledger implements RecordStore {
       if (!snapshot.empty) await ledger.rebuildSpend();
       await ledger.putRecords([{ key: SPEND_BUCKETS_MARK, value: String(ledger.now()) }]);
     }
-    ledger.sweeper = setInterval(() => {
-      void ledger.sweepKeys().catch(() => undefined);
-      void ledger.sweepRequestKeys().catch(() => undefined);
-    }, 10 * 60_000);
-    ledger.sweeper.unref();
-    // Keys written before their time index get it in the background: start-up does not wait.
-    void ledger.indexKeys().catch(() => undefined);
+    if (options.sweeps !== false) ledger.startSweeps();
     return ledger;
+  }
+
+  /** Sweeps expired ledger and request keys every ten minutes; indexes old keys once, in the background. */
+  startSweeps(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      void this.sweepKeys().catch(() => undefined);
+      void this.sweepRequestKeys().catch(() => undefined);
+    }, 10 * 60_000);
+    this.sweeper.unref();
+    // Keys written before their time index get it in the background: start-up does not wait.
+    void this.indexKeys().catch(() => undefined);
+  }
+
+  stopSweeps(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 
   /**

@@ -202,8 +202,19 @@ export class TaskAuctions {
   }
 
   async start(sweepMs = 1000): Promise<void> {
+    await this.load();
+    this.startDuties(sweepMs);
+  }
+
+  /** The open auctions: what every instance needs to serve requests. */
+  async load(): Promise<void> {
     await this.auctions.load();
     for (const a of this.auctions.values()) this.count(a.publisherAccountId, 1);
+  }
+
+  /** The leader's part: the sweep that closes auctions at their deadline. */
+  startDuties(sweepMs = 1000): void {
+    this.stopDuties();
     this.timer = setInterval(
       () => void this.sweep().catch((err: unknown) => this.deps.log.error({ err }, 'auction sweep failed')),
       sweepMs,
@@ -212,7 +223,12 @@ export class TaskAuctions {
   }
 
   stop(): void {
+    this.stopDuties();
+  }
+
+  stopDuties(): void {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   async open(publisherAccountId: string, input: OpenAuctionInput, idempotencyKey?: string): Promise<Auction> {

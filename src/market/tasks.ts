@@ -117,7 +117,18 @@ export class TaskMarket {
   }
 
   async start(): Promise<void> {
+    await this.load();
+    this.startDuties();
+  }
+
+  /** The open tasks: what every instance needs to serve requests. */
+  async load(): Promise<void> {
     await this.tasks.load();
+  }
+
+  /** The leader's part: the deadline sweep. */
+  startDuties(): void {
+    this.stopDuties();
     this.timer = setInterval(
       () => void this.sweep().catch((err: unknown) => this.log.error({ err }, 'task sweep failed')),
       1000,
@@ -126,7 +137,12 @@ export class TaskMarket {
   }
 
   stop(): void {
+    this.stopDuties();
+  }
+
+  stopDuties(): void {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   async publishTask(publisherAccountId: string, input: PublishTaskInput): Promise<Task> {

@@ -39,15 +39,19 @@ export class Inbound extends PaymentsPart {
 
   private readonly sweepEveryMs: number;
 
-  /** Indexes an older store once, and starts pruning expired unpaid challenges. */
-  async start(): Promise<void> {
+  /** Indexes an older store once. */
+  async open(): Promise<void> {
     await this.invoices.open();
+  }
+
+  /** Starts pruning expired unpaid challenges (a leader's duty). */
+  startSweep(): void {
     this.invoices.startSweep(this.sweepEveryMs, (err) =>
       this.log.error({ err }, 'pruning expired invoices failed'),
     );
   }
 
-  stop(): void {
+  stopSweep(): void {
     this.invoices.stopSweep();
   }
 

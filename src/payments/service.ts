@@ -75,6 +75,12 @@ export class PaymentsService {
 
   /** Loads state, creates the system accounts, reconciles with LND, and starts the background work. */
   async start(): Promise<void> {
+    await this.load();
+    await this.startDuties();
+  }
+
+  /** What every instance needs to serve requests: state loaded, system accounts, the node's identity. */
+  async load(): Promise<void> {
     this.stopBalanceEvents ??= publishBalanceEvents(this.ledger, this.events);
     for (const id of [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT]) {
       if (!(await this.ledger.getAccount(id))) {
@@ -90,15 +96,23 @@ export class PaymentsService {
     // Live payments and open approvals only: final ones stay on disk, read when asked.
     await this.store.load();
     // Invoice records stay on disk: nothing of them is loaded (older stores are indexed once).
-    await this.inbound.start();
+    await this.inbound.open();
     const intentPrefix = keys.cancelIntent('');
     for (const r of await this.ledger.listRecords(intentPrefix))
       this.inbound.cancelIntents.add(r.key.slice(intentPrefix.length));
     const info = await this.backend.getNodeInfo();
     this.ctx.nodePubkey = info.pubkey;
     this.ctx.network = info.network;
+  }
+
+  /**
+   * The leader's background work: reconciliation with LND now and every `reconcileIntervalMs`,
+   * approval expiry, pruning of expired unpaid invoices, compaction of the live indexes.
+   */
+  async startDuties(): Promise<void> {
     // Only what is not final is re-tracked (a full reconciliation is an operator's background job).
     await this.reconcile({ full: false });
+    this.inbound.startSweep();
     const every = (ms: number, fn: () => Promise<unknown> | void): void => {
       const t = setInterval(
         () =>
@@ -126,13 +140,17 @@ export class PaymentsService {
       await this.ledger.compactRecords(prefix);
   }
 
-  stop(): void {
-    this.ctx.stopped = true;
-    this.inbound.stop();
-    this.stopBalanceEvents?.();
-    this.stopBalanceEvents = undefined;
+  stopDuties(): void {
+    this.inbound.stopSweep();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+  }
+
+  stop(): void {
+    this.ctx.stopped = true;
+    this.stopDuties();
+    this.stopBalanceEvents?.();
+    this.stopBalanceEvents = undefined;
   }
 
   // ---- paying -----------------------------------------------------------------------------

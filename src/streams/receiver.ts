@@ -63,6 +63,12 @@ export class StreamReceiver implements InboxDirectory {
   }
 
   async start(): Promise<void> {
+    await this.load();
+    this.startLapseChecks();
+  }
+
+  /** The inboxes and the flowing incoming streams: what every instance needs to serve requests. */
+  async load(): Promise<void> {
     for (const r of await this.deps.ledger.listRecords(PREFIXES.streamInbox.prefix)) {
       const inbox = inboxCodec.decode(r.value);
       this.inboxes.set(inbox.recipientId, inbox);
@@ -75,6 +81,10 @@ export class StreamReceiver implements InboxDirectory {
       const s = await this.readIncoming(r.key.slice(open.length));
       if (s && !s.lapsed) this.incoming.set(s.streamId, s);
     }
+  }
+
+  /** The leader's part: the check that marks incoming streams lapsed when their payments stop. */
+  startLapseChecks(): void {
     this.ticker.start();
   }
 

@@ -104,6 +104,12 @@ export class StreamsService {
    * remote one first re-sends an intent left unfinished.
    */
   async start(): Promise<void> {
+    await this.load();
+    this.startScheduler();
+  }
+
+  /** Loads the open streams and accepts requests (every instance), without scheduling them. */
+  async load(): Promise<void> {
     if (this.running) return;
     this.streams = new IndexedItems(
       streamIndex,
@@ -129,7 +135,16 @@ export class StreamsService {
       if (isLocal(s) ? s.state === 'active' : s.state !== 'stopped' || hasWork(s)) this.track(s);
     }
     this.running = true;
-    this.ticker.start();
+  }
+
+  /** The scheduler (the leader's duty): reserves and posts the local streams' chunks every tick. */
+  startScheduler(): void {
+    if (this.running && !this.failed) this.ticker.start();
+  }
+
+  /** Stops scheduling; the streams stay loaded and their time keeps accruing until the next tick. */
+  stopScheduler(): void {
+    this.ticker.stop();
   }
 
   /** Shuts the scheduler down, banking every active stream's time and settling local ones. */

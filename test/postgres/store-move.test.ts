@@ -19,7 +19,6 @@ import { LevelCursorStore } from '../../src/storage/level-cursor-store.js';
 import { openDatabase } from '../../src/storage/level-db.js';
 import { LevelLedgerStore } from '../../src/storage/level-ledger-store.js';
 import { importExport, postgresItems } from '../../src/storage/postgres/postgres-import.js';
-import { migrate } from '../../src/storage/postgres/migrations.js';
 import { PostgresLedgerStore } from '../../src/storage/postgres/postgres-ledger-store.js';
 import { createTestDatabase } from '../support/postgres.js';
 
@@ -35,23 +34,7 @@ afterAll(() => {
 });
 
 let databases = 0;
-/**
- * A new database with the gateway's schema and the duty cursors' table (migration 4 of the
- * leader-election work; created here where this schema does not have it yet, as that migration does).
- */
-async function freshUrl(): Promise<string> {
-  const url = await createTestDatabase(inject('postgresUrl'), `move_${++databases}`);
-  const sql = postgres(url, { max: 1, onnotice: () => undefined });
-  await migrate(sql);
-  await sql.unsafe(`CREATE TABLE IF NOT EXISTS duty_cursors (
-    name text COLLATE "C" PRIMARY KEY,
-    add_index bigint NOT NULL CHECK (add_index >= 0),
-    settle_index bigint NOT NULL CHECK (settle_index >= 0),
-    updated_at timestamptz NOT NULL DEFAULT now()
-  )`);
-  await sql.end();
-  return url;
-}
+const freshUrl = (): Promise<string> => createTestDatabase(inject('postgresUrl'), `move_${++databases}`);
 
 const KEYED = {
   debitAccountId: 'alice',

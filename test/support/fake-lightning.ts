@@ -1,7 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { msat, type Msat } from '../../src/domain/msat.js';
 import { LightningError } from '../../src/lightning/errors.js';
-import type { Capabilities, LightningBackend } from '../../src/lightning/backend.js';
+import type {
+  Capabilities,
+  InvoiceSubscriptionOptions,
+  LightningBackend,
+} from '../../src/lightning/backend.js';
 import type { ConnectionState } from '../../src/lightning/types.js';
 import type {
   DecodedInvoice,
@@ -137,7 +141,7 @@ export class FakeLightning implements LightningBackend {
     inv.settleIndex = [...this.invoices.values()].filter((i) => i.settleIndex > 0).length + 1;
     return { ...inv };
   }
-  subscribeInvoices(): { close(): void } {
+  subscribeInvoices(_options: InvoiceSubscriptionOptions): { close(): void } {
     return { close: () => undefined };
   }
   async payInvoice(args: PayInvoiceArgs): Promise<PaymentOutcome> {

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import postgres, { type Sql } from 'postgres';
+import { LEADER_LOCK_KEY } from '../../src/storage/postgres/advisory-lock-leader.js';
 
 const execFile = promisify(execFileCb);
 
@@ -139,4 +140,38 @@ export async function createTestDatabase(serverUrl: string, name: string): Promi
   const url = new URL(serverUrl);
   url.pathname = `/${db}`;
   return url.toString();
+}
+
+/**
+ * What tests read of a gateway's PostgreSQL database: an account's posted balance, how many
+ * posted credits an invoice got (ledger transfers under its `invoice:<hash>` key), and the
+ * sessions holding the leader lock in this database (which `terminateLeader` ends).
+ */
+export function gatewayDatabase(sql: Sql) {
+  const holders = async (): Promise<number[]> => {
+    const rows = await sql<{ pid: number }[]>`
+      SELECT pid FROM pg_locks
+      WHERE locktype = 'advisory' AND granted AND objsubid = 1
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND classid = ${(LEADER_LOCK_KEY >> 32n).toString()}::oid
+        AND objid = ${(LEADER_LOCK_KEY & 0xffffffffn).toString()}::oid`;
+    return rows.map((r) => r.pid);
+  };
+  return {
+    async balance(accountId: string): Promise<bigint> {
+      const [row] = await sql<{ b: string }[]>`
+        SELECT credits_posted - debits_posted AS b FROM ledger_accounts WHERE id = ${accountId}`;
+      return BigInt(row?.b ?? '0');
+    },
+    async invoiceCredits(paymentHash: string): Promise<number> {
+      const [row] = await sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM ledger_keys k JOIN ledger_transfers t ON t.id = k.transfer_id
+        WHERE k.key = ${`invoice:${paymentHash}`} AND t.state = 'posted'`;
+      return row?.n ?? 0;
+    },
+    leaderHolders: holders,
+    async terminateLeader(): Promise<void> {
+      for (const pid of await holders()) await sql`SELECT pg_terminate_backend(${pid})`;
+    },
+  };
 }

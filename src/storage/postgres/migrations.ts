@@ -242,10 +242,24 @@ CREATE INDEX ledger_accounts_name ON ledger_accounts ((lower(name) COLLATE "C"),
 CREATE INDEX ledger_accounts_frozen ON ledger_accounts (id) WHERE frozen;
 `;
 
+/**
+ * Where the leader's duties resume (the LND invoice subscription's add and settle indexes, and
+ * any other duty cursor by name): written by whichever instance leads, read by the next one.
+ */
+const DUTY_CURSORS = `
+CREATE TABLE duty_cursors (
+  name text COLLATE "C" PRIMARY KEY,
+  add_index bigint NOT NULL CHECK (add_index >= 0),
+  settle_index bigint NOT NULL CHECK (settle_index >= 0),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables', sql: LEDGER_V1 },
   { version: 2, name: 'ledger commit function', sql: LEDGER_COMMIT_FN },
   { version: 3, name: 'account search and frozen indexes', sql: ACCOUNT_INDEXES },
+  { version: 4, name: 'duty cursors', sql: DUTY_CURSORS },
 ];
 
 /**
