@@ -35,7 +35,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { RegtestNetwork } from '../src/regtest/network.js';
 import { listening, spawnGateway } from '../test/support/gateway-spawn.js';
 
@@ -269,6 +269,24 @@ function configFile(pass: Pass): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * How schemathesis is started: through its venv's interpreter with a higher recursion limit when
+ * that interpreter is beside it. CPython 3.11's `ast.parse` budgets its tree conversion from the
+ * interpreter's recursion limit minus the current depth, and on running out reports
+ * `SystemError: AST constructor recursion depth mismatch` (python/cpython#106905) instead of a
+ * RecursionError; hypothesis parses a source file's lambdas to describe a filtered strategy, deep
+ * in schemathesis' generators, and one pass failed with that tool error (a "Runtime Error" on a
+ * generated case, not a response). The limit only widens the budget; the stack is not deeper.
+ */
+function schemathesisCommand(script: string, args: string[]): [string, string[]] {
+  const python = join(dirname(script), 'python3');
+  if (!existsSync(python)) return [script, args];
+  const bootstrap =
+    'import sys; sys.setrecursionlimit(20000); sys.argv[0] = "schemathesis"; ' +
+    'from schemathesis.cli import schemathesis; sys.exit(schemathesis())';
+  return [python, ['-c', bootstrap, ...args]];
+}
+
 /** schemathesis processes still running, stopped with everything else on a signal. */
 const running = new Set<ChildProcess>();
 
@@ -302,7 +320,8 @@ async function runSchemathesis(url: string, pass: Pass): Promise<{ dir: string; 
     '--report-dir',
     dir,
   ];
-  const child = spawn(settings.schemathesis, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, commandArgs] = schemathesisCommand(settings.schemathesis, args);
+  const child = spawn(command, commandArgs, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   child.once('exit', () => running.delete(child));
   const out = createWriteStream(join(dir, 'output.txt'));
