@@ -460,15 +460,11 @@ export function createProxy(deps: ProxyDeps): Server {
     const use = sub && subRecord ? takeUse(subRecord, sub.terms, now(), available) : undefined;
     if (use && (use.kind === 'renewal-required' || use.kind === 'credit-required'))
       return subscriptionRefusal(service, req, res, sub!, subRecord!, use.kind);
-    let reserveAmount = use
-      ? use.kind === 'overage'
-        ? use.priceMsat
-        : 0n
-      : pricing
-        ? (bound ?? available)
-        : drain
-          ? available
-          : (locked?.priceMsat ?? service.pricePerRequest ?? 0n);
+    let reserveAmount: bigint;
+    if (use) reserveAmount = use.kind === 'overage' ? use.priceMsat : 0n;
+    else if (pricing) reserveAmount = bound ?? available;
+    else if (drain) reserveAmount = available;
+    else reserveAmount = locked?.priceMsat ?? service.pricePerRequest ?? 0n;
     if ((pricing || drain) && reserveAmount <= 0n) reserveAmount = 1n;
     if (!use && (available <= 0n || available < reserveAmount))
       return challenge(
