@@ -642,20 +642,20 @@ export async function startDeviceTransports(
 }
 
 /**
- * `coulomb start` with a database URL (COULOMB_DATABASE_URL / `databaseUrl`), while each
- * instance's ledger still trusts its own memory (issue 13): the ledger, the duty cursors and the
- * leader election are on PostgreSQL (`openAccounts` runs on it, the singleton duties on the elected
- * leader only), but balances, budgets and per-minute rates are validated against the instance's
- * memory, which another instance's writes leave behind, and an instance whose batch the database
- * refuses stops. Refused rather than half-working.
+ * `coulomb start` with a database URL (COULOMB_DATABASE_URL / `databaseUrl`), while the services
+ * above the ledger keep state of their own per instance (issue 13): the ledger (its invariants
+ * held across instances by account leases), the duty cursors and the leader election are on
+ * PostgreSQL (`openAccounts` runs on it, the singleton duties on the elected leader only), but
+ * policies, open streams, escrows, tasks, orders and approvals are cached or loaded per instance.
+ * Refused rather than half-working.
  */
 export class DatabaseUrlNotSupportedError extends AppError {
   constructor() {
     super(
       'DATABASE_URL_NOT_SUPPORTED_YET',
       'a PostgreSQL database URL is not supported by `coulomb start` yet: the ledger, the duty cursors ' +
-        'and the leader election are on PostgreSQL (migrations applied), but each instance still ' +
-        'validates balances, budgets and rates against its own memory. Unset COULOMB_DATABASE_URL ' +
+        'and the leader election are on PostgreSQL (migrations applied), but policies and open ' +
+        'streams, escrows, tasks, orders and approvals are still kept per instance. Unset COULOMB_DATABASE_URL ' +
         '(databaseUrl) to run on the embedded LevelDB store.',
       500,
     );

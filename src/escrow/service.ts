@@ -445,7 +445,7 @@ export class EscrowService {
 
   /** Locks the amount on the payer's account (policy first, in the same tick). */
   private async lock(e: Escrow, payerAccountId: string, extra: SideRecords = []): Promise<void> {
-    await this.payments.prepare([payerAccountId, ESCROW_ACCOUNT]);
+    await this.payments.prepare([payerAccountId], [ESCROW_ACCOUNT]);
     this.payments.authorizeSpend(payerAccountId, {
       kind: 'escrow',
       amountMsat: e.amountMsat,
@@ -489,7 +489,8 @@ export class EscrowService {
     const payee = e.payeeAccountId;
     await this.ledger.requireAccount(payee);
     const needs = {
-      accounts: [payee, ESCROW_ACCOUNT, LIGHTNING_ACCOUNT],
+      spend: [ESCROW_ACCOUNT],
+      accounts: [payee, LIGHTNING_ACCOUNT],
       keys: [`escrow-release:${e.id}`],
     };
     await this.ledger.ensure(needs);

@@ -137,7 +137,7 @@ export class CreditRefunds {
         throw new RefundError('REFUND_DESTINATION_INVALID', 'the refund account does not exist');
       await flushCharges();
       await this.drain(accountId);
-      await this.ledger.ensure({ accounts: [accountId] });
+      await this.ledger.ensure({ spend: [accountId] });
       const account = this.ledger.accountNow(accountId)!;
       const fee = destination.kind === 'invoice' ? destination.maxFeeMsat : 0n;
       const available = availableOf(account);

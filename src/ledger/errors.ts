@@ -17,6 +17,10 @@ export const LedgerErrorCode = {
   IDEMPOTENCY_CONFLICT: 'IDEMPOTENCY_CONFLICT',
   INVALID_TIMEOUT: 'INVALID_TIMEOUT',
   STORAGE_FAILED: 'STORAGE_FAILED',
+  /** Several instances: another one holds the account's lease and did not hand it over in time. */
+  LEASE_BUSY: 'LEASE_BUSY',
+  /** Several instances: a debit without this instance holding the account's lease (handed over). */
+  LEASE_NOT_HELD: 'LEASE_NOT_HELD',
 } as const;
 export type LedgerErrorCode = (typeof LedgerErrorCode)[keyof typeof LedgerErrorCode];
 
@@ -37,6 +41,8 @@ const STATUS: Record<LedgerErrorCode, number> = {
   IDEMPOTENCY_CONFLICT: 409,
   INVALID_TIMEOUT: 400,
   STORAGE_FAILED: 503,
+  LEASE_BUSY: 503,
+  LEASE_NOT_HELD: 503,
 };
 
 export class LedgerError extends CodedError<LedgerErrorCode> {

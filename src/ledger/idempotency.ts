@@ -58,6 +58,12 @@ interface Store {
   listRecords(prefix: string, options?: { limit?: number; after?: string }): Promise<IdempotencyRecords>;
   putRecords(records: { key: string; value: string | null }[]): Promise<void>;
   flush(): Promise<void>;
+  /**
+   * On a store several instances share: runs `fn` under the account's lease, its debits bound to
+   * the lease's epoch (refused if it was handed over meanwhile), so that a key read as unused is
+   * still unused when what it creates is written.
+   */
+  underLease?<T>(accountId: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /** sha256 of the operation and the canonical JSON of the request (sorted keys, bigints as strings). */
@@ -144,13 +150,23 @@ export class IdempotencyKeys {
    * it calls it with the id of what it creates and commits the returned records in the same
    * batch. A retry of a finished request gets `replay(id)`.
    */
-  async run<T>(
+  run<T>(
     req: IdempotentRequest,
     create: (records: (ref: string) => IdempotencyRecords) => Promise<T>,
     replay: (ref: string) => T | Promise<T>,
   ): Promise<T> {
     if (req.key === undefined) return create(() => []);
-    const id = recordKey(req.accountId, req.key);
+    const once = (): Promise<T> => this.runKeyed(req, req.key!, create, replay);
+    return this.store.underLease ? this.store.underLease(req.accountId, once) : once();
+  }
+
+  private async runKeyed<T>(
+    req: IdempotentRequest,
+    key: string,
+    create: (records: (ref: string) => IdempotencyRecords) => Promise<T>,
+    replay: (ref: string) => T | Promise<T>,
+  ): Promise<T> {
+    const id = recordKey(req.accountId, key);
     const fingerprint = requestFingerprint(req.operation, req.request);
     for (;;) {
       let known = this.recent.get(id);

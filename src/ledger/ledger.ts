@@ -1,6 +1,8 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { MAX_MSAT, msat, type Msat } from '../domain/msat.js';
+import { AccountLeases, type AccountLeaseOptions } from './account-leases.js';
 import { LedgerError, LedgerErrorCode } from './errors.js';
 import { GroupCommit, type CommittedBatch } from './group-commit.js';
 import { IdempotencyKeys, type IdempotencyRecords, type IdempotentRequest } from './idempotency.js';
@@ -39,6 +41,8 @@ export interface LedgerOptions {
    * composition root that runs them on the elected leader only.
    */
   sweeps?: boolean;
+  /** Account leases, on a store several instances share (see `LedgerStore.leases`). */
+  leases?: AccountLeaseOptions;
 }
 
 /** What a synchronous step is about to use: `ensure` makes it resident. */
@@ -47,6 +51,13 @@ export interface LedgerNeeds {
   transfers?: readonly string[];
   /** Ledger idempotency keys (`invoice:<hash>`, `escrow-release:<id>`...) and their transfers. */
   keys?: readonly string[];
+  /**
+   * Accounts the step may debit (or freeze). On a store several instances share, this instance
+   * takes their leases first (waiting while another instance spends from them), so that the
+   * balance, frozen flag and spend buckets it validates against are the truth; elsewhere the same
+   * as `accounts`.
+   */
+  spend?: readonly string[];
 }
 
 export interface Applied<T> {
@@ -80,6 +91,8 @@ const DAY = 24 * 3600 * 1000;
 const PINNED_MS = 60_000;
 /** How many ids known not to exist are remembered (beyond those of the last PINNED_MS). */
 const MISSING_KEPT = 10_000;
+/** A shared store: how long a leased account's memory goes without a fresh read (credits made elsewhere). */
+const LEASED_FRESH_MS = 1000;
 
 /**
  * Thrown by a synchronous step on an account, transfer or key that is neither in memory nor known
@@ -113,6 +126,8 @@ interface Resident<T> {
 interface ResidentAccount {
   account: Account;
   spend: SpendBuckets | undefined;
+  /** A shared store: when it was last read from the store. */
+  readAt?: number;
 }
 
 interface KeyEntry {
@@ -196,6 +211,10 @@ export class Ledger implements RecordStore {
   /** The filling batch's promise from the group commit, and the same with failures mapped. */
   private batchRaw: Promise<void> | undefined;
   private batchDurable: Promise<void> = Promise.resolve();
+  /** A store several instances share: debits only under this instance's account leases. */
+  private readonly leases: AccountLeases | undefined;
+  /** A shared store: the lease epoch a step's debits of one account are bound to (`underLease`). */
+  private readonly bound = new AsyncLocalStorage<{ accountId: string; epoch: number }>();
 
   private constructor(
     private readonly store: LedgerStore,
@@ -204,7 +223,18 @@ export class Ledger implements RecordStore {
     options: LedgerOptions,
   ) {
     this.seq = lastSeq;
-    this.complete = empty;
+    // Another instance may write a shared store at any time: what is not in memory may exist.
+    this.complete = empty && store.leases === undefined;
+    this.leases =
+      store.leases &&
+      new AccountLeases(
+        store.leases,
+        {
+          refresh: (ids) => this.readLeased(ids),
+          dirty: (id) => this.dirty(id),
+        },
+        options.leases,
+      );
     this.accountCacheSize = options.accountCacheSize ?? 50_000;
     this.transferCacheSize = options.transferCacheSize ?? 10_000;
     this.keyCacheSize = options.keyCacheSize ?? 50_000;
@@ -266,9 +296,16 @@ export class Ledger implements RecordStore {
    * safe. Ids that do not exist are remembered as such (the sync step then says not found).
    */
   async ensure(needs: LedgerNeeds): Promise<void> {
+    if (needs.spend?.length) {
+      // Leases first: what is read below (keys, transfers) is then as fresh as the leased accounts.
+      if (this.leases) await this.leases.hold(needs.spend);
+      needs = { ...needs, accounts: [...(needs.accounts ?? []), ...needs.spend] };
+    }
     const now = this.now();
+    // A shared store: absence is never remembered (another instance may have created it since).
+    const absent = (m: Map<string, number>, id: string): boolean => !this.leases && m.has(id);
     if (needs.keys?.length) {
-      const wanted = needs.keys.filter((k) => !this.touchKey(k, now) && !this.missing.keys.has(k));
+      const wanted = needs.keys.filter((k) => !this.touchKey(k, now) && !absent(this.missing.keys, k));
       if (wanted.length > 0 && !this.complete) {
         const found = await this.readFresh(() => this.store.getIdempotency(wanted));
         wanted.forEach((key, i) => {
@@ -288,7 +325,7 @@ export class Ledger implements RecordStore {
     }
     if (needs.transfers?.length) {
       const wanted = needs.transfers.filter(
-        (id) => !this.pending.has(id) && !this.touchTransfer(id, now) && !this.missing.transfers.has(id),
+        (id) => !this.pending.has(id) && !this.touchTransfer(id, now) && !absent(this.missing.transfers, id),
       );
       if (wanted.length > 0 && !this.complete) {
         const found = await this.readFresh(() => this.store.getTransfers(wanted));
@@ -299,6 +336,10 @@ export class Ledger implements RecordStore {
           else if (!t) this.remember(this.missing.transfers, id, now);
         });
       }
+    }
+    if (needs.accounts?.length && this.leases) {
+      await this.readShared(needs.accounts, now);
+      return;
     }
     if (needs.accounts?.length) {
       const wanted = needs.accounts.filter(
@@ -318,9 +359,11 @@ export class Ledger implements RecordStore {
 
   /**
    * True when `ensure({ accounts })` would read nothing: each account is resident (marked used
-   * now, so it stays so for the synchronous step) or known not to exist.
+   * now, so it stays so for the synchronous step) or known not to exist. Never on a shared store.
    */
   resident(accounts: readonly string[]): boolean {
+    // A shared store: another instance may have changed them; `ensure` reads them (and leases).
+    if (this.leases) return false;
     const now = this.now();
     for (const id of accounts)
       if (!this.touchAccount(id, now) && !this.missing.accounts.has(id) && !this.complete) return false;
@@ -450,10 +493,11 @@ export class Ledger implements RecordStore {
   setFrozen(id: string, frozen: boolean, reason: string): Applied<Account> {
     this.assertHealthy();
     const a = this.mutableAccount(id);
+    const fence = this.fence(a);
     if (a.frozen === frozen) return { value: { ...a }, durable: Promise.resolve(), replayed: true };
     a.frozen = frozen;
     const durable = this.persist(
-      [{ ...this.accountWrite(a), frozenChanged: true }],
+      [{ ...this.accountWrite(a), frozenChanged: true }, ...(fence ? [fence] : [])],
       [{ type: frozen ? 'account_frozen' : 'account_unfrozen', accountIds: [id], detail: reason }],
     );
     return { value: { ...a }, durable, replayed: false };
@@ -506,6 +550,7 @@ export class Ledger implements RecordStore {
       throw new LedgerError(LedgerErrorCode.TRANSFER_EXISTS, `transfer ${id} exists`);
     const debit = this.mutableAccount(req.debitAccountId);
     const credit = this.mutableAccount(req.creditAccountId);
+    const fence = this.fence(debit);
     if (debit.frozen) throw new LedgerError(LedgerErrorCode.ACCOUNT_FROZEN, `account ${debit.id} is frozen`);
     if (!debit.allowNegative && availableOf(debit) < req.amount) {
       throw new LedgerError(
@@ -553,6 +598,7 @@ export class Ledger implements RecordStore {
       this.accountWrite(debit),
       this.accountWrite(credit),
     ];
+    if (fence) writes.push(fence);
     if (req.idempotencyKey !== undefined) {
       this.keys.set(req.idempotencyKey, {
         value: { transferId: id, fingerprint, at: now },
@@ -735,6 +781,24 @@ export class Ledger implements RecordStore {
     return this.requests.run(req, create, replay);
   }
 
+  /**
+   * Runs `fn` with the account's debits bound to the lease this instance holds now (a shared
+   * store; elsewhere just runs it): a debit after the lease changed hands is refused
+   * (LEASE_NOT_HELD), so what `fn` read before it (an idempotency record) still holds when the
+   * debit is written. Used by `idempotent`.
+   */
+  async underLease<T>(accountId: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.leases) return fn();
+    await this.ensure({ spend: [accountId] });
+    const epoch = this.leases.epochOf(accountId);
+    if (epoch === undefined)
+      throw new LedgerError(
+        LedgerErrorCode.LEASE_NOT_HELD,
+        `the lease of account ${accountId} was handed over; retry`,
+      );
+    return this.bound.run({ accountId, epoch }, fn);
+  }
+
   /** Registers a client key used before `idempotent` existed (see IdempotencyKeys.adopt). */
   adoptIdempotencyKey(accountId: string, key: string, operation: string, ref: string, at: number): void {
     this.requests.adopt(accountId, key, operation, ref, at);
@@ -910,6 +974,7 @@ export class Ledger implements RecordStore {
     clearInterval(this.sweeper);
     await this.indexing?.catch(() => undefined);
     await this.commit.drain();
+    await this.leases?.stop();
     await this.store.close();
   }
 
@@ -954,11 +1019,31 @@ export class Ledger implements RecordStore {
     } while (after !== undefined);
   }
 
-  /** The write of an account record (with its spend buckets); marks the account dirty. */
+  /**
+   * A shared store: the fence of a debit (or freeze) of `a`, which this instance must hold the
+   * lease of (`ensure({ spend })`), else LEASE_NOT_HELD. None for an account that may go negative
+   * (nothing to overdraw) or a store one process owns.
+   */
+  private fence(a: Account): (LedgerWrite & { type: 'fence' }) | undefined {
+    if (!this.leases || a.allowNegative) return undefined;
+    const epoch = this.leases.epochOf(a.id);
+    const bound = this.bound.getStore();
+    if (epoch === undefined || (bound?.accountId === a.id && bound.epoch !== epoch))
+      throw new LedgerError(
+        LedgerErrorCode.LEASE_NOT_HELD,
+        `this instance does not hold the lease of account ${a.id} (it was handed over); retry`,
+      );
+    return { type: 'fence', accountId: a.id, epoch };
+  }
+
+  /**
+   * The write of an account record (with its spend buckets, on a shared store only while this
+   * instance holds the lease: another's memory of them is behind); marks the account dirty.
+   */
   private accountWrite(a: Account): LedgerWrite & { type: 'account' } {
     const r = this.accounts.get(a.id);
     if (r) r.batch = this.commit.filling;
-    const spend = r?.value.spend;
+    const spend = !this.leases || this.leases.holds(a.id) ? r?.value.spend : undefined;
     return spend ? { type: 'account', account: a, spend } : { type: 'account', account: a };
   }
 
@@ -983,6 +1068,73 @@ export class Ledger implements RecordStore {
       touchedAt: now,
       batch: 0,
     });
+  }
+
+  /** The account has changes not durable yet (memory is ahead of the store). */
+  private dirty(id: string): boolean {
+    return (this.accounts.get(id)?.batch ?? 0) > this.commit.batches;
+  }
+
+  /**
+   * A shared store: reads the accounts another instance may have changed — every one whose lease
+   * this instance does not hold, a leased one at most once a second (credits made elsewhere) —
+   * unless memory is ahead (changes of this instance not durable yet).
+   */
+  private async readShared(ids: readonly string[], now: number): Promise<void> {
+    const stale = [...new Set(ids)].filter((id) => {
+      const r = this.accounts.get(id);
+      if (!r) return true;
+      this.touch(this.accounts, id, r, now);
+      if (this.dirty(id)) return false;
+      return !this.leases?.holds(id) || (r.value.readAt ?? 0) < now - LEASED_FRESH_MS;
+    });
+    if (stale.length > 0) await this.readAccounts(stale);
+  }
+
+  /**
+   * A newly leased account is read once this instance's own writes are durable, until a read
+   * lands with no change of this instance made meanwhile: its memory is then the truth.
+   */
+  private async readLeased(ids: string[]): Promise<void> {
+    for (let attempt = 1; ids.length > 0; attempt++) {
+      if (attempt > 20)
+        throw new LedgerError(LedgerErrorCode.LEASE_BUSY, 'the account kept changing while it was read');
+      await this.flush();
+      ids = await this.readAccounts(ids);
+    }
+  }
+
+  /**
+   * Reads accounts from the store into memory, except those changed in memory during the read
+   * (memory is ahead): returned, kept as they are.
+   */
+  private async readAccounts(ids: string[]): Promise<string[]> {
+    const before = ids.map((id) => this.accounts.get(id)?.batch);
+    const found = await this.readFresh(() => this.store.getAccounts(ids));
+    const now = this.now();
+    const kept: string[] = [];
+    ids.forEach((id, i) => {
+      const cur = this.accounts.get(id);
+      if (cur && (cur.batch !== before[i] || this.dirty(id))) {
+        kept.push(id);
+        return;
+      }
+      const r = found[i];
+      if (!r) {
+        if (!cur) this.remember(this.missing.accounts, id, now);
+        return;
+      }
+      this.missing.accounts.delete(id);
+      if (!cur) {
+        this.install(r, now);
+        this.accounts.get(id)!.value.readAt = now;
+        return;
+      }
+      Object.assign(cur.value.account, r.account);
+      cur.value.spend = r.spend ? SpendBuckets.from(r.spend) : undefined;
+      cur.value.readAt = now;
+    });
+    return kept;
   }
 
   /** Reads from disk until no eviction overlapped the read (what it missed is on disk by then). */

@@ -28,7 +28,12 @@ export type LedgerWrite =
   | { type: 'idempotency_indexed'; key: string; at: number }
   | { type: 'journal'; entry: JournalEntry }
   /** A side record (payment, invoice, policy...) written in the same atomic batch as the money. */
-  | { type: 'record'; key: string; value: string | null };
+  | { type: 'record'; key: string; value: string | null }
+  /**
+   * A debit of `accountId` in this batch was validated under its lease `epoch` (a shared store
+   * only, see `AccountLeaseStore`): the store refuses the batch unless the lease is still held.
+   */
+  | { type: 'fence'; accountId: string; epoch: number };
 
 /**
  * A batch being filled: each write is encoded into it when staged (its state as of that moment),
@@ -61,19 +66,26 @@ export class CollectedBatch implements StagedBatch {
 
   stage(write: LedgerWrite): void {
     this.size += 1;
-    if (write.type === 'account') this.accounts.set(write.account.id, write);
-    else if (write.type === 'transfer') this.transfers.set(write.transfer.id, write);
+    if (write.type === 'account') {
+      // The latest state wins; the flags of an earlier write of the account stay with it.
+      const prev = this.accounts.get(write.account.id);
+      this.accounts.set(
+        write.account.id,
+        prev === undefined
+          ? write
+          : {
+              ...write,
+              created: write.created === true || prev.created === true,
+              frozenChanged: write.frozenChanged === true || prev.frozenChanged === true,
+            },
+      );
+    } else if (write.type === 'transfer') this.transfers.set(write.transfer.id, write);
     else this.appended.push(write);
   }
 
   write(): Promise<void> {
     const writes: LedgerWrite[] = [];
-    for (const w of this.accounts.values())
-      writes.push(
-        w.spend
-          ? { type: 'account', account: { ...w.account }, spend: w.spend }
-          : { type: 'account', account: { ...w.account } },
-      );
+    for (const w of this.accounts.values()) writes.push({ ...w, account: { ...w.account } });
     for (const w of this.transfers.values()) writes.push({ type: 'transfer', transfer: { ...w.transfer } });
     for (const w of this.appended) writes.push(w);
     return this.commit(writes);
@@ -129,11 +141,46 @@ export interface StoredKey {
   at: number;
 }
 
+/** A lease taken or renewed: the instance may validate debits of the account in memory. */
+export interface LeaseGrant {
+  accountId: string;
+  /** The lease's epoch: new whenever the lease changes hands (never reused). */
+  epoch: number;
+  /** Another instance has asked for the account since this holder took it. */
+  wanted: boolean;
+}
+
+/**
+ * Account leases of a store shared by several instances: while an instance holds an account's
+ * lease, no other instance debits it, so the holder's memory of the account (balance, frozen
+ * flag, spend buckets) is authoritative for debits. A lease expires `ttlMs` after it was last
+ * taken or renewed (by the database's clock); a batch's debits are fenced by their epochs.
+ */
+export interface AccountLeaseStore {
+  /** This instance's holder id (new at every start). */
+  readonly holder: string;
+  /**
+   * Takes the free or expired leases of `ids` and renews those this holder has; the others are
+   * refused, and marked wanted so their holders hand them over.
+   */
+  acquireLeases(ids: readonly string[], ttlMs: number): Promise<{ granted: LeaseGrant[]; refused: string[] }>;
+  /** The accounts of this holder's leases another instance has asked for. */
+  wantedLeases(): Promise<string[]>;
+  /** Gives leases up (each only if still held under that epoch). */
+  releaseLeases(leases: readonly { accountId: string; epoch: number }[]): Promise<void>;
+}
+
 /**
  * Where the ledger keeps its state. LevelDB is the embedded default; a PostgreSQL store for
  * multi-instance deployments implements the same contract.
  */
 export interface LedgerStore {
+  /**
+   * Present on a store several instances share (PostgreSQL): the ledger then validates debits
+   * only under the account's lease, reads what it does not hold afresh, and trusts no memory of
+   * absence. Absent on a store one process owns (LevelDB): memory is the truth.
+   */
+  readonly leases?: AccountLeaseStore;
   /** Reads what the ledger needs in memory at start: pending transfers and the journal's seq. */
   load(): Promise<LedgerSnapshot>;
   /**

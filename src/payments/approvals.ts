@@ -54,7 +54,7 @@ export class Approvals extends PaymentsPart {
   async approve(approvalId: string, by: string): Promise<Payment> {
     // The release of the hold and the new reservation are one synchronous step on resident state.
     const asked = this.store.openApproval(approvalId);
-    if (asked) await this.ctx.prepare([asked.accountId, LIGHTNING_ACCOUNT]);
+    if (asked) await this.ctx.prepare([asked.accountId], [LIGHTNING_ACCOUNT]);
     const approval = this.pendingApproval(approvalId);
     if (approval instanceof Promise) return approval;
     const waiting = this.waitingPayment(approval);

@@ -29,11 +29,19 @@ export class PaymentsContext {
 
   /**
    * Makes resident what a following synchronous step reads: the ledger accounts (and ledger
-   * idempotency keys) it moves money on, and the policies it decides with. Await it right before
-   * the step (see `Ledger.ensure`).
+   * idempotency keys) it moves money on, and the policies it decides with: `payers` are the
+   * accounts the step debits (on a store several instances share, their leases are taken first),
+   * `others` the rest. Await it right before the step (see `Ledger.ensure`).
    */
-  async prepare(accounts: readonly string[], keys: readonly string[] = []): Promise<void> {
-    await Promise.all([this.ledger.ensure({ accounts, keys }), this.policies.ensure(accounts)]);
+  async prepare(
+    payers: readonly string[],
+    others: readonly string[] = [],
+    keys: readonly string[] = [],
+  ): Promise<void> {
+    await Promise.all([
+      this.ledger.ensure({ spend: payers, accounts: others, keys }),
+      this.policies.ensure([...payers, ...others]),
+    ]);
   }
 
   /**

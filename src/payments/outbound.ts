@@ -96,7 +96,7 @@ export class Outbound extends PaymentsPart {
           // An L402 challenge's record keeps no preimage: LND has it.
           const preimage = own.preimage ?? (await this.inbound.preimageOf(own.paymentHash));
           // From here to the transfer is one synchronous step on resident accounts and policies.
-          await this.ctx.prepare([accountId, own.accountId]);
+          await this.ctx.prepare([accountId], [own.accountId]);
           return this.payInternal(accountId, own, input, amount, idem, preimage);
         });
       if (decoded.destination === this.nodePubkey) {
@@ -106,7 +106,7 @@ export class Outbound extends PaymentsPart {
         );
       }
       // From here to the reservation is one synchronous step on resident accounts and policies.
-      await this.ctx.prepare([accountId, LIGHTNING_ACCOUNT]);
+      await this.ctx.prepare([accountId], [LIGHTNING_ACCOUNT]);
       const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(amount);
       const payment: Bolt11Payment = {
         ...this.newPayment(accountId),
@@ -173,7 +173,7 @@ export class Outbound extends PaymentsPart {
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'amountMsat must be positive');
     if (input.destination === this.nodePubkey)
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'cannot keysend to the gateway node itself');
-    await this.ctx.prepare([accountId, LIGHTNING_ACCOUNT]);
+    await this.ctx.prepare([accountId], [LIGHTNING_ACCOUNT]);
     const preimage = randomBytes(32).toString('hex');
     const paymentHash = paymentHashOf(preimage);
     const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(input.amountMsat);
@@ -228,7 +228,7 @@ export class Outbound extends PaymentsPart {
         // A transfer made before this rule is known by the ledger's own key only.
         const ledgerKey = `transfer:${fromAccountId}:${idempotencyKey}`;
         const earlier = await this.ledger.findByIdempotencyKey(ledgerKey);
-        await this.ctx.prepare([fromAccountId, toAccountId], [ledgerKey]);
+        await this.ctx.prepare([fromAccountId], [toAccountId], [ledgerKey]);
         if (earlier) {
           this.assertCreditable(toAccountId);
           if (earlier.creditAccountId !== toAccountId || earlier.amount !== amount)
@@ -261,15 +261,14 @@ export class Outbound extends PaymentsPart {
       const result = { transferId: applied.value.id, replayed: applied.replayed };
       return applied.durable.then(() => result);
     };
-    const accounts = [fromAccountId, toAccountId];
-    if (this.ctx.ready(accounts)) {
+    if (this.ctx.ready([fromAccountId, toAccountId])) {
       try {
         return step();
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
-    return this.ctx.prepare(accounts).then(step);
+    return this.ctx.prepare([fromAccountId], [toAccountId]).then(step);
   }
 
   /**

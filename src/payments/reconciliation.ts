@@ -162,7 +162,7 @@ export class Reconciliation extends PaymentsPart {
       { paymentId: p.id, ledger: p.status, lnd: lnd.status },
       'ledger and LND disagree about a payment',
     );
-    await this.ledger.ensure({ accounts: [p.accountId] });
+    await this.ledger.ensure({ spend: [p.accountId] });
     await this.ledger.setFrozen(
       p.accountId,
       true,

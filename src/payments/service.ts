@@ -183,8 +183,8 @@ export class PaymentsService {
    * Makes resident what a synchronous `authorizeSpend` and the reservation after it read: the
    * accounts and their policies. Await it right before that step.
    */
-  prepare(accountIds: readonly string[]): Promise<void> {
-    return this.ctx.prepare(accountIds);
+  prepare(payers: readonly string[], others: readonly string[] = []): Promise<void> {
+    return this.ctx.prepare(payers, others);
   }
 
   /** Evaluates and audits the account's policy for a spend another feature books itself. */

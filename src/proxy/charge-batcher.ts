@@ -50,7 +50,7 @@ export class ChargeBatcher {
    * durable before this resolves, whatever happens to the charges still pending.
    */
   async refund(accountId: string, revenueAccountId: string, amount: bigint): Promise<void> {
-    await this.ledger.ensure({ accounts: [accountId, revenueAccountId] });
+    await this.ledger.ensure({ spend: [revenueAccountId], accounts: [accountId] });
     await this.ledger.transfer({
       debitAccountId: revenueAccountId,
       creditAccountId: accountId,

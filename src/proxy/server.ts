@@ -441,7 +441,7 @@ export function createProxy(deps: ProxyDeps): Server {
       return challenge(service, req, res, 'this credential is not a subscription of this service');
     const subRecord = sub ? await subs.prepare(sub, now()) : undefined;
     // Everything from here to the charge is one synchronous step on resident accounts.
-    await deps.ledger.ensure({ accounts: [auth.accountId, revenueAccount(service.name)] });
+    await deps.ledger.ensure({ spend: [auth.accountId], accounts: [revenueAccount(service.name)] });
     const account = deps.ledger.accountNow(auth.accountId);
     const available = account ? availableOf(account) - charges.unwritten(auth.accountId) : 0n;
     const pricing = parsed

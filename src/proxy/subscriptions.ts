@@ -196,7 +196,7 @@ export class SubscriptionBook {
    * batch, under an idempotency key; durable before it returns. False when the key was used.
    */
   private async charge(s: Subscriber, key: string, rec: SubscriptionRecord, memo: string): Promise<boolean> {
-    await this.ledger.ensure({ accounts: [s.accountId, s.revenue], keys: [key] });
+    await this.ledger.ensure({ spend: [s.accountId], accounts: [s.revenue], keys: [key] });
     const t = this.ledger.transfer(
       {
         debitAccountId: s.accountId,

@@ -368,6 +368,8 @@ class LevelStagedBatch implements StagedBatch {
       case 'idempotency_indexed':
         batch.put(`it!${pad(w.at, 15)}!${w.key}`, '');
         break;
+      case 'fence':
+        break; // one process owns this store: there are no leases
       case 'idempotency_expired':
         batch.del(`it!${pad(w.at, 15)}!${w.key}`);
         if (!w.keepRecord) batch.del(`i!${w.key}`);

@@ -9,8 +9,11 @@ export type { Logger };
 export interface StreamPayments {
   /** Evaluates and audits the payer's policy; throws PolicyDeniedError. Reserve in the same tick. */
   authorizeSpend(accountId: string, req: SpendRequest): void;
-  /** Makes the accounts and their policies resident for a synchronous `authorizeSpend` + reserve. */
-  prepare(accountIds: readonly string[]): Promise<void>;
+  /**
+   * Makes the accounts and their policies resident for a synchronous `authorizeSpend` + reserve:
+   * the payers (on a store several instances share, their leases are taken) and the others.
+   */
+  prepare(payers: readonly string[], others?: readonly string[]): Promise<void>;
   keysend(accountId: string, input: KeysendInput): Promise<Payment>;
   getPayment(id: string): Payment | undefined;
   readonly nodeId: string;

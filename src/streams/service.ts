@@ -123,9 +123,10 @@ export class StreamsService {
     // payees' accounts and the payers' policies are made resident first (and stay so while a
     // chunk is pending).
     const live = loaded.filter((s) => isLocal(s) && s.state !== 'stopped');
-    await this.deps.payments.prepare([
-      ...new Set(live.flatMap((s) => [s.payerAccountId, ...(s.payeeAccountId ? [s.payeeAccountId] : [])])),
-    ]);
+    await this.deps.payments.prepare(
+      [...new Set(live.map((s) => s.payerAccountId))],
+      [...new Set(live.flatMap((s) => (s.payeeAccountId ? [s.payeeAccountId] : [])))],
+    );
     const now = this.now();
     for (const s of loaded) {
       this.streams.remember(s);
@@ -257,7 +258,7 @@ export class StreamsService {
   async resume(id: string): Promise<PublicStream> {
     this.assertRunning();
     const paused = await this.mustGet(id);
-    if (isLocal(paused)) await this.deps.payments.prepare([paused.payerAccountId, paused.payeeAccountId!]);
+    if (isLocal(paused)) await this.deps.payments.prepare([paused.payerAccountId], [paused.payeeAccountId!]);
     const s = await this.mustGet(id);
     this.assertState(s, 'paused');
     const now = this.now();

@@ -99,6 +99,7 @@ describe('two gateway instances on one PostgreSQL database and one LND', () => {
     expect(a.leadership.active).toContain('stream scheduler');
     expect(lnd.openOn()).toEqual(['a']);
 
+    await a.services.ledger.ensure({ accounts: ['alice'] });
     await a.services.ledger.createAccount({ id: 'alice', kind: 'agent', name: 'alice' }).durable;
     // Issued by the follower, settled in LND, credited by the leader's subscription.
     const first = await b.services.payments.createInvoice('alice', { amountMsat: msat(5000) });
@@ -131,6 +132,7 @@ describe('two gateway instances on one PostgreSQL database and one LND', () => {
 
   it('two instances handling one settlement at once (leaders overlapping) credit it once', async () => {
     const [a, b] = open as [Instance, Instance];
+    await a.services.ledger.ensure({ accounts: ['carol'] });
     await a.services.ledger.createAccount({ id: 'carol', kind: 'agent', name: 'carol' }).durable;
     for (let i = 0; i < 5; i++) {
       const rec = await a.services.payments.createInvoice('carol', { amountMsat: msat(1000) });

@@ -132,7 +132,7 @@ describe('coulomb store export / import / verify', () => {
     ).toEqual(['alice']);
 
     // An idempotent replay on PostgreSQL returns the first transfer.
-    await after.ensure({ accounts: ['alice', 'bob'], keys: ['order-7'] });
+    await after.ensure({ spend: ['alice'], accounts: ['bob'], keys: ['order-7'] });
     const replay = after.transfer(KEYED);
     expect(replay.replayed).toBe(true);
     expect(replay.value.id).toBe(source.keyedId);

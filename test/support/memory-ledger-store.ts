@@ -178,7 +178,7 @@ export class MemoryLedgerStore implements LedgerStore {
       } else if (w.type === 'idempotency_indexed') this.unindexed.delete(w.key);
       else if (w.type === 'idempotency_expired') {
         if (!w.keepRecord && this.idempotency.get(w.key)?.at === w.at) this.idempotency.delete(w.key);
-      } else this.entries.push(w.entry);
+      } else if (w.type === 'journal') this.entries.push(w.entry);
     }
   }
 

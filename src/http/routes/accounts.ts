@@ -201,7 +201,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
         },
       },
       async (req) => {
-        await s.ledger.ensure({ accounts: [req.params.id] });
+        await s.ledger.ensure({ spend: [req.params.id] });
         await s.ledger.setFrozen(req.params.id, frozen, req.body?.reason ?? `operator ${path}`).durable;
         return view(req.params.id);
       },

@@ -1,5 +1,6 @@
 import type { Sql } from 'postgres';
 import { AppError } from '../../domain/errors.js';
+import { ACCOUNT_LEASES } from './migration-leases.js';
 
 /**
  * Versioned schema migrations of the PostgreSQL store, applied at start by every instance.
@@ -260,6 +261,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 2, name: 'ledger commit function', sql: LEDGER_COMMIT_FN },
   { version: 3, name: 'account search and frozen indexes', sql: ACCOUNT_INDEXES },
   { version: 4, name: 'duty cursors', sql: DUTY_CURSORS },
+  { version: 5, name: 'account leases', sql: ACCOUNT_LEASES },
 ];
 
 /**

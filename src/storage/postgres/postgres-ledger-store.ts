@@ -12,6 +12,7 @@ import type {
   StoredRecord,
 } from '../../ledger/store.js';
 import type { AccountKind, JournalEntry, Transfer, TransferState } from '../../ledger/types.js';
+import { PostgresAccountLeases } from './postgres-account-leases.js';
 import { migrate } from './migrations.js';
 
 /**
@@ -130,7 +131,9 @@ const COMMIT_TYPES = [
   'bigint[]', 'text[]', 'text[]', 'text[]', 'text[]', 'text[]', 'text[]',
   'text[]', 'text[]',
 ]; // prettier-ignore
-const COMMIT_SQL = `SELECT coulomb_ledger_commit(${COMMIT_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')})`;
+/** The fence (holder, leased accounts, their epochs) and the account writes' meta flags first. */
+const FENCED_TYPES = ['text', 'text[]', 'bigint[]', 'boolean[]', ...COMMIT_TYPES];
+const COMMIT_SQL = `SELECT coulomb_ledger_commit_fenced(${FENCED_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')})`;
 
 /** SQLSTATEs after which the whole batch is simply run again: deadlock, serialization failure. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -155,12 +158,14 @@ export interface PostgresLedgerStoreOptions {
  */
 export class PostgresLedgerStore implements LedgerStore {
   private readonly keyRetentionMs: number;
+  readonly leases: PostgresAccountLeases;
 
   private constructor(
     readonly sql: Sql,
     options: PostgresLedgerStoreOptions,
   ) {
     this.keyRetentionMs = options.keyRetentionMs ?? 32 * 24 * 3600 * 1000;
+    this.leases = new PostgresAccountLeases(sql);
   }
 
   /** Connects (a pool), applies the migrations the database lacks, and returns the store. */
@@ -235,8 +240,12 @@ export class PostgresLedgerStore implements LedgerStore {
     const journal: JournalEntry[] = [];
     const records = new Map<string, string | null>();
     const created = new Set<string>();
+    const fences = new Map<string, number>();
     for (const w of writes) {
       switch (w.type) {
+        case 'fence':
+          fences.set(w.accountId, w.epoch);
+          break;
         case 'account':
           accounts.push(w);
           break;
@@ -266,12 +275,18 @@ export class PostgresLedgerStore implements LedgerStore {
         id: w.account.id,
         a: w.account,
         spend: w.spend && !w.spend.empty ? w.spend.toRecord() : null,
+        meta: w.created === true || w.frozenChanged === true,
       }))
       .sort(byId);
     transfers.sort(byId);
+    const fenced = [...fences.keys()].sort();
     const opt = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
     const str = (v: bigint | undefined): string | null => (v === undefined ? null : v.toString());
     return [
+      this.leases.holder,
+      fenced,
+      fenced.map((id) => fences.get(id)!),
+      acc.map((x) => x.meta),
       acc.map((x) => x.id),
       acc.map((x) => x.a.kind),
       acc.map((x) => x.a.name),

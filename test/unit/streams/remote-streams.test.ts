@@ -253,7 +253,7 @@ describe('remote streams', () => {
     const f = await fixture({
       payments: (real) => ({
         authorizeSpend: (a, r) => real.authorizeSpend(a, r),
-        prepare: (ids) => real.prepare(ids),
+        prepare: (ids, others) => real.prepare(ids, others),
         getPayment: (id) => real.getPayment(id),
         get nodeId() {
           return real.nodeId;
@@ -330,7 +330,7 @@ describe('remote streams', () => {
       options: { maxConsecutiveFailures: 2 },
       payments: (real) => ({
         authorizeSpend: (a, r) => real.authorizeSpend(a, r),
-        prepare: (ids) => real.prepare(ids),
+        prepare: (ids, others) => real.prepare(ids, others),
         getPayment: (id) => real.getPayment(id),
         get nodeId() {
           return real.nodeId;
