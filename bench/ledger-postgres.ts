@@ -40,9 +40,13 @@ const SINGLE = Number(values.single);
 
 async function run(store: LedgerStore): Promise<{ perSecond: number; batches: number }> {
   const ledger = await Ledger.open(store);
-  ledger.createAccount({ id: 'world', kind: 'system', name: 'w', allowNegative: true });
   const ids = Array.from({ length: A }, (_, i) => `acct-${i}`);
+  // Chosen ids are looked up first (a shared store may hold them already).
+  await ledger.ensure({ accounts: ['world', ...ids] });
+  ledger.createAccount({ id: 'world', kind: 'system', name: 'w', allowNegative: true });
   for (const id of ids) ledger.createAccount({ id, kind: 'agent', name: id });
+  // Every account is debited below: on PostgreSQL this instance takes their leases (held while used).
+  await ledger.ensure({ spend: ids });
   for (const id of ids)
     ledger.transfer({
       debitAccountId: 'world',
