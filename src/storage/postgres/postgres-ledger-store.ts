@@ -121,7 +121,7 @@ export function journalOf(r: JournalRow): JournalEntry {
 
 const byId = <T extends { id: string }>(a: T, b: T): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-/** The commit function's 38 parameters, with their types (see migrations.ts, LEDGER_COMMIT_FN). */
+/** The batch's 38 arrays (see migrations.ts, LEDGER_COMMIT_FN, and migration-leases.ts). */
 const COMMIT_TYPES = [
   'text[]', 'text[]', 'text[]', 'boolean[]', 'boolean[]', 'bigint[]', 'text[]',
   'text[]', 'boolean[]', 'text[]', 'text[]', 'numeric[]', 'text[]', 'text[]', 'text[]', 'text[]',
@@ -133,7 +133,7 @@ const COMMIT_TYPES = [
 ]; // prettier-ignore
 /** The fence (holder, leased accounts, their epochs) and the account writes' meta flags first. */
 const FENCED_TYPES = ['text', 'text[]', 'bigint[]', 'boolean[]', ...COMMIT_TYPES];
-const COMMIT_SQL = `SELECT coulomb_ledger_commit_fenced(${FENCED_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')})`;
+const COMMIT_SQL = `SELECT coulomb_ledger_commit_v2(${FENCED_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')})`;
 
 /** SQLSTATEs after which the whole batch is simply run again: deadlock, serialization failure. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -150,7 +150,7 @@ export interface PostgresLedgerStoreOptions {
 
 /**
  * The ledger in PostgreSQL, for several gateway instances on one database. Each group-commit
- * batch is one call of `coulomb_ledger_commit` (one round trip, one transaction): the database,
+ * batch is one call of `coulomb_ledger_commit_v2` (one round trip, one transaction): the database,
  * not the writing process, enforces no overdraw and the balance ceiling (CHECK constraints on the
  * account rows, moved by deltas computed from the transfers' old and new rows), one transfer per
  * idempotency key, one creation per transfer id, and final transfers staying final. A refused

@@ -494,29 +494,42 @@ describe('several ledger instances on one PostgreSQL database', () => {
     const store = await PostgresLedgerStore.open(url, { max: 2 });
     const { granted } = await store.leases.acquireLeases(['alice'], 60_000);
     const epoch = granted[0]!.epoch;
-    const transfer = (id: string): LedgerWrite => ({
-      type: 'transfer',
-      transfer: {
-        id,
-        debitAccountId: 'alice',
-        creditAccountId: 'bob',
-        amount: msat(10n),
-        state: 'posted',
-        code: 'transfer',
-        createdAt: Date.now(),
-        resolvedAt: Date.now(),
+    // A transfer created by a batch, as the ledger writes one: the row and its journal entry.
+    const transfer = (id: string): LedgerWrite[] => [
+      {
+        type: 'transfer',
+        transfer: {
+          id,
+          debitAccountId: 'alice',
+          creditAccountId: 'bob',
+          amount: msat(10n),
+          state: 'posted',
+          code: 'transfer',
+          createdAt: Date.now(),
+          resolvedAt: Date.now(),
+        },
       },
-    });
+      {
+        type: 'journal',
+        entry: {
+          seq: 0,
+          at: Date.now(),
+          type: 'transfer_created',
+          accountIds: ['alice', 'bob'],
+          transferId: id,
+        },
+      },
+    ];
     await expect(
-      store.commit([transfer('t-stale'), { type: 'fence', accountId: 'alice', epoch: epoch + 1 }]),
+      store.commit([...transfer('t-stale'), { type: 'fence', accountId: 'alice', epoch: epoch + 1 }]),
     ).rejects.toMatchObject({ code: 'LEASE_LOST' });
     await store.leases.releaseLeases([{ accountId: 'alice', epoch }]);
     await expect(
-      store.commit([transfer('t-released'), { type: 'fence', accountId: 'alice', epoch }]),
+      store.commit([...transfer('t-released'), { type: 'fence', accountId: 'alice', epoch }]),
     ).rejects.toMatchObject({ code: 'LEASE_LOST' });
     const again = await store.leases.acquireLeases(['alice'], 60_000);
     await store.commit([
-      transfer('t-held'),
+      ...transfer('t-held'),
       { type: 'fence', accountId: 'alice', epoch: again.granted[0]!.epoch },
     ]);
     expect((await store.getTransfers(['t-stale', 't-released', 't-held'])).map((t) => t?.id)).toEqual([
