@@ -37,6 +37,7 @@ import { DeviceBridge } from './devices/bridge.js';
 import { VerifyPool } from './devices/verify-pool.js';
 import { accountOperations } from './devices/operations.js';
 import { DeviceRegistry } from './devices/registry.js';
+import type { DeviceCounterStore } from './devices/counters.js';
 import { DeviceEvents } from './devices/events.js';
 import { DeviceCommerce } from './devices/commerce.js';
 import { EnergyMarket } from './energy/market.js';
@@ -54,6 +55,7 @@ import { openDatabase } from './storage/level-db.js';
 import { LevelCursorStore } from './storage/level-cursor-store.js';
 import { LevelLedgerStore } from './storage/level-ledger-store.js';
 import { AdvisoryLockLeader } from './storage/postgres/advisory-lock-leader.js';
+import { PostgresDeviceCounters } from './storage/postgres/postgres-device-counters.js';
 import { PostgresCursorStore } from './storage/postgres/postgres-cursor-store.js';
 import { PostgresLedgerStore } from './storage/postgres/postgres-ledger-store.js';
 import { DutyRunner, type Duty } from './cluster/duties.js';
@@ -159,6 +161,8 @@ interface Storage {
   store: LedgerStore;
   cursor: InvoiceCursorStore;
   leader: LeaderElection;
+  /** Device request counters every instance shares (PostgreSQL); none for the embedded store. */
+  deviceCounters?: DeviceCounterStore;
   close(): Promise<void>;
 }
 
@@ -168,6 +172,7 @@ async function openStorage(config: Config, log: Logger, options: FeatureOptions)
     return {
       store,
       cursor: new PostgresCursorStore(store.sql),
+      deviceCounters: new PostgresDeviceCounters(store.sql),
       leader: new AdvisoryLockLeader(config.databaseUrl, {
         log,
         pollMs: Math.min(options.leaderPollMs ?? 1000, 2000),
@@ -253,7 +258,7 @@ export async function openAccounts(
     ...(options.metrics ? { onTick: options.metrics.streamTick.bind(options.metrics) } : {}),
   });
   await streams.load();
-  const deviceRegistry = new DeviceRegistry(ledger);
+  const deviceRegistry = new DeviceRegistry(ledger, Date.now, storage.deviceCounters);
   await deviceRegistry.load();
   const deviceKey = secretFile(config, 'device-key');
   const deviceEvents = new DeviceEvents(deviceRegistry, ledger, deviceKey, log);

@@ -371,7 +371,7 @@ export class DeviceCommerce {
       'sold',
       { paymentHash, priceMsat: sale.priceMsat.toString() },
       SOLD_EVENT_TTL_S,
-      saleIndex.records(sale),
+      () => saleIndex.records(sale),
     );
   }
 
@@ -422,7 +422,7 @@ export class DeviceCommerce {
         'actuate',
         { actuationId: a.actuationId, command: a.command },
         ttl,
-        actuationIndex.records(a),
+        () => actuationIndex.records(a),
       );
     } else if ((e.state === 'refunded' || e.state === 'expired') && a.state !== 'refunded') {
       a.state = 'refunded';

@@ -255,11 +255,31 @@ CREATE TABLE duty_cursors (
 );
 `;
 
+/**
+ * What the instances of one deployment must agree on about each device (`PostgresDeviceCounters`):
+ * its last accepted request counter (taken by one conditional upsert, `WHERE counter < the new
+ * one`, so a request replayed to another instance is refused), the last event number handed out
+ * (incremented in place, so no two instances number two events alike), and whether it was revoked
+ * (which every instance's next request check sees). The device records (`dev!`) keep their own
+ * copies for the operator's list; this table is the rule. Version 5 is the ledger's account
+ * leases (another branch): versions are never renumbered, and the runner applies any missing one.
+ */
+const DEVICE_COUNTERS = `
+CREATE TABLE device_counters (
+  device_id text COLLATE "C" PRIMARY KEY,
+  counter bigint NOT NULL DEFAULT 0 CHECK (counter >= 0),
+  event_seq bigint NOT NULL DEFAULT 0 CHECK (event_seq >= 0),
+  revoked boolean NOT NULL DEFAULT false,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables', sql: LEDGER_V1 },
   { version: 2, name: 'ledger commit function', sql: LEDGER_COMMIT_FN },
   { version: 3, name: 'account search and frozen indexes', sql: ACCOUNT_INDEXES },
   { version: 4, name: 'duty cursors', sql: DUTY_CURSORS },
+  { version: 6, name: 'device counters', sql: DEVICE_COUNTERS },
 ];
 
 /**
