@@ -44,6 +44,7 @@ import { EnergyMarket } from './energy/market.js';
 import { energyOperations } from './energy/device-methods.js';
 import { startEmbeddedBroker } from './devices/mqtt/broker.js';
 import { MqttTransport } from './devices/mqtt/transport.js';
+import { DEFAULT_SHARE_GROUP } from './devices/mqtt/topics.js';
 import { xOnlyOf } from './crypto/bip340.js';
 import { PaymentsService, type PaymentsOptions } from './payments/service.js';
 import type { LightningBackend } from './lightning/backend.js';
@@ -590,7 +591,8 @@ export interface DeviceTransportHandle {
 
 /**
  * Devices over MQTT: the embedded broker (or an external one by URL) and the gateway's client on
- * it. With an external broker, which every instance shares, replaying the outbox is a singleton
+ * it. With an external broker, which every instance shares, requests come through the shared
+ * subscription of `mqtt.shareGroup` (each to one instance) and replaying the outbox is a singleton
  * duty of the leader (given `leadership`); the embedded broker is this instance's own.
  */
 export async function startDeviceTransports(
@@ -624,6 +626,8 @@ export async function startDeviceTransports(
       : {
           ...(config.mqtt.username !== undefined ? { username: config.mqtt.username } : {}),
           ...(config.mqtt.password !== undefined ? { password: config.mqtt.password } : {}),
+          // An external broker may be shared by several instances: each request goes to one.
+          shareGroup: config.mqtt.shareGroup ?? DEFAULT_SHARE_GROUP,
         },
   );
   devices.events.addSink(transport);
