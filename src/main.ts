@@ -636,7 +636,11 @@ export async function startDeviceTransports(
   else
     await leadership.add({
       name: 'device event replay',
-      start: () => devices.events.recover(),
+      // What every instance wrote to the outbox (another may have led before), then replayed.
+      start: async () => {
+        await devices.events.load();
+        devices.events.recover();
+      },
       stop: () => undefined,
     });
   return {

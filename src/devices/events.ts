@@ -54,7 +54,10 @@ export class DeviceEvents {
     this.startPruning(pruneEveryMs);
   }
 
-  /** Loads the unexpired outbox and deletes what expired. */
+  /**
+   * Loads the unexpired outbox and deletes what expired. Called again, it adds what other
+   * instances wrote since (with a shared store, before the leader replays or prunes).
+   */
   async load(): Promise<void> {
     const expired: string[] = [];
     const nowSec = Math.floor(this.now() / 1000);
@@ -241,13 +244,26 @@ export class DeviceEvents {
       );
   }
 
+  /**
+   * Keeps an event in the device's list: once, in number order (a reload merges what another
+   * instance wrote), dropping what expired (memory stays bounded where this instance never prunes).
+   */
   private keep(event: EventEnvelope, exp: number): void {
-    const list = this.outbox.get(event.d);
-    if (list) list.push({ event, exp });
-    else this.outbox.set(event.d, [{ event, exp }]);
+    const nowSec = Math.floor(this.now() / 1000);
+    const list = (this.outbox.get(event.d) ?? []).filter((k) => k.exp > nowSec);
+    if (!list.some((k) => k.event.n === event.n)) {
+      list.push({ event, exp });
+      list.sort((a, b) => a.event.n - b.event.n);
+    }
+    this.outbox.set(event.d, list);
   }
 
   private async prune(): Promise<void> {
+    // Several instances write the outbox: what the others wrote is read first, then pruned too.
+    if (this.registry.sharedEventSeq)
+      await this.load().catch((err: unknown) =>
+        this.log.warn({ err }, 'reading the device event outbox failed'),
+      );
     const nowSec = Math.floor(this.now() / 1000);
     const gone: string[] = [];
     for (const [deviceId, list] of this.outbox) {

@@ -221,4 +221,20 @@ describe('device counters shared by several instances', () => {
     expect(pushed[4]!.n).toBe(5);
     t.service.stop();
   });
+
+  it('replays, after reading the outbox again, the events another instance pushed, each once in order', async () => {
+    const t = await twoInstances();
+    const id = xOnlyOf(DEVICE);
+    const one = await t.first.events.push(id, 'ping', { i: 1 }, 600);
+    const two = await t.second.events.push(id, 'ping', { i: 2 }, 600);
+    const sent: number[] = [];
+    t.first.events.addSink({ pushEvent: async (e) => void sent.push(e.n) });
+    expect(await t.first.events.replay(id)).toBe(1); // its memory holds its own push only
+    sent.length = 0;
+    await t.first.events.load();
+    await t.first.events.load();
+    expect(await t.first.events.replay(id)).toBe(2);
+    expect(sent).toEqual([one.n, two.n]);
+    t.service.stop();
+  });
 });
