@@ -316,7 +316,7 @@ export class DeviceCommerce {
     input: { command: string; priceMsat: Msat; timeoutSeconds?: number },
     idem: (id: string) => SideRecords,
   ): Promise<{ actuationId: string; request: string; paymentHash: string }> {
-    const device = this.deps.registry.get(deviceId);
+    const device = await this.deps.registry.find(deviceId);
     if (!device || device.state !== 'active')
       throw new DeviceError(DeviceErrorCode.UNKNOWN_DEVICE, 'no active device with this id');
     // The slot is taken before the hold invoice is asked for: requests arriving meanwhile count it.

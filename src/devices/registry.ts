@@ -88,6 +88,8 @@ export class DeviceRegistry {
     const account = await this.ledger.requireAccount(input.accountId);
     if (account.kind === 'system' || account.kind === 'operator')
       throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'a device needs an account of its own kind');
+    // Registered on another instance since this one started (a shared store): taken there.
+    if (!this.devices.has(input.deviceId)) await this.find(input.deviceId);
     const slot = this.ids.take(input.deviceId);
     if (!slot) throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'this device is already registered');
     const d: Device = {
@@ -181,6 +183,7 @@ export class DeviceRegistry {
   }
 
   async revoke(deviceId: string): Promise<Device> {
+    await this.find(deviceId);
     const d = this.must(deviceId);
     // Every instance refuses it from its next request on, whatever its memory says.
     await this.counters?.revoke(deviceId);
@@ -304,6 +307,7 @@ export class DeviceRegistry {
     }
     const out: DeviceStatus[] = [];
     for (const id of ids) {
+      if (!this.devices.has(id)) await this.find(id); // registered on another instance
       const d = this.devices.get(id);
       if (d)
         out.push({

@@ -201,6 +201,19 @@ describe('device counters shared by several instances', () => {
       b: { code: 'DEVICE_REVOKED' },
     });
     expect(t.second.registry.get(xOnlyOf(late))!.state).toBe('revoked');
+    // Registered through the first instance: the second neither registers it again nor fails to revoke it.
+    const third = xOnlyOf('58'.repeat(32));
+    await t.first.registry.register({ deviceId: third, accountId: 'meter', name: 'third' });
+    await expect(
+      t.second.registry.register({ deviceId: third, accountId: 'meter', name: 'again' }),
+    ).rejects.toMatchObject({ code: 'INVALID_PARAMS' });
+    expect((await t.second.registry.page({ limit: 10 })).map((d) => d.name).sort()).toEqual([
+      'late',
+      'meter-1',
+      'third',
+    ]);
+    expect(await t.second.registry.revoke(third)).toMatchObject({ state: 'revoked' });
+    expect(t.counters.revoked.has(third)).toBe(true);
     t.service.stop();
   });
 
