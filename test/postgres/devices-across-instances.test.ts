@@ -8,7 +8,8 @@ import type { BridgeReply } from '../../src/devices/bridge.js';
 import type { ResponseEnvelope } from '../../src/devices/envelope.js';
 import { VirtualDevice } from '../../src/devices/simulator/virtual-device.js';
 import { createLogger } from '../../src/logger.js';
-import { openAccounts, startDeviceTransports, type DeviceTransportHandle } from '../../src/main.js';
+import { openAccounts, type DeviceTransportHandle } from '../../src/main.js';
+import { deviceTransportsOf } from '../support/device-instances.js';
 import { FakeLightning } from '../support/fake-lightning.js';
 import { startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
 import { createTestDatabase } from '../support/postgres.js';
@@ -31,9 +32,6 @@ interface Instance {
   /** The request counters this instance's bridge was handed, in order. */
   handled: number[];
 }
-
-const counterOf = (raw: unknown): number =>
-  typeof raw === 'object' && raw !== null ? Number((raw as { c?: unknown }).c) : NaN;
 
 const bodyOf = (reply: BridgeReply): { ok: boolean; code?: string } => {
   if (!('envelope' in reply)) throw new Error(`expected a signed answer, got ${JSON.stringify(reply)}`);
@@ -59,19 +57,7 @@ describe('devices across three instances on one Mosquitto and one PostgreSQL', (
     });
     const lnd = new FakeLightning();
     const accounts = await openAccounts(config, lnd, createLogger('silent'), { leaderPollMs: 200 });
-    const handled: number[] = [];
-    const bridge = accounts.services.devices!.bridge;
-    const handle = bridge.handle.bind(bridge);
-    bridge.handle = (raw) => {
-      handled.push(counterOf(raw));
-      return handle(raw);
-    };
-    const transports = await startDeviceTransports(
-      config,
-      accounts.services.devices!,
-      createLogger('silent'),
-      accounts.leadership,
-    );
+    const { transports, handled } = await deviceTransportsOf(config, accounts);
     const instance = { name, accounts, transports, lnd, handled };
     instances.push(instance);
     return instance;
