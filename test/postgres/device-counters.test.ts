@@ -1,10 +1,23 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import pino from 'pino';
 import postgres, { type Sql } from 'postgres';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { xOnlyOf } from '../../src/devices/envelope.js';
+import { DeviceRegistry } from '../../src/devices/registry.js';
+import { Ledger } from '../../src/ledger/ledger.js';
+import { exportLevelStore, readLines } from '../../src/storage/export/move.js';
+import { openDatabase } from '../../src/storage/level-db.js';
+import { LevelLedgerStore } from '../../src/storage/level-ledger-store.js';
 import { migrate } from '../../src/storage/postgres/migrations.js';
 import { PostgresDeviceCounters } from '../../src/storage/postgres/postgres-device-counters.js';
+import { importExport } from '../../src/storage/postgres/postgres-import.js';
 import { createTestDatabase } from '../support/postgres.js';
 
 const DEVICE = 'ab'.repeat(32);
+const MOVED = xOnlyOf('9a'.repeat(32));
+const GONE = xOnlyOf('9b'.repeat(32));
 
 /** Devices' request counters in PostgreSQL, taken by several instances (pools) at once. */
 describe('PostgreSQL device counters', () => {
@@ -76,5 +89,71 @@ describe('PostgreSQL device counters', () => {
     // Event numbers and request counters of one device do not disturb each other.
     expect(await instances[2]!.advance(device, 5)).toEqual({ accepted: true });
     expect(await instances[2]!.nextEventSeq(device, 1)).toBe(31);
+  });
+});
+
+describe('device counters of devices registered before the table', () => {
+  const log = pino({ level: 'silent' });
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  /** A LevelDB store with two devices: one at counter 9 and event 2, one revoked. */
+  async function levelStore(): Promise<string> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-devmove-'));
+    dirs.push(dataDir);
+    const db = await openDatabase(join(dataDir, 'db'));
+    const ledger = await Ledger.open(new LevelLedgerStore(db));
+    await ledger.createAccount({ id: 'meter', kind: 'device', name: 'meter' }).durable;
+    const registry = new DeviceRegistry(ledger);
+    await registry.load();
+    await registry.register({ deviceId: MOVED, accountId: 'meter', name: 'moved' });
+    await registry.acceptCounter(MOVED, 9).durable;
+    await ledger.putRecords([registry.takeEventSeq(MOVED).record]);
+    await ledger.putRecords([registry.takeEventSeq(MOVED).record]);
+    await registry.register({ deviceId: GONE, accountId: 'meter', name: 'gone' });
+    await registry.revoke(GONE);
+    await ledger.close();
+    await db.close();
+    return dataDir;
+  }
+
+  const check = async (counters: PostgresDeviceCounters): Promise<void> => {
+    expect(await counters.advance(MOVED, 9)).toEqual({ accepted: false, last: 9, revoked: false });
+    expect(await counters.nextEventSeq(MOVED, 1)).toBe(3);
+    expect(await counters.advance(GONE, 1)).toEqual({ accepted: false, last: 0, revoked: true });
+    expect(await counters.advance(MOVED, 10)).toEqual({ accepted: true });
+  };
+
+  /** A fresh database with that store exported from LevelDB and imported (`coulomb store`). */
+  const imported = async (name: string): Promise<Sql> => {
+    const file = join(await levelStore(), 'store.ndjson');
+    await exportLevelStore(dirname(file), file);
+    const sql = postgres(await createTestDatabase(inject('postgresUrl'), name), { max: 2, onnotice: false });
+    await importExport(sql, readLines(file), log);
+    return sql;
+  };
+
+  it('a store moved from LevelDB keeps its devices’ counters, event numbers and revocations', async () => {
+    const sql = await imported('device_counters_move');
+    try {
+      await check(new PostgresDeviceCounters(sql));
+    } finally {
+      await sql.end();
+    }
+  });
+
+  it('migration 6 takes them from the device records already in the database', async () => {
+    const sql = await imported('device_counters_seed');
+    try {
+      // As if the records had been there at version 4, before the gateway that has 6.
+      await sql`DROP TABLE device_counters`;
+      await sql`DELETE FROM schema_migrations WHERE version = 6`;
+      expect(await migrate(sql)).toEqual([6]);
+      await check(new PostgresDeviceCounters(sql));
+    } finally {
+      await sql.end();
+    }
   });
 });

@@ -264,6 +264,23 @@ CREATE TABLE duty_cursors (
  * copies for the operator's list; this table is the rule. Version 5 is the ledger's account
  * leases (another branch): versions are never renumbered, and the runner applies any missing one.
  */
+/**
+ * Takes into `device_counters` what the device records (`dev!` side records, the registry's JSON)
+ * say: their last counter, last event number and revocation, never lowering a row already there.
+ * Run by migration 6 (devices registered before it) and after an import (a store moved from
+ * LevelDB), so the rule starts where each device's record stands.
+ */
+export const SEED_DEVICE_COUNTERS = `
+INSERT INTO device_counters AS c (device_id, counter, event_seq, revoked)
+  SELECT substr(key, 5), coalesce((v->>'lastCounter')::bigint, 0),
+    coalesce((v->>'lastEventSeq')::bigint, 0), coalesce(v->>'state' = 'revoked', false)
+  FROM (SELECT key, value::jsonb AS v FROM ledger_records WHERE key LIKE 'dev!%') AS d
+ON CONFLICT (device_id) DO UPDATE SET
+  counter = GREATEST(c.counter, EXCLUDED.counter),
+  event_seq = GREATEST(c.event_seq, EXCLUDED.event_seq),
+  revoked = c.revoked OR EXCLUDED.revoked;
+`;
+
 const DEVICE_COUNTERS = `
 CREATE TABLE device_counters (
   device_id text COLLATE "C" PRIMARY KEY,
@@ -272,7 +289,7 @@ CREATE TABLE device_counters (
   revoked boolean NOT NULL DEFAULT false,
   updated_at timestamptz NOT NULL DEFAULT now()
 );
-`;
+${SEED_DEVICE_COUNTERS}`;
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables', sql: LEDGER_V1 },
