@@ -37,12 +37,14 @@ import { DeviceBridge } from './devices/bridge.js';
 import { VerifyPool } from './devices/verify-pool.js';
 import { accountOperations } from './devices/operations.js';
 import { DeviceRegistry } from './devices/registry.js';
+import type { DeviceCounterStore } from './devices/counters.js';
 import { DeviceEvents } from './devices/events.js';
 import { DeviceCommerce } from './devices/commerce.js';
 import { EnergyMarket } from './energy/market.js';
 import { energyOperations } from './energy/device-methods.js';
 import { startEmbeddedBroker } from './devices/mqtt/broker.js';
 import { MqttTransport } from './devices/mqtt/transport.js';
+import { DEFAULT_SHARE_GROUP } from './devices/mqtt/topics.js';
 import { xOnlyOf } from './crypto/bip340.js';
 import { PaymentsService, type PaymentsOptions } from './payments/service.js';
 import type { LightningBackend } from './lightning/backend.js';
@@ -54,6 +56,7 @@ import { openDatabase } from './storage/level-db.js';
 import { LevelCursorStore } from './storage/level-cursor-store.js';
 import { LevelLedgerStore } from './storage/level-ledger-store.js';
 import { AdvisoryLockLeader } from './storage/postgres/advisory-lock-leader.js';
+import { PostgresDeviceCounters } from './storage/postgres/postgres-device-counters.js';
 import { PostgresCursorStore } from './storage/postgres/postgres-cursor-store.js';
 import { PostgresLedgerStore } from './storage/postgres/postgres-ledger-store.js';
 import { DutyRunner, type Duty } from './cluster/duties.js';
@@ -159,6 +162,8 @@ interface Storage {
   store: LedgerStore;
   cursor: InvoiceCursorStore;
   leader: LeaderElection;
+  /** Device request counters every instance shares (PostgreSQL); none for the embedded store. */
+  deviceCounters?: DeviceCounterStore;
   close(): Promise<void>;
 }
 
@@ -168,6 +173,7 @@ async function openStorage(config: Config, log: Logger, options: FeatureOptions)
     return {
       store,
       cursor: new PostgresCursorStore(store.sql),
+      deviceCounters: new PostgresDeviceCounters(store.sql),
       leader: new AdvisoryLockLeader(config.databaseUrl, {
         log,
         pollMs: Math.min(options.leaderPollMs ?? 1000, 2000),
@@ -253,7 +259,7 @@ export async function openAccounts(
     ...(options.metrics ? { onTick: options.metrics.streamTick.bind(options.metrics) } : {}),
   });
   await streams.load();
-  const deviceRegistry = new DeviceRegistry(ledger);
+  const deviceRegistry = new DeviceRegistry(ledger, Date.now, storage.deviceCounters);
   await deviceRegistry.load();
   const deviceKey = secretFile(config, 'device-key');
   const deviceEvents = new DeviceEvents(deviceRegistry, ledger, deviceKey, log);
@@ -585,7 +591,8 @@ export interface DeviceTransportHandle {
 
 /**
  * Devices over MQTT: the embedded broker (or an external one by URL) and the gateway's client on
- * it. With an external broker, which every instance shares, replaying the outbox is a singleton
+ * it. With an external broker, which every instance shares, requests come through the shared
+ * subscription of `mqtt.shareGroup` (each to one instance) and replaying the outbox is a singleton
  * duty of the leader (given `leadership`); the embedded broker is this instance's own.
  */
 export async function startDeviceTransports(
@@ -619,6 +626,8 @@ export async function startDeviceTransports(
       : {
           ...(config.mqtt.username !== undefined ? { username: config.mqtt.username } : {}),
           ...(config.mqtt.password !== undefined ? { password: config.mqtt.password } : {}),
+          // An external broker may be shared by several instances: each request goes to one.
+          shareGroup: config.mqtt.shareGroup ?? DEFAULT_SHARE_GROUP,
         },
   );
   devices.events.addSink(transport);
@@ -627,7 +636,11 @@ export async function startDeviceTransports(
   else
     await leadership.add({
       name: 'device event replay',
-      start: () => devices.events.recover(),
+      // What every instance wrote to the outbox (another may have led before), then replayed.
+      start: async () => {
+        await devices.events.load();
+        devices.events.recover();
+      },
       stop: () => undefined,
     });
   return {

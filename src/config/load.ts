@@ -40,6 +40,7 @@ const ENV: Record<string, string> = {
   COULOMB_SAMPLE_UPSTREAM_PORT: 'proxy.samplePort',
   COULOMB_MQTT_PORT: 'mqtt.port',
   COULOMB_MQTT_URL: 'mqtt.url',
+  COULOMB_MQTT_SHARE_GROUP: 'mqtt.shareGroup',
   COULOMB_OUTBOUND_ALLOW: 'outbound.allow',
   COULOMB_METRICS_SCRAPE_TOKEN: 'metrics.scrapeToken',
 };

@@ -92,6 +92,13 @@ export const ConfigSchema = Type.Object(
         url: Type.Optional(Type.String({ pattern: '^mqtts?://' })),
         username: Type.Optional(Type.String()),
         password: Type.Optional(Type.String()),
+        /**
+         * With an external broker, the gateway takes device requests through the MQTT 5 shared
+         * subscription `$share/<shareGroup>/coulomb/d/+/req`: the broker hands each request to one
+         * instance of the group. Every instance of one deployment uses the same group (default
+         * `coulomb`). Not used with the embedded broker (one instance).
+         */
+        shareGroup: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
       },
       { additionalProperties: false },
     ),

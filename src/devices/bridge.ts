@@ -146,16 +146,21 @@ export class DeviceBridge {
       if (!op) throw new DeviceError(DeviceErrorCode.UNKNOWN_METHOD, `no method ${req.m}`);
       const params = paramsOf(req);
       const run = op(params);
-      // Once every check passed the counter is taken (checked and taken in one synchronous step).
-      // Not awaited there: the group commit keeps write order, so the request's own writes are
-      // never durable before its counter. The answer waits for it (below).
-      const take = (): void => {
-        counted = this.registry.acceptCounter(device.deviceId, req.c);
+      // Once every check passed the counter is taken: checked against this instance's memory in
+      // one synchronous step, then claimed in the counter store every instance shares (if any),
+      // which the method waits for. Its durability is not waited for there: the group commit
+      // keeps write order, so the request's own writes are never durable before its counter. The
+      // answer waits for it (below), and a claim refused afterwards (REPLAYED) replaces a kept answer.
+      const take = (): Promise<void> => {
+        const { claimed, durable } = this.registry.acceptCounter(device.deviceId, req.c);
+        counted = durable;
+        claimed.catch(() => undefined); // surfaces through `counted` where it is not awaited
+        return claimed;
       };
       const k = req.k;
       let answer: Answer;
       if (k === undefined) {
-        take();
+        await take();
         answer = await this.execute(run, device, req);
       } else {
         // One request per idempotency key at a time: a retry sent while the first still runs
@@ -207,7 +212,7 @@ export class DeviceBridge {
   private async executeOnce(
     k: string,
     params: Record<string, unknown>,
-    take: () => void,
+    take: () => Promise<void>,
     run: BoundOperation,
     device: Device,
     req: RequestEnvelope,
@@ -219,20 +224,20 @@ export class DeviceBridge {
           DeviceErrorCode.IDEMPOTENCY_CONFLICT,
           'this idempotency key was used for a different request',
         );
-      take();
+      void take();
       return { ok: earlier.ok, b: earlier.b };
     }
     return this.ledger.idempotent(
       { accountId: device.accountId, key: requestKey(device.deviceId, k), operation: req.m, request: params },
       async (records) => {
-        take();
+        await take();
         const answer = await this.execute(run, device, req);
         // A result is kept before it is given; a refusal leaves the key free.
         if (answer.ok) await this.ledger.putRecords(records(answer.b));
         return answer;
       },
       (b) => {
-        take();
+        void take();
         return { ok: true, b };
       },
     );
@@ -288,7 +293,7 @@ export class DeviceBridge {
   }
 
   private async authenticate(req: RequestEnvelope): Promise<Device> {
-    const known = this.registry.get(req.d);
+    const known = await this.registry.find(req.d);
     if (!known) throw new DeviceError(DeviceErrorCode.UNKNOWN_DEVICE, 'no device with this id');
     if (known.state !== 'active')
       throw new DeviceError(DeviceErrorCode.DEVICE_REVOKED, 'this device was revoked');

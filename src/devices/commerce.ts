@@ -316,7 +316,7 @@ export class DeviceCommerce {
     input: { command: string; priceMsat: Msat; timeoutSeconds?: number },
     idem: (id: string) => SideRecords,
   ): Promise<{ actuationId: string; request: string; paymentHash: string }> {
-    const device = this.deps.registry.get(deviceId);
+    const device = await this.deps.registry.find(deviceId);
     if (!device || device.state !== 'active')
       throw new DeviceError(DeviceErrorCode.UNKNOWN_DEVICE, 'no active device with this id');
     // The slot is taken before the hold invoice is asked for: requests arriving meanwhile count it.
@@ -371,7 +371,7 @@ export class DeviceCommerce {
       'sold',
       { paymentHash, priceMsat: sale.priceMsat.toString() },
       SOLD_EVENT_TTL_S,
-      saleIndex.records(sale),
+      () => saleIndex.records(sale),
     );
   }
 
@@ -422,7 +422,7 @@ export class DeviceCommerce {
         'actuate',
         { actuationId: a.actuationId, command: a.command },
         ttl,
-        actuationIndex.records(a),
+        () => actuationIndex.records(a),
       );
     } else if ((e.state === 'refunded' || e.state === 'expired') && a.state !== 'refunded') {
       a.state = 'refunded';

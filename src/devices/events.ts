@@ -32,6 +32,8 @@ export class DeviceEvents {
   private readonly outbox = new Map<string, { event: EventEnvelope; exp: number }[]>();
   /** One device's writes and sends at a time, in call order. */
   private readonly queue = new KeyedQueue();
+  /** With shared event numbers: one device's numbering and write at a time, in call order. */
+  private readonly numbering = new KeyedQueue();
   /** Replays asked for and not yet sent, per device. */
   private readonly replaysPending = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -52,7 +54,10 @@ export class DeviceEvents {
     this.startPruning(pruneEveryMs);
   }
 
-  /** Loads the unexpired outbox and deletes what expired. */
+  /**
+   * Loads the unexpired outbox and deletes what expired. Called again, it adds what other
+   * instances wrote since (with a shared store, before the leader replays or prunes).
+   */
   async load(): Promise<void> {
     const expired: string[] = [];
     const nowSec = Math.floor(this.now() / 1000);
@@ -89,35 +94,67 @@ export class DeviceEvents {
 
   /**
    * Signs, writes to the outbox, and sends; `ttlSeconds` is how long the event is worth acting on.
-   * `records` (the state change the event announces) are written in the same batch as the event.
+   * `records` (the state change the event announces) are written in the same batch as the event;
+   * given as a function, they are read when the batch is made (the state of that moment).
    */
   push(
     deviceId: string,
     type: string,
     data: Record<string, unknown>,
     ttlSeconds = 300,
-    records: SideRecords = [],
+    records: SideRecords | (() => SideRecords) = [],
   ): Promise<EventEnvelope> {
     const t = Math.floor(this.now() / 1000);
     const exp = t + ttlSeconds;
     const body = JSON.stringify({ ...data, exp });
+    const stateOf = typeof records === 'function' ? records : () => records;
+    if (this.registry.sharedEventSeq) return this.pushShared(deviceId, type, t, exp, body, stateOf);
     // Numbered, written and queued now: the records are the state of this moment (never an older
     // copy written later), and the queue's order is the numbers' order. Only the sending waits.
-    const { n, record } = this.registry.takeEventSeq(deviceId);
-    const event = signEvent({ d: deviceId, n, t, e: type, b: body }, this.gatewayKeyHex);
-    let durable: Promise<void>;
+    let durable: Promise<EventEnvelope>;
     try {
-      durable = this.ledger.putRecords([
-        ...records,
-        record,
-        { key: outboxKey(event), value: JSON.stringify(event) },
-      ]);
+      const { n, record } = this.registry.takeEventSeq(deviceId);
+      const event = signEvent({ d: deviceId, n, t, e: type, b: body }, this.gatewayKeyHex);
+      durable = this.ledger
+        .putRecords([...stateOf(), record, { key: outboxKey(event), value: JSON.stringify(event) }])
+        .then(() => event);
     } catch (err) {
       return Promise.reject(err);
     }
+    return this.sendInTurn(deviceId, durable, exp);
+  }
+
+  /**
+   * `push` when several instances share the device's event numbers: the number comes from the
+   * shared store, so the numbering and the write wait for it, one push of a device at a time in
+   * call order (this instance's sends keep the numbers' order).
+   */
+  private pushShared(
+    deviceId: string,
+    type: string,
+    t: number,
+    exp: number,
+    body: string,
+    stateOf: () => SideRecords,
+  ): Promise<EventEnvelope> {
+    const durable = this.numbering.run(deviceId, async () => {
+      const { n, record } = await this.registry.claimEventSeq(deviceId);
+      const event = signEvent({ d: deviceId, n, t, e: type, b: body }, this.gatewayKeyHex);
+      await this.ledger.putRecords([
+        ...stateOf(),
+        record,
+        { key: outboxKey(event), value: JSON.stringify(event) },
+      ]);
+      return event;
+    });
+    return this.sendInTurn(deviceId, durable, exp);
+  }
+
+  /** Sends a pushed event once it is durable, in the device's queue (after its earlier pushes). */
+  private sendInTurn(deviceId: string, durable: Promise<EventEnvelope>, exp: number): Promise<EventEnvelope> {
     durable.catch(() => undefined); // awaited below; this only keeps a failure from going unhandled
     return this.queue.run(deviceId, async () => {
-      await durable;
+      const event = await durable;
       // Only a durable event may be sent, by this push or by a replay.
       this.keep(event, exp);
       for (const l of this.listeners) {
@@ -207,13 +244,26 @@ export class DeviceEvents {
       );
   }
 
+  /**
+   * Keeps an event in the device's list: once, in number order (a reload merges what another
+   * instance wrote), dropping what expired (memory stays bounded where this instance never prunes).
+   */
   private keep(event: EventEnvelope, exp: number): void {
-    const list = this.outbox.get(event.d);
-    if (list) list.push({ event, exp });
-    else this.outbox.set(event.d, [{ event, exp }]);
+    const nowSec = Math.floor(this.now() / 1000);
+    const list = (this.outbox.get(event.d) ?? []).filter((k) => k.exp > nowSec);
+    if (!list.some((k) => k.event.n === event.n)) {
+      list.push({ event, exp });
+      list.sort((a, b) => a.event.n - b.event.n);
+    }
+    this.outbox.set(event.d, list);
   }
 
   private async prune(): Promise<void> {
+    // Several instances write the outbox: what the others wrote is read first, then pruned too.
+    if (this.registry.sharedEventSeq)
+      await this.load().catch((err: unknown) =>
+        this.log.warn({ err }, 'reading the device event outbox failed'),
+      );
     const nowSec = Math.floor(this.now() / 1000);
     const gone: string[] = [];
     for (const [deviceId, list] of this.outbox) {

@@ -6,6 +6,7 @@ import { KeyedQueue } from '../domain/keyed-queue.js';
 import { CappedSlots } from '../domain/slots.js';
 import { recordCodec, type RecordCodec } from '../records/codec.js';
 import { PREFIXES } from '../records/prefixes.js';
+import type { DeviceCounterStore } from './counters.js';
 import { connectDigest, enrollDigest, schnorrVerify } from './envelope.js';
 import { DeviceError, DeviceErrorCode } from './errors.js';
 import type { Device, DeviceStatus, Enrollment } from './types.js';
@@ -40,6 +41,8 @@ const enrollmentCodec: RecordCodec<Enrollment> = recordCodec(
   }),
 );
 const HEX64 = /^[0-9a-f]{64}$/;
+const replayed = (counter: number, last: number): DeviceError =>
+  new DeviceError(DeviceErrorCode.REPLAYED, `counter ${counter} is not above ${last}`, { lastCounter: last });
 const sha256hex = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
 /** Crockford-like alphabet without look-alikes, 4-4-4 groups: about 60 bits. */
 const ALPHABET = '23456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -64,6 +67,8 @@ export class DeviceRegistry {
   constructor(
     private readonly ledger: Ledger,
     private readonly now: () => number = Date.now,
+    /** The counters every instance shares (PostgreSQL); none with the embedded store. */
+    private readonly counters?: DeviceCounterStore,
   ) {}
 
   async load(): Promise<void> {
@@ -83,6 +88,8 @@ export class DeviceRegistry {
     const account = await this.ledger.requireAccount(input.accountId);
     if (account.kind === 'system' || account.kind === 'operator')
       throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'a device needs an account of its own kind');
+    // Registered on another instance since this one started (a shared store): taken there.
+    if (!this.devices.has(input.deviceId)) await this.find(input.deviceId);
     const slot = this.ids.take(input.deviceId);
     if (!slot) throw new DeviceError(DeviceErrorCode.INVALID_PARAMS, 'this device is already registered');
     const d: Device = {
@@ -176,17 +183,38 @@ export class DeviceRegistry {
   }
 
   async revoke(deviceId: string): Promise<Device> {
+    await this.find(deviceId);
     const d = this.must(deviceId);
+    // Every instance refuses it from its next request on, whatever its memory says.
+    await this.counters?.revoke(deviceId);
     if (d.state === 'revoked') return { ...d };
+    await this.markRevoked(d);
+    return { ...d };
+  }
+
+  private async markRevoked(d: Device): Promise<void> {
     d.state = 'revoked';
     d.revokedAt = this.now();
     await this.save(d);
-    return { ...d };
   }
 
   get(deviceId: string): Device | undefined {
     const d = this.devices.get(deviceId);
     return d ? { ...d } : undefined;
+  }
+
+  /**
+   * A device, from memory; with a counter store shared by several instances, a device this
+   * instance does not know yet (registered on another one since it started) is read from the
+   * store and kept. One process has every device in memory: no read.
+   */
+  async find(deviceId: string): Promise<Device | undefined> {
+    const known = this.get(deviceId);
+    if (known || !this.counters || !HEX64.test(deviceId)) return known;
+    const raw = await this.ledger.getRecord(devKey(deviceId));
+    if (raw === undefined) return undefined;
+    if (!this.devices.has(deviceId)) this.devices.set(deviceId, deviceCodec.decode(raw));
+    return this.get(deviceId);
   }
 
   list(accountId?: string): Device[] {
@@ -196,20 +224,43 @@ export class DeviceRegistry {
   }
 
   /**
-   * Accepts a request counter: it must be above the last one (checked now, throws REPLAYED). The
-   * returned promise resolves once the new counter is durable; writes made after this call land in
-   * the same or a later batch, so anything the request changes is never on disk without it.
+   * Accepts a request counter: it must be above the last one this instance knows (checked now,
+   * throws REPLAYED). `claimed` resolves once the counter is taken: at once with no shared counter
+   * store; otherwise once the store took it for every instance (it rejects with REPLAYED when the
+   * store holds a counter as high, e.g. the request was replayed to another instance). `durable`
+   * resolves once the device record with the new counter is written; it is queued before
+   * `claimed` resolves, so writes made after that land in the same or a later batch, and anything
+   * the request changes is never on disk without it.
    */
-  acceptCounter(deviceId: string, counter: number): Promise<void> {
+  acceptCounter(deviceId: string, counter: number): { claimed: Promise<void>; durable: Promise<void> } {
     const d = this.must(deviceId);
-    if (counter <= d.lastCounter)
-      throw new DeviceError(DeviceErrorCode.REPLAYED, `counter ${counter} is not above ${d.lastCounter}`, {
-        lastCounter: d.lastCounter,
-      });
-    d.lastCounter = counter;
+    if (counter <= d.lastCounter) throw replayed(counter, d.lastCounter);
+    if (!this.counters) {
+      const durable = this.took(d, counter);
+      return { claimed: Promise.resolve(), durable };
+    }
+    let saved: Promise<void> = Promise.resolve();
+    const claimed = this.counters.advance(deviceId, counter).then(async (claim) => {
+      if (claim.accepted) {
+        saved = this.took(d, counter);
+        return;
+      }
+      // Another instance took it (or a higher one), or revoked the device: this copy catches up.
+      d.lastCounter = Math.max(d.lastCounter, claim.last);
+      if (!claim.revoked) throw replayed(counter, claim.last);
+      if (d.state === 'active') await this.markRevoked(d);
+      throw new DeviceError(DeviceErrorCode.DEVICE_REVOKED, 'this device was revoked');
+    });
+    const durable = claimed.then(() => saved);
+    return { claimed, durable };
+  }
+
+  /** Records a counter taken: in memory at once, on disk with the returned write. */
+  private took(d: Device, counter: number): Promise<void> {
+    d.lastCounter = Math.max(d.lastCounter, counter);
     // The record is written anyway: it carries the time too.
     d.lastSeenAt = this.now();
-    this.requests.set(deviceId, (this.requests.get(deviceId) ?? 0) + 1);
+    this.requests.set(d.deviceId, (this.requests.get(d.deviceId) ?? 0) + 1);
     return this.save(d);
   }
 
@@ -256,6 +307,7 @@ export class DeviceRegistry {
     }
     const out: DeviceStatus[] = [];
     for (const id of ids) {
+      if (!this.devices.has(id)) await this.find(id); // registered on another instance
       const d = this.devices.get(id);
       if (d)
         out.push({
@@ -275,6 +327,23 @@ export class DeviceRegistry {
     const d = this.must(deviceId);
     d.lastEventSeq += 1;
     return { n: d.lastEventSeq, record: { key: devKey(d.deviceId), value: deviceCodec.encode(d) } };
+  }
+
+  /** Whether event numbers come from a counter store shared by several instances (`claimEventSeq`). */
+  get sharedEventSeq(): boolean {
+    return this.counters !== undefined;
+  }
+
+  /**
+   * `takeEventSeq` when several instances share a counter store: the number is the store's (one
+   * above the last any instance handed out), so it waits for it.
+   */
+  async claimEventSeq(deviceId: string): Promise<{ n: number; record: SideRecords[number] }> {
+    const d = this.must(deviceId);
+    if (!this.counters) return this.takeEventSeq(deviceId);
+    const n = await this.counters.nextEventSeq(deviceId, d.lastEventSeq + 1);
+    d.lastEventSeq = Math.max(d.lastEventSeq, n);
+    return { n, record: { key: devKey(d.deviceId), value: deviceCodec.encode(d) } };
   }
 
   private must(deviceId: string): Device {

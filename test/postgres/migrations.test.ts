@@ -57,4 +57,19 @@ describe('PostgreSQL migrations', () => {
     expect(await sql`SELECT to_regclass('half') AS t`).toEqual([{ t: null }]);
     expect(await migrate(sql, MIGRATIONS)).toEqual(MIGRATIONS.map((m) => m.version));
   });
+
+  it('applies a version missing below the newest one (migrations merged from two branches)', async () => {
+    const sql = postgres(await createTestDatabase(inject('postgresUrl'), 'migrations_gap'), {
+      max: 1,
+      onnotice: false,
+    });
+    pools.push(sql);
+    const one: Migration = { version: 1, name: 'one', sql: 'CREATE TABLE one (n int)' };
+    const three: Migration = { version: 3, name: 'three', sql: 'CREATE TABLE three (n int)' };
+    const two: Migration = { version: 2, name: 'two', sql: 'CREATE TABLE two (n int)' };
+    expect(await migrate(sql, [one, three])).toEqual([1, 3]);
+    expect(await migrate(sql, [one, two, three])).toEqual([2]);
+    const rows = await sql<{ version: number }[]>`SELECT version FROM schema_migrations ORDER BY version`;
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
+  });
 });

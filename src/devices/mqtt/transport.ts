@@ -1,14 +1,30 @@
+import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
+import { AppError } from '../../domain/errors.js';
 import type { Logger } from '../../domain/logger.js';
 import type { DeviceBridge } from '../bridge.js';
 import type { EventEnvelope } from '../envelope.js';
 import { deviceOfTopic, topics } from './topics.js';
 
+/** How the gateway's client signs in, and whether it shares the device requests with other instances. */
+export interface MqttTransportOptions {
+  username?: string;
+  password?: string;
+  /**
+   * Take requests through the MQTT 5 shared subscription of this group (an external broker that
+   * several instances share): each request reaches one instance of the group. Without it the
+   * client subscribes to every device's requests itself (the embedded broker, MQTT 3.1.1).
+   */
+  shareGroup?: string;
+}
+
 /**
  * Carries device envelopes over MQTT (QoS 1): requests from `coulomb/d/+/req` go to the bridge,
  * signed answers to the device's `res` topic, pushed events to its `evt` topic. Devices connect
  * with persistent sessions, so the broker keeps QoS 1 messages while they are offline; each
- * event says until when it is worth acting on.
+ * event says until when it is worth acting on. An answer or an event goes to the device's own
+ * topic on the broker, whichever instance produced it: nothing depends on which instance took the
+ * request.
  */
 export class MqttTransport {
   private constructor(
@@ -21,19 +37,30 @@ export class MqttTransport {
     url: string,
     bridge: DeviceBridge,
     log: Logger,
-    credentials: { username?: string; password?: string } = {},
+    options: MqttTransportOptions = {},
   ): Promise<MqttTransport> {
+    const group = options.shareGroup;
     const client = await mqtt.connectAsync(url, {
-      clientId: `coulomb-gateway-${process.pid}`,
+      // Unique per connection: instances on several hosts (or containers, all pid 1) must not
+      // take each other's session over.
+      clientId: `coulomb-gateway-${randomBytes(8).toString('hex')}`,
       clean: true,
       reconnectPeriod: 1000,
-      ...(credentials.username !== undefined ? { username: credentials.username } : {}),
-      ...(credentials.password !== undefined ? { password: credentials.password } : {}),
+      // Shared subscriptions are MQTT 5's; the embedded broker (aedes) speaks 3.1.1.
+      ...(group !== undefined ? { protocolVersion: 5 as const } : {}),
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      ...(options.password !== undefined ? { password: options.password } : {}),
     });
     const t = new MqttTransport(client, bridge, log);
     client.on('message', (topic, payload) => void t.onRequest(topic, payload));
     client.on('error', (err) => log.warn({ err: err.message }, 'MQTT client error'));
-    await client.subscribeAsync(topics.allRequests, { qos: 1 });
+    const filter = group !== undefined ? topics.sharedRequests(group) : topics.allRequests;
+    try {
+      await client.subscribeAsync(filter, { qos: 1 });
+    } catch (err) {
+      await client.endAsync(true);
+      throw new MqttSubscribeError(filter, err);
+    }
     return t;
   }
 
@@ -68,5 +95,18 @@ export class MqttTransport {
     await this.client
       .publishAsync(topics.response(where.deviceId), JSON.stringify(body), { qos: 1 })
       .catch((err: unknown) => this.log.warn({ err }, 'could not publish a device response'));
+  }
+}
+
+/** The broker refused the gateway's subscription to device requests (e.g. no shared subscriptions). */
+export class MqttSubscribeError extends AppError {
+  constructor(filter: string, cause: unknown) {
+    super(
+      'MQTT_SUBSCRIBE_REFUSED',
+      `the MQTT broker refused the subscription ${filter} (a broker without MQTT 5 shared subscriptions?)`,
+      500,
+      { filter },
+    );
+    this.cause = cause;
   }
 }

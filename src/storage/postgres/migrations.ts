@@ -256,12 +256,49 @@ CREATE TABLE duty_cursors (
 );
 `;
 
+/**
+ * What the instances of one deployment must agree on about each device (`PostgresDeviceCounters`):
+ * its last accepted request counter (taken by one conditional upsert, `WHERE counter < the new
+ * one`, so a request replayed to another instance is refused), the last event number handed out
+ * (incremented in place, so no two instances number two events alike), and whether it was revoked
+ * (which every instance's next request check sees). The device records (`dev!`) keep their own
+ * copies for the operator's list; this table is the rule. Version 5 is the ledger's account
+ * leases (another branch): versions are never renumbered, and the runner applies any missing one.
+ */
+/**
+ * Takes into `device_counters` what the device records (`dev!` side records, the registry's JSON)
+ * say: their last counter, last event number and revocation, never lowering a row already there.
+ * Run by migration 6 (devices registered before it) and after an import (a store moved from
+ * LevelDB), so the rule starts where each device's record stands.
+ */
+export const SEED_DEVICE_COUNTERS = `
+INSERT INTO device_counters AS c (device_id, counter, event_seq, revoked)
+  SELECT substr(key, 5), coalesce((v->>'lastCounter')::bigint, 0),
+    coalesce((v->>'lastEventSeq')::bigint, 0), coalesce(v->>'state' = 'revoked', false)
+  FROM (SELECT key, value::jsonb AS v FROM ledger_records WHERE key LIKE 'dev!%') AS d
+ON CONFLICT (device_id) DO UPDATE SET
+  counter = GREATEST(c.counter, EXCLUDED.counter),
+  event_seq = GREATEST(c.event_seq, EXCLUDED.event_seq),
+  revoked = c.revoked OR EXCLUDED.revoked;
+`;
+
+const DEVICE_COUNTERS = `
+CREATE TABLE device_counters (
+  device_id text COLLATE "C" PRIMARY KEY,
+  counter bigint NOT NULL DEFAULT 0 CHECK (counter >= 0),
+  event_seq bigint NOT NULL DEFAULT 0 CHECK (event_seq >= 0),
+  revoked boolean NOT NULL DEFAULT false,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+${SEED_DEVICE_COUNTERS}`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables', sql: LEDGER_V1 },
   { version: 2, name: 'ledger commit function', sql: LEDGER_COMMIT_FN },
   { version: 3, name: 'account search and frozen indexes', sql: ACCOUNT_INDEXES },
   { version: 4, name: 'duty cursors', sql: DUTY_CURSORS },
   { version: 5, name: 'account leases', sql: ACCOUNT_LEASES },
+  { version: 6, name: 'device counters', sql: DEVICE_COUNTERS },
 ];
 
 /**

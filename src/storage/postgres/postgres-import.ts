@@ -10,7 +10,7 @@ import {
   type ExportSummary,
 } from '../export/format.js';
 import { assertSameState, summarize } from '../export/move.js';
-import { migrate } from './migrations.js';
+import { migrate, SEED_DEVICE_COUNTERS } from './migrations.js';
 import {
   accountOf,
   journalOf,
@@ -80,6 +80,8 @@ export async function importExport(
     }
     const done = reader.finish();
     await batches.flush();
+    // The devices' counters start where their records stand (a replayed request stays refused).
+    await tx.unsafe(SEED_DEVICE_COUNTERS);
     await tx`SELECT setval(pg_get_serial_sequence('ledger_journal', 'seq'),
       coalesce((SELECT max(seq) FROM ledger_journal), 0) + 1, false)`;
     return done;

@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -10,55 +8,39 @@ import { VirtualDevice } from '../../../src/devices/simulator/virtual-device.js'
 import type { AccountServices } from '../../../src/http/routes/accounts.js';
 import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import { openAccounts, startDeviceTransports, type DeviceTransportHandle } from '../../../src/main.js';
-import { backendFor, eventually } from '../../support/regtest.js';
+import { startMosquitto, type RunningMosquitto } from '../../support/mosquitto.js';
+import { backendFor } from '../../support/regtest.js';
 
-let mosquitto: ChildProcess;
+let mosquitto: RunningMosquitto;
 let backend: LndBackend;
 let stack: { services: AccountServices; close(): Promise<void> };
 let transports: DeviceTransportHandle;
 let device: VirtualDevice;
-let port: number;
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
 
 beforeAll(async () => {
-  port = await freePort();
   // A real external broker (Debian's mosquitto; CI installs it), not the embedded one.
-  mosquitto = spawn('mosquitto', ['-p', String(port)], { stdio: 'ignore' });
+  mosquitto = await startMosquitto();
   backend = await backendFor('alice');
   const config = {
     ...DEFAULTS,
     dataDir: mkdtempSync(join(tmpdir(), 'coulomb-mosquitto-')),
-    mqtt: { enabled: true, host: '127.0.0.1', port: 0, url: `mqtt://127.0.0.1:${port}` },
+    mqtt: { enabled: true, host: '127.0.0.1', port: 0, url: mosquitto.url },
   };
   stack = await openAccounts(config, backend, pino({ level: 'silent' }));
-  transports = await eventually(
-    () =>
-      startDeviceTransports(config, stack.services.devices!, pino({ level: 'silent' })).catch(
-        () => undefined,
-      ),
-    10_000,
-    'mosquitto to accept connections',
-  );
+  transports = await startDeviceTransports(config, stack.services.devices!, pino({ level: 'silent' }));
 });
 afterAll(async () => {
   await device?.close();
   await transports?.close();
   await stack?.close();
   await backend?.close();
-  mosquitto?.kill('SIGTERM');
+  await mosquitto?.stop();
 });
 
 describe('devices through an external MQTT broker (Mosquitto)', () => {
   it('uses the broker by URL and answers a device with a signed response', async () => {
     expect(transports.embedded).toBe(false);
-    expect(transports.mqttUrl).toBe(`mqtt://127.0.0.1:${port}`);
+    expect(transports.mqttUrl).toBe(mosquitto.url);
     const s = stack.services;
     await s.ledger.createAccount({ id: 'mosq-dev', kind: 'device', name: 'mosq-dev' }).durable;
     device = VirtualDevice.random(s.devices!.gatewayId);

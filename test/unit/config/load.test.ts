@@ -42,6 +42,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ env }).outbound).toEqual({ allow: ['10.0.0.5', 'fd00::/8'] });
   });
 
+  it('reads an external MQTT broker and its shared subscription group, and refuses a group MQTT cannot carry', () => {
+    const env = envOverrides({
+      COULOMB_MQTT_URL: 'mqtt://broker:1883',
+      COULOMB_MQTT_SHARE_GROUP: 'coulomb-eu',
+    });
+    expect(loadConfig({ env }).mqtt).toMatchObject({ url: 'mqtt://broker:1883', shareGroup: 'coulomb-eu' });
+    for (const bad of ['a/b', 'a+', '#', ''])
+      expect(() => loadConfig({ flags: { 'mqtt.shareGroup': bad } })).toThrow(/mqtt\/shareGroup/);
+  });
+
   it.each([
     [{ 'http.port': '70000' }, /http\/port/],
     [{ 'http.port': 'abc' }, /http\/port/],

@@ -188,7 +188,7 @@ describe('operator lists of the console', () => {
     await registry.seen(id);
     expect(f.store.commits).toBeGreaterThan(writes);
     expect((await device())['lastSeenAt']).toBe(now);
-    await registry.acceptCounter(id, 1);
+    await registry.acceptCounter(id, 1).durable;
     expect(await device()).toMatchObject({ lastCounter: 1, requestsSinceStart: 1, lastSeenAt: now });
     registry.connection(id, false);
     expect((await device())['online']).toBe(false);
