@@ -20,6 +20,11 @@ export interface PostgresServerOptions {
   dir: string;
   /** TCP port on 127.0.0.1; a free one is picked when absent. */
   port?: number;
+  /**
+   * The server's `listen_addresses` (default `127.0.0.1` only). A benchmark in a private network
+   * namespace listens on more loopback addresses, one per client it may cut off.
+   */
+  listenAddresses?: string;
 }
 
 export interface RunningPostgres {
@@ -90,7 +95,7 @@ export async function startPostgres(options: PostgresServerOptions): Promise<Run
   const settings = [
     `-p ${port}`,
     `-k ${socket}`,
-    "-c listen_addresses='127.0.0.1'",
+    `-c listen_addresses='${options.listenAddresses ?? '127.0.0.1'}'`,
     '-c fsync=on',
     '-c max_connections=200',
   ].join(' ');

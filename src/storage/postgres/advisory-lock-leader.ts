@@ -28,8 +28,9 @@ export interface AdvisoryLockLeaderOptions {
  * heartbeat fails, finds the lock gone or gets no answer within `queryTimeoutMs`; it then drops
  * the connection (releasing anything the server still holds for it) and campaigns again on a new
  * one after three poll periods, so that a follower whose connection is sound takes over first.
- * The session asks the server for short TCP keepalives, so a leader host that vanishes without
- * closing its socket frees the lock in seconds, not after the kernel's two hours.
+ * The session asks the server for short TCP keepalives and a TCP user timeout, so a leader host
+ * that vanishes without closing its socket frees the lock 6 s after the server last heard from
+ * it, not after the kernel's two hours (bench:failover measures it).
  *
  * The lock does not fence a leader that is cut off but not yet aware of it (it acts until its
  * next heartbeat fails): what the duties write must stay correct with two leaders for a moment,
@@ -115,9 +116,14 @@ export class AdvisoryLockLeader implements LeaderElection {
         onnotice: () => undefined,
         connection: {
           application_name: 'coulomb-leader',
-          tcp_keepalives_idle: 5,
-          tcp_keepalives_interval: 2,
+          // The server gives up on a silent peer 6 s after it last heard from it (keepalive
+          // probes at 3, 4, 5 s; tcp_user_timeout also when its own data goes unacknowledged), so
+          // a leader cut off without its socket closing is replaced well within 10 s, after it
+          // stepped down itself (its heartbeat times out within poll + 3 s).
+          tcp_keepalives_idle: 3,
+          tcp_keepalives_interval: 1,
           tcp_keepalives_count: 3,
+          tcp_user_timeout: 6000,
         },
         onclose: () => {
           if (generation === this.generation) this.drop('the leader connection closed');
