@@ -287,7 +287,8 @@ export function createProxy(deps: ProxyDeps): Server {
       load: undefined,
       upstream: undefined,
     };
-    res.once('close', () => closed(res, x));
+    // 'close' comes once: `on`, without the wrapper and removal of `once`.
+    res.on('close', () => closed(res, x));
     handle(req, res, x).catch((err: unknown) => {
       deps.log.error({ err }, 'proxy request failed');
       if (res.headersSent) return void res.destroy();
