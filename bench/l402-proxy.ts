@@ -18,6 +18,8 @@
  *   npm run bench:proxy -- --part paid|challenges      (one part only)
  *   npm run bench:proxy -- --cpu-prof <dir>            (each gateway writes a .cpuprofile there)
  *   npm run bench:proxy -- --before <dist dir>         (an earlier build beside it, same run)
+ *   npm run bench:proxy -- --part paid --rate 2000     (paid rounds at a fixed rate: CPU per request
+ *                                                       below saturation, less moved by other load)
  *
  * Goals (issue #15): paid ≥ 0.85× plain, gateway CPU ≤ plain + 40 µs per request, ≤ 2.5 ms CPU
  * per challenge. Uses its own regtest network (see bench/support.ts) and stops it at the end
@@ -44,6 +46,8 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     /** An earlier build's dist/ directory: its gateway measured too, in the same run. */
     before: { type: 'string' },
+    /** Paid rounds at this many requests a second (all connections together) instead of as fast as possible. */
+    rate: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -118,6 +122,7 @@ async function loadRound(
     values.connections!,
     '-d',
     String(seconds),
+    ...(values.rate ? ['-R', values.rate] : []),
   ];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
   args.push(url);

@@ -84,10 +84,15 @@ export class L402Authority {
   }
 
   /**
-   * Credentials verified before, by header, service and capability: a repeat skips the HMAC
-   * chain. Expiry and revocation are still checked on every call.
+   * Credentials verified before, by the exact header, each with the service and capability it was
+   * verified for: a repeat for the same skips the HMAC chain (a header presented for another
+   * service or capability is verified again, and its entry then holds that one). Expiry and
+   * revocation are still checked on every call.
    */
-  private readonly verified = new Map<string, VerifiedTerms>();
+  private readonly verified = new Map<
+    string,
+    { service: string; capability: string | undefined; terms: VerifiedTerms; answer: L402Verification }
+  >();
 
   /** Checks a presented `Authorization` header for `service` (and a capability, when given). */
   verify(header: string | undefined, service: string, capability?: string): L402Verification {
@@ -96,25 +101,30 @@ export class L402Authority {
     if (header !== undefined && header.length > MAX_HEADER)
       return fail('MALFORMED', 'the credential is too large');
     let key: string | undefined;
-    if (header !== undefined) {
-      key = `${service}\u0000${capability ?? ''}\u0000${header}`;
-      if (key.length > DIRECT_KEY) key = `#${createHash('sha256').update(key).digest('base64')}`;
-    }
+    if (header !== undefined)
+      key = header.length > DIRECT_KEY ? `#${createHash('sha256').update(header).digest('base64')}` : header;
     const hit = key !== undefined ? this.verified.get(key) : undefined;
-    if (hit) {
-      if (this.revoked.has(hit.tokenId)) return fail('REVOKED', 'this credential was revoked');
-      if (hit.expiresAt <= this.now()) return fail('EXPIRED', 'this credential has expired');
-      return { ok: true, ...hit };
+    if (hit && hit.service === service && hit.capability === capability) {
+      if (this.revoked.has(hit.terms.tokenId)) return fail('REVOKED', 'this credential was revoked');
+      if (hit.terms.expiresAt <= this.now()) return fail('EXPIRED', 'this credential has expired');
+      // The same frozen answer each time: no object made per request.
+      return hit.answer;
     }
     const result = this.verifyFully(header, service, capability);
     if (result.ok && key !== undefined) {
-      if (this.verified.size >= 50_000) this.verified.delete(this.verified.keys().next().value!);
-      this.verified.set(key, {
+      if (!hit && this.verified.size >= 50_000) this.verified.delete(this.verified.keys().next().value!);
+      const terms: VerifiedTerms = {
         tokenId: result.tokenId,
         paymentHash: result.paymentHash,
         expiresAt: result.expiresAt,
-        ...(result.priority ? { priority: result.priority } : {}),
-        ...(result.subscription ? { subscription: result.subscription } : {}),
+      };
+      if (result.priority) terms.priority = result.priority;
+      if (result.subscription) terms.subscription = result.subscription;
+      this.verified.set(key, {
+        service,
+        capability,
+        terms,
+        answer: Object.freeze({ ok: true as const, ...terms }),
       });
     }
     return result;

@@ -1,7 +1,7 @@
 import { msat, type Msat } from '../domain/msat.js';
 import type { LightningBackend } from '../lightning/backend.js';
 import type { InvoiceRecord } from '../payments/types.js';
-import type { L402Authority, L402Failure } from './authority.js';
+import type { L402Authority, L402Failure, VerifiedTerms } from './authority.js';
 import { challengeHeaders } from './header.js';
 import type { LockedPriority } from './priority-caveats.js';
 import type { SubscriptionCaveats } from './subscription-caveats.js';
@@ -132,27 +132,40 @@ export class L402Gate {
   }
 
   /** Verifies a credential (no database on the hot path) and makes sure its credit is booked. */
-  async authorize(header: string | undefined, service: string, capability?: string): Promise<Authorization> {
+  authorize(header: string | undefined, service: string, capability?: string): Promise<Authorization> {
+    const now = this.authorizeNow(header, service, capability);
+    return now === 'booking' ? this.booked(header, service, capability) : Promise.resolve(now);
+  }
+
+  /**
+   * `authorize` without a wait when none is needed (the usual case: a refusal, or a credential
+   * whose credit is known to be booked); 'booking' when its credit may still have to be booked
+   * (then `authorize` does it).
+   */
+  authorizeNow(header: string | undefined, service: string, capability?: string): Authorization | 'booking' {
     const v = this.authority.verify(header, service, capability);
     if (!v.ok) return v;
-    const accountId = credentialAccountId(v.tokenId);
+    if (!this.payments.isInvoiceSettled(v.paymentHash)) return 'booking';
+    return authorized(v);
+  }
+
+  private async booked(
+    header: string | undefined,
+    service: string,
+    capability?: string,
+  ): Promise<Authorization> {
+    const v = this.authority.verify(header, service, capability);
+    if (!v.ok) return v;
     if (!this.payments.isInvoiceSettled(v.paymentHash)) {
       // The preimage proves payment; book the credit now unless LND's event already did.
+      const accountId = credentialAccountId(v.tokenId);
       const booked = await this.payments.creditProvenPayment(v.paymentHash, () =>
         this.fromLnd(v.paymentHash, accountId),
       );
       if (!booked)
         return { ok: false, failure: 'UNPAID', message: 'the invoice of this credential is not paid' };
     }
-    return {
-      ok: true,
-      tokenId: v.tokenId,
-      accountId,
-      expiresAt: v.expiresAt,
-      paymentHash: v.paymentHash,
-      ...(v.priority ? { priority: v.priority } : {}),
-      ...(v.subscription ? { subscription: v.subscription } : {}),
-    };
+    return authorized(v);
   }
 
   /**
@@ -216,6 +229,21 @@ export class L402Gate {
         : {}),
     };
   }
+}
+
+/** The authorization of a verified credential whose credit is booked. */
+function authorized(v: VerifiedTerms): Authorization {
+  const a: Authorization = {
+    ok: true,
+    tokenId: v.tokenId,
+    accountId: credentialAccountId(v.tokenId),
+    expiresAt: v.expiresAt,
+    paymentHash: v.paymentHash,
+  };
+  // Optional terms assigned, not spread (no intermediate objects).
+  if (v.priority) a.priority = v.priority;
+  if (v.subscription) a.subscription = v.subscription;
+  return a;
 }
 
 /**

@@ -1,11 +1,24 @@
 import { msat } from '../domain/msat.js';
 import type { Ledger } from '../ledger/ledger.js';
 
+/** A credential's charges not yet written: one sum, and one promise for all its requests. */
 interface Pending {
   amount: bigint;
   count: number;
   revenue: string;
-  waiters: { resolve: () => void; reject: (err: unknown) => void }[];
+  durable: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function pending(revenue: string): Pending {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const durable = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { amount: 0n, count: 0, revenue, durable, resolve, reject };
 }
 
 /**
@@ -34,15 +47,17 @@ export class ChargeBatcher {
     return this.pending.get(accountId)?.amount ?? 0n;
   }
 
+  /**
+   * Charges a request; resolves once the charge is durable. Every request of a credential charged
+   * before the same batch gets the same promise (no allocation per request).
+   */
   charge(accountId: string, revenueAccountId: string, amount: bigint): Promise<void> {
     let p = this.pending.get(accountId);
-    if (!p)
-      this.pending.set(accountId, (p = { amount: 0n, count: 0, revenue: revenueAccountId, waiters: [] }));
+    if (!p) this.pending.set(accountId, (p = pending(revenueAccountId)));
     p.amount += amount;
     p.count += 1;
-    const done = new Promise<void>((resolve, reject) => p.waiters.push({ resolve, reject }));
     this.ledger.wantCommit();
-    return done;
+    return p.durable;
   }
 
   /**
@@ -71,12 +86,9 @@ export class ChargeBatcher {
           code: 'l402_requests',
           memo: `${p.count} requests`,
         });
-        t.durable.then(
-          () => p.waiters.forEach((w) => w.resolve()),
-          (err: unknown) => p.waiters.forEach((w) => w.reject(err)),
-        );
+        t.durable.then(p.resolve, p.reject);
       } catch (err) {
-        for (const w of p.waiters) w.reject(err);
+        p.reject(err);
       }
     }
   }

@@ -2,6 +2,7 @@ import {
   createServer,
   request as httpRequest,
   Agent,
+  type ClientRequest,
   type IncomingMessage,
   type RequestOptions,
   type Server,
@@ -181,6 +182,8 @@ export function createProxy(deps: ProxyDeps): Server {
     const { hostname, port, auth } = urlToHttpOptions(s.upstream);
     const d: Derived = {
       ...limitersOf(s),
+      headers: Object.entries(s.config.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const),
+      revenueDone: s.config.mode === 'free',
       upstream: {
         host: s.upstream.host,
         send: https ? httpsRequest : httpRequest,
@@ -194,8 +197,9 @@ export function createProxy(deps: ProxyDeps): Server {
       },
       revenueReady: s.config.mode === 'free' ? Promise.resolve() : revenueAccountOf(s.name),
     };
-    d.revenueReady.catch((err: unknown) =>
-      deps.log.error({ err, service: s.name }, 'creating the revenue account failed'),
+    d.revenueReady.then(
+      () => void (d.revenueDone = true),
+      (err: unknown) => deps.log.error({ err, service: s.name }, 'creating the revenue account failed'),
     );
     derived.set(s, d);
     return d;
@@ -256,24 +260,36 @@ export function createProxy(deps: ProxyDeps): Server {
   // The revenue accounts of the services known at start, created before the first request.
   for (const s of services()) derive(s);
 
-  /** The service each answered request matched, and whether it was charged (for the hooks). */
-  const served = new WeakMap<ServerResponse, { service: string; paid: boolean }>();
-  const server = createServer((req, res) => {
-    const answered = deps.hooks?.answered;
+  const answered = deps.hooks?.answered;
+  /**
+   * The end of an exchange ('close', not 'finish': a response the client cut off, a stream, was
+   * served and charged too): its one listener reports it, ends its load and stops its upstream
+   * request if the response did not finish.
+   */
+  const closed = (res: ServerResponse, x: Exchange): void => {
     if (answered) {
-      const began = performance.now();
-      // 'close', not 'finish': a response the client cut off (a stream) was served and charged too.
-      res.once('close', () => {
-        const s = served.get(res);
-        answered({
-          ...(s ? { service: s.service } : {}),
-          status: res.statusCode,
-          seconds: (performance.now() - began) / 1000,
-          paid: s?.paid ?? false,
-        });
-      });
+      const seconds = (performance.now() - x.began) / 1000;
+      const status = res.statusCode;
+      answered(
+        x.service === undefined
+          ? { status, seconds, paid: false }
+          : { service: x.service, status, seconds, paid: x.paid },
+      );
     }
-    handle(req, res).catch((err: unknown) => {
+    if (x.load !== undefined) load.leave(x.load);
+    if (x.upstream !== undefined && !res.writableFinished) x.upstream.destroy();
+  };
+  const server = createServer((req, res) => {
+    const x: Exchange = {
+      began: answered ? performance.now() : 0,
+      service: undefined,
+      paid: false,
+      load: undefined,
+      upstream: undefined,
+    };
+    // 'close' comes once: `on`, without the wrapper and removal of `once`.
+    res.on('close', () => closed(res, x));
+    handle(req, res, x).catch((err: unknown) => {
       deps.log.error({ err }, 'proxy request failed');
       if (res.headersSent) return void res.destroy();
       // Client mistakes keep their code; anything else is a gateway fault, described without internals.
@@ -295,13 +311,19 @@ export function createProxy(deps: ProxyDeps): Server {
   });
 
   /** The live service of a request's path, or undefined once the refusal (404, 403) is sent. */
-  function admitted(req: IncomingMessage, res: ServerResponse, path: string): Service | undefined {
+  function admitted(
+    req: IncomingMessage,
+    res: ServerResponse,
+    x: Exchange,
+    path: string,
+  ): Service | undefined {
     const service = match(req.headers.host ?? '', path);
     if (!service)
       return void sendJson(res, 404, {
         error: { code: 'NO_SERVICE', message: 'no service is configured for this path' },
       });
-    served.set(res, { service: service.name, paid: false });
+    x.service = service.name;
+    x.paid = false;
     if (service.allow && !service.allow.some((r) => r.test(path)))
       return void sendJson(res, 403, {
         error: { code: 'PATH_NOT_ALLOWED', message: 'this path is not offered' },
@@ -309,7 +331,7 @@ export function createProxy(deps: ProxyDeps): Server {
     return service;
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, x: Exchange): Promise<void> {
     const target = canonicalTarget(req.url ?? '/');
     if (!target)
       return sendJson(res, 400, {
@@ -321,7 +343,7 @@ export function createProxy(deps: ProxyDeps): Server {
     if (req.method === 'GET' && path === '/l402/quote') return quote(req, res);
     if (req.method === 'POST' && path === '/l402/topup') return topUp(req, res);
     if (req.method === 'POST' && path === '/l402/refund') return refund(req, res);
-    let service = admitted(req, res, path);
+    let service = admitted(req, res, x, path);
     if (!service) return;
     const hasBody =
       req.headers['content-length'] !== undefined
@@ -338,10 +360,10 @@ export function createProxy(deps: ProxyDeps): Server {
       );
     // The catalog may have changed while the body arrived (it can take as long as the client
     // likes): the request is served by the service as it is now, or not at all.
-    if (hasBody && service !== match(req.headers.host ?? '', path)) service = admitted(req, res, path);
+    if (hasBody && service !== match(req.headers.host ?? '', path)) service = admitted(req, res, x, path);
     if (!service) return;
 
-    if (service.config.mode === 'free') return forward(service, target, req, res, body, undefined);
+    if (service.config.mode === 'free') return forward(service, target, req, res, x, body, undefined);
     // A priority class asked for (docs/L402.md, "Priority pricing"): unknown ones are refused here.
     const asked = askedClass(req.headers[PRIORITY_HEADER]);
     const askedOk = decidePriority(service.priority, asked, undefined);
@@ -353,7 +375,7 @@ export function createProxy(deps: ProxyDeps): Server {
       if (used < (service.config.freeRequests ?? 0)) {
         if (freebies.size >= 100_000) freebies.clear();
         freebies.set(key, used + 1);
-        return forward(service, target, req, res, body, undefined);
+        return forward(service, target, req, res, x, body, undefined);
       }
     }
 
@@ -385,11 +407,13 @@ export function createProxy(deps: ProxyDeps): Server {
       mppIntent = m.intent;
       auth = m;
     } else if (service.schemes.l402) {
-      auth = await deps.gate.authorize(
-        req.headers.authorization,
-        service.name,
-        service.config.capabilities ? capabilityOf(path) : undefined,
-      );
+      const capability = service.config.capabilities ? capabilityOf(path) : undefined;
+      // A credential already verified, its credit booked: answered without a wait.
+      const now = deps.gate.authorizeNow(req.headers.authorization, service.name, capability);
+      auth =
+        now === 'booking'
+          ? await deps.gate.authorize(req.headers.authorization, service.name, capability)
+          : now;
       if (!auth.ok)
         return challenge(
           service,
@@ -406,7 +430,8 @@ export function createProxy(deps: ProxyDeps): Server {
     if (prio.kind === 'challenge')
       return challenge(service, req, res, prio.message, 'PRIORITY_NOT_COVERED', undefined, prio.class);
     const locked = prio.kind === 'serve' ? prio.locked : undefined;
-    const wait = derive(service).limiter?.take(auth.tokenId) ?? 0;
+    const derived = derive(service);
+    const wait = derived.limiter?.take(auth.tokenId) ?? 0;
     if (wait > 0)
       return sendJson(
         res,
@@ -434,14 +459,17 @@ export function createProxy(deps: ProxyDeps): Server {
         ? await deps.router.route(service.routing, auth, parsed)
         : undefined;
     if (route?.kind === 'refused') return sendJson(res, 403, refusalBody(route));
-    await derive(service).revenueReady;
+    if (!derived.revenueDone) await derived.revenueReady;
     // A subscription: started, renewed if paid, resident for the count below.
     const sub = service.subscription ? subscriberOf(service, auth) : undefined;
     if (service.subscription && !sub)
       return challenge(service, req, res, 'this credential is not a subscription of this service');
     const subRecord = sub ? await subs.prepare(sub, now()) : undefined;
     // Everything from here to the charge is one synchronous step on resident accounts.
-    await deps.ledger.ensure({ spend: [auth.accountId], accounts: [revenueAccount(service.name)] });
+    const revenue = revenueAccount(service.name);
+    // Resident (never on a shared store, where the credential's lease is taken): no wait.
+    if (!deps.ledger.resident([auth.accountId, revenue]))
+      await deps.ledger.ensure({ spend: [auth.accountId], accounts: [revenue] });
     const account = deps.ledger.accountNow(auth.accountId);
     const available = account ? availableOf(account) - charges.unwritten(auth.accountId) : 0n;
     const pricing = parsed
@@ -485,20 +513,20 @@ export function createProxy(deps: ProxyDeps): Server {
         asked ?? locked?.class,
       );
 
-    served.set(res, { service: service.name, paid: true });
+    x.paid = true;
     const billing: Billing = {
       service: service.name,
       reserved: msat(reserveAmount),
       path,
       stream: parsed?.['stream'] === true,
       unbounded: pricing !== undefined && bound === undefined,
-      revenue: revenueAccount(service.name),
+      revenue,
       account: auth.accountId,
       settled: false,
-      ...(receipt !== undefined ? { receipt } : {}),
-      ...(parsed ? { parsed } : {}),
-      ...(pricing ? { pricing } : {}),
     };
+    if (receipt !== undefined) billing.receipt = receipt;
+    if (parsed) billing.parsed = parsed;
+    if (pricing) billing.pricing = pricing;
     if (pricing) {
       // Metered: reserve the worst case now, post what was used at the end.
       const r = deps.ledger.transfer({
@@ -526,7 +554,7 @@ export function createProxy(deps: ProxyDeps): Server {
       res.setHeader(SUBSCRIPTION_HEADER, useHeader(subRecord, sub.terms.includedRequests));
     }
     res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
-    for (const [k, v] of Object.entries(route ? routeHeaders(route) : {})) res.setHeader(k, v);
+    if (route) for (const [k, v] of Object.entries(routeHeaders(route))) res.setHeader(k, v);
     if (locked?.class !== undefined) {
       // The class served, told to the client and (instead of what the client asked) upstream.
       res.setHeader(PRIORITY_HEADER, locked.class);
@@ -542,7 +570,7 @@ export function createProxy(deps: ProxyDeps): Server {
       outBody = Buffer.from(JSON.stringify(parsed));
     } else if (route?.kind === 'served' && route.served !== route.requested)
       outBody = Buffer.from(JSON.stringify(parsed));
-    return forward(service, target, req, res, outBody, billing);
+    return forward(service, target, req, res, x, outBody, billing);
   }
 
   interface Billing {
@@ -709,21 +737,26 @@ export function createProxy(deps: ProxyDeps): Server {
     target: CanonicalTarget,
     req: IncomingMessage,
     res: ServerResponse,
+    x: Exchange,
     body: Buffer,
     billing: Billing | undefined,
   ): Promise<void> {
     // In flight until its response is over (a stream included) or its client is gone.
     if (!res.closed) {
       load.enter(service.name);
-      res.once('close', () => load.leave(service.name));
+      x.load = service.name;
     }
     return new Promise((resolve) => {
+      const d = derive(service);
       const headers: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(req.headers))
+      const given = req.headers;
+      for (const k in given) {
+        const v = given[k];
         if (v !== undefined && !REQUEST_DROP.has(k)) headers[k] = v;
-      for (const [k, v] of Object.entries(service.config.headers ?? {})) headers[k.toLowerCase()] = v;
+      }
+      for (const [k, v] of d.headers) headers[k] = v;
       headers['content-length'] = String(body.length);
-      const dest = derive(service).upstream;
+      const dest = d.upstream;
       headers['host'] = dest.host;
       let responded = false;
       const fail = (err: Error): void => {
@@ -755,9 +788,8 @@ export function createProxy(deps: ProxyDeps): Server {
         return fail(err as Error);
       }
       upstream.on('error', fail);
-      res.on('close', () => {
-        if (!res.writableFinished) upstream.destroy();
-      });
+      // Stopped by the exchange's close listener if the client goes before the response is over.
+      if (!res.closed) x.upstream = upstream;
       // No empty chunk after the headers: one write instead of a writev of two.
       if (body.length) upstream.end(body);
       else upstream.end();
@@ -790,8 +822,11 @@ export function createProxy(deps: ProxyDeps): Server {
     let used: bigint | undefined = ok ? undefined : 0n;
     try {
       const headers: Record<string, string | string[]> = {};
-      for (const [k, v] of Object.entries(up.headers))
+      const given = up.headers;
+      for (const k in given) {
+        const v = given[k];
         if (v !== undefined && !RESPONSE_DROP.has(k)) headers[k] = v;
+      }
       if (billing?.pricing) {
         // Metered: the header tells the credit after the worst-case reservation; the final figure,
         // known only once the usage is read, follows as a trailer (so the body is sent chunked).
@@ -816,6 +851,11 @@ export function createProxy(deps: ProxyDeps): Server {
         res.writeHead(up.statusCode ?? 502, headers);
         up.once('error', () => res.destroy());
         up.pipe(res);
+        if (ok && billing) {
+          // Settled here: its charge is durable (awaited above) and stands.
+          billing.settled = true;
+          deps.hooks?.charged?.(billing.service, billing.reserved);
+        }
         return;
       }
       res.writeHead(up.statusCode ?? 502, headers);
@@ -1105,12 +1145,30 @@ function refundView(r: import('../l402/refund.js').RefundResult): Record<string,
 interface Derived {
   limiter?: RateLimiter;
   challenges: RateLimiter;
+  /** The service's own upstream headers, names lower-cased. */
+  headers: readonly (readonly [string, string])[];
+  /** The revenue account exists (`revenueReady` resolved): its requests need not wait. */
+  revenueDone: boolean;
   upstream: {
     host: string;
     send: typeof httpRequest;
     options: RequestOptions;
   };
   revenueReady: Promise<void>;
+}
+
+/** One request and its response, from arrival to the response's 'close'. */
+interface Exchange {
+  /** When it arrived (performance.now(); 0 when nothing reports durations). */
+  began: number;
+  /** The service it matched. */
+  service: string | undefined;
+  /** Charged to a credential. */
+  paid: boolean;
+  /** The service whose load it counts in while it is forwarded. */
+  load: string | undefined;
+  /** Its upstream request, destroyed if the response does not finish. */
+  upstream: ClientRequest | undefined;
 }
 
 function discovery(services: readonly Service[]): unknown {

@@ -195,6 +195,29 @@ describe('L402Authority.verify', () => {
     expect(r.authority.verify(r.header, 'llm')).toMatchObject({ ok: false, failure: 'REVOKED' });
   });
 
+  it('answers a repeat from the entry of its exact header only for the service and capability it was verified for', () => {
+    const s = setup();
+    const full = vi.spyOn(s.authority as unknown as { verifyFully: () => unknown }, 'verifyFully');
+    expect(s.authority.verify(s.header, 'llm', 'chat')).toMatchObject({ ok: true });
+    // Another capability of the same credential: verified in full, then remembered instead.
+    expect(s.authority.verify(s.header, 'llm', 'embed')).toMatchObject({ ok: true });
+    expect(s.authority.verify(s.header, 'llm', 'embed')).toMatchObject({ ok: true });
+    expect(full).toHaveBeenCalledTimes(2);
+    // A capability or service it lacks is never answered from an entry made for another one.
+    expect(s.authority.verify(s.header, 'llm', 'admin')).toMatchObject({ failure: 'MISSING_CAPABILITY' });
+    expect(s.authority.verify(s.header, 'images', 'embed')).toMatchObject({ failure: 'WRONG_SERVICE' });
+    expect(s.authority.verify(s.header, 'llm', 'chat')).toMatchObject({
+      ok: true,
+      tokenId: s.minted.tokenId,
+    });
+    // The same answer object each time: frozen, so no caller can change what the next one gets.
+    const answer = s.authority.verify(s.header, 'llm', 'chat');
+    expect(s.authority.verify(s.header, 'llm', 'chat')).toBe(answer);
+    expect(Object.isFrozen(answer)).toBe(true);
+    s.authority.revoked.set(s.minted.tokenId, Infinity);
+    expect(s.authority.verify(s.header, 'llm', 'chat')).toMatchObject({ ok: false, failure: 'REVOKED' });
+  });
+
   it('verifies and remembers long credentials too, and still refuses them once revoked', () => {
     const { authority, minted } = setup();
     const m = decodeV2(Buffer.from(minted.macaroon, 'base64'));
