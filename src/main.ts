@@ -220,6 +220,8 @@ export async function openAccounts(
   // A policy evaluated by a synchronous step without an `ensure` first (a running stream's next
   // chunk) belongs to an account with a pending transfer: it stays resident while that lasts.
   const policies = new PolicyRegistry(ledger, { keep: (id) => ledger.hasPending(id) });
+  // A shared store: an account's policy may have changed while another instance held its lease.
+  ledger.on('leased', (ids) => policies.forget(ids));
   const apiKeys = new ApiKeys(ledger);
   await apiKeys.load();
   const audit = new AuditLog(ledger);

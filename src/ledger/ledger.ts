@@ -373,9 +373,14 @@ export class Ledger implements RecordStore {
   /** `change`: one event per durable batch that moved funds (listeners must not throw). */
   on(event: 'change', listener: (c: LedgerChange) => void): () => void;
   on(event: 'fatal', listener: (err: unknown) => void): () => void;
+  /**
+   * `leased`: a shared store: this instance took these accounts' leases and read them afresh
+   * (before any debit may use them): what it keeps of them elsewhere (policies) may be stale.
+   */
+  on(event: 'leased', listener: (accountIds: string[]) => void): () => void;
   on(
-    event: 'change' | 'fatal',
-    listener: ((c: LedgerChange) => void) | ((err: unknown) => void),
+    event: 'change' | 'fatal' | 'leased',
+    listener: ((c: LedgerChange) => void) | ((err: unknown) => void) | ((ids: string[]) => void),
   ): () => void {
     const l = listener as (...args: unknown[]) => void;
     this.events.on(event, l);
@@ -1096,12 +1101,19 @@ export class Ledger implements RecordStore {
    * lands with no change of this instance made meanwhile: its memory is then the truth.
    */
   private async readLeased(ids: string[]): Promise<void> {
+    const taken = ids;
     for (let attempt = 1; ids.length > 0; attempt++) {
       if (attempt > 20)
         throw new LedgerError(LedgerErrorCode.LEASE_BUSY, 'the account kept changing while it was read');
       await this.flush();
       ids = await this.readAccounts(ids);
     }
+    this.events.emit('leased', taken);
+  }
+
+  /** The store is shared by several instances (debits under account leases). */
+  get shared(): boolean {
+    return this.leases !== undefined;
   }
 
   /**

@@ -38,10 +38,11 @@ export class PaymentsContext {
     others: readonly string[] = [],
     keys: readonly string[] = [],
   ): Promise<void> {
-    await Promise.all([
-      this.ledger.ensure({ spend: payers, accounts: others, keys }),
-      this.policies.ensure([...payers, ...others]),
-    ]);
+    const ledger = this.ledger.ensure({ spend: payers, accounts: others, keys });
+    // A shared store: the policies are read once the leases are taken (taking one drops its
+    // account's cached policy, which another instance may have changed).
+    if (this.ledger.shared) await ledger;
+    await Promise.all([ledger, this.policies.ensure([...payers, ...others])]);
   }
 
   /**

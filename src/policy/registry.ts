@@ -107,6 +107,14 @@ export class PolicyRegistry {
     return this.get(accountId);
   }
 
+  /**
+   * Drops what is cached of these accounts' policies: on a shared store, when this instance takes
+   * an account's lease (another instance may have changed its policy while holding it).
+   */
+  forget(accountIds: readonly string[]): void {
+    for (const id of accountIds) this.policies.delete(id);
+  }
+
   async set(accountId: string, policy: Policy): Promise<Policy> {
     const copy: Policy = {
       ...(policy.tier ? { tier: policy.tier } : {}),

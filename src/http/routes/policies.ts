@@ -58,6 +58,9 @@ export const policyRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (a
     },
     async (req) => {
       await s.ledger.requireAccount(req.params.id);
+      // Under the account's lease (a shared store): the instance spending from it hands it over,
+      // and reads the new policy when it takes the lease back.
+      await s.ledger.ensure({ spend: [req.params.id] });
       const policy: Policy =
         'tier' in req.body ? tierPolicy(req.body.tier, s.tiers) : { rules: req.body.rules.map(toRule) };
       return jsonSafe(await s.policies.set(req.params.id, policy));
