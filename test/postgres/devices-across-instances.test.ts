@@ -70,6 +70,7 @@ describe('devices across three instances on one Mosquitto and one PostgreSQL', (
     // One after another: the first applies the migrations and leads.
     for (const name of ['a', 'b', 'c']) await start(name, url);
     const a = instances[0]!.accounts.services;
+    await a.ledger.ensure({ accounts: ['meter'] });
     await a.ledger.createAccount({ id: 'meter', kind: 'device', name: 'meter' }).durable;
     device = VirtualDevice.random(a.devices!.gatewayId);
     // Registered through the first instance after the others started: they read it on first use.

@@ -84,6 +84,7 @@ describe('device payments across three instances on regtest (one PostgreSQL, one
     dataDir = mkdtempSync(join(tmpdir(), 'coulomb-devcluster-'));
     const a = await start();
     const s = a.accounts.services;
+    await s.ledger.ensure({ accounts: ['dev-c'] });
     await s.ledger.createAccount({ id: 'dev-c', kind: 'device', name: 'dev-c' }).durable;
     await s.policies.set('dev-c', tierPolicy('L2'));
     await s.ledger.transfer({
