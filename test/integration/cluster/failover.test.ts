@@ -71,6 +71,7 @@ describe('leader failover on regtest (two instances, one PostgreSQL, one LND)', 
     const a = await start();
     await eventually(() => (leads(a) ? true : undefined), 10_000, 'a leads');
     const b = await start();
+    await a.services.ledger.ensure({ accounts: ['agent-f'] });
     await a.services.ledger.createAccount({ id: 'agent-f', kind: 'agent', name: 'agent-f' }).durable;
     const bob = await rawLnd('bob');
 
