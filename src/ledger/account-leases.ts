@@ -25,6 +25,8 @@ export interface LeaseHooks {
   refresh(ids: string[]): Promise<void>;
   /** The account has changes of this instance not yet durable: its lease must not go yet. */
   dirty(id: string): boolean;
+  /** These leases are no longer this instance's (handed over, given up, lost or stopped). */
+  released(ids: string[]): void;
 }
 
 interface Held {
@@ -154,6 +156,7 @@ export class AccountLeases {
     const all = [...this.held.entries()].filter(([, h]) => !h.releasing);
     for (const [, h] of all) h.releasing = true;
     this.held.clear();
+    this.hooks.released(all.map(([id]) => id));
     await this.store
       .releaseLeases(all.map(([accountId, h]) => ({ accountId, epoch: h.epoch })))
       .catch(() => undefined); // they run out on their own (ttl)
@@ -194,6 +197,7 @@ export class AccountLeases {
         await ready;
       } catch (err) {
         for (const [id, h] of fresh) if (this.held.get(id) === h) this.held.delete(id);
+        this.hooks.released(fresh.map(([id]) => id));
         await this.store
           .releaseLeases(fresh.map(([accountId, h]) => ({ accountId, epoch: h.epoch })))
           .catch(() => undefined);
@@ -243,10 +247,15 @@ export class AccountLeases {
           await this.store.releaseLeases(release.map(([accountId, h]) => ({ accountId, epoch: h.epoch })));
         } finally {
           const at = this.now();
+          const gone: string[] = [];
           for (const [id, h] of release) {
-            if (this.held.get(id) === h) this.held.delete(id);
+            if (this.held.get(id) === h) {
+              this.held.delete(id);
+              gone.push(id);
+            }
             if (h.wanted) this.handedOver.set(id, at);
           }
+          this.hooks.released(gone);
         }
       }
       if (renew.length > 0) {
@@ -260,7 +269,10 @@ export class AccountLeases {
           if (g && g.epoch === h.epoch) {
             h.validUntil = sentAt + this.ttlMs - this.margin;
             h.wanted ||= g.wanted;
-          } else this.held.delete(id);
+          } else {
+            this.held.delete(id);
+            this.hooks.released([id]);
+          }
         }
       }
     } catch {

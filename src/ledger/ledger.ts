@@ -232,6 +232,7 @@ export class Ledger implements RecordStore {
         {
           refresh: (ids) => this.readLeased(ids),
           dirty: (id) => this.dirty(id),
+          released: (ids) => this.dropPending(ids),
         },
         options.leases,
       );
@@ -259,10 +260,13 @@ export class Ledger implements RecordStore {
   static async open(store: LedgerStore, options: LedgerOptions = {}): Promise<Ledger> {
     const snapshot = await store.load();
     const ledger = new Ledger(store, snapshot.lastSeq, snapshot.empty, options);
-    for (const t of snapshot.pending) {
-      ledger.pending.set(t.id, t);
-      ledger.countPending(t, 1);
-    }
+    // A shared store: each pending transfer comes with the lease of its debit account (another
+    // instance may be posting it right now); a store this process owns has them all.
+    if (!ledger.leases)
+      for (const t of snapshot.pending) {
+        ledger.pending.set(t.id, t);
+        ledger.countPending(t, 1);
+      }
     await ledger.ensure({ accounts: [...ledger.pendingOf.keys()] });
     if ((await store.getRecord(SPEND_BUCKETS_MARK)) === undefined) {
       if (!snapshot.empty) await ledger.rebuildSpend();
@@ -666,6 +670,7 @@ export class Ledger implements RecordStore {
       );
     const debit = this.mutableAccount(t.debitAccountId);
     const credit = this.mutableAccount(t.creditAccountId);
+    const fence = this.fence(debit);
     debit.debitsPending -= t.amount - advanced;
     credit.creditsPending -= t.amount - advanced;
     debit.debitsPosted += final - advanced;
@@ -680,7 +685,10 @@ export class Ledger implements RecordStore {
     this.pending.delete(id);
     this.rememberFinal(t);
     const durable = this.persist(
-      [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
+      this.withFence(
+        [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
+        fence,
+      ),
       [
         {
           type: 'transfer_posted',
@@ -707,6 +715,7 @@ export class Ledger implements RecordStore {
     if (t.advanced !== undefined && t.advanced > 0n) return this.post(id, t.advanced, records);
     const debit = this.mutableAccount(t.debitAccountId);
     const credit = this.mutableAccount(t.creditAccountId);
+    const fence = this.fence(debit);
     debit.debitsPending -= t.amount;
     credit.creditsPending -= t.amount;
     if (t.spentAt !== undefined) this.spendOf(debit.id).remove(t.spentAt, t.amount, 1);
@@ -716,7 +725,10 @@ export class Ledger implements RecordStore {
     this.pending.delete(id);
     this.rememberFinal(t);
     const durable = this.persist(
-      [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
+      this.withFence(
+        [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
+        fence,
+      ),
       [
         {
           type: 'transfer_voided',
@@ -749,13 +761,17 @@ export class Ledger implements RecordStore {
       );
     const debit = this.mutableAccount(t.debitAccountId);
     const credit = this.mutableAccount(t.creditAccountId);
+    const fence = this.fence(debit);
     debit.debitsPending -= delta;
     credit.creditsPending -= delta;
     debit.debitsPosted += delta;
     credit.creditsPosted += delta;
     t.advanced = msat(advanced);
     const durable = this.persist(
-      [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
+      this.withFence(
+        [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
+        fence,
+      ),
       [],
       records,
     );
@@ -1108,7 +1124,49 @@ export class Ledger implements RecordStore {
       await this.flush();
       ids = await this.readAccounts(ids);
     }
+    await this.readPendingDebits(taken);
     this.events.emit('leased', taken);
+  }
+
+  /**
+   * A shared store, a lease just taken: the pending transfers debiting these accounts as the
+   * store has them (another holder may have created, advanced, posted or voided some since this
+   * instance last held the lease), their credit accounts read too (a post moves them). While the
+   * lease is held no other instance can change them (post, void and advance are fenced by it).
+   */
+  private async readPendingDebits(ids: string[]): Promise<void> {
+    const stored = await this.store.leases!.pendingDebits(ids);
+    this.dropPending(ids);
+    for (const t of stored) {
+      this.pending.set(t.id, t);
+      this.countPending(t, 1);
+    }
+    const credits = [...new Set(stored.map((t) => t.creditAccountId))];
+    if (credits.length > 0) await this.readShared(credits, this.now());
+  }
+
+  /**
+   * A shared store: forgets the pending transfers debiting accounts whose lease this instance no
+   * longer holds (read afresh with the lease when it is taken again): memory stays bounded by
+   * what this instance is spending, and nothing stale is posted from it.
+   */
+  private dropPending(ids: readonly string[]): void {
+    if (ids.length === 0 || this.pending.size === 0) return;
+    const gone = new Set(ids);
+    for (const t of [...this.pending.values()])
+      if (gone.has(t.debitAccountId)) {
+        this.pending.delete(t.id);
+        this.countPending(t, -1);
+      }
+  }
+
+  /** The writes with the fence of their debit appended (a shared store), else as they are. */
+  private withFence(
+    writes: LedgerWrite[],
+    fence: (LedgerWrite & { type: 'fence' }) | undefined,
+  ): LedgerWrite[] {
+    if (fence) writes.push(fence);
+    return writes;
   }
 
   /** The store is shared by several instances (debits under account leases). */

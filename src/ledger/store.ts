@@ -168,6 +168,11 @@ export interface AccountLeaseStore {
   wantedLeases(): Promise<string[]>;
   /** Gives leases up (each only if still held under that epoch). */
   releaseLeases(leases: readonly { accountId: string; epoch: number }[]): Promise<void>;
+  /**
+   * The pending transfers debiting these accounts: what the holder of their leases alone may post,
+   * void or advance (read when a lease is taken; another holder may have changed them since).
+   */
+  pendingDebits(accountIds: readonly string[]): Promise<Transfer[]>;
 }
 
 /**

@@ -121,6 +121,8 @@ describe('coulomb store export / import / verify', () => {
     expect((await after.requireAccount('carol')).frozen).toBe(true);
     for (const id of [source.pendingId, source.keyedId, source.postedId])
       expect(await after.getTransfer(id)).toEqual(await before.getTransfer(id));
+    // On a shared store a pending transfer comes with the lease of its debit account.
+    await after.ensure({ spend: ['alice'] });
     expect(after.pendingTransfers().map((t) => t.id)).toEqual([source.pendingId]);
     for (const id of ['alice', 'bob', 'carol'])
       expect(await after.journal(id, { limit: 50 })).toEqual(await before.journal(id, { limit: 50 }));

@@ -292,6 +292,15 @@ CREATE TABLE device_counters (
 );
 ${SEED_DEVICE_COUNTERS}`;
 
+/**
+ * The pending transfers of an account as debit: what an instance reads when it takes the
+ * account's lease (`pendingDebits`), from an index of the pending ones only (bounded by what is
+ * live, not by history).
+ */
+const PENDING_DEBITS = `
+CREATE INDEX ledger_transfers_pending_debit ON ledger_transfers (debit_account_id) WHERE state = 'pending';
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables', sql: LEDGER_V1 },
   { version: 2, name: 'ledger commit function', sql: LEDGER_COMMIT_FN },
@@ -299,6 +308,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'duty cursors', sql: DUTY_CURSORS },
   { version: 5, name: 'account leases', sql: ACCOUNT_LEASES },
   { version: 6, name: 'device counters', sql: DEVICE_COUNTERS },
+  { version: 7, name: 'pending transfers by debit account', sql: PENDING_DEBITS },
 ];
 
 /**

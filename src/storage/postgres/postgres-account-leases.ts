@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from 'postgres';
 import type { AccountLeaseStore, LeaseGrant } from '../../ledger/store.js';
+import type { Transfer } from '../../ledger/types.js';
+import { transferOf, type TransferRow } from './postgres-rows.js';
 
 /**
  * Account leases in `ledger_leases` (migration 5): one statement takes the free or expired leases
@@ -45,6 +47,15 @@ export class PostgresAccountLeases implements AccountLeaseStore {
     const rows = await this.sql<{ account_id: string }[]>`
       SELECT account_id FROM ledger_leases WHERE holder = ${this.holder} AND wanted_at IS NOT NULL`;
     return rows.map((r) => r.account_id);
+  }
+
+  async pendingDebits(accountIds: readonly string[]): Promise<Transfer[]> {
+    if (accountIds.length === 0) return [];
+    const rows = await this.sql<TransferRow[]>`
+      SELECT * FROM ledger_transfers
+        WHERE state = 'pending' AND debit_account_id IN (SELECT unnest(${[...accountIds]}::text[]))
+        ORDER BY id`;
+    return rows.map(transferOf);
   }
 
   async releaseLeases(leases: readonly { accountId: string; epoch: number }[]): Promise<void> {

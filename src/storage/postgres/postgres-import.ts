@@ -18,7 +18,7 @@ import {
   type AccountRow,
   type JournalRow,
   type TransferRow,
-} from './postgres-ledger-store.js';
+} from './postgres-rows.js';
 
 /** Rows written per INSERT (one unnest statement per kind and batch). */
 const BATCH = 1000;

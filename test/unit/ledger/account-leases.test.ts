@@ -47,13 +47,16 @@ class LeaseTable {
           if (r && r.holder === name && r.epoch === l.epoch) rows.delete(l.accountId);
         }
       },
+      async pendingDebits() {
+        return [];
+      },
     };
   }
 }
 
 function leases(
   store: AccountLeaseStore,
-  hooks: { refreshed?: string[][]; dirty?: Set<string> } = {},
+  hooks: { refreshed?: string[][]; dirty?: Set<string>; released?: string[][] } = {},
   options: ConstructorParameters<typeof AccountLeases>[2] = {},
 ): AccountLeases {
   return new AccountLeases(
@@ -63,6 +66,9 @@ function leases(
         hooks.refreshed?.push(ids);
       },
       dirty: (id) => hooks.dirty?.has(id) ?? false,
+      released: (ids) => {
+        if (ids.length > 0) hooks.released?.push(ids);
+      },
     },
     { tickMs: 5, graceMs: 5, idleMs: 1000, waitMs: 2000, ...options },
   );
@@ -90,7 +96,8 @@ describe('AccountLeases', () => {
   it('hands a lease over to the instance that asks, not before its changes are durable', async () => {
     const table = new LeaseTable();
     const dirty = new Set(['alice']);
-    const a = leases(table.holder('a'), { dirty });
+    const released: string[][] = [];
+    const a = leases(table.holder('a'), { dirty, released });
     const b = leases(table.holder('b'));
     await a.hold(['alice']);
     const first = a.epochOf('alice')!;
@@ -100,9 +107,12 @@ describe('AccountLeases', () => {
     // a has a change of alice not yet durable: it keeps the lease.
     expect(got).toBe(false);
     expect(a.epochOf('alice')).toBe(first);
+    expect(released).toEqual([]);
     dirty.delete('alice');
     await taking;
     expect(a.epochOf('alice')).toBeUndefined();
+    // The ledger forgets what only the holder may change (its pending debits of alice).
+    expect(released).toEqual([['alice']]);
     expect(b.epochOf('alice')).toBeGreaterThan(first);
     await Promise.all([a.stop(), b.stop()]);
   });
@@ -132,7 +142,8 @@ describe('AccountLeases', () => {
 
   it('drops a lease the renewal finds lost: debits of it are refused', async () => {
     const table = new LeaseTable();
-    const a = leases(table.holder('a'), {}, { ttlMs: 30 });
+    const released: string[][] = [];
+    const a = leases(table.holder('a'), { released }, { ttlMs: 30 });
     await a.hold(['alice']);
     expect(a.epochOf('alice')).toBeDefined();
     // Another instance took it (a's lease ran out while a was stalled).
@@ -140,6 +151,7 @@ describe('AccountLeases', () => {
     await new Promise((r) => setTimeout(r, 60));
     expect(a.epochOf('alice')).toBeUndefined();
     expect(a.holds('alice')).toBe(false);
+    expect(released).toEqual([['alice']]);
     await a.stop();
   });
 });
