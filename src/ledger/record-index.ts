@@ -31,7 +31,7 @@ export interface IndexPage {
  */
 export class RecordIndex<T extends IndexedItem> {
   constructor(
-    private readonly name: string,
+    readonly name: string,
     private readonly codec: { encode(item: T): string; decode(raw: string): T },
     /** The accounts an item is listed under (e.g. payer and payee). */
     private readonly accountsOf: (item: T) => (string | undefined)[],
@@ -154,6 +154,51 @@ export class IndexedItems<T extends IndexedItem> {
     }
     this.remember(item);
     return item;
+  }
+
+  /**
+   * The item as the store has it now (a shared store: another instance may have closed it), filed
+   * in memory by that state; memory's copy while both are open, or when the store has none yet.
+   */
+  async reread(id: string): Promise<T | undefined> {
+    const stored = this.index.idPattern.test(id) ? await this.index.read(this.ledger, id) : undefined;
+    if (!stored) return this.cached(id);
+    // Still open: memory's copy stays the one its users hold.
+    const mine = this.open.get(id);
+    if (mine && !this.index.isFinal(stored)) return mine;
+    this.remember(stored);
+    return stored;
+  }
+
+  /**
+   * The open items as the store has them (a shared store: those of every instance), a page of
+   * `limit` after the id `after`; memory's copy of those this instance holds. Bounded by what is
+   * live, never by history.
+   */
+  async openOnDisk(limit: number, after?: string): Promise<{ items: T[]; next?: string }> {
+    const prefix = `${this.index.name}open!`;
+    const items: T[] = [];
+    const listed = await this.ledger.listRecords(prefix, {
+      limit,
+      ...(after ? { after: prefix + after } : {}),
+    });
+    for (const r of listed) {
+      const id = r.key.slice(prefix.length);
+      const item = this.open.get(id) ?? (await this.index.read(this.ledger, id));
+      if (item && !this.index.isFinal(item)) items.push(item);
+    }
+    const last = listed[listed.length - 1];
+    return { items, ...(listed.length === limit && last ? { next: last.key.slice(prefix.length) } : {}) };
+  }
+
+  /** Every open item on disk (`openOnDisk`), a page of `pageSize` read at a time. */
+  async *allOpenOnDisk(pageSize = 500): AsyncGenerator<T> {
+    let after: string | undefined;
+    do {
+      const page = await this.openOnDisk(pageSize, after);
+      yield* page.items;
+      after = page.next;
+    } while (after !== undefined);
   }
 
   /** The item for reading only (listings): from memory, else its record, without caching it. */

@@ -20,15 +20,17 @@ export class Approvals extends PaymentsPart {
 
   /**
    * Approvals, newest first, a page at a time: the pending ones from memory (they expire within
-   * the approval TTL), the others from disk (scanning pages for the asked state).
+   * the approval TTL; on a shared store every instance's, from the index of open ones), the others
+   * from disk (scanning pages for the asked state).
    */
   async listApprovals(
     query: { state?: Approval['state']; limit?: number; cursor?: string } = {},
   ): Promise<{ approvals: Approval[]; nextCursor?: string }> {
     const limit = query.limit ?? 100;
     if (query.state === 'pending') {
-      const open = this.store
-        .openApprovals()
+      const all: Approval[] = [];
+      for await (const a of this.openApprovals()) all.push(a);
+      const open = all
         .filter((a) => a.state === 'pending')
         .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
       return { approvals: open.slice(0, limit).map((a) => ({ ...a })) };
@@ -52,6 +54,26 @@ export class Approvals extends PaymentsPart {
   }
 
   async approve(approvalId: string, by: string): Promise<Payment> {
+    return this.shared(approvalId, () => this.approveNow(approvalId, by));
+  }
+
+  /**
+   * A shared store: runs `fn` under the lease of the approval's account (which alone may void the
+   * hold), with the approval and its payment read afresh into memory (another instance may have
+   * created or decided it). A store one process owns: runs `fn`.
+   */
+  private async shared<T>(approvalId: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.ledger.shared) return fn();
+    const seen = await this.store.findApproval(approvalId);
+    if (!seen) return fn(); // not found: said by `fn`
+    return this.ledger.underLease(seen.accountId, async () => {
+      const approval = await this.store.rereadApproval(approvalId);
+      if (approval) await this.store.reread(approval.paymentId);
+      return fn();
+    });
+  }
+
+  private async approveNow(approvalId: string, by: string): Promise<Payment> {
     // The release of the hold and the new reservation are one synchronous step on resident state.
     const asked = this.store.openApproval(approvalId);
     if (asked) await this.ctx.prepare([asked.accountId], [LIGHTNING_ACCOUNT]);
@@ -95,21 +117,37 @@ export class Approvals extends PaymentsPart {
   }
 
   async denyApproval(approvalId: string, by: string): Promise<Payment> {
-    const approval = this.pendingApproval(approvalId);
-    if (approval instanceof Promise) return approval;
-    return this.closeApproval(approval, 'denied', by);
+    return this.shared(approvalId, async () => {
+      const asked = this.store.openApproval(approvalId);
+      // A shared store: the hold's accounts read under the lease, then decided in one step.
+      if (asked && this.ledger.shared) await this.ctx.prepare([asked.accountId], [LIGHTNING_ACCOUNT]);
+      const approval = this.pendingApproval(approvalId);
+      if (approval instanceof Promise) return approval;
+      return this.closeApproval(approval, 'denied', by);
+    });
   }
 
-  /** Expires approvals whose time passed, releasing their holds. */
+  /**
+   * Expires approvals whose time passed, releasing their holds: this instance's, or on a shared
+   * store every instance's (the leader's duty), each under its account's lease.
+   */
   async expireApprovals(): Promise<void> {
     const now = this.now();
-    for (const a of this.store.openApprovals()) {
-      if (a.state === 'pending' && a.expiresAt <= now) {
-        await this.closeApproval(a, 'expired', 'system').catch((err: unknown) =>
-          this.log.error({ err, approvalId: a.id }, 'could not expire an approval'),
-        );
-      }
+    for await (const a of this.openApprovals()) {
+      if (a.state !== 'pending' || a.expiresAt > now) continue;
+      await this.shared(a.id, async () => {
+        if (this.ledger.shared) await this.ctx.prepare([a.accountId], [LIGHTNING_ACCOUNT]);
+        const open = this.store.openApproval(a.id);
+        if (open?.state !== 'pending') return; // decided meanwhile
+        await this.closeApproval(open, 'expired', 'system');
+      }).catch((err: unknown) => this.log.error({ err, approvalId: a.id }, 'could not expire an approval'));
     }
+  }
+
+  /** The open approvals: from memory; on a shared store every instance's, from disk, a page at a time. */
+  private async *openApprovals(): AsyncGenerator<Approval> {
+    if (this.ledger.shared) yield* this.store.openApprovalsOnDisk();
+    else yield* this.store.openApprovals();
   }
 
   private async closeApproval(approval: Approval, state: 'denied' | 'expired', by: string): Promise<Payment> {

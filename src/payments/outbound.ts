@@ -543,13 +543,42 @@ export class Outbound extends PaymentsPart {
         : { status: 'pending', paymentHash: payment.paymentHash };
       if (!refused) this.log.warn({ err, paymentId: payment.id }, 'payment outcome unknown; tracking');
     }
-    await this.apply(payment, outcome);
+    try {
+      await this.apply(payment, outcome);
+    } catch (err) {
+      // A shared store: the payer's lease went to another instance meanwhile. The payment was
+      // sent; it stays pending and tracking books the outcome under the lease.
+      if (!isLeaseError(err)) throw err;
+    }
     if (this.store.isPending(payment.id)) this.track(payment);
     return publicPayment(payment);
   }
 
-  /** Applies what LND says to a pending payment: post, void, or leave pending. Idempotent. */
+  /**
+   * Applies what LND says to a pending payment: post, void, or leave pending. Idempotent. On a
+   * shared store under the payer's lease (which alone may post or void its reservation), with the
+   * payment read afresh: another instance (the leader's reconciliation, say) may have booked it.
+   */
   async apply(payment: Payment, outcome: PaymentOutcome, fromTracking = false): Promise<void> {
+    if (payment.status !== 'pending') return;
+    if (!this.ledger.shared) return this.applyNow(payment, outcome, fromTracking);
+    if (outcome.status === 'pending') return;
+    await this.ledger.underLease(payment.accountId, async () => {
+      const stored = await this.store.reread(payment.id);
+      if (stored && stored !== payment && stored.status !== 'pending') {
+        // Booked elsewhere: this copy is final too (its users see the outcome).
+        Object.assign(payment, stored);
+        return;
+      }
+      await this.ledger.ensure({
+        accounts: [payment.accountId, LIGHTNING_ACCOUNT],
+        transfers: [payment.reservationId],
+      });
+      await this.applyNow(payment, outcome, fromTracking);
+    });
+  }
+
+  private async applyNow(payment: Payment, outcome: PaymentOutcome, fromTracking: boolean): Promise<void> {
     if (payment.status !== 'pending') return;
     const sentAt = payment.sentAt ?? payment.createdAt;
     if (outcome.status === 'succeeded') {
@@ -614,7 +643,11 @@ export class Outbound extends PaymentsPart {
           const outcome = await this.backend
             .trackPayment(payment.paymentHash, { timeoutMs: 60_000 })
             .catch(() => undefined);
-          if (outcome) await this.apply(payment, outcome, true);
+          if (outcome)
+            await this.apply(payment, outcome, true).catch((err: unknown) => {
+              // The payer's lease is busy elsewhere (a shared store): the next round books it.
+              if (!isLeaseError(err)) throw err;
+            });
           if (this.store.isPending(payment.id))
             await new Promise((r) => setTimeout(r, outcome?.status === 'not_found' ? 1000 : 2000).unref());
         }
@@ -707,4 +740,12 @@ export class Outbound extends PaymentsPart {
     this.inbound.publishInvoice(inv);
     return publicPayment(payment);
   }
+}
+
+/** A shared store's lease refusals: retried later, never a failure of the payment. */
+function isLeaseError(err: unknown): boolean {
+  return (
+    err instanceof LedgerError &&
+    (err.code === LedgerErrorCode.LEASE_BUSY || err.code === LedgerErrorCode.LEASE_NOT_HELD)
+  );
 }

@@ -112,6 +112,21 @@ export class PaymentStore {
     return this.payments.openItem(id) ?? this.cachedFinal(id);
   }
 
+  /**
+   * A shared store: the payment as the store has it now (another instance may have finished it),
+   * filed in memory by that state. Read under the payer's lease, nothing else changes it meanwhile.
+   */
+  async reread(id: string): Promise<Payment | undefined> {
+    const p = await this.payments.reread(id);
+    if (p) this.trackHash(p);
+    return p;
+  }
+
+  /** The live payments on disk, every instance's (a shared store), read a page at a time. */
+  liveOnDisk(): AsyncGenerator<Payment> {
+    return this.payments.allOpenOnDisk();
+  }
+
   async replayPayment(id: string): Promise<Payment> {
     return publicPayment(await this.mustPayment(id));
   }
@@ -124,6 +139,16 @@ export class PaymentStore {
     const p = await this.payments.find(id);
     if (!p) throw new PaymentError(PaymentErrorCode.PAYMENT_NOT_FOUND, `no payment ${id}`);
     return p;
+  }
+
+  /** A shared store: the approval as the store has it now, filed in memory by that state. */
+  async rereadApproval(id: string): Promise<Approval | undefined> {
+    return this.approvals.reread(id);
+  }
+
+  /** The open approvals on disk, every instance's (a shared store), read a page at a time. */
+  openApprovalsOnDisk(): AsyncGenerator<Approval> {
+    return this.approvals.allOpenOnDisk();
   }
 
   async findApproval(id: string): Promise<Approval | undefined> {

@@ -1,3 +1,4 @@
+import { LedgerError } from '../ledger/errors.js';
 import { balanceOf, isGatewayAccount, type Account } from '../ledger/types.js';
 import { PaymentsPart, type PaymentsContext } from './context.js';
 import type { Inbound } from './inbound.js';
@@ -42,6 +43,16 @@ export class Reconciliation extends PaymentsPart {
   }
 
   /**
+   * The payments not final yet: from memory, where every live payment of this instance is; on a
+   * shared store, from the store's index of open payments, every instance's (one that died left
+   * its payments to the leader's reconciliation), a page at a time.
+   */
+  private async *livePayments(): AsyncGenerator<Payment> {
+    if (this.ledger.shared) yield* this.store.liveOnDisk();
+    else yield* this.store.live();
+  }
+
+  /**
    * Re-tracks every non-final payment (no age cut-off; from memory, where every live payment is)
    * and catches up on open invoices. A full pass also checks every final Lightning payment
    * against LND, paging through them on disk; on a mismatch the account is frozen and an alert
@@ -59,14 +70,21 @@ export class Reconciliation extends PaymentsPart {
         .catch((err: unknown) =>
           this.log.warn({ err, hash }, 'could not complete the cancel of an internally paid invoice'),
         );
-    for (const p of this.store.live()) {
+    for await (const p of this.livePayments()) {
       if (p.status !== 'pending') continue;
       progress.checked += 1;
       const lnd = await this.backend.trackPayment(p.paymentHash, { timeoutMs: 0 }).catch(() => undefined);
       if (!lnd) continue;
-      await this.outbound.apply(p, lnd, true);
+      // A shared store: the payer's lease may be busy on another instance; the next pass retries.
+      const booked = await this.outbound.apply(p, lnd, true).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof LedgerError && err.status === 503) return false;
+          throw err;
+        },
+      );
       const still = this.store.livePayment(p.id);
-      if (still?.status === 'pending') this.outbound.track(still);
+      if (booked && still?.status === 'pending') this.outbound.track(still);
     }
     if (full) {
       let cursor: string | undefined;

@@ -721,6 +721,10 @@ export function createProxy(deps: ProxyDeps): Server {
       }
       if (!b.reservation) return;
       const charge = used === undefined ? b.reserved : used > b.reserved ? b.reserved : used;
+      // A shared store: the credential's lease may have gone to another instance while the
+      // upstream worked; only its holder may post or void the reservation (read afresh with it).
+      if (deps.ledger.shared)
+        await deps.ledger.ensure({ spend: [b.account], accounts: [b.revenue], transfers: [b.reservation] });
       await (
         charge > 0n
           ? deps.ledger.post(b.reservation, msat(charge))
