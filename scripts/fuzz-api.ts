@@ -270,20 +270,31 @@ function configFile(pass: Pass): string {
 }
 
 /**
- * How schemathesis is started: through its venv's interpreter with a higher recursion limit when
- * that interpreter is beside it. CPython 3.11's `ast.parse` budgets its tree conversion from the
- * interpreter's recursion limit minus the current depth, and on running out reports
- * `SystemError: AST constructor recursion depth mismatch` (python/cpython#106905) instead of a
- * RecursionError; hypothesis parses a source file's lambdas to describe a filtered strategy, deep
- * in schemathesis' generators, and one pass failed with that tool error (a "Runtime Error" on a
- * generated case, not a response). The limit only widens the budget; the stack is not deeper.
+ * How schemathesis is started: through its venv's interpreter, with `ast.parse` serialized across
+ * threads, when that interpreter is beside it. CPython 3.11 (this machine has 3.11.7) keeps the AST
+ * conversion's recursion depth in state every thread shares (python/cpython#106905): two threads
+ * parsing at once corrupt it and one gets `SystemError: AST constructor recursion depth mismatch`.
+ * hypothesis parses a source file's lambdas to describe a filtered strategy, deep in
+ * schemathesis' generators, and with `--workers 2` (two threads) a pass now and then failed with
+ * that tool error (a "Runtime Error" on a generated case, not a response). A lock around
+ * `ast.parse` removes the race; the higher recursion limit only widens the depth budget.
  */
 function schemathesisCommand(script: string, args: string[]): [string, string[]] {
   const python = join(dirname(script), 'python3');
   if (!existsSync(python)) return [script, args];
-  const bootstrap =
-    'import sys; sys.setrecursionlimit(20000); sys.argv[0] = "schemathesis"; ' +
-    'from schemathesis.cli import schemathesis; sys.exit(schemathesis())';
+  const bootstrap = [
+    'import ast, sys, threading',
+    'sys.setrecursionlimit(20000)',
+    '_lock = threading.Lock()',
+    '_parse = ast.parse',
+    'def _locked_parse(*a, **k):',
+    '    with _lock:',
+    '        return _parse(*a, **k)',
+    'ast.parse = _locked_parse',
+    'sys.argv[0] = "schemathesis"',
+    'from schemathesis.cli import schemathesis',
+    'sys.exit(schemathesis())',
+  ].join('\n');
   return [python, ['-c', bootstrap, ...args]];
 }
 
@@ -443,9 +454,19 @@ async function readPass(
   const report = JSON.parse(readFileSync(join(dir, jsonReport), 'utf8')) as Json;
   for (const e of Array.isArray(report['errors']) ? (report['errors'] as unknown[]) : [])
     result.errors.push(`${String(obj(e)['title'])} (x${String(obj(e)['count'])})`);
+  // The report names an error only by title: its operation and traceback are in the output.
+  if (result.errors.length > 0) result.errors.push(errorSection(join(dir, 'output.txt')));
   if (report['complete'] !== true)
     result.errors.push(`the run did not complete (${String(report['stop_reason'])})`);
   return result;
+}
+
+/** The ERRORS section schemathesis printed (operation, message, traceback), at most 80 lines. */
+function errorSection(output: string): string {
+  const lines = existsSync(output) ? readFileSync(output, 'utf8').split('\n') : [];
+  const at = lines.findIndex((l) => /^=+ ERRORS =+$/.test(l.trim()));
+  if (at < 0) return `no ERRORS section in ${output}`;
+  return `schemathesis printed:\n${lines.slice(at, at + 80).join('\n')}`;
 }
 
 /** The binding keys of every scalar field of every JSON request body (`$ref`s followed, arrays as `[*]`). */
