@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { resolvePolarNode } from './config/polar.js';
 import type { Config, LndConfig } from './config/schema.js';
 import { ApiKeys } from './auth/api-keys.js';
+import { SHARED_REVOCATION_BOUND_MS } from './domain/shared-staleness.js';
 import { buildApp, type CoulombApp } from './http/app.js';
 import type { AccountServices } from './http/routes/accounts.js';
 import { Ledger, type LedgerOptions } from './ledger/ledger.js';
@@ -222,7 +223,8 @@ export async function openAccounts(
   const policies = new PolicyRegistry(ledger, { keep: (id) => ledger.hasPending(id) });
   // A shared store: an account's policy may have changed while another instance held its lease.
   ledger.on('leased', (ids) => policies.forget(ids));
-  const apiKeys = new ApiKeys(ledger);
+  // A shared store: a key revoked through another instance is refused here within the bound.
+  const apiKeys = new ApiKeys(ledger, Date.now, undefined, sharedBound(ledger));
   await apiKeys.load();
   const audit = new AuditLog(ledger);
   const events = new EventBus();
@@ -308,6 +310,7 @@ export async function openAccounts(
   const revocations = new L402Revocations(ledger, l402Authority, {
     credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),
     onError: (err) => log.warn({ err }, 'pruning L402 revocations failed'),
+    ...sharedBound(ledger),
   });
   await revocations.load();
   let subscription: Subscription | undefined;
@@ -410,6 +413,32 @@ export async function openAccounts(
       await storage.close();
     },
   };
+}
+
+/**
+ * On a store shared by several instances, how long a cached record of something that can be
+ * withdrawn (an API key, an L402 credential's revocation) is trusted: none on the embedded store.
+ */
+function sharedBound(ledger: Ledger): { maxAgeMs?: number } {
+  return ledger.shared ? { maxAgeMs: SHARED_REVOCATION_BOUND_MS } : {};
+}
+
+/**
+ * The L402 gate of the proxy: on a store shared by several instances it admits a credential only
+ * once its revocation was read within the bound (another instance may have revoked it).
+ */
+export function l402Gate(
+  accounts: Pick<AccountServices, 'ledger' | 'payments'>,
+  backend: LightningBackend,
+  authority: L402Authority,
+  revocations: L402Revocations,
+): L402Gate {
+  return new L402Gate(
+    authority,
+    backend,
+    accounts.payments,
+    accounts.ledger.shared ? revocations : undefined,
+  );
 }
 
 /** A 32-byte secret of this gateway (hex), created once in the data dir with mode 0600. */
@@ -524,12 +553,13 @@ export async function startL402Proxy(
     ownRevocations = new L402Revocations(accounts.ledger, authority, {
       credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),
       onError: (err) => log.warn({ err }, 'pruning L402 revocations failed'),
+      ...sharedBound(accounts.ledger),
     });
     await ownRevocations.start();
   }
-  const gate = new L402Gate(authority, backend, accounts.payments);
-  await recoverInterruptedUsage(accounts.ledger);
   const revocations = ownRevocations ?? accounts.l402!.revocations;
+  const gate = l402Gate(accounts, backend, authority, revocations);
+  await recoverInterruptedUsage(accounts.ledger);
   const refunds = new CreditRefunds(accounts.ledger, accounts.payments, accounts.policies, backend);
   // Always there: a service offering MPP may be added live through the admin API.
   const mpp = new MppGate({
@@ -539,6 +569,8 @@ export async function startL402Proxy(
     backend,
     invoices: accounts.payments,
     records: accounts.ledger,
+    // A shared store: a session closed through another instance is refused here within the bound.
+    ...sharedBound(accounts.ledger),
   });
   const server = createProxy({
     services: catalog.current(),

@@ -45,6 +45,21 @@ const INDEXED_MARK = `${PREFIXES.apiKeyIndexMark.prefix}v1`;
 /** Key records kept in memory: the recently used ones; the rest are read from disk when presented. */
 const CACHED_KEYS = 10_000;
 
+/** A cached record and when it was read (or written) here. */
+interface CachedKey {
+  record: ApiKeyRecord;
+  readAt: number;
+}
+
+export interface ApiKeysOptions {
+  /**
+   * A store shared by several instances: how long (ms) a cached record is trusted before it is
+   * read again, so a key revoked through another instance is refused here within this bound.
+   * Absent (one process owns the store): a cached record is trusted until it is evicted.
+   */
+  maxAgeMs?: number;
+}
+
 export type Principal = { type: 'operator' } | { type: 'key'; key: ApiKeyRecord };
 
 export class AuthError extends AppError {}
@@ -62,16 +77,20 @@ export function hasScope(scopes: readonly Scope[], needed: Scope): boolean {
  * Scoped, expiring, revocable API keys per account; stored hashed, compared in constant time.
  * Records are read from disk by the key id the presented key carries (`key!<id>`), with a
  * bounded cache of recently used ones; an account's keys are listed from `keyby!<account>!<id>`.
+ * On a shared store (`maxAgeMs`) a cached record older than the bound is read again before use.
  */
 export class ApiKeys {
-  private readonly keys: BoundedCache<string, ApiKeyRecord>;
+  private readonly keys: BoundedCache<string, CachedKey>;
+  private readonly maxAgeMs: number | undefined;
 
   constructor(
     private readonly store: RecordStore,
     private readonly now: () => number = Date.now,
     cached = CACHED_KEYS,
+    options: ApiKeysOptions = {},
   ) {
     this.keys = new BoundedCache(cached, now);
+    this.maxAgeMs = options.maxAgeMs;
   }
 
   /** Indexes the keys of a store from before `keyby!` by account, once. Loads no key. */
@@ -92,15 +111,28 @@ export class ApiKeys {
     await this.store.putRecords([{ key: INDEXED_MARK, value: String(this.now()) }]);
   }
 
-  /** A key's record: from the cache, else from disk (then cached). */
-  private async record(id: string): Promise<ApiKeyRecord | undefined> {
+  /**
+   * A key's record: from the cache (on a shared store only while younger than `maxAgeMs`), else
+   * from disk (then cached). `fresh`: from disk on a shared store, whatever the cache holds.
+   */
+  private async record(id: string, fresh = false): Promise<ApiKeyRecord | undefined> {
     const cached = this.keys.get(id);
-    if (cached) return cached;
+    if (cached && (this.maxAgeMs === undefined || (!fresh && this.now() - cached.readAt < this.maxAgeMs)))
+      return cached.record;
+    const readAt = this.now();
     const raw = await this.store.getRecord(keyKey(id));
     if (raw === undefined) return undefined;
-    // A create or revoke that finished meanwhile is in the cache by now: memory wins.
-    const record = this.keys.get(id) ?? apiKeyCodec.decode(raw);
-    this.keys.set(id, record);
+    // A create or revoke that finished meanwhile is in the cache by now.
+    const latest = this.keys.get(id);
+    let record: ApiKeyRecord;
+    if (this.maxAgeMs === undefined) record = latest?.record ?? apiKeyCodec.decode(raw);
+    else {
+      // Shared: the store's record wins, but a revocation (it is never undone) is kept.
+      record = apiKeyCodec.decode(raw);
+      const revokedAt = record.revokedAt ?? latest?.record.revokedAt;
+      if (revokedAt !== undefined) record.revokedAt = revokedAt;
+    }
+    this.keys.set(id, { record, readAt });
     return record;
   }
 
@@ -146,7 +178,7 @@ export class ApiKeys {
       { key: keyKey(id), value: apiKeyCodec.encode(record) },
       { key: byKey(accountId, id), value: '' },
     ]);
-    this.keys.set(id, record);
+    this.keys.set(id, { record, readAt: this.now() });
     return { key: `ck_${id}_${secret}`, record: { ...record } };
   }
 
@@ -175,11 +207,14 @@ export class ApiKeys {
   }
 
   async revoke(accountId: string, id: string): Promise<ApiKeyRecord> {
-    const k = /^[0-9a-f]{16}$/.test(id) ? await this.record(id) : undefined;
+    // A shared store: read afresh, so a revocation made elsewhere keeps its time.
+    const k = /^[0-9a-f]{16}$/.test(id) ? await this.record(id, true) : undefined;
     if (!k || k.accountId !== accountId)
       throw new AuthError('KEY_NOT_FOUND', `no key ${id} on account ${accountId}`, 404);
     if (k.revokedAt === undefined) {
       k.revokedAt = this.now();
+      // Refused here from now on, even if a concurrent read replaced the cached record meanwhile.
+      this.keys.set(id, { record: k, readAt: this.now() });
       await this.store.putRecords([{ key: keyKey(id), value: apiKeyCodec.encode(k) }]);
     }
     return { ...k };

@@ -20,7 +20,7 @@ export interface CredentialSummary {
 
 export interface CredentialSources {
   ledger: { listAccounts(options: { after?: string; limit: number }): Promise<Account[]> };
-  revocations: Pick<L402Revocations, 'has' | 'get'>;
+  revocations: Pick<L402Revocations, 'isRevoked' | 'get'>;
   invoices: Pick<CredentialInvoices, 'listInvoices'>;
 }
 
@@ -41,9 +41,11 @@ export async function listCredentials(
   const credentials = await Promise.all(
     page.map(async (a): Promise<CredentialSummary> => {
       const tokenId = a.id.slice(ACCOUNT_PREFIX.length);
+      // A shared store: a revocation another instance made is read (once per bound).
+      const revoked = await sources.revocations.isRevoked(tokenId);
       const [{ invoices }, revocation] = await Promise.all([
         sources.invoices.listInvoices(a.id, { limit: 1 }),
-        sources.revocations.has(tokenId) ? sources.revocations.get(tokenId) : Promise.resolve(undefined),
+        revoked ? sources.revocations.get(tokenId) : Promise.resolve(undefined),
       ]);
       const service = creditService(invoices[0]?.description);
       return {
@@ -51,7 +53,7 @@ export async function listCredentials(
         ...(service ? { service } : {}),
         balanceMsat: msat(balanceOf(a)),
         createdAt: a.createdAt,
-        revoked: sources.revocations.has(tokenId),
+        revoked,
         ...(revocation ? { revokedAt: revocation.revokedAt } : {}),
       };
     }),

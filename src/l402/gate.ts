@@ -38,6 +38,17 @@ export interface CredentialInvoices {
   listInvoices(accountId: string, options: { limit: number }): Promise<{ invoices: InvoiceRecord[] }>;
 }
 
+/**
+ * Revocations on a store shared by several instances (`L402Revocations` with `maxAgeMs`): another
+ * instance may have revoked a credential since this one last read its token id's revocation.
+ */
+export interface SharedRevocations {
+  /** Whether this instance's knowledge of the token id's revocation is recent enough to admit on. */
+  current(tokenId: string): boolean;
+  /** Reads the token id's revocation again (into the authority's revoked set). */
+  refresh(tokenId: string): Promise<void>;
+}
+
 export type Authorization =
   | {
       ok: true;
@@ -55,13 +66,16 @@ export type Authorization =
  * Issues L402 challenges (an invoice from the gateway's LND plus a macaroon bound to its hash)
  * and admits credentials. A credential's prepaid credit is a ledger account, credited exactly
  * once when the invoice settles, by whichever comes first: LND's settlement event, an internal
- * payment by a gateway account, or the first presentation of the preimage.
+ * payment by a gateway account, or the first presentation of the preimage. On a shared store
+ * (`shared`) a credential is admitted only once its revocation was read within the bound.
  */
 export class L402Gate {
   constructor(
     private readonly authority: L402Authority,
     private readonly backend: LightningBackend,
     private readonly payments: CredentialInvoices,
+    /** A store shared by several instances: revocations another instance may have written. */
+    private readonly shared?: SharedRevocations,
   ) {}
 
   /** A new credential offer: returns the two WWW-Authenticate headers and the invoice. */
@@ -139,12 +153,13 @@ export class L402Gate {
 
   /**
    * `authorize` without a wait when none is needed (the usual case: a refusal, or a credential
-   * whose credit is known to be booked); 'booking' when its credit may still have to be booked
-   * (then `authorize` does it).
+   * whose credit is known to be booked); 'booking' when its credit may still have to be booked,
+   * or (a shared store) its revocation read again (then `authorize` does it).
    */
   authorizeNow(header: string | undefined, service: string, capability?: string): Authorization | 'booking' {
     const v = this.authority.verify(header, service, capability);
     if (!v.ok) return v;
+    if (this.shared && !this.shared.current(v.tokenId)) return 'booking';
     if (!this.payments.isInvoiceSettled(v.paymentHash)) return 'booking';
     return authorized(v);
   }
@@ -154,8 +169,13 @@ export class L402Gate {
     service: string,
     capability?: string,
   ): Promise<Authorization> {
-    const v = this.authority.verify(header, service, capability);
+    let v = this.authority.verify(header, service, capability);
     if (!v.ok) return v;
+    if (this.shared && !this.shared.current(v.tokenId)) {
+      await this.shared.refresh(v.tokenId);
+      v = this.authority.verify(header, service, capability);
+      if (!v.ok) return v;
+    }
     if (!this.payments.isInvoiceSettled(v.paymentHash)) {
       // The preimage proves payment; book the credit now unless LND's event already did.
       const accountId = credentialAccountId(v.tokenId);

@@ -277,8 +277,14 @@ export async function closeL402Credential(
     const closed = await deps.refunds.closed(accountId);
     if (!v.ok && !closed && (await deps.revocations.get(tokenId))?.reason !== HOLDER_CLOSE_REASON)
       throw new AppError('CREDENTIAL_REVOKED', 'this credential was revoked', 401);
-    // Refused from this moment (the revocation is in memory before it is written).
-    if (!closed) await deps.revocations.revoke({ tokenId }, HOLDER_CLOSE_REASON);
+    if (!closed) {
+      // Refused from this moment (the revocation is in memory before it is written). Revoking
+      // answers a revocation already stored: on a shared store another instance may have revoked
+      // the credential since this one last read it, and a revoked credential is not refunded.
+      const revocation = await deps.revocations.revoke({ tokenId }, HOLDER_CLOSE_REASON);
+      if (revocation.reason !== HOLDER_CLOSE_REASON)
+        throw new AppError('CREDENTIAL_REVOKED', 'this credential was revoked', 401);
+    }
     return deps.refunds.closeNow(accountId, destination, flushCharges);
   });
 }

@@ -88,10 +88,12 @@ const sats = (m: bigint): bigint => (m + 999n) / 1000n;
  * holds what its challenge quoted and the proxy charges its one request the whole balance: the
  * empty ledger balance, durable and charged in one synchronous step, is its single use. A session's account holds the deposit;
  * its record (`mppses!<session id>`: service, return invoice, open or closed) is read on demand
- * into a bounded cache.
+ * into a bounded cache; on a store shared by several instances (`maxAgeMs`) a cached record older
+ * than the bound is read again, so a session closed through another instance is refused here
+ * within that bound.
  */
 export class MppGate {
-  private readonly sessions = new BoundedCache<string, MppSession>(10_000);
+  private readonly sessions = new BoundedCache<string, { session: MppSession; readAt: number }>(10_000);
 
   constructor(
     private readonly deps: {
@@ -101,6 +103,11 @@ export class MppGate {
       invoices: CredentialInvoices;
       records: Pick<RecordStore, 'getRecord' | 'putRecords'>;
       now?: () => number;
+      /**
+       * A store shared by several instances: how long (ms) a cached session record is trusted.
+       * Absent (one process owns the store): until it is evicted.
+       */
+      maxAgeMs?: number;
     },
   ) {}
 
@@ -315,17 +322,22 @@ export class MppGate {
   }
 
   async session(id: string): Promise<MppSession | undefined> {
+    const maxAge = this.deps.maxAgeMs;
     const hit = this.sessions.get(id);
-    if (hit) return hit;
+    if (hit && (maxAge === undefined || this.now() - hit.readAt < maxAge)) return hit.session;
+    const readAt = this.now();
     const raw = await this.deps.records.getRecord(SESSION_PREFIX + id);
     if (raw === undefined) return undefined;
-    const s = JSON.parse(raw) as MppSession;
-    this.sessions.set(id, s);
+    let s = JSON.parse(raw) as MppSession;
+    // A close is never undone: one made here meanwhile stands.
+    const latest = this.sessions.get(id)?.session;
+    if (latest?.state === 'closed' && s.state !== 'closed') s = latest;
+    this.sessions.set(id, { session: s, readAt });
     return s;
   }
 
   private async saveSession(id: string, s: MppSession): Promise<void> {
     await this.deps.records.putRecords([{ key: SESSION_PREFIX + id, value: JSON.stringify(s) }]);
-    this.sessions.set(id, s);
+    this.sessions.set(id, { session: s, readAt: this.now() });
   }
 }

@@ -54,4 +54,41 @@ describe('ApiKeys: records read on demand', () => {
     await keys.load();
     expect((await keys.list('alice')).map((k) => k.id)).toEqual([record.id]);
   });
+
+  it('one process owning its store: a cached key is never read again, however old', async () => {
+    const store = new MemoryRecords();
+    const clock = { t: 1_000_000 };
+    const keys = new ApiKeys(store, () => clock.t);
+    const { key } = await keys.create({ type: 'operator' }, 'alice', ['pay']);
+    const reads = store.reads;
+    for (let i = 0; i < 5; i++) {
+      clock.t += 3600_000;
+      expect(await keys.verify(key)).toBeDefined();
+    }
+    expect(store.reads).toBe(reads);
+  });
+
+  it('a shared store: a key revoked through another instance is refused once the cached record is maxAgeMs old', async () => {
+    const store = new MemoryRecords();
+    const clock = { t: 1_000_000 };
+    const now = (): number => clock.t;
+    const [a, b] = [
+      new ApiKeys(store, now, 100, { maxAgeMs: 1000 }),
+      new ApiKeys(store, now, 100, { maxAgeMs: 1000 }),
+    ];
+    const { key, record } = await a.create({ type: 'operator' }, 'alice', ['pay']);
+    expect(await b.verify(key)).toBeDefined();
+    const reads = store.reads;
+    // Within the bound the cached record serves every request: no read each time.
+    for (let i = 0; i < 3; i++) expect(await a.verify(key)).toBeDefined();
+    expect(store.reads).toBe(reads);
+    const revoked = await b.revoke('alice', record.id);
+    clock.t += 1000;
+    expect(await a.verify(key)).toBeUndefined();
+    expect(store.reads).toBe(reads + 2); // the revoke's fresh read, then the first instance's
+    // A revocation is never undone by an older record read meanwhile, and keeps its first time.
+    expect((await a.revoke('alice', record.id)).revokedAt).toBe(revoked.revokedAt);
+    clock.t += 1000;
+    expect(await b.verify(key)).toBeUndefined();
+  });
 });
