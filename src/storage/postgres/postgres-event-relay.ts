@@ -87,6 +87,8 @@ export class PostgresEventRelay implements EventRelay {
       connection: { application_name: 'coulomb-events' },
     });
     const relay = new PostgresEventRelay(sql, bus, options);
+    // Attached first: a subscription made while the channel is being listened to is announced.
+    relay.detach = bus.relayTo(relay);
     try {
       const { unlisten } = await sql.listen(
         relay.channel,
@@ -95,10 +97,10 @@ export class PostgresEventRelay implements EventRelay {
       );
       relay.unlisten = unlisten;
     } catch (err) {
+      relay.detach();
       await sql.end({ timeout: 1 });
       throw err;
     }
-    relay.detach = bus.relayTo(relay);
     return relay;
   }
 
