@@ -27,6 +27,7 @@ import type { AccountServices } from './http/routes/accounts.js';
 import { Ledger, type LedgerOptions } from './ledger/ledger.js';
 import { availableOf } from './ledger/types.js';
 import { EventBus } from './payments/events.js';
+import type { RelayedBus } from './payments/event-relay.js';
 import type { FeatureEvent } from './payments/types.js';
 import { EscrowService, type EscrowOptions } from './escrow/service.js';
 import { OutboundGuard } from './net/outbound.js';
@@ -58,6 +59,7 @@ import { LevelCursorStore } from './storage/level-cursor-store.js';
 import { LevelLedgerStore } from './storage/level-ledger-store.js';
 import { AdvisoryLockLeader } from './storage/postgres/advisory-lock-leader.js';
 import { PostgresDeviceCounters } from './storage/postgres/postgres-device-counters.js';
+import { PostgresEventRelay } from './storage/postgres/postgres-event-relay.js';
 import { PostgresCursorStore } from './storage/postgres/postgres-cursor-store.js';
 import { PostgresLedgerStore } from './storage/postgres/postgres-ledger-store.js';
 import { DutyRunner, type Duty } from './cluster/duties.js';
@@ -165,12 +167,15 @@ interface Storage {
   leader: LeaderElection;
   /** Device request counters every instance shares (PostgreSQL); none for the embedded store. */
   deviceCounters?: DeviceCounterStore;
+  /** Relays account events to the other instances (PostgreSQL); none for the embedded store. */
+  relayEvents?: (bus: RelayedBus) => Promise<{ close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
 async function openStorage(config: Config, log: Logger, options: FeatureOptions): Promise<Storage> {
   if (config.databaseUrl !== undefined) {
-    const store = await PostgresLedgerStore.open(config.databaseUrl);
+    const databaseUrl = config.databaseUrl;
+    const store = await PostgresLedgerStore.open(databaseUrl);
     return {
       store,
       cursor: new PostgresCursorStore(store.sql),
@@ -179,6 +184,7 @@ async function openStorage(config: Config, log: Logger, options: FeatureOptions)
         log,
         pollMs: Math.min(options.leaderPollMs ?? 1000, 2000),
       }),
+      relayEvents: (bus) => PostgresEventRelay.open(databaseUrl, bus, { log }),
       close: () => store.close(),
     };
   }
@@ -228,6 +234,8 @@ export async function openAccounts(
   await apiKeys.load();
   const audit = new AuditLog(ledger);
   const events = new EventBus();
+  // Clients' event streams on any instance hear every instance's events (a shared store only).
+  const relay = await storage.relayEvents?.(events);
   const payments = new PaymentsService(ledger, backend, policies, audit, events, log, options);
   await payments.load();
   const publish = (accountId: string, event: FeatureEvent): void => events.publish(accountId, event);
@@ -409,6 +417,7 @@ export async function openAccounts(
       market.stop();
       escrow.stop();
       payments.stop();
+      await relay?.close();
       await ledger.close();
       await storage.close();
     },

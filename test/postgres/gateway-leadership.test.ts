@@ -7,6 +7,7 @@ import { envOverrides, loadConfig } from '../../src/config/load.js';
 import { msat } from '../../src/domain/msat.js';
 import type { InvoiceSubscriptionOptions } from '../../src/lightning/backend.js';
 import type { Invoice } from '../../src/lightning/types.js';
+import type { AccountEvent } from '../../src/payments/types.js';
 import { createLogger } from '../../src/logger.js';
 import { openAccounts } from '../../src/main.js';
 import { FakeLightning } from '../support/fake-lightning.js';
@@ -17,7 +18,8 @@ import { eventually } from '../support/regtest.js';
  * Two gateway instances (the composition root's `openAccounts`, every service) on one PostgreSQL
  * database and one (fake) LND: the singleton duties run on the elected one only, move to the
  * other when the leader's session dies, and an invoice is credited exactly once whichever
- * instance issued it, whichever leads, and even when two instances handle its settlement at once.
+ * instance issued it, whichever leads, and even when two instances handle its settlement at once;
+ * a client of the follower hears what the leader credited (the event relay).
  */
 
 /** One LND shared by the instances; each instance's view records the invoice subscriptions it opens. */
@@ -103,8 +105,40 @@ describe('two gateway instances on one PostgreSQL database and one LND', () => {
     await a.services.ledger.createAccount({ id: 'alice', kind: 'agent', name: 'alice' }).durable;
     // Issued by the follower, settled in LND, credited by the leader's subscription.
     const first = await b.services.payments.createInvoice('alice', { amountMsat: msat(5000) });
+    // A client of the follower listens to alice: the leader learns of it through the event relay.
+    const heard: AccountEvent[] = [];
+    const credited = new Promise<void>((resolve) =>
+      b.services.events.subscribe(
+        'alice',
+        (e) => {
+          heard.push(e);
+          if (e.type === 'balance' && heard.some((h) => h.type === 'invoice')) resolve();
+          if (e.type === 'invoice' && heard.some((h) => h.type === 'balance')) resolve();
+        },
+        { everyInstance: true },
+      ),
+    );
+    await eventually(() => a.services.events.wants('alice', 'balance') || undefined, 5000, 'a to hear of b');
     await lnd.deliver(lnd.settle(first.paymentHash));
     expect(await db.balance('alice')).toBe(5000n);
+    // What the leader did reaches the follower's client: the invoice settled, alice's balance.
+    await credited;
+    expect(heard).toContainEqual(
+      expect.objectContaining({
+        type: 'invoice',
+        invoice: expect.objectContaining({
+          paymentHash: first.paymentHash,
+          state: 'settled',
+          amountMsat: 5000n,
+        }),
+      }),
+    );
+    expect(heard).toContainEqual({
+      type: 'balance',
+      accountId: 'alice',
+      balanceMsat: '5000',
+      availableMsat: '5000',
+    });
 
     await db.terminateLeader();
     const killedAt = Date.now();

@@ -57,7 +57,11 @@ function serveEvents(
   });
 }
 
-/** Server-sent events for one account (payments, invoices, balances, approvals, alerts), and for all. */
+/**
+ * Server-sent events for one account (payments, invoices, balances, approvals, alerts), and for
+ * all: on a shared store, those of every instance (the event relay), whichever one this client
+ * reached.
+ */
 export const eventRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (app, s) => {
   app.get(
     '/v1/accounts/:id/events',
@@ -72,7 +76,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
     },
     async (req, reply) => {
       await s.ledger.requireAccount(req.params.id);
-      serveEvents(req, reply, (send) => s.events.subscribe(req.params.id, (e) => send(e.type, e)));
+      serveEvents(req, reply, (send) =>
+        s.events.subscribe(req.params.id, (e) => send(e.type, e), { everyInstance: true }),
+      );
     },
   );
 
@@ -90,7 +96,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (ap
     },
     async (req, reply) => {
       serveEvents(req, reply, (send) =>
-        s.events.subscribeAll((accountId, e) => send(e.type, { accountId, ...e }), OPERATOR_FEED_TYPES),
+        s.events.subscribeAll((accountId, e) => send(e.type, { accountId, ...e }), OPERATOR_FEED_TYPES, {
+          everyInstance: true,
+        }),
       );
     },
   );

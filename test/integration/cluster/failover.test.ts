@@ -9,6 +9,7 @@ import { msat } from '../../../src/domain/msat.js';
 import type { LndBackend } from '../../../src/lightning/lnd/lnd-backend.js';
 import { createLogger } from '../../../src/logger.js';
 import { openAccounts } from '../../../src/main.js';
+import type { AccountEvent } from '../../../src/payments/types.js';
 import {
   createTestDatabase,
   gatewayDatabase,
@@ -21,7 +22,8 @@ import { backendFor, eventually, rawLnd } from '../../support/regtest.js';
  * Two gateway instances (every service of the composition root) on one PostgreSQL and one real
  * LND (regtest alice): the elected one alone subscribes to LND's invoices; when its database
  * session dies it stops at once, the other takes over within 10 s, resumes from the cursor in the
- * database and credits an invoice paid meanwhile, and every invoice is credited exactly once.
+ * database and credits an invoice paid meanwhile, and every invoice is credited exactly once;
+ * a client of the follower hears the leader's credit (the event relay).
  */
 type Instance = Awaited<ReturnType<typeof openAccounts>>;
 const TAKEOVER_DEADLINE_MS = 10_000;
@@ -53,7 +55,11 @@ describe('leader failover on regtest (two instances, one PostgreSQL, one LND)', 
   };
   const leads = (i: Instance): boolean => i.leadership.active.includes('LND invoice subscription');
   beforeAll(async () => {
-    server = await startPostgres({ dir: join(tmpdir(), `coulomb-pg-failover-${process.pid}`) });
+    // Under COULOMB_TEST_PG_DIR when set (as the postgres project's server), else a temporary one.
+    const pgDir = process.env['COULOMB_TEST_PG_DIR'];
+    server = await startPostgres({
+      dir: pgDir ? join(pgDir, 'failover') : join(tmpdir(), `coulomb-pg-failover-${process.pid}`),
+    });
     url = await createTestDatabase(server.url, 'failover');
     admin = postgres(url, { max: 1, onnotice: false });
     db = gatewayDatabase(admin);
@@ -75,7 +81,15 @@ describe('leader failover on regtest (two instances, one PostgreSQL, one LND)', 
     await a.services.ledger.createAccount({ id: 'agent-f', kind: 'agent', name: 'agent-f' }).durable;
     const bob = await rawLnd('bob');
 
-    // Issued by the follower, credited by the leader's subscription.
+    // Issued by the follower, credited by the leader's subscription; a client of the follower
+    // listening to the account hears it (the event relay), once the leader knows it listens.
+    const heard: AccountEvent[] = [];
+    b.services.events.subscribe('agent-f', (e) => heard.push(e), { everyInstance: true });
+    await eventually(
+      () => a.services.events.wants('agent-f', 'balance') || undefined,
+      10_000,
+      'a hears of b',
+    );
     const first = await b.services.payments.createInvoice('agent-f', { amountMsat: msat(21_000_000) });
     await pay({ lnd: bob, request: first.request });
     await eventually(
@@ -84,6 +98,10 @@ describe('leader failover on regtest (two instances, one PostgreSQL, one LND)', 
       'credit 1',
     );
     expect(leads(b)).toBe(false);
+    const settled = (e: AccountEvent): boolean =>
+      e.type === 'invoice' && e.invoice.paymentHash === first.paymentHash && e.invoice.state === 'settled';
+    await eventually(() => heard.some(settled) || undefined, 10_000, "the credit on b's bus");
+    expect(heard.filter(settled)).toHaveLength(1);
 
     // The leader's session dies: it stops its duties; an invoice is paid before anyone took over.
     const second = await a.services.payments.createInvoice('agent-f', { amountMsat: msat(34_000_000) });
