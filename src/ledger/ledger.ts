@@ -685,10 +685,7 @@ export class Ledger implements RecordStore {
     this.pending.delete(id);
     this.rememberFinal(t);
     const durable = this.persist(
-      this.withFence(
-        [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
-        fence,
-      ),
+      this.pendingChange(t, debit, credit, fence),
       [
         {
           type: 'transfer_posted',
@@ -725,10 +722,7 @@ export class Ledger implements RecordStore {
     this.pending.delete(id);
     this.rememberFinal(t);
     const durable = this.persist(
-      this.withFence(
-        [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
-        fence,
-      ),
+      this.pendingChange(t, debit, credit, fence),
       [
         {
           type: 'transfer_voided',
@@ -767,14 +761,7 @@ export class Ledger implements RecordStore {
     debit.debitsPosted += delta;
     credit.creditsPosted += delta;
     t.advanced = msat(advanced);
-    const durable = this.persist(
-      this.withFence(
-        [{ type: 'transfer', transfer: t }, this.accountWrite(debit), this.accountWrite(credit)],
-        fence,
-      ),
-      [],
-      records,
-    );
+    const durable = this.persist(this.pendingChange(t, debit, credit, fence), [], records);
     return { value: { ...t }, durable, replayed: false };
   }
 
@@ -1160,11 +1147,21 @@ export class Ledger implements RecordStore {
       }
   }
 
-  /** The writes with the fence of their debit appended (a shared store), else as they are. */
-  private withFence(
-    writes: LedgerWrite[],
+  /**
+   * The writes of a pending transfer's post, void or advance: the transfer, both accounts and (a
+   * shared store) the fence of its debit, taken before anything changed.
+   */
+  private pendingChange(
+    t: Transfer,
+    debit: Account,
+    credit: Account,
     fence: (LedgerWrite & { type: 'fence' }) | undefined,
   ): LedgerWrite[] {
+    const writes: LedgerWrite[] = [
+      { type: 'transfer', transfer: t },
+      this.accountWrite(debit),
+      this.accountWrite(credit),
+    ];
     if (fence) writes.push(fence);
     return writes;
   }

@@ -75,7 +75,8 @@ try {
     takeoverMs: since(other.elected_),
     stepDownMs: since(times[leader]!.deposed_),
   };
-  console.log(JSON.stringify(result));
+  // The parent test reads this one line of the child process's stdout.
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {
   await Promise.all(elections.map((e) => e.close().catch(() => undefined)));
   await server.stop();
