@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { readConfigFile } from './config/load.js';
@@ -53,7 +53,6 @@ import type { LightningBackend } from './lightning/backend.js';
 import { AuditLog } from './policy/audit.js';
 import { PolicyRegistry } from './policy/registry.js';
 import { DEFAULT_TIER_AMOUNTS, type TierAmounts } from './policy/tiers.js';
-import { AppError } from './domain/errors.js';
 import { openDatabase } from './storage/level-db.js';
 import { LevelCursorStore } from './storage/level-cursor-store.js';
 import { LevelLedgerStore } from './storage/level-ledger-store.js';
@@ -64,6 +63,12 @@ import { PostgresCursorStore } from './storage/postgres/postgres-cursor-store.js
 import { PostgresLedgerStore } from './storage/postgres/postgres-ledger-store.js';
 import { DutyRunner, type Duty } from './cluster/duties.js';
 import { AlwaysLeader, type LeaderElection } from './cluster/leader.js';
+import { leaderRelay } from './devices/leader-relay.js';
+import { LeaderOwnedServices, type LeaderDirectory, type SharedSecrets } from './cluster/leader-owned.js';
+import {
+  PostgresLeaderDirectory,
+  PostgresSharedSecrets,
+} from './storage/postgres/postgres-cluster-directory.js';
 import type { LedgerStore } from './ledger/store.js';
 import type { InvoiceCursorStore, Subscription } from './lightning/types.js';
 import { OperatorAuth } from './http/operator-auth.js';
@@ -158,6 +163,12 @@ export interface FeatureOptions extends PaymentsOptions {
   onFatal?: (err: unknown) => void;
   /** The leader election's poll period on PostgreSQL (ms, default 1000; at most 2000). */
   leaderPollMs?: number;
+  /**
+   * What a deposed leader does (a shared store): its memory of the leader-owned services must not
+   * serve again (`LeaderOwnedServices`). `coulomb start` exits (75) and its supervisor restarts it
+   * as a follower; by default (an embedding, tests) it is logged and this process never leads again.
+   */
+  onDeposed?: (reason: string) => void;
 }
 
 /** Where the ledger, the duty cursors and the leadership live: LevelDB, or PostgreSQL by URL. */
@@ -169,6 +180,10 @@ interface Storage {
   deviceCounters?: DeviceCounterStore;
   /** Relays account events to the other instances (PostgreSQL); none for the embedded store. */
   relayEvents?: (bus: RelayedBus) => Promise<{ close(): Promise<void> }>;
+  /** Where the leader serves (PostgreSQL); none for the embedded store, where this process always leads. */
+  directory?: LeaderDirectory;
+  /** Secrets every instance shares (PostgreSQL); the embedded store keeps them in the data directory. */
+  secrets?: SharedSecrets;
   close(): Promise<void>;
 }
 
@@ -185,6 +200,8 @@ async function openStorage(config: Config, log: Logger, options: FeatureOptions)
         pollMs: Math.min(options.leaderPollMs ?? 1000, 2000),
       }),
       relayEvents: (bus) => PostgresEventRelay.open(databaseUrl, bus, { log }),
+      directory: new PostgresLeaderDirectory(store.sql),
+      secrets: new PostgresSharedSecrets(store.sql),
       close: () => store.close(),
     };
   }
@@ -208,7 +225,13 @@ export async function openAccounts(
   backend: LightningBackend,
   log: Logger,
   options: FeatureOptions = {},
-): Promise<{ services: AccountServices; leadership: DutyRunner; close(): Promise<void> }> {
+): Promise<{
+  services: AccountServices;
+  leadership: DutyRunner;
+  /** Where this instance's HTTP API is reached (a shared store: followers forward to the leader's). */
+  advertise(url: string): void;
+  close(): Promise<void>;
+}> {
   const storage = await openStorage(config, log, options);
   const store = storage.store;
   const ledger = await Ledger.open(options.metrics ? options.metrics.instrumentStore(store) : store, {
@@ -243,11 +266,12 @@ export async function openAccounts(
     outbound: new OutboundGuard({ allow: config.outbound?.allow ?? [] }),
     ...options.escrow,
   });
-  await escrow.load();
+  // Leader-owned (a shared store: loaded by the leader when elected, `ownedLoads` below).
+  const ownedLoads: (() => Promise<void>)[] = [() => escrow.load()];
   const registry = new ServiceRegistry(ledger);
   await registry.load();
   const market = new TaskMarket(ledger, escrow, registry, publish, log);
-  await market.load();
+  ownedLoads.push(() => market.load());
   const auctions = new TaskAuctions({
     ledger,
     tasks: market,
@@ -258,9 +282,9 @@ export async function openAccounts(
       ? { maxOpenPerAccount: config.auctions.maxOpenPerAccount }
       : {}),
   });
-  await auctions.load();
+  ownedLoads.push(() => auctions.load());
   const receiver = new StreamReceiver({ ledger, nodeId: () => payments.nodeId, publish, log });
-  await receiver.load();
+  ownedLoads.push(() => receiver.load());
   const streams = new StreamsService({
     ledger,
     payments,
@@ -270,10 +294,10 @@ export async function openAccounts(
     ...(options.streams ? { options: options.streams } : {}),
     ...(options.metrics ? { onTick: options.metrics.streamTick.bind(options.metrics) } : {}),
   });
-  await streams.load();
+  ownedLoads.push(() => streams.load());
   const deviceRegistry = new DeviceRegistry(ledger, Date.now, storage.deviceCounters);
   await deviceRegistry.load();
-  const deviceKey = secretFile(config, 'device-key');
+  const deviceKey = await sharedSecret(config, storage.secrets, 'device-key');
   const deviceEvents = new DeviceEvents(deviceRegistry, ledger, deviceKey, log);
   await deviceEvents.load();
   const commerce = new DeviceCommerce({
@@ -286,7 +310,7 @@ export async function openAccounts(
     bus: events,
     log,
   });
-  await commerce.load();
+  ownedLoads.push(() => commerce.load());
   const energy = new EnergyMarket({
     ledger,
     streams,
@@ -299,22 +323,40 @@ export async function openAccounts(
     log,
     ...(config.energy ? { options: config.energy } : {}),
   });
-  await energy.load();
+  ownedLoads.push(() => energy.load());
+  const owned = new LeaderOwnedServices(
+    randomUUID(),
+    storage.leader,
+    storage.directory,
+    options.onDeposed ??
+      ((reason) =>
+        log.error(
+          { reason },
+          'no longer the leader: the leader-owned services are served by the new leader; restart this process before it may lead again',
+        )),
+  );
+  const loadOwned = async (): Promise<void> => {
+    for (const load of ownedLoads) await load();
+  };
+  // The embedded store: loaded now, as every process start did before the election existed.
+  if (!owned.shared) await loadOwned();
   const commerceOperations = commerce.operations();
+  const ownedOperations = {
+    ...commerceOperations,
+    ...energyOperations(energy, commerceOperations['meter.report']),
+  };
   const verifyPool = await VerifyPool.start();
   const bridge = new DeviceBridge(
     deviceRegistry,
     ledger,
     deviceKey,
-    {
-      ...accountOperations({ ledger, payments }),
-      ...commerceOperations,
-      ...energyOperations(energy, commerceOperations['meter.report']),
-    },
+    { ...accountOperations({ ledger, payments }), ...ownedOperations },
     log,
-    { verifier: verifyPool },
+    // A shared store: device commerce and energy requests go to the leader, which owns them.
+    { verifier: verifyPool, forward: leaderRelay(owned, Object.keys(ownedOperations)) },
   );
-  const l402Authority = new L402Authority(l402Secret(config));
+  const l402Key = Buffer.from(await sharedSecret(config, storage.secrets, 'l402-secret'), 'hex');
+  const l402Authority = new L402Authority(l402Key);
   const revocations = new L402Revocations(ledger, l402Authority, {
     credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),
     onError: (err) => log.warn({ err }, 'pruning L402 revocations failed'),
@@ -324,6 +366,8 @@ export async function openAccounts(
   let subscription: Subscription | undefined;
   // In the order they started in before the election existed; stopped in reverse.
   const duties: Duty[] = [
+    // First: the services the other duties act on (a shared store; loaded above with the embedded one).
+    ...(owned.shared ? [owned.duty(loadOwned)] : []),
     { name: 'ledger key sweeps', start: () => ledger.startSweeps(), stop: () => ledger.stopSweeps() },
     {
       name: 'payment reconciliation, approval expiry, invoice pruning',
@@ -379,6 +423,7 @@ export async function openAccounts(
   await leadership.start();
   return {
     leadership,
+    advertise: (url) => storage.leader.advertise?.(owned.instanceId, url),
     services: {
       ledger,
       payments,
@@ -401,7 +446,8 @@ export async function openAccounts(
         events: deviceEvents,
         commerce,
       },
-      l402: { authority: l402Authority, revocations },
+      l402: { authority: l402Authority, revocations, secret: l402Key },
+      owned,
     },
     async close() {
       await leadership.close();
@@ -458,6 +504,23 @@ function secretFile(config: Config, name: string): string {
   mkdirSync(resolve(config.dataDir), { recursive: true });
   writeFileSync(file, secret + '\n', { mode: 0o600 });
   return secret;
+}
+
+/**
+ * A secret every instance must agree on: in the shared store when there is one (the first
+ * instance brings its data directory's, if it had one, so a store moved from LevelDB keeps its
+ * credentials valid; otherwise a new random one), else in the data directory.
+ */
+async function sharedSecret(
+  config: Config,
+  secrets: SharedSecrets | undefined,
+  name: string,
+): Promise<string> {
+  if (!secrets) return secretFile(config, name);
+  const file = join(resolve(config.dataDir), name);
+  return secrets.secret(name, () =>
+    existsSync(file) ? readFileSync(file, 'utf8').trim() : randomBytes(32).toString('hex'),
+  );
 }
 
 /** The L402 credential secret. */
@@ -557,7 +620,7 @@ export async function startL402Proxy(
   let authority = accounts.l402?.authority;
   let ownRevocations: L402Revocations | undefined;
   if (!authority) {
-    authority = new L402Authority(l402Secret(config));
+    authority = new L402Authority(accounts.l402?.secret ?? l402Secret(config));
     const payments = accounts.payments;
     ownRevocations = new L402Revocations(accounts.ledger, authority, {
       credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),
@@ -573,7 +636,9 @@ export async function startL402Proxy(
   // Always there: a service offering MPP may be added live through the admin API.
   const mpp = new MppGate({
     // Its own key for the challenge binding, derived from the L402 secret.
-    secret: createHmac('sha256', l402Secret(config)).update('mpp-challenge-binding').digest(),
+    secret: createHmac('sha256', accounts.l402?.secret ?? l402Secret(config))
+      .update('mpp-challenge-binding')
+      .digest(),
     realm: proxyConfig.mppRealm ?? `${config.proxy.host}:${config.proxy.port}`,
     backend,
     invoices: accounts.payments,
@@ -697,39 +762,7 @@ export async function startDeviceTransports(
   };
 }
 
-/**
- * `coulomb start` with a database URL (COULOMB_DATABASE_URL / `databaseUrl`), while the services
- * above the ledger keep state of their own per instance (issue 13): the ledger (its invariants
- * held across instances by account leases), the duty cursors and the leader election are on
- * PostgreSQL (`openAccounts` runs on it, the singleton duties on the elected leader only), but
- * policies, open streams, escrows, tasks, orders and approvals are cached or loaded per instance.
- * Refused rather than half-working.
- */
-export class DatabaseUrlNotSupportedError extends AppError {
-  constructor() {
-    super(
-      'DATABASE_URL_NOT_SUPPORTED_YET',
-      'a PostgreSQL database URL is not supported by `coulomb start` yet: the ledger, the duty cursors ' +
-        'and the leader election are on PostgreSQL (migrations applied), but policies and open ' +
-        'streams, escrows, tasks, orders and approvals are still kept per instance. Unset COULOMB_DATABASE_URL ' +
-        '(databaseUrl) to run on the embedded LevelDB store.',
-      500,
-    );
-  }
-}
-
-/**
- * With a database URL: applies the PostgreSQL store's migrations (the database is then ready for
- * the next release) and refuses to start (DatabaseUrlNotSupportedError).
- */
-async function refuseDatabaseUrl(url: string): Promise<never> {
-  const store = await PostgresLedgerStore.open(url, { max: 1 });
-  await store.close();
-  throw new DatabaseUrlNotSupportedError();
-}
-
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
-  if (config.databaseUrl !== undefined) await refuseDatabaseUrl(config.databaseUrl);
   const target = await lndTarget(config, log);
   const metrics = new GatewayMetrics();
   const backend = metrics.instrumentBackend(await LndBackend.connect(target.creds));
@@ -740,7 +773,14 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     await backend.getNodeInfo();
   }
   const { auth, newKey } = operatorAuth(config);
-  const accounts = await openAccounts(config, backend, log, { metrics });
+  const accounts = await openAccounts(config, backend, log, {
+    metrics,
+    // A shared store: a deposed leader's memory of streams, escrows... must not serve again.
+    onDeposed: (reason) => {
+      log.fatal({ reason }, 'no longer the leader: exiting so that a restart serves as a follower');
+      process.exit(75);
+    },
+  });
   metrics.watchEvents(accounts.services.events);
   metrics.watchLnd(backend);
   const paid = config.proxy.enabled ? await openPaidServices(config, accounts.services, log) : undefined;
@@ -755,6 +795,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     consoleSessions: new ConsoleSessions(),
   });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
+  accounts.advertise(config.advertiseUrl ?? url);
   const proxy = paid
     ? await startL402Proxy(
         config,

@@ -6,7 +6,8 @@ export interface Duty {
   name: string;
   /** Starts the duty, resuming from what is persisted (cursors, open items in the store). */
   start(): Promise<void> | void;
-  stop(): Promise<void> | void;
+  /** `reason` is 'closed' when the gateway closes, else why the leadership was lost. */
+  stop(reason: string): Promise<void> | void;
 }
 
 /**
@@ -101,7 +102,7 @@ export class DutyRunner {
     while (this.running.length > 0) {
       const duty = this.running.pop()!;
       try {
-        await duty.stop();
+        await duty.stop(reason);
       } catch (err) {
         this.log.error({ err, duty: duty.name }, 'a singleton duty failed to stop');
       }

@@ -23,6 +23,11 @@ export interface LeaderElection {
   resign(reason: string): void;
   /** Stops campaigning and releases the leadership (`deposed` is heard if it led). */
   close(): Promise<void>;
+  /**
+   * Where this instance serves (a shared store): published while it leads, so that followers
+   * forward what the leader owns to it. Absent for the embedded store.
+   */
+  advertise?(instanceId: string, url: string): void;
 }
 
 /** The single instance of an embedded store: elected on start, deposed on close. */

@@ -25,6 +25,7 @@ const ENV: Record<string, string> = {
   COULOMB_HTTP_PORT: 'http.port',
   COULOMB_DATA_DIR: 'dataDir',
   COULOMB_DATABASE_URL: 'databaseUrl',
+  COULOMB_ADVERTISE_URL: 'advertiseUrl',
   COULOMB_LOG_LEVEL: 'logLevel',
   COULOMB_LND_SOCKET: 'lnd.socket',
   COULOMB_LND_CERT: 'lnd.cert',

@@ -43,6 +43,13 @@ export const ConfigSchema = Type.Object(
         description: 'postgres://user@host:port/db',
       }),
     ),
+    /**
+     * With a database URL: where the other instances reach this one's HTTP API (they forward the
+     * leader-owned routes to the leader's). Default: the address the API listens on.
+     */
+    advertiseUrl: Type.Optional(
+      Type.String({ minLength: 1, pattern: '^https?://', description: 'http://10.0.0.5:8080' }),
+    ),
     logLevel: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     ),

@@ -40,11 +40,27 @@ export interface BridgeOptions {
   now?: () => number;
   /** Checks request signatures (a worker pool); default: on this thread. */
   verifier?: Pick<VerifyPool, 'verify'>;
+  /**
+   * Methods served by another instance (a shared store's leader): the envelope goes there as it
+   * came, unverified here (the leader checks its signature and takes its counter).
+   */
+  forward?: BridgeForward;
   /** How long an answer kept before device keys followed `Ledger.idempotent` counts (default 32 days, the ledger's retention). */
   keptAnswerRetentionMs?: number;
 }
 
 /** What the transport sends back: a signed envelope, or (when no device can be named) an error. */
+/**
+ * Where a request for a method this instance does not serve itself goes (a shared store: device
+ * commerce and energy belong to the leader). `send` gives the leader's answer, or undefined when
+ * this instance serves the method now.
+ */
+export interface BridgeForward {
+  owns(method: string): boolean;
+  /** `relayed`: the envelope already came from another instance, and is never passed on again. */
+  send(raw: unknown, relayed: boolean): Promise<BridgeReply | undefined>;
+}
+
 export type BridgeReply =
   { status: 200; envelope: ResponseEnvelope } | { status: number; error: { code: string; message: string } };
 
@@ -89,6 +105,7 @@ export class DeviceBridge {
   private readonly now: () => number;
   private readonly inline = new VerifyPool(); // never started: verifies on this thread
   private readonly verifier: Pick<VerifyPool, 'verify'>;
+  private readonly forward: BridgeForward | undefined;
   private readonly keyed = new KeyedQueue();
   private readonly retentionMs: number;
   private timer: NodeJS.Timeout | undefined;
@@ -104,6 +121,7 @@ export class DeviceBridge {
     this.maxSkew = options.maxSkewSeconds ?? 300;
     this.now = options.now ?? Date.now;
     this.verifier = options.verifier ?? this.inline;
+    this.forward = options.forward;
     this.retentionMs = options.keptAnswerRetentionMs ?? 32 * DAY;
   }
 
@@ -122,11 +140,16 @@ export class DeviceBridge {
     if (this.timer) clearInterval(this.timer);
   }
 
-  async handle(raw: unknown): Promise<BridgeReply> {
+  /** `from.relayed`: another instance relayed the envelope (see `BridgeForward`). */
+  async handle(raw: unknown, from: { relayed?: boolean } = {}): Promise<BridgeReply> {
     let req: RequestEnvelope;
     let device: Device;
     try {
       req = parseRequest(raw);
+      if (this.forward?.owns(req.m)) {
+        const answer = await this.forward.send(raw, from.relayed === true);
+        if (answer) return answer;
+      }
       device = await this.authenticate(req);
     } catch (err) {
       const e =

@@ -1,4 +1,5 @@
 import { lazyCompilers } from './lazy-compilers.js';
+import { clusterRoutes } from './routes/cluster.js';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -104,6 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<CoulombApp> {
     await app.register(accountRoutes, deps.accounts);
     const { ledger, payments } = deps.accounts;
     await app.register(alertRoutes, { backend: deps.backend, ledger, payments });
+    if (deps.accounts.owned) await app.register(clusterRoutes, { owned: deps.accounts.owned });
   }
   if (deps.paidServices && deps.accounts?.l402) {
     const { ledger, payments, l402 } = deps.accounts;

@@ -374,6 +374,20 @@ export class Ledger implements RecordStore {
     return true;
   }
 
+  /**
+   * A shared store: true when a synchronous step may debit `payer` and credit `others` now, with
+   * no `ensure` first: this instance holds the payer's lease (the lease may have been handed over
+   * to another instance since it was taken) and every account is resident (marked used now).
+   * Always true on a store of one instance, whose callers keep what they need resident.
+   */
+  spendable(payer: string, others: readonly string[] = []): boolean {
+    if (!this.leases) return true;
+    const now = this.now();
+    if (!this.leases.holds(payer) || !this.touchAccount(payer, now)) return false;
+    for (const id of others) if (!this.touchAccount(id, now) && !this.missing.accounts.has(id)) return false;
+    return true;
+  }
+
   /** `change`: one event per durable batch that moved funds (listeners must not throw). */
   on(event: 'change', listener: (c: LedgerChange) => void): () => void;
   on(event: 'fatal', listener: (err: unknown) => void): () => void;

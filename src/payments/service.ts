@@ -183,6 +183,15 @@ export class PaymentsService {
    * Makes resident what a synchronous `authorizeSpend` and the reservation after it read: the
    * accounts and their policies. Await it right before that step.
    */
+  /**
+   * True when a synchronous step may debit `payer` (and credit `others`) now, without `prepare`
+   * (see `Ledger.spendable`): on a shared store, the payer's lease is still this instance's and the
+   * accounts and the payer's policy are resident.
+   */
+  spendReady(payer: string, others: readonly string[] = []): boolean {
+    return this.ctx.ledger.spendable(payer, others) && this.ctx.policies.resident([payer]);
+  }
+
   prepare(payers: readonly string[], others: readonly string[] = []): Promise<void> {
     return this.ctx.prepare(payers, others);
   }

@@ -8,6 +8,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import { HOP_BY_HOP } from '../net/hop-by-hop.js';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { urlToHttpOptions } from 'node:url';
 import { msat, type Msat } from '../domain/msat.js';
@@ -103,16 +104,6 @@ export interface ProxyDeps {
   now?: () => number;
 }
 
-const HOP_BY_HOP = [
-  'connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-];
 /** Not forwarded upstream: the client's credential, and what we set ourselves. */
 const REQUEST_DROP = new Set([...HOP_BY_HOP, 'host', 'authorization', 'content-length']);
 const CREDIT_HEADER = 'x-l402-credit-remaining-msat';

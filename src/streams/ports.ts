@@ -14,6 +14,11 @@ export interface StreamPayments {
    * the payers (on a store several instances share, their leases are taken) and the others.
    */
   prepare(payers: readonly string[], others?: readonly string[]): Promise<void>;
+  /**
+   * True when `authorizeSpend` + reserve for `payer` may run now without `prepare` (on a shared
+   * store the payer's lease may have gone to another instance since it was taken).
+   */
+  spendReady(payer: string, others?: readonly string[]): boolean;
   keysend(accountId: string, input: KeysendInput): Promise<Payment>;
   getPayment(id: string): Payment | undefined;
   readonly nodeId: string;

@@ -328,6 +328,9 @@ export class StreamsService {
     let visited = 0;
     for (const s of this.local) {
       visited += 1;
+      // A shared store: the payer's lease went to another instance (a payment of its own there):
+      // this tick skips the stream, which is paid in full at the next one, once the lease is back.
+      if (!this.payable(s)) continue;
       try {
         const out = this.engine.settle(s, activeMsAt(s, scheduledAt), scheduledAt);
         if (out === PAID) {
@@ -358,6 +361,30 @@ export class StreamsService {
         durable,
       });
     }
+  }
+
+  /** Payers whose lease and accounts are being taken back (`payable`). */
+  private readonly regaining = new Set<string>();
+
+  /**
+   * Whether the tick may move the stream's money now (always, but on a shared store when the
+   * payer's lease was handed over meanwhile); if not, takes the lease and accounts back in the
+   * background for the next tick.
+   */
+  private payable(s: StreamModel): boolean {
+    const payer = s.payerAccountId;
+    const others = s.payeeAccountId ? [s.payeeAccountId] : [];
+    if (this.deps.payments.spendReady(payer, others)) return true;
+    if (!this.regaining.has(payer)) {
+      this.regaining.add(payer);
+      this.deps.payments
+        .prepare([payer], others)
+        .catch((err: unknown) =>
+          this.deps.log.warn({ err, accountId: payer }, 'retaking a stream payer failed'),
+        )
+        .finally(() => this.regaining.delete(payer));
+    }
+    return false;
   }
 
   /** Pays a local stream up to `now`; stops it if that fails or reaches a cap. */

@@ -1,3 +1,4 @@
+import { leaderForwarding } from '../leader-forwarding.js';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { msat } from '../../domain/msat.js';
@@ -240,11 +241,20 @@ export const accountRoutes: FastifyPluginAsyncTypebox<AccountServices> = async (
   await app.register(moneyRoutes, s);
   await app.register(approvalRoutes, s);
   await app.register(eventRoutes, s);
-  if (s.escrow) await app.register(escrowRoutes, { escrow: s.escrow });
-  if (s.market && s.registry) await app.register(marketRoutes, { market: s.market, registry: s.registry });
-  if (s.streams && s.receiver) await app.register(streamRoutes, { streams: s.streams, receiver: s.receiver });
+  // After authentication: a follower of a shared store passes leader-owned requests to the leader.
+  app.addHook('onRequest', leaderForwarding(s.owned));
+  await app.register(async (owned) => {
+    owned.addHook('onRoute', (route) => {
+      route.config = { ...(route.config ?? {}), leaderOwned: true };
+    });
+    if (s.escrow) await owned.register(escrowRoutes, { escrow: s.escrow });
+    if (s.market && s.registry)
+      await owned.register(marketRoutes, { market: s.market, registry: s.registry });
+    if (s.streams && s.receiver)
+      await owned.register(streamRoutes, { streams: s.streams, receiver: s.receiver });
+    if (s.energy) await owned.register(energyRoutes, { energy: s.energy });
+    if (s.auctions) await owned.register(auctionRoutes, { auctions: s.auctions });
+  });
   if (s.devices) await app.register(deviceRoutes, s.devices);
-  if (s.energy) await app.register(energyRoutes, { energy: s.energy });
-  if (s.auctions) await app.register(auctionRoutes, { auctions: s.auctions });
   if (s.l402) await app.register(l402Routes, { revocations: s.l402.revocations });
 };

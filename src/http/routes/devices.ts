@@ -1,3 +1,4 @@
+import { FORWARDED_BY } from '../../cluster/leader-owned.js';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { DeviceBridge } from '../../devices/bridge.js';
@@ -65,7 +66,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
     '/v1/devices/:deviceId/actuations',
     {
       // Anyone may ask a device to act: they pay a hold invoice, settled only when the device acknowledges.
-      config: { public: true },
+      config: { public: true, leaderOwned: true },
       schema: {
         tags,
         params: Type.Object({ deviceId: DeviceId }),
@@ -101,7 +102,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/v1/actuations/:actuationId',
     {
-      config: { public: true },
+      config: { public: true, leaderOwned: true },
       schema: {
         tags,
         params: Type.Object({ actuationId: Type.String({ maxLength: 64 }) }),
@@ -129,7 +130,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/v1/sales/:paymentHash',
     {
-      config: { public: true },
+      config: { public: true, leaderOwned: true },
       schema: {
         tags,
         description: 'The reading a device sold, for whoever proves the payment with its preimage.',
@@ -164,7 +165,7 @@ export const deviceRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (req, reply) => {
-      const r = await bridge.handle(req.body);
+      const r = await bridge.handle(req.body, { relayed: req.headers[FORWARDED_BY] !== undefined });
       return 'envelope' in r ? r.envelope : reply.code(r.status).send({ error: r.error });
     },
   );

@@ -21,6 +21,7 @@ import type { TaskAuctions } from '../../market/auctions.js';
 import type { EnergyMarket } from '../../energy/market.js';
 import type { L402Authority } from '../../l402/authority.js';
 import type { L402Revocations } from '../../l402/revocations.js';
+import type { LeaderOwnedServices } from '../../cluster/leader-owned.js';
 
 export interface AccountServices {
   ledger: Ledger;
@@ -46,8 +47,16 @@ export interface AccountServices {
     events: DeviceEvents;
     commerce: DeviceCommerce;
   };
-  /** L402 credentials: the authority the proxy verifies with, and its persisted revocations. */
-  l402?: { authority: L402Authority; revocations: L402Revocations };
+  /**
+   * L402 credentials: the authority the proxy verifies with, its persisted revocations, and the
+   * root secret (shared by every instance of a shared store), from which MPP's binding key derives.
+   */
+  l402?: { authority: L402Authority; revocations: L402Revocations; secret?: Buffer };
+  /**
+   * Where the leader-owned services (streams, escrows, tasks, auctions, energy, device commerce)
+   * are served: here, or on the leader a follower forwards to (a shared store). Absent: here.
+   */
+  owned?: LeaderOwnedServices;
 }
 
 export function accountView(a: Account, tier?: TierName): Static<typeof AccountBody> {

@@ -2,6 +2,7 @@ import postgres, { type Sql } from 'postgres';
 import type { Logger } from 'pino';
 import type { LeaderElection, LeadershipListener } from '../../cluster/leader.js';
 import { MIGRATION_LOCK_KEY } from './migrations.js';
+import { writeLeaderAddress } from './postgres-cluster-directory.js';
 
 /** The advisory lock key of the leadership (any bigint, fixed, not the migration runner's). */
 export const LEADER_LOCK_KEY = MIGRATION_LOCK_KEY + 1n;
@@ -51,6 +52,8 @@ export class AdvisoryLockLeader implements LeaderElection {
   private failing = false;
   /** A deposed leader campaigns again only from then (ms): a healthy follower goes first. */
   private holdOffUntil = 0;
+  /** Where this instance serves, published while it leads (`advertise`). */
+  private address: { instanceId: string; url: string } | undefined;
 
   constructor(
     private readonly url: string,
@@ -75,6 +78,21 @@ export class AdvisoryLockLeader implements LeaderElection {
 
   resign(reason: string): void {
     this.drop(reason);
+  }
+
+  /**
+   * Publishes where this instance serves while it leads (`cluster_leader`), written on the session
+   * that holds the lock: a write that fails is a lost session, and the leadership goes with it.
+   */
+  advertise(instanceId: string, url: string): void {
+    this.address = { instanceId, url };
+    if (this.leading) void this.publish();
+  }
+
+  private async publish(): Promise<void> {
+    const address = this.address;
+    if (!address) return;
+    await this.query((sql) => writeLeaderAddress(sql, address.instanceId, address.url));
   }
 
   async close(): Promise<void> {
@@ -169,6 +187,8 @@ export class AdvisoryLockLeader implements LeaderElection {
     if (rows[0]?.got !== true) return;
     this.leading = true;
     this.log?.info('leader election: this instance leads');
+    await this.publish();
+    if (!this.leading) return;
     this.listener?.elected();
   }
 

@@ -301,6 +301,26 @@ const PENDING_DEBITS = `
 CREATE INDEX ledger_transfers_pending_debit ON ledger_transfers (debit_account_id) WHERE state = 'pending';
 `;
 
+/**
+ * Where the leader serves (`cluster_leader`, one row: written by the elected instance on the
+ * session that holds the leader lock, read by followers to forward what the leader owns), and the
+ * deployment's secrets every instance must share (`cluster_secrets`: the L402 root key, the device
+ * key), created once by the first instance to need one.
+ */
+const CLUSTER = `
+CREATE TABLE cluster_leader (
+  id smallint PRIMARY KEY CHECK (id = 1),
+  instance_id text NOT NULL,
+  url text NOT NULL,
+  elected_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE cluster_secrets (
+  name text COLLATE "C" PRIMARY KEY,
+  value text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables', sql: LEDGER_V1 },
   { version: 2, name: 'ledger commit function', sql: LEDGER_COMMIT_FN },
@@ -309,6 +329,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'account leases', sql: ACCOUNT_LEASES },
   { version: 6, name: 'device counters', sql: DEVICE_COUNTERS },
   { version: 7, name: 'pending transfers by debit account', sql: PENDING_DEBITS },
+  { version: 8, name: 'cluster leader address and shared secrets', sql: CLUSTER },
 ];
 
 /**

@@ -209,6 +209,7 @@ describe('restarts', () => {
       payments: {
         authorizeSpend: () => undefined,
         prepare: () => Promise.resolve(),
+        spendReady: () => true,
         keysend: () => Promise.reject(new Error('x')),
         getPayment: () => undefined,
         nodeId: 'n',

@@ -254,6 +254,7 @@ describe('remote streams', () => {
       payments: (real) => ({
         authorizeSpend: (a, r) => real.authorizeSpend(a, r),
         prepare: (ids, others) => real.prepare(ids, others),
+        spendReady: (payer, others) => real.spendReady(payer, others),
         getPayment: (id) => real.getPayment(id),
         get nodeId() {
           return real.nodeId;
@@ -331,6 +332,7 @@ describe('remote streams', () => {
       payments: (real) => ({
         authorizeSpend: (a, r) => real.authorizeSpend(a, r),
         prepare: (ids, others) => real.prepare(ids, others),
+        spendReady: (payer, others) => real.spendReady(payer, others),
         getPayment: (id) => real.getPayment(id),
         get nodeId() {
           return real.nodeId;
