@@ -65,6 +65,8 @@ import { DutyRunner, type Duty } from './cluster/duties.js';
 import { AlwaysLeader, type LeaderElection } from './cluster/leader.js';
 import { leaderRelay } from './devices/leader-relay.js';
 import { LeaderOwnedServices, type LeaderDirectory, type SharedSecrets } from './cluster/leader-owned.js';
+import { PostgresUsageOrphans } from './storage/postgres/postgres-usage-orphans.js';
+import { UsageOrphans, type UsageOrphanSource } from './proxy/usage-orphans.js';
 import {
   PostgresLeaderDirectory,
   PostgresSharedSecrets,
@@ -184,10 +186,15 @@ interface Storage {
   directory?: LeaderDirectory;
   /** Secrets every instance shares (PostgreSQL); the embedded store keeps them in the data directory. */
   secrets?: SharedSecrets;
+  /** Orphaned metered reservations to void (PostgreSQL): those of instances that are gone. */
+  usageOrphans?: UsageOrphanSource;
+  /** This process's id among the instances of a shared store (named in its election session). */
+  instanceId: string;
   close(): Promise<void>;
 }
 
 async function openStorage(config: Config, log: Logger, options: FeatureOptions): Promise<Storage> {
+  const instanceId = randomUUID();
   if (config.databaseUrl !== undefined) {
     const databaseUrl = config.databaseUrl;
     const store = await PostgresLedgerStore.open(databaseUrl);
@@ -197,11 +204,14 @@ async function openStorage(config: Config, log: Logger, options: FeatureOptions)
       deviceCounters: new PostgresDeviceCounters(store.sql),
       leader: new AdvisoryLockLeader(config.databaseUrl, {
         log,
+        instanceId,
         pollMs: Math.min(options.leaderPollMs ?? 1000, 2000),
       }),
       relayEvents: (bus) => PostgresEventRelay.open(databaseUrl, bus, { log }),
       directory: new PostgresLeaderDirectory(store.sql),
       secrets: new PostgresSharedSecrets(store.sql),
+      usageOrphans: new PostgresUsageOrphans(store.sql),
+      instanceId,
       close: () => store.close(),
     };
   }
@@ -211,6 +221,7 @@ async function openStorage(config: Config, log: Logger, options: FeatureOptions)
     cursor: new LevelCursorStore(db),
     // One process owns the embedded store: it always leads.
     leader: new AlwaysLeader(),
+    instanceId,
     close: () => db.close(),
   };
 }
@@ -230,6 +241,8 @@ export async function openAccounts(
   leadership: DutyRunner;
   /** Where this instance's HTTP API is reached (a shared store: followers forward to the leader's). */
   advertise(url: string): void;
+  /** A shared store: where the leader finds metered reservations of instances that are gone. */
+  usageOrphans?: UsageOrphanSource;
   close(): Promise<void>;
 }> {
   const storage = await openStorage(config, log, options);
@@ -325,7 +338,7 @@ export async function openAccounts(
   });
   ownedLoads.push(() => energy.load());
   const owned = new LeaderOwnedServices(
-    randomUUID(),
+    storage.instanceId,
     storage.leader,
     storage.directory,
     options.onDeposed ??
@@ -424,6 +437,7 @@ export async function openAccounts(
   return {
     leadership,
     advertise: (url) => storage.leader.advertise?.(owned.instanceId, url),
+    ...(storage.usageOrphans ? { usageOrphans: storage.usageOrphans } : {}),
     services: {
       ledger,
       payments,
@@ -654,6 +668,8 @@ export async function startL402Proxy(
     ledger: accounts.ledger,
     log,
     mpp,
+    // A shared store: metered reservations name this instance, so the leader can tell orphans.
+    ...(accounts.owned?.shared ? { instanceId: accounts.owned.instanceId } : {}),
     router: new BudgetRouter({
       payerOf: (hash) => accounts.payments.invoicePayer(hash),
       availableOf: async (id) => {
@@ -806,6 +822,15 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
         metrics.proxyHooks(() => paid.catalog.current().map((s) => s.name)),
       )
     : undefined;
+  const orphans = accounts.usageOrphans;
+  if (proxy && orphans) {
+    const sweep = new UsageOrphans(accounts.services.ledger, orphans, log);
+    await accounts.leadership.add({
+      name: 'orphaned usage reservations',
+      start: () => sweep.start(),
+      stop: () => sweep.stop(),
+    });
+  }
   const mqtt =
     config.mqtt.enabled && accounts.services.devices
       ? await startDeviceTransports(config, accounts.services.devices, log, accounts.leadership)

@@ -8,6 +8,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import { USAGE, usageMemo } from './usage-orphans.js';
 import { HOP_BY_HOP } from '../net/hop-by-hop.js';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { urlToHttpOptions } from 'node:url';
@@ -102,6 +103,8 @@ export interface ProxyDeps {
   router?: BudgetRouter;
   /** The clock of dynamic price rules (unix ms; default Date.now). */
   now?: () => number;
+  /** This instance's id on a store several instances share: named in metered reservations (`usageMemo`). */
+  instanceId?: string;
 }
 
 /** Not forwarded upstream: the client's credential, and what we set ourselves. */
@@ -133,7 +136,6 @@ function sendJson(
 const revenueAccount = (service: string): string => `svc:${service}`;
 
 /** The code of a metered request's reservation (a pending transfer until its usage is billed). */
-const USAGE = 'l402_usage';
 
 /**
  * Releases the metered reservations a crash left open, before the proxy admits anything: the
@@ -526,7 +528,7 @@ export function createProxy(deps: ProxyDeps): Server {
         amount: billing.reserved,
         code: USAGE,
         pending: true,
-        memo: path,
+        memo: usageMemo(path, deps.instanceId),
       });
       billing.reservation = r.value.id;
       billing.charged = r.durable;

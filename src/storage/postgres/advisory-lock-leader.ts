@@ -4,6 +4,12 @@ import type { LeaderElection, LeadershipListener } from '../../cluster/leader.js
 import { MIGRATION_LOCK_KEY } from './migrations.js';
 import { writeLeaderAddress } from './postgres-cluster-directory.js';
 
+/**
+ * The application name of every instance's election session, followed by the instance's id: what
+ * tells other instances it is alive (`PostgresUsageOrphans.liveInstances`).
+ */
+export const LEADER_APPLICATION = 'coulomb-leader';
+
 /** The advisory lock key of the leadership (any bigint, fixed, not the migration runner's). */
 export const LEADER_LOCK_KEY = MIGRATION_LOCK_KEY + 1n;
 
@@ -15,6 +21,8 @@ export interface AdvisoryLockLeaderOptions {
   /** A campaign or heartbeat query not answered within this is a lost connection (ms, default 3000). */
   queryTimeoutMs?: number;
   log?: Logger;
+  /** This instance's id, in the session's application name (default: none). */
+  instanceId?: string;
 }
 
 /**
@@ -63,7 +71,11 @@ export class AdvisoryLockLeader implements LeaderElection {
     this.pollMs = options.pollMs ?? 1000;
     this.queryTimeoutMs = options.queryTimeoutMs ?? 3000;
     this.log = options.log;
+    this.applicationName =
+      options.instanceId === undefined ? LEADER_APPLICATION : `${LEADER_APPLICATION} ${options.instanceId}`;
   }
+
+  private readonly applicationName: string;
 
   private readonly log: Logger | undefined;
 
@@ -133,7 +145,7 @@ export class AdvisoryLockLeader implements LeaderElection {
         idle_timeout: null,
         onnotice: () => undefined,
         connection: {
-          application_name: 'coulomb-leader',
+          application_name: this.applicationName,
           // The server gives up on a silent peer 6 s after it last heard from it (keepalive
           // probes at 3, 4, 5 s; tcp_user_timeout also when its own data goes unacknowledged), so
           // a leader cut off without its socket closing is replaced well within 10 s, after it
