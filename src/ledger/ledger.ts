@@ -231,7 +231,8 @@ export class Ledger implements RecordStore {
         store.leases,
         {
           refresh: (ids) => this.readLeased(ids),
-          dirty: (id) => this.dirty(id),
+          // Not handed over while memory is ahead, or a preparer holds debits of it unwritten.
+          dirty: (id) => this.dirty(id) || this.unwritten.some((u) => u(id)),
           released: (ids) => this.dropPending(ids),
         },
         options.leases,
@@ -972,11 +973,23 @@ export class Ledger implements RecordStore {
   /**
    * Registers a function run at the start of a group-commit batch asked for with `wantCommit`:
    * operations it makes (e.g. the sum of many small charges as one transfer) join that batch.
-   * It must not throw. Returns a function that removes it.
+   * It must not throw. `unwritten`, if given, tells the accounts it holds debits of that are not
+   * written yet: on a shared store their leases are not handed over before it wrote them (the
+   * debits were checked under the lease held now). Returns a function that removes it.
    */
-  beforeCommit(prepare: () => void): () => void {
-    return this.commit.beforeBatch(prepare);
+  beforeCommit(prepare: () => void, unwritten?: (accountId: string) => boolean): () => void {
+    const detach = this.commit.beforeBatch(prepare);
+    if (!unwritten) return detach;
+    this.unwritten.push(unwritten);
+    return () => {
+      detach();
+      const i = this.unwritten.indexOf(unwritten);
+      if (i >= 0) this.unwritten.splice(i, 1);
+    };
   }
+
+  /** What `beforeCommit` preparers hold unwritten, by account (see there). */
+  private readonly unwritten: ((accountId: string) => boolean)[] = [];
 
   /** Asks for a group-commit batch as soon as possible, for a `beforeCommit` preparer with work. */
   wantCommit(): void {

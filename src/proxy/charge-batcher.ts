@@ -33,7 +33,11 @@ export class ChargeBatcher {
   private readonly detach: () => void;
 
   constructor(private readonly ledger: Ledger) {
-    this.detach = ledger.beforeCommit(() => this.flush());
+    // A shared store: a credential's lease stays here while its charges wait for the batch.
+    this.detach = ledger.beforeCommit(
+      () => this.flush(),
+      (accountId) => this.pending.has(accountId),
+    );
   }
 
   /** Stops taking part in the ledger's batches (when the proxy closes), writing what is pending. */

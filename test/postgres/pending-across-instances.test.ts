@@ -140,4 +140,38 @@ describe('pending transfers on several instances of one PostgreSQL database', ()
     expect(await balance(fresh, 'alice')).toBe(800n);
     expect(await fresh.getTransfer(chunk.value.id)).toMatchObject({ state: 'posted', amount: 200n });
   });
+
+  it('a lease is not handed over while a batch preparer holds debits of the account unwritten', async () => {
+    const url = await createTestDatabase(inject('postgresUrl'), 'pending_multi_unwritten');
+    const [one, two] = await funded(url);
+    await one.ensure({ spend: ['alice'], accounts: ['out'] });
+    // The charge batcher's case: requests charged in memory, summed into one transfer at the next batch.
+    let charged = 0n;
+    const detach = one.beforeCommit(
+      () => {
+        if (charged === 0n) return;
+        one.transfer({
+          debitAccountId: 'alice',
+          creditAccountId: 'out',
+          amount: msat(charged),
+          code: 'l402_requests',
+        });
+        charged = 0n;
+      },
+      (id) => id === 'alice' && charged > 0n,
+    );
+    charged = 100n;
+    let taken = false;
+    const asked = two.ensure({ spend: ['alice'] }).then(() => (taken = true));
+    // Many of the holder's lease ticks (10 ms) pass with the other asking: the lease stays.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(taken).toBe(false);
+    expect(one.spendable('alice')).toBe(true);
+    // The batch writes the charge under the lease it was checked under, then the lease goes.
+    one.wantCommit();
+    await asked;
+    expect(taken).toBe(true);
+    expect(await balance(two, 'alice')).toBe(900n);
+    detach();
+  });
 });
