@@ -582,6 +582,10 @@ export async function openPaidServices(
     port: config.proxy.port,
   });
   const catalog = await ServiceCatalog.open(accounts.ledger, services);
+  // A shared store: the services changed through any instance's admin API are served here within 1 s.
+  const unfollow = accounts.ledger.shared
+    ? catalog.follow(1000, (err) => log.warn({ err }, 'reading the proxy services again failed'))
+    : undefined;
   const stats = new ServiceStats(accounts.ledger, {
     onError: (err) => log.warn({ err }, 'writing the proxy statistics failed'),
   });
@@ -592,6 +596,7 @@ export async function openPaidServices(
     proxyConfig,
     ...(sample ? { sample } : {}),
     async close() {
+      unfollow?.();
       await stats.stop().catch((err: unknown) => log.warn({ err }, 'writing the proxy statistics failed'));
       if (sample) {
         const up = sample.server;
