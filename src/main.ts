@@ -821,7 +821,10 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     accounts: accounts.services,
     ...(paid ? { paidServices: paid } : {}),
     metrics: { metrics, ...(scrapeToken ? { scrapeToken: OperatorAuth.fromKey(scrapeToken) } : {}) },
-    consoleSessions: new ConsoleSessions(),
+    // A shared store: a console session works on every instance (the load balancer may alternate).
+    consoleSessions: new ConsoleSessions(
+      accounts.services.ledger.shared ? { store: accounts.services.ledger } : {},
+    ),
   });
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   accounts.advertise(config.advertiseUrl ?? url);

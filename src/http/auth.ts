@@ -38,7 +38,7 @@ export function installAuth(
     const config = req.routeOptions.config;
     if (config.public === true || req.routeOptions.url === undefined) return;
     const token = bearer(req.headers.authorization);
-    const session = token === undefined ? sessions?.find(sessionToken(req)) : undefined;
+    const session = token === undefined ? await sessions?.find(sessionToken(req)) : undefined;
     if (session) {
       const problem = csrfProblem(req, session);
       if (problem) return reply.code(403).send({ error: { code: 'CSRF_REJECTED', message: problem } });

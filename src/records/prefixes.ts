@@ -124,6 +124,12 @@ export const PREFIXES = {
     'a policy decision: aud!<account>!<at, 15 digits>!<id>',
   ),
   // auth
+  consoleSession: entry(
+    'csess!',
+    'src/http/console-session.ts',
+    'lru',
+    'a console session on a shared store, by the SHA-256 of its token (CSRF token, expiry); at most 32',
+  ),
   apiKey: entry('key!', 'src/auth/api-keys.ts', 'lru', 'an API key record (hashed secret) by key id'),
   apiKeyBy: entry('keyby!', 'src/auth/api-keys.ts', 'index', "an account's key ids: keyby!<account>!<id>"),
   apiKeyIndexMark: entry('keyidx!', 'src/auth/api-keys.ts', 'disk', 'mark: keyby! covers every key'),

@@ -48,8 +48,8 @@ export const consoleSessionRoutes: FastifyPluginAsyncTypebox<{
             error: { code: 'LOGIN_RATE_LIMITED', message: 'too many login attempts from this address' },
           });
       if (!operator.verify(req.body.key)) return reply.code(401).send(unauthorized);
-      sessions.end(sessionToken(req));
-      const s = sessions.create();
+      await sessions.end(sessionToken(req));
+      const s = await sessions.create();
       void reply.header('set-cookie', sessionCookie(s.token, s.maxAgeSeconds, req.protocol === 'https'));
       void reply.header('cache-control', 'no-store');
       return { csrfToken: s.csrf, expiresAt: s.expiresAt };
@@ -67,7 +67,7 @@ export const consoleSessionRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     async (req, reply) => {
-      const s = sessions.find(sessionToken(req));
+      const s = await sessions.find(sessionToken(req));
       if (!s) return reply.code(401).send(unauthorized);
       void reply.header('cache-control', 'no-store');
       return { csrfToken: s.csrf, expiresAt: s.expiresAt };
@@ -90,11 +90,11 @@ export const consoleSessionRoutes: FastifyPluginAsyncTypebox<{
     },
     async (req, reply) => {
       const token = sessionToken(req);
-      const s = sessions.find(token);
+      const s = await sessions.find(token);
       if (!s) return reply.code(401).send(unauthorized);
       const problem = csrfProblem(req, s);
       if (problem) return reply.code(403).send({ error: { code: 'CSRF_REJECTED', message: problem } });
-      sessions.end(token);
+      await sessions.end(token);
       void reply.header('set-cookie', sessionCookie('', 0, req.protocol === 'https'));
       return { loggedOut: true };
     },

@@ -3,6 +3,7 @@ import { buildApp, type CoulombApp } from '../../../src/http/app.js';
 import { ConsoleSessions } from '../../../src/http/console-session.js';
 import { OperatorAuth } from '../../../src/http/operator-auth.js';
 import { fakeBackend } from '../../support/fake-backend.js';
+import { MemoryRecords } from '../../support/memory-records.js';
 
 const key = OperatorAuth.generateKey();
 const apps: CoulombApp[] = [];
@@ -85,6 +86,32 @@ describe('console sessions', () => {
     expect(out.statusCode).toBe(200);
     expect(String(out.headers['set-cookie'])).toContain('Max-Age=0');
     expect((await a.inject({ url: '/v1/node', headers: { cookie: s3.cookie } })).statusCode).toBe(401);
+  });
+
+  it('on a shared store, work on every instance and end everywhere at logout', async () => {
+    const store = new MemoryRecords();
+    const one = await app(new ConsoleSessions({ now: () => now, store }));
+    const two = await app(new ConsoleSessions({ now: () => now, store }));
+    const s = await login(one);
+    // Logged in through one instance, the next request reaches the other.
+    expect((await two.inject({ url: '/v1/node', headers: { cookie: s.cookie } })).statusCode).toBe(200);
+    const change = (on: CoulombApp) =>
+      on.inject({
+        method: 'POST',
+        url: '/v1/test/change',
+        headers: { cookie: s.cookie, 'x-csrf-token': s.csrf },
+      });
+    expect((await change(two)).statusCode).toBe(200);
+    const out = await one.inject({
+      method: 'POST',
+      url: '/console/api/logout',
+      headers: { cookie: s.cookie, 'x-csrf-token': s.csrf },
+    });
+    expect(out.statusCode).toBe(200);
+    // The other instance trusts what it read for a second, then reads the session is gone.
+    now += 1000;
+    expect((await two.inject({ url: '/v1/node', headers: { cookie: s.cookie } })).statusCode).toBe(401);
+    expect((await store.listRecords('csess!')).length).toBe(0);
   });
 
   it('limit login attempts per source address with a stable 429 code', async () => {
