@@ -1,4 +1,6 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { PostgresPaymentHashClaims } from './storage/postgres/postgres-payment-claims.js';
+import type { PaymentHashClaims } from './payments/hash-claims.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { readConfigFile } from './config/load.js';
@@ -186,6 +188,8 @@ interface Storage {
   directory?: LeaderDirectory;
   /** Secrets every instance shares (PostgreSQL); the embedded store keeps them in the data directory. */
   secrets?: SharedSecrets;
+  /** One live attempt per payment hash across instances (PostgreSQL). */
+  hashClaims?: PaymentHashClaims;
   /** Orphaned metered reservations to void (PostgreSQL): those of instances that are gone. */
   usageOrphans?: UsageOrphanSource;
   /** This process's id among the instances of a shared store (named in its election session). */
@@ -211,6 +215,7 @@ async function openStorage(config: Config, log: Logger, options: FeatureOptions)
       directory: new PostgresLeaderDirectory(store.sql),
       secrets: new PostgresSharedSecrets(store.sql),
       usageOrphans: new PostgresUsageOrphans(store.sql),
+      hashClaims: new PostgresPaymentHashClaims(store.sql),
       instanceId,
       close: () => store.close(),
     };
@@ -272,7 +277,10 @@ export async function openAccounts(
   const events = new EventBus();
   // Clients' event streams on any instance hear every instance's events (a shared store only).
   const relay = await storage.relayEvents?.(events);
-  const payments = new PaymentsService(ledger, backend, policies, audit, events, log, options);
+  const payments = new PaymentsService(ledger, backend, policies, audit, events, log, {
+    ...options,
+    ...(storage.hashClaims ? { hashClaims: storage.hashClaims } : {}),
+  });
   await payments.load();
   const publish = (accountId: string, event: FeatureEvent): void => events.publish(accountId, event);
   const escrow = new EscrowService(ledger, backend, payments, publish, log, {
@@ -574,6 +582,10 @@ export async function openPaidServices(
     port: config.proxy.port,
   });
   const catalog = await ServiceCatalog.open(accounts.ledger, services);
+  // A shared store: the services changed through any instance's admin API are served here within 1 s.
+  const unfollow = accounts.ledger.shared
+    ? catalog.follow(1000, (err) => log.warn({ err }, 'reading the proxy services again failed'))
+    : undefined;
   const stats = new ServiceStats(accounts.ledger, {
     onError: (err) => log.warn({ err }, 'writing the proxy statistics failed'),
   });
@@ -584,6 +596,7 @@ export async function openPaidServices(
     proxyConfig,
     ...(sample ? { sample } : {}),
     async close() {
+      unfollow?.();
       await stats.stop().catch((err: unknown) => log.warn({ err }, 'writing the proxy statistics failed'));
       if (sample) {
         const up = sample.server;

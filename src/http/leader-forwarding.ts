@@ -56,7 +56,10 @@ export function leaderForwarding(owned: LeaderOwnedServices | undefined) {
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
     let res: Response;
     try {
-      res = await fetch(new URL(req.url, leader.url), {
+      // The leader's address and the request's path joined as text: never `new URL(path, base)`,
+      // which would let a path like `//host/...` choose the host.
+      const target = leader.url.replace(/\/+$/, '') + (req.url.startsWith('/') ? req.url : `/${req.url}`);
+      res = await fetch(target, {
         method: req.method,
         headers,
         redirect: 'manual',

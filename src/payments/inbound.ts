@@ -72,6 +72,11 @@ export class Inbound extends PaymentsPart {
     return this.invoices.get(paymentHash);
   }
 
+  /** The invoice as the store has it now (a shared store), replacing memory's copy. */
+  rereadInvoice(paymentHash: string): Promise<InvoiceRecord | undefined> {
+    return this.invoices.reread(paymentHash);
+  }
+
   /**
    * The preimage of one of this node's invoices, from LND (records of L402 challenges keep none).
    * LND's failure is thrown: an internal payment must not settle without the proof it sells.

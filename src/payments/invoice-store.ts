@@ -222,6 +222,19 @@ export class InvoiceStore {
     return stored;
   }
 
+  /**
+   * The record as the store has it now (a shared store: another instance may have settled it),
+   * replacing memory's copy. Read under a lease that keeps other instances from changing it.
+   */
+  async reread(hash: string): Promise<InvoiceRecord | undefined> {
+    if (!HASH.test(hash)) return undefined;
+    const raw = await this.store.getRecord(invoiceKeys.record(hash));
+    if (raw === undefined) return this.records.get(hash);
+    const rec = decodeInvoice(raw);
+    this.remember(rec);
+    return rec;
+  }
+
   /** The record for reading only (listings, reconciliation): from memory, else disk, not cached. */
   async peek(hash: string): Promise<InvoiceRecord | undefined> {
     const cached = this.records.get(hash);

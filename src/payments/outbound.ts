@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { PaymentHashClaims } from './hash-claims.js';
 import { isPubkey, paymentHashOf } from '../domain/hex.js';
 import { msat, type Msat } from '../domain/msat.js';
 import { LedgerError, LedgerErrorCode } from '../ledger/errors.js';
@@ -53,6 +54,7 @@ export class Outbound extends PaymentsPart {
     ctx: PaymentsContext,
     private readonly store: PaymentStore,
     private readonly inbound: Inbound,
+    private readonly claims?: PaymentHashClaims,
   ) {
     super(ctx);
   }
@@ -88,7 +90,7 @@ export class Outbound extends PaymentsPart {
       // internal settlement runs alone for the invoice (what it checks is what it settles).
       if (decoded.destination === this.nodePubkey && (await this.inbound.findInvoice(decoded.paymentHash)))
         return this.inbound.exclusive(decoded.paymentHash, async () => {
-          const own = await this.inbound.findInvoice(decoded.paymentHash);
+          let own = await this.inbound.findInvoice(decoded.paymentHash);
           if (!own)
             throw new PaymentError(PaymentErrorCode.INVALID_INVOICE, 'this invoice is no longer payable');
           if (own.state !== 'open')
@@ -96,7 +98,8 @@ export class Outbound extends PaymentsPart {
           // An L402 challenge's record keeps no preimage: LND has it.
           const preimage = own.preimage ?? (await this.inbound.preimageOf(own.paymentHash));
           // From here to the transfer is one synchronous step on resident accounts and policies.
-          await this.ctx.prepare([accountId], [own.accountId]);
+          if (this.ledger.shared) own = await this.openUnderLease(accountId, own);
+          else await this.ctx.prepare([accountId], [own.accountId]);
           return this.payInternal(accountId, own, input, amount, idem, preimage);
         });
       if (decoded.destination === this.nodePubkey) {
@@ -105,33 +108,42 @@ export class Outbound extends PaymentsPart {
           'this invoice was issued by the gateway node but is not an account invoice',
         );
       }
-      // From here to the reservation is one synchronous step on resident accounts and policies.
-      await this.ctx.prepare([accountId], [LIGHTNING_ACCOUNT]);
-      const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(amount);
-      const payment: Bolt11Payment = {
-        ...this.newPayment(accountId),
-        kind: 'bolt11',
-        status: 'pending',
-        paymentHash: decoded.paymentHash,
-        request: input.request,
-        destination: decoded.destination,
-        amountMsat: amount,
-        feeLimitMsat: feeLimit,
-        ...(attempts.some((a) => a.status === 'failed') ? { retriesFailedHash: true } : {}),
-        ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
-      };
-      const r = this.reserve(
-        payment,
-        {
+      const base = this.newPayment(accountId);
+      // A shared store: another instance may be attempting this hash; the database says which may.
+      await this.claim(decoded.paymentHash, base.id, accountId);
+      try {
+        // From here to the reservation is one synchronous step on resident accounts and policies.
+        await this.ctx.prepare([accountId], [LIGHTNING_ACCOUNT]);
+        const feeLimit = input.maxFeeMsat ?? defaultFeeLimit(amount);
+        const payment: Bolt11Payment = {
+          ...base,
           kind: 'bolt11',
+          status: 'pending',
+          paymentHash: decoded.paymentHash,
+          request: input.request,
+          destination: decoded.destination,
           amountMsat: amount,
           feeLimitMsat: feeLimit,
-          payee: { pubkey: decoded.destination },
-        },
-        idem(payment.id),
-      );
-      await r.durable;
-      return r.payment;
+          ...(attempts.some((a) => a.status === 'failed') ? { retriesFailedHash: true } : {}),
+          ...(input.idempotencyKey ? { idempotencyKey: input.idempotencyKey } : {}),
+        };
+        const r = this.reserve(
+          payment,
+          {
+            kind: 'bolt11',
+            amountMsat: amount,
+            feeLimitMsat: feeLimit,
+            payee: { pubkey: decoded.destination },
+          },
+          idem(payment.id),
+        );
+        await r.durable;
+        return r.payment;
+      } catch (err) {
+        // Refused before anything was reserved (policy, funds): the hash is free again.
+        await this.claims?.release(decoded.paymentHash, base.id).catch(() => undefined);
+        throw err;
+      }
     });
     if (reserved.status !== 'pending') return publicPayment(reserved);
     return this.send(reserved);
@@ -437,6 +449,15 @@ export class Outbound extends PaymentsPart {
     }
   }
 
+  /** Takes the hash's claim for attempt `paymentId` (a shared store), or refuses as `assertNotPaid` does. */
+  private async claim(hash: string, paymentId: string, accountId: string): Promise<void> {
+    if (!this.claims) return;
+    const got = await this.claims.claim(hash, paymentId, (id) => this.store.reread(id));
+    if (got.claimed) return;
+    if (got.holder) this.assertNotPaid(hash, accountId, [got.holder]);
+    throw new PaymentError(PaymentErrorCode.PAYMENT_IN_PROGRESS, 'a payment of this invoice is in progress');
+  }
+
   /** What every new payment starts with. */
   private newPayment(accountId: string): {
     id: string;
@@ -657,6 +678,31 @@ export class Outbound extends PaymentsPart {
         this.tracking.delete(payment.id);
       }
     })();
+  }
+
+  /**
+   * A shared store: another instance may be settling the invoice. The invoice account's lease
+   * keeps the others out (it is not handed over before this settlement is durable); the invoice
+   * is read again under it, and the synchronous step may run only while both leases are still
+   * this instance's (else it tries again).
+   */
+  private async openUnderLease(accountId: string, inv: InvoiceRecord): Promise<InvoiceRecord> {
+    for (let tries = 0; ; tries++) {
+      if (tries === 5)
+        throw new LedgerError(
+          LedgerErrorCode.LEASE_BUSY,
+          'another gateway instance keeps taking these accounts; retry shortly',
+          { accounts: [accountId, inv.accountId] },
+        );
+      await this.ctx.prepare([accountId, inv.accountId]);
+      const fresh = await this.inbound.rereadInvoice(inv.paymentHash);
+      if (!fresh)
+        throw new PaymentError(PaymentErrorCode.INVALID_INVOICE, 'this invoice is no longer payable');
+      if (fresh.state !== 'open')
+        throw new PaymentError(PaymentErrorCode.ALREADY_PAID, `this invoice is ${fresh.state}`);
+      if (this.ledger.spendable(accountId, [fresh.accountId]) && this.ledger.spendable(fresh.accountId))
+        return fresh;
+    }
   }
 
   private async payInternal(

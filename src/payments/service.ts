@@ -1,4 +1,5 @@
 import type { Logger } from '../domain/logger.js';
+import type { PaymentHashClaims } from './hash-claims.js';
 import type { Msat } from '../domain/msat.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT } from '../ledger/system-accounts.js';
@@ -30,6 +31,8 @@ export interface PaymentsOptions {
   now?: () => number;
   /** Invoice caches, the grace before an expired unpaid invoice is pruned, and the sweep's period. */
   invoices?: InvoiceStoreOptions & { sweepEveryMs?: number };
+  /** A shared store: one live attempt per payment hash across instances, held by the database. */
+  hashClaims?: PaymentHashClaims;
 }
 
 /**
@@ -68,7 +71,7 @@ export class PaymentsService {
     this.reconcileIntervalMs = options.reconcileIntervalMs ?? 60_000;
     this.store = new PaymentStore(ledger);
     this.inbound = new Inbound(this.ctx, options.invoices);
-    this.outbound = new Outbound(this.ctx, this.store, this.inbound);
+    this.outbound = new Outbound(this.ctx, this.store, this.inbound, options.hashClaims);
     this.approvals = new Approvals(this.ctx, this.store, this.outbound);
     this.reconciliation = new Reconciliation(this.ctx, this.store, this.outbound, this.inbound);
   }

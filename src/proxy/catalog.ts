@@ -38,6 +38,8 @@ export class ServiceCatalog {
   private entries: CatalogEntry[] = [];
   private snapshot: readonly Service[] = [];
   private queue: Promise<unknown> = Promise.resolve();
+  /** The persisted changes as last read: a read that finds the same applies nothing. */
+  private read: string | undefined;
 
   private constructor(
     private readonly store: RecordStore,
@@ -56,18 +58,39 @@ export class ServiceCatalog {
     return catalog;
   }
 
+  /**
+   * A store several instances share: another instance's admin API may change the services. Reads
+   * the persisted changes again every `everyMs` (applied when they differ from the last read), so
+   * a change made anywhere is served everywhere within that bound. Returns the stop function.
+   */
+  follow(everyMs = 1000, onError: (err: unknown) => void = () => undefined): () => void {
+    const timer = setInterval(() => void this.refresh().catch(onError), everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** Reads the persisted changes again (after the changes of this instance in flight). */
+  refresh(): Promise<void> {
+    return this.serial(() => this.load());
+  }
+
   private async load(): Promise<void> {
     const changes = new Map<string, { config?: ServiceConfig; updatedAt: number }>();
+    const raw: string[] = [];
     let after: string | undefined;
     for (;;) {
       const page = await this.store.listRecords(PREFIX, { limit: 500, ...(after ? { after } : {}) });
       for (const r of page) {
+        raw.push(r.key, r.value);
         const c = changeCodec.decode(r.value);
         changes.set(r.key.slice(PREFIX.length), 'config' in c ? c : { updatedAt: c.updatedAt });
       }
       if (page.length < 500) break;
       after = page[page.length - 1]!.key;
     }
+    const read = raw.join('\n');
+    if (read === this.read) return;
+    this.read = read;
     const entries: CatalogEntry[] = [];
     for (const s of this.seed) {
       const change = changes.get(s.name);

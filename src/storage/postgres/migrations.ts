@@ -321,6 +321,19 @@ CREATE TABLE cluster_secrets (
 );
 `;
 
+/**
+ * One live attempt per payment hash across instances (`PostgresPaymentHashClaims`): the attempt
+ * holding each hash paid through LND. Rows stay (one per hash ever paid out, like the payments'
+ * own `payhash!` index); a failed attempt's is taken over by the next one.
+ */
+const PAYMENT_HASH_CLAIMS = `
+CREATE TABLE payment_hash_claims (
+  payment_hash text COLLATE "C" PRIMARY KEY,
+  payment_id text NOT NULL,
+  claimed_at bigint NOT NULL
+);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables', sql: LEDGER_V1 },
   { version: 2, name: 'ledger commit function', sql: LEDGER_COMMIT_FN },
@@ -330,6 +343,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, name: 'device counters', sql: DEVICE_COUNTERS },
   { version: 7, name: 'pending transfers by debit account', sql: PENDING_DEBITS },
   { version: 8, name: 'cluster leader address and shared secrets', sql: CLUSTER },
+  { version: 9, name: 'payment hash claims', sql: PAYMENT_HASH_CLAIMS },
 ];
 
 /**

@@ -30,6 +30,25 @@ describe('ServiceCatalog', () => {
     ]);
   });
 
+  it('a catalog following a shared store takes another instance’s changes, and only those', async () => {
+    const store = new MemoryRecords();
+    const here = await ServiceCatalog.open(store, seed());
+    const there = await ServiceCatalog.open(store, seed());
+    const before = here.current();
+    await here.refresh();
+    // Nothing changed: the same services, not recompiled copies.
+    expect(here.current()).toBe(before);
+    await there.add(svc('z'));
+    await there.replace('a', svc('a', { pricePerRequestMsat: '99' }));
+    await there.remove('b');
+    expect(here.current().map((s) => s.name)).toEqual(['a', 'b']);
+    await here.refresh();
+    expect(here.list().map((e) => [e.service.name, e.origin, e.service.pricePerRequest])).toEqual([
+      ['a', 'config-changed', 99n],
+      ['z', 'api', 10n],
+    ]);
+  });
+
   it('refuses duplicates, unknown names, and services the proxy could not serve', async () => {
     const c = await ServiceCatalog.open(new MemoryRecords(), seed());
     await expect(c.add(svc('a'))).rejects.toMatchObject({ code: 'SERVICE_EXISTS', status: 409 });
