@@ -363,6 +363,16 @@ export class Ledger implements RecordStore {
   }
 
   /**
+   * A shared store: true when this instance holds the leases of `ids` now, each marked used (so
+   * not handed over before the synchronous step that follows); always true on a store one process
+   * owns. `ensure({ spend })` takes them; what it reads after that may outlast a lease's idle time.
+   */
+  holdsLeases(ids: readonly string[]): boolean {
+    const leases = this.leases;
+    return leases === undefined || ids.every((id) => leases.epochOf(id) !== undefined);
+  }
+
+  /**
    * True when `ensure({ accounts })` would read nothing: each account is resident (marked used
    * now, so it stays so for the synchronous step) or known not to exist. Never on a shared store.
    */

@@ -166,6 +166,11 @@ export class IndexedItems<T extends IndexedItem> {
     // Still open: memory's copy stays the one its users hold.
     const mine = this.open.get(id);
     if (mine && !this.index.isFinal(stored)) return mine;
+    // Final in memory, still open in the store: this instance's own write of it is on its way
+    // (an item never reopens). Filing the older copy as open again would keep it pending here
+    // forever (its tracking loop spinning, its listing stale) once that write lands.
+    const known = this.closed.get(id);
+    if (known && this.index.isFinal(known) && !this.index.isFinal(stored)) return known;
     this.remember(stored);
     return stored;
   }

@@ -10,6 +10,9 @@ import type { EventBus } from './events.js';
 import { spendContext } from './spend-context.js';
 import type { Payment } from './types.js';
 
+/** How often `prepare` takes leases handed over while it read again before it lets the step fail. */
+const PREPARE_ATTEMPTS = 5;
+
 /** What the parts of the payments service share: their dependencies, settings and node. */
 export class PaymentsContext {
   nodePubkey = '';
@@ -38,11 +41,26 @@ export class PaymentsContext {
     others: readonly string[] = [],
     keys: readonly string[] = [],
   ): Promise<void> {
-    const ledger = this.ledger.ensure({ spend: payers, accounts: others, keys });
+    const all = [...payers, ...others];
+    if (!this.ledger.shared) {
+      await Promise.all([
+        this.ledger.ensure({ spend: payers, accounts: others, keys }),
+        this.policies.ensure(all),
+      ]);
+      return;
+    }
     // A shared store: the policies are read once the leases are taken (taking one drops its
-    // account's cached policy, which another instance may have changed).
-    if (this.ledger.shared) await ledger;
-    await Promise.all([ledger, this.policies.ensure([...payers, ...others])]);
+    // account's cached policy, which another instance may have changed). What is read after a
+    // lease is taken (the other accounts, the policies) may take longer than a lease stays idle
+    // before this instance hands it to another that asks for it; the step's debit would then be
+    // refused (LEASE_NOT_HELD) although nothing was wrong. So the leases are checked (and marked
+    // used) last, synchronously before the step: one handed over meanwhile is taken again.
+    for (let attempt = 1; ; attempt++) {
+      await this.ledger.ensure({ spend: payers, accounts: others, keys });
+      await this.policies.ensure(all);
+      if ((this.ledger.holdsLeases(payers) && this.policies.resident(all)) || attempt >= PREPARE_ATTEMPTS)
+        return;
+    }
   }
 
   /**

@@ -33,7 +33,11 @@ export class Inbound extends PaymentsPart {
 
   constructor(ctx: PaymentsContext, options: InvoiceStoreOptions & { sweepEveryMs?: number } = {}) {
     super(ctx);
-    this.invoices = new InvoiceStore(ctx.ledger, { now: () => ctx.now(), ...options });
+    this.invoices = new InvoiceStore(ctx.ledger, {
+      now: () => ctx.now(),
+      shared: ctx.ledger.shared,
+      ...options,
+    });
     this.sweepEveryMs = options.sweepEveryMs ?? 60_000;
   }
 
@@ -89,7 +93,9 @@ export class Inbound extends PaymentsPart {
     if (options.before !== undefined && !INVOICE_CURSOR.test(options.before))
       throw new PaymentError(PaymentErrorCode.INVALID_ARGUMENT, 'not a cursor of this listing');
     const page = await this.invoices.listByAccount(accountId, options.limit, options.before);
-    const found = await Promise.all(page.hashes.map((h) => this.invoices.peek(h)));
+    const found = await Promise.all(
+      page.hashes.map((h) => (this.ledger.shared ? this.invoices.current(h) : this.invoices.peek(h))),
+    );
     return {
       invoices: found.filter((r): r is InvoiceRecord => r !== undefined).map(publicInvoice),
       ...(page.next !== undefined ? { next: page.next } : {}),
@@ -145,7 +151,7 @@ export class Inbound extends PaymentsPart {
   }
 
   async getInvoice(paymentHash: string): Promise<InvoiceRecord | undefined> {
-    const inv = await this.invoices.get(paymentHash);
+    const inv = await this.invoices.current(paymentHash);
     return inv ? publicInvoice(inv) : undefined;
   }
 

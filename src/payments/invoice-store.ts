@@ -67,6 +67,11 @@ export interface InvoiceStoreOptions {
   /** How long past its expiry an unpaid invoice stays indexed (a payment LND took just in time). */
   pruneGraceMs?: number;
   now?: () => number;
+  /**
+   * A store several instances share: the leader credits invoices any instance made, so memory's
+   * copy of an open invoice may be behind (`current`).
+   */
+  shared?: boolean;
 }
 
 /** The invoice records of the payments service, on disk with a bounded cache. */
@@ -75,6 +80,7 @@ export class InvoiceStore {
   private readonly settled: BoundedCache<string, true>;
   private readonly graceMs: number;
   private readonly now: () => number;
+  private readonly shared: boolean;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -86,6 +92,7 @@ export class InvoiceStore {
     this.settled = new BoundedCache(options.cachedSettled ?? 10_000, Date.now, 0);
     this.graceMs = options.pruneGraceMs ?? 3600_000;
     this.now = options.now ?? Date.now;
+    this.shared = options.shared ?? false;
   }
 
   /** Indexes a store written before the indexes existed (once; later starts read one key). */
@@ -192,6 +199,27 @@ export class InvoiceStore {
     const rec = this.records.get(hash) ?? decodeInvoice(raw);
     this.remember(rec);
     return rec;
+  }
+
+  /**
+   * The record as clients are answered with it: `get`, except on a shared store, where memory's
+   * copy of an open invoice is checked against the store (another instance, the leader, settles
+   * or cancels it there; a final state is terminal, so the store's replaces memory's open copy)
+   * and one not in memory is read without being cached.
+   */
+  async current(hash: string): Promise<InvoiceRecord | undefined> {
+    if (!this.shared) return this.get(hash);
+    const cached = this.records.get(hash);
+    // Not in memory: the store's copy, not cached (a listing must not fill the cache).
+    if (cached === undefined) return this.peek(hash);
+    if (cached.state !== 'open') return cached;
+    const raw = await this.store.getRecord(invoiceKeys.record(hash));
+    const latest = this.records.get(hash) ?? cached;
+    if (raw === undefined || latest.state !== 'open') return latest;
+    const stored = decodeInvoice(raw);
+    if (stored.state === 'open') return latest;
+    this.remember(stored);
+    return stored;
   }
 
   /**
