@@ -25,14 +25,26 @@
  * per challenge. Uses its own regtest network (see bench/support.ts) and stops it at the end
  * unless --keep.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
-import { createInvoice, pay } from 'ln-service';
+import { parseArgs } from 'node:util';
+import { createInvoice } from 'ln-service';
+import {
+  buyCredential,
+  cpuUs,
+  fixedPriceService,
+  load1,
+  loadRound,
+  med,
+  Processes,
+  rotated,
+  round1,
+  upstreamAndPlain,
+  writeServices,
+  type Round,
+} from './l402-support.js';
 import { benchNetwork, runBench } from './support.js';
 
 const { values } = parseArgs({
@@ -51,104 +63,11 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
   },
 });
-const run = promisify(execFile);
-const root = fileURLToPath(new URL('..', import.meta.url));
 const network = benchNetwork();
 const dataDir = mkdtempSync(join(tmpdir(), 'coulomb-bench-proxy-'));
-const live = new Set<ChildProcess>();
-const TICK_US = 1e6 / Number((await run('getconf', ['CLK_TCK'])).stdout.trim() || '100');
-const load1 = (): number => Number(loadavg()[0]!.toFixed(2));
-const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const round1 = (n: number): number => Number(n.toFixed(1));
+const procs = new Processes();
 
-/** A process's CPU time so far (user + system, µs), from /proc. */
-function cpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * TICK_US;
-}
-
-/** Spawns a node process and waits for the first URL matching `pattern` on its stdout. */
-function start(
-  args: string[],
-  pattern: RegExp,
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, args, {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(child);
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-10_000)));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (c: Buffer) => {
-      out = (out + c.toString()).slice(-10_000);
-      const m = pattern.exec(out);
-      if (m) resolve({ child, url: m[1]! });
-    });
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited (${code}):\n${out}\n${err}`)));
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
-  live.delete(child);
-}
-
-interface Round {
-  rps: number;
-  p50: number;
-  p99: number;
-  non2xx: number;
-  cpuUsPerRequest: number;
-  load: number;
-}
-
-async function loadRound(
-  url: string,
-  pid: number,
-  headers: Record<string, string>,
-  seconds: number,
-): Promise<Round> {
-  const args = [
-    'node_modules/autocannon/autocannon.js',
-    '-j',
-    '-c',
-    values.connections!,
-    '-d',
-    String(seconds),
-    ...(values.rate ? ['-R', values.rate] : []),
-  ];
-  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
-  args.push(url);
-  const load = load1();
-  const cpu0 = cpuUs(pid);
-  const { stdout } = await run(process.execPath, args, { cwd: root, maxBuffer: 64 * 1024 * 1024 });
-  const cpu = cpuUs(pid) - cpu0;
-  const r = JSON.parse(stdout) as {
-    requests: { average: number; total: number };
-    latency: { p50: number; p99: number };
-    non2xx: number;
-  };
-  return {
-    rps: r.requests.average,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    non2xx: r.non2xx,
-    cpuUsPerRequest: cpu / r.requests.total,
-    load,
-  };
-}
-
-interface Gateway {
-  child: ChildProcess;
-  url: string;
-}
+type Gateway = Awaited<ReturnType<Processes['start']>>;
 
 /** Starts a gateway (`<cli> start`, the compiled CLI) on its own data dir, against alice's LND. */
 async function startGateway(
@@ -158,7 +77,7 @@ async function startGateway(
   alice: { grpcSocket: string; tlsCert: string; adminMacaroon: string },
 ): Promise<Gateway> {
   const prof = values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(values['cpu-prof'], label)] : [];
-  return start(
+  return procs.start(
     [
       ...prof,
       cli,
@@ -185,52 +104,17 @@ async function startGateway(
   );
 }
 
-/** Buys a credential from a gateway: a 402, bob pays its invoice, the preimage completes it. */
-async function buyCredential(url: string, bob: Awaited<ReturnType<typeof network.lnd>>): Promise<string> {
-  const challenge = await fetch(`${url}/v1/models`);
-  const header = challenge.headers.get('www-authenticate') ?? '';
-  const mac = /macaroon="([^"]+)"/.exec(header)?.[1];
-  const invoice = /invoice="([^"]+)"/.exec(header)?.[1];
-  if (challenge.status !== 402 || !mac || !invoice)
-    throw new Error(`no challenge: ${challenge.status} ${header}`);
-  const paid = await pay({ lnd: bob, request: invoice });
-  const authorization = `L402 ${mac}:${paid.secret}`;
-  const check = await fetch(`${url}/v1/models`, { headers: { authorization } });
-  if (check.status !== 200) throw new Error(`paid request failed: ${check.status} ${await check.text()}`);
-  return authorization;
-}
-
-/** Each round runs every variant once, in an order rotated by round (drift spreads evenly). */
-const rotated = <T>(xs: T[], round: number): T[] => xs.map((_, i) => xs[(i + round) % xs.length]!);
-
 async function main(): Promise<void> {
   const status = await network.up();
   const alice = status.nodes.find((n) => n.name === 'alice')!;
   const bob = await network.lnd('bob');
   const aliceLnd = await network.lnd('alice');
 
-  const upstream = await start(['dist/sample-upstream/main.js', '0', '0'], /listening on (\S+)/);
-  const plain = await start(['bench/plain-proxy.mjs', upstream.url], /listening on (\S+)/);
+  const { upstream, plain } = await upstreamAndPlain(procs);
   const configFile = join(dataDir, 'services.json');
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      services: [
-        {
-          name: 'models',
-          pathPrefix: '/v1/',
-          upstream: upstream.url,
-          mode: 'paid',
-          pricePerRequestMsat: '1',
-          creditMsat: '100000000',
-          lifetimeSeconds: 86_400,
-        },
-      ],
-      // One client asks for every challenge: the per-address challenge limiter (20/s by default)
-      // is lifted, so what is measured is the challenge path, not the limiter.
-      challengeRateLimit: { requests: 1_000_000, perSeconds: 1 },
-    }),
-  );
+  // One client asks for every challenge: the per-address challenge limiter (20/s by default) is
+  // lifted, so what is measured is the challenge path, not the limiter.
+  writeServices(configFile, [fixedPriceService(upstream.url)]);
   // The gateway under test and, with --before, an earlier build in the same run.
   const gateways: { name: string; gw: Gateway }[] = [
     { name: 'paid', gw: await startGateway('dist/cli/index.js', 'gateway', configFile, alice) },
@@ -248,26 +132,35 @@ async function main(): Promise<void> {
 
   if (values.part !== 'challenges') {
     const variants = [
-      { name: 'plain', url: `${plain.url}/v1/models`, pid: plain.child.pid!, headers: {} },
+      { name: 'plain', target: { urls: [`${plain.url}/v1/models`] }, pid: plain.child.pid! },
       ...(await Promise.all(
         gateways.map(async ({ name, gw }) => ({
           name,
-          url: `${gw.url}/v1/models`,
+          target: { urls: [`${gw.url}/v1/models`], perConnection: [[await buyCredential(gw.url, bob)]] },
           pid: gw.child.pid!,
-          headers: { authorization: await buyCredential(gw.url, bob) },
         })),
       )),
     ];
+    const round = (v: (typeof variants)[number], seconds: number): Promise<Round> =>
+      loadRound(
+        v.target,
+        { proxy: () => cpuUs(v.pid) },
+        {
+          connections: Number(values.connections),
+          seconds,
+          ...(values.rate ? { rate: Number(values.rate) } : {}),
+        },
+      );
     // One unrecorded round of each first: all measured warm (JIT, sockets, agent pools).
-    for (const v of variants) await loadRound(v.url, v.pid, v.headers, 3);
+    for (const v of variants) await round(v, 3);
     const results = new Map<string, Round[]>(variants.map((v) => [v.name, []]));
     for (let i = 0; i < Number(values.rounds); i++) {
       for (const v of rotated(variants, i)) {
-        const r = await loadRound(v.url, v.pid, v.headers, Number(values.duration));
+        const r = await round(v, Number(values.duration));
         results.get(v.name)!.push(r);
         console.error(
           `round ${i + 1} ${v.name.padEnd(6)} ${r.rps.toFixed(0)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  ` +
-            `cpu ${r.cpuUsPerRequest.toFixed(1)} µs/req  non-2xx ${r.non2xx}  load ${r.load}`,
+            `cpu ${r.cpu['proxy']!.toFixed(1)} µs/req  non-2xx ${r.non2xx}  load ${r.load}`,
         );
         if (r.non2xx > 0) throw new Error(`${v.name}: ${r.non2xx} answers were not 2xx`);
       }
@@ -276,7 +169,7 @@ async function main(): Promise<void> {
       rps: round1(med(xs.map((x) => x.rps))),
       p50: med(xs.map((x) => x.p50)),
       p99: med(xs.map((x) => x.p99)),
-      cpuUsPerRequest: round1(med(xs.map((x) => x.cpuUsPerRequest))),
+      cpuUsPerRequest: round1(med(xs.map((x) => x.cpu['proxy']!))),
     });
     const a = summary(results.get('plain')!);
     const paid: Record<string, unknown> = {
@@ -385,12 +278,12 @@ async function main(): Promise<void> {
     out['challenges'] = challenges;
   }
   console.log(JSON.stringify(out));
-  for (const { gw } of gateways) await stop(gw.child);
-  await stop(plain.child);
-  await stop(upstream.child);
+  for (const { gw } of gateways) await procs.stop(gw.child);
+  await procs.stop(plain.child);
+  await procs.stop(upstream.child);
 }
 
 runBench(main, network, values.keep!, () => {
-  for (const child of live) child.kill('SIGKILL');
+  procs.killAll();
   rmSync(dataDir, { recursive: true, force: true });
 });

@@ -299,8 +299,22 @@ export class Ledger implements RecordStore {
    * ledger idempotency keys (and the transfers they name). What is resident and was used in the
    * last 60 s is never evicted, so `await ensure(...)` immediately followed by the sync step is
    * safe. Ids that do not exist are remembered as such (the sync step then says not found).
+   * A shared store: the leases of `spend` are held when it resolves.
    */
   async ensure(needs: LedgerNeeds): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await this.ensureOnce(needs);
+      // A lease taken first may have been handed over while the reads after it waited on the
+      // database (another instance asked, and the grace ran out meanwhile): the caller's step,
+      // synchronous from here, would debit without it (refused, or, for a debit written at the
+      // next batch like the proxy's charges, failing there). Taken again.
+      const leases = this.leases;
+      if (!needs.spend?.length || !leases || attempt >= 10 || needs.spend.every((id) => leases.holds(id)))
+        return;
+    }
+  }
+
+  private async ensureOnce(needs: LedgerNeeds): Promise<void> {
     if (needs.spend?.length) {
       // Leases first: what is read below (keys, transfers) is then as fresh as the leased accounts.
       if (this.leases) await this.leases.hold(needs.spend);

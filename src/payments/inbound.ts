@@ -236,8 +236,14 @@ export class Inbound extends PaymentsPart {
     settledAt: number | undefined,
   ): Promise<void> {
     // The credit is one synchronous step on resident accounts and the resident ledger key (which
-    // makes it exactly-once whatever the record says).
+    // makes it exactly-once whatever the record says). A shared store: another instance may credit
+    // the same invoice at the same moment (the leader from LND's event, a follower from the
+    // preimage an L402 client presented); the debit is `sys:lightning`'s, which takes no lease, so
+    // the credited account's lease is what orders the two: the second reads the first's key and
+    // replays it, instead of committing a second transfer under the key (a conflicting batch,
+    // which stops the instance).
     await this.ledger.ensure({
+      ...(this.ledger.shared ? { spend: [rec.accountId] } : {}),
       accounts: [LIGHTNING_ACCOUNT, OPERATOR_ACCOUNT, rec.accountId],
       keys: [`invoice:${rec.paymentHash}`],
     });

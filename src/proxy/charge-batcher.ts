@@ -18,6 +18,10 @@ function pending(revenue: string): Pending {
     resolve = res;
     reject = rej;
   });
+  // Its requests await it only once their upstream answered: a refusal before that (e.g. the
+  // credential's lease lost) must not be an unhandled rejection, which ends the process. They
+  // still get it.
+  durable.catch(() => undefined);
   return { amount: 0n, count: 0, revenue, durable, resolve, reject };
 }
 

@@ -25,6 +25,8 @@ export interface PostgresServerOptions {
    * namespace listens on more loopback addresses, one per client it may cut off.
    */
   listenAddresses?: string;
+  /** More server settings (`name=value`, each passed as `-c`), e.g. a benchmark's statistics. */
+  settings?: string[];
 }
 
 export interface RunningPostgres {
@@ -98,6 +100,7 @@ export async function startPostgres(options: PostgresServerOptions): Promise<Run
     `-c listen_addresses='${options.listenAddresses ?? '127.0.0.1'}'`,
     '-c fsync=on',
     '-c max_connections=200',
+    ...(options.settings ?? []).map((s) => `-c ${s}`),
   ].join(' ');
   try {
     await asPostgres(join(bin, 'pg_ctl'), [
