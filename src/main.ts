@@ -647,7 +647,7 @@ export async function startL402Proxy(
   let authority = accounts.l402?.authority;
   let ownRevocations: L402Revocations | undefined;
   if (!authority) {
-    authority = new L402Authority(accounts.l402?.secret ?? l402Secret(config));
+    authority = new L402Authority(l402Secret(config));
     const payments = accounts.payments;
     ownRevocations = new L402Revocations(accounts.ledger, authority, {
       credentialExpiry: (tokenId) => credentialExpiry(payments, tokenId),

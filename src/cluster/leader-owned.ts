@@ -58,6 +58,22 @@ export class LeaderOwnedServices {
     return this.election.isLeader ? 'starting' : 'elsewhere';
   }
 
+  /**
+   * Where a leader-owned request goes now: here (undefined), or the leader's address, or why it
+   * cannot go anywhere (`unavailable`: an election or a load under way; the client retries).
+   * `forwarded`: the request already came from another instance, and is never passed on again.
+   */
+  async target(forwarded: boolean): Promise<undefined | { url: string } | { unavailable: string }> {
+    const where = this.where();
+    if (where === 'here') return undefined;
+    if (where === 'starting') return { unavailable: 'this instance was just elected and is loading; retry' };
+    if (forwarded) return { unavailable: 'the leadership moved while the request was passed on; retry' };
+    const leader = await this.directory?.locate().catch(() => undefined);
+    if (!leader || leader.instanceId === this.instanceId)
+      return { unavailable: 'no leader is elected right now; retry' };
+    return { url: leader.url };
+  }
+
   /** The duty that loads the services on election (once per process) and gives them up when deposed. */
   duty(load: () => Promise<void>): Duty {
     return {

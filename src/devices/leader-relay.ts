@@ -22,15 +22,11 @@ export function leaderRelay(owned: LeaderOwnedServices, methods: Iterable<string
   return {
     owns: (method) => owned.shared && owns.has(method),
     async send(raw, relayed) {
-      const where = owned.where();
-      if (where === 'here') return undefined;
-      if (relayed) return unavailable('the leadership moved while the request was relayed; retry');
-      if (where === 'starting') return unavailable('this instance was just elected and is loading; retry');
-      const leader = await owned.directory?.locate().catch(() => undefined);
-      if (!leader || leader.instanceId === owned.instanceId)
-        return unavailable('no leader is elected right now; retry');
+      const leader = await owned.target(relayed);
+      if (!leader) return undefined;
+      if ('unavailable' in leader) return unavailable(leader.unavailable);
       try {
-        const res = await fetch(new URL('/v1/device', leader.url), {
+        const res = await fetch(`${leader.url.replace(/\/+$/, '')}/v1/device`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', [FORWARDED_BY]: owned.instanceId },
           body: JSON.stringify(raw),

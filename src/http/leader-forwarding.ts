@@ -37,15 +37,9 @@ const unavailable = (reply: FastifyReply, message: string) =>
 export function leaderForwarding(owned: LeaderOwnedServices | undefined) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     if (!owned || req.routeOptions.config.leaderOwned !== true) return;
-    const where = owned.where();
-    if (where === 'here') return;
-    if (where === 'starting')
-      return unavailable(reply, 'this instance was just elected and is loading; retry');
-    if (req.headers[FORWARDED_BY] !== undefined)
-      return unavailable(reply, 'the leadership moved while the request was forwarded; retry');
-    const leader = await owned.directory?.locate().catch(() => undefined);
-    if (!leader || leader.instanceId === owned.instanceId)
-      return unavailable(reply, 'no leader is elected right now; retry');
+    const leader = await owned.target(req.headers[FORWARDED_BY] !== undefined);
+    if (!leader) return;
+    if ('unavailable' in leader) return unavailable(reply, leader.unavailable);
     const headers = new Headers();
     for (const [name, value] of Object.entries(req.headers)) {
       if (value === undefined || HOP.has(name)) continue;

@@ -15,6 +15,9 @@ export function spawnGateway(o: {
   logLevel: string;
   env?: Record<string, string>;
   cwd?: string;
+  /** The API's address (default: a free port on the default host). */
+  host?: string;
+  port?: number;
 }): ChildProcess {
   return spawn(
     process.execPath,
@@ -23,8 +26,9 @@ export function spawnGateway(o: {
       'tsx',
       'src/cli/index.ts',
       'start',
+      ...(o.host !== undefined ? ['--host', o.host] : []),
       '--port',
-      '0',
+      String(o.port ?? 0),
       '--data-dir',
       o.dataDir,
       '--lnd-socket',

@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnGateway } from './gateway-spawn.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -89,40 +90,19 @@ export class InstanceProcess {
     this.out = '';
     this.pending = '';
     this.leadLines.length = 0;
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/index.ts',
-        'start',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(this.port),
-        '--data-dir',
-        this.dataDir,
-        '--lnd-socket',
-        alice.grpcSocket,
-        '--lnd-cert',
-        alice.tlsCert,
-        '--lnd-macaroon',
-        alice.adminMacaroon,
-        '--log-level',
-        'info',
-      ],
-      {
-        env: {
-          ...process.env,
-          ...this.env,
-          COULOMB_OPERATOR_KEY: this.operatorKey,
-          COULOMB_PROXY_PORT: String(this.proxyPort),
-          COULOMB_SAMPLE_UPSTREAM_PORT: '0',
-          COULOMB_ADVERTISE_URL: this.url,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+    const child = spawnGateway({
+      host: '127.0.0.1',
+      port: this.port,
+      dataDir: this.dataDir,
+      operatorKey: this.operatorKey,
+      lnd: { socket: alice.grpcSocket, cert: alice.tlsCert, macaroon: alice.adminMacaroon },
+      logLevel: 'info',
+      env: {
+        ...this.env,
+        COULOMB_PROXY_PORT: String(this.proxyPort),
+        COULOMB_ADVERTISE_URL: this.url,
       },
-    );
+    });
     this.child = child;
     child.stdout!.on('data', (c: Buffer) => this.take(c.toString()));
     child.stderr!.on('data', (c: Buffer) => (this.out += c.toString()));
