@@ -16,7 +16,8 @@
  *
  *   npm run bench:proxy [-- --duration 8 --connections 32 --rounds 5 --count 300 --concurrency 8]
  *   npm run bench:proxy -- --part paid|challenges      (one part only)
- *   npm run bench:proxy -- --cpu-prof <dir>            (each gateway writes a .cpuprofile there)
+ *   npm run bench:proxy -- --cpu-prof <dir>            (each gateway and the plain proxy write a
+ *                                                       .cpuprofile there)
  *   npm run bench:proxy -- --before <dist dir>         (an earlier build beside it, same run)
  *   npm run bench:proxy -- --part paid --rate 2000     (paid rounds at a fixed rate: CPU per request
  *                                                       below saturation, less moved by other load)
@@ -110,7 +111,10 @@ async function main(): Promise<void> {
   const bob = await network.lnd('bob');
   const aliceLnd = await network.lnd('alice');
 
-  const { upstream, plain } = await upstreamAndPlain(procs);
+  const { upstream, plain } = await upstreamAndPlain(
+    procs,
+    values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(values['cpu-prof'], 'plain')] : [],
+  );
   const configFile = join(dataDir, 'services.json');
   // One client asks for every challenge: the per-address challenge limiter (20/s by default) is
   // lifted, so what is measured is the challenge path, not the limiter.

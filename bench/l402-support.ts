@@ -116,12 +116,19 @@ export class Processes {
 }
 
 /** The sample OpenAI-compatible upstream (no delay) and the plain node:http proxy to it. */
-export async function upstreamAndPlain(procs: Processes): Promise<{
+export async function upstreamAndPlain(
+  procs: Processes,
+  /** Node options of the plain proxy (`--cpu-prof …`: profiled like the gateways). */
+  plainNodeArgs: string[] = [],
+): Promise<{
   upstream: { child: ChildProcess; url: string };
   plain: { child: ChildProcess; url: string };
 }> {
   const upstream = await procs.start(['dist/sample-upstream/main.js', '0', '0'], /listening on (\S+)/);
-  const plain = await procs.start(['bench/plain-proxy.mjs', upstream.url], /listening on (\S+)/);
+  const plain = await procs.start(
+    [...plainNodeArgs, 'bench/plain-proxy.mjs', upstream.url],
+    /listening on (\S+)/,
+  );
   return { upstream, plain };
 }
 

@@ -118,9 +118,18 @@ const KEY_INDEX_MARK = 'ledgermark!key-index';
 interface Resident<T> {
   value: T;
   touchedAt: number;
-  /** When it last moved to the young end of its cache (set when moved; absent: where inserted). */
-  movedAt?: number;
+  /**
+   * When it was put at the young end of its cache (inserted or moved there): the caches are in
+   * this order, and `touchedAt - placedAt` stays under a second (see `touch`).
+   */
+  placedAt: number;
   batch: number;
+}
+
+/** Puts an item at the young end of its cache (a replaced one moves there too, keeping the order). */
+function place<T>(m: Map<string, Resident<T>>, id: string, value: T, now: number, batch: number): void {
+  m.delete(id);
+  m.set(id, { value, touchedAt: now, placedAt: now, batch });
 }
 
 interface ResidentAccount {
@@ -187,6 +196,7 @@ export class Ledger implements RecordStore {
   };
   /** Bumped at every eviction: a disk read that overlapped one is read again. */
   private evictions = 0;
+  private evictionVisits = 0;
   /**
    * Memory holds everything there is (the store was empty at open and nothing was evicted since):
    * what is not resident does not exist.
@@ -331,7 +341,7 @@ export class Ledger implements RecordStore {
           // A key this process created meanwhile is resident (kept until durable): memory wins.
           if (this.keys.has(key)) return;
           const r = found[i];
-          if (r) this.keys.set(key, { value: r, touchedAt: now, batch: 0 });
+          if (r) place(this.keys, key, r, now, 0);
           else this.remember(this.missing.keys, key, now);
         });
       }
@@ -351,7 +361,7 @@ export class Ledger implements RecordStore {
         wanted.forEach((id, i) => {
           if (this.pending.has(id) || this.recent.has(id)) return;
           const t = found[i];
-          if (t && t.state !== 'pending') this.recent.set(id, { value: t, touchedAt: now, batch: 0 });
+          if (t && t.state !== 'pending') place(this.recent, id, t, now, 0);
           else if (!t) this.remember(this.missing.transfers, id, now);
         });
       }
@@ -461,7 +471,7 @@ export class Ledger implements RecordStore {
       debitsPending: 0n,
       createdAt: this.now(),
     };
-    this.accounts.set(id, { value: { account, spend: undefined }, touchedAt: this.now(), batch: 0 });
+    place(this.accounts, id, { account, spend: undefined }, this.now(), 0);
     this.missing.accounts.delete(id);
     const durable = this.persist(
       [{ ...this.accountWrite(account), created: true }],
@@ -648,11 +658,13 @@ export class Ledger implements RecordStore {
     ];
     if (fence) writes.push(fence);
     if (req.idempotencyKey !== undefined) {
-      this.keys.set(req.idempotencyKey, {
-        value: { transferId: id, fingerprint, at: now },
-        touchedAt: now,
-        batch: this.commit.filling,
-      });
+      place(
+        this.keys,
+        req.idempotencyKey,
+        { transferId: id, fingerprint, at: now },
+        now,
+        this.commit.filling,
+      );
       this.missing.keys.delete(req.idempotencyKey);
       writes.push({ type: 'idempotency', key: req.idempotencyKey, transferId: id, fingerprint, at: now });
     }
@@ -879,12 +891,20 @@ export class Ledger implements RecordStore {
   }
 
   /** What is in memory, for monitoring. */
-  stats(): { accounts: number; pending: number; recentTransfers: number; keys: number } {
+  stats(): {
+    accounts: number;
+    pending: number;
+    recentTransfers: number;
+    keys: number;
+    /** Cache items looked at by eviction since the ledger opened (its cost: bounded per batch). */
+    evictionVisits: number;
+  } {
     return {
       accounts: this.accounts.size,
       pending: this.pending.size,
       recentTransfers: this.recent.size,
       keys: this.keys.size,
+      evictionVisits: this.evictionVisits,
     };
   }
 
@@ -1041,7 +1061,7 @@ export class Ledger implements RecordStore {
 
   /** Files a transfer that just became final (new, or pending until now: never in `recent` yet). */
   private rememberFinal(t: Transfer): void {
-    this.recent.set(t.id, { value: t, touchedAt: this.now(), batch: this.commit.filling });
+    place(this.recent, t.id, t, this.now(), this.commit.filling);
   }
 
   /**
@@ -1122,11 +1142,13 @@ export class Ledger implements RecordStore {
   }
 
   private install(r: StoredAccount, now: number): void {
-    this.accounts.set(r.account.id, {
-      value: { account: r.account, spend: r.spend ? SpendBuckets.from(r.spend) : undefined },
-      touchedAt: now,
-      batch: 0,
-    });
+    place(
+      this.accounts,
+      r.account.id,
+      { account: r.account, spend: r.spend ? SpendBuckets.from(r.spend) : undefined },
+      now,
+      0,
+    );
   }
 
   /** The account has changes not durable yet (memory is ahead of the store). */
@@ -1279,10 +1301,10 @@ export class Ledger implements RecordStore {
    * end and holds eviction up).
    */
   private touch<T>(m: Map<string, Resident<T>>, id: string, r: Resident<T>, now: number): void {
-    if ((r.movedAt ?? r.touchedAt) < now - 1000) {
+    if (r.placedAt < now - 1000) {
       m.delete(id);
       m.set(id, r);
-      r.movedAt = now;
+      r.placedAt = now;
     }
     r.touchedAt = now;
   }
@@ -1348,10 +1370,15 @@ export class Ledger implements RecordStore {
       let budget = m.size - max + 1000;
       for (const [id, r] of m) {
         if (m.size <= max || budget-- <= 0) return;
-        // Used within the last minute, not durable yet, or with money in flight: kept, and the
-        // walk goes on (the order is only approximately by last use).
-        const pinned = r.touchedAt > now - PINNED_MS && m.size <= pinUpTo;
-        if (pinned || r.batch > durable || keep(id)) continue;
+        this.evictionVisits += 1;
+        // Placed within the last minute: so was every item after it, each used since (the cache
+        // is in placing order): all pinned, the walk ends. Without it, every batch walked all the
+        // items of the last minute, a cost growing with the write rate.
+        const timePinned = m.size <= pinUpTo;
+        if (timePinned && r.placedAt > now - PINNED_MS) return;
+        // Used within the last minute (placed earlier), not durable yet, or with money in flight:
+        // kept, and the walk goes on.
+        if ((timePinned && r.touchedAt > now - PINNED_MS) || r.batch > durable || keep(id)) continue;
         m.delete(id);
         this.evictions += 1;
         this.complete = false;

@@ -74,6 +74,44 @@ describe('accounts on demand', () => {
     expect(ledger.stats().accounts).toBeLessThanOrEqual(121 + 1);
   });
 
+  it('looks at a bounded number of items per batch while everything is pinned by recent use', async () => {
+    const { clock, ledger } = await setup({ accountCacheSize: 10 });
+    // 2,000 accounts made within one minute, each in a batch of its own: all pinned, the cache
+    // far over its size. Eviction must not walk the whole minute again after every batch.
+    for (let i = 0; i < 2000; i += 1) {
+      ledger.createAccount({ id: `acct-${i}`, kind: 'agent', name: `acct-${i}` });
+      await ledger.flush();
+      if (i % 100 === 99) clock.now += 1000;
+    }
+    expect(ledger.stats().accounts).toBe(2001);
+    expect(ledger.stats().evictionVisits).toBeLessThanOrEqual(2 * 2000);
+    // Once the minute is over, the items placed before it go, up to the size, in a few batches.
+    clock.now += 2 * MINUTE;
+    for (let i = 0; i < 3; i += 1) {
+      ledger.transfer({
+        debitAccountId: 'world',
+        creditAccountId: 'acct-1999',
+        amount: msat(1),
+        code: 'funding',
+      });
+      await ledger.flush();
+    }
+    expect(ledger.stats().accounts).toBeLessThanOrEqual(10);
+  });
+
+  it('evicts what was placed over a minute ago even when a recently placed item follows', async () => {
+    const { clock, ledger } = await setup({ accountCacheSize: 5 });
+    for (let i = 0; i < 20; i += 1) ledger.createAccount({ id: `old-${i}`, kind: 'agent', name: `old-${i}` });
+    await ledger.flush();
+    clock.now += 2 * MINUTE;
+    for (let i = 0; i < 3; i += 1) ledger.createAccount({ id: `new-${i}`, kind: 'agent', name: `new-${i}` });
+    await ledger.flush();
+    // The old ones (placed first) went; the new ones, pinned, stay.
+    for (let i = 0; i < 3; i += 1) expect(ledger.accountNow(`new-${i}`)).toBeDefined();
+    expect(() => ledger.accountNow('old-0')).toThrow(NotResidentError);
+    expect(ledger.stats().accounts).toBeLessThanOrEqual(5);
+  });
+
   it('never evicts an account with a pending transfer', async () => {
     const { clock, ledger } = await setup({ accountCacheSize: 1 });
     for (const id of ['a', 'b', 'c']) ledger.createAccount({ id, kind: 'agent', name: id });
@@ -140,7 +178,13 @@ describe('start-up and history on disk', () => {
     await ledger.flush();
     const reads = store.reads;
     const reopened = await open();
-    expect(reopened.stats()).toEqual({ accounts: 2, pending: 1, recentTransfers: 0, keys: 0 });
+    expect(reopened.stats()).toEqual({
+      accounts: 2,
+      pending: 1,
+      recentTransfers: 0,
+      keys: 0,
+      evictionVisits: 0,
+    });
     expect(store.reads - reads).toBe(2); // the two accounts of the pending transfer, nothing else
     expect(reopened.getTransferSync(hold.id)?.state).toBe('pending');
     expect(reopened.getTransferSync(final.value.id)).toBeUndefined();
