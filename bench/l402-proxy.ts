@@ -6,7 +6,8 @@
  *     bob's LND paying the challenge's invoice), the sample OpenAI-compatible upstream in its own
  *     process, 32 connections, the credential valid; every request is charged (1 msat). Baseline
  *     in the same run: a minimal node:http reverse proxy in its own process (bench/plain-proxy.mjs)
- *     to the same upstream. Rounds alternate; load from a separate autocannon process.
+ *     to the same upstream; beside it the same minimal proxy with the gateway's upstream client,
+ *     undici (bench/plain-proxy-undici.mjs: the cost of payment with the HTTP client held equal). Rounds alternate; load from a separate autocannon process.
  *   - challenges: 402 answers/s (each a fresh LND invoice, a macaroon and a record) vs raw
  *     `createInvoice` of ln-service on the same LND, rounds alternated.
  *
@@ -115,6 +116,17 @@ async function main(): Promise<void> {
     procs,
     values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', join(values['cpu-prof'], 'plain')] : [],
   );
+  // The same minimal proxy with the gateway's upstream client (undici): the HTTP client held equal.
+  const plainUndici = await procs.start(
+    [
+      ...(values['cpu-prof']
+        ? ['--cpu-prof', '--cpu-prof-dir', join(values['cpu-prof'], 'plain-undici')]
+        : []),
+      'bench/plain-proxy-undici.mjs',
+      upstream.url,
+    ],
+    /listening on (\S+)/,
+  );
   const configFile = join(dataDir, 'services.json');
   // One client asks for every challenge: the per-address challenge limiter (20/s by default) is
   // lifted, so what is measured is the challenge path, not the limiter.
@@ -137,6 +149,7 @@ async function main(): Promise<void> {
   if (values.part !== 'challenges') {
     const variants = [
       { name: 'plain', target: { urls: [`${plain.url}/v1/models`] }, pid: plain.child.pid! },
+      { name: 'plainu', target: { urls: [`${plainUndici.url}/v1/models`] }, pid: plainUndici.child.pid! },
       ...(await Promise.all(
         gateways.map(async ({ name, gw }) => ({
           name,
@@ -176,8 +189,10 @@ async function main(): Promise<void> {
       cpuUsPerRequest: round1(med(xs.map((x) => x.cpu['proxy']!))),
     });
     const a = summary(results.get('plain')!);
+    const u = summary(results.get('plainu')!);
     const paid: Record<string, unknown> = {
       plain: a,
+      plainUndici: u,
       loadAverage: round1(med([...results.values()].flat().map((x) => x.load))),
     };
     for (const { name } of gateways) {
@@ -191,6 +206,13 @@ async function main(): Promise<void> {
         throughputRatio: Number((b.rps / a.rps).toFixed(3)),
         medianRoundRatio: Number(med(pairRatios).toFixed(3)),
         cpuDeltaUsPerRequest: cpuDelta,
+        vsPlainUndici: {
+          throughputRatio: Number((b.rps / u.rps).toFixed(3)),
+          medianRoundRatio: Number(
+            med(rounds.map((p, i) => p.rps / results.get('plainu')![i]!.rps)).toFixed(3),
+          ),
+          cpuDeltaUsPerRequest: round1(b.cpuUsPerRequest - u.cpuUsPerRequest),
+        },
         goals: {
           ratio: b.rps / a.rps >= 0.85 ? 'PASS ≥ 0.85' : 'FAIL ≥ 0.85',
           cpu: cpuDelta <= 40 ? 'PASS ≤ plain + 40 µs' : 'FAIL ≤ plain + 40 µs',

@@ -19,6 +19,8 @@ let echo: Server;
 let proxy: Server;
 let url: string;
 let seen: IncomingHttpHeaders[] = [];
+/** Upstream requests held without an answer, and whether each was closed (aborted). */
+const hanging: { closed: boolean }[] = [];
 let f: Awaited<ReturnType<typeof paymentsFixture>>;
 let gate: L402Gate;
 
@@ -31,6 +33,12 @@ beforeAll(async () => {
   echo = createServer((req, res) => {
     seen.push(req.headers);
     if (req.url === '/v1/chat/completions') return void completion(req, res);
+    if (req.url?.startsWith('/open/ok/hang')) {
+      const h = { closed: false };
+      hanging.push(h);
+      res.on('close', () => (h.closed = true));
+      return;
+    }
     res.writeHead(req.url?.includes('fail') ? 500 : 200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ path: req.url }));
   });
@@ -46,6 +54,13 @@ beforeAll(async () => {
         creditMsat: '0',
         headers: { Authorization: 'Bearer sk-secret', 'X-Org': 'acme' },
         allowPaths: ['^/open/ok'],
+      },
+      {
+        name: 'basic',
+        pathPrefix: '/basic/',
+        upstream: upstream.replace('http://', 'http://us%40er:p%3Ass@'),
+        mode: 'free',
+        creditMsat: '0',
       },
       {
         name: 'trial',
@@ -177,6 +192,42 @@ describe('proxy routing and limits', () => {
     expect(res.status).toBe(200);
     expect(seen[0]).toMatchObject({ authorization: 'Bearer sk-secret', 'x-org': 'acme', 'x-client': 'yes' });
     expect(JSON.stringify(await res.json())).not.toContain('sk-secret');
+  });
+
+  it('authenticates upstream with the credentials of its URL (Basic) and drops a client Expect', async () => {
+    seen = [];
+    const res = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: Number(new URL(url).port),
+          path: '/basic/x',
+          method: 'POST',
+          headers: { expect: '100-continue', 'content-type': 'application/json' },
+        },
+        (r) => {
+          r.resume();
+          r.on('end', () => resolve(r.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.on('continue', () => req.end('{}'));
+    });
+    expect(res).toBe(200);
+    expect(seen[0]?.authorization).toBe(`Basic ${Buffer.from('us@er:p:ss').toString('base64')}`);
+    expect(seen[0]?.expect).toBeUndefined();
+    expect(seen[0]?.['content-length']).toBe('2');
+  });
+
+  it('aborts the upstream request when its client leaves before the answer', async () => {
+    hanging.length = 0;
+    const req = request({ host: '127.0.0.1', port: Number(new URL(url).port), path: '/open/ok/hang' });
+    req.on('error', () => undefined);
+    req.end();
+    await expect.poll(() => hanging.length).toBe(1);
+    expect(hanging[0]!.closed).toBe(false);
+    req.destroy();
+    await expect.poll(() => hanging[0]!.closed).toBe(true);
   });
 
   it('refuses paths outside the allowlist and paths of no service', async () => {
