@@ -306,6 +306,7 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(out));
   for (const { gw } of gateways) await procs.stop(gw.child);
   await procs.stop(plain.child);
+  await procs.stop(plainUndici.child);
   await procs.stop(upstream.child);
 }
 

@@ -1,8 +1,15 @@
 import { msat } from '../domain/msat.js';
 import type { Ledger } from '../ledger/ledger.js';
 
+/** Whether a batch of charges is on disk yet, readable without waiting (see `ChargeBatcher.charge`). */
+export interface ChargeState {
+  /** Set once the charges are durable (never when they failed). */
+  readonly done: boolean;
+}
+
 /** A credential's charges not yet written: one sum, and one promise for all its requests. */
-interface Pending {
+interface Pending extends ChargeState {
+  done: boolean;
   amount: bigint;
   count: number;
   revenue: string;
@@ -22,7 +29,12 @@ function pending(revenue: string): Pending {
   // credential's lease lost) must not be an unhandled rejection, which ends the process. They
   // still get it.
   durable.catch(() => undefined);
-  return { amount: 0n, count: 0, revenue, durable, resolve, reject };
+  const p: Pending = { done: false, amount: 0n, count: 0, revenue, durable, resolve, reject };
+  p.resolve = () => {
+    p.done = true;
+    resolve();
+  };
+  return p;
 }
 
 /**
@@ -60,12 +72,24 @@ export class ChargeBatcher {
    * before the same batch gets the same promise (no allocation per request).
    */
   charge(accountId: string, revenueAccountId: string, amount: bigint): Promise<void> {
+    return this.chargeNow(accountId, revenueAccountId, amount).durable;
+  }
+
+  /**
+   * `charge`, with the batch's state beside its promise: a caller that finds `done` set goes on
+   * without awaiting (the shared state of the credential's batch: no allocation per request).
+   */
+  chargeNow(
+    accountId: string,
+    revenueAccountId: string,
+    amount: bigint,
+  ): ChargeState & { durable: Promise<void> } {
     let p = this.pending.get(accountId);
     if (!p) this.pending.set(accountId, (p = pending(revenueAccountId)));
     p.amount += amount;
     p.count += 1;
     this.ledger.wantCommit();
-    return p.durable;
+    return p;
   }
 
   /**

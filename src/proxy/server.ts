@@ -1,5 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent as UpstreamAgent, type Dispatcher } from 'undici';
 import { USAGE, usageMemo } from './usage-orphans.js';
@@ -30,7 +36,8 @@ import {
   type Usage,
 } from './metering.js';
 import { canonicalTarget, type CanonicalTarget } from './canonical-target.js';
-import { ChargeBatcher } from './charge-batcher.js';
+import { ChargeBatcher, type ChargeState } from './charge-batcher.js';
+import { PassThrough } from './pass-through.js';
 import { RateLimiter } from './rate-limit.js';
 import { parseCredential } from '../l402/mpp.js';
 import type { MppGate } from './mpp.js';
@@ -264,7 +271,7 @@ export function createProxy(deps: ProxyDeps): Server {
       );
     }
     if (x.load !== undefined) load.leave(x.load);
-    if (x.abort !== undefined && !res.writableFinished) x.abort.emit('abort');
+    if (x.abort !== undefined && !res.writableFinished) x.abort.abort();
   };
   const server = createServer((req, res) => {
     const x: Exchange = {
@@ -509,6 +516,7 @@ export function createProxy(deps: ProxyDeps): Server {
       revenue,
       account: auth.accountId,
       settled: false,
+      headers: {},
     };
     if (receipt !== undefined) billing.receipt = receipt;
     if (parsed) billing.parsed = parsed;
@@ -528,7 +536,9 @@ export function createProxy(deps: ProxyDeps): Server {
     } else if (reserveAmount > 0n) {
       // A fixed price is charged up front, aggregated with the credential's other requests of
       // this moment into one ledger write that becomes durable while the upstream works.
-      billing.charged = charges.charge(auth.accountId, billing.revenue, reserveAmount);
+      const state = charges.chargeNow(auth.accountId, billing.revenue, reserveAmount);
+      billing.charged = state.durable;
+      billing.chargeState = state;
     }
     if (sub && subRecord) {
       // The count is durable before the response leaves, like a charge.
@@ -537,13 +547,14 @@ export function createProxy(deps: ProxyDeps): Server {
       billing.uncount = () => subs.uncount(sub.tokenId, period);
       const charged = billing.charged;
       billing.charged = charged ? Promise.all([charged, counted]).then(() => undefined) : counted;
-      res.setHeader(SUBSCRIPTION_HEADER, useHeader(subRecord, sub.terms.includedRequests));
+      delete billing.chargeState;
+      billing.headers[SUBSCRIPTION_HEADER] = useHeader(subRecord, sub.terms.includedRequests);
     }
-    res.setHeader(CREDIT_HEADER, String(available - reserveAmount));
-    if (route) for (const [k, v] of Object.entries(routeHeaders(route))) res.setHeader(k, v);
+    billing.headers[CREDIT_HEADER] = String(available - reserveAmount);
+    if (route) Object.assign(billing.headers, routeHeaders(route));
     if (locked?.class !== undefined) {
       // The class served, told to the client and (instead of what the client asked) upstream.
-      res.setHeader(PRIORITY_HEADER, locked.class);
+      billing.headers[PRIORITY_HEADER] = locked.class;
       req.headers[PRIORITY_HEADER] = locked.class;
     }
     let outBody = body;
@@ -571,6 +582,13 @@ export function createProxy(deps: ProxyDeps): Server {
     unbounded: boolean;
     /** The charge (fixed price) or reservation (metered) becoming durable. */
     charged?: Promise<void>;
+    /** A fixed-price charge's batch, whose `done` tells without a wait that `charged` is over. */
+    chargeState?: ChargeState;
+    /**
+     * The proxy's own headers of the response (credit, subscription, routing, priority), written
+     * with the upstream's in one `writeHead`.
+     */
+    headers: Record<string, string>;
     revenue: string;
     account: string;
     settled: boolean;
@@ -730,66 +748,168 @@ export function createProxy(deps: ProxyDeps): Server {
     x: Exchange,
     body: Buffer,
     billing: Billing | undefined,
-  ): Promise<void> {
+  ): Promise<void> | void {
     // In flight until its response is over (a stream included) or its client is gone.
     if (!res.closed) {
       load.enter(service.name);
       x.load = service.name;
     }
+    const d = derive(service);
+    const headers: Record<string, string | string[]> = {};
+    const given = req.headers;
+    for (const k in given) {
+      const v = given[k];
+      if (v !== undefined && !REQUEST_DROP.has(k)) headers[k] = v;
+    }
+    for (const [k, v] of d.headers) headers[k] = v;
+    const dest = d.upstream;
+    if (dest.authorization !== undefined && headers['authorization'] === undefined)
+      headers['authorization'] = dest.authorization;
+    const options: Dispatcher.DispatchOptions = {
+      origin: dest.origin,
+      path: target.pathAndSearch,
+      method: req.method ?? 'GET',
+      headers,
+      body: body.length ? body : null,
+    };
+    const pricing = billing?.pricing;
+    if (billing && pricing) return forwardMetered(service, res, x, options, billing, pricing);
+    // Per-request billing (or free): the bytes pass through untouched, straight into the response.
+    const through = new PassThrough(res, {
+      head: (status, upHeaders) => passHead(res, status, upHeaders, billing),
+      failed: (err) => void upstreamFailed(service, res, billing, err),
+      broken: (err) => deps.log.warn({ err, service: service.name }, 'relaying a response failed'),
+    });
+    x.abort = through;
+    try {
+      upstreamAgent.dispatch(options, through);
+    } catch (err) {
+      return upstreamFailed(service, res, billing, err as Error);
+    }
+    // The client went away before its request was forwarded: nothing will be delivered.
+    if (res.closed) through.abort();
+  }
+
+  /**
+   * No response came from the upstream (refused, failed, or stopped because the client left):
+   * the charge is taken back, and the client (if still there) told so.
+   */
+  async function upstreamFailed(
+    service: Service,
+    res: ServerResponse,
+    billing: Billing | undefined,
+    err: Error,
+  ): Promise<void> {
+    deps.log.warn({ err: err.message, service: service.name }, 'upstream request failed');
+    try {
+      await settle(billing, 0n);
+      // The charge was taken back: the figure is what is left after that.
+      const own = billing
+        ? { ...billing.headers, [CREDIT_HEADER]: String(await remaining(billing.account)) }
+        : {};
+      if (!res.headersSent)
+        return sendJson(
+          res,
+          502,
+          { error: { code: 'UPSTREAM_UNAVAILABLE', message: 'the upstream service did not answer' } },
+          own,
+        );
+    } catch (e) {
+      deps.log.error({ err: e, service: service.name }, 'answering a failed upstream request failed');
+    }
+    res.destroy();
+  }
+
+  /** A metered request upstream: the body is read as it passes (usage, stream metering). */
+  function forwardMetered(
+    service: Service,
+    res: ServerResponse,
+    x: Exchange,
+    options: Dispatcher.DispatchOptions,
+    billing: Billing,
+    pricing: ModelPricing,
+  ): Promise<void> {
     return new Promise((resolve) => {
-      const d = derive(service);
-      const headers: Record<string, string | string[]> = {};
-      const given = req.headers;
-      for (const k in given) {
-        const v = given[k];
-        if (v !== undefined && !REQUEST_DROP.has(k)) headers[k] = v;
-      }
-      for (const [k, v] of d.headers) headers[k] = v;
-      const dest = d.upstream;
-      if (dest.authorization !== undefined && headers['authorization'] === undefined)
-        headers['authorization'] = dest.authorization;
-      // Before the response: a refused or failed request. Once it is under way, relay owns the outcome.
-      const fail = (err: Error): void => {
-        deps.log.warn({ err: err.message, service: service.name }, 'upstream request failed');
-        void settle(billing, 0n).then(async () => {
-          // The charge was taken back: the figure is what is left after that.
-          const left = billing ? await remaining(billing.account) : undefined;
-          if (left !== undefined && !res.headersSent) res.setHeader(CREDIT_HEADER, String(left));
-          if (!res.headersSent)
-            sendJson(res, 502, {
-              error: { code: 'UPSTREAM_UNAVAILABLE', message: 'the upstream service did not answer' },
-            });
-          else res.destroy();
-          resolve();
-        });
-      };
+      const fail = (err: Error): void => void upstreamFailed(service, res, billing, err).then(resolve);
       // Stopped by the exchange's close listener if the client goes before the response is over
       // (an EventEmitter is a signal undici takes, and costs less than an AbortController).
       const abort = new EventEmitter();
-      x.abort = abort;
+      x.abort = { abort: () => abort.emit('abort') };
       let sent: Promise<Dispatcher.ResponseData>;
       try {
-        sent = upstreamAgent.request({
-          origin: dest.origin,
-          path: target.pathAndSearch,
-          method: req.method ?? 'GET',
-          headers,
-          body: body.length ? body : null,
-          signal: abort,
-        });
+        sent = upstreamAgent.request({ ...options, signal: abort });
       } catch (err) {
         return fail(err as Error);
       }
       // The client went away before its request was forwarded: nothing will be delivered.
       if (res.closed) abort.emit('abort');
       sent.then((up) => {
-        relay(up, res, billing)
+        relay(up, res, billing, pricing)
           .catch((err: unknown) =>
             deps.log.warn({ err, service: service.name }, 'relaying a response failed'),
           )
           .finally(resolve);
       }, fail);
     });
+  }
+
+  /**
+   * The head of a response passed through (per-request billing, or free): the upstream's status
+   * and headers, and the proxy's own. Nothing of it leaves before its charge is on disk: a crash
+   * can never hand out a paid response that the ledger does not know about. The write started
+   * before the request went upstream, so this may be over already and the head is written at
+   * once; else (or to take back the charge of an error status first) a promise, which the body
+   * waits for.
+   */
+  function passHead(
+    res: ServerResponse,
+    status: number,
+    given: IncomingHttpHeaders,
+    billing: Billing | undefined,
+  ): Promise<void> | undefined {
+    const ok = status < 400;
+    const durable = billing === undefined || billing.chargeState?.done === true;
+    if (ok && durable) {
+      writePassedHead(res, status, given, billing);
+      return undefined;
+    }
+    return (async () => {
+      if (billing?.charged) await billing.charged;
+      // An error status served nothing: its charge is taken back before it leaves.
+      if (!ok && billing) {
+        await settle(billing, 0n);
+        billing.headers[CREDIT_HEADER] = String(await remaining(billing.account));
+      }
+      writePassedHead(res, status, given, billing);
+    })();
+  }
+
+  function writePassedHead(
+    res: ServerResponse,
+    status: number,
+    given: IncomingHttpHeaders,
+    billing: Billing | undefined,
+  ): void {
+    const receipt = status < 400 ? billing?.receipt : undefined;
+    const headers: (string | string[])[] = [];
+    for (const k in given) {
+      const v = given[k];
+      if (v !== undefined && !RESPONSE_DROP.has(k) && (receipt === undefined || k !== 'cache-control'))
+        headers.push(k, v);
+    }
+    if (billing) {
+      const own = billing.headers;
+      for (const k in own) headers.push(k, own[k]!);
+      // An MPP receipt is the payer's own: never kept by a shared cache.
+      if (receipt !== undefined) headers.push('payment-receipt', receipt, 'cache-control', 'private');
+    }
+    // A flat list: written as it is (no merge with headers set before).
+    res.writeHead(status, headers);
+    if (status < 400 && billing && !billing.settled) {
+      // Settled here: its charge is durable and stands.
+      billing.settled = true;
+      deps.hooks?.charged?.(billing.service, billing.reserved);
+    }
   }
 
   /** Writes a chunk; resolves false if the client went away instead of draining. */
@@ -809,10 +929,12 @@ export function createProxy(deps: ProxyDeps): Server {
     });
   }
 
+  /** A metered request's response: forwarded as it comes, its usage read, billed at the end. */
   async function relay(
     response: Dispatcher.ResponseData,
     res: ServerResponse,
-    billing: Billing | undefined,
+    billing: Billing,
+    pricing: ModelPricing,
   ): Promise<void> {
     const status = response.statusCode;
     const up: Readable = response.body;
@@ -825,39 +947,20 @@ export function createProxy(deps: ProxyDeps): Server {
         const v = given[k];
         if (v !== undefined && !RESPONSE_DROP.has(k)) headers[k] = v;
       }
-      if (billing?.pricing) {
-        // Metered: the header tells the credit after the worst-case reservation; the final figure,
-        // known only once the usage is read, follows as a trailer (so the body is sent chunked).
-        delete headers['content-length'];
-        headers['trailer'] = CREDIT_HEADER;
-      }
-      // Nothing of the response leaves before its charge (or reservation) is on disk: a crash can
-      // never hand out a paid response that the ledger does not know about. The write started
-      // before the request went upstream, so this wait is normally already over.
-      if (billing?.charged) await billing.charged;
-      if (billing?.receipt && ok) {
+      Object.assign(headers, billing.headers);
+      // The header tells the credit after the worst-case reservation; the final figure, known
+      // only once the usage is read, follows as a trailer (so the body is sent chunked).
+      delete headers['content-length'];
+      headers['trailer'] = CREDIT_HEADER;
+      // Nothing of the response leaves before its reservation is on disk: a crash can never hand
+      // out a paid response that the ledger does not know about. The write started before the
+      // request went upstream, so this wait is normally already over.
+      if (billing.charged) await billing.charged;
+      if (billing.receipt && ok) {
         headers['payment-receipt'] = billing.receipt;
         headers['cache-control'] = 'private';
       }
-      if (!billing?.pricing) {
-        // Per-request billing (or free): an error status served nothing, so its charge is taken
-        // back before it leaves; then the bytes pass through untouched.
-        if (!ok && billing) {
-          await settle(billing, 0n);
-          res.setHeader(CREDIT_HEADER, String(await remaining(billing.account)));
-        }
-        res.writeHead(status, headers);
-        up.once('error', () => res.destroy());
-        up.pipe(res);
-        if (ok && billing) {
-          // Settled here: its charge is durable (awaited above) and stands.
-          billing.settled = true;
-          deps.hooks?.charged?.(billing.service, billing.reserved);
-        }
-        return;
-      }
       res.writeHead(status, headers);
-      const pricing = billing.pricing;
       const promptEstimate = estimateTokens(promptText(billing.parsed ?? {}));
       if (!billing.stream) {
         // Forward as it comes; keep a bounded copy to read the usage at the end.
@@ -1168,7 +1271,7 @@ interface Exchange {
   /** The service whose load it counts in while it is forwarded. */
   load: string | undefined;
   /** Aborts its upstream request (if the response did not finish when the exchange closed). */
-  abort: EventEmitter | undefined;
+  abort: { abort(): void } | undefined;
 }
 
 function discovery(services: readonly Service[]): unknown {

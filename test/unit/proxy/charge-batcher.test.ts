@@ -30,6 +30,20 @@ describe('ChargeBatcher', () => {
     expect([...store.transfers.values()].filter((t) => t.code === 'l402_requests')).toHaveLength(1);
   });
 
+  it('tells without a wait whether a charge is durable: done only once its batch is written', async () => {
+    const { batcher } = await setup();
+    const first = batcher.chargeNow('cred', 'rev', 1n);
+    const same = batcher.chargeNow('cred', 'rev', 1n);
+    expect(same).toBe(first); // one state for the batch's charges: nothing allocated per request
+    expect(first.done).toBe(false);
+    await first.durable;
+    expect(first.done).toBe(true);
+    const next = batcher.chargeNow('cred', 'rev', 1n);
+    expect(next.done).toBe(false);
+    await next.durable;
+    expect(next.done).toBe(true);
+  });
+
   it('refunds a durable charge with a durable transfer of its own, while other charges are pending', async () => {
     const { ledger, batcher } = await setup();
     await batcher.charge('cred', 'rev', 10n);
