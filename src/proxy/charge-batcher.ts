@@ -68,18 +68,11 @@ export class ChargeBatcher {
   }
 
   /**
-   * Charges a request; resolves once the charge is durable. Every request of a credential charged
-   * before the same batch gets the same promise (no allocation per request).
+   * Charges a request: `durable` resolves once the charge is on disk, and `done` says so without a
+   * wait (a caller that finds it set goes on at once). Every request of a credential charged
+   * before the same batch gets the same state (no allocation per request).
    */
-  charge(accountId: string, revenueAccountId: string, amount: bigint): Promise<void> {
-    return this.chargeNow(accountId, revenueAccountId, amount).durable;
-  }
-
-  /**
-   * `charge`, with the batch's state beside its promise: a caller that finds `done` set goes on
-   * without awaiting (the shared state of the credential's batch: no allocation per request).
-   */
-  chargeNow(
+  charge(
     accountId: string,
     revenueAccountId: string,
     amount: bigint,

@@ -120,6 +120,34 @@ const RESPONSE_DROP = new Set([...HOP_BY_HOP, CREDIT_HEADER, SUBSCRIPTION_HEADER
 /** The SSE comment that carries the final figure in a metered stream, just before `data: [DONE]`. */
 const CREDIT_COMMENT = 'coulomb-credit-remaining-msat';
 
+/**
+ * The head of a response to the client, as a flat list (written as it is by `writeHead`): the
+ * upstream's headers but the hop-by-hop ones and those the proxy states itself, then the proxy's
+ * own, and an MPP receipt on success (the payer's own: never kept by a shared cache). A metered
+ * response tells its credit after the worst-case reservation; the final figure, known only once
+ * the usage is read, follows as a trailer (so the body is sent chunked, without its length).
+ */
+function responseHead(
+  status: number,
+  given: IncomingHttpHeaders,
+  billing: { headers: Record<string, string>; receipt?: string } | undefined,
+  metered: boolean,
+): (string | string[])[] {
+  const own = billing?.headers;
+  const receipt = status < 400 ? billing?.receipt : undefined;
+  const head: (string | string[])[] = [];
+  for (const k in given) {
+    const v = given[k];
+    if (v === undefined || RESPONSE_DROP.has(k) || own?.[k] !== undefined) continue;
+    if ((receipt !== undefined && k === 'cache-control') || (metered && k === 'content-length')) continue;
+    head.push(k, v);
+  }
+  for (const k in own) head.push(k, own[k]!);
+  if (receipt !== undefined) head.push('payment-receipt', receipt, 'cache-control', 'private');
+  if (metered) head.push('trailer', CREDIT_HEADER);
+  return head;
+}
+
 function sendJson(
   res: ServerResponse,
   status: number,
@@ -536,9 +564,10 @@ export function createProxy(deps: ProxyDeps): Server {
     } else if (reserveAmount > 0n) {
       // A fixed price is charged up front, aggregated with the credential's other requests of
       // this moment into one ledger write that becomes durable while the upstream works.
-      const state = charges.chargeNow(auth.accountId, billing.revenue, reserveAmount);
+      const state = charges.charge(auth.accountId, billing.revenue, reserveAmount);
       billing.charged = state.durable;
-      billing.chargeState = state;
+      // A subscription's count is written too (below): then only the promise tells.
+      if (!sub) billing.chargeState = state;
     }
     if (sub && subRecord) {
       // The count is durable before the response leaves, like a charge.
@@ -547,7 +576,6 @@ export function createProxy(deps: ProxyDeps): Server {
       billing.uncount = () => subs.uncount(sub.tokenId, period);
       const charged = billing.charged;
       billing.charged = charged ? Promise.all([charged, counted]).then(() => undefined) : counted;
-      delete billing.chargeState;
       billing.headers[SUBSCRIPTION_HEADER] = useHeader(subRecord, sub.terms.includedRequests);
     }
     billing.headers[CREDIT_HEADER] = String(available - reserveAmount);
@@ -831,10 +859,9 @@ export function createProxy(deps: ProxyDeps): Server {
   ): Promise<void> {
     return new Promise((resolve) => {
       const fail = (err: Error): void => void upstreamFailed(service, res, billing, err).then(resolve);
-      // Stopped by the exchange's close listener if the client goes before the response is over
-      // (an EventEmitter is a signal undici takes, and costs less than an AbortController).
-      const abort = new EventEmitter();
-      x.abort = { abort: () => abort.emit('abort') };
+      // Stopped by the exchange's close listener if the client goes before the response is over.
+      const abort = new AbortEmitter();
+      x.abort = abort;
       let sent: Promise<Dispatcher.ResponseData>;
       try {
         sent = upstreamAgent.request({ ...options, signal: abort });
@@ -842,7 +869,7 @@ export function createProxy(deps: ProxyDeps): Server {
         return fail(err as Error);
       }
       // The client went away before its request was forwarded: nothing will be delivered.
-      if (res.closed) abort.emit('abort');
+      if (res.closed) abort.abort();
       sent.then((up) => {
         relay(up, res, billing, pricing)
           .catch((err: unknown) =>
@@ -890,21 +917,7 @@ export function createProxy(deps: ProxyDeps): Server {
     given: IncomingHttpHeaders,
     billing: Billing | undefined,
   ): void {
-    const receipt = status < 400 ? billing?.receipt : undefined;
-    const headers: (string | string[])[] = [];
-    for (const k in given) {
-      const v = given[k];
-      if (v !== undefined && !RESPONSE_DROP.has(k) && (receipt === undefined || k !== 'cache-control'))
-        headers.push(k, v);
-    }
-    if (billing) {
-      const own = billing.headers;
-      for (const k in own) headers.push(k, own[k]!);
-      // An MPP receipt is the payer's own: never kept by a shared cache.
-      if (receipt !== undefined) headers.push('payment-receipt', receipt, 'cache-control', 'private');
-    }
-    // A flat list: written as it is (no merge with headers set before).
-    res.writeHead(status, headers);
+    res.writeHead(status, responseHead(status, given, billing, false));
     if (status < 400 && billing && !billing.settled) {
       // Settled here: its charge is durable and stands.
       billing.settled = true;
@@ -941,26 +954,11 @@ export function createProxy(deps: ProxyDeps): Server {
     const ok = status < 400;
     let used: bigint | undefined = ok ? undefined : 0n;
     try {
-      const headers: Record<string, string | string[]> = {};
-      const given = response.headers;
-      for (const k in given) {
-        const v = given[k];
-        if (v !== undefined && !RESPONSE_DROP.has(k)) headers[k] = v;
-      }
-      Object.assign(headers, billing.headers);
-      // The header tells the credit after the worst-case reservation; the final figure, known
-      // only once the usage is read, follows as a trailer (so the body is sent chunked).
-      delete headers['content-length'];
-      headers['trailer'] = CREDIT_HEADER;
       // Nothing of the response leaves before its reservation is on disk: a crash can never hand
       // out a paid response that the ledger does not know about. The write started before the
       // request went upstream, so this wait is normally already over.
       if (billing.charged) await billing.charged;
-      if (billing.receipt && ok) {
-        headers['payment-receipt'] = billing.receipt;
-        headers['cache-control'] = 'private';
-      }
-      res.writeHead(status, headers);
+      res.writeHead(status, responseHead(status, response.headers, billing, true));
       const promptEstimate = estimateTokens(promptText(billing.parsed ?? {}));
       if (!billing.stream) {
         // Forward as it comes; keep a bounded copy to read the usage at the end.
@@ -1261,6 +1259,16 @@ interface Derived {
 }
 
 /** One request and its response, from arrival to the response's 'close'. */
+/**
+ * A signal undici takes (an EventEmitter costs less than an AbortController) that the exchange
+ * holds itself: a closure over it would keep its request's context alive as long as the exchange.
+ */
+class AbortEmitter extends EventEmitter {
+  abort(): void {
+    this.emit('abort');
+  }
+}
+
 interface Exchange {
   /** When it arrived (performance.now(); 0 when nothing reports durations). */
   began: number;

@@ -94,7 +94,7 @@ describe('balance events, derived from the ledger’s durable batches', () => {
     const cred = watch(f, 'cred');
     const rev = watch(f, 'rev');
     const batcher = new ChargeBatcher(f.ledger);
-    await Promise.all(Array.from({ length: 50 }, () => batcher.charge('cred', 'rev', 1n)));
+    await Promise.all(Array.from({ length: 50 }, () => batcher.charge('cred', 'rev', 1n).durable));
     expect(cred).toEqual([figures('cred', 50n)]);
     expect(rev).toEqual([figures('rev', 50n)]);
     batcher.close();

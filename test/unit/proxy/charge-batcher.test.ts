@@ -20,7 +20,7 @@ describe('ChargeBatcher', () => {
   it('turns concurrent charges into one durable transfer, and counts them until written', async () => {
     const { ledger, store, batcher } = await setup();
     const before = store.commits;
-    const all = Array.from({ length: 50 }, () => batcher.charge('cred', 'rev', 1n));
+    const all = Array.from({ length: 50 }, () => batcher.charge('cred', 'rev', 1n).durable);
     expect(batcher.unwritten('cred')).toBe(50n);
     await Promise.all(all);
     expect(batcher.unwritten('cred')).toBe(0n);
@@ -32,13 +32,13 @@ describe('ChargeBatcher', () => {
 
   it('tells without a wait whether a charge is durable: done only once its batch is written', async () => {
     const { batcher } = await setup();
-    const first = batcher.chargeNow('cred', 'rev', 1n);
-    const same = batcher.chargeNow('cred', 'rev', 1n);
+    const first = batcher.charge('cred', 'rev', 1n);
+    const same = batcher.charge('cred', 'rev', 1n);
     expect(same).toBe(first); // one state for the batch's charges: nothing allocated per request
     expect(first.done).toBe(false);
     await first.durable;
     expect(first.done).toBe(true);
-    const next = batcher.chargeNow('cred', 'rev', 1n);
+    const next = batcher.charge('cred', 'rev', 1n);
     expect(next.done).toBe(false);
     await next.durable;
     expect(next.done).toBe(true);
@@ -46,8 +46,8 @@ describe('ChargeBatcher', () => {
 
   it('refunds a durable charge with a durable transfer of its own, while other charges are pending', async () => {
     const { ledger, batcher } = await setup();
-    await batcher.charge('cred', 'rev', 10n);
-    const pending = batcher.charge('cred', 'rev', 7n);
+    await batcher.charge('cred', 'rev', 10n).durable;
+    const pending = batcher.charge('cred', 'rev', 7n).durable;
     expect(batcher.unwritten('cred')).toBe(7n);
     await batcher.refund('cred', 'rev', 10n);
     await pending;
@@ -57,7 +57,7 @@ describe('ChargeBatcher', () => {
 
   it('writes what is pending when it closes', async () => {
     const { ledger, batcher } = await setup();
-    const pending = batcher.charge('cred', 'rev', 5n);
+    const pending = batcher.charge('cred', 'rev', 5n).durable;
     batcher.close();
     await pending;
     expect(balanceOf(await ledger.requireAccount('cred'))).toBe(95n);
@@ -65,6 +65,8 @@ describe('ChargeBatcher', () => {
 
   it('rejects the waiting requests when the credit is gone by write time', async () => {
     const { batcher } = await setup();
-    await expect(batcher.charge('cred', 'rev', 101n)).rejects.toMatchObject({ code: 'INSUFFICIENT_FUNDS' });
+    await expect(batcher.charge('cred', 'rev', 101n).durable).rejects.toMatchObject({
+      code: 'INSUFFICIENT_FUNDS',
+    });
   });
 });
